@@ -938,7 +938,7 @@ impl Inspection {
                 observations,
             });
         }
-        devices.sort_by(|a, b| (a.added.at, a.id).cmp(&(b.added.at, b.id)));
+        devices.sort_by_key(|d| (d.added.at, d.id));
 
         let findings_obj = self.object(&root, FINDINGS)?;
         let mut findings = Vec::new();
@@ -960,12 +960,12 @@ impl Inspection {
                 edited: from_json(&get_str(doc, &f, "edited")?)?,
             });
         }
-        findings.sort_by(|a, b| (a.created.at, a.id).cmp(&(b.created.at, b.id)));
+        findings.sort_by_key(|f| (f.created.at, f.id));
 
         let mut comments: Vec<Comment> = self.json_values(COMMENTS)?;
-        comments.sort_by(|a, b| (a.at, a.id).cmp(&(b.at, b.id)));
+        comments.sort_by_key(|c| (c.at, c.id));
         let mut signoffs: Vec<Signoff> = self.json_values(SIGNOFFS)?;
-        signoffs.sort_by(|a, b| (a.at, a.id).cmp(&(b.at, b.id)));
+        signoffs.sort_by_key(|s| (s.at, s.id));
 
         let progress = self
             .checklist
@@ -1467,7 +1467,9 @@ mod tests {
         // Rewrite into the version 1 shape: a bare state name, version 1.
         let meta = insp.object(&automerge::ROOT, META).unwrap();
         insp.doc.put(&meta, "state", "in_progress").unwrap();
-        insp.doc.put(automerge::ROOT, "schema_version", 1_u64).unwrap();
+        insp.doc
+            .put(automerge::ROOT, "schema_version", 1_u64)
+            .unwrap();
         insp.doc.commit();
         let bytes = insp.save();
 

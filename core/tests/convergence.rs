@@ -17,18 +17,53 @@ const ITEMS: &[&str] = &["c1", "c2", "c3", "n1", "t1"];
 
 #[derive(Debug, Clone)]
 enum Step {
-    Answer { at: usize, item: usize, pick: u8 },
-    Note { at: usize, item: usize, text: String },
-    AddDevice { at: usize },
-    Observe { at: usize, device: usize, pick: u8 },
-    AddFinding { at: usize, sev: u8 },
-    EditFinding { at: usize, finding: usize, text: String },
-    Comment { at: usize, text: String },
-    Photo { at: usize, item: usize, seed: u8 },
+    Answer {
+        at: usize,
+        item: usize,
+        pick: u8,
+    },
+    Note {
+        at: usize,
+        item: usize,
+        text: String,
+    },
+    AddDevice {
+        at: usize,
+    },
+    Observe {
+        at: usize,
+        device: usize,
+        pick: u8,
+    },
+    AddFinding {
+        at: usize,
+        sev: u8,
+    },
+    EditFinding {
+        at: usize,
+        finding: usize,
+        text: String,
+    },
+    Comment {
+        at: usize,
+        text: String,
+    },
+    Photo {
+        at: usize,
+        item: usize,
+        seed: u8,
+    },
     /// `to` pulls every change `from` has.
-    Merge { from: usize, to: usize },
+    Merge {
+        from: usize,
+        to: usize,
+    },
     /// Run the sync protocol between two replicas, possibly cut short.
-    Sync { a: usize, b: usize, rounds: u8 },
+    Sync {
+        a: usize,
+        b: usize,
+        rounds: u8,
+    },
 }
 
 fn step(n: usize) -> impl Strategy<Value = Step> {
@@ -53,13 +88,19 @@ fn scenario() -> impl Strategy<Value = (usize, Vec<Step>)> {
 
 fn answer(item: &str, pick: u8) -> Answer {
     match item {
-        "n1" => Answer::Number { value: f64::from(pick) * 10.0 },
-        "t1" => Answer::Text { value: format!("v{pick}") },
+        "n1" => Answer::Number {
+            value: f64::from(pick) * 10.0,
+        },
+        "t1" => Answer::Text {
+            value: format!("v{pick}"),
+        },
         _ => match pick % 4 {
             0 => Answer::Met,
             1 => Answer::PartlyMet,
             2 => Answer::NotMet,
-            _ => Answer::NotApplicable { reason: format!("reason {pick}") },
+            _ => Answer::NotApplicable {
+                reason: format!("reason {pick}"),
+            },
         },
     }
 }
@@ -132,9 +173,13 @@ fn two(reps: &mut [Replica], a: usize, b: usize) -> (&mut Replica, &mut Replica)
 }
 
 fn run(n: usize, steps: Vec<Step>) -> Result<(), TestCaseError> {
-    let mut origin =
-        Inspection::create(new_inspection(1), checklist(), ActorId::random(), &stamp("ann", 0))
-            .unwrap();
+    let mut origin = Inspection::create(
+        new_inspection(1),
+        checklist(),
+        ActorId::random(),
+        &stamp("ann", 0),
+    )
+    .unwrap();
     let snapshot = origin.save();
     let mut reps: Vec<Replica> = (0..n)
         .map(|i| Replica {
@@ -164,7 +209,10 @@ fn run(n: usize, steps: Vec<Step>) -> Result<(), TestCaseError> {
             Step::Answer { at, item, pick } => {
                 let st = reps[at].stamp();
                 let a = answer(ITEMS[item], pick);
-                reps[at].insp.set_answer(ITEMS[item], a.clone(), &st).unwrap();
+                reps[at]
+                    .insp
+                    .set_answer(ITEMS[item], a.clone(), &st)
+                    .unwrap();
                 ledger.answers.push((ITEMS[item].to_string(), a));
             }
             Step::Note { at, item, text } => {
@@ -178,39 +226,85 @@ fn run(n: usize, steps: Vec<Step>) -> Result<(), TestCaseError> {
                 ledger.devices.insert(id);
             }
             Step::Observe { at, device, pick } => {
-                let devices: Vec<Uuid> = reps[at].insp.view().unwrap().devices.iter().map(|d| d.id).collect();
+                let devices: Vec<Uuid> = reps[at]
+                    .insp
+                    .view()
+                    .unwrap()
+                    .devices
+                    .iter()
+                    .map(|d| d.id)
+                    .collect();
                 if let Some(id) = devices.get(device % devices.len().max(1)).copied() {
                     let st = reps[at].stamp();
-                    let obs = Observation { answer: answer("w1", pick), note: String::new() };
-                    reps[at].insp.record_observation(id, "w1", obs, &st).unwrap();
+                    let obs = Observation {
+                        answer: answer("w1", pick),
+                        note: String::new(),
+                    };
+                    reps[at]
+                        .insp
+                        .record_observation(id, "w1", obs, &st)
+                        .unwrap();
                 }
             }
             Step::AddFinding { at, sev } => {
                 let id = reps[at].next_id(at);
                 let st = reps[at].stamp();
-                let severity = [Severity::Low, Severity::Medium, Severity::High, Severity::Critical][sev as usize];
-                let f = NewFinding { id, severity, text: "finding".into(), items: vec!["c1".into()], recommendation: String::new() };
+                let severity = [
+                    Severity::Low,
+                    Severity::Medium,
+                    Severity::High,
+                    Severity::Critical,
+                ][sev as usize];
+                let f = NewFinding {
+                    id,
+                    severity,
+                    text: "finding".into(),
+                    items: vec!["c1".into()],
+                    recommendation: String::new(),
+                };
                 reps[at].insp.add_finding(f, &st).unwrap();
                 ledger.findings.insert(id);
             }
             Step::EditFinding { at, finding, text } => {
-                let ids: Vec<Uuid> = reps[at].insp.view().unwrap().findings.iter().map(|f| f.id).collect();
+                let ids: Vec<Uuid> = reps[at]
+                    .insp
+                    .view()
+                    .unwrap()
+                    .findings
+                    .iter()
+                    .map(|f| f.id)
+                    .collect();
                 if let Some(id) = ids.get(finding % ids.len().max(1)).copied() {
                     let st = reps[at].stamp();
-                    let edit = FindingEdit { text: Some(text), link: vec!["c2".into()], ..Default::default() };
+                    let edit = FindingEdit {
+                        text: Some(text),
+                        link: vec!["c2".into()],
+                        ..Default::default()
+                    };
                     reps[at].insp.edit_finding(id, edit, &st).unwrap();
                 }
             }
             Step::Comment { at, text } => {
                 let id = reps[at].next_id(at);
                 let st = reps[at].stamp();
-                reps[at].insp.comment(id, CommentTarget::Inspection, &text, &st).unwrap();
+                reps[at]
+                    .insp
+                    .comment(id, CommentTarget::Inspection, &text, &st)
+                    .unwrap();
                 ledger.comments.insert(id);
             }
             Step::Photo { at, item, seed } => {
                 let hash = format!("{:064x}", u128::from(seed) * 7919 + at as u128);
                 let st = reps[at].stamp();
-                let p = PhotoRef { hash: hash.clone(), size: 10, width: 1, height: 1, mime: "image/jpeg".into(), caption: String::new(), captured_at: None };
+                let p = PhotoRef {
+                    hash: hash.clone(),
+                    size: 10,
+                    width: 1,
+                    height: 1,
+                    mime: "image/jpeg".into(),
+                    caption: String::new(),
+                    captured_at: None,
+                };
                 reps[at].insp.attach_photo(ITEMS[item], p, &st).unwrap();
                 ledger.photos.insert((ITEMS[item].to_string(), hash));
             }
@@ -225,7 +319,9 @@ fn run(n: usize, steps: Vec<Step>) -> Result<(), TestCaseError> {
         if let (Some(i), Some(before)) = (at, before) {
             let after = reps[i].insp.heads();
             if after != before {
-                ledger.changes.extend(after.into_iter().filter(|h| !before.contains(h)));
+                ledger
+                    .changes
+                    .extend(after.into_iter().filter(|h| !before.contains(h)));
             }
         }
     }
@@ -242,11 +338,23 @@ fn run(n: usize, steps: Vec<Step>) -> Result<(), TestCaseError> {
     let heads0 = reps[0].insp.heads();
     let view0 = reps[0].insp.view().unwrap();
     for r in reps.iter_mut().skip(1) {
-        prop_assert_eq!(&r.insp.heads(), &heads0, "all replicas end with the same heads");
-        prop_assert_eq!(&r.insp.view().unwrap(), &view0, "all replicas end with the same view");
+        prop_assert_eq!(
+            &r.insp.heads(),
+            &heads0,
+            "all replicas end with the same heads"
+        );
+        prop_assert_eq!(
+            &r.insp.view().unwrap(),
+            &view0,
+            "all replicas end with the same view"
+        );
     }
     for h in &ledger.changes {
-        prop_assert!(reps[0].insp.has_change(h), "change {} made by a replica was lost", h);
+        prop_assert!(
+            reps[0].insp.has_change(h),
+            "change {} made by a replica was lost",
+            h
+        );
     }
     let devices: BTreeSet<Uuid> = view0.devices.iter().map(|d| d.id).collect();
     prop_assert_eq!(devices, ledger.devices, "every device added is there");
@@ -256,19 +364,33 @@ fn run(n: usize, steps: Vec<Step>) -> Result<(), TestCaseError> {
     prop_assert_eq!(comments, ledger.comments, "every comment is there");
     for (item, hash) in &ledger.photos {
         prop_assert!(
-            view0.responses[item].photos.iter().any(|p| &p.value.hash == hash),
-            "photo {} on {} was lost", hash, item
+            view0.responses[item]
+                .photos
+                .iter()
+                .any(|p| &p.value.hash == hash),
+            "photo {} on {} was lost",
+            hash,
+            item
         );
     }
     // Each answered item shows one of the values set for it, and every value shown
     // was set by someone.
     for (item, r) in &view0.responses {
-        let set: Vec<&Answer> = ledger.answers.iter().filter(|(i, _)| i == item).map(|(_, a)| a).collect();
+        let set: Vec<&Answer> = ledger
+            .answers
+            .iter()
+            .filter(|(i, _)| i == item)
+            .map(|(_, a)| a)
+            .collect();
         match &r.answer {
             None => prop_assert!(set.is_empty(), "answers to {} vanished", item),
             Some(f) => {
                 for c in &f.values {
-                    prop_assert!(set.contains(&&c.value.value), "{} shows a value nobody set", item);
+                    prop_assert!(
+                        set.contains(&&c.value.value),
+                        "{} shows a value nobody set",
+                        item
+                    );
                 }
             }
         }

@@ -72,13 +72,19 @@ fn app_starts_renders_and_stops_cleanly() {
     let deadline = Instant::now() + WINDOW_TIMEOUT;
     let window = loop {
         if let Some(status) = app.exited() {
-            failed(&mut app, &format!("the app exited ({status}) before its window appeared"));
+            failed(
+                &mut app,
+                &format!("the app exited ({status}) before its window appeared"),
+            );
         }
         if let Some(id) = find_window(&display) {
             break id;
         }
         if Instant::now() > deadline {
-            failed(&mut app, &format!("no window titled {WINDOW_TITLE:?} within {WINDOW_TIMEOUT:?}"));
+            failed(
+                &mut app,
+                &format!("no window titled {WINDOW_TITLE:?} within {WINDOW_TIMEOUT:?}"),
+            );
         }
         thread::sleep(POLL);
     };
@@ -88,7 +94,10 @@ fn app_starts_renders_and_stops_cleanly() {
     let deadline = Instant::now() + RENDER_TIMEOUT;
     loop {
         if let Some(status) = app.exited() {
-            failed(&mut app, &format!("the app exited ({status}) before its page rendered"));
+            failed(
+                &mut app,
+                &format!("the app exited ({status}) before its page rendered"),
+            );
         }
         if pixel(&display, &window, 8, 8).as_deref() == Some(HEADER_BLUE) {
             break;
@@ -97,7 +106,9 @@ fn app_starts_renders_and_stops_cleanly() {
             let seen = pixel(&display, &window, 8, 8);
             failed(
                 &mut app,
-                &format!("the page did not render within {RENDER_TIMEOUT:?}: header pixel is {seen:?}, wanted {HEADER_BLUE}"),
+                &format!(
+                    "the page did not render within {RENDER_TIMEOUT:?}: header pixel is {seen:?}, wanted {HEADER_BLUE}"
+                ),
             );
         }
         thread::sleep(POLL);
@@ -106,7 +117,10 @@ fn app_starts_renders_and_stops_cleanly() {
     // 3. It keeps running once the page has loaded and called the app's command.
     thread::sleep(SETTLE);
     if let Some(status) = app.exited() {
-        failed(&mut app, &format!("the app exited ({status}) right after rendering"));
+        failed(
+            &mut app,
+            &format!("the app exited ({status}) right after rendering"),
+        );
     }
     screenshot(&display, "app-smoke.png");
 
@@ -120,7 +134,11 @@ fn app_starts_renders_and_stops_cleanly() {
 
 /// Fails early, with the fix, when a tool the test drives is missing.
 fn require_tools() {
-    for (tool, package) in [("Xvfb", "xvfb"), ("xdotool", "xdotool"), ("import", "imagemagick")] {
+    for (tool, package) in [
+        ("Xvfb", "xvfb"),
+        ("xdotool", "xdotool"),
+        ("import", "imagemagick"),
+    ] {
         let found = Command::new("sh")
             .args(["-c", &format!("command -v {tool}")])
             .stdout(Stdio::null())
@@ -165,9 +183,16 @@ fn build_app() -> PathBuf {
         .stdin(Stdio::null())
         .status()
         .expect("running cargo to build the app");
-    assert!(status.success(), "building the app failed ({status}); see cargo's output above");
+    assert!(
+        status.success(),
+        "building the app failed ({status}); see cargo's output above"
+    );
     let path = target_dir().join("debug").join("wardcheck-app");
-    assert!(path.is_file(), "the build succeeded but {} does not exist", path.display());
+    assert!(
+        path.is_file(),
+        "the build succeeded but {} does not exist",
+        path.display()
+    );
     path
 }
 
@@ -184,7 +209,15 @@ impl Xvfb {
         let log = File::create(scratch.join("xvfb.log")).expect("creating Xvfb's log file");
         let mut command = Command::new("Xvfb");
         command
-            .args(["-displayfd", "1", "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1280x800x24",
+                "-nolisten",
+                "tcp",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log);
@@ -208,12 +241,18 @@ impl Xvfb {
                 fs::read_to_string(scratch.join("xvfb.log")).unwrap_or_default()
             );
         };
-        Xvfb { name: format!(":{number}"), _server: server }
+        Xvfb {
+            name: format!(":{number}"),
+            _server: server,
+        }
     }
 
     fn command(&self, program: &str) -> Command {
         let mut command = Command::new(program);
-        command.env("DISPLAY", &self.name).stdin(Stdio::null()).stderr(Stdio::null());
+        command
+            .env("DISPLAY", &self.name)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null());
         command
     }
 }
@@ -222,24 +261,44 @@ impl Xvfb {
 fn find_window(display: &Xvfb) -> Option<String> {
     let output = display
         .command("xdotool")
-        .args(["search", "--onlyvisible", "--name", &format!("^{WINDOW_TITLE}$")])
+        .args([
+            "search",
+            "--onlyvisible",
+            "--name",
+            &format!("^{WINDOW_TITLE}$"),
+        ])
         .output()
         .ok()?;
     let stdout = String::from_utf8_lossy(&output.stdout);
-    stdout.lines().next().map(str::trim).filter(|id| !id.is_empty()).map(str::to_owned)
+    stdout
+        .lines()
+        .next()
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
 }
 
 /// One pixel of a window as `#RRGGBB`, if ImageMagick could read it.
 fn pixel(display: &Xvfb, window: &str, x: u32, y: u32) -> Option<String> {
     let output = display
         .command("import")
-        .args(["-window", window, "-crop", &format!("1x1+{x}+{y}"), "-depth", "8", "txt:-"])
+        .args([
+            "-window",
+            window,
+            "-crop",
+            &format!("1x1+{x}+{y}"),
+            "-depth",
+            "8",
+            "txt:-",
+        ])
         .output()
         .ok()?;
     // The last line reads like `0,0: (0,94,184)  #005EB8  srgb(0,94,184)`.
     let text = String::from_utf8_lossy(&output.stdout);
     let line = text.lines().last()?;
-    line.split_whitespace().find(|word| word.starts_with('#')).map(str::to_owned)
+    line.split_whitespace()
+        .find(|word| word.starts_with('#'))
+        .map(str::to_owned)
 }
 
 /// Saves a screenshot of the whole display into `<workspace>/artifacts/` and says where
@@ -254,7 +313,11 @@ fn screenshot(display: &Xvfb, name: &str) -> String {
             .arg(&path)
             .status()
             .is_ok_and(|s| s.success());
-    if saved { path.display().to_string() } else { format!("could not save {}", path.display()) }
+    if saved {
+        path.display().to_string()
+    } else {
+        format!("could not save {}", path.display())
+    }
 }
 
 /// A child process in a process group of its own, so that stopping it also stops whatever
@@ -280,8 +343,14 @@ impl Group {
     fn spawn(name: &'static str, mut command: Command) -> Group {
         use std::os::unix::process::CommandExt;
         command.process_group(0);
-        let child = command.spawn().unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        Group { name, child, stopped: None }
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        Group {
+            name,
+            child,
+            stopped: None,
+        }
     }
 
     fn pgid(&self) -> Pid {
@@ -290,7 +359,9 @@ impl Group {
 
     /// The exit status, if the group's leader has exited.
     fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().unwrap_or_else(|e| panic!("waiting for {}: {e}", self.name))
+        self.child
+            .try_wait()
+            .unwrap_or_else(|e| panic!("waiting for {}: {e}", self.name))
     }
 
     /// SIGTERM to the group, wait for the leader and every member to go, SIGKILL after
