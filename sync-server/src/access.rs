@@ -1,0 +1,74 @@
+//! Who may do what. Every route and every sync message asks here, before any byte of
+//! a document is loaded or sent.
+//!
+//! | role | inspection document | trust response document | inspection records |
+//! |---|---|---|---|
+//! | inspector | read, write: if assigned | read: if assigned | list, get: if assigned |
+//! | reviewer | read, write: all | read: all | list, get, create, assign, share, change state: all |
+//! | trust lead (trust T) | read: T's, once shared | read, write: T's, once shared | list, get: T's, once shared |
+//! | admin | none | none | list, get, create, assign, share |
+//!
+//! A denied document and a missing one get the same answer.
+
+use crate::storage::{DocAccess, DocKind, InspectionRecord, Role, User};
+
+/// What a caller may do with one document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocRight {
+    None,
+    Read,
+    ReadWrite,
+}
+
+impl DocRight {
+    pub fn can_read(self) -> bool {
+        self != DocRight::None
+    }
+    pub fn can_write(self) -> bool {
+        self == DocRight::ReadWrite
+    }
+}
+
+fn assigned(user: &User, rec: &InspectionRecord) -> bool {
+    rec.assignees.iter().any(|a| a == &user.name)
+}
+
+fn shared_with(trust: &str, rec: &InspectionRecord) -> bool {
+    rec.trust == trust && rec.shared_at.is_some()
+}
+
+pub fn doc_right(user: &User, doc: &DocAccess) -> DocRight {
+    let rec = &doc.inspection;
+    match (&user.role, doc.kind) {
+        (Role::Inspector, DocKind::Inspection) if assigned(user, rec) => DocRight::ReadWrite,
+        (Role::Inspector, DocKind::TrustResponse) if assigned(user, rec) => DocRight::Read,
+        (Role::Reviewer, DocKind::Inspection) => DocRight::ReadWrite,
+        (Role::Reviewer, DocKind::TrustResponse) => DocRight::Read,
+        (Role::TrustLead(t), DocKind::Inspection) if shared_with(t, rec) => DocRight::Read,
+        (Role::TrustLead(t), DocKind::TrustResponse) if shared_with(t, rec) => DocRight::ReadWrite,
+        _ => DocRight::None,
+    }
+}
+
+/// Whether a caller may see an inspection's record (list and get).
+pub fn can_see(user: &User, rec: &InspectionRecord) -> bool {
+    match &user.role {
+        Role::Inspector => assigned(user, rec),
+        Role::Reviewer | Role::Admin => true,
+        Role::TrustLead(t) => shared_with(t, rec),
+    }
+}
+
+/// Whether a caller may create, assign and share inspections.
+pub fn can_manage(user: &User) -> bool {
+    matches!(user.role, Role::Reviewer | Role::Admin)
+}
+
+/// Whether a caller may change an inspection's state through the API.
+pub fn can_change_state(user: &User, rec: &InspectionRecord) -> bool {
+    match user.role {
+        Role::Reviewer => true,
+        Role::Inspector => assigned(user, rec),
+        _ => false,
+    }
+}

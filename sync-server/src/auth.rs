@@ -1,0 +1,234 @@
+//! Sign-in and device tokens.
+//!
+//! Passwords are hashed with Argon2id. A device token is 32 random bytes, given to
+//! the client once (hex) and stored only as its SHA-256, so a copy of the database
+//! holds no usable token. Every request and every WebSocket upgrade looks the token
+//! up; a revoked device or a disabled user fails there.
+//!
+//! How a client presents its token:
+//! - native clients: `Authorization: Bearer <token>`;
+//! - browsers: the `wardcheck_token` cookie set by `POST /api/v1/login` (HttpOnly,
+//!   SameSite=Strict), which the browser also sends on the WebSocket upgrade;
+//! - a WebSocket client that can set neither (e.g. a browser-style WebSocket in
+//!   Node): `?access_token=<token>` on the upgrade URL only. Query strings are never
+//!   logged.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::header;
+use rand::RngExt;
+use sha2::{Digest, Sha256};
+
+use crate::AppState;
+use crate::error::AppError;
+use crate::limits;
+use crate::storage::{AuditEvent, Device, User};
+
+pub const TOKEN_COOKIE: &str = "wardcheck_token";
+
+/// Hashes a password with Argon2id and a random salt (PHC string).
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| anyhow::anyhow!("hashing the password failed: {e}"))
+}
+
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc)
+        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .unwrap_or(false)
+}
+
+/// A new device token (hex, 256 bits) and the hash that is stored.
+pub fn new_token() -> (String, [u8; 32]) {
+    let bytes: [u8; 32] = rand::rng().random();
+    let token = hex::encode(bytes);
+    let hash = token_hash(&token);
+    (token, hash)
+}
+
+pub fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// An authenticated caller: the user, the device they signed in on, and where from.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: User,
+    pub device: Device,
+    pub from: String,
+}
+
+/// The remote address, as text for the audit log.
+pub fn remote(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+/// The token a request carries, from the header, the cookie, or (upgrade only) the
+/// query.
+fn presented_token(parts: &Parts) -> Option<String> {
+    if let Some(v) = parts.headers.get(header::AUTHORIZATION) {
+        return v
+            .to_str()
+            .ok()
+            .and_then(|s| s.strip_prefix("Bearer "))
+            .map(|s| s.trim().to_owned());
+    }
+    for v in parts.headers.get_all(header::COOKIE) {
+        if let Ok(s) = v.to_str() {
+            for c in s.split(';') {
+                if let Some(t) = c.trim().strip_prefix(TOKEN_COOKIE).and_then(|r| r.strip_prefix('=')) {
+                    return Some(t.to_owned());
+                }
+            }
+        }
+    }
+    let is_upgrade = parts
+        .headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if is_upgrade {
+        return parts.uri.query().and_then(|q| {
+            q.split('&')
+                .find_map(|kv| kv.strip_prefix("access_token="))
+                .map(str::to_owned)
+        });
+    }
+    None
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let from = remote(parts);
+        let Some(token) = presented_token(parts) else {
+            return Err(AppError::unauthorized("sign in first: no device token was presented"));
+        };
+        // A token is 64 hex digits; anything else cannot match and is not looked up.
+        let well_formed = token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit());
+        let hash = token_hash(&token);
+        let storage = state.storage.clone();
+        let found = if well_formed {
+            tokio::task::spawn_blocking(move || storage.device_by_token(&hash)).await??
+        } else {
+            None
+        };
+        let Some((device, user)) = found else {
+            state
+                .audit(AuditEvent {
+                    at: chrono::Utc::now(),
+                    actor: "-".into(),
+                    device: None,
+                    action: "token_rejected".into(),
+                    target: parts.uri.path().to_owned(),
+                    from: from.clone(),
+                    outcome: "denied".into(),
+                })
+                .await;
+            return Err(AppError::unauthorized(
+                "the device token is not valid: it may have been revoked; sign in again",
+            ));
+        };
+        let storage = state.storage.clone();
+        let id = device.id;
+        tokio::task::spawn_blocking(move || storage.touch_device(id, chrono::Utc::now())).await??;
+        Ok(Caller { user, device, from })
+    }
+}
+
+/// Failed sign-ins in a sliding window, per user name and per address.
+#[derive(Debug, Default)]
+pub struct LoginLimiter {
+    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+impl LoginLimiter {
+    /// Seconds to wait if `user` or `addr` has failed too often, else `None`.
+    pub fn check(&self, user: &str, addr: &str) -> Option<u64> {
+        let now = Instant::now();
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let mut wait = None;
+        for (key, max) in [
+            (format!("u:{user}"), limits::LOGIN_FAILURES_PER_USER),
+            (format!("a:{addr}"), limits::LOGIN_FAILURES_PER_ADDR),
+        ] {
+            if let Some(q) = map.get_mut(&key) {
+                while q.front().is_some_and(|t| now.duration_since(*t) > limits::LOGIN_WINDOW) {
+                    q.pop_front();
+                }
+                if q.len() >= max {
+                    let oldest = *q.front().expect("non-empty");
+                    let left = limits::LOGIN_WINDOW.saturating_sub(now.duration_since(oldest));
+                    wait = Some(wait.unwrap_or(0).max(left.as_secs().max(1)));
+                }
+            }
+        }
+        wait
+    }
+
+    pub fn record_failure(&self, user: &str, addr: &str) {
+        let now = Instant::now();
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        // Bound memory: forget everything stale when the map grows large.
+        if map.len() > 100_000 {
+            map.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < limits::LOGIN_WINDOW));
+        }
+        for key in [format!("u:{user}"), format!("a:{addr}")] {
+            map.entry(key).or_default().push_back(now);
+        }
+    }
+
+    pub fn record_success(&self, user: &str) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(&format!("u:{user}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_verify_only_with_the_right_password() {
+        let h = hash_password("correct horse battery").unwrap();
+        assert!(h.starts_with("$argon2id$"), "{h}");
+        assert!(verify_password("correct horse battery", &h));
+        assert!(!verify_password("wrong", &h));
+        assert!(!verify_password("x", "not a phc string"));
+    }
+
+    #[test]
+    fn tokens_are_random_and_only_their_hash_is_kept() {
+        let (a, ha) = new_token();
+        let (b, _) = new_token();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 64);
+        assert_eq!(token_hash(&a), ha);
+    }
+
+    #[test]
+    fn the_limiter_blocks_after_too_many_failures_per_user() {
+        let l = LoginLimiter::default();
+        for _ in 0..limits::LOGIN_FAILURES_PER_USER {
+            assert_eq!(l.check("ann", "1.2.3.4"), None);
+            l.record_failure("ann", "1.2.3.4");
+        }
+        assert!(l.check("ann", "5.6.7.8").is_some(), "per user, whatever the address");
+        assert_eq!(l.check("bob", "5.6.7.8"), None, "other users are unaffected");
+    }
+}

@@ -1,0 +1,9 @@
+//! Photo uploads (being written).
+
+use axum::Router;
+
+use crate::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+}

@@ -1,0 +1,80 @@
+//! wardcheck-server: the sync server.
+//!
+//! - [`storage`]: everything the server keeps, behind the [`storage::Storage`] trait
+//!   (SQLite for now).
+//! - [`auth`] and [`access`]: sign-in, device tokens, and who may do what.
+//! - `sync`: the automerge-repo WebSocket protocol, document by document.
+//! - `blobs`: resumable, idempotent photo uploads.
+//! - `api`: the JSON API for dashboards, and its OpenAPI document.
+//!
+//! [`app`] builds the router from an [`AppState`]; [`serve`] runs it on a listener.
+//! Tests bind `127.0.0.1:0` and start the real binary.
+
+pub mod access;
+pub mod auth;
+pub mod error;
+pub mod limits;
+pub mod storage;
+
+mod api;
+mod blobs;
+mod session;
+pub mod sync;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use tokio::net::TcpListener;
+
+use crate::storage::{AuditEvent, Storage};
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub storage: Arc<dyn Storage>,
+    pub logins: Arc<auth::LoginLimiter>,
+    pub docs: Arc<sync::Documents>,
+}
+
+impl AppState {
+    pub fn new(storage: Arc<dyn Storage>) -> Self {
+        AppState {
+            docs: Arc::new(sync::Documents::new(storage.clone())),
+            storage,
+            logins: Arc::new(auth::LoginLimiter::default()),
+        }
+    }
+
+    /// Writes an audit event; a failure to write is logged, never shown to a client.
+    pub async fn audit(&self, event: AuditEvent) {
+        let storage = self.storage.clone();
+        let res = tokio::task::spawn_blocking(move || storage.audit(&event)).await;
+        if !matches!(res, Ok(Ok(()))) {
+            tracing::error!(?res, "writing the audit log failed");
+        }
+    }
+}
+
+/// The whole HTTP and WebSocket surface.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .merge(session::routes())
+        .merge(api::routes())
+        .merge(blobs::routes())
+        .merge(sync::routes())
+        .layer(DefaultBodyLimit::max(limits::MAX_JSON_BODY))
+        .with_state(state)
+}
+
+/// Serves `app(state)` on `listener` until the process ends.
+pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()> {
+    let docs = state.docs.clone();
+    tokio::spawn(async move { docs.evict_idle_forever().await });
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
+}

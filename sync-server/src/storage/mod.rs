@@ -1,0 +1,255 @@
+//! Where the server keeps everything: users, devices, inspections and their access
+//! facts, Automerge documents (snapshot plus changes), sync states, photos and the
+//! audit log.
+//!
+//! [`Storage`] is the interface; [`sqlite::SqliteStorage`] is the one backend (one
+//! file, zero set-up). Every method is blocking: async callers run them on the
+//! blocking pool. Every write returns only after its transaction is committed with
+//! `synchronous=FULL`, because the sync protocol tells a peer "I have your change"
+//! only after that.
+
+pub mod sqlite;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use wardcheck_core::inspection::State;
+
+pub use sqlite::SqliteStorage;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{0} already exists")]
+    Exists(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+    #[error("the data folder was written by a newer version (schema {found}, this build knows {known})")]
+    NewerSchema { found: i64, known: i64 },
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// What a user may do; see the access table in `access.rs`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "role", content = "trust", rename_all = "kebab-case")]
+pub enum Role {
+    Inspector,
+    Reviewer,
+    /// A trust's lead, with the trust's ODS code.
+    TrustLead(String),
+    Admin,
+}
+
+impl Role {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Role::Inspector => "inspector",
+            Role::Reviewer => "reviewer",
+            Role::TrustLead(_) => "trust-lead",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    pub display_name: String,
+    pub role: Role,
+    pub disabled: bool,
+    /// Argon2id PHC string; never serialised.
+    #[serde(skip)]
+    pub password_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Device {
+    pub id: i64,
+    pub user_id: i64,
+    pub user_name: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub last_seen: Option<DateTime<Utc>>,
+    pub revoked: bool,
+}
+
+/// Which of an inspection's two documents a document is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocKind {
+    Inspection,
+    /// The trust's response document: written by the trust lead.
+    TrustResponse,
+}
+
+impl DocKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocKind::Inspection => "inspection",
+            DocKind::TrustResponse => "trust_response",
+        }
+    }
+}
+
+/// An inspection's facts that access decisions and listings need, kept in columns
+/// so that a decision never loads a document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InspectionRecord {
+    pub id: Uuid,
+    pub trust: String,
+    pub sites: Vec<String>,
+    pub checklist_id: String,
+    pub checklist_version: String,
+    pub checklist_sha256: String,
+    pub state: State,
+    pub response_doc: Uuid,
+    pub shared_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub assignees: Vec<String>,
+}
+
+/// A document's access facts: its kind and its inspection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocAccess {
+    pub doc: Uuid,
+    pub kind: DocKind,
+    pub inspection: InspectionRecord,
+}
+
+/// A stored Automerge document: snapshot, then changes in order, and the heads of
+/// all of it (sorted, 32 bytes each), checked after every load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDoc {
+    pub snapshot: Vec<u8>,
+    pub changes: Vec<Vec<u8>>,
+    pub heads: Vec<u8>,
+}
+
+/// A photo upload: complete once its bytes hash to its id and decode as an image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlobStatus {
+    pub sha256: String,
+    /// Bytes received so far (an interrupted upload continues from here).
+    pub received: u64,
+    pub complete: bool,
+    pub mime: Option<String>,
+}
+
+/// Filter and page for listing inspections.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InspectionQuery {
+    pub trust: Option<String>,
+    pub state: Option<State>,
+    /// Only inspections assigned to this user name.
+    pub assignee: Option<String>,
+    /// Only inspections shared with their trust.
+    pub shared_only: bool,
+    /// Page after this id (ids ascending).
+    pub after: Option<Uuid>,
+    pub limit: usize,
+}
+
+/// One audit event: who, what, when (UTC), from where. Never content, passwords or
+/// tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub at: DateTime<Utc>,
+    /// User name, or "-" when unknown.
+    pub actor: String,
+    pub device: Option<i64>,
+    /// e.g. "login", "login_failed", "token_rejected", "doc_read", "doc_write",
+    /// "photo_read", "photo_write", "denied".
+    pub action: String,
+    /// What was acted on: a document or inspection id, a photo hash, a route.
+    pub target: String,
+    /// Remote address.
+    pub from: String,
+    /// "ok", "denied", "error", or a short reason code.
+    pub outcome: String,
+}
+
+/// A published checklist file, kept so inspections can pin it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedChecklist {
+    pub id: String,
+    pub version: String,
+    pub sha256: String,
+    /// The files, in the order the pin hashes them (a template first, then its includes).
+    pub files: Vec<(String, String)>,
+}
+
+/// The server's storage.
+pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
+    // users and devices
+    fn add_user(&self, name: &str, display_name: &str, role: &Role, password_hash: &str)
+    -> Result<i64>;
+    fn user_by_name(&self, name: &str) -> Result<Option<User>>;
+    fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<()>;
+    fn list_users(&self) -> Result<Vec<User>>;
+    /// Registers a device; only the SHA-256 of its token is stored.
+    fn add_device(&self, user_id: i64, name: &str, token_hash: &[u8; 32], now: DateTime<Utc>)
+    -> Result<i64>;
+    /// The live (not revoked) device and its enabled user for a token hash.
+    fn device_by_token(&self, token_hash: &[u8; 32]) -> Result<Option<(Device, User)>>;
+    fn touch_device(&self, id: i64, now: DateTime<Utc>) -> Result<()>;
+    fn list_devices(&self) -> Result<Vec<Device>>;
+    fn revoke_device(&self, id: i64) -> Result<()>;
+
+    // inspections and documents
+    /// Stores a new inspection with its two documents, in one transaction.
+    fn create_inspection(
+        &self,
+        record: &InspectionRecord,
+        inspection_doc: &StoredDoc,
+        response_doc: &StoredDoc,
+    ) -> Result<()>;
+    fn inspection(&self, id: Uuid) -> Result<Option<InspectionRecord>>;
+    fn list_inspections(&self, query: &InspectionQuery) -> Result<Vec<InspectionRecord>>;
+    fn assign(&self, inspection: Uuid, user_name: &str) -> Result<()>;
+    fn share(&self, inspection: Uuid, now: DateTime<Utc>) -> Result<()>;
+    /// Keeps the state column in step with the document.
+    fn set_state(&self, inspection: Uuid, state: State) -> Result<()>;
+    fn doc_access(&self, doc: Uuid) -> Result<Option<DocAccess>>;
+    fn load_doc(&self, doc: Uuid) -> Result<Option<StoredDoc>>;
+    /// Appends change chunks and records the new heads, in one transaction.
+    fn append_changes(&self, doc: Uuid, changes: &[u8], heads: &[u8]) -> Result<()>;
+    /// Replaces the snapshot and drops the changes it covers, in one transaction.
+    fn compact(&self, doc: Uuid, snapshot: &[u8], heads: &[u8]) -> Result<()>;
+    fn change_rows(&self, doc: Uuid) -> Result<i64>;
+    fn sync_state(&self, doc: Uuid, peer: &str) -> Result<Option<Vec<u8>>>;
+    fn put_sync_state(&self, doc: Uuid, peer: &str, state: &[u8]) -> Result<()>;
+    fn reset_sync_state(&self, doc: Uuid, peer: &str) -> Result<()>;
+    /// Records which photos a document refers to (replacing the previous list).
+    fn set_photo_refs(&self, doc: Uuid, hashes: &[String]) -> Result<()>;
+    /// The documents that refer to a photo.
+    fn photo_docs(&self, sha256: &str) -> Result<Vec<Uuid>>;
+
+    // photos
+    fn blob_status(&self, sha256: &str) -> Result<Option<BlobStatus>>;
+    /// Appends bytes at `offset` (which must equal what was received); returns the
+    /// new received length.
+    fn append_blob(&self, sha256: &str, offset: u64, bytes: &[u8]) -> Result<u64>;
+    /// The bytes received so far for an incomplete upload.
+    fn partial_blob(&self, sha256: &str) -> Result<Vec<u8>>;
+    /// Replaces the received bytes with the checked, stripped ones and marks the photo
+    /// complete.
+    fn complete_blob(&self, sha256: &str, bytes: &[u8], mime: &str) -> Result<()>;
+    /// Drops an upload that failed its checks.
+    fn discard_blob(&self, sha256: &str) -> Result<()>;
+    fn blob(&self, sha256: &str) -> Result<Option<(Vec<u8>, String)>>;
+
+    // checklists
+    fn publish_checklist(&self, checklist: &PublishedChecklist) -> Result<()>;
+    fn checklist(&self, id: &str, version: &str) -> Result<Option<PublishedChecklist>>;
+    fn checklists(&self) -> Result<Vec<PublishedChecklist>>;
+
+    // audit
+    fn audit(&self, event: &AuditEvent) -> Result<()>;
+    fn audit_tail(&self, n: usize) -> Result<Vec<AuditEvent>>;
+}

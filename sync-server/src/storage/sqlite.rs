@@ -1,0 +1,757 @@
+//! The SQLite backend: one file under the data folder, WAL with `synchronous=FULL`.
+//!
+//! One connection behind a mutex: SQLite takes one writer at a time anyway, and the
+//! statements here are short. Migrations run in one transaction at open.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use uuid::Uuid;
+use wardcheck_core::inspection::State;
+
+use super::*;
+
+/// Each runs once, in order, all pending ones in one transaction; `PRAGMA
+/// user_version` counts them.
+const MIGRATIONS: &[&str] = &["
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    display_name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    trust TEXT,
+    password_hash TEXT NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE devices (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id),
+    name TEXT NOT NULL,
+    token_hash BLOB NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    last_seen TEXT,
+    revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE inspections (
+    id TEXT PRIMARY KEY,
+    trust TEXT NOT NULL,
+    sites TEXT NOT NULL,
+    checklist_id TEXT NOT NULL,
+    checklist_version TEXT NOT NULL,
+    checklist_sha256 TEXT NOT NULL,
+    state TEXT NOT NULL,
+    response_doc TEXT NOT NULL UNIQUE,
+    shared_at TEXT,
+    created_at TEXT NOT NULL,
+    created_by TEXT NOT NULL
+);
+CREATE INDEX inspections_trust ON inspections(trust);
+CREATE TABLE assignments (
+    inspection TEXT NOT NULL REFERENCES inspections(id),
+    user_name TEXT NOT NULL,
+    PRIMARY KEY (inspection, user_name)
+);
+CREATE TABLE documents (
+    doc_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    inspection TEXT NOT NULL REFERENCES inspections(id),
+    snapshot BLOB NOT NULL,
+    heads BLOB NOT NULL
+);
+CREATE TABLE changes (
+    doc_id TEXT NOT NULL REFERENCES documents(doc_id),
+    seq INTEGER NOT NULL,
+    bytes BLOB NOT NULL,
+    PRIMARY KEY (doc_id, seq)
+);
+CREATE TABLE sync_states (
+    doc_id TEXT NOT NULL REFERENCES documents(doc_id),
+    peer TEXT NOT NULL,
+    state BLOB NOT NULL,
+    PRIMARY KEY (doc_id, peer)
+);
+CREATE TABLE photo_refs (
+    doc_id TEXT NOT NULL REFERENCES documents(doc_id),
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (doc_id, sha256)
+);
+CREATE INDEX photo_refs_sha ON photo_refs(sha256);
+CREATE TABLE blobs (
+    sha256 TEXT PRIMARY KEY,
+    bytes BLOB NOT NULL,
+    complete INTEGER NOT NULL DEFAULT 0,
+    mime TEXT
+);
+CREATE TABLE checklists (
+    id TEXT NOT NULL,
+    version TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    files TEXT NOT NULL,
+    PRIMARY KEY (id, version)
+);
+CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    device INTEGER,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    outcome TEXT NOT NULL
+);
+"];
+
+#[derive(Debug)]
+pub struct SqliteStorage {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStorage {
+    /// Opens (or creates) `wardcheck.db` in `dir`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StorageError::Corrupt(format!("cannot create {}: {e}", dir.display())))?;
+        let mut conn = Connection::open(dir.join("wardcheck.db"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA foreign_keys = ON;
+             PRAGMA temp_store = MEMORY;",
+        )?;
+        let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+        if check != "ok" {
+            return Err(StorageError::Corrupt(check));
+        }
+        let known = MIGRATIONS.len() as i64;
+        let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if found > known {
+            return Err(StorageError::NewerSchema { found, known });
+        }
+        if found < known {
+            let tx = conn.transaction()?;
+            for sql in &MIGRATIONS[found as usize..] {
+                tx.execute_batch(sql)?;
+            }
+            tx.execute_batch(&format!("PRAGMA user_version = {known}"))?;
+            tx.commit()?;
+        }
+        Ok(SqliteStorage {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite itself consistent (every
+        // write is a transaction), so a poisoned lock is safe to take over.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn parse_ts(s: &str) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+fn bad<E: std::error::Error + Send + Sync + 'static>(e: E) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+}
+
+fn state_name(s: State) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .expect("a state serialises to a string")
+}
+
+fn parse_state(s: &str) -> rusqlite::Result<State> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(bad)
+}
+
+fn user_row(r: &Row<'_>) -> rusqlite::Result<User> {
+    let role: String = r.get("role")?;
+    let trust: Option<String> = r.get("trust")?;
+    let role = match (role.as_str(), trust) {
+        ("inspector", _) => Role::Inspector,
+        ("reviewer", _) => Role::Reviewer,
+        ("admin", _) => Role::Admin,
+        ("trust-lead", Some(t)) => Role::TrustLead(t),
+        (other, _) => {
+            return Err(bad(StorageError::Corrupt(format!("unknown role {other:?}"))));
+        }
+    };
+    Ok(User {
+        id: r.get("id")?,
+        name: r.get("name")?,
+        display_name: r.get("display_name")?,
+        role,
+        disabled: r.get("disabled")?,
+        password_hash: r.get("password_hash")?,
+    })
+}
+
+fn device_row(r: &Row<'_>) -> rusqlite::Result<Device> {
+    Ok(Device {
+        id: r.get("id")?,
+        user_id: r.get("user_id")?,
+        user_name: r.get("user_name")?,
+        name: r.get("name")?,
+        created_at: parse_ts(&r.get::<_, String>("created_at")?)?,
+        last_seen: r
+            .get::<_, Option<String>>("last_seen")?
+            .map(|s| parse_ts(&s))
+            .transpose()?,
+        revoked: r.get("revoked")?,
+    })
+}
+
+const INSPECTION_COLUMNS: &str = "i.id, i.trust, i.sites, i.checklist_id, i.checklist_version,
+    i.checklist_sha256, i.state, i.response_doc, i.shared_at, i.created_at, i.created_by,
+    (SELECT group_concat(user_name, char(31)) FROM
+        (SELECT user_name FROM assignments a WHERE a.inspection = i.id ORDER BY user_name))
+    AS assignees";
+
+fn inspection_row(r: &Row<'_>) -> rusqlite::Result<InspectionRecord> {
+    let id: String = r.get(0)?;
+    let response: String = r.get(7)?;
+    let assignees: Option<String> = r.get(11)?;
+    Ok(InspectionRecord {
+        id: id.parse().map_err(bad)?,
+        trust: r.get(1)?,
+        sites: serde_json::from_str(&r.get::<_, String>(2)?).map_err(bad)?,
+        checklist_id: r.get(3)?,
+        checklist_version: r.get(4)?,
+        checklist_sha256: r.get(5)?,
+        state: parse_state(&r.get::<_, String>(6)?)?,
+        response_doc: response.parse().map_err(bad)?,
+        shared_at: r
+            .get::<_, Option<String>>(8)?
+            .map(|s| parse_ts(&s))
+            .transpose()?,
+        created_at: parse_ts(&r.get::<_, String>(9)?)?,
+        created_by: r.get(10)?,
+        assignees: assignees
+            .map(|s| s.split('\u{1f}').map(str::to_owned).collect())
+            .unwrap_or_default(),
+    })
+}
+
+fn inspection_in(conn: &Connection, id: Uuid) -> Result<Option<InspectionRecord>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {INSPECTION_COLUMNS} FROM inspections i WHERE i.id = ?1"),
+            params![id.to_string()],
+            inspection_row,
+        )
+        .optional()?)
+}
+
+fn not_found(what: impl std::fmt::Display) -> StorageError {
+    StorageError::NotFound(what.to_string())
+}
+
+impl Storage for SqliteStorage {
+    fn add_user(&self, name: &str, display_name: &str, role: &Role, password_hash: &str) -> Result<i64> {
+        let conn = self.conn();
+        let trust = match role {
+            Role::TrustLead(t) => Some(t.as_str()),
+            _ => None,
+        };
+        let r = conn.execute(
+            "INSERT INTO users (name, display_name, role, trust, password_hash) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![name, display_name, role.name(), trust, password_hash],
+        );
+        match r {
+            Ok(_) => Ok(conn.last_insert_rowid()),
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
+                Err(StorageError::Exists(format!("user {name:?}")))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn user_by_name(&self, name: &str) -> Result<Option<User>> {
+        Ok(self
+            .conn()
+            .query_row("SELECT * FROM users WHERE name = ?1", params![name], user_row)
+            .optional()?)
+    }
+
+    fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<()> {
+        let n = self.conn().execute(
+            "UPDATE users SET disabled = ?2 WHERE name = ?1",
+            params![name, disabled],
+        )?;
+        if n == 0 {
+            return Err(not_found(format!("user {name:?}")));
+        }
+        Ok(())
+    }
+
+    fn list_users(&self) -> Result<Vec<User>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT * FROM users ORDER BY name")?;
+        let users = stmt.query_map([], user_row)?.collect::<rusqlite::Result<_>>()?;
+        Ok(users)
+    }
+
+    fn add_device(&self, user_id: i64, name: &str, token_hash: &[u8; 32], now: DateTime<Utc>) -> Result<i64> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO devices (user_id, name, token_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![user_id, name, &token_hash[..], ts(now)],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    fn device_by_token(&self, token_hash: &[u8; 32]) -> Result<Option<(Device, User)>> {
+        let conn = self.conn();
+        let found = conn
+            .query_row(
+                "SELECT d.*, u.name AS user_name FROM devices d JOIN users u ON u.id = d.user_id
+                 WHERE d.token_hash = ?1 AND d.revoked = 0 AND u.disabled = 0",
+                params![&token_hash[..]],
+                device_row,
+            )
+            .optional()?;
+        let Some(device) = found else { return Ok(None) };
+        let user = conn.query_row(
+            "SELECT * FROM users WHERE id = ?1",
+            params![device.user_id],
+            user_row,
+        )?;
+        Ok(Some((device, user)))
+    }
+
+    fn touch_device(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
+        self.conn()
+            .execute("UPDATE devices SET last_seen = ?2 WHERE id = ?1", params![id, ts(now)])?;
+        Ok(())
+    }
+
+    fn list_devices(&self) -> Result<Vec<Device>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT d.*, u.name AS user_name FROM devices d JOIN users u ON u.id = d.user_id ORDER BY d.id",
+        )?;
+        let devices = stmt.query_map([], device_row)?.collect::<rusqlite::Result<_>>()?;
+        Ok(devices)
+    }
+
+    fn revoke_device(&self, id: i64) -> Result<()> {
+        let n = self
+            .conn()
+            .execute("UPDATE devices SET revoked = 1 WHERE id = ?1", params![id])?;
+        if n == 0 {
+            return Err(not_found(format!("device {id}")));
+        }
+        Ok(())
+    }
+
+    fn create_inspection(&self, rec: &InspectionRecord, insp: &StoredDoc, resp: &StoredDoc) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let r = tx.execute(
+            "INSERT INTO inspections (id, trust, sites, checklist_id, checklist_version,
+                checklist_sha256, state, response_doc, shared_at, created_at, created_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                rec.id.to_string(),
+                rec.trust,
+                serde_json::to_string(&rec.sites).expect("sites serialise"),
+                rec.checklist_id,
+                rec.checklist_version,
+                rec.checklist_sha256,
+                state_name(rec.state),
+                rec.response_doc.to_string(),
+                rec.shared_at.map(ts),
+                ts(rec.created_at),
+                rec.created_by,
+            ],
+        );
+        if let Err(e) = r {
+            if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) {
+                return Err(StorageError::Exists(format!("inspection {}", rec.id)));
+            }
+            return Err(e.into());
+        }
+        for (doc, kind, stored) in [
+            (rec.id, DocKind::Inspection, insp),
+            (rec.response_doc, DocKind::TrustResponse, resp),
+        ] {
+            tx.execute(
+                "INSERT INTO documents (doc_id, kind, inspection, snapshot, heads) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![doc.to_string(), kind.as_str(), rec.id.to_string(), stored.snapshot, stored.heads],
+            )?;
+        }
+        for user in &rec.assignees {
+            tx.execute(
+                "INSERT OR IGNORE INTO assignments (inspection, user_name) VALUES (?1, ?2)",
+                params![rec.id.to_string(), user],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn inspection(&self, id: Uuid) -> Result<Option<InspectionRecord>> {
+        inspection_in(&self.conn(), id)
+    }
+
+    fn list_inspections(&self, q: &InspectionQuery) -> Result<Vec<InspectionRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {INSPECTION_COLUMNS} FROM inspections i
+             WHERE (?1 IS NULL OR i.trust = ?1)
+               AND (?2 IS NULL OR i.state = ?2)
+               AND (?3 IS NULL OR EXISTS (SELECT 1 FROM assignments a WHERE a.inspection = i.id AND a.user_name = ?3))
+               AND (?4 = 0 OR i.shared_at IS NOT NULL)
+               AND (?5 IS NULL OR i.id > ?5)
+             ORDER BY i.id LIMIT ?6"
+        ))?;
+        let rows = stmt
+            .query_map(
+                params![
+                    q.trust,
+                    q.state.map(state_name),
+                    q.assignee,
+                    q.shared_only,
+                    q.after.map(|u| u.to_string()),
+                    q.limit as i64
+                ],
+                inspection_row,
+            )?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    fn assign(&self, inspection: Uuid, user_name: &str) -> Result<()> {
+        let conn = self.conn();
+        if inspection_in(&conn, inspection)?.is_none() {
+            return Err(not_found(format!("inspection {inspection}")));
+        }
+        conn.execute(
+            "INSERT OR IGNORE INTO assignments (inspection, user_name) VALUES (?1, ?2)",
+            params![inspection.to_string(), user_name],
+        )?;
+        Ok(())
+    }
+
+    fn share(&self, inspection: Uuid, now: DateTime<Utc>) -> Result<()> {
+        let n = self.conn().execute(
+            "UPDATE inspections SET shared_at = coalesce(shared_at, ?2) WHERE id = ?1",
+            params![inspection.to_string(), ts(now)],
+        )?;
+        if n == 0 {
+            return Err(not_found(format!("inspection {inspection}")));
+        }
+        Ok(())
+    }
+
+    fn set_state(&self, inspection: Uuid, state: State) -> Result<()> {
+        let n = self.conn().execute(
+            "UPDATE inspections SET state = ?2 WHERE id = ?1",
+            params![inspection.to_string(), state_name(state)],
+        )?;
+        if n == 0 {
+            return Err(not_found(format!("inspection {inspection}")));
+        }
+        Ok(())
+    }
+
+    fn doc_access(&self, doc: Uuid) -> Result<Option<DocAccess>> {
+        let conn = self.conn();
+        let row: Option<(String, String)> = conn
+            .query_row(
+                "SELECT kind, inspection FROM documents WHERE doc_id = ?1",
+                params![doc.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((kind, inspection)) = row else { return Ok(None) };
+        let kind = match kind.as_str() {
+            "inspection" => DocKind::Inspection,
+            "trust_response" => DocKind::TrustResponse,
+            other => return Err(StorageError::Corrupt(format!("document kind {other:?}"))),
+        };
+        let id: Uuid = inspection
+            .parse()
+            .map_err(|_| StorageError::Corrupt(format!("inspection id {inspection:?}")))?;
+        let inspection = inspection_in(&conn, id)?
+            .ok_or_else(|| StorageError::Corrupt(format!("document {doc} has no inspection")))?;
+        Ok(Some(DocAccess { doc, kind, inspection }))
+    }
+
+    fn load_doc(&self, doc: Uuid) -> Result<Option<StoredDoc>> {
+        let conn = self.conn();
+        let key = doc.to_string();
+        let found: Option<(Vec<u8>, Vec<u8>)> = conn
+            .query_row(
+                "SELECT snapshot, heads FROM documents WHERE doc_id = ?1",
+                params![key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((snapshot, heads)) = found else { return Ok(None) };
+        let mut stmt = conn.prepare_cached("SELECT bytes FROM changes WHERE doc_id = ?1 ORDER BY seq")?;
+        let changes = stmt
+            .query_map(params![key], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(Some(StoredDoc { snapshot, changes, heads }))
+    }
+
+    fn append_changes(&self, doc: Uuid, changes: &[u8], heads: &[u8]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let key = doc.to_string();
+        tx.execute(
+            "INSERT INTO changes (doc_id, seq, bytes)
+             VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM changes WHERE doc_id = ?1), ?2)",
+            params![key, changes],
+        )?;
+        let n = tx.execute("UPDATE documents SET heads = ?2 WHERE doc_id = ?1", params![key, heads])?;
+        if n == 0 {
+            return Err(not_found(format!("document {doc}")));
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn compact(&self, doc: Uuid, snapshot: &[u8], heads: &[u8]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let key = doc.to_string();
+        tx.execute("DELETE FROM changes WHERE doc_id = ?1", params![key])?;
+        let n = tx.execute(
+            "UPDATE documents SET snapshot = ?2, heads = ?3 WHERE doc_id = ?1",
+            params![key, snapshot, heads],
+        )?;
+        if n == 0 {
+            return Err(not_found(format!("document {doc}")));
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn change_rows(&self, doc: Uuid) -> Result<i64> {
+        Ok(self.conn().query_row(
+            "SELECT count(*) FROM changes WHERE doc_id = ?1",
+            params![doc.to_string()],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn sync_state(&self, doc: Uuid, peer: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT state FROM sync_states WHERE doc_id = ?1 AND peer = ?2",
+                params![doc.to_string(), peer],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn put_sync_state(&self, doc: Uuid, peer: &str, state: &[u8]) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO sync_states (doc_id, peer, state) VALUES (?1, ?2, ?3)
+             ON CONFLICT (doc_id, peer) DO UPDATE SET state = excluded.state",
+            params![doc.to_string(), peer, state],
+        )?;
+        Ok(())
+    }
+
+    fn reset_sync_state(&self, doc: Uuid, peer: &str) -> Result<()> {
+        self.conn().execute(
+            "DELETE FROM sync_states WHERE doc_id = ?1 AND peer = ?2",
+            params![doc.to_string(), peer],
+        )?;
+        Ok(())
+    }
+
+    fn set_photo_refs(&self, doc: Uuid, hashes: &[String]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM photo_refs WHERE doc_id = ?1", params![doc.to_string()])?;
+        for h in hashes {
+            tx.execute(
+                "INSERT OR IGNORE INTO photo_refs (doc_id, sha256) VALUES (?1, ?2)",
+                params![doc.to_string(), h],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn photo_docs(&self, sha256: &str) -> Result<Vec<Uuid>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT doc_id FROM photo_refs WHERE sha256 = ?1 ORDER BY doc_id")?;
+        let ids: Vec<String> = stmt.query_map(params![sha256], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        ids.iter()
+            .map(|s| s.parse().map_err(|_| StorageError::Corrupt(format!("document id {s:?}"))))
+            .collect()
+    }
+
+    fn blob_status(&self, sha256: &str) -> Result<Option<BlobStatus>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT length(bytes), complete, mime FROM blobs WHERE sha256 = ?1",
+                params![sha256],
+                |r| {
+                    Ok(BlobStatus {
+                        sha256: sha256.to_owned(),
+                        received: r.get::<_, i64>(0)? as u64,
+                        complete: r.get(1)?,
+                        mime: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn append_blob(&self, sha256: &str, offset: u64, bytes: &[u8]) -> Result<u64> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let current: Option<(i64, bool)> = tx
+            .query_row(
+                "SELECT length(bytes), complete FROM blobs WHERE sha256 = ?1",
+                params![sha256],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let received = match current {
+            None => {
+                tx.execute("INSERT INTO blobs (sha256, bytes) VALUES (?1, x'')", params![sha256])?;
+                0
+            }
+            Some((_, true)) => return Err(StorageError::Exists(format!("photo {sha256}"))),
+            Some((len, false)) => len as u64,
+        };
+        if offset != received {
+            return Err(StorageError::Corrupt(format!(
+                "upload of {sha256} continues at byte {received}, not {offset}"
+            )));
+        }
+        tx.execute(
+            "UPDATE blobs SET bytes = bytes || ?2 WHERE sha256 = ?1",
+            params![sha256, bytes],
+        )?;
+        tx.commit()?;
+        Ok(received + bytes.len() as u64)
+    }
+
+    fn partial_blob(&self, sha256: &str) -> Result<Vec<u8>> {
+        self.conn()
+            .query_row("SELECT bytes FROM blobs WHERE sha256 = ?1", params![sha256], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| not_found(format!("photo {sha256}")))
+    }
+
+    fn complete_blob(&self, sha256: &str, bytes: &[u8], mime: &str) -> Result<()> {
+        let n = self.conn().execute(
+            "UPDATE blobs SET bytes = ?2, mime = ?3, complete = 1 WHERE sha256 = ?1",
+            params![sha256, bytes, mime],
+        )?;
+        if n == 0 {
+            return Err(not_found(format!("photo {sha256}")));
+        }
+        Ok(())
+    }
+
+    fn discard_blob(&self, sha256: &str) -> Result<()> {
+        self.conn()
+            .execute("DELETE FROM blobs WHERE sha256 = ?1 AND complete = 0", params![sha256])?;
+        Ok(())
+    }
+
+    fn blob(&self, sha256: &str) -> Result<Option<(Vec<u8>, String)>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT bytes, mime FROM blobs WHERE sha256 = ?1 AND complete = 1",
+                params![sha256],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    fn publish_checklist(&self, c: &PublishedChecklist) -> Result<()> {
+        let r = self.conn().execute(
+            "INSERT INTO checklists (id, version, sha256, files) VALUES (?1, ?2, ?3, ?4)",
+            params![c.id, c.version, c.sha256, serde_json::to_string(&c.files).expect("files serialise")],
+        );
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
+                Err(StorageError::Exists(format!("checklist {}@{}", c.id, c.version)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn checklist(&self, id: &str, version: &str) -> Result<Option<PublishedChecklist>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT id, version, sha256, files FROM checklists WHERE id = ?1 AND version = ?2",
+                params![id, version],
+                checklist_row,
+            )
+            .optional()?)
+    }
+
+    fn checklists(&self) -> Result<Vec<PublishedChecklist>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT id, version, sha256, files FROM checklists ORDER BY id, version")?;
+        let rows = stmt.query_map([], checklist_row)?.collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    fn audit(&self, e: &AuditEvent) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO audit (at, actor, device, action, target, origin, outcome)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![ts(e.at), e.actor, e.device, e.action, e.target, e.from, e.outcome],
+        )?;
+        Ok(())
+    }
+
+    fn audit_tail(&self, n: usize) -> Result<Vec<AuditEvent>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT at, actor, device, action, target, origin, outcome FROM
+               (SELECT * FROM audit ORDER BY seq DESC LIMIT ?1) ORDER BY seq",
+        )?;
+        let rows = stmt
+            .query_map(params![n as i64], |r| {
+                Ok(AuditEvent {
+                    at: parse_ts(&r.get::<_, String>(0)?)?,
+                    actor: r.get(1)?,
+                    device: r.get(2)?,
+                    action: r.get(3)?,
+                    target: r.get(4)?,
+                    from: r.get(5)?,
+                    outcome: r.get(6)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+}
+
+fn checklist_row(r: &Row<'_>) -> rusqlite::Result<PublishedChecklist> {
+    Ok(PublishedChecklist {
+        id: r.get(0)?,
+        version: r.get(1)?,
+        sha256: r.get(2)?,
+        files: serde_json::from_str(&r.get::<_, String>(3)?).map_err(bad)?,
+    })
+}
