@@ -6,9 +6,11 @@
 //!   the only code that writes one, through typed operations and typed views.
 //! - [`store`]: the encrypted local SQLite store (SQLCipher): documents, changes, sync
 //!   states, blobs and the upload queue.
+//! - [`response`]: the trust response document, written by the trust lead.
 //! - [`photo`]: decoding under strict limits, stripping metadata, thumbnails, hashing.
 
 pub mod checklist;
 pub mod inspection;
 pub mod photo;
+pub mod response;
 pub mod store;

@@ -62,8 +62,7 @@ fn app_starts_renders_and_stops_cleanly() {
         let shot = screenshot(&display, "app-smoke-failure.png");
         let status = app.stop();
         panic!(
-            "{what}\napp exit: {status:?}\nscreenshot: {shot}\napp log ({}):\n{}",
-            log_path.display(),
+            "{what}\napp exit: {status:?}\nscreenshot: {shot}\napp's output:\n{}",
             fs::read_to_string(&log_path).unwrap_or_default()
         );
     };
