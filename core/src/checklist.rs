@@ -418,6 +418,21 @@ pub fn load_str(name: &str, text: &str, dir: Option<&Path>) -> Result<Checklist,
     load(name, text, &source)
 }
 
+/// Validate a checklist whose includes are supplied in memory: `files[0]` is the
+/// checklist or template, the rest are the files it may include, by name. This is how
+/// the server reloads a checklist it was given with `checklist publish`.
+pub fn load_files(files: &[(String, String)]) -> Result<Checklist, ChecklistErrors> {
+    let Some((name, text)) = files.first() else {
+        return Err(ChecklistErrors(vec![ChecklistError {
+            file: "-".to_owned(),
+            line: 0,
+            field: "file".to_owned(),
+            message: "no checklist file was supplied".to_owned(),
+        }]));
+    };
+    load(name, text, &IncludeSource::Files(&files[1..]))
+}
+
 /// Directory the bundled files are named under in messages.
 const BUNDLED_DIR: &str = "checklists";
 
@@ -479,6 +494,8 @@ enum IncludeSource<'a> {
     Dir(&'a Path),
     /// The embedded [`BUNDLED_FILES`].
     Bundled,
+    /// Files held in memory, by name (e.g. a checklist published to the server).
+    Files(&'a [(String, String)]),
 }
 
 impl IncludeSource<'_> {
@@ -493,6 +510,14 @@ impl IncludeSource<'_> {
                 let path = dir.join(relative);
                 (path.display().to_string(), read_limited(&path))
             }
+            Self::Files(files) => (
+                relative.to_owned(),
+                files
+                    .iter()
+                    .find(|(name, _)| name == relative)
+                    .map(|(_, text)| text.clone())
+                    .ok_or_else(|| format!("no file {relative:?} was supplied with the template")),
+            ),
             Self::Bundled => {
                 let text = BUNDLED_FILES
                     .iter()

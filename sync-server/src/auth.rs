@@ -22,8 +22,8 @@ use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::request::Parts;
 use axum::http::header;
+use axum::http::request::Parts;
 use rand::RngExt;
 use sha2::{Digest, Sha256};
 
@@ -44,7 +44,11 @@ pub fn hash_password(password: &str) -> anyhow::Result<String> {
 
 pub fn verify_password(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -90,7 +94,11 @@ fn presented_token(parts: &Parts) -> Option<String> {
     for v in parts.headers.get_all(header::COOKIE) {
         if let Ok(s) = v.to_str() {
             for c in s.split(';') {
-                if let Some(t) = c.trim().strip_prefix(TOKEN_COOKIE).and_then(|r| r.strip_prefix('=')) {
+                if let Some(t) = c
+                    .trim()
+                    .strip_prefix(TOKEN_COOKIE)
+                    .and_then(|r| r.strip_prefix('='))
+                {
                     return Some(t.to_owned());
                 }
             }
@@ -117,7 +125,9 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         let from = remote(parts);
         let Some(token) = presented_token(parts) else {
-            return Err(AppError::unauthorized("sign in first: no device token was presented"));
+            return Err(AppError::unauthorized(
+                "sign in first: no device token was presented",
+            ));
         };
         // A token is 64 hex digits; anything else cannot match and is not looked up.
         let well_formed = token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit());
@@ -168,7 +178,10 @@ impl LoginLimiter {
             (format!("a:{addr}"), limits::LOGIN_FAILURES_PER_ADDR),
         ] {
             if let Some(q) = map.get_mut(&key) {
-                while q.front().is_some_and(|t| now.duration_since(*t) > limits::LOGIN_WINDOW) {
+                while q
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) > limits::LOGIN_WINDOW)
+                {
                     q.pop_front();
                 }
                 if q.len() >= max {
@@ -186,7 +199,10 @@ impl LoginLimiter {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         // Bound memory: forget everything stale when the map grows large.
         if map.len() > 100_000 {
-            map.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < limits::LOGIN_WINDOW));
+            map.retain(|_, q| {
+                q.back()
+                    .is_some_and(|t| now.duration_since(*t) < limits::LOGIN_WINDOW)
+            });
         }
         for key in [format!("u:{user}"), format!("a:{addr}")] {
             map.entry(key).or_default().push_back(now);
@@ -228,7 +244,14 @@ mod tests {
             assert_eq!(l.check("ann", "1.2.3.4"), None);
             l.record_failure("ann", "1.2.3.4");
         }
-        assert!(l.check("ann", "5.6.7.8").is_some(), "per user, whatever the address");
-        assert_eq!(l.check("bob", "5.6.7.8"), None, "other users are unaffected");
+        assert!(
+            l.check("ann", "5.6.7.8").is_some(),
+            "per user, whatever the address"
+        );
+        assert_eq!(
+            l.check("bob", "5.6.7.8"),
+            None,
+            "other users are unaffected"
+        );
     }
 }

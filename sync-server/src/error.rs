@@ -84,7 +84,13 @@ impl AppError {
 
 impl std::fmt::Display for AppError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
     }
 }
 
@@ -114,7 +120,9 @@ impl From<StorageError> for AppError {
     fn from(e: StorageError) -> Self {
         match e {
             StorageError::NotFound(_) => AppError::not_found(),
-            StorageError::Exists(what) => AppError::conflict("exists", format!("{what} already exists")),
+            StorageError::Exists(what) => {
+                AppError::conflict("exists", format!("{what} already exists"))
+            }
             other => AppError::internal(other),
         }
     }

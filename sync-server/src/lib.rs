@@ -18,6 +18,7 @@ pub mod storage;
 
 mod api;
 mod blobs;
+pub mod inspections;
 mod session;
 pub mod sync;
 

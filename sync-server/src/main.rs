@@ -1,26 +1,121 @@
-//! wardcheck-server: the sync server and admin command line.
+//! wardcheck-server: the sync server and its admin command line.
 //!
-//! For now this is the admin CLI's skeleton; `checklist validate` is the command that
-//! works. It parses arguments, calls `wardcheck_core`, and prints: the logic lives in core.
+//! `serve` runs the server; the other commands work on the same data folder. Each
+//! parses its arguments, calls the library, and prints. Passwords are read from a
+//! prompt or standard input, never from an argument (arguments show in `ps`).
 
-use std::path::PathBuf;
+use std::io::{BufRead, IsTerminal};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use uuid::Uuid;
 use wardcheck_core::checklist;
+use wardcheck_server::storage::{
+    InspectionQuery, PublishedChecklist, Role, SqliteStorage, Storage,
+};
+use wardcheck_server::{AppState, auth, inspections, limits};
 
 #[derive(Debug, Parser)]
 #[command(name = "wardcheck-server", version, about)]
 struct Cli {
+    /// The data folder: the SQLite database and everything the server keeps.
+    #[arg(
+        long,
+        global = true,
+        default_value = "wardcheck-data",
+        env = "WARDCHECK_DATA"
+    )]
+    data: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the server.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage signed-in devices.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// Manage inspections.
+    #[command(subcommand)]
+    Inspection(InspectionCommand),
     /// Work with checklist files.
     #[command(subcommand)]
     Checklist(ChecklistCommand),
+    /// Read the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Inspector,
+    Reviewer,
+    TrustLead,
+    Admin,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add a user. The password is asked for, or read from the first line of stdin.
+    Add {
+        name: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// The trust's ODS code (trust leads only).
+        #[arg(long)]
+        trust: Option<String>,
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    /// Disable a user: their devices stop working at once.
+    Disable { name: String },
+    /// List users.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum DeviceCommand {
+    /// List devices and who they belong to.
+    List,
+    /// Revoke a device's token.
+    Revoke { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+enum InspectionCommand {
+    /// Create an inspection; prints its id.
+    Create {
+        /// The trust's ODS code, e.g. RJ1.
+        #[arg(long)]
+        trust: String,
+        /// Site codes, e.g. RJ121 (repeat for several).
+        #[arg(long = "site")]
+        sites: Vec<String>,
+        /// Checklist `id` or `id@version`.
+        #[arg(long, default_value = "cqc-onsite-cyber")]
+        checklist: String,
+        /// Inspectors to assign (repeat for several).
+        #[arg(long = "assign")]
+        assign: Vec<String>,
+    },
+    /// Assign an inspection to a user.
+    Assign { id: Uuid, user: String },
+    /// Share an inspection with its trust.
+    Share { id: Uuid },
+    /// List inspections.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -33,12 +128,301 @@ enum ChecklistCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Publish a checklist (and, for a template, the files it includes) so inspections
+    /// can pin it.
+    Publish { file: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Show the newest audit events, oldest first.
+    Tail {
+        #[arg(short = 'n', long, default_value_t = 50)]
+        lines: usize,
+    },
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
-        Command::Checklist(ChecklistCommand::Validate { files }) => validate(&files),
+    let cli = Cli::parse();
+    if let Command::Checklist(ChecklistCommand::Validate { files }) = &cli.command {
+        return validate(files);
     }
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn open(data: &Path) -> Result<Arc<dyn Storage>> {
+    let s = SqliteStorage::open(data)
+        .with_context(|| format!("opening the data folder {}", data.display()))?;
+    Ok(Arc::new(s))
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let storage = open(&cli.data)?;
+    match cli.command {
+        Command::Serve { listen } => serve(storage, listen, &cli.data),
+        Command::User(c) => user(&*storage, c),
+        Command::Device(DeviceCommand::List) => {
+            for d in storage.list_devices()? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    d.id,
+                    d.user_name,
+                    d.name,
+                    d.last_seen
+                        .map(|t| t.to_rfc3339())
+                        .unwrap_or_else(|| "never".into()),
+                    if d.revoked { "revoked" } else { "active" }
+                );
+            }
+            Ok(())
+        }
+        Command::Device(DeviceCommand::Revoke { id }) => {
+            storage.revoke_device(id)?;
+            println!("device {id} revoked");
+            Ok(())
+        }
+        Command::Inspection(c) => inspection(&*storage, c),
+        Command::Checklist(ChecklistCommand::Publish { file }) => publish(&*storage, &file),
+        Command::Checklist(ChecklistCommand::Validate { .. }) => unreachable!("handled in main"),
+        Command::Audit(AuditCommand::Tail { lines }) => {
+            for e in storage.audit_tail(lines)? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    e.at.to_rfc3339(),
+                    e.actor,
+                    e.device
+                        .map(|d| d.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    e.action,
+                    e.target,
+                    e.from,
+                    e.outcome
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn serve(storage: Arc<dyn Storage>, listen: SocketAddr, data: &Path) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "wardcheck_server=info,warn".into()),
+        )
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("listening on {listen}"))?;
+        let addr = listener.local_addr()?;
+        // Tests and scripts read this line to find the port.
+        println!(
+            "wardcheck-server listening on http://{addr} (data in {})",
+            data.display()
+        );
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        wardcheck_server::serve(listener, AppState::new(storage)).await?;
+        Ok(())
+    })
+}
+
+fn read_password() -> Result<String> {
+    let stdin = std::io::stdin();
+    let password = if stdin.is_terminal() {
+        let first = rpassword::prompt_password("Password: ")?;
+        let again = rpassword::prompt_password("Again: ")?;
+        if first != again {
+            bail!("the passwords differ");
+        }
+        first
+    } else {
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    if password.chars().count() < limits::MIN_PASSWORD_CHARS {
+        bail!(
+            "the password must have at least {} characters",
+            limits::MIN_PASSWORD_CHARS
+        );
+    }
+    if password.len() > limits::MAX_PASSWORD_BYTES {
+        bail!("the password is too long");
+    }
+    Ok(password)
+}
+
+fn user(storage: &dyn Storage, c: UserCommand) -> Result<()> {
+    match c {
+        UserCommand::Add {
+            name,
+            role,
+            trust,
+            display_name,
+        } => {
+            if name.trim().is_empty()
+                || name.chars().count() > limits::MAX_NAME_CHARS
+                || name.chars().any(|c| c.is_control() || c.is_whitespace())
+            {
+                bail!(
+                    "a user name is 1 to {} characters with no spaces",
+                    limits::MAX_NAME_CHARS
+                );
+            }
+            let role = match (role, trust) {
+                (RoleArg::TrustLead, Some(t)) => {
+                    wardcheck_core::inspection::validate_trust(&t)?;
+                    Role::TrustLead(t)
+                }
+                (RoleArg::TrustLead, None) => bail!("a trust lead needs --trust ODS_CODE"),
+                (_, Some(_)) => bail!("--trust is only for trust leads"),
+                (RoleArg::Inspector, None) => Role::Inspector,
+                (RoleArg::Reviewer, None) => Role::Reviewer,
+                (RoleArg::Admin, None) => Role::Admin,
+            };
+            let password = read_password()?;
+            let hash = auth::hash_password(&password)?;
+            let display = display_name.unwrap_or_else(|| name.clone());
+            let id = storage.add_user(&name, &display, &role, &hash)?;
+            println!("user {name} added (id {id}, role {})", role.name());
+        }
+        UserCommand::Disable { name } => {
+            storage.set_user_disabled(&name, true)?;
+            println!("user {name} disabled");
+        }
+        UserCommand::List => {
+            for u in storage.list_users()? {
+                let trust = match &u.role {
+                    Role::TrustLead(t) => t.as_str(),
+                    _ => "-",
+                };
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    u.name,
+                    u.role.name(),
+                    trust,
+                    u.display_name,
+                    if u.disabled { "disabled" } else { "active" }
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn inspection(storage: &dyn Storage, c: InspectionCommand) -> Result<()> {
+    match c {
+        InspectionCommand::Create {
+            trust,
+            sites,
+            checklist,
+            assign,
+        } => {
+            let req = inspections::CreateInspection {
+                trust,
+                sites,
+                checklist,
+                assign,
+            };
+            let rec = inspections::create(storage, &req, "admin-cli", chrono::Utc::now())?;
+            println!("{}", rec.id);
+        }
+        InspectionCommand::Assign { id, user } => {
+            if storage.user_by_name(&user)?.is_none() {
+                bail!("no user {user:?}");
+            }
+            storage.assign(id, &user)?;
+            println!("inspection {id} assigned to {user}");
+        }
+        InspectionCommand::Share { id } => {
+            storage.share(id, chrono::Utc::now())?;
+            println!("inspection {id} shared with its trust");
+        }
+        InspectionCommand::List => {
+            let mut after = None;
+            loop {
+                let page = storage.list_inspections(&InspectionQuery {
+                    after,
+                    limit: limits::MAX_PAGE,
+                    ..Default::default()
+                })?;
+                for r in &page {
+                    println!(
+                        "{}\t{}\t{:?}\t{}@{}\t{}\t{}",
+                        r.id,
+                        r.trust,
+                        r.state,
+                        r.checklist_id,
+                        r.checklist_version,
+                        r.assignees.join(","),
+                        if r.shared_at.is_some() { "shared" } else { "-" }
+                    );
+                }
+                match page.last() {
+                    Some(r) if page.len() == limits::MAX_PAGE => after = Some(r.id),
+                    _ => break,
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Stores a checklist and the files its template includes, after validating them.
+fn publish(storage: &dyn Storage, file: &Path) -> Result<()> {
+    let c = checklist::load_file(file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let read = |p: &Path| -> Result<(String, String)> {
+        let name = p
+            .file_name()
+            .context("a file name")?
+            .to_string_lossy()
+            .into_owned();
+        Ok((
+            name,
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        ))
+    };
+    let mut files = vec![read(file)?];
+    // A template's includes sit beside it; collect those it names, in order.
+    let text = &files[0].1;
+    let doc: toml::Table = text.parse().context("parsing the checklist")?;
+    if let Some(includes) = doc.get("include").and_then(|i| i.as_array()) {
+        let dir = file.parent().unwrap_or(Path::new("."));
+        for inc in includes {
+            if let Some(f) = inc.get("file").and_then(|f| f.as_str()) {
+                files.push(read(&dir.join(f))?);
+            }
+        }
+    }
+    let published = PublishedChecklist {
+        id: c.pin.id.clone(),
+        version: c.pin.version.clone(),
+        sha256: c.pin.sha256.clone(),
+        files,
+    };
+    // Reloading from what is stored must give the same pin, or inspections could not
+    // be read back.
+    let again = checklist::load_files(&published.files).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if again.pin != c.pin {
+        bail!("the published files do not reproduce the checklist's pin");
+    }
+    storage.publish_checklist(&published)?;
+    println!(
+        "published {}@{} sha256 {}",
+        c.pin.id, c.pin.version, c.pin.sha256
+    );
+    Ok(())
 }
 
 /// `ok` lines go to stdout; problems go to stderr as `file:line: field: message`.

@@ -49,7 +49,10 @@ async fn login(
         ("user", &req.user, limits::MAX_NAME_CHARS),
         ("device", &req.device, limits::MAX_NAME_CHARS),
     ] {
-        if value.trim().is_empty() || value.chars().count() > max || value.chars().any(char::is_control) {
+        if value.trim().is_empty()
+            || value.chars().count() > max
+            || value.chars().any(char::is_control)
+        {
             return Err(AppError::bad_request(
                 "bad_request",
                 format!("{field} must be 1 to {max} printable characters"),
@@ -60,7 +63,9 @@ async fn login(
         return Err(AppError::bad_request("bad_request", "password is too long"));
     }
     if let Some(wait) = state.logins.check(&req.user, &from) {
-        state.audit(event(&req.user, None, "login", &from, "rate_limited")).await;
+        state
+            .audit(event(&req.user, None, "login", &from, "rate_limited"))
+            .await;
         return Err(AppError::rate_limited(wait));
     }
     let storage = state.storage.clone();
@@ -78,18 +83,25 @@ async fn login(
         Some(u) if ok && !u.disabled => u,
         _ => {
             state.logins.record_failure(&req.user, &from);
-            state.audit(event(&req.user, None, "login", &from, "denied")).await;
-            return Err(AppError::unauthorized("wrong user name or password, or the account is disabled"));
+            state
+                .audit(event(&req.user, None, "login", &from, "denied"))
+                .await;
+            return Err(AppError::unauthorized(
+                "wrong user name or password, or the account is disabled",
+            ));
         }
     };
     state.logins.record_success(&req.user);
     let (token, hash) = auth::new_token();
     let storage = state.storage.clone();
     let (uid, device_name) = (user.id, req.device.clone());
-    let device_id =
-        tokio::task::spawn_blocking(move || storage.add_device(uid, &device_name, &hash, chrono::Utc::now()))
-            .await??;
-    state.audit(event(&user.name, Some(device_id), "login", &from, "ok")).await;
+    let device_id = tokio::task::spawn_blocking(move || {
+        storage.add_device(uid, &device_name, &hash, chrono::Utc::now())
+    })
+    .await??;
+    state
+        .audit(event(&user.name, Some(device_id), "login", &from, "ok"))
+        .await;
     let cookie = format!("{TOKEN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
     let mut res = Json(LoginOk {
         token,
@@ -120,11 +132,21 @@ static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         .expect("hashing a constant works")
 });
 
-pub(crate) fn event(actor: &str, device: Option<i64>, action: &str, from: &str, outcome: &str) -> AuditEvent {
+pub(crate) fn event(
+    actor: &str,
+    device: Option<i64>,
+    action: &str,
+    from: &str,
+    outcome: &str,
+) -> AuditEvent {
     AuditEvent {
         at: chrono::Utc::now(),
         // Control characters (CR, LF) never reach the log.
-        actor: actor.chars().filter(|c| !c.is_control()).take(limits::MAX_NAME_CHARS).collect(),
+        actor: actor
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(limits::MAX_NAME_CHARS)
+            .collect(),
         device,
         action: action.into(),
         target: "-".into(),

@@ -26,3 +26,57 @@ pub fn crash_items(checklist: &Checklist) -> Vec<String> {
         .take(40)
         .collect()
 }
+
+pub mod server;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+/// The workspace's root folder.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate lives inside the workspace")
+        .to_path_buf()
+}
+
+/// `<workspace>/target`, or `$CARGO_TARGET_DIR` (a relative one taken from the workspace
+/// root, where the scripts run cargo).
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if Path::new(&dir).is_absolute() => PathBuf::from(dir),
+        Some(dir) => workspace_root().join(dir),
+        None => workspace_root().join("target"),
+    }
+}
+
+/// Builds the workspace's binaries (a no-op when they are up to date, so a test never
+/// starts a stale one; once per test process) and returns the path of `name`.
+///
+/// The build is the scripts' `cargo build --workspace --all-targets`, not
+/// `cargo build -p NAME`: only a workspace build with every target resolves features
+/// the way `cargo test --workspace` does, so this reuses what the test run compiled
+/// instead of compiling a second set (Tauri and WebKit among them).
+pub fn workspace_binary(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--workspace", "--all-targets"])
+            .current_dir(workspace_root())
+            .stdin(Stdio::null())
+            .status()
+            .expect("running cargo to build the workspace");
+        assert!(
+            status.success(),
+            "building the workspace failed ({status}); see cargo's output above"
+        );
+    });
+    let path = target_dir().join("debug").join(name);
+    assert!(
+        path.is_file(),
+        "the build succeeded but {} does not exist",
+        path.display()
+    );
+    path
+}

@@ -151,48 +151,8 @@ fn require_tools() {
     }
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the tests crate lives inside the workspace")
-        .to_path_buf()
-}
-
-/// `<workspace>/target`, or `$CARGO_TARGET_DIR` (a relative one taken from the workspace
-/// root, where the scripts run cargo).
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) if Path::new(&dir).is_absolute() => PathBuf::from(dir),
-        Some(dir) => workspace_root().join(dir),
-        None => workspace_root().join("target"),
-    }
-}
-
-/// Builds the app binary (a no-op when it is up to date, so the test never starts a stale
-/// one) and returns its path.
-///
-/// The build is the scripts' `cargo build --workspace --all-targets`, not
-/// `cargo build -p wardcheck-app`: only a workspace build with every target resolves
-/// features the way `cargo test --workspace` does, so this reuses the Tauri and WebKit
-/// crates the test run compiled instead of compiling a second set.
 fn build_app() -> PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--workspace", "--all-targets"])
-        .current_dir(workspace_root())
-        .stdin(Stdio::null())
-        .status()
-        .expect("running cargo to build the app");
-    assert!(
-        status.success(),
-        "building the app failed ({status}); see cargo's output above"
-    );
-    let path = target_dir().join("debug").join("wardcheck-app");
-    assert!(
-        path.is_file(),
-        "the build succeeded but {} does not exist",
-        path.display()
-    );
-    path
+    wardcheck_tests::workspace_binary("wardcheck-app")
 }
 
 /// A private X display, stopped when dropped.
@@ -303,7 +263,7 @@ fn pixel(display: &Xvfb, window: &str, x: u32, y: u32) -> Option<String> {
 /// Saves a screenshot of the whole display into `<workspace>/artifacts/` and says where
 /// (or why not): it is for people reading a failure, so it never fails the test itself.
 fn screenshot(display: &Xvfb, name: &str) -> String {
-    let dir = workspace_root().join("artifacts");
+    let dir = wardcheck_tests::workspace_root().join("artifacts");
     let path = dir.join(name);
     let saved = fs::create_dir_all(&dir).is_ok()
         && display

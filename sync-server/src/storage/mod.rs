@@ -25,7 +25,9 @@ pub enum StorageError {
     NotFound(String),
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
-    #[error("the data folder was written by a newer version (schema {found}, this build knows {known})")]
+    #[error(
+        "the data folder was written by a newer version (schema {found}, this build knows {known})"
+    )]
     NewerSchema { found: i64, known: i64 },
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -187,14 +189,24 @@ pub struct PublishedChecklist {
 /// The server's storage.
 pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     // users and devices
-    fn add_user(&self, name: &str, display_name: &str, role: &Role, password_hash: &str)
-    -> Result<i64>;
+    fn add_user(
+        &self,
+        name: &str,
+        display_name: &str,
+        role: &Role,
+        password_hash: &str,
+    ) -> Result<i64>;
     fn user_by_name(&self, name: &str) -> Result<Option<User>>;
     fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<()>;
     fn list_users(&self) -> Result<Vec<User>>;
     /// Registers a device; only the SHA-256 of its token is stored.
-    fn add_device(&self, user_id: i64, name: &str, token_hash: &[u8; 32], now: DateTime<Utc>)
-    -> Result<i64>;
+    fn add_device(
+        &self,
+        user_id: i64,
+        name: &str,
+        token_hash: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> Result<i64>;
     /// The live (not revoked) device and its enabled user for a token hash.
     fn device_by_token(&self, token_hash: &[u8; 32]) -> Result<Option<(Device, User)>>;
     fn touch_device(&self, id: i64, now: DateTime<Utc>) -> Result<()>;

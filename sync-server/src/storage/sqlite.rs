@@ -157,7 +157,9 @@ fn ts(t: DateTime<Utc>) -> String {
 fn parse_ts(s: &str) -> rusqlite::Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })
 }
 
 fn bad<E: std::error::Error + Send + Sync + 'static>(e: E) -> rusqlite::Error {
@@ -184,7 +186,9 @@ fn user_row(r: &Row<'_>) -> rusqlite::Result<User> {
         ("admin", _) => Role::Admin,
         ("trust-lead", Some(t)) => Role::TrustLead(t),
         (other, _) => {
-            return Err(bad(StorageError::Corrupt(format!("unknown role {other:?}"))));
+            return Err(bad(StorageError::Corrupt(format!(
+                "unknown role {other:?}"
+            ))));
         }
     };
     Ok(User {
@@ -258,7 +262,13 @@ fn not_found(what: impl std::fmt::Display) -> StorageError {
 }
 
 impl Storage for SqliteStorage {
-    fn add_user(&self, name: &str, display_name: &str, role: &Role, password_hash: &str) -> Result<i64> {
+    fn add_user(
+        &self,
+        name: &str,
+        display_name: &str,
+        role: &Role,
+        password_hash: &str,
+    ) -> Result<i64> {
         let conn = self.conn();
         let trust = match role {
             Role::TrustLead(t) => Some(t.as_str()),
@@ -280,7 +290,11 @@ impl Storage for SqliteStorage {
     fn user_by_name(&self, name: &str) -> Result<Option<User>> {
         Ok(self
             .conn()
-            .query_row("SELECT * FROM users WHERE name = ?1", params![name], user_row)
+            .query_row(
+                "SELECT * FROM users WHERE name = ?1",
+                params![name],
+                user_row,
+            )
             .optional()?)
     }
 
@@ -298,11 +312,19 @@ impl Storage for SqliteStorage {
     fn list_users(&self) -> Result<Vec<User>> {
         let conn = self.conn();
         let mut stmt = conn.prepare("SELECT * FROM users ORDER BY name")?;
-        let users = stmt.query_map([], user_row)?.collect::<rusqlite::Result<_>>()?;
+        let users = stmt
+            .query_map([], user_row)?
+            .collect::<rusqlite::Result<_>>()?;
         Ok(users)
     }
 
-    fn add_device(&self, user_id: i64, name: &str, token_hash: &[u8; 32], now: DateTime<Utc>) -> Result<i64> {
+    fn add_device(
+        &self,
+        user_id: i64,
+        name: &str,
+        token_hash: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> Result<i64> {
         let conn = self.conn();
         conn.execute(
             "INSERT INTO devices (user_id, name, token_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -331,8 +353,10 @@ impl Storage for SqliteStorage {
     }
 
     fn touch_device(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
-        self.conn()
-            .execute("UPDATE devices SET last_seen = ?2 WHERE id = ?1", params![id, ts(now)])?;
+        self.conn().execute(
+            "UPDATE devices SET last_seen = ?2 WHERE id = ?1",
+            params![id, ts(now)],
+        )?;
         Ok(())
     }
 
@@ -341,7 +365,9 @@ impl Storage for SqliteStorage {
         let mut stmt = conn.prepare(
             "SELECT d.*, u.name AS user_name FROM devices d JOIN users u ON u.id = d.user_id ORDER BY d.id",
         )?;
-        let devices = stmt.query_map([], device_row)?.collect::<rusqlite::Result<_>>()?;
+        let devices = stmt
+            .query_map([], device_row)?
+            .collect::<rusqlite::Result<_>>()?;
         Ok(devices)
     }
 
@@ -355,7 +381,12 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
-    fn create_inspection(&self, rec: &InspectionRecord, insp: &StoredDoc, resp: &StoredDoc) -> Result<()> {
+    fn create_inspection(
+        &self,
+        rec: &InspectionRecord,
+        insp: &StoredDoc,
+        resp: &StoredDoc,
+    ) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let r = tx.execute(
@@ -475,7 +506,9 @@ impl Storage for SqliteStorage {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        let Some((kind, inspection)) = row else { return Ok(None) };
+        let Some((kind, inspection)) = row else {
+            return Ok(None);
+        };
         let kind = match kind.as_str() {
             "inspection" => DocKind::Inspection,
             "trust_response" => DocKind::TrustResponse,
@@ -486,7 +519,11 @@ impl Storage for SqliteStorage {
             .map_err(|_| StorageError::Corrupt(format!("inspection id {inspection:?}")))?;
         let inspection = inspection_in(&conn, id)?
             .ok_or_else(|| StorageError::Corrupt(format!("document {doc} has no inspection")))?;
-        Ok(Some(DocAccess { doc, kind, inspection }))
+        Ok(Some(DocAccess {
+            doc,
+            kind,
+            inspection,
+        }))
     }
 
     fn load_doc(&self, doc: Uuid) -> Result<Option<StoredDoc>> {
@@ -499,12 +536,19 @@ impl Storage for SqliteStorage {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        let Some((snapshot, heads)) = found else { return Ok(None) };
-        let mut stmt = conn.prepare_cached("SELECT bytes FROM changes WHERE doc_id = ?1 ORDER BY seq")?;
+        let Some((snapshot, heads)) = found else {
+            return Ok(None);
+        };
+        let mut stmt =
+            conn.prepare_cached("SELECT bytes FROM changes WHERE doc_id = ?1 ORDER BY seq")?;
         let changes = stmt
             .query_map(params![key], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
-        Ok(Some(StoredDoc { snapshot, changes, heads }))
+        Ok(Some(StoredDoc {
+            snapshot,
+            changes,
+            heads,
+        }))
     }
 
     fn append_changes(&self, doc: Uuid, changes: &[u8], heads: &[u8]) -> Result<()> {
@@ -516,7 +560,10 @@ impl Storage for SqliteStorage {
              VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM changes WHERE doc_id = ?1), ?2)",
             params![key, changes],
         )?;
-        let n = tx.execute("UPDATE documents SET heads = ?2 WHERE doc_id = ?1", params![key, heads])?;
+        let n = tx.execute(
+            "UPDATE documents SET heads = ?2 WHERE doc_id = ?1",
+            params![key, heads],
+        )?;
         if n == 0 {
             return Err(not_found(format!("document {doc}")));
         }
@@ -579,7 +626,10 @@ impl Storage for SqliteStorage {
     fn set_photo_refs(&self, doc: Uuid, hashes: &[String]) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        tx.execute("DELETE FROM photo_refs WHERE doc_id = ?1", params![doc.to_string()])?;
+        tx.execute(
+            "DELETE FROM photo_refs WHERE doc_id = ?1",
+            params![doc.to_string()],
+        )?;
         for h in hashes {
             tx.execute(
                 "INSERT OR IGNORE INTO photo_refs (doc_id, sha256) VALUES (?1, ?2)",
@@ -592,10 +642,16 @@ impl Storage for SqliteStorage {
 
     fn photo_docs(&self, sha256: &str) -> Result<Vec<Uuid>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT doc_id FROM photo_refs WHERE sha256 = ?1 ORDER BY doc_id")?;
-        let ids: Vec<String> = stmt.query_map(params![sha256], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        let mut stmt =
+            conn.prepare("SELECT doc_id FROM photo_refs WHERE sha256 = ?1 ORDER BY doc_id")?;
+        let ids: Vec<String> = stmt
+            .query_map(params![sha256], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
         ids.iter()
-            .map(|s| s.parse().map_err(|_| StorageError::Corrupt(format!("document id {s:?}"))))
+            .map(|s| {
+                s.parse()
+                    .map_err(|_| StorageError::Corrupt(format!("document id {s:?}")))
+            })
             .collect()
     }
 
@@ -629,7 +685,10 @@ impl Storage for SqliteStorage {
             .optional()?;
         let received = match current {
             None => {
-                tx.execute("INSERT INTO blobs (sha256, bytes) VALUES (?1, x'')", params![sha256])?;
+                tx.execute(
+                    "INSERT INTO blobs (sha256, bytes) VALUES (?1, x'')",
+                    params![sha256],
+                )?;
                 0
             }
             Some((_, true)) => return Err(StorageError::Exists(format!("photo {sha256}"))),
@@ -650,7 +709,11 @@ impl Storage for SqliteStorage {
 
     fn partial_blob(&self, sha256: &str) -> Result<Vec<u8>> {
         self.conn()
-            .query_row("SELECT bytes FROM blobs WHERE sha256 = ?1", params![sha256], |r| r.get(0))
+            .query_row(
+                "SELECT bytes FROM blobs WHERE sha256 = ?1",
+                params![sha256],
+                |r| r.get(0),
+            )
             .optional()?
             .ok_or_else(|| not_found(format!("photo {sha256}")))
     }
@@ -667,8 +730,10 @@ impl Storage for SqliteStorage {
     }
 
     fn discard_blob(&self, sha256: &str) -> Result<()> {
-        self.conn()
-            .execute("DELETE FROM blobs WHERE sha256 = ?1 AND complete = 0", params![sha256])?;
+        self.conn().execute(
+            "DELETE FROM blobs WHERE sha256 = ?1 AND complete = 0",
+            params![sha256],
+        )?;
         Ok(())
     }
 
@@ -686,12 +751,20 @@ impl Storage for SqliteStorage {
     fn publish_checklist(&self, c: &PublishedChecklist) -> Result<()> {
         let r = self.conn().execute(
             "INSERT INTO checklists (id, version, sha256, files) VALUES (?1, ?2, ?3, ?4)",
-            params![c.id, c.version, c.sha256, serde_json::to_string(&c.files).expect("files serialise")],
+            params![
+                c.id,
+                c.version,
+                c.sha256,
+                serde_json::to_string(&c.files).expect("files serialise")
+            ],
         );
         match r {
             Ok(_) => Ok(()),
             Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
-                Err(StorageError::Exists(format!("checklist {}@{}", c.id, c.version)))
+                Err(StorageError::Exists(format!(
+                    "checklist {}@{}",
+                    c.id, c.version
+                )))
             }
             Err(e) => Err(e.into()),
         }
@@ -710,8 +783,11 @@ impl Storage for SqliteStorage {
 
     fn checklists(&self) -> Result<Vec<PublishedChecklist>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT id, version, sha256, files FROM checklists ORDER BY id, version")?;
-        let rows = stmt.query_map([], checklist_row)?.collect::<rusqlite::Result<_>>()?;
+        let mut stmt =
+            conn.prepare("SELECT id, version, sha256, files FROM checklists ORDER BY id, version")?;
+        let rows = stmt
+            .query_map([], checklist_row)?
+            .collect::<rusqlite::Result<_>>()?;
         Ok(rows)
     }
 
@@ -719,7 +795,15 @@ impl Storage for SqliteStorage {
         self.conn().execute(
             "INSERT INTO audit (at, actor, device, action, target, origin, outcome)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![ts(e.at), e.actor, e.device, e.action, e.target, e.from, e.outcome],
+            params![
+                ts(e.at),
+                e.actor,
+                e.device,
+                e.action,
+                e.target,
+                e.from,
+                e.outcome
+            ],
         )?;
         Ok(())
     }

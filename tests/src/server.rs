@@ -1,0 +1,166 @@
+//! The real server binary, started on a free loopback port with a fresh data folder,
+//! and its admin command line on the same folder.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::workspace_binary;
+
+/// The password every test user gets (test data only).
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A running `wardcheck-server serve`, killed when dropped.
+#[derive(Debug)]
+pub struct Server {
+    child: Option<Child>,
+    data: PathBuf,
+    _scratch: Option<tempfile::TempDir>,
+    /// e.g. `127.0.0.1:40123`.
+    pub addr: String,
+}
+
+impl Server {
+    /// Starts a server on a fresh data folder.
+    pub fn start() -> Server {
+        let scratch = tempfile::tempdir().expect("a temporary folder");
+        let data = scratch.path().join("data");
+        let mut s = Server::start_on(&data, "127.0.0.1:0");
+        s._scratch = Some(scratch);
+        s
+    }
+
+    /// Starts a server on `data` (kept by the caller) listening on `listen`.
+    pub fn start_on(data: &Path, listen: &str) -> Server {
+        let mut child = Command::new(workspace_binary("wardcheck-server"))
+            .arg("--data")
+            .arg(data)
+            .args(["serve", "--listen", listen])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start wardcheck-server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the server's first line");
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .unwrap_or_else(|| panic!("the server did not say where it listens: {line:?}"))
+            .to_owned();
+        Server {
+            child: Some(child),
+            data: data.to_path_buf(),
+            _scratch: None,
+            addr,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/api/v1/sync", self.addr)
+    }
+
+    pub fn data(&self) -> &Path {
+        &self.data
+    }
+
+    /// Kills the server with SIGKILL and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Runs the admin command line on this server's data folder; panics on failure.
+    pub fn cli(&self, args: &[&str], stdin: &str) -> String {
+        let out = self.try_cli(args, stdin);
+        assert!(out.0, "wardcheck-server {args:?} failed: {}", out.2);
+        out.1
+    }
+
+    /// Runs the admin command line: (success, stdout, stderr).
+    pub fn try_cli(&self, args: &[&str], stdin: &str) -> (bool, String, String) {
+        cli(&self.data, args, stdin)
+    }
+
+    /// Adds a user with [`PASSWORD`]; `role` is inspector, reviewer, admin, or
+    /// `trust-lead:RJ1`.
+    pub fn add_user(&self, name: &str, role: &str) -> &Self {
+        let mut args = vec!["user", "add", name];
+        let (role, trust) = match role.split_once(':') {
+            Some((r, t)) => (r, Some(t)),
+            None => (role, None),
+        };
+        args.extend(["--role", role]);
+        if let Some(t) = trust {
+            args.extend(["--trust", t]);
+        }
+        self.cli(&args, &format!("{PASSWORD}\n"));
+        self
+    }
+
+    /// Creates an inspection for `trust` assigned to `inspectors`; returns its id.
+    pub fn create_inspection(&self, trust: &str, inspectors: &[&str]) -> uuid::Uuid {
+        let mut args = vec!["inspection", "create", "--trust", trust];
+        for i in inspectors {
+            args.extend(["--assign", i]);
+        }
+        self.cli(&args, "")
+            .trim()
+            .parse()
+            .expect("inspection create prints an id")
+    }
+
+    /// Waits until the server answers `/healthz`.
+    pub fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(&self.addr).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the server at {} never accepted a connection", self.addr);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs `wardcheck-server --data DATA ARGS` with `stdin`: (success, stdout, stderr).
+pub fn cli(data: &Path, args: &[&str], stdin: &str) -> (bool, String, String) {
+    let mut child = Command::new(workspace_binary("wardcheck-server"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run wardcheck-server");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("wait for wardcheck-server");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
