@@ -85,11 +85,13 @@ pub fn remote(parts: &Parts) -> String {
 /// query.
 fn presented_token(parts: &Parts) -> Option<String> {
     if let Some(v) = parts.headers.get(header::AUTHORIZATION) {
-        return v
-            .to_str()
-            .ok()
-            .and_then(|s| s.strip_prefix("Bearer "))
-            .map(|s| s.trim().to_owned());
+        // The scheme name is case-insensitive (RFC 9110 §11.1).
+        return v.to_str().ok().and_then(|s| {
+            let (scheme, token) = s.split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim().to_owned())
+        });
     }
     for v in parts.headers.get_all(header::COOKIE) {
         if let Ok(s) = v.to_str() {
@@ -104,12 +106,7 @@ fn presented_token(parts: &Parts) -> Option<String> {
             }
         }
     }
-    let is_upgrade = parts
-        .headers
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    if is_upgrade {
+    if is_websocket_upgrade(parts) {
         return parts.uri.query().and_then(|q| {
             q.split('&')
                 .find_map(|kv| kv.strip_prefix("access_token="))
@@ -117,6 +114,20 @@ fn presented_token(parts: &Parts) -> Option<String> {
         });
     }
     None
+}
+
+/// A WebSocket opening handshake (RFC 6455 §4.1): a GET with `Upgrade: websocket` and
+/// a `Sec-WebSocket-Key`. Only these may carry the token in the query, because a
+/// browser-style WebSocket cannot set headers; anywhere else a token in a URL would
+/// end up in histories and proxy logs.
+fn is_websocket_upgrade(parts: &Parts) -> bool {
+    parts.method == axum::http::Method::GET
+        && parts.headers.contains_key(header::SEC_WEBSOCKET_KEY)
+        && parts
+            .headers
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -162,20 +173,60 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 /// Failed sign-ins in a sliding window, per user name and per address.
+///
+/// [`LoginLimiter::begin`] counts an attempt as a failure *before* its password is
+/// checked, and [`LoginLimiter::succeeded`] takes it back: checking first and recording
+/// after the (slow, by design) Argon2 verification would let a burst of concurrent
+/// guesses all pass the check before any failure was recorded.
 #[derive(Debug, Default)]
 pub struct LoginLimiter {
     failures: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
 
+/// A sign-in attempt that [`LoginLimiter::begin`] let through, counted as a failure
+/// until [`LoginLimiter::succeeded`].
+#[derive(Debug)]
+#[must_use = "a successful sign-in must be reported with LoginLimiter::succeeded"]
+pub struct Attempt {
+    user: String,
+    addr: String,
+    at: Instant,
+}
+
+fn user_key(user: &str) -> String {
+    format!("u:{user}")
+}
+
+/// The per-address key. An IPv6 client usually holds a whole /64, so its addresses
+/// share one budget; anything that is not an IP address is used as it is.
+fn addr_key(addr: &str) -> String {
+    match addr.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("a:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Ok(std::net::IpAddr::V6(v6)) => format!("a:{}", v6.to_ipv4_mapped().expect("mapped")),
+        _ => format!("a:{addr}"),
+    }
+}
+
 impl LoginLimiter {
     /// Seconds to wait if `user` or `addr` has failed too often, else `None`.
     pub fn check(&self, user: &str, addr: &str) -> Option<u64> {
-        let now = Instant::now();
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        Self::wait(&mut map, user, addr, Instant::now())
+    }
+
+    fn wait(
+        map: &mut HashMap<String, VecDeque<Instant>>,
+        user: &str,
+        addr: &str,
+        now: Instant,
+    ) -> Option<u64> {
         let mut wait = None;
         for (key, max) in [
-            (format!("u:{user}"), limits::LOGIN_FAILURES_PER_USER),
-            (format!("a:{addr}"), limits::LOGIN_FAILURES_PER_ADDR),
+            (user_key(user), limits::LOGIN_FAILURES_PER_USER),
+            (addr_key(addr), limits::LOGIN_FAILURES_PER_ADDR),
         ] {
             if let Some(q) = map.get_mut(&key) {
                 while q
@@ -187,16 +238,50 @@ impl LoginLimiter {
                 if q.len() >= max {
                     let oldest = *q.front().expect("non-empty");
                     let left = limits::LOGIN_WINDOW.saturating_sub(now.duration_since(oldest));
-                    wait = Some(wait.unwrap_or(0).max(left.as_secs().max(1)));
+                    // Rounded up, so a client that waits exactly this long is let in.
+                    let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+                    wait = Some(wait.unwrap_or(0).max(secs.max(1)));
                 }
             }
         }
         wait
     }
 
-    pub fn record_failure(&self, user: &str, addr: &str) {
+    /// Lets an attempt go ahead, counted as a failure until it is reported as a
+    /// success; or the seconds to wait if `user` or `addr` has failed too often.
+    /// The check and the count happen under one lock.
+    pub fn begin(&self, user: &str, addr: &str) -> Result<Attempt, u64> {
         let now = Instant::now();
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(wait) = Self::wait(&mut map, user, addr, now) {
+            return Err(wait);
+        }
+        Self::push(&mut map, user, addr, now);
+        Ok(Attempt {
+            user: user.to_owned(),
+            addr: addr.to_owned(),
+            at: now,
+        })
+    }
+
+    /// The attempt signed in: the user's failures are forgotten, and the attempt no
+    /// longer counts against its address.
+    pub fn succeeded(&self, attempt: Attempt) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(&user_key(&attempt.user));
+        if let Some(q) = map.get_mut(&addr_key(&attempt.addr))
+            && let Some(i) = q.iter().position(|t| *t == attempt.at)
+        {
+            q.remove(i);
+        }
+    }
+
+    pub fn record_failure(&self, user: &str, addr: &str) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        Self::push(&mut map, user, addr, Instant::now());
+    }
+
+    fn push(map: &mut HashMap<String, VecDeque<Instant>>, user: &str, addr: &str, now: Instant) {
         // Bound memory: forget everything stale when the map grows large.
         if map.len() > 100_000 {
             map.retain(|_, q| {
@@ -204,14 +289,14 @@ impl LoginLimiter {
                     .is_some_and(|t| now.duration_since(*t) < limits::LOGIN_WINDOW)
             });
         }
-        for key in [format!("u:{user}"), format!("a:{addr}")] {
+        for key in [user_key(user), addr_key(addr)] {
             map.entry(key).or_default().push_back(now);
         }
     }
 
     pub fn record_success(&self, user: &str) {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(&format!("u:{user}"));
+        map.remove(&user_key(user));
     }
 }
 
@@ -253,5 +338,59 @@ mod tests {
             None,
             "other users are unaffected"
         );
+    }
+
+    #[test]
+    fn begin_counts_an_attempt_before_it_is_judged() {
+        let l = LoginLimiter::default();
+        // Attempts in flight at once: only the allowed number get through.
+        let through: Vec<Attempt> = (0..limits::LOGIN_FAILURES_PER_USER * 2)
+            .filter_map(|_| l.begin("ann", "1.2.3.4").ok())
+            .collect();
+        assert_eq!(through.len(), limits::LOGIN_FAILURES_PER_USER);
+        let wait = l.begin("ann", "1.2.3.4").unwrap_err();
+        assert!(
+            wait > 0 && wait <= limits::LOGIN_WINDOW.as_secs(),
+            "wait {wait}"
+        );
+        // One of them turns out to be right: the user's budget comes back.
+        let mut through = through.into_iter();
+        l.succeeded(through.next().unwrap());
+        assert!(l.begin("ann", "1.2.3.4").is_ok());
+    }
+
+    #[test]
+    fn a_success_gives_back_only_its_own_count_on_the_address() {
+        let l = LoginLimiter::default();
+        let a = l.begin("ann", "1.2.3.4").unwrap();
+        for i in 0..limits::LOGIN_FAILURES_PER_ADDR - 1 {
+            let _ = l.begin(&format!("u{i}"), "1.2.3.4").unwrap();
+        }
+        assert!(
+            l.begin("zed", "1.2.3.4").is_err(),
+            "the address is at its limit"
+        );
+        l.succeeded(a);
+        assert!(
+            l.begin("zed", "1.2.3.4").is_ok(),
+            "ann's success no longer counts against the address"
+        );
+        assert!(l.begin("zed2", "1.2.3.4").is_err(), "the others still do");
+    }
+
+    #[test]
+    fn ipv6_addresses_in_one_slash_64_share_a_budget() {
+        let l = LoginLimiter::default();
+        for i in 0..limits::LOGIN_FAILURES_PER_ADDR {
+            let _ = l
+                .begin(&format!("u{i}"), &format!("2001:db8:1:2::{i:x}"))
+                .unwrap();
+        }
+        assert!(l.begin("zed", "2001:db8:1:2:ffff::1").is_err());
+        assert!(
+            l.begin("zed", "2001:db8:1:3::1").is_ok(),
+            "another /64 is another client"
+        );
+        assert_eq!(addr_key("::ffff:10.0.0.1"), "a:10.0.0.1");
     }
 }

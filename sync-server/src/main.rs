@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use uuid::Uuid;
 use wardcheck_core::checklist;
 use wardcheck_server::storage::{
-    InspectionQuery, PublishedChecklist, Role, SqliteStorage, Storage,
+    AuditEvent, InspectionQuery, PublishedChecklist, Role, SqliteStorage, Storage,
 };
 use wardcheck_server::{AppState, auth, inspections, limits};
 
@@ -184,6 +184,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Device(DeviceCommand::Revoke { id }) => {
             storage.revoke_device(id)?;
+            audit(&*storage, "device_revoke", &id.to_string())?;
             println!("device {id} revoked");
             Ok(())
         }
@@ -192,22 +193,59 @@ fn run(cli: Cli) -> Result<()> {
         Command::Checklist(ChecklistCommand::Validate { .. }) => unreachable!("handled in main"),
         Command::Audit(AuditCommand::Tail { lines }) => {
             for e in storage.audit_tail(lines)? {
+                // One event per line, tab-separated: every field is neutralised so
+                // that nothing stored can start a line or a field of its own.
                 println!(
                     "{}\t{}\t{}\t{}\t{}\t{}\t{}",
-                    e.at.to_rfc3339(),
-                    e.actor,
+                    e.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                    one_field(&e.actor),
                     e.device
                         .map(|d| d.to_string())
                         .unwrap_or_else(|| "-".into()),
-                    e.action,
-                    e.target,
-                    e.from,
-                    e.outcome
+                    one_field(&e.action),
+                    one_field(&e.target),
+                    one_field(&e.from),
+                    one_field(&e.outcome)
                 );
             }
             Ok(())
         }
     }
+}
+
+/// `text` with control characters (CR, LF, tab...) and Unicode line separators
+/// written as escapes, so it stays within one field of one line.
+fn one_field(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Records an admin action taken from the command line. "Who" is the operating
+/// system account that ran it (the CLI has no sign-in of its own: whoever can run it
+/// can read the data folder anyway); "where" is `cli`.
+fn audit(storage: &dyn Storage, action: &str, target: &str) -> Result<()> {
+    let who = ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "-".into());
+    storage
+        .audit(&AuditEvent {
+            at: chrono::Utc::now(),
+            actor: format!("cli:{}", one_field(&who)),
+            device: None,
+            action: action.into(),
+            target: one_field(target),
+            from: "cli".into(),
+            outcome: "ok".into(),
+        })
+        .with_context(|| format!("{action} {target} was done, but writing the audit log failed"))
 }
 
 fn serve(storage: Arc<dyn Storage>, listen: SocketAddr, data: &Path) -> Result<()> {
@@ -291,14 +329,30 @@ fn user(storage: &dyn Storage, c: UserCommand) -> Result<()> {
                 (RoleArg::Reviewer, None) => Role::Reviewer,
                 (RoleArg::Admin, None) => Role::Admin,
             };
+            let display = display_name.unwrap_or_else(|| name.clone());
+            if display.trim().is_empty()
+                || display.chars().count() > limits::MAX_NAME_CHARS
+                || display.chars().any(char::is_control)
+            {
+                bail!(
+                    "a display name is 1 to {} characters, with no tabs or line breaks",
+                    limits::MAX_NAME_CHARS
+                );
+            }
+            // Before asking for a password, so nobody types one for nothing; the
+            // unique name in the database still decides a race.
+            if storage.user_by_name(&name)?.is_some() {
+                bail!("user {name:?} already exists");
+            }
             let password = read_password()?;
             let hash = auth::hash_password(&password)?;
-            let display = display_name.unwrap_or_else(|| name.clone());
             let id = storage.add_user(&name, &display, &role, &hash)?;
+            audit(storage, "user_add", &name)?;
             println!("user {name} added (id {id}, role {})", role.name());
         }
         UserCommand::Disable { name } => {
             storage.set_user_disabled(&name, true)?;
+            audit(storage, "user_disable", &name)?;
             println!("user {name} disabled");
         }
         UserCommand::List => {
@@ -336,6 +390,7 @@ fn inspection(storage: &dyn Storage, c: InspectionCommand) -> Result<()> {
                 assign,
             };
             let rec = inspections::create(storage, &req, "admin-cli", chrono::Utc::now())?;
+            audit(storage, "inspection_create", &rec.id.to_string())?;
             println!("{}", rec.id);
         }
         InspectionCommand::Assign { id, user } => {
@@ -343,10 +398,12 @@ fn inspection(storage: &dyn Storage, c: InspectionCommand) -> Result<()> {
                 bail!("no user {user:?}");
             }
             storage.assign(id, &user)?;
+            audit(storage, "inspection_assign", &format!("{id} {user}"))?;
             println!("inspection {id} assigned to {user}");
         }
         InspectionCommand::Share { id } => {
             storage.share(id, chrono::Utc::now())?;
+            audit(storage, "inspection_share", &id.to_string())?;
             println!("inspection {id} shared with its trust");
         }
         InspectionCommand::List => {
@@ -381,7 +438,21 @@ fn inspection(storage: &dyn Storage, c: InspectionCommand) -> Result<()> {
 
 /// Stores a checklist and the files its template includes, after validating them.
 fn publish(storage: &dyn Storage, file: &Path) -> Result<()> {
-    let c = checklist::load_file(file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let c = checklist::load_file(file).map_err(|errors| {
+        // One line, like every other error; `validate` lists them all.
+        let first = errors
+            .iter()
+            .next()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        anyhow::anyhow!(
+            "{} has {} problem(s), so it was not published; the first: {}; \
+             `checklist validate` lists them all",
+            file.display(),
+            errors.len(),
+            first.lines().next().unwrap_or_default()
+        )
+    })?;
     let read = |p: &Path| -> Result<(String, String)> {
         let name = p
             .file_name()
@@ -418,6 +489,11 @@ fn publish(storage: &dyn Storage, file: &Path) -> Result<()> {
         bail!("the published files do not reproduce the checklist's pin");
     }
     storage.publish_checklist(&published)?;
+    audit(
+        storage,
+        "checklist_publish",
+        &format!("{}@{}", c.pin.id, c.pin.version),
+    )?;
     println!(
         "published {}@{} sha256 {}",
         c.pin.id, c.pin.version, c.pin.sha256

@@ -21,12 +21,23 @@ pub fn routes() -> Router<AppState> {
         .route("/healthz", get(|| async { "ok" }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
     pub user: String,
     pub password: String,
     pub device: String,
+}
+
+// By hand, so that no `{:?}` of a request can ever print the password.
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("device", &self.device)
+            .finish()
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -43,7 +54,15 @@ async fn login(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     body: Result<Json<Login>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, AppError> {
-    let Json(req) = body.map_err(|e| AppError::bad_request("bad_request", e.body_text()))?;
+    let Json(req) = body.map_err(|e| {
+        // A body over the limit is 413, like every other route; any other unreadable
+        // body (not JSON, missing or unknown fields, wrong types) is 400.
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::too_large(e.body_text())
+        } else {
+            AppError::bad_request("bad_request", e.body_text())
+        }
+    })?;
     let from = addr.ip().to_string();
     for (field, value, max) in [
         ("user", &req.user, limits::MAX_NAME_CHARS),
@@ -53,6 +72,11 @@ async fn login(
             || value.chars().count() > max
             || value.chars().any(char::is_control)
         {
+            // Refused before any password check, but still recorded: a user name with
+            // CR/LF in it is someone probing the logs.
+            state
+                .audit(event(&req.user, None, "login", &from, "bad_request"))
+                .await;
             return Err(AppError::bad_request(
                 "bad_request",
                 format!("{field} must be 1 to {max} printable characters"),
@@ -62,12 +86,17 @@ async fn login(
     if req.password.len() > limits::MAX_PASSWORD_BYTES {
         return Err(AppError::bad_request("bad_request", "password is too long"));
     }
-    if let Some(wait) = state.logins.check(&req.user, &from) {
-        state
-            .audit(event(&req.user, None, "login", &from, "rate_limited"))
-            .await;
-        return Err(AppError::rate_limited(wait));
-    }
+    // Counted as a failure from here until the password proves right, so concurrent
+    // guesses cannot all slip past the limit.
+    let attempt = match state.logins.begin(&req.user, &from) {
+        Ok(a) => a,
+        Err(wait) => {
+            state
+                .audit(event(&req.user, None, "login", &from, "rate_limited"))
+                .await;
+            return Err(AppError::rate_limited(wait));
+        }
+    };
     let storage = state.storage.clone();
     let name = req.user.clone();
     let user = tokio::task::spawn_blocking(move || storage.user_by_name(&name)).await??;
@@ -81,8 +110,8 @@ async fn login(
     let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &phc)).await?;
     let user = match user {
         Some(u) if ok && !u.disabled => u,
+        // The attempt stays counted as a failure.
         _ => {
-            state.logins.record_failure(&req.user, &from);
             state
                 .audit(event(&req.user, None, "login", &from, "denied"))
                 .await;
@@ -91,7 +120,7 @@ async fn login(
             ));
         }
     };
-    state.logins.record_success(&req.user);
+    state.logins.succeeded(attempt);
     let (token, hash) = auth::new_token();
     let storage = state.storage.clone();
     let (uid, device_name) = (user.id, req.device.clone());
@@ -141,16 +170,41 @@ pub(crate) fn event(
 ) -> AuditEvent {
     AuditEvent {
         at: chrono::Utc::now(),
-        // Control characters (CR, LF) never reach the log.
-        actor: actor
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(limits::MAX_NAME_CHARS)
-            .collect(),
+        // Control characters (CR, LF, tab) never reach the log: they are written as
+        // escapes (`\r`), so the attempt is still visible but cannot start a line or
+        // a field of its own.
+        actor: neutralise(actor, limits::MAX_NAME_CHARS),
         device,
         action: action.into(),
         target: "-".into(),
         from: from.into(),
         outcome: outcome.into(),
+    }
+}
+
+/// `text` with control characters and Unicode line/paragraph separators written as
+/// escapes, cut to `max` characters: safe to put in one field of one log line.
+pub(crate) fn neutralise(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.chars().take(max).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn neutralise_escapes_line_breaks_and_tabs() {
+        assert_eq!(neutralise("ann\r\nroot\tok", 100), "ann\\r\\nroot\\tok");
+        assert_eq!(neutralise("a\u{2028}b\u{1b}", 100), "a\\u{2028}b\\u{1b}");
+        assert_eq!(neutralise("ann", 2), "an");
+        assert!(!neutralise("x\n\r\u{85}", 100).chars().any(char::is_control));
     }
 }
