@@ -255,6 +255,10 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     /// Drops an upload that failed its checks.
     fn discard_blob(&self, sha256: &str) -> Result<()>;
     fn blob(&self, sha256: &str) -> Result<Option<(Vec<u8>, String)>>;
+    /// Records that `user_name` completed the upload of a photo (so they may read it
+    /// back before a document that refers to it reaches the server).
+    fn add_blob_uploader(&self, sha256: &str, user_name: &str) -> Result<()>;
+    fn blob_uploaded_by(&self, sha256: &str, user_name: &str) -> Result<bool>;
 
     // checklists
     fn publish_checklist(&self, checklist: &PublishedChecklist) -> Result<()>;

@@ -15,7 +15,8 @@ use super::*;
 
 /// Each runs once, in order, all pending ones in one transaction; `PRAGMA
 /// user_version` counts them.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE users (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -101,7 +102,17 @@ CREATE TABLE audit (
     origin TEXT NOT NULL,
     outcome TEXT NOT NULL
 );
-"];
+",
+    "
+-- Who completed each photo upload: an uploader may read the photo back before any
+-- document that refers to it has synced.
+CREATE TABLE blob_uploaders (
+    sha256 TEXT NOT NULL,
+    user_name TEXT NOT NULL,
+    PRIMARY KEY (sha256, user_name)
+);
+",
+];
 
 #[derive(Debug)]
 pub struct SqliteStorage {
@@ -700,7 +711,9 @@ impl Storage for SqliteStorage {
             )));
         }
         tx.execute(
-            "UPDATE blobs SET bytes = bytes || ?2 WHERE sha256 = ?1",
+            // `||` concatenates as TEXT, whose length() stops at the first NUL: cast the
+            // result back to a BLOB so every byte counts (and reads back as bytes).
+            "UPDATE blobs SET bytes = CAST(bytes || ?2 AS BLOB) WHERE sha256 = ?1",
             params![sha256, bytes],
         )?;
         tx.commit()?;
@@ -746,6 +759,26 @@ impl Storage for SqliteStorage {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?)
+    }
+
+    fn add_blob_uploader(&self, sha256: &str, user_name: &str) -> Result<()> {
+        self.conn().execute(
+            "INSERT OR IGNORE INTO blob_uploaders (sha256, user_name) VALUES (?1, ?2)",
+            params![sha256, user_name],
+        )?;
+        Ok(())
+    }
+
+    fn blob_uploaded_by(&self, sha256: &str, user_name: &str) -> Result<bool> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT 1 FROM blob_uploaders WHERE sha256 = ?1 AND user_name = ?2",
+                params![sha256, user_name],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
     }
 
     fn publish_checklist(&self, c: &PublishedChecklist) -> Result<()> {

@@ -1,0 +1,491 @@
+//! `/api/v1/inspections`: list, read, create, assign, share, change state.
+//!
+//! Who may do what is [`crate::access`]; `docs/ACCESS.md` has the same rules per route.
+//! A caller who may not see an inspection gets the same 404 as for an id that does not
+//! exist. A role that may never do an operation (an inspector creating an inspection, a
+//! trust lead changing a state) gets 403 before the id is even looked up, so a 403 never
+//! tells that an id exists.
+
+use std::sync::Arc;
+
+use automerge::{ActorId, AutoCommit};
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use wardcheck_core::inspection::{Inspection, InspectionError, InspectionView, Stamp};
+use wardcheck_core::response::{ResponseView, TrustResponse};
+
+use super::{JsonBody, audit};
+use crate::auth::Caller;
+use crate::error::AppError;
+use crate::inspections::{self, CreateError, CreateInspection, encode_heads};
+use crate::storage::{
+    DocAccess, DocKind, InspectionQuery, InspectionRecord, Role, Storage, StorageError,
+};
+use crate::{AppState, access, limits};
+
+/// `GET /api/v1/inspections` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListQuery {
+    trust: Option<String>,
+    state: Option<wardcheck_core::inspection::State>,
+    after: Option<Uuid>,
+    limit: Option<usize>,
+}
+
+/// One page of a listing; `next` is the `after` of the next page, null on the last.
+#[derive(Debug, Serialize)]
+pub(super) struct Page {
+    items: Vec<InspectionRecord>,
+    next: Option<Uuid>,
+}
+
+/// `GET /api/v1/inspections/{id}`: the record, and each document the caller may read.
+#[derive(Debug, Serialize)]
+pub(super) struct Detail {
+    record: InspectionRecord,
+    /// The inspection document's view; null for a caller with no right to the document
+    /// (admins).
+    inspection: Option<InspectionView>,
+    /// The trust response document's view; null for a caller with no right to it.
+    trust_response: Option<ResponseView>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AssignBody {
+    user: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct StateBody {
+    state: wardcheck_core::inspection::State,
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, AppError> + Send + 'static,
+) -> Result<T, AppError> {
+    tokio::task::spawn_blocking(f).await?
+}
+
+fn target(id: Uuid) -> String {
+    format!("inspection:{id}")
+}
+
+/// The record of `id` if the caller may see it; else the 404 of a missing id (and an
+/// audit event for the refusal).
+async fn visible(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<InspectionRecord, AppError> {
+    let found = match id.parse::<Uuid>() {
+        Ok(id) => {
+            let storage = state.storage.clone();
+            blocking(move || Ok(storage.inspection(id)?)).await?
+        }
+        Err(_) => None,
+    };
+    match found {
+        Some(rec) if access::can_see(&caller.user, &rec) => Ok(rec),
+        Some(rec) => {
+            audit(state, Some(caller), "denied", &target(rec.id), "denied").await;
+            Err(AppError::not_found())
+        }
+        None => {
+            let what = id
+                .parse::<Uuid>()
+                .map_or("inspection:(malformed)".into(), target);
+            audit(state, Some(caller), "denied", &what, "not_found").await;
+            Err(AppError::not_found())
+        }
+    }
+}
+
+async fn forbidden(state: &AppState, caller: &Caller, what: &str, action: &str) -> AppError {
+    audit(state, Some(caller), "denied", what, "role").await;
+    AppError::forbidden(format!("a {} may not {action}", caller.user.role.name()))
+}
+
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Page>, AppError> {
+    let Query(q) = query.map_err(|e| AppError::bad_request("bad_query", e.body_text()))?;
+    // `limit=1000000` is honoured as the largest page, not refused: a dashboard asking
+    // for "everything" gets a page and a cursor.
+    let limit = q
+        .limit
+        .unwrap_or(limits::DEFAULT_PAGE)
+        .clamp(1, limits::MAX_PAGE);
+    let mut query = InspectionQuery {
+        trust: q.trust,
+        state: q.state,
+        assignee: None,
+        shared_only: false,
+        after: q.after,
+        // One more than the page, to know whether there is a next page.
+        limit: limit + 1,
+    };
+    // The caller's scope goes into the query itself, so that a page is full of what the
+    // caller may see rather than a page of everything filtered afterwards.
+    match &caller.user.role {
+        Role::Inspector => query.assignee = Some(caller.user.name.clone()),
+        Role::TrustLead(t) => {
+            if query.trust.as_ref().is_some_and(|asked| asked != t) {
+                return Ok(Json(Page {
+                    items: vec![],
+                    next: None,
+                }));
+            }
+            query.trust = Some(t.clone());
+            query.shared_only = true;
+        }
+        Role::Reviewer | Role::Admin => {}
+    }
+    let storage = state.storage.clone();
+    let mut items = blocking(move || Ok(storage.list_inspections(&query)?)).await?;
+    // The query already holds the scope; this is the belt to its braces.
+    items.retain(|r| access::can_see(&caller.user, r));
+    let next = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|r| r.id)
+    } else {
+        None
+    };
+    Ok(Json(Page { items, next }))
+}
+
+pub(super) async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Detail>, AppError> {
+    let record = visible(&state, &caller, &id).await?;
+    let right = |doc, kind| {
+        access::doc_right(
+            &caller.user,
+            &DocAccess {
+                doc,
+                kind,
+                inspection: record.clone(),
+            },
+        )
+    };
+    let read_inspection = right(record.id, DocKind::Inspection).can_read();
+    let read_response = right(record.response_doc, DocKind::TrustResponse).can_read();
+    let storage = state.storage.clone();
+    let rec = record.clone();
+    let (inspection, trust_response) = blocking(move || {
+        let inspection = if read_inspection {
+            Some(inspection_view(&*storage, &rec)?)
+        } else {
+            None
+        };
+        let response = if read_response {
+            let mut doc = load_doc(&*storage, rec.response_doc)?;
+            let r =
+                TrustResponse::load(&doc.save(), ActorId::random()).map_err(AppError::internal)?;
+            Some(r.view().map_err(AppError::internal)?)
+        } else {
+            None
+        };
+        Ok((inspection, response))
+    })
+    .await?;
+    if inspection.is_some() {
+        audit(
+            &state,
+            Some(&caller),
+            "doc_read",
+            &record.id.to_string(),
+            "ok",
+        )
+        .await;
+    }
+    if trust_response.is_some() {
+        let doc = record.response_doc.to_string();
+        audit(&state, Some(&caller), "doc_read", &doc, "ok").await;
+    }
+    Ok(Json(Detail {
+        record,
+        inspection,
+        trust_response,
+    }))
+}
+
+pub(super) async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: JsonBody,
+) -> Result<Response, AppError> {
+    if !access::can_manage(&caller.user) {
+        return Err(forbidden(&state, &caller, "inspections", "create inspections").await);
+    }
+    let req: CreateInspection = body.parse()?;
+    let storage = state.storage.clone();
+    let by = caller.user.name.clone();
+    let rec = blocking(move || {
+        inspections::create(&*storage, &req, &by, chrono::Utc::now()).map_err(create_error)
+    })
+    .await?;
+    audit(
+        &state,
+        Some(&caller),
+        "doc_write",
+        &target(rec.id),
+        "created",
+    )
+    .await;
+    let mut res = (StatusCode::CREATED, Json(&rec)).into_response();
+    res.headers_mut().insert(
+        header::LOCATION,
+        HeaderValue::from_str(&format!("/api/v1/inspections/{}", rec.id))
+            .map_err(AppError::internal)?,
+    );
+    Ok(res)
+}
+
+pub(super) async fn assign(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: JsonBody,
+) -> Result<Json<InspectionRecord>, AppError> {
+    if !access::can_manage(&caller.user) {
+        return Err(forbidden(&state, &caller, "inspections", "assign inspections").await);
+    }
+    let rec = visible(&state, &caller, &id).await?;
+    let AssignBody { user } = body.parse()?;
+    let storage = state.storage.clone();
+    let id = rec.id;
+    let rec = blocking(move || {
+        if storage.user_by_name(&user)?.is_none() {
+            return Err(AppError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_user",
+                format!("no user {user:?} to assign"),
+            ));
+        }
+        storage.assign(id, &user)?;
+        storage.inspection(id)?.ok_or_else(AppError::not_found)
+    })
+    .await?;
+    audit(&state, Some(&caller), "assign", &target(id), "ok").await;
+    Ok(Json(rec))
+}
+
+pub(super) async fn share(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<InspectionRecord>, AppError> {
+    if !access::can_manage(&caller.user) {
+        return Err(forbidden(&state, &caller, "inspections", "share inspections").await);
+    }
+    let rec = visible(&state, &caller, &id).await?;
+    let storage = state.storage.clone();
+    let id = rec.id;
+    let rec = blocking(move || {
+        storage.share(id, chrono::Utc::now())?;
+        storage.inspection(id)?.ok_or_else(AppError::not_found)
+    })
+    .await?;
+    audit(&state, Some(&caller), "share", &target(id), "ok").await;
+    Ok(Json(rec))
+}
+
+pub(super) async fn change_state(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: JsonBody,
+) -> Result<Json<InspectionRecord>, AppError> {
+    // Trust leads and admins never change a state: 403 before the id is looked up.
+    if matches!(caller.user.role, Role::TrustLead(_) | Role::Admin) {
+        return Err(forbidden(
+            &state,
+            &caller,
+            "inspections",
+            "change an inspection's state",
+        )
+        .await);
+    }
+    let rec = visible(&state, &caller, &id).await?;
+    if !access::can_change_state(&caller.user, &rec) {
+        return Err(forbidden(
+            &state,
+            &caller,
+            &target(rec.id),
+            "change this inspection's state",
+        )
+        .await);
+    }
+    let StateBody { state: to } = body.parse()?;
+    let id = rec.id;
+    let result = change_state_in_doc(&state, &caller, rec, to).await;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(e) => e.code,
+    };
+    audit(&state, Some(&caller), "doc_write", &target(id), outcome).await;
+    result.map(Json)
+}
+
+/// The sync engine's name for this API when it syncs a change into a document.
+const API_PEER: &str = "server-api";
+
+/// Most sync round trips a state change may take to reach the in-memory document: two
+/// or three suffice (heads, then the change, then the acknowledgement).
+const MAX_SYNC_ROUNDS: usize = 8;
+
+/// Makes the change in a copy of the document, then syncs that copy into the document
+/// the sync engine holds ([`crate::sync::Documents`]), exactly as a client would. So the
+/// change goes through the one place that writes documents while connections use them:
+/// it is committed to storage there, the state column and photo references follow, it
+/// survives the engine's compaction, and connected clients receive it at once.
+async fn change_state_in_doc(
+    state: &AppState,
+    caller: &Caller,
+    rec: InspectionRecord,
+    to: wardcheck_core::inspection::State,
+) -> Result<InspectionRecord, AppError> {
+    let id = rec.id;
+    let stamp = Stamp::new(caller.user.name.clone(), chrono::Utc::now());
+    let storage = state.storage.clone();
+    let r = rec.clone();
+    let (mut insp, changed) = blocking(move || {
+        let mut doc = load_doc(&*storage, id)?;
+        let before = doc.get_heads();
+        let checklist = inspections::pinned_checklist(&*storage, &r).map_err(AppError::internal)?;
+        // A fresh actor per change: the server never shares an actor between two
+        // writers that could change the same document at once.
+        let mut insp = Inspection::from_doc(doc.with_actor(ActorId::random()), checklist)
+            .map_err(AppError::internal)?;
+        insp.change_state(to, &stamp).map_err(state_error)?;
+        let heads = insp.heads();
+        debug_assert_ne!(heads, before);
+        Ok((insp, heads))
+    })
+    .await?;
+
+    let (connection, inbox) = state.docs.connection();
+    let handle = state.docs.open(id, connection, inbox);
+    let mut ours = automerge::sync::State::new();
+    let mut theirs = automerge::sync::State::new();
+    for _ in 0..MAX_SYNC_ROUNDS {
+        let (back, message) = blocking(move || {
+            let m = insp.generate_sync_message(&mut ours);
+            Ok(((insp, ours), m))
+        })
+        .await?;
+        (insp, ours) = back;
+        let Some(message) = message else { break };
+        let exchanged = state
+            .docs
+            .exchange(
+                &handle,
+                API_PEER.to_owned(),
+                theirs,
+                message,
+                Some(rec.clone()),
+            )
+            .await
+            .map_err(|e| AppError::internal(format!("syncing a state change into {id}: {e:?}")))?;
+        theirs = exchanged.state;
+        if let Some(reply) = exchanged.reply {
+            let back = blocking(move || {
+                insp.receive_sync_message(&mut ours, reply)
+                    .map_err(AppError::internal)?;
+                Ok((insp, ours))
+            })
+            .await?;
+            (insp, ours) = back;
+        }
+    }
+    state.docs.notify_others(&handle);
+    drop(handle);
+
+    // The change must now be stored: check it, then keep the record in step.
+    let storage = state.storage.clone();
+    blocking(move || {
+        let mut doc = load_doc(&*storage, id)?;
+        if changed.iter().any(|h| doc.get_change_by_hash(h).is_none()) {
+            return Err(AppError::internal(format!(
+                "the state change of {id} did not reach storage"
+            )));
+        }
+        // The column holds the state the document shows: `to`, unless a concurrent
+        // change elsewhere won (both stay in the document as a conflict).
+        let checklist =
+            inspections::pinned_checklist(&*storage, &rec).map_err(AppError::internal)?;
+        let shown = Inspection::from_doc(doc, checklist)
+            .and_then(|i| i.state())
+            .map_err(AppError::internal)?
+            .current()
+            .value;
+        storage.set_state(id, shown)?;
+        storage.inspection(id)?.ok_or_else(AppError::not_found)
+    })
+    .await
+}
+
+/// Loads a stored document (snapshot, then changes) and checks it reaches the heads
+/// stored beside it: a damaged change chunk is dropped silently by Automerge, and this
+/// is where that is caught.
+fn load_doc(storage: &dyn Storage, doc: Uuid) -> Result<AutoCommit, AppError> {
+    let stored = storage
+        .load_doc(doc)?
+        .ok_or_else(|| AppError::internal(format!("document {doc} has a record but no data")))?;
+    let mut am = AutoCommit::load(&stored.snapshot).map_err(AppError::internal)?;
+    for change in &stored.changes {
+        am.load_incremental(change).map_err(AppError::internal)?;
+    }
+    if encode_heads(&am.get_heads()) != stored.heads {
+        return Err(AppError::internal(StorageError::Corrupt(format!(
+            "document {doc} does not reach its stored heads"
+        ))));
+    }
+    Ok(am)
+}
+
+fn inspection_view(
+    storage: &dyn Storage,
+    rec: &InspectionRecord,
+) -> Result<InspectionView, AppError> {
+    let doc = load_doc(storage, rec.id)?;
+    let checklist: Arc<_> =
+        inspections::pinned_checklist(storage, rec).map_err(AppError::internal)?;
+    Inspection::from_doc(doc, checklist)
+        .and_then(|i| i.view())
+        .map_err(AppError::internal)
+}
+
+fn create_error(e: CreateError) -> AppError {
+    let unprocessable = |code, e: &dyn std::fmt::Display| {
+        AppError::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string())
+    };
+    match e {
+        CreateError::UnknownChecklist(_) => unprocessable("unknown_checklist", &e),
+        CreateError::UnknownUser(_) => unprocessable("unknown_user", &e),
+        CreateError::Inspection(ref inner) => unprocessable("invalid", inner),
+        CreateError::Storage(s) => s.into(),
+        other => AppError::internal(other),
+    }
+}
+
+fn state_error(e: InspectionError) -> AppError {
+    match e {
+        InspectionError::IllegalTransition { .. }
+        | InspectionError::WrongState(..)
+        | InspectionError::Closed => AppError::conflict("illegal_transition", e.to_string()),
+        other => AppError::internal(other),
+    }
+}

@@ -1,0 +1,211 @@
+//! The JSON API for dashboards: inspections listed, read, created, assigned, shared and
+//! moved through their life, and the OpenAPI document that describes every route.
+//!
+//! Each handler extracts its input, asks [`crate::access`], calls one function of
+//! [`crate::inspections`], storage or core, and converts the result. Shared here:
+//!
+//! - [`JsonBody`]: a JSON body, read under [`limits::MAX_JSON_BODY`] and parsed with
+//!   serde_json's default recursion limit (never `unbounded_depth`), every failure a 400
+//!   with a code (`bad_json`, `invalid_field`) and the parser's message, a body too large a
+//!   413 `too_large`; bodies declared larger than the limit are refused before they are
+//!   read.
+//! - [`audit`]: one audit event, built from the caller.
+//!
+//! A resource the caller may not see and one that does not exist get the same 404
+//! (`AppError::not_found`), so ids cannot be probed.
+
+mod inspections;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::de::DeserializeOwned;
+
+use crate::auth::Caller;
+use crate::error::AppError;
+use crate::storage::AuditEvent;
+use crate::{AppState, limits};
+
+/// The OpenAPI 3.1 description of every route, kept beside the routes (a test checks
+/// that every route in the source appears in it).
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/inspections",
+            get(inspections::list).post(inspections::create),
+        )
+        .route("/api/v1/inspections/{id}", get(inspections::get_one))
+        .route("/api/v1/inspections/{id}/assign", post(inspections::assign))
+        .route("/api/v1/inspections/{id}/share", post(inspections::share))
+        .route(
+            "/api/v1/inspections/{id}/state",
+            post(inspections::change_state),
+        )
+        .route("/api/v1/openapi.json", get(openapi))
+        .route_layer(middleware::from_fn(refuse_large_bodies))
+}
+
+async fn openapi() -> Response {
+    let mut res = OPENAPI.into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+/// Refuses a body whose declared length is over [`limits::MAX_JSON_BODY`] before
+/// reading any of it. (A body with no declared length is cut off at the same limit while
+/// it is read: see [`JsonBody`].)
+async fn refuse_large_bodies(req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits::MAX_JSON_BODY as u64) {
+        return too_large().into_response();
+    }
+    next.run(req).await
+}
+
+fn too_large() -> AppError {
+    AppError::too_large(format!(
+        "a JSON body may be at most {} bytes",
+        limits::MAX_JSON_BODY
+    ))
+}
+
+/// A JSON request body, read (under the size limit) but not yet parsed, so that a
+/// handler decides access before it looks at what was sent: [`JsonBody::parse`].
+#[derive(Debug, Clone)]
+pub struct JsonBody {
+    bytes: axum::body::Bytes,
+    is_json: bool,
+}
+
+impl JsonBody {
+    /// Parses the body as `T` (see [`parse_json`]); a body not sent as
+    /// `application/json` is a 415.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, AppError> {
+        if !self.is_json {
+            return Err(AppError::new(
+                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json",
+            ));
+        }
+        parse_json(&self.bytes)
+    }
+}
+
+impl<S> FromRequest<S> for JsonBody
+where
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, AppError> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+        let body: Body = req.into_body();
+        let bytes = axum::body::to_bytes(body, limits::MAX_JSON_BODY)
+            .await
+            .map_err(|e| {
+                if crate::blobs::is_length_limit(&e) {
+                    too_large()
+                } else {
+                    AppError::bad_request("bad_request", "the request body could not be read")
+                }
+            })?;
+        Ok(JsonBody { bytes, is_json })
+    }
+}
+
+/// Parses a JSON body: syntax errors (including nesting deeper than serde_json's limit
+/// of 128) are `bad_json`; well-formed JSON of the wrong shape (an unknown or missing
+/// field, a wrong type) is `invalid_field`. The message says where.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        use serde_json::error::Category;
+        let code = match e.classify() {
+            Category::Data => "invalid_field",
+            Category::Syntax | Category::Eof | Category::Io => "bad_json",
+        };
+        AppError::bad_request(code, format!("the JSON body was refused: {e}"))
+    })
+}
+
+/// Writes one audit event for `caller` (or an unknown caller).
+pub(crate) async fn audit(
+    state: &AppState,
+    caller: Option<&Caller>,
+    action: &str,
+    target: &str,
+    outcome: &str,
+) {
+    state
+        .audit(AuditEvent {
+            at: chrono::Utc::now(),
+            actor: caller.map_or_else(|| "-".to_owned(), |c| c.user.name.clone()),
+            device: caller.map(|c| c.device.id),
+            action: action.to_owned(),
+            // Targets are ids the server validated or built; control characters are
+            // dropped all the same, so nothing can forge a line in the log.
+            target: target
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(200)
+                .collect(),
+            from: caller.map_or_else(|| "-".to_owned(), |c| c.from.clone()),
+            outcome: outcome.to_owned(),
+        })
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        user: String,
+    }
+
+    #[test]
+    fn json_errors_have_codes() {
+        assert_eq!(
+            parse_json::<Body>(b"{\"user\":").unwrap_err().code,
+            "bad_json"
+        );
+        assert_eq!(
+            parse_json::<Body>(br#"{"user":"a","role":"admin"}"#)
+                .unwrap_err()
+                .code,
+            "invalid_field",
+            "unknown fields are refused"
+        );
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        let e = parse_json::<serde_json::Value>(deep.as_bytes()).unwrap_err();
+        assert_eq!(e.code, "bad_json", "nesting past the recursion limit: {e}");
+        assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn the_openapi_document_is_json() {
+        let v: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        assert_eq!(v["openapi"], "3.1.0");
+    }
+}

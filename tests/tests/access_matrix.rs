@@ -1,0 +1,531 @@
+//! The authorization matrix (RELIABILITY A1, A2, A4): every route the server declares
+//! and every kind of sync request, tried as every role against a fresh inspection, must
+//! answer exactly what `docs/ACCESS.md` says.
+//!
+//! The table in ACCESS.md is the specification; this test reads it. It fails when
+//! - a cell differs from what the server does;
+//! - the server declares a route (anywhere in `sync-server/src`) that the table lacks;
+//! - the table has a row this test does not know how to try.
+//!
+//! Every 404 is also compared with the 404 the same caller gets for an id that does not
+//! exist: a denied object and a missing one must be indistinguishable (A1).
+
+mod api_support;
+
+use std::collections::BTreeSet;
+
+use api_support::*;
+use automerge::transaction::Transactable;
+use automerge::{ActorId, AutoCommit, ReadDoc};
+use reqwest::{Client, StatusCode, header};
+use serde_json::{Value, json};
+use uuid::Uuid;
+use wardcheck_core::inspection::{Inspection, PhotoRef, Stamp};
+use wardcheck_tests::client::{ClientError, SyncClient};
+use wardcheck_tests::server::{PASSWORD, Server};
+
+const COLUMNS: [&str; 8] = [
+    "anonymous",
+    "inspector, assigned",
+    "inspector, not assigned",
+    "reviewer",
+    "trust lead, shared",
+    "trust lead, not shared",
+    "trust lead, other trust",
+    "admin",
+];
+
+/// Who each column is, and whether its inspection is shared with the trust.
+fn column(i: usize) -> (Option<&'static str>, bool) {
+    match i {
+        0 => (None, true),
+        1 => (Some("ann"), true),
+        2 => (Some("bob"), true),
+        3 => (Some("rita"), true),
+        4 => (Some("lead1"), true),
+        5 => (Some("lead1"), false),
+        6 => (Some("lead2"), true),
+        7 => (Some("root"), true),
+        _ => unreachable!(),
+    }
+}
+
+/// The matrix in docs/ACCESS.md: (row, cells in COLUMNS order).
+fn documented_matrix() -> Vec<(String, Vec<String>)> {
+    let path = wardcheck_tests::workspace_root().join("docs/ACCESS.md");
+    let text = std::fs::read_to_string(&path).expect("docs/ACCESS.md exists");
+    let section = text
+        .split("## The matrix")
+        .nth(1)
+        .expect("ACCESS.md has a '## The matrix' section");
+    let mut lines = section.lines().skip_while(|l| !l.starts_with("| route |"));
+    let header = cells(lines.next().expect("the matrix has a header"));
+    assert_eq!(header[0], "route");
+    assert_eq!(header[1..], COLUMNS, "ACCESS.md's columns");
+    lines.next(); // |---|
+    let mut rows = Vec::new();
+    for line in lines.take_while(|l| l.starts_with('|')) {
+        let c = cells(line);
+        assert_eq!(c.len(), COLUMNS.len() + 1, "a full row: {line}");
+        rows.push((c[0].trim_matches('`').to_owned(), c[1..].to_vec()));
+    }
+    rows
+}
+
+fn cells(line: &str) -> Vec<String> {
+    line.trim()
+        .trim_matches('|')
+        .split('|')
+        .map(|c| c.trim().to_owned())
+        .collect()
+}
+
+struct Ctx {
+    s: Server,
+    c: Client,
+    tokens: std::collections::HashMap<&'static str, String>,
+    /// A photo uploaded by cara, for HEAD.
+    held_photo: String,
+    seed: u32,
+}
+
+/// A fresh inspection: trust RJ1, assigned to ann, shared if asked.
+struct Fixture {
+    id: Uuid,
+    response_doc: Uuid,
+}
+
+impl Ctx {
+    fn token(&self, user: Option<&str>) -> Option<String> {
+        user.map(|u| self.tokens[u].clone())
+    }
+
+    fn url(&self, path: &str) -> String {
+        self.s.url(path)
+    }
+
+    async fn fixture(&self, shared: bool) -> Fixture {
+        let rita = &self.tokens["rita"];
+        let res = self
+            .c
+            .post(self.url("/api/v1/inspections"))
+            .bearer_auth(rita)
+            .json(&json!({ "trust": "RJ1", "checklist": "cqc-onsite-cyber", "assign": ["ann"] }))
+            .send()
+            .await
+            .unwrap();
+        let rec = json_ok(res, StatusCode::CREATED, "fixture").await;
+        let id: Uuid = rec["id"].as_str().unwrap().parse().unwrap();
+        if shared {
+            let res = self
+                .c
+                .post(self.url(&format!("/api/v1/inspections/{id}/share")))
+                .bearer_auth(rita)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK, "sharing the fixture");
+        }
+        Fixture {
+            id,
+            response_doc: rec["response_doc"].as_str().unwrap().parse().unwrap(),
+        }
+    }
+
+    fn next_seed(&mut self) -> u32 {
+        self.seed += 1;
+        self.seed
+    }
+
+    /// Sends a request as `token` (or anonymously).
+    async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+        token: &Option<String>,
+    ) -> reqwest::Response {
+        let req = match token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        req.send().await.expect("the server answers")
+    }
+}
+
+/// A 404 must be byte for byte the 404 of something that does not exist.
+async fn same_404(
+    ctx: &Ctx,
+    res: reqwest::Response,
+    missing: reqwest::RequestBuilder,
+    token: &Option<String>,
+    what: &str,
+) -> String {
+    let denied = res.bytes().await.unwrap();
+    let absent = ctx.send(missing, token).await;
+    assert_eq!(
+        absent.status(),
+        StatusCode::NOT_FOUND,
+        "{what}: a missing id"
+    );
+    assert_eq!(
+        denied,
+        absent.bytes().await.unwrap(),
+        "{what}: a denied object answers exactly like a missing one"
+    );
+    "404".into()
+}
+
+async fn connect(ctx: &Ctx, token: &Option<String>) -> Result<SyncClient, ClientError> {
+    SyncClient::connect(&ctx.s.ws_url(), token.as_deref()).await
+}
+
+fn checklist() -> std::sync::Arc<wardcheck_core::checklist::Checklist> {
+    std::sync::Arc::new(wardcheck_tests::crash_checklist())
+}
+
+/// Attaches a photo to the fixture's inspection as ann, through sync.
+async fn attach(ctx: &Ctx, f: &Fixture, sha: &str, size: usize) {
+    let ann = Some(ctx.tokens["ann"].clone());
+    let mut client = connect(ctx, &ann).await.expect("ann connects");
+    let doc = client.fetch(f.id).await.expect("ann reads her inspection");
+    let cl = checklist();
+    let item = wardcheck_tests::crash_items(&cl)[0].clone();
+    let mut insp = Inspection::from_doc(doc.with_actor(ActorId::random()), cl).unwrap();
+    let photo = PhotoRef {
+        hash: sha.to_owned(),
+        size: size as u64,
+        width: 64,
+        height: 48,
+        mime: "image/jpeg".into(),
+        caption: "server room door".into(),
+        captured_at: None,
+    };
+    insp.attach_photo(&item, photo, &Stamp::new("ann", chrono::Utc::now()))
+        .unwrap();
+    client
+        .sync(f.id, &mut insp)
+        .await
+        .expect("ann's change syncs");
+    client.close().await;
+}
+
+/// Whether the reviewer, reading afresh, finds change `hash` in document `doc`.
+async fn stored(ctx: &Ctx, doc: Uuid, hash: &automerge::ChangeHash) -> bool {
+    let rita = Some(ctx.tokens["rita"].clone());
+    let mut client = connect(ctx, &rita).await.expect("rita connects");
+    let d = client.fetch(doc).await.expect("rita reads every document");
+    client.close().await;
+    d.get_change_by_hash(hash).is_some()
+}
+
+fn sync_outcome(e: ClientError, what: &str) -> String {
+    match e {
+        ClientError::Unavailable(_) => "unavailable".into(),
+        other => panic!("{what}: unexpected sync error {other}"),
+    }
+}
+
+/// Tries one cell and describes the outcome in the table's notation.
+async fn try_cell(ctx: &mut Ctx, row: &str, col: usize) -> Option<String> {
+    let (user, shared) = column(col);
+    let token = ctx.token(user);
+    let what = format!("{row} as {}", COLUMNS[col]);
+    let f = ctx.fixture(shared).await;
+    let random = Uuid::new_v4();
+    let c = ctx.c.clone();
+    let status = |res: &reqwest::Response| res.status().as_u16().to_string();
+    Some(match row {
+        "GET /healthz" => status(&ctx.send(c.get(ctx.url("/healthz")), &token).await),
+        "GET /api/v1/openapi.json" => status(
+            &ctx.send(c.get(ctx.url("/api/v1/openapi.json")), &token)
+                .await,
+        ),
+        "GET /api/v1/me" => status(&ctx.send(c.get(ctx.url("/api/v1/me")), &token).await),
+        "POST /api/v1/login" => {
+            // Anonymous: someone without valid credentials.
+            let (name, password) = match user {
+                Some(u) => (u, PASSWORD),
+                None => ("ann", "not the password"),
+            };
+            let res = c
+                .post(ctx.url("/api/v1/login"))
+                .json(&json!({ "user": name, "password": password, "device": "matrix" }))
+                .send()
+                .await
+                .unwrap();
+            status(&res)
+        }
+        "GET /api/v1/inspections" => {
+            let mut listed = false;
+            let mut after = String::new();
+            loop {
+                let url = ctx.url(&format!("/api/v1/inspections?limit=200{after}"));
+                let res = ctx.send(c.get(url), &token).await;
+                if res.status() != StatusCode::OK {
+                    return Some(status(&res));
+                }
+                let page: Value = res.json().await.unwrap();
+                listed |= page["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|i| i["id"] == f.id.to_string());
+                match page["next"].as_str() {
+                    Some(n) => after = format!("&after={n}"),
+                    None => break,
+                }
+            }
+            if listed {
+                "200 listed"
+            } else {
+                "200 not listed"
+            }
+            .into()
+        }
+        "POST /api/v1/inspections" => {
+            let req = c
+                .post(ctx.url("/api/v1/inspections"))
+                .json(&json!({ "trust": "RJ1", "checklist": "cqc-onsite-cyber" }));
+            status(&ctx.send(req, &token).await)
+        }
+        "GET /api/v1/inspections/{id}" => {
+            let res = ctx
+                .send(
+                    c.get(ctx.url(&format!("/api/v1/inspections/{}", f.id))),
+                    &token,
+                )
+                .await;
+            match res.status() {
+                StatusCode::OK => {
+                    let v: Value = res.json().await.unwrap();
+                    match (v["inspection"].is_null(), v["trust_response"].is_null()) {
+                        (false, false) => "200 both".into(),
+                        (true, true) => "200 record only".into(),
+                        (false, true) => "200 inspection only".into(),
+                        (true, false) => "200 response only".into(),
+                    }
+                }
+                StatusCode::NOT_FOUND => {
+                    let missing = c.get(ctx.url(&format!("/api/v1/inspections/{random}")));
+                    same_404(ctx, res, missing, &token, &what).await
+                }
+                _ => status(&res),
+            }
+        }
+        "POST /api/v1/inspections/{id}/assign"
+        | "POST /api/v1/inspections/{id}/share"
+        | "POST /api/v1/inspections/{id}/state" => {
+            let action = row.rsplit('/').next().unwrap();
+            let body = match action {
+                "assign" => Some(json!({ "user": "bob" })),
+                "state" => Some(json!({ "state": "in_progress" })),
+                _ => None,
+            };
+            let build = |id: Uuid| {
+                let r = c.post(ctx.url(&format!("/api/v1/inspections/{id}/{action}")));
+                match &body {
+                    Some(b) => r.json(b),
+                    None => r,
+                }
+            };
+            let res = ctx.send(build(f.id), &token).await;
+            if res.status() == StatusCode::NOT_FOUND {
+                same_404(ctx, res, build(random), &token, &what).await
+            } else {
+                status(&res)
+            }
+        }
+        "PUT /api/v1/blobs/{sha256}" => {
+            let seed = ctx.next_seed();
+            let photo = jpeg(64, 48, seed);
+            let req = c
+                .put(ctx.url(&format!("/api/v1/blobs/{}", sha256(&photo))))
+                .body(photo);
+            status(&ctx.send(req, &token).await)
+        }
+        "HEAD /api/v1/blobs/{sha256}" => {
+            let url = ctx.url(&format!("/api/v1/blobs/{}", ctx.held_photo));
+            status(&ctx.send(c.head(url), &token).await)
+        }
+        "GET /api/v1/blobs/{sha256}" => {
+            // A photo cara uploaded, attached by ann to this column's inspection.
+            let seed = ctx.next_seed();
+            let photo = jpeg(64, 48, seed);
+            let sha = sha256(&photo);
+            let cara = ctx.tokens["cara"].clone();
+            assert_eq!(
+                put_photo(&c, &ctx.s, &cara, &photo).await.status(),
+                StatusCode::CREATED
+            );
+            attach(ctx, &f, &sha, photo.len()).await;
+            let res = ctx
+                .send(c.get(ctx.url(&format!("/api/v1/blobs/{sha}"))), &token)
+                .await;
+            if res.status() == StatusCode::NOT_FOUND {
+                let missing =
+                    c.get(ctx.url(&format!("/api/v1/blobs/{}", sha256(random.as_bytes()))));
+                same_404(ctx, res, missing, &token, &what).await
+            } else {
+                let ct = res.headers().get(header::CONTENT_TYPE).cloned();
+                let s = status(&res);
+                if s == "200" {
+                    assert_eq!(ct.unwrap(), "image/jpeg", "{what}");
+                }
+                s
+            }
+        }
+        "GET /api/v1/sync" => match connect(ctx, &token).await {
+            Ok(client) => {
+                client.close().await;
+                "101".into()
+            }
+            Err(ClientError::Refused { status, .. }) => status.to_string(),
+            Err(e) => panic!("{what}: {e}"),
+        },
+        "SYNC read inspection" | "SYNC read trust_response" => {
+            if token.is_none() {
+                return Some("-".into());
+            }
+            let doc = if row.ends_with("inspection") {
+                f.id
+            } else {
+                f.response_doc
+            };
+            let mut client = connect(ctx, &token).await.expect("connects");
+            let r = client.fetch(doc).await;
+            client.close().await;
+            match r {
+                Ok(mut d) => {
+                    assert!(!d.get_heads().is_empty(), "{what}: the document arrived");
+                    "read".into()
+                }
+                Err(e) => sync_outcome(e, &what),
+            }
+        }
+        "SYNC write inspection" => {
+            if token.is_none() {
+                return Some("-".into());
+            }
+            let mut client = connect(ctx, &token).await.expect("connects");
+            let doc = match client.fetch(f.id).await {
+                Ok(d) => d,
+                Err(e) => return Some(sync_outcome(e, &what)),
+            };
+            let cl = checklist();
+            let item = wardcheck_tests::crash_items(&cl)[1].clone();
+            let mut insp = Inspection::from_doc(doc.with_actor(ActorId::random()), cl).unwrap();
+            insp.edit_note(
+                &item,
+                &format!("probe by {}", COLUMNS[col]),
+                &Stamp::new(user.unwrap(), chrono::Utc::now()),
+            )
+            .unwrap();
+            let hash = insp.heads()[0];
+            client
+                .sync(f.id, &mut insp)
+                .await
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            client.close().await;
+            if stored(ctx, f.id, &hash).await {
+                "stored"
+            } else {
+                "dropped"
+            }
+            .into()
+        }
+        "SYNC write trust_response" => {
+            if token.is_none() {
+                return Some("-".into());
+            }
+            let mut client = connect(ctx, &token).await.expect("connects");
+            let mut doc: AutoCommit = match client.fetch(f.response_doc).await {
+                Ok(d) => d.with_actor(ActorId::random()),
+                Err(e) => return Some(sync_outcome(e, &what)),
+            };
+            let (_, findings) = doc
+                .get(automerge::ROOT, "findings")
+                .unwrap()
+                .expect("a response document has findings");
+            let response = json!({ "value": "We will fix it.", "by": user.unwrap(), "at": chrono::Utc::now() });
+            doc.put(&findings, Uuid::new_v4().to_string(), response.to_string())
+                .unwrap();
+            doc.commit();
+            let hash = doc.get_heads()[0];
+            client
+                .sync(f.response_doc, &mut doc)
+                .await
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            client.close().await;
+            if stored(ctx, f.response_doc, &hash).await {
+                "stored"
+            } else {
+                "dropped"
+            }
+            .into()
+        }
+        _ => return None,
+    })
+}
+
+#[tokio::test]
+async fn every_route_and_sync_request_answers_every_role_as_access_md_says() {
+    let matrix = documented_matrix();
+
+    // Every route the server declares is in the table, and nothing twice.
+    let rows: BTreeSet<&str> = matrix.iter().map(|(r, _)| r.as_str()).collect();
+    assert_eq!(rows.len(), matrix.len(), "a row appears twice in ACCESS.md");
+    let missing: Vec<String> = declared_routes()
+        .into_iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .filter(|r| !rows.contains(r.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "routes the server declares that docs/ACCESS.md does not list: {missing:?}"
+    );
+
+    let s = Server::start();
+    s.add_user("ann", "inspector")
+        .add_user("bob", "inspector")
+        .add_user("cara", "inspector")
+        .add_user("rita", "reviewer")
+        .add_user("root", "admin")
+        .add_user("lead1", "trust-lead:RJ1")
+        .add_user("lead2", "trust-lead:RX2");
+    let c = client();
+    let mut tokens = std::collections::HashMap::new();
+    for u in ["ann", "bob", "cara", "rita", "root", "lead1", "lead2"] {
+        tokens.insert(u, token(&c, &s, u).await);
+    }
+    let held = jpeg(64, 48, 1_000_000);
+    assert_eq!(
+        put_photo(&c, &s, &tokens["cara"], &held).await.status(),
+        StatusCode::CREATED
+    );
+    let mut ctx = Ctx {
+        s,
+        c,
+        tokens,
+        held_photo: sha256(&held),
+        seed: 0,
+    };
+
+    let mut wrong = Vec::new();
+    for (row, expected) in &matrix {
+        for (col, want) in expected.iter().enumerate() {
+            let got = try_cell(&mut ctx, row, col)
+                .await
+                .unwrap_or_else(|| panic!("ACCESS.md has a row this test cannot try: {row}"));
+            if &got != want {
+                wrong.push(format!(
+                    "{row} as {}: ACCESS.md says {want}, the server {got}",
+                    COLUMNS[col]
+                ));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "the server differs from docs/ACCESS.md:\n{}",
+        wrong.join("\n")
+    );
+}

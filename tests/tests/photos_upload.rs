@@ -1,0 +1,549 @@
+//! Photo uploads against the real server binary (issue 3 §4; RELIABILITY B4-B8, S8, A1,
+//! A9): whole and chunked uploads, resuming after an interruption, idempotence, the
+//! refusals (wrong offset, wrong hash, not an image, too large), metadata stripped on the
+//! server, and who may read a photo back.
+
+mod api_support;
+
+use api_support::*;
+use reqwest::{StatusCode, header};
+use serde_json::Value;
+use wardcheck_tests::server::Server;
+
+const MAX_PHOTO_BYTES: u64 = 40 * 1024 * 1024;
+
+fn header_str(res: &reqwest::Response, name: &str) -> String {
+    res.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_else(|| panic!("the answer has a {name} header"))
+        .to_owned()
+}
+
+fn server_with_users() -> Server {
+    let s = Server::start();
+    s.add_user("ann", "inspector")
+        .add_user("bob", "inspector")
+        .add_user("rita", "reviewer")
+        .add_user("root", "admin")
+        .add_user("lead1", "trust-lead:RJ1")
+        .add_user("lead2", "trust-lead:RX2");
+    s
+}
+
+#[tokio::test]
+async fn a_whole_photo_uploads_once_and_is_served_back_to_its_uploader() {
+    let s = server_with_users();
+    let c = client();
+    let ann = token(&c, &s, "ann").await;
+    let photo = jpeg(640, 480, 1);
+    let id = sha256(&photo);
+
+    let res = put_photo(&c, &s, &ann, &photo).await;
+    assert_eq!(header_str(&res, "upload-complete"), "?1");
+    let v = json_ok(res, StatusCode::CREATED, "first upload").await;
+    assert_eq!(v["sha256"], id.as_str());
+    assert_eq!(v["complete"], true);
+
+    // Idempotent: the same PUT again (or any body at all) changes nothing.
+    let again = json_ok(
+        put_photo(&c, &s, &ann, &photo).await,
+        StatusCode::OK,
+        "second upload",
+    )
+    .await;
+    assert_eq!(again["complete"], true);
+    let junk = c
+        .put(s.url(&format!("/api/v1/blobs/{id}")))
+        .bearer_auth(&ann)
+        .body(b"not the photo".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        junk.status(),
+        StatusCode::OK,
+        "a complete photo is not touched by a later PUT"
+    );
+
+    let head = c
+        .head(s.url(&format!("/api/v1/blobs/{id}")))
+        .bearer_auth(&ann)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(header_str(&head, "upload-complete"), "?1");
+    let size = header_str(&head, "upload-offset");
+    assert_eq!(header_str(&head, "content-length"), size);
+
+    let res = c
+        .get(s.url(&format!("/api/v1/blobs/{id}")))
+        .bearer_auth(&ann)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "the uploader reads it back");
+    assert_eq!(header_str(&res, "content-type"), "image/jpeg");
+    assert_eq!(header_str(&res, "x-content-type-options"), "nosniff");
+    let ext = "jpg";
+    assert_eq!(
+        header_str(&res, "content-disposition"),
+        format!("inline; filename=\"{id}.{ext}\"")
+    );
+    let served = res.bytes().await.unwrap();
+    assert_eq!(served.len().to_string(), size);
+    let img = image::load_from_memory(&served).expect("the served photo decodes");
+    assert_eq!((img.width(), img.height()), (640, 480));
+}
+
+#[tokio::test]
+async fn an_interrupted_chunked_upload_resumes_from_the_offset_the_server_reports() {
+    let s = server_with_users();
+    let c = client();
+    let ann = token(&c, &s, "ann").await;
+    let photo = jpeg(1600, 1200, 2);
+    let id = sha256(&photo);
+    let url = s.url(&format!("/api/v1/blobs/{id}"));
+    let n = photo.len();
+    let cuts = [0, n / 3, 2 * n / 3, n];
+    let chunk = |i: usize| {
+        let (a, b) = (cuts[i], cuts[i + 1]);
+        (format!("bytes {a}-{}/{n}", b - 1), photo[a..b].to_vec())
+    };
+
+    // Chunk 1, then the connection "drops" (the client stops).
+    let (range, body) = chunk(0);
+    let res = c
+        .put(&url)
+        .bearer_auth(&ann)
+        .header(header::CONTENT_RANGE, range)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let v = json_ok(res, StatusCode::OK, "chunk 1").await;
+    assert_eq!(v["complete"], false);
+    assert_eq!(v["received"], cuts[1] as u64);
+
+    // A partial photo is never served.
+    let res = c.get(&url).bearer_auth(&ann).send().await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::NOT_FOUND,
+        "a partial upload is not a photo"
+    );
+
+    // Later: ask where the upload stands, and resume there.
+    let head = c.head(&url).bearer_auth(&ann).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(header_str(&head, "upload-complete"), "?0");
+    let offset: usize = header_str(&head, "upload-offset").parse().unwrap();
+    assert_eq!(offset, cuts[1], "HEAD tells the bytes held");
+
+    // Sending chunk 3 first is refused with where to resume.
+    let (range, body) = chunk(2);
+    let res = c
+        .put(&url)
+        .bearer_auth(&ann)
+        .header(header::CONTENT_RANGE, range)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::CONFLICT,
+        "a chunk at the wrong offset"
+    );
+    assert_eq!(header_str(&res, "upload-offset"), cuts[1].to_string());
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "offset_mismatch");
+    assert_eq!(
+        v["received"], cuts[1] as u64,
+        "the body names the offset too"
+    );
+
+    for i in [1, 2] {
+        let (range, body) = chunk(i);
+        let res = c
+            .put(&url)
+            .bearer_auth(&ann)
+            .header(header::CONTENT_RANGE, range)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let expect = if i == 2 {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        let v = json_ok(res, expect, &format!("chunk {}", i + 1)).await;
+        assert_eq!(v["complete"], i == 2);
+    }
+
+    let res = c.get(&url).bearer_auth(&ann).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let served = res.bytes().await.unwrap();
+    let img = image::load_from_memory(&served).expect("the assembled photo decodes");
+    assert_eq!((img.width(), img.height()), (1600, 1200));
+}
+
+#[tokio::test]
+async fn bad_uploads_are_refused_with_clear_errors_and_nothing_is_kept() {
+    let s = server_with_users();
+    let c = client();
+    let ann = token(&c, &s, "ann").await;
+    let head_status = |id: String| {
+        let c = c.clone();
+        let ann = ann.clone();
+        let url = s.url(&format!("/api/v1/blobs/{id}"));
+        async move { c.head(url).bearer_auth(ann).send().await.unwrap().status() }
+    };
+
+    // Bytes that do not hash to the id.
+    let photo = jpeg(64, 48, 3);
+    let claimed = sha256(b"some other photo");
+    let res = c
+        .put(s.url(&format!("/api/v1/blobs/{claimed}")))
+        .bearer_auth(&ann)
+        .body(photo.clone())
+        .send()
+        .await
+        .unwrap();
+    let (code, message) = error(res, StatusCode::UNPROCESSABLE_ENTITY, "wrong hash").await;
+    assert_eq!(code, "hash_mismatch", "{message}");
+    assert_eq!(
+        head_status(claimed).await,
+        StatusCode::NOT_FOUND,
+        "a mismatched upload is discarded"
+    );
+
+    // HTML named as a photo.
+    let html = b"<!DOCTYPE html><html><script>alert(1)</script></html>".to_vec();
+    let res = put_photo(&c, &s, &ann, &html).await;
+    let (code, message) = error(res, StatusCode::UNPROCESSABLE_ENTITY, "html").await;
+    assert_eq!(code, "not_an_image");
+    assert!(
+        message.contains("html"),
+        "the message says what it is: {message}"
+    );
+    assert_eq!(head_status(sha256(&html)).await, StatusCode::NOT_FOUND);
+
+    // A tiny PNG whose header claims 60000 x 60000 pixels.
+    let mut bomb = Vec::new();
+    image::DynamicImage::ImageRgb8(pixels(1, 1, 0))
+        .write_to(
+            &mut std::io::Cursor::new(&mut bomb),
+            image::ImageFormat::Png,
+        )
+        .unwrap();
+    bomb[16..20].copy_from_slice(&60000u32.to_be_bytes());
+    bomb[20..24].copy_from_slice(&60000u32.to_be_bytes());
+    let res = put_photo(&c, &s, &ann, &bomb).await;
+    let (code, message) = error(res, StatusCode::UNPROCESSABLE_ENTITY, "image bomb").await;
+    assert_eq!(code, "image_too_large", "{message}");
+
+    // A 60 MB photo, declared: refused before its body is read (only 1 KiB is sent).
+    let id = sha256(b"a very large photo");
+    let total: u64 = 60 * 1024 * 1024;
+    let res = c
+        .put(s.url(&format!("/api/v1/blobs/{id}")))
+        .bearer_auth(&ann)
+        .header(header::CONTENT_RANGE, format!("bytes 0-1023/{total}"))
+        .body(vec![0u8; 1024])
+        .send()
+        .await
+        .unwrap();
+    let (code, message) = error(res, StatusCode::PAYLOAD_TOO_LARGE, "60 MB declared").await;
+    assert_eq!(code, "too_large");
+    assert!(message.contains(&MAX_PHOTO_BYTES.to_string()), "{message}");
+    assert_eq!(
+        head_status(id).await,
+        StatusCode::NOT_FOUND,
+        "nothing was stored"
+    );
+
+    // One request over the 8 MiB chunk limit: 413 (the server stops reading).
+    let big = vec![0u8; 9 * 1024 * 1024];
+    let res = c
+        .put(s.url(&format!("/api/v1/blobs/{}", sha256(&big))))
+        .bearer_auth(&ann)
+        .body(big.clone())
+        .send()
+        .await;
+    match res {
+        Ok(res) => {
+            let (code, _) = error(res, StatusCode::PAYLOAD_TOO_LARGE, "9 MiB chunk").await;
+            assert_eq!(code, "too_large");
+        }
+        // The server answers 413 and closes without reading the rest; a client still
+        // writing may see the connection reset instead of the answer. Either way nothing
+        // was stored, checked below.
+        Err(e) => eprintln!("9 MiB chunk: connection closed early ({e})"),
+    }
+    assert_eq!(head_status(sha256(&big)).await, StatusCode::NOT_FOUND);
+
+    // Malformed ids and ranges.
+    for bad in ["ABC", "../../etc/passwd", &"A".repeat(64), &"g".repeat(64)] {
+        let res = c
+            .put(s.url(&format!("/api/v1/blobs/{bad}")))
+            .bearer_auth(&ann)
+            .body(photo.clone())
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            res.status() == StatusCode::BAD_REQUEST || res.status() == StatusCode::NOT_FOUND,
+            "{bad:?}: {}",
+            res.status()
+        );
+    }
+    let res = c
+        .put(s.url(&format!("/api/v1/blobs/{}", "a".repeat(64))))
+        .bearer_auth(&ann)
+        .body(photo.clone())
+        .send()
+        .await
+        .unwrap();
+    // A well-formed id with the wrong bytes: a hash mismatch, not stored.
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let res = c
+        .get(s.url(&format!("/api/v1/blobs/{}", "A".repeat(64))))
+        .bearer_auth(&ann)
+        .send()
+        .await
+        .unwrap();
+    let (code, _) = error(res, StatusCode::BAD_REQUEST, "uppercase id").await;
+    assert_eq!(code, "bad_hash");
+    let res = c
+        .put(s.url(&format!("/api/v1/blobs/{}", sha256(&photo))))
+        .bearer_auth(&ann)
+        .header(header::CONTENT_RANGE, "bytes 10-5/100")
+        .body(photo.clone())
+        .send()
+        .await
+        .unwrap();
+    let (code, _) = error(res, StatusCode::BAD_REQUEST, "backwards range").await;
+    assert_eq!(code, "bad_range");
+    let res = c
+        .put(s.url(&format!("/api/v1/blobs/{}", sha256(&photo))))
+        .bearer_auth(&ann)
+        .header(header::CONTENT_RANGE, format!("bytes 0-9/{}", photo.len()))
+        .body(photo.clone())
+        .send()
+        .await
+        .unwrap();
+    let (code, _) = error(res, StatusCode::BAD_REQUEST, "range and body differ").await;
+    assert_eq!(code, "bad_range");
+
+    let audit = s.cli(&["audit", "tail", "-n", "100"], "");
+    for outcome in [
+        "hash_mismatch",
+        "not_an_image",
+        "image_too_large",
+        "too_large",
+    ] {
+        assert!(
+            audit
+                .lines()
+                .any(|l| l.contains("photo_write") && l.contains(outcome)),
+            "the refusal {outcome} is audited:\n{audit}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn metadata_is_stripped_on_the_server_and_the_photo_keeps_the_clients_id() {
+    let s = server_with_users();
+    let c = client();
+    let ann = token(&c, &s, "ann").await;
+    let photo = jpeg_with_exif(800, 600, 4);
+    assert!(contains(&photo, b"Exif") && contains(&photo, b"CAM-123456"));
+    let id = sha256(&photo);
+    let v = json_ok(
+        put_photo(&c, &s, &ann, &photo).await,
+        StatusCode::CREATED,
+        "a camera JPEG with EXIF",
+    )
+    .await;
+    assert_eq!(v["sha256"], id.as_str(), "the id stays the client's hash");
+    let res = c
+        .get(s.url(&format!("/api/v1/blobs/{id}")))
+        .bearer_auth(&ann)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let served = res.bytes().await.unwrap();
+    assert!(!contains(&served, b"Exif"), "no EXIF in the served photo");
+    assert!(!contains(&served, b"CAM-123456"), "no camera serial");
+    assert!(!contains(&served, b"GPS"), "no position");
+    let img = image::load_from_memory(&served).expect("still a photo");
+    assert_eq!((img.width(), img.height()), (800, 600));
+    assert!(
+        wardcheck_core::photo::verify(&served, &Default::default()).is_ok(),
+        "what is served is in the stored form"
+    );
+}
+
+#[tokio::test]
+async fn only_inspectors_and_reviewers_upload_and_others_cannot_read_what_they_may_not_see() {
+    let s = server_with_users();
+    let c = client();
+    let ann = token(&c, &s, "ann").await;
+    let photo = jpeg(320, 240, 5);
+    let id = sha256(&photo);
+    let url = s.url(&format!("/api/v1/blobs/{id}"));
+    assert_eq!(
+        put_photo(&c, &s, &ann, &photo).await.status(),
+        StatusCode::CREATED
+    );
+
+    let rita = token(&c, &s, "rita").await;
+    assert_eq!(
+        put_photo(&c, &s, &rita, &jpeg(64, 64, 6)).await.status(),
+        StatusCode::CREATED,
+        "reviewers upload too"
+    );
+    for who in ["lead1", "root"] {
+        let t = token(&c, &s, who).await;
+        let (code, _) = error(
+            put_photo(&c, &s, &t, &jpeg(64, 64, 7)).await,
+            StatusCode::FORBIDDEN,
+            &format!("{who} uploads"),
+        )
+        .await;
+        assert_eq!(code, "forbidden");
+        let head = c.head(&url).bearer_auth(&t).send().await.unwrap();
+        assert_eq!(
+            head.status(),
+            StatusCode::FORBIDDEN,
+            "{who} asks what is held"
+        );
+    }
+    let res = c.put(&url).body(photo.clone()).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "no token");
+    let res = c.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "no token");
+
+    // Nobody but the uploader may read a photo that no readable document refers to; the
+    // answer is the same 404 as for a photo that does not exist.
+    let missing = s.url(&format!("/api/v1/blobs/{}", sha256(b"never uploaded")));
+    for who in ["bob", "lead2", "lead1", "root"] {
+        let t = token(&c, &s, who).await;
+        let denied = c.get(&url).bearer_auth(&t).send().await.unwrap();
+        assert_eq!(
+            denied.status(),
+            StatusCode::NOT_FOUND,
+            "{who} reads ann's photo"
+        );
+        let denied = denied.bytes().await.unwrap();
+        let absent = c.get(&missing).bearer_auth(&t).send().await.unwrap();
+        assert_eq!(absent.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            denied,
+            absent.bytes().await.unwrap(),
+            "{who}: a denied photo and a missing one answer alike"
+        );
+    }
+
+    let audit = s.cli(&["audit", "tail", "-n", "200"], "");
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\tphoto_write\t") && l.contains(&id) && l.contains("\tok")),
+        "the upload is audited:\n{audit}"
+    );
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\tlead2\t") && l.contains("\tdenied\t") && l.contains(&id)),
+        "the refusal is audited with actor and target:\n{audit}"
+    );
+    assert!(
+        !audit.contains("CAM-") && !audit.contains(&ann),
+        "no photo bytes or tokens in the audit log"
+    );
+}
+
+#[tokio::test]
+async fn a_photo_attached_to_an_inspection_is_read_by_those_who_may_read_the_inspection() {
+    use automerge::ActorId;
+    use wardcheck_core::inspection::{Inspection, PhotoRef, Stamp};
+    use wardcheck_tests::client::SyncClient;
+
+    let s = server_with_users();
+    let c = client();
+    let id = s.create_inspection("RJ1", &["ann"]);
+    // Bob takes the photo and uploads it; Ann attaches it to her inspection.
+    let bob = token(&c, &s, "bob").await;
+    let photo = jpeg(400, 300, 8);
+    let sha = sha256(&photo);
+    let url = s.url(&format!("/api/v1/blobs/{sha}"));
+    assert_eq!(
+        put_photo(&c, &s, &bob, &photo).await.status(),
+        StatusCode::CREATED
+    );
+    let ann = token(&c, &s, "ann").await;
+    let lead1 = token(&c, &s, "lead1").await;
+    let lead2 = token(&c, &s, "lead2").await;
+    let get = |t: &String| c.get(&url).bearer_auth(t).send();
+    assert_eq!(
+        get(&ann).await.unwrap().status(),
+        StatusCode::NOT_FOUND,
+        "before it is referenced, only the uploader reads it"
+    );
+
+    let mut sync = SyncClient::connect(&s.ws_url(), Some(&ann)).await.unwrap();
+    let doc = sync.fetch(id).await.unwrap();
+    let checklist = std::sync::Arc::new(wardcheck_tests::crash_checklist());
+    let item = wardcheck_tests::crash_items(&checklist)[0].clone();
+    let mut insp = Inspection::from_doc(doc.with_actor(ActorId::random()), checklist).unwrap();
+    let r = PhotoRef {
+        hash: sha.clone(),
+        size: photo.len() as u64,
+        width: 400,
+        height: 300,
+        mime: "image/jpeg".into(),
+        caption: "unlocked comms cabinet".into(),
+        captured_at: None,
+    };
+    insp.attach_photo(&item, r, &Stamp::new("ann", chrono::Utc::now()))
+        .unwrap();
+    sync.sync(id, &mut insp).await.unwrap();
+    sync.close().await;
+
+    let res = get(&ann).await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "the assigned inspector reads it now"
+    );
+    let served = res.bytes().await.unwrap();
+    assert!(!contains(&served, b"Exif"), "no EXIF in what is served");
+    assert_eq!(
+        get(&lead1).await.unwrap().status(),
+        StatusCode::NOT_FOUND,
+        "the trust lead, before sharing"
+    );
+    s.cli(&["inspection", "share", &id.to_string()], "");
+    assert_eq!(
+        get(&lead1).await.unwrap().status(),
+        StatusCode::OK,
+        "after sharing"
+    );
+    assert_eq!(
+        get(&lead2).await.unwrap().status(),
+        StatusCode::NOT_FOUND,
+        "another trust's lead, even after sharing"
+    );
+    let audit = s.cli(&["audit", "tail", "-n", "200"], "");
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\tlead1\t") && l.contains("\tphoto_read\t") && l.contains(&sha)),
+        "photo views are audited:\n{audit}"
+    );
+}
