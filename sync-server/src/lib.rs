@@ -66,6 +66,13 @@ pub fn app(state: AppState) -> Router {
         .merge(blobs::routes())
         .merge(sync::routes())
         .layer(DefaultBodyLimit::max(limits::MAX_JSON_BODY))
+        // A request (its body included) that takes longer than this is cut off, so a
+        // slow-drip upload cannot hold a connection forever. A WebSocket answers its
+        // upgrade at once and is not affected.
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            limits::REQUEST_TIMEOUT,
+        ))
         .with_state(state)
 }
 

@@ -35,3 +35,6 @@ pub const MIN_PASSWORD_CHARS: usize = 12;
 pub const DOC_IDLE: Duration = Duration::from_secs(60);
 /// Incremental change rows a server document gathers before compaction.
 pub const COMPACT_AFTER: i64 = 200;
+/// Longest an HTTP request may take, body included: an 8 MiB photo chunk over a poor
+/// hospital Wi-Fi link (100 KB/s) takes under 90 s.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
