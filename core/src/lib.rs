@@ -8,9 +8,12 @@
 //!   states, blobs and the upload queue.
 //! - [`response`]: the trust response document, written by the trust lead.
 //! - [`photo`]: decoding under strict limits, stripping metadata, thumbnails, hashing.
+//! - [`sync`]: the automerge-repo wire protocol (CBOR messages, document ids), with
+//!   no transport.
 
 pub mod checklist;
 pub mod inspection;
 pub mod photo;
 pub mod response;
 pub mod store;
+pub mod sync;

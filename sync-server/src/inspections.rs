@@ -144,9 +144,5 @@ pub fn create(
     Ok(record)
 }
 
-/// Heads as stored: sorted, 32 bytes each.
-pub fn encode_heads(heads: &[automerge::ChangeHash]) -> Vec<u8> {
-    let mut sorted = heads.to_vec();
-    sorted.sort();
-    sorted.iter().flat_map(|h| h.0).collect()
-}
+/// Heads as stored: sorted, 32 bytes each (the same encoding as the field app's store).
+pub use wardcheck_core::store::{decode_heads, encode_heads};

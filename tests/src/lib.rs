@@ -27,6 +27,7 @@ pub fn crash_items(checklist: &Checklist) -> Vec<String> {
         .collect()
 }
 
+pub mod client;
 pub mod server;
 
 use std::path::{Path, PathBuf};

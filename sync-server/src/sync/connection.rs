@@ -1,0 +1,539 @@
+//! One WebSocket connection: the automerge-repo handshake, then `request` and `sync`
+//! messages document by document, each checked against the caller's rights before
+//! anything is loaded, and pushes when a document changes elsewhere.
+//!
+//! The caller was authenticated on the upgrade. The `senderId` a client claims in
+//! `join` is only its name on the wire: sync states are kept per device
+//! (`device-<id>`), and rights come from the user.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use automerge::sync::{self, ChunkList};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
+use uuid::Uuid;
+use wardcheck_core::sync::{
+    DocMessage, MAX_ERROR_CHARS, PROTOCOL_V1, PeerMetadata, WireMessage, doc_id_to_uuid,
+};
+
+use super::docs::{self, DocHandle, Failure, Inbox};
+use crate::access::{self, DocRight};
+use crate::auth::Caller;
+use crate::storage::{AuditEvent, DocAccess, DocKind, Storage};
+use crate::{AppState, limits};
+
+/// The server's peer id on the wire.
+pub const SERVER_PEER_ID: &str = "wardcheck-server";
+
+/// Most documents one connection may follow at once. An inspector carries about 50
+/// (RELIABILITY §2); a reviewer's dashboard may open a few hundred.
+const MAX_DOCS_PER_CONNECTION: usize = 1000;
+
+/// How often the server pings a connection. A peer that has gone without a word
+/// (WebSocket clients answer pings by themselves) for `SILENT_KEEPALIVES` of these
+/// is gone: a half-open TCP connection would otherwise hold its documents in memory
+/// for ever. automerge-repo's own server pings every 5 seconds.
+const KEEPALIVE: Duration = Duration::from_secs(20);
+const SILENT_KEEPALIVES: u32 = 3;
+/// How long a closing connection waits for the peer's close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+enum Flow {
+    Continue,
+    Close,
+}
+
+/// A document this connection follows.
+struct ConnDoc {
+    handle: DocHandle,
+    /// Taken while an exchange runs; `None` afterwards only if it failed.
+    state: Option<sync::State>,
+    /// The document id as the client spells it, for our messages about it.
+    doc_id: String,
+    read_audited: bool,
+}
+
+struct Conn {
+    id: u64,
+    app: AppState,
+    caller: Caller,
+    /// Sync states are stored under this name: the device, whatever peer id it claims.
+    peer_key: String,
+    /// The peer id the client claimed in `join`; `None` until then.
+    client_peer: Option<String>,
+    inbox: Arc<Inbox>,
+    docs: HashMap<Uuid, ConnDoc>,
+}
+
+/// Serves one upgraded connection until it closes.
+pub(crate) async fn serve(mut socket: WebSocket, app: AppState, caller: Caller) {
+    let (id, inbox) = app.docs.connection();
+    let mut conn = Conn {
+        id,
+        peer_key: format!("device-{}", caller.device.id),
+        app,
+        caller,
+        client_peer: None,
+        inbox: inbox.clone(),
+        docs: HashMap::new(),
+    };
+    let mut keepalive =
+        tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
+    keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut heard = Instant::now();
+    loop {
+        let flow = tokio::select! {
+            incoming = socket.recv() => {
+                heard = Instant::now();
+                conn.on_frame(&mut socket, incoming).await
+            }
+            () = inbox.notify.notified() => conn.push(&mut socket).await,
+            _ = keepalive.tick() => {
+                if heard.elapsed() > KEEPALIVE * SILENT_KEEPALIVES {
+                    tracing::debug!(connection = conn.id, "no word from the peer; closing");
+                    Flow::Close
+                } else if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    Flow::Close
+                } else {
+                    Flow::Continue
+                }
+            }
+        };
+        if matches!(flow, Flow::Close) {
+            break;
+        }
+    }
+    // Let go of the documents at once; others need not wait for the handshake.
+    conn.docs.clear();
+    // Finish the closing handshake: read until the peer's close (bounded), so that
+    // what the peer sent meanwhile does not turn our close into a TCP reset, which
+    // can destroy the error message before the peer reads it.
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        while let Some(Ok(m)) = socket.recv().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+    tracing::debug!(
+        connection = conn.id,
+        device = conn.caller.device.id,
+        "sync connection closed"
+    );
+}
+
+/// A document id fit for the audit log: what a client sent may be anything.
+fn shown(doc_id: &str) -> String {
+    doc_id
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(64)
+        .collect()
+}
+
+impl Conn {
+    async fn on_frame(
+        &mut self,
+        socket: &mut WebSocket,
+        incoming: Option<Result<Message, axum::Error>>,
+    ) -> Flow {
+        match incoming {
+            None | Some(Ok(Message::Close(_))) => Flow::Close,
+            Some(Ok(Message::Binary(bytes))) => self.on_binary(socket, &bytes).await,
+            Some(Ok(Message::Text(_))) => {
+                self.fail(
+                    socket,
+                    close_code::UNSUPPORTED,
+                    "text frames are not part of the protocol: send each message as one binary CBOR frame".into(),
+                )
+                .await
+            }
+            Some(Ok(_)) => Flow::Continue, // ping and pong: answered by the transport
+            Some(Err(e)) => {
+                let text = e.to_string();
+                // tungstenite reports a frame or message over the limits as a
+                // "Space limit exceeded" capacity error; axum does not expose its type.
+                if text.contains("Space limit exceeded") {
+                    self.fail(
+                        socket,
+                        close_code::SIZE,
+                        format!(
+                            "the message is larger than the server accepts ({} bytes per message, {} per frame)",
+                            limits::MAX_WS_MESSAGE,
+                            limits::MAX_WS_FRAME
+                        ),
+                    )
+                    .await
+                } else {
+                    tracing::debug!(connection = self.id, error = %text, "reading a sync connection failed");
+                    Flow::Close
+                }
+            }
+        }
+    }
+
+    async fn on_binary(&mut self, socket: &mut WebSocket, bytes: &[u8]) -> Flow {
+        let message = match WireMessage::decode(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                return self
+                    .fail(
+                        socket,
+                        close_code::PROTOCOL,
+                        format!("malformed message: {e}"),
+                    )
+                    .await;
+            }
+        };
+        match (self.client_peer.is_some(), message) {
+            (
+                _,
+                WireMessage::Join {
+                    sender_id,
+                    supported_protocol_versions,
+                    ..
+                },
+            ) => {
+                self.on_join(socket, sender_id, supported_protocol_versions)
+                    .await
+            }
+            (false, other) => {
+                self.fail(
+                    socket,
+                    close_code::PROTOCOL,
+                    format!("send join first (got {})", other.type_name()),
+                )
+                .await
+            }
+            (true, WireMessage::Request(d) | WireMessage::Sync(d)) => self.on_doc(socket, d).await,
+            (true, WireMessage::Leave { .. }) => {
+                let _ = socket.send(Message::Close(None)).await;
+                Flow::Close
+            }
+            (true, WireMessage::Error { message, .. }) => {
+                tracing::info!(connection = self.id, device = self.caller.device.id, %message, "a sync client reported an error");
+                Flow::Close
+            }
+            (true, WireMessage::DocUnavailable { .. } | WireMessage::Ignored { .. }) => {
+                Flow::Continue
+            }
+            (true, WireMessage::Peer { .. }) => {
+                self.fail(
+                    socket,
+                    close_code::PROTOCOL,
+                    "peer is the server's answer to join; a client sends join".into(),
+                )
+                .await
+            }
+        }
+    }
+
+    async fn on_join(
+        &mut self,
+        socket: &mut WebSocket,
+        sender_id: String,
+        versions: Option<Vec<String>>,
+    ) -> Flow {
+        // automerge-repo's server takes a join without versions as version 1.
+        if versions.is_some_and(|v| !v.iter().any(|v| v == PROTOCOL_V1)) {
+            return self
+                .fail(
+                    socket,
+                    close_code::PROTOCOL,
+                    format!(
+                        "unsupported protocol version: this server speaks version {PROTOCOL_V1}"
+                    ),
+                )
+                .await;
+        }
+        let reply = WireMessage::Peer {
+            sender_id: SERVER_PEER_ID.into(),
+            target_id: sender_id.clone(),
+            selected_protocol_version: PROTOCOL_V1.into(),
+            peer_metadata: Some(PeerMetadata {
+                storage_id: None,
+                is_ephemeral: false,
+            }),
+        };
+        let claimed = shown(&sender_id);
+        self.client_peer = Some(sender_id);
+        let flow = self.send(socket, &reply).await;
+        // The claimed peer id is recorded; the identity is the device.
+        self.audit("sync_join", &format!("peer:{claimed}"), "ok")
+            .await;
+        flow
+    }
+
+    async fn on_doc(&mut self, socket: &mut WebSocket, d: DocMessage) -> Flow {
+        let Ok(id) = doc_id_to_uuid(&d.document_id) else {
+            let flow = self.unavailable(socket, &d.document_id).await;
+            self.audit(
+                "denied",
+                &format!("doc:{}", shown(&d.document_id)),
+                "bad_id",
+            )
+            .await;
+            return flow;
+        };
+        // Rights first, from the access columns alone: nothing is loaded for a
+        // caller who may not read, and the answer is the same as for no document.
+        let access = match self.access(id).await {
+            Ok(a) => a,
+            Err(e) => return self.internal(socket, e).await,
+        };
+        let Some((right, access)) = access.filter(|(r, _)| r.can_read()) else {
+            self.docs.remove(&id);
+            let flow = self.unavailable(socket, &d.document_id).await;
+            self.audit("denied", &id.to_string(), "denied").await;
+            return flow;
+        };
+        let data = d.data;
+        let decoded = tokio::task::spawn_blocking(move || docs::decode_message(&data)).await;
+        let mut message = match decoded {
+            Ok(Ok(m)) => m,
+            Ok(Err(f)) => return self.failed(socket, id, &d.document_id, f).await,
+            Err(e) => {
+                let f = Failure::Panicked(e.to_string());
+                return self.failed(socket, id, &d.document_id, f).await;
+            }
+        };
+        if !self.docs.contains_key(&id) {
+            if self.docs.len() >= MAX_DOCS_PER_CONNECTION {
+                return self
+                    .fail(
+                        socket,
+                        close_code::POLICY,
+                        format!(
+                            "one connection may follow at most {MAX_DOCS_PER_CONNECTION} documents"
+                        ),
+                    )
+                    .await;
+            }
+            let peer = self.peer_key.clone();
+            let stored = self
+                .storage(move |s| s.sync_state(id, &peer))
+                .await
+                .and_then(|r| r.map_err(|e| e.to_string()));
+            let stored = stored.unwrap_or_else(|e| {
+                tracing::warn!(doc = %id, error = %e, "reading a sync state failed; starting afresh");
+                None
+            });
+            let handle = self.app.docs.open(id, self.id, self.inbox.clone());
+            self.docs.insert(
+                id,
+                ConnDoc {
+                    handle,
+                    state: Some(docs::decode_state(stored)),
+                    doc_id: d.document_id.clone(),
+                    read_audited: false,
+                },
+            );
+        }
+        // A reader's changes never reach storage: strip them, and tell Automerge we
+        // are read-only toward this peer so it neither asks for nor waits on them.
+        let refused_write = !right.can_write() && !message.changes.is_empty();
+        if refused_write {
+            message.changes = ChunkList::empty();
+        }
+        let cd = self.docs.get_mut(&id).expect("inserted above");
+        let mut state = cd.state.take().unwrap_or_default();
+        state.set_read_only(!right.can_write());
+        let result = self
+            .app
+            .docs
+            // Indexed after the reply instead (below).
+            .exchange(&cd.handle, self.peer_key.clone(), state, message, None)
+            .await;
+        let ex = match result {
+            Ok(ex) => ex,
+            Err(f) => return self.failed(socket, id, &d.document_id, f).await,
+        };
+        cd.state = Some(ex.state);
+        let first_read = !std::mem::replace(&mut cd.read_audited, true);
+        if ex.stored.is_some() {
+            self.app.docs.notify_others(&cd.handle);
+        }
+        let mut flow = Flow::Continue;
+        if let Some(reply) = ex.reply {
+            flow = self.send_sync(socket, &d.document_id, reply).await;
+        }
+        // Audited after the reply, so the log's fsync does not delay the
+        // acknowledgement; the changes themselves are already committed.
+        if first_read {
+            self.audit("doc_read", &id.to_string(), "ok").await;
+        }
+        if ex.stored.is_some() {
+            self.audit("doc_write", &id.to_string(), "ok").await;
+        }
+        if refused_write {
+            self.audit("doc_write", &id.to_string(), "read_only").await;
+        }
+        if ex.stored.is_some()
+            && access.kind == DocKind::Inspection
+            && let Some(cd) = self.docs.get(&id)
+        {
+            self.app.docs.reindex(&cd.handle, access.inspection).await;
+        }
+        flow
+    }
+
+    /// Sends what each followed document that changed elsewhere has for this peer.
+    async fn push(&mut self, socket: &mut WebSocket) -> Flow {
+        for id in self.inbox.take() {
+            if !self.docs.contains_key(&id) {
+                continue;
+            }
+            // Rights may have been withdrawn since this peer last asked.
+            match self.access(id).await {
+                Ok(Some((right, _))) if right.can_read() => {}
+                Ok(_) => {
+                    let cd = self.docs.remove(&id).expect("checked above");
+                    if let Flow::Close = self.unavailable(socket, &cd.doc_id).await {
+                        return Flow::Close;
+                    }
+                    continue;
+                }
+                Err(e) => return self.internal(socket, e).await,
+            }
+            let cd = self.docs.get_mut(&id).expect("checked above");
+            let state = cd.state.take().unwrap_or_default();
+            match self.app.docs.generate(&cd.handle, state).await {
+                Ok((state, reply)) => {
+                    cd.state = Some(state);
+                    let doc_id = cd.doc_id.clone();
+                    if let Some(reply) = reply
+                        && let Flow::Close = self.send_sync(socket, &doc_id, reply).await
+                    {
+                        return Flow::Close;
+                    }
+                }
+                Err(f) => {
+                    let doc_id = cd.doc_id.clone();
+                    return self.failed(socket, id, &doc_id, f).await;
+                }
+            }
+        }
+        Flow::Continue
+    }
+
+    /// The caller's right on a document and its access facts, if it exists.
+    async fn access(&self, id: Uuid) -> Result<Option<(DocRight, DocAccess)>, String> {
+        let found = self
+            .storage(move |s| s.doc_access(id))
+            .await?
+            .map_err(|e| e.to_string())?;
+        Ok(found.map(|a| (access::doc_right(&self.caller.user, &a), a)))
+    }
+
+    async fn storage<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Storage) -> R + Send + 'static,
+    ) -> Result<R, String> {
+        let s = self.app.storage.clone();
+        tokio::task::spawn_blocking(move || f(&*s))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn audit(&self, action: &str, target: &str, outcome: &str) {
+        self.app
+            .audit(AuditEvent {
+                at: chrono::Utc::now(),
+                actor: self.caller.user.name.clone(),
+                device: Some(self.caller.device.id),
+                action: action.into(),
+                target: target.into(),
+                from: self.caller.from.clone(),
+                outcome: outcome.into(),
+            })
+            .await;
+    }
+
+    fn target(&self) -> String {
+        self.client_peer.clone().unwrap_or_default()
+    }
+
+    async fn send(&self, socket: &mut WebSocket, m: &WireMessage) -> Flow {
+        match socket.send(Message::Binary(m.encode().into())).await {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::Close,
+        }
+    }
+
+    async fn send_sync(&self, socket: &mut WebSocket, doc_id: &str, m: sync::Message) -> Flow {
+        let msg = WireMessage::Sync(DocMessage {
+            sender_id: SERVER_PEER_ID.into(),
+            target_id: self.target(),
+            document_id: doc_id.into(),
+            data: m.encode(),
+        });
+        self.send(socket, &msg).await
+    }
+
+    /// The one answer for a document that does not exist and one the caller may
+    /// not read.
+    async fn unavailable(&self, socket: &mut WebSocket, doc_id: &str) -> Flow {
+        let msg = WireMessage::DocUnavailable {
+            sender_id: SERVER_PEER_ID.into(),
+            target_id: self.target(),
+            document_id: doc_id.chars().take(64).collect(),
+        };
+        self.send(socket, &msg).await
+    }
+
+    /// An exchange failed: the document has left memory unsaved; this peer's sync
+    /// state starts afresh; this connection closes; others carry on.
+    async fn failed(&mut self, socket: &mut WebSocket, id: Uuid, doc_id: &str, f: Failure) -> Flow {
+        tracing::warn!(doc = %id, device = self.caller.device.id, failure = ?f, "a sync exchange failed");
+        self.docs.remove(&id);
+        let peer = self.peer_key.clone();
+        match self.storage(move |s| s.reset_sync_state(id, &peer)).await {
+            Ok(Ok(())) => {}
+            other => tracing::error!(doc = %id, result = ?other, "resetting a sync state failed"),
+        }
+        let code = match f {
+            Failure::TooLarge { .. } => close_code::SIZE,
+            Failure::Refused(_) | Failure::Panicked(_) => close_code::POLICY,
+            Failure::Load(_) | Failure::Storage(_) => close_code::ERROR,
+        };
+        let flow = self.fail(socket, code, f.client_message(doc_id)).await;
+        self.audit("sync", &id.to_string(), f.code()).await;
+        flow
+    }
+
+    async fn internal(&self, socket: &mut WebSocket, cause: String) -> Flow {
+        tracing::error!(%cause, "a sync connection hit an internal error");
+        self.fail(
+            socket,
+            close_code::ERROR,
+            "the server could not complete the request; try again later".into(),
+        )
+        .await
+    }
+
+    /// Sends an `error` message, then closes the connection.
+    async fn fail(&self, socket: &mut WebSocket, code: u16, text: String) -> Flow {
+        tracing::info!(connection = self.id, device = self.caller.device.id, %text, "closing a sync connection");
+        let msg = WireMessage::Error {
+            sender_id: Some(SERVER_PEER_ID.into()),
+            target_id: self.client_peer.clone(),
+            message: text.chars().take(MAX_ERROR_CHARS).collect(),
+        };
+        let _ = self.send(socket, &msg).await;
+        let reason = match code {
+            close_code::SIZE => "message or document too large",
+            close_code::UNSUPPORTED => "binary frames only",
+            close_code::ERROR => "server error",
+            _ => "protocol error",
+        };
+        let _ = socket
+            .send(Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            })))
+            .await;
+        Flow::Close
+    }
+}
