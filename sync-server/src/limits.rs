@@ -13,8 +13,9 @@ pub const MAX_PHOTO_CHUNK: usize = 8 * 1024 * 1024;
 /// Largest WebSocket message (one automerge-repo message). A first sync of a large
 /// inspection carries the whole document: inspections are well under 8 MiB.
 pub const MAX_WS_MESSAGE: usize = 16 * 1024 * 1024;
-/// Largest WebSocket frame.
-pub const MAX_WS_FRAME: usize = 4 * 1024 * 1024;
+/// Largest WebSocket frame. Browsers, the JS `ws` library and tungstenite send each
+/// message as one frame, so this is the message limit too.
+pub const MAX_WS_FRAME: usize = MAX_WS_MESSAGE;
 /// Largest document the server keeps (bytes of its saved form); a sync that would
 /// grow a document past this is refused.
 pub const MAX_DOC_BYTES: usize = 32 * 1024 * 1024;
@@ -38,3 +39,14 @@ pub const COMPACT_AFTER: i64 = 200;
 /// Longest an HTTP request may take, body included: an 8 MiB photo chunk over a poor
 /// hospital Wi-Fi link (100 KB/s) takes under 90 s.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// Most documents one connection may follow at once. An inspector carries about 50
+/// (RELIABILITY §2); a reviewer's dashboard may open a few hundred.
+pub const MAX_DOCS_PER_CONNECTION: usize = 1000;
+/// How often the server pings a connection. A peer that has gone without a word
+/// (WebSocket clients answer pings by themselves) for `SILENT_KEEPALIVES` of these
+/// is gone: a half-open TCP connection would otherwise hold its documents in memory
+/// for ever. automerge-repo's own server pings every 5 seconds.
+pub const KEEPALIVE: Duration = Duration::from_secs(20);
+pub const SILENT_KEEPALIVES: u32 = 3;
+/// How long a closing connection waits for the peer's close frame.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(2);

@@ -254,6 +254,8 @@ fn serve(storage: Arc<dyn Storage>, listen: SocketAddr, data: &Path) -> Result<(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "wardcheck_server=info,warn".into()),
         )
+        // Logs go to stderr; stdout carries only the "listening on" line.
+        .with_writer(std::io::stderr)
         .init();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

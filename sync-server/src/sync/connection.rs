@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use automerge::sync::{self, ChunkList};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
@@ -25,19 +25,6 @@ use crate::{AppState, limits};
 
 /// The server's peer id on the wire.
 pub const SERVER_PEER_ID: &str = "wardcheck-server";
-
-/// Most documents one connection may follow at once. An inspector carries about 50
-/// (RELIABILITY §2); a reviewer's dashboard may open a few hundred.
-const MAX_DOCS_PER_CONNECTION: usize = 1000;
-
-/// How often the server pings a connection. A peer that has gone without a word
-/// (WebSocket clients answer pings by themselves) for `SILENT_KEEPALIVES` of these
-/// is gone: a half-open TCP connection would otherwise hold its documents in memory
-/// for ever. automerge-repo's own server pings every 5 seconds.
-const KEEPALIVE: Duration = Duration::from_secs(20);
-const SILENT_KEEPALIVES: u32 = 3;
-/// How long a closing connection waits for the peer's close frame.
-const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 enum Flow {
     Continue,
@@ -78,8 +65,10 @@ pub(crate) async fn serve(mut socket: WebSocket, app: AppState, caller: Caller) 
         inbox: inbox.clone(),
         docs: HashMap::new(),
     };
-    let mut keepalive =
-        tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
+    let mut keepalive = tokio::time::interval_at(
+        tokio::time::Instant::now() + limits::KEEPALIVE,
+        limits::KEEPALIVE,
+    );
     keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut heard = Instant::now();
     loop {
@@ -90,7 +79,7 @@ pub(crate) async fn serve(mut socket: WebSocket, app: AppState, caller: Caller) 
             }
             () = inbox.notify.notified() => conn.push(&mut socket).await,
             _ = keepalive.tick() => {
-                if heard.elapsed() > KEEPALIVE * SILENT_KEEPALIVES {
+                if heard.elapsed() > limits::KEEPALIVE * limits::SILENT_KEEPALIVES {
                     tracing::debug!(connection = conn.id, "no word from the peer; closing");
                     Flow::Close
                 } else if socket.send(Message::Ping(Default::default())).await.is_err() {
@@ -109,7 +98,7 @@ pub(crate) async fn serve(mut socket: WebSocket, app: AppState, caller: Caller) 
     // Finish the closing handshake: read until the peer's close (bounded), so that
     // what the peer sent meanwhile does not turn our close into a TCP reset, which
     // can destroy the error message before the peer reads it.
-    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+    let _ = tokio::time::timeout(limits::CLOSE_WAIT, async {
         while let Some(Ok(m)) = socket.recv().await {
             if matches!(m, Message::Close(_)) {
                 break;
@@ -300,13 +289,14 @@ impl Conn {
             }
         };
         if !self.docs.contains_key(&id) {
-            if self.docs.len() >= MAX_DOCS_PER_CONNECTION {
+            if self.docs.len() >= limits::MAX_DOCS_PER_CONNECTION {
                 return self
                     .fail(
                         socket,
                         close_code::POLICY,
                         format!(
-                            "one connection may follow at most {MAX_DOCS_PER_CONNECTION} documents"
+                            "one connection may follow at most {} documents",
+                            limits::MAX_DOCS_PER_CONNECTION
                         ),
                     )
                     .await;
