@@ -103,7 +103,13 @@ impl TrustResponse {
         Ok(())
     }
 
-    pub fn comment_accuracy(&mut self, id: Uuid, about: &str, text: &str, stamp: &Stamp) -> Result<()> {
+    pub fn comment_accuracy(
+        &mut self,
+        id: Uuid,
+        about: &str,
+        text: &str,
+        stamp: &Stamp,
+    ) -> Result<()> {
         check("comment", text)?;
         check("about", about)?;
         let accuracy = self.object("accuracy")?;
@@ -139,7 +145,10 @@ impl TrustResponse {
             let id: Uuid = key
                 .parse()
                 .map_err(|_| ResponseError::Malformed(format!("finding key {key:?}")))?;
-            let winner = self.doc.get(&findings_obj, &key)?.map(|(_, id)| id.to_string());
+            let winner = self
+                .doc
+                .get(&findings_obj, &key)?
+                .map(|(_, id)| id.to_string());
             let mut values = Vec::new();
             for (v, op) in self.doc.get_all(&findings_obj, &key)? {
                 values.push(Candidate {
@@ -243,15 +252,25 @@ mod tests {
         let f = Uuid::from_u128(2);
         let mut a = TrustResponse::create(insp, ActorId::random(), &stamp("lead", 0)).unwrap();
         let mut b = TrustResponse::load(&a.save(), ActorId::random()).unwrap();
-        a.respond(f, "We will replace the PCs by March.", &stamp("lead", 1)).unwrap();
-        b.respond(f, "Replacement funded.", &stamp("deputy", 2)).unwrap();
-        b.comment_accuracy(Uuid::from_u128(3), "report", "Site name is wrong", &stamp("deputy", 3))
+        a.respond(f, "We will replace the PCs by March.", &stamp("lead", 1))
             .unwrap();
+        b.respond(f, "Replacement funded.", &stamp("deputy", 2))
+            .unwrap();
+        b.comment_accuracy(
+            Uuid::from_u128(3),
+            "report",
+            "Site name is wrong",
+            &stamp("deputy", 3),
+        )
+        .unwrap();
         a.doc.merge(&mut b.doc).unwrap();
         let v = a.view().unwrap();
         assert_eq!(v.inspection, insp);
         assert!(v.findings[&f].is_conflict(), "both responses kept");
         assert_eq!(v.accuracy.len(), 1);
-        assert!(matches!(a.respond(f, " ", &stamp("lead", 4)), Err(ResponseError::Empty(_))));
+        assert!(matches!(
+            a.respond(f, " ", &stamp("lead", 4)),
+            Err(ResponseError::Empty(_))
+        ));
     }
 }

@@ -566,13 +566,16 @@ impl Store {
     }
 }
 
-fn encode_heads(heads: &[ChangeHash]) -> Vec<u8> {
+/// Heads as stored beside a document: sorted, 32 bytes each, so equal sets of heads
+/// always compare equal as bytes.
+pub fn encode_heads(heads: &[ChangeHash]) -> Vec<u8> {
     let mut sorted = heads.to_vec();
     sorted.sort();
     sorted.iter().flat_map(|h| h.0).collect()
 }
 
-fn decode_heads(bytes: &[u8]) -> Result<Vec<ChangeHash>> {
+/// The inverse of [`encode_heads`].
+pub fn decode_heads(bytes: &[u8]) -> Result<Vec<ChangeHash>> {
     if !bytes.len().is_multiple_of(32) {
         return Err(StoreError::Corrupt(format!(
             "stored heads are {} bytes, not a multiple of 32",
