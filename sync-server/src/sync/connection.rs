@@ -330,11 +330,14 @@ impl Conn {
         let cd = self.docs.get_mut(&id).expect("inserted above");
         let mut state = cd.state.take().unwrap_or_default();
         state.set_read_only(!right.can_write());
+        // An inspection's state column and photo references are brought in step
+        // before the reply, so that once a peer hears its change is stored, a photo it
+        // attached is readable by those who may read the inspection.
+        let index = (access.kind == DocKind::Inspection).then(|| access.inspection.clone());
         let result = self
             .app
             .docs
-            // Indexed after the reply instead (below).
-            .exchange(&cd.handle, self.peer_key.clone(), state, message, None)
+            .exchange(&cd.handle, self.peer_key.clone(), state, message, index)
             .await;
         let ex = match result {
             Ok(ex) => ex,
@@ -359,12 +362,6 @@ impl Conn {
         }
         if refused_write {
             self.audit("doc_write", &id.to_string(), "read_only").await;
-        }
-        if ex.stored.is_some()
-            && access.kind == DocKind::Inspection
-            && let Some(cd) = self.docs.get(&id)
-        {
-            self.app.docs.reindex(&cd.handle, access.inspection).await;
         }
         flow
     }

@@ -449,8 +449,7 @@ impl Documents {
     /// Receives a peer's sync message, commits any new changes, then generates the
     /// reply. `peer` keys the stored sync state. `index` is the inspection whose
     /// state column and photo references follow this document, if it is one and
-    /// they are to be brought in step before this returns (else see
-    /// [`Documents::reindex`]).
+    /// they are to be brought in step before this returns.
     pub(crate) async fn exchange(
         &self,
         handle: &DocHandle,
@@ -510,25 +509,6 @@ impl Documents {
             })
         })
         .await
-    }
-
-    /// Brings an inspection's state column and photo references in step with its
-    /// document after a write. Run after the reply, so reading the whole document
-    /// does not delay the acknowledgement; a failure is logged, since these are
-    /// derived from the document and the next write repeats the work.
-    pub(crate) async fn reindex(&self, handle: &DocHandle, rec: InspectionRecord) {
-        let id = handle.entry.id;
-        let r = self
-            .with_doc(handle, move |loaded, storage| {
-                if let Err(e) = guarded(|| update_index(loaded, storage, &rec)) {
-                    tracing::warn!(doc = %id, error = ?e, "updating the inspection's state and photo references failed");
-                }
-                Ok(())
-            })
-            .await;
-        if let Err(e) = r {
-            tracing::warn!(doc = %id, error = ?e, "reloading a document to index it failed");
-        }
     }
 
     /// The next message for a peer after the document changed elsewhere.

@@ -109,14 +109,15 @@ impl Session {
             let mut state = self.server.take().unwrap_or_default();
             state.set_read_only(self.read_only);
             let ex = docs
-                .exchange(&self.handle, "device-1".into(), state, m, None)
+                .exchange(
+                    &self.handle,
+                    "device-1".into(),
+                    state,
+                    m,
+                    self.index.clone(),
+                )
                 .await?;
             stored += usize::from(ex.stored.is_some());
-            if ex.stored.is_some()
-                && let Some(rec) = &self.index
-            {
-                docs.reindex(&self.handle, rec.clone()).await;
-            }
             self.server = Some(ex.state);
             if let Some(r) = ex.reply {
                 replica.receive(&mut self.client, r);
