@@ -35,7 +35,13 @@
 //! it, since re-encoding would change the id.
 //!
 //! Colour profiles (ICC) are dropped with the rest: photos from the cameras in use are sRGB,
-//! and a profile can name the device that made it.
+//! and a profile can name the device that made it. An animated WebP or PNG is stored as its
+//! first frame, a still like any other photo.
+//!
+//! Encoding a 12-megapixel JPEG is most of the time [`process`] takes, so a large JPEG is
+//! encoded in strips on every core and the strips are joined with restart markers, a
+//! standard baseline JPEG feature that every decoder reads. The strip height depends on the
+//! image alone, so the bytes (and the id) do not depend on the machine.
 //!
 //! ```
 //! use wardcheck_core::photo::{self, Limits};
@@ -54,9 +60,12 @@
 //! assert_eq!(photo::verify(&photo.bytes, &Limits::default()).unwrap(), (640, 480, "image/png"));
 //! ```
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::Cursor;
+use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
@@ -97,6 +106,13 @@ pub const THUMBNAIL_LONG_SIDE: u32 = 320;
 
 /// JPEG quality of thumbnails: a thumbnail is for finding a photo, not for reading it.
 pub const THUMBNAIL_QUALITY: u8 = 80;
+
+/// Rows of pixels per strip when a large JPEG is encoded on several cores (a multiple of 8,
+/// the JPEG block height). 256 rows make 12 strips of a 4000 x 3000 photo: enough to keep
+/// every core busy to the end, while each restart marker between strips costs 2 bytes.
+/// It depends on nothing but the image, so the stored bytes, and the id, are the same on
+/// every machine whatever its number of cores.
+pub const JPEG_STRIP_ROWS: u32 = 256;
 
 /// The limits a photo is decoded under. [`Limits::default`] holds the named constants of
 /// this module; tests and the server may tighten them.
@@ -268,30 +284,52 @@ impl fmt::Debug for ProcessedPhoto {
 /// under `limits`, orientation applied, re-encoded from pixels alone, with a thumbnail and
 /// its id (the SHA-256 of the stored bytes).
 pub fn process(bytes: &[u8], limits: &Limits) -> Result<ProcessedPhoto, PhotoError> {
-    let decoded = decode(bytes, limits)?;
-    let image = &decoded.image;
+    let Decoded {
+        mut image,
+        mut orientation,
+        kind,
+    } = decode(bytes, limits)?;
 
     // WebP is a delivery format, not one we serve: store it as JPEG, or PNG when it has
     // alpha so that transparent parts stay transparent.
-    let stored_kind = match decoded.kind {
+    let stored_kind = match kind {
         ImageFormatKind::WebP if image.color().has_alpha() => ImageFormatKind::Png,
         ImageFormatKind::WebP => ImageFormatKind::Jpeg,
         kind => kind,
     };
-    let stored = match stored_kind {
-        ImageFormatKind::Png => encode_png(image)?,
-        _ => encode_jpeg(image, JPEG_QUALITY, "stored jpeg")?,
-    };
+    if stored_kind == ImageFormatKind::Png {
+        // The PNG encoder takes the whole image: orient it first. (A JPEG is oriented strip
+        // by strip as it is encoded, which saves a copy of the whole image.)
+        image.apply_orientation(orientation);
+        orientation = Orientation::NoTransforms;
+    }
+    let (width, height) = oriented_size(image.width(), image.height(), orientation);
+    let (thumb_width, thumb_height) = thumbnail_size(width, height);
 
-    let (thumb_width, thumb_height) = thumbnail_size(image.width(), image.height());
-    let thumbnail = encode_thumbnail(image, thumb_width, thumb_height)?;
+    // The thumbnail is made while the stored image is encoded.
+    let (stored, thumbnail) = std::thread::scope(|scope| {
+        let thumbnail =
+            scope.spawn(|| encode_thumbnail(&image, orientation, thumb_width, thumb_height));
+        let stored = match stored_kind {
+            ImageFormatKind::Png => encode_png(&image),
+            _ => encode_jpeg(&image, orientation, JPEG_QUALITY, "stored jpeg"),
+        };
+        let thumbnail = thumbnail.join().unwrap_or_else(|_| {
+            Err(PhotoError::Encode {
+                what: "thumbnail",
+                reason: "the encoder panicked".into(),
+            })
+        });
+        (stored, thumbnail)
+    });
+    let (stored, thumbnail) = (stored?, thumbnail?);
 
     Ok(ProcessedPhoto {
         id: sha256_hex(&stored),
         mime: stored_kind.mime(),
         bytes: stored,
-        width: image.width(),
-        height: image.height(),
+        width,
+        height,
         thumbnail,
         thumb_width,
         thumb_height,
@@ -342,9 +380,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// A decoded image with its orientation applied, and the format it came in.
+/// A decoded image as stored in the file, the orientation to apply to it, and the format
+/// it came in.
 struct Decoded {
     image: DynamicImage,
+    orientation: Orientation,
     kind: ImageFormatKind,
 }
 
@@ -358,7 +398,7 @@ fn check_input_len(bytes: &[u8], limits: &Limits) -> Result<(), PhotoError> {
     Ok(())
 }
 
-/// Steps 1 to 4 of the module doc, then the orientation.
+/// Steps 1 to 4 of the module doc, and the orientation to apply (read, not yet applied).
 fn decode(bytes: &[u8], limits: &Limits) -> Result<Decoded, PhotoError> {
     check_input_len(bytes, limits)?;
     let kind = sniff(bytes).ok_or(PhotoError::UnsupportedFormat {
@@ -380,12 +420,13 @@ fn decode(bytes: &[u8], limits: &Limits) -> Result<Decoded, PhotoError> {
     // outside meet parsing code we do not own: a panic in a decoder becomes a refusal,
     // not a crashed app or server task. (The workspace builds with panic = "unwind".)
     let image_limits = limits.for_decoder();
-    let decoded = catch_unwind(AssertUnwindSafe(|| {
+    let (image, orientation) = catch_unwind(AssertUnwindSafe(|| {
         decode_pixels(kind, bytes, image_limits, limits, &header)
     }))
     .unwrap_or_else(|_| Err(corrupt(kind, "the decoder failed on this input")))?;
     Ok(Decoded {
-        image: decoded,
+        image,
+        orientation,
         kind,
     })
 }
@@ -396,7 +437,7 @@ fn decode_pixels(
     image_limits: image::Limits,
     limits: &Limits,
     header: &Header,
-) -> Result<DynamicImage, PhotoError> {
+) -> Result<(DynamicImage, Orientation), PhotoError> {
     let map_err = |e| from_image_error(kind, e, header, limits);
     let mut reader = ImageReader::with_format(Cursor::new(bytes), kind.image_format());
     reader.limits(image_limits);
@@ -415,9 +456,8 @@ fn decode_pixels(
     // A damaged EXIF block should not cost the photo: its pixels are still good, and
     // without a readable orientation we show them as stored.
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    let mut image = DynamicImage::from_decoder(decoder).map_err(map_err)?;
-    image.apply_orientation(orientation);
-    Ok(image)
+    let image = DynamicImage::from_decoder(decoder).map_err(map_err)?;
+    Ok((image, orientation))
 }
 
 fn corrupt(kind: ImageFormatKind, reason: impl Into<String>) -> PhotoError {
@@ -686,6 +726,12 @@ fn jpeg_stored_form(bytes: &[u8]) -> Result<(), PhotoError> {
             _ => {}
         }
         let len = usize::from(be16(bytes, pos).ok_or_else(truncated)?);
+        if len < 2 {
+            return Err(corrupt(
+                kind,
+                format!("segment {marker:02X} has a length of {len}"),
+            ));
+        }
         let body = bytes.get(pos + 2..pos + len).ok_or_else(truncated)?;
         pos += len;
         match marker {
@@ -771,29 +817,267 @@ fn png_stored_form(bytes: &[u8]) -> Result<(), PhotoError> {
 // ---------------------------------------------------------------------------------------
 // Encoding.
 
+/// Encodes `image`, turned by `orientation`, as a baseline JPEG. A large image is cut into
+/// strips of [`JPEG_STRIP_ROWS`] rows, each oriented and encoded on its own, on all cores
+/// at once, and joined with restart markers ([`join_jpeg_strips`]); a small one is encoded
+/// in one piece.
 fn encode_jpeg(
     image: &DynamicImage,
+    orientation: Orientation,
     quality: u8,
     what: &'static str,
 ) -> Result<Vec<u8>, PhotoError> {
-    // A JPEG of a photo is rarely more than a byte per pixel at these qualities.
-    let mut out = Vec::with_capacity((image.width() as usize) * (image.height() as usize) / 2);
-    let mut encoder = JpegEncoder::new_with_quality(&mut out, quality);
-    let (w, h) = (image.width(), image.height());
-    // `encode` on raw buffers rather than the generic `encode_image`, so that the encoder is
-    // the copy compiled (and optimised) inside the image crate.
-    let result = match image {
-        DynamicImage::ImageLuma8(gray) => {
-            encoder.encode(gray.as_raw(), w, h, ExtendedColorType::L8)
+    let converted;
+    let (raw, color, channels) = match image {
+        DynamicImage::ImageLuma8(gray) => (gray.as_raw(), ExtendedColorType::L8, 1),
+        DynamicImage::ImageRgb8(rgb) => (rgb.as_raw(), ExtendedColorType::Rgb8, 3),
+        other => {
+            converted = other.to_rgb8();
+            (converted.as_raw(), ExtendedColorType::Rgb8, 3)
         }
-        DynamicImage::ImageRgb8(rgb) => encoder.encode(rgb.as_raw(), w, h, ExtendedColorType::Rgb8),
-        other => encoder.encode(other.to_rgb8().as_raw(), w, h, ExtendedColorType::Rgb8),
     };
-    result.map_err(|e| PhotoError::Encode {
-        what,
-        reason: e.to_string(),
-    })?;
+    let source = Pixels {
+        raw,
+        width: image.width(),
+        height: image.height(),
+        channels,
+    };
+    let (width, height) = oriented_size(source.width, source.height, orientation);
+    let strip_rows = jpeg_strip_rows(width);
+    let strip = |i: u32| {
+        let rows = i * strip_rows..height.min((i + 1) * strip_rows);
+        let count = rows.len() as u32;
+        (source.oriented_rows(orientation, rows), count)
+    };
+    let fail = |reason: String| PhotoError::Encode { what, reason };
+
+    let strips = height.div_ceil(strip_rows);
+    if strips == 1 {
+        let (pixels, rows) = strip(0);
+        return encode_jpeg_piece(&pixels, width, rows, color, quality)
+            .map_err(|e| fail(e.to_string()));
+    }
+    let indices: Vec<u32> = (0..strips).collect();
+    let encoded = encode_in_parallel(&indices, |&i| {
+        let (pixels, rows) = strip(i);
+        encode_jpeg_piece(&pixels, width, rows, color, quality).map_err(|e| e.to_string())
+    })
+    .map_err(fail)?;
+    join_jpeg_strips(&encoded, width, height, strip_rows)
+        .ok_or_else(|| fail("the encoder wrote a layout the strip joiner does not know".into()))
+}
+
+/// Width and height after `orientation` is applied.
+fn oriented_size(width: u32, height: u32, orientation: Orientation) -> (u32, u32) {
+    match orientation {
+        Orientation::Rotate90
+        | Orientation::Rotate270
+        | Orientation::Rotate90FlipH
+        | Orientation::Rotate270FlipH => (height, width),
+        _ => (width, height),
+    }
+}
+
+/// 8-bit pixels, row by row, `channels` bytes each.
+struct Pixels<'a> {
+    raw: &'a [u8],
+    width: u32,
+    height: u32,
+    channels: usize,
+}
+
+impl Pixels<'_> {
+    /// Rows `rows` of the image as it looks once `orientation` is applied: borrowed when
+    /// there is nothing to turn, otherwise copied pixel by pixel from where they are.
+    fn oriented_rows(&self, orientation: Orientation, rows: Range<u32>) -> Cow<'_, [u8]> {
+        let (w, h, ch) = (self.width as usize, self.height as usize, self.channels);
+        if orientation == Orientation::NoTransforms {
+            return Cow::Borrowed(
+                &self.raw[rows.start as usize * w * ch..rows.end as usize * w * ch],
+            );
+        }
+        let (out_width, _) = oriented_size(self.width, self.height, orientation);
+        let out_width = out_width as usize;
+        // Where the pixel shown at (x, y) is stored, as image's `apply_orientation` turns it,
+        // and how far the source moves (dx, dy) for each step right in the result.
+        let source = |x: usize, y: usize| -> (usize, usize) {
+            match orientation {
+                Orientation::NoTransforms => (x, y),
+                Orientation::FlipHorizontal => (w - 1 - x, y),
+                Orientation::FlipVertical => (x, h - 1 - y),
+                Orientation::Rotate180 => (w - 1 - x, h - 1 - y),
+                Orientation::Rotate90 => (y, h - 1 - x),
+                Orientation::Rotate270 => (w - 1 - y, x),
+                Orientation::Rotate90FlipH => (y, x),
+                Orientation::Rotate270FlipH => (w - 1 - y, h - 1 - x),
+            }
+        };
+        let (dx, dy): (isize, isize) = match orientation {
+            Orientation::NoTransforms | Orientation::FlipVertical => (1, 0),
+            Orientation::FlipHorizontal | Orientation::Rotate180 => (-1, 0),
+            Orientation::Rotate90 | Orientation::Rotate270FlipH => (0, -1),
+            Orientation::Rotate270 | Orientation::Rotate90FlipH => (0, 1),
+        };
+        let step = (dy * w as isize + dx) * ch as isize;
+
+        let mut out = vec![0u8; rows.len() * out_width * ch];
+        let first = |y: u32| {
+            let (sx, sy) = source(0, y as usize);
+            ((sy * w + sx) * ch) as isize
+        };
+        // Pixel sizes known at compile time turn each pixel's copy into a move, not a call.
+        match ch {
+            1 => turn::<1>(self.raw, &mut out, out_width, rows, first, step),
+            2 => turn::<2>(self.raw, &mut out, out_width, rows, first, step),
+            3 => turn::<3>(self.raw, &mut out, out_width, rows, first, step),
+            4 => turn::<4>(self.raw, &mut out, out_width, rows, first, step),
+            other => unreachable!("{other}-byte pixels are never encoded"),
+        }
+        Cow::Owned(out)
+    }
+}
+
+/// Fills `out`, rows `rows` of a turned image `out_width` pixels wide, from `raw`: the
+/// source of each row starts at byte `first(y)` and moves `step` bytes for each pixel.
+fn turn<const CH: usize>(
+    raw: &[u8],
+    out: &mut [u8],
+    out_width: usize,
+    rows: Range<u32>,
+    first: impl Fn(u32) -> isize,
+    step: isize,
+) {
+    // Tiles of 256 columns, so that when a row of the result is a column of the source
+    // the source rows being read stay in cache from one output row to the next.
+    const TILE: usize = 256;
+    let row_len = out_width * CH;
+    for x0 in (0..out_width).step_by(TILE) {
+        let x1 = (x0 + TILE).min(out_width);
+        for (row, y) in rows.clone().enumerate() {
+            let out_row = &mut out[row * row_len..(row + 1) * row_len];
+            let mut from = first(y) + x0 as isize * step;
+            for pixel in out_row[x0 * CH..x1 * CH].chunks_exact_mut(CH) {
+                let at = from as usize;
+                let src: &[u8; CH] = raw[at..at + CH].try_into().expect("CH bytes");
+                pixel.copy_from_slice(src);
+                from += step;
+            }
+        }
+    }
+}
+
+fn encode_jpeg_piece(
+    raw: &[u8],
+    width: u32,
+    height: u32,
+    color: ExtendedColorType,
+    quality: u8,
+) -> Result<Vec<u8>, ImageError> {
+    // A JPEG of a photo is rarely more than half a byte per pixel at these qualities.
+    let mut out = Vec::with_capacity(width as usize * height as usize / 2);
+    // `encode` on a raw buffer rather than the generic `encode_image`, so that the encoder
+    // is the copy compiled (and optimised) inside the image crate.
+    JpegEncoder::new_with_quality(&mut out, quality).encode(raw, width, height, color)?;
     Ok(out)
+}
+
+/// Rows per strip for an image `width` wide: [`JPEG_STRIP_ROWS`], or fewer when a strip
+/// would hold more 8 x 8 blocks than a restart interval can count (65,535).
+fn jpeg_strip_rows(width: u32) -> u32 {
+    let blocks_per_row = width.div_ceil(8).max(1);
+    let max_rows = (u32::from(u16::MAX) / blocks_per_row).max(1) * 8;
+    JPEG_STRIP_ROWS.min(max_rows)
+}
+
+/// Runs `job` on every item, on as many threads as there are cores (the calling thread is
+/// one of them), and returns the results in the order of `items`.
+fn encode_in_parallel<T: Sync, R: Send>(
+    items: &[T],
+    job: impl Fn(&T) -> Result<R, String> + Sync,
+) -> Result<Vec<R>, String> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len());
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(item) = items.get(i) else { break };
+            done.push((i, job(item)));
+        }
+        done
+    };
+    let mut results: Vec<(usize, Result<R, String>)> = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+        let mut all = work();
+        for helper in helpers {
+            match helper.join() {
+                Ok(done) => all.extend(done),
+                Err(_) => all.push((usize::MAX, Err("an encoder thread panicked".into()))),
+            }
+        }
+        all
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Joins JPEGs of consecutive strips (same width and tables, each `strip_rows` rows but the
+/// last) into one JPEG of `height` rows: the first strip's headers with the full height, a
+/// DRI segment declaring one restart interval per strip, then each strip's scan data with
+/// RST0-RST7 markers between them. A restart resets what the decoder carries from one block
+/// to the next, so strips encoded on their own decode as one image.
+fn join_jpeg_strips(
+    strips: &[Vec<u8>],
+    width: u32,
+    height: u32,
+    strip_rows: u32,
+) -> Option<Vec<u8>> {
+    let (sof, sos, _) = jpeg_encoder_layout(strips.first()?)?;
+    let first = &strips[0];
+    let interval = u16::try_from(width.div_ceil(8) * (strip_rows / 8)).ok()?;
+
+    let mut out =
+        Vec::with_capacity(strips.iter().map(Vec::len).sum::<usize>() + 6 + strips.len() * 2);
+    out.extend_from_slice(&first[..sos]);
+    // SOF: FF C0, length (2), precision (1), height (2)
+    out.get_mut(sof + 5..sof + 7)?
+        .copy_from_slice(&u16::try_from(height).ok()?.to_be_bytes());
+    out.extend_from_slice(&[0xFF, 0xDD, 0x00, 0x04]);
+    out.extend_from_slice(&interval.to_be_bytes());
+    let (_, _, scan) = jpeg_encoder_layout(first)?;
+    out.extend_from_slice(&first[sos..scan]);
+    for (i, strip) in strips.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(&[0xFF, 0xD0 + ((i - 1) % 8) as u8]);
+        }
+        let (_, _, scan) = jpeg_encoder_layout(strip)?;
+        // The scan data runs to the EOI marker the encoder ends with.
+        out.extend_from_slice(strip.get(scan..strip.len().checked_sub(2)?)?);
+    }
+    out.extend_from_slice(&[0xFF, 0xD9]);
+    Some(out)
+}
+
+/// Offsets in a JPEG written by our encoder: the SOF0 marker, the SOS marker, and the
+/// first byte of scan data.
+fn jpeg_encoder_layout(jpeg: &[u8]) -> Option<(usize, usize, usize)> {
+    let mut sof = None;
+    let mut pos = 2;
+    loop {
+        if *jpeg.get(pos)? != 0xFF {
+            return None;
+        }
+        let marker = *jpeg.get(pos + 1)?;
+        let len = usize::from(be16(jpeg, pos + 2)?);
+        match marker {
+            0xC0 => sof = Some(pos),
+            0xDA => return Some((sof?, pos, pos + 2 + len)),
+            _ => {}
+        }
+        pos += 2 + len;
+    }
 }
 
 fn encode_png(image: &DynamicImage) -> Result<Vec<u8>, PhotoError> {
@@ -822,10 +1106,18 @@ fn thumbnail_size(width: u32, height: u32) -> (u32, u32) {
     (scale(width), scale(height))
 }
 
-fn encode_thumbnail(image: &DynamicImage, width: u32, height: u32) -> Result<Vec<u8>, PhotoError> {
+fn encode_thumbnail(
+    image: &DynamicImage,
+    orientation: Orientation,
+    width: u32,
+    height: u32,
+) -> Result<Vec<u8>, PhotoError> {
     // `thumbnail_exact` averages boxes of source pixels in one pass: far faster than a
-    // filtered resize, and as good when shrinking by a factor of ten or more.
-    let small = image.thumbnail_exact(width, height);
+    // filtered resize, and as good when shrinking by a factor of ten or more. It shrinks
+    // the image as stored, and the small result is then turned.
+    let (w, h) = oriented_size(width, height, orientation);
+    let mut small = image.thumbnail_exact(w, h);
+    small.apply_orientation(orientation);
     let small = if small.color().has_alpha() {
         // JPEG has no alpha: lay the image on white, as the app shows it.
         let mut rgba = small.to_rgba8();
@@ -839,7 +1131,12 @@ fn encode_thumbnail(image: &DynamicImage, width: u32, height: u32) -> Result<Vec
     } else {
         small
     };
-    encode_jpeg(&small, THUMBNAIL_QUALITY, "thumbnail")
+    encode_jpeg(
+        &small,
+        Orientation::NoTransforms,
+        THUMBNAIL_QUALITY,
+        "thumbnail",
+    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -936,6 +1233,73 @@ mod tests {
             (200, 100),
             "small images are not enlarged"
         );
+    }
+
+    #[test]
+    fn oriented_rows_match_image_apply_orientation() {
+        let all = [
+            Orientation::NoTransforms,
+            Orientation::Rotate90,
+            Orientation::Rotate180,
+            Orientation::Rotate270,
+            Orientation::FlipHorizontal,
+            Orientation::FlipVertical,
+            Orientation::Rotate90FlipH,
+            Orientation::Rotate270FlipH,
+        ];
+        let image = image::RgbImage::from_fn(301, 7, |x, y| {
+            image::Rgb([
+                x as u8,
+                (x >> 8) as u8 * 16 + y as u8,
+                (x * 7 + y * 13) as u8,
+            ])
+        });
+        let pixels = Pixels {
+            raw: image.as_raw(),
+            width: 301,
+            height: 7,
+            channels: 3,
+        };
+        for orientation in all {
+            let mut expected = DynamicImage::ImageRgb8(image.clone());
+            expected.apply_orientation(orientation);
+            let (w, h) = oriented_size(301, 7, orientation);
+            assert_eq!(
+                (w, h),
+                (expected.width(), expected.height()),
+                "{orientation:?}: size"
+            );
+            // In two uneven pieces, as strips are made.
+            let cut = h / 3;
+            let mut rows = pixels.oriented_rows(orientation, 0..cut).into_owned();
+            rows.extend_from_slice(&pixels.oriented_rows(orientation, cut..h));
+            assert!(
+                rows == expected.to_rgb8().into_raw(),
+                "{orientation:?}: pixels should match"
+            );
+        }
+    }
+
+    #[test]
+    fn strip_rows_keep_a_restart_interval_countable() {
+        assert_eq!(
+            jpeg_strip_rows(4000),
+            JPEG_STRIP_ROWS,
+            "500 blocks a row x 32 rows fits"
+        );
+        // 8192 blocks a row: at most 7 block rows (57,344 blocks) in one interval.
+        assert_eq!(
+            jpeg_strip_rows(65_535),
+            56,
+            "very wide images get shorter strips"
+        );
+        for width in [1u32, 8, 4000, 12_000, 65_535] {
+            let blocks = width.div_ceil(8) * (jpeg_strip_rows(width) / 8);
+            assert!(
+                blocks <= u32::from(u16::MAX),
+                "{width}: {blocks} blocks in an interval"
+            );
+        }
     }
 
     #[test]

@@ -890,6 +890,56 @@ fn thumbnail_is_320_on_the_long_side_and_id_is_the_hash_of_the_bytes() {
 }
 
 #[test]
+fn a_large_jpeg_encoded_in_strips_decodes_to_the_same_pixels_as_one_piece() {
+    // Stored JPEGs taller than one strip are encoded strip by strip on several cores and
+    // joined with restart markers. Each 8 x 8 block is quantised the same either way, so the
+    // decoded pixels must equal those of the same pixels encoded in one piece. Sizes that
+    // are not multiples of 8 or of the strip height test the edges.
+    let input = jpeg(&photo_like(1003, 777), 95);
+    let out = photo::process(&input, &Limits::default()).expect("a plain JPEG should be accepted");
+    assert!(
+        count(&out.bytes, &[0xFF, 0xDD]) == 1 && contains(&out.bytes, &[0xFF, 0xD0]),
+        "a 777-row photo should be stored in strips with a restart interval"
+    );
+    let pixels = decode(&input).to_rgb8();
+    let one_piece = jpeg(&pixels, photo::JPEG_QUALITY);
+    assert_eq!(
+        decode(&out.bytes).to_rgb8(),
+        decode(&one_piece).to_rgb8(),
+        "the strips should decode to exactly the pixels of a one-piece encoding"
+    );
+    assert!(
+        photo::verify(&out.bytes, &Limits::default()).is_ok(),
+        "a striped JPEG is stored form"
+    );
+}
+
+#[test]
+fn a_large_rotated_jpeg_is_turned_strip_by_strip_like_a_whole_image() {
+    // Orientation is applied while each strip is made: the result should be exactly the
+    // whole image turned (as image's `rotate90` does it) and encoded in one piece.
+    let (input, _) = camera_jpeg(&photo_like(701, 403), 6);
+    let out = photo::process(&input, &Limits::default()).expect("a rotated JPEG is accepted");
+    assert_eq!(
+        (out.width, out.height),
+        (403, 701),
+        "width and height should be swapped"
+    );
+    let turned = decode(&input).rotate90().to_rgb8();
+    let one_piece = jpeg(&turned, photo::JPEG_QUALITY);
+    assert_eq!(
+        decode(&out.bytes).to_rgb8(),
+        decode(&one_piece).to_rgb8(),
+        "the turned strips should decode to exactly the pixels of the turned whole"
+    );
+    assert_eq!(
+        (out.thumb_width, out.thumb_height),
+        (184, 320),
+        "thumbnail turned too"
+    );
+}
+
+#[test]
 fn sha256_hex_matches_a_known_digest() {
     assert_eq!(
         photo::sha256_hex(b"abc"),
