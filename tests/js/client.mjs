@@ -1,0 +1,123 @@
+// The JavaScript automerge-repo client of the interop test (tests/tests/sync_js.rs).
+//
+// It connects to the sync endpoint the way a JS WebSocket client must (the device
+// token in `?access_token=`, since it can set no header), with no storage, finds the
+// inspection, reads the answer the Rust client set, appends to that item's note
+// and adds a comment, then makes sure the server holds the edit: a second,
+// independent Repo (its own connection) fetches the document until the comment is
+// there. It prints one JSON line with what it saw and did.
+//
+// Usage: node client.mjs --url ws://HOST/api/v1/sync --doc DOCUMENT_ID --item ITEM_ID
+//          --comment-id UUID --note-text TEXT
+// The token comes from the WARDCHECK_TOKEN environment variable (not an argument, so
+// it does not show in `ps`). Exits 0 on success, 1 on any failure, within --timeout-ms.
+import * as A from "@automerge/automerge"
+import { Repo } from "@automerge/automerge-repo"
+import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket"
+
+function parseArgs(argv) {
+  const out = {}
+  for (let i = 0; i < argv.length; i += 2) {
+    if (!argv[i].startsWith("--") || argv[i + 1] === undefined) {
+      throw new Error(`bad argument ${argv[i]}`)
+    }
+    out[argv[i].slice(2)] = argv[i + 1]
+  }
+  for (const k of ["url", "doc", "item", "comment-id", "note-text"]) {
+    if (!out[k]) throw new Error(`missing --${k}`)
+  }
+  return out
+}
+
+const str = v => (A.isImmutableString(v) ? v.val : v)
+
+function withTimeout(promise, ms, what) {
+  let timer
+  const t = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms)
+  })
+  return Promise.race([promise, t]).finally(() => clearTimeout(timer))
+}
+
+function connect(url, token) {
+  const u = new URL(url)
+  if (token) u.searchParams.set("access_token", token)
+  // A short retry interval: the adapter reconnects on its own if the first try fails.
+  return new Repo({
+    network: [new WebSocketClientAdapter(u.toString(), 500)],
+    isEphemeral: true,
+    sharePolicy: async () => true,
+  })
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2))
+  const timeoutMs = parseInt(args["timeout-ms"] ?? "20000", 10)
+  const token = process.env.WARDCHECK_TOKEN
+  const item = args.item
+
+  const repo = connect(args.url, token)
+  const handle = await withTimeout(repo.find(args.doc), timeoutMs, "finding the document")
+  const doc = handle.doc()
+  const response = doc.responses?.[item]
+  if (!response) throw new Error(`the document has no responses.${item}`)
+  const answerJson = str(response.answer)
+  const answer = answerJson === undefined ? null : JSON.parse(answerJson)
+  const noteBefore = String(response.note ?? "")
+
+  const now = new Date().toISOString()
+  const comment = {
+    id: args["comment-id"],
+    target: { kind: "item", id: item },
+    text: "Checked from the JavaScript client",
+    by: "js-client",
+    at: now,
+  }
+  handle.change(d => {
+    // The note is Automerge text: splice, so concurrent edits merge.
+    A.splice(d, ["responses", item, "note"], noteBefore.length, 0, args["note-text"])
+    // Stamped fields and comments are JSON in a plain string scalar, as core writes
+    // them; a bare JS string would become a text object.
+    d.responses[item].note_edited = new A.ImmutableString(JSON.stringify({ by: "js-client", at: now }))
+    d.comments[comment.id] = new A.ImmutableString(JSON.stringify(comment))
+  })
+  const heads = A.getHeads(handle.doc())
+
+  // The server has the edit once an independent client fetching the document sees it.
+  const deadline = Date.now() + timeoutMs
+  let confirmed = false
+  while (!confirmed && Date.now() < deadline) {
+    const probe = connect(args.url, token)
+    try {
+      const h = await withTimeout(probe.find(args.doc), Math.max(1, deadline - Date.now()), "probing")
+      confirmed = h.doc().comments?.[comment.id] !== undefined
+    } catch {
+      // Not yet: try again.
+    }
+    await probe.shutdown()
+    if (!confirmed) await new Promise(r => setTimeout(r, 100))
+  }
+  if (!confirmed) throw new Error("the server never showed the JS client's edit")
+
+  const result = {
+    ok: true,
+    answer,
+    noteBefore,
+    noteAfter: String(handle.doc().responses[item].note),
+    commentId: comment.id,
+    heads,
+  }
+  await repo.shutdown()
+  return result
+}
+
+main().then(
+  result => {
+    console.log(JSON.stringify(result))
+    process.exit(0)
+  },
+  err => {
+    console.log(JSON.stringify({ ok: false, error: String(err?.stack ?? err) }))
+    process.exit(1)
+  },
+)
