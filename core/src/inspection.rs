@@ -999,20 +999,7 @@ impl Inspection {
 
     /// The inspection's state, with any concurrent values.
     pub fn state(&self) -> Result<Field<State>> {
-        let meta = self.object(&automerge::ROOT, META)?;
-        read_candidates(&self.doc, &meta, "state", |s| {
-            // Version 1 kept the bare state name, with no author or time.
-            match serde_json::from_str::<Stamped<State>>(s) {
-                Ok(st) => Ok(st),
-                Err(_) => Ok(Stamped {
-                    value: from_json(&serde_json::Value::String(s.to_owned()).to_string())?,
-                    by: String::new(),
-                    at: DateTime::<Utc>::UNIX_EPOCH,
-                    resolved: None,
-                }),
-            }
-        })?
-        .ok_or_else(|| malformed("meta.state is missing"))
+        read_state(&self.doc)
     }
 
     // ----- storage and sync -----
@@ -1224,6 +1211,48 @@ impl Inspection {
             .map(|k| from_json(&get_str(&self.doc, &obj, &k)?))
             .collect()
     }
+}
+
+fn read_state(doc: &AutoCommit) -> Result<Field<State>> {
+    let meta = object(doc, &automerge::ROOT, META)?;
+    read_candidates(doc, &meta, "state", |s| {
+        // Version 1 kept the bare state name, with no author or time.
+        match serde_json::from_str::<Stamped<State>>(s) {
+            Ok(st) => Ok(st),
+            Err(_) => Ok(Stamped {
+                value: from_json(&serde_json::Value::String(s.to_owned()).to_string())?,
+                by: String::new(),
+                at: DateTime::<Utc>::UNIX_EPOCH,
+                resolved: None,
+            }),
+        }
+    })?
+    .ok_or_else(|| malformed("meta.state is missing"))
+}
+
+/// What a server indexes about an inspection document, read without building the
+/// whole view (which costs far more on every received change).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexFacts {
+    /// The current state (Automerge's pick where states conflict).
+    pub state: State,
+    /// Every photo hash any item refers to, sorted, without repeats.
+    pub photos: Vec<String>,
+}
+
+/// Reads [`IndexFacts`] from an inspection document.
+pub fn index_facts(doc: &AutoCommit) -> Result<IndexFacts> {
+    let state = read_state(doc)?.current().value;
+    let responses = object(doc, &automerge::ROOT, RESPONSES)?;
+    let mut photos = Vec::new();
+    for item in doc.keys(&responses) {
+        let r = object(doc, &responses, &item)?;
+        let p = object(doc, &r, "photos")?;
+        photos.extend(doc.keys(&p));
+    }
+    photos.sort();
+    photos.dedup();
+    Ok(IndexFacts { state, photos })
 }
 
 fn read_pin(doc: &AutoCommit) -> Result<ChecklistPin> {

@@ -23,10 +23,9 @@ use automerge::{AutoCommit, Automerge, Change, ChangeHash, LoadOptions, OnPartia
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 use uuid::Uuid;
-use wardcheck_core::checklist::Checklist;
-use wardcheck_core::inspection::Inspection;
+use wardcheck_core::inspection::index_facts;
 
-use crate::inspections::{encode_heads, pinned_checklist};
+use crate::inspections::encode_heads;
 use crate::limits;
 use crate::storage::{InspectionRecord, Storage};
 
@@ -74,9 +73,8 @@ struct Loaded {
     stored_bytes: usize,
     /// Change rows stored since the last compaction.
     change_rows: usize,
-    /// For inspection documents: the checklist they pin, and the photo references
-    /// last recorded, so unchanged lists are not rewritten.
-    checklist: Option<Arc<Checklist>>,
+    /// For inspection documents: the photo references last recorded, so unchanged
+    /// lists are not rewritten.
     photo_refs: Option<Vec<String>>,
 }
 
@@ -314,7 +312,6 @@ fn load(storage: &dyn Storage, id: Uuid) -> Result<Loaded, Failure> {
         persisted: heads,
         stored_bytes: stored.snapshot.len() + stored.changes.iter().map(Vec::len).sum::<usize>(),
         change_rows: stored.changes.len(),
-        checklist: None,
         photo_refs: None,
     })
 }
@@ -548,30 +545,15 @@ fn update_index(
     storage: &dyn Storage,
     rec: &InspectionRecord,
 ) -> Result<(), Failure> {
-    let checklist = match &loaded.checklist {
-        Some(c) => c.clone(),
-        None => {
-            let c = pinned_checklist(storage, rec).map_err(|e| Failure::Load(e.to_string()))?;
-            loaded.checklist = Some(c.clone());
-            c
-        }
-    };
-    let insp = Inspection::from_doc(loaded.doc.clone(), checklist)
-        .map_err(|e| Failure::Load(e.to_string()))?;
-    let view = insp.view().map_err(|e| Failure::Load(e.to_string()))?;
-    let state = view.meta.state.current().value;
-    if state != rec.state {
+    // Only the state and the photo hashes are needed: read them directly rather than
+    // building the whole typed view on every received change.
+    let facts = index_facts(&loaded.doc).map_err(|e| Failure::Load(e.to_string()))?;
+    if facts.state != rec.state {
         storage
-            .set_state(rec.id, state)
+            .set_state(rec.id, facts.state)
             .map_err(|e| Failure::Storage(e.to_string()))?;
     }
-    let mut photos: Vec<String> = view
-        .responses
-        .values()
-        .flat_map(|r| r.photos.iter().map(|p| p.value.hash.clone()))
-        .collect();
-    photos.sort();
-    photos.dedup();
+    let photos = facts.photos;
     if loaded.photo_refs.as_ref() != Some(&photos) {
         storage
             .set_photo_refs(rec.id, &photos)
