@@ -6,6 +6,11 @@
 //! - `sync`: the automerge-repo WebSocket protocol, document by document.
 //! - `blobs`: resumable, idempotent photo uploads.
 //! - `api`: the JSON API for dashboards, and its OpenAPI document.
+//! - [`telemetry`]: NHS Digital's device feeds, imported as dated snapshots for the join.
+//! - [`join`]: each telemetry check of an inspection beside the inspector's answer, and
+//!   each sampled device matched with its telemetry record.
+//! - [`demo`]: `demo-data`, a believable data folder (telemetry, users, inspections).
+//! - [`dashboard`]: the review dashboard's built files (`ui/dist`), with strict headers.
 //!
 //! [`app`] builds the router from an [`AppState`]; [`serve`] runs it on a listener.
 //! Tests bind `127.0.0.1:0` and start the real binary.
@@ -18,9 +23,13 @@ pub mod storage;
 
 mod api;
 mod blobs;
+pub mod dashboard;
+pub mod demo;
 pub mod inspections;
+pub mod join;
 mod session;
 pub mod sync;
+pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -73,16 +82,39 @@ pub fn app(state: AppState) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             limits::REQUEST_TIMEOUT,
         ))
+        // After the layers above, so that they do not apply: telemetry uploads have their
+        // own body limit and a longer timeout (`telemetry::routes`).
+        .merge(telemetry::routes())
         .with_state(state)
 }
 
 /// Serves `app(state)` on `listener` until the process ends.
 pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()> {
+    serve_with_dashboard(listener, state, None).await
+}
+
+/// [`app`], with the review dashboard's files from `ui` (a built `ui/dist`) for every
+/// path no route takes: [`dashboard::service`].
+pub fn app_with_dashboard(state: AppState, ui: Option<&std::path::Path>) -> Router {
+    let app = app(state);
+    match ui {
+        Some(dir) => app.fallback_service(dashboard::service(dir)),
+        None => app,
+    }
+}
+
+/// Serves [`app_with_dashboard`] on `listener` until the process ends.
+pub async fn serve_with_dashboard(
+    listener: TcpListener,
+    state: AppState,
+    ui: Option<std::path::PathBuf>,
+) -> std::io::Result<()> {
     let docs = state.docs.clone();
     tokio::spawn(async move { docs.evict_idle_forever().await });
     axum::serve(
         listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+        app_with_dashboard(state, ui.as_deref())
+            .into_make_service_with_connect_info::<SocketAddr>(),
     )
     .await
 }

@@ -50,3 +50,33 @@ pub const KEEPALIVE: Duration = Duration::from_secs(20);
 pub const SILENT_KEEPALIVES: u32 = 3;
 /// How long a closing connection waits for the peer's close frame.
 pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+// Telemetry feeds (`crate::telemetry`).
+
+/// Largest telemetry file accepted over HTTP. A national endpoint export of 2.5 million
+/// rows is about 500 MB as CSV (a little more as JSON Lines); 1 GiB leaves room for
+/// growth and still refuses anything absurd before it fills the disk.
+pub const MAX_TELEMETRY_BODY: u64 = 1024 * 1024 * 1024;
+/// Longest a telemetry upload may take, body and import included (in place of
+/// `REQUEST_TIMEOUT`): 1 GiB at 1 MB/s takes 17 minutes, and the import under a minute.
+pub const TELEMETRY_REQUEST_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// Largest field in a telemetry row. The longest real value is an FQDN (at most 253
+/// bytes) or a firmware string; 4 KiB is generous and bounds what one bad row can cost.
+pub const MAX_TELEMETRY_FIELD: usize = 4 * 1024;
+/// Largest telemetry record (a CSV record, quoted line breaks included, or a JSON line).
+/// Past this, reading stops holding the record, so a 10 MB field never reaches memory.
+pub const MAX_TELEMETRY_RECORD: usize = 128 * 1024;
+/// Bad rows an import lists (all are counted): enough to see the pattern and fix a file
+/// in one pass, without a 2.5-million-line answer.
+pub const MAX_REPORTED_BAD_ROWS: usize = 100;
+/// How long an import waits for another import (in this process or another, such as the
+/// CLI beside the server) to finish, before giving up with "busy".
+pub const TELEMETRY_IMPORT_WAIT: Duration = Duration::from_secs(10 * 60);
+/// SQLite page cache of the import's connection, in KiB. Rows are appended to a table
+/// with no index and the indexes are built once at the end, so a large cache buys
+/// nothing: measured at 2.5 million rows, 256 MiB was no faster than 64 MiB and added
+/// 200 MiB to the peak.
+pub const TELEMETRY_IMPORT_CACHE_KIB: i64 = 64 * 1024;
+/// After an import, `telemetry.db`'s write-ahead log is cut back to this size once
+/// checkpointed, rather than keeping the size of the largest import on disk.
+pub const TELEMETRY_WAL_KEEP_BYTES: i64 = 64 * 1024 * 1024;

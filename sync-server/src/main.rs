@@ -40,6 +40,11 @@ enum Command {
     Serve {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// The built review dashboard (`npm run build` in `ui/` makes `ui/dist`), served
+        /// at every path the API does not take. Default: `ui/dist` in the current
+        /// folder, when it holds a build.
+        #[arg(long, value_name = "DIR", env = "WARDCHECK_UI")]
+        ui: Option<PathBuf>,
     },
     /// Manage users.
     #[command(subcommand)]
@@ -56,6 +61,20 @@ enum Command {
     /// Read the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Import telemetry feeds (endpoints, network devices, alerts, trusts) and list them.
+    #[command(subcommand)]
+    Telemetry(wardcheck_server::telemetry::cli::TelemetryCommand),
+    /// Fill the data folder with demo data: telemetry for 20 trusts (imported through the
+    /// telemetry importer), demo users and sample inspections. Skips what exists.
+    DemoData {
+        /// Endpoints to generate across the trusts (50,000 takes a few seconds; up to
+        /// 2,500,000 for a national-scale estate).
+        #[arg(long, default_value_t = wardcheck_server::demo::DEFAULT_ENDPOINTS)]
+        endpoints: u64,
+        /// Seed of the generator: the same seed and size give the same telemetry.
+        #[arg(long, default_value_t = 2017)]
+        seed: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -165,7 +184,7 @@ fn open(data: &Path) -> Result<Arc<dyn Storage>> {
 fn run(cli: Cli) -> Result<()> {
     let storage = open(&cli.data)?;
     match cli.command {
-        Command::Serve { listen } => serve(storage, listen, &cli.data),
+        Command::Serve { listen, ui } => serve(storage, listen, &cli.data, ui),
         Command::User(c) => user(&*storage, c),
         Command::Device(DeviceCommand::List) => {
             for d in storage.list_devices()? {
@@ -189,8 +208,14 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Inspection(c) => inspection(&*storage, c),
+        Command::DemoData { endpoints, seed } => demo_data(&*storage, &cli.data, endpoints, seed),
         Command::Checklist(ChecklistCommand::Publish { file }) => publish(&*storage, &file),
         Command::Checklist(ChecklistCommand::Validate { .. }) => unreachable!("handled in main"),
+        Command::Telemetry(c) => {
+            wardcheck_server::telemetry::cli::run(&*storage, c, &mut |action, target| {
+                audit(&*storage, action, target)
+            })
+        }
         Command::Audit(AuditCommand::Tail { lines }) => {
             for e in storage.audit_tail(lines)? {
                 // One event per line, tab-separated: every field is neutralised so
@@ -211,6 +236,38 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `demo-data`: makes the demo, then prints who can sign in.
+fn demo_data(storage: &dyn Storage, data: &Path, endpoints: u64, seed: u64) -> Result<()> {
+    use wardcheck_server::demo;
+    let opts = demo::Options {
+        endpoints,
+        seed,
+        as_of: chrono::Utc::now().date_naive(),
+    };
+    let summary = demo::run(storage, data, &opts)?;
+    audit(storage, "demo_data", &data.display().to_string())?;
+    println!("{summary}");
+    println!(
+        "demo users (password {:?}, demo only): {}",
+        demo::DEMO_PASSWORD,
+        demo::users()
+            .iter()
+            .map(|(name, _, role)| match role {
+                wardcheck_server::storage::Role::TrustLead(t) =>
+                    format!("{name} (trust lead, {t})"),
+                r => format!("{name} ({})", r.name()),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "the seeded contradiction: GET /api/v1/inspections/{}/join (item {})",
+        demo::CONTRADICTION_INSPECTION,
+        demo::CONTRADICTION_ITEM
+    );
+    Ok(())
 }
 
 /// `text` with control characters (CR, LF, tab...) and Unicode line separators
@@ -248,7 +305,12 @@ fn audit(storage: &dyn Storage, action: &str, target: &str) -> Result<()> {
         .with_context(|| format!("{action} {target} was done, but writing the audit log failed"))
 }
 
-fn serve(storage: Arc<dyn Storage>, listen: SocketAddr, data: &Path) -> Result<()> {
+fn serve(
+    storage: Arc<dyn Storage>,
+    listen: SocketAddr,
+    data: &Path,
+    ui: Option<PathBuf>,
+) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -257,6 +319,7 @@ fn serve(storage: Arc<dyn Storage>, listen: SocketAddr, data: &Path) -> Result<(
         // Logs go to stderr; stdout carries only the "listening on" line.
         .with_writer(std::io::stderr)
         .init();
+    let ui = dashboard_dir(ui)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -272,9 +335,39 @@ fn serve(storage: Arc<dyn Storage>, listen: SocketAddr, data: &Path) -> Result<(
         );
         use std::io::Write;
         std::io::stdout().flush()?;
-        wardcheck_server::serve(listener, AppState::new(storage)).await?;
+        wardcheck_server::serve_with_dashboard(listener, AppState::new(storage), ui).await?;
         Ok(())
     })
+}
+
+/// The folder to serve the review dashboard from: `--ui DIR` (an error if it holds no
+/// build), else `ui/dist` in the current folder if it holds one, else none (logged).
+fn dashboard_dir(ui: Option<PathBuf>) -> Result<Option<PathBuf>> {
+    use wardcheck_server::dashboard::is_built;
+    match ui {
+        Some(dir) if is_built(&dir) => {
+            tracing::info!(dir = %dir.display(), "serving the review dashboard");
+            Ok(Some(dir))
+        }
+        Some(dir) => bail!(
+            "--ui {}: no index.html there; build the dashboard with `npm ci && npm run build` in ui/",
+            dir.display()
+        ),
+        None => {
+            let dir = PathBuf::from("ui").join("dist");
+            if is_built(&dir) {
+                tracing::info!(dir = %dir.display(), "serving the review dashboard");
+                Ok(Some(dir))
+            } else {
+                tracing::warn!(
+                    "the review dashboard is not served: no ui/dist/index.html in the current \
+                     folder (build it with `npm run build` in ui/, or pass --ui DIR); the API \
+                     and sync work without it"
+                );
+                Ok(None)
+            }
+        }
+    }
 }
 
 fn read_password() -> Result<String> {

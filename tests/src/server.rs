@@ -73,6 +73,11 @@ impl Server {
         &self.data
     }
 
+    /// The server's process id (while it runs), e.g. to read its memory from /proc.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kills the server with SIGKILL and waits for it.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {

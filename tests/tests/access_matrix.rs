@@ -311,6 +311,15 @@ async fn try_cell(ctx: &mut Ctx, row: &str, col: usize) -> Option<String> {
                 _ => status(&res),
             }
         }
+        "GET /api/v1/inspections/{id}/join" => {
+            let url = |id: Uuid| ctx.url(&format!("/api/v1/inspections/{id}/join"));
+            let res = ctx.send(c.get(url(f.id)), &token).await;
+            if res.status() == StatusCode::NOT_FOUND {
+                same_404(ctx, res, c.get(url(random)), &token, &what).await
+            } else {
+                status(&res)
+            }
+        }
         "POST /api/v1/inspections/{id}/assign"
         | "POST /api/v1/inspections/{id}/share"
         | "POST /api/v1/inspections/{id}/state" => {
@@ -372,6 +381,17 @@ async fn try_cell(ctx: &mut Ctx, row: &str, col: usize) -> Option<String> {
                 }
                 s
             }
+        }
+        "POST /api/v1/telemetry/{kind}" => {
+            // The same small file every time: imported once, then already imported.
+            let req = c
+                .post(ctx.url("/api/v1/telemetry/trusts?as_of=2026-01-05"))
+                .header(header::CONTENT_TYPE, "text/csv")
+                .body(
+                    "ods_code,name,trust_type,major_trauma_centre,region\n\
+                     RJ1,Guy's and St Thomas',acute,yes,London\n",
+                );
+            status(&ctx.send(req, &token).await)
         }
         "GET /api/v1/sync" => match connect(ctx, &token).await {
             Ok(client) => {

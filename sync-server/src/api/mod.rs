@@ -15,6 +15,7 @@
 //! (`AppError::not_found`), so ids cannot be probed.
 
 mod inspections;
+mod join;
 
 use axum::Router;
 use axum::body::Body;
@@ -41,6 +42,7 @@ pub fn routes() -> Router<AppState> {
             get(inspections::list).post(inspections::create),
         )
         .route("/api/v1/inspections/{id}", get(inspections::get_one))
+        .route("/api/v1/inspections/{id}/join", get(join::get_join))
         .route("/api/v1/inspections/{id}/assign", post(inspections::assign))
         .route("/api/v1/inspections/{id}/share", post(inspections::share))
         .route(

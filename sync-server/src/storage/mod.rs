@@ -187,7 +187,12 @@ pub struct PublishedChecklist {
 }
 
 /// The server's storage.
-pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
+///
+/// Telemetry (feeds, snapshots, trusts) is its own trait,
+/// [`crate::telemetry::TelemetryStore`], which every storage also implements.
+pub trait Storage:
+    crate::telemetry::TelemetryStore + Send + Sync + std::fmt::Debug + 'static
+{
     // users and devices
     fn add_user(
         &self,
@@ -264,6 +269,14 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     fn publish_checklist(&self, checklist: &PublishedChecklist) -> Result<()>;
     fn checklist(&self, id: &str, version: &str) -> Result<Option<PublishedChecklist>>;
     fn checklists(&self) -> Result<Vec<PublishedChecklist>>;
+
+    // the join
+    /// An inspection's join with the latest telemetry ([`crate::join`]).
+    fn join_telemetry(
+        &self,
+        view: &wardcheck_core::inspection::InspectionView,
+        checklist: &wardcheck_core::checklist::Checklist,
+    ) -> Result<crate::join::Join>;
 
     // audit
     fn audit(&self, event: &AuditEvent) -> Result<()>;

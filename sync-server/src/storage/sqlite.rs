@@ -117,6 +117,8 @@ CREATE TABLE blob_uploaders (
 #[derive(Debug)]
 pub struct SqliteStorage {
     conn: Mutex<Connection>,
+    /// `telemetry.db` beside this file (see `crate::telemetry`).
+    pub(crate) telemetry: crate::telemetry::TelemetryDb,
 }
 
 impl SqliteStorage {
@@ -149,8 +151,13 @@ impl SqliteStorage {
             tx.execute_batch(&format!("PRAGMA user_version = {known}"))?;
             tx.commit()?;
         }
+        // Telemetry lives in a file of its own, so that a long import never holds this
+        // file's write lock; attached, its tables are visible on this connection too.
+        let telemetry = crate::telemetry::TelemetryDb::open(dir)?;
+        telemetry.attach(&conn)?;
         Ok(SqliteStorage {
             conn: Mutex::new(conn),
+            telemetry,
         })
     }
 
@@ -822,6 +829,19 @@ impl Storage for SqliteStorage {
             .query_map([], checklist_row)?
             .collect::<rusqlite::Result<_>>()?;
         Ok(rows)
+    }
+
+    fn join_telemetry(
+        &self,
+        view: &wardcheck_core::inspection::InspectionView,
+        checklist: &wardcheck_core::checklist::Checklist,
+    ) -> Result<crate::join::Join> {
+        // On the telemetry reader: the aggregates never wait on sync's connection.
+        Ok(crate::join::join(
+            &self.telemetry.reader(),
+            view,
+            checklist,
+        )?)
     }
 
     fn audit(&self, e: &AuditEvent) -> Result<()> {

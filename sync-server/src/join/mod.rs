@@ -1,0 +1,526 @@
+//! The join: each telemetry check of an inspection's checklist, computed for its trust
+//! from the latest telemetry snapshots, set beside the inspector's answer; and each
+//! sampled device matched with its telemetry record.
+//!
+//! # Checks (what each counts, in the latest snapshot of its feed, for the trust)
+//!
+//! | check | counts | total |
+//! |---|---|---|
+//! | `endpoints.unsupported_os` | endpoints whose OS platform and build are out of support on the snapshot's day ([`lifecycle`]: XP, Vista, 7, 8, 8.1, Server 2003-2012 R2; Windows 10 builds other than 19044/19045 and the long-term servicing 14393/17763; old Windows 11 releases) | endpoints |
+//! | `endpoints.smb1_enabled` | SMBv1 enabled | endpoints |
+//! | `endpoints.not_onboarded` | `onboarding_status` other than `onboarded` | endpoints |
+//! | `endpoints.missing_security_updates` | one or more security updates missing | endpoints |
+//! | `endpoints.bitlocker_off` | BitLocker off | endpoints |
+//! | `endpoints.secure_boot_off` | Secure Boot off | endpoints |
+//! | `endpoints.credential_guard_off` | Credential Guard not running | endpoints |
+//! | `endpoints.firewall_profile_off` | any of the domain, private, public profiles off | endpoints |
+//! | `firewalls.unsupported_firmware` | firmware not supported by the vendor | firewalls |
+//! | `firewalls.admin_interface_exposed` | admin interface reachable from the internet | firewalls |
+//! | `firewalls.rule_review_overdue` | last rule review more than 365 days before the snapshot | firewalls |
+//! | `alerts.unacknowledged_48h` | alerts acknowledged more than 48 hours after issue, or not acknowledged 48 hours after issue by the end of the snapshot's day | alerts |
+//!
+//! A field the feed does not know (NULL: e.g. no configuration from a device that is not
+//! onboarded, a platform the lifecycle table does not cover) is counted as `unknown`,
+//! never as bad. Each check is computed for the whole trust; when the inspection names
+//! sites, the figures for each named site are given beside (alerts have no site).
+//!
+//! # Verdicts
+//!
+//! See [`verdict()`]: 'met' beside a count above zero is **contradicted**, beside zero
+//! **corroborated**; 'not met' or 'partly met' beside a count above zero is corroborated,
+//! beside zero contradicted (telemetry sees no problem); no answer or 'not applicable'
+//! gives the figures with `unanswered`; a trust with no rows in the feed's latest snapshot
+//! (or no snapshot at all) gives **no_telemetry**. A device-scope item (answered once per
+//! sampled device) is judged on the worst of its devices' answers: 'met' only when every
+//! sampled device met it.
+//!
+//! # Sampled devices
+//!
+//! Matched by host name: the first DNS label, case-insensitive (`GSTT-WS-0042` matches
+//! `gstt-ws-0042.gstt.nhs.uk`), among the trust's rows of the latest endpoint snapshot:
+//! - `unmanaged`: no record (a device on site that central telemetry does not know);
+//! - `build_differs`: the build read on screen (e.g. "build 17763.6414") differs from the
+//!   record's `os_build`;
+//! - `stale`: the record was last seen more than 30 days before the snapshot's day;
+//! - `matched`: otherwise;
+//! - `no_telemetry`: the trust has no rows in the endpoint feed.
+//!
+//! # Speed
+//!
+//! Three aggregate queries per trust, each over the trust's rows through the index on
+//! (snapshot, trust, site), grouped in SQLite, and one indexed look-up per sampled
+//! device. The aggregates scan every row of the trust (about 1.5 µs a row here: 360 ms
+//! for a 225,000-endpoint trust), so their result is kept in memory by snapshot content
+//! and trust ([`trust_telemetry`]): only the first join of a trust after an import pays
+//! for them, and the rest take a few milliseconds. `cargo bench -p wardcheck-server
+//! --bench join` measures both (BENCHMARKS.md, "Telemetry").
+
+pub mod lifecycle;
+mod query;
+mod verdict;
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use rusqlite::Connection;
+use serde::Serialize;
+use uuid::Uuid;
+use wardcheck_core::checklist::{Checklist, Scope, TelemetryCheck};
+use wardcheck_core::inspection::InspectionView;
+
+pub use crate::telemetry::thousands;
+pub use query::{
+    Counts, DeviceRecord, OsGroup, SnapshotRef, TrustTelemetry, count_checks, latest_snapshot,
+    trust_telemetry,
+};
+pub use verdict::{Compliance, Verdict, verdict};
+
+/// A record last seen this many days or more before its snapshot is stale.
+pub const STALE_AFTER_DAYS: i64 = 30;
+
+/// Most (platform, build) groups listed beside `endpoints.unsupported_os`.
+const MAX_OS_GROUPS: usize = 8;
+
+/// The join of one inspection.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Join {
+    pub inspection: Uuid,
+    pub trust: String,
+    pub sites: Vec<String>,
+    /// The latest snapshot of each feed, or null when none was ever imported.
+    pub snapshots: Snapshots,
+    /// How many items have each verdict.
+    pub totals: BTreeMap<&'static str, usize>,
+    /// Every checklist item that carries a telemetry check, in checklist order.
+    pub items: Vec<ItemJoin>,
+    pub devices: Vec<DeviceMatch>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Snapshots {
+    pub endpoints: Option<SnapshotRef>,
+    pub network: Option<SnapshotRef>,
+    pub alerts: Option<SnapshotRef>,
+}
+
+/// One item's telemetry check beside its answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ItemJoin {
+    pub item: String,
+    pub section: String,
+    pub scope: Scope,
+    pub check: TelemetryCheck,
+    pub verdict: Verdict,
+    /// The answer judged: the item's, or for a device-scope item the worst of its
+    /// sampled devices'.
+    pub answer: Option<Compliance>,
+    /// How many sampled devices answered a device-scope item.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub devices_answered: Option<usize>,
+    /// Null with `no_telemetry`.
+    pub count: Option<u64>,
+    pub total: Option<u64>,
+    pub unknown: Option<u64>,
+    /// The figures in words, e.g. "412 of 9,860 endpoints run an unsupported OS".
+    pub summary: String,
+    /// The snapshot the figures come from.
+    pub snapshot: Option<SnapshotRef>,
+    /// The same check for each site the inspection names.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sites: Vec<SiteCounts>,
+    /// For `endpoints.unsupported_os`: the unsupported endpoints by platform and build.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub breakdown: Vec<OsGroup>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SiteCounts {
+    pub site: String,
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
+/// How a sampled device stands against its telemetry record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceStatus {
+    Matched,
+    Unmanaged,
+    BuildDiffers,
+    Stale,
+    NoTelemetry,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceMatch {
+    pub device: Uuid,
+    pub hostname: String,
+    pub build_seen: String,
+    /// The build number read from `build_seen`, if it holds one.
+    pub observed_build: Option<i64>,
+    pub status: DeviceStatus,
+    /// Whether the record is stale, whatever the status.
+    pub stale: bool,
+    /// The record matched (the most recently seen, if the host name appears twice).
+    pub telemetry: Option<DeviceRecord>,
+    pub summary: String,
+}
+
+/// What a check counts, as the end of "N of M ...".
+fn phrase(check: TelemetryCheck) -> (&'static str, &'static str) {
+    use TelemetryCheck::*;
+    match check {
+        EndpointsUnsupportedOs => ("endpoints", "run an unsupported OS"),
+        EndpointsSmb1Enabled => ("endpoints", "have SMBv1 enabled"),
+        EndpointsNotOnboarded => ("endpoints", "are not onboarded to Defender for Endpoint"),
+        EndpointsMissingSecurityUpdates => ("endpoints", "are missing security updates"),
+        EndpointsBitlockerOff => ("endpoints", "have BitLocker off"),
+        EndpointsSecureBootOff => ("endpoints", "have Secure Boot off"),
+        EndpointsCredentialGuardOff => ("endpoints", "do not run Credential Guard"),
+        EndpointsFirewallProfileOff => ("endpoints", "have a Windows firewall profile off"),
+        FirewallsUnsupportedFirmware => ("firewalls", "run firmware out of vendor support"),
+        FirewallsAdminInterfaceExposed => {
+            ("firewalls", "expose their admin interface to the internet")
+        }
+        FirewallsRuleReviewOverdue => ("firewalls", "have had no rule review in 12 months"),
+        AlertsUnacknowledged48h => ("cyber alerts", "were not acknowledged within 48 hours"),
+    }
+}
+
+/// The feed a check reads: `endpoints`, `network` or `alerts`.
+fn feed(check: TelemetryCheck) -> &'static str {
+    match check.name().split('.').next() {
+        Some("firewalls") => "network",
+        Some("alerts") => "alerts",
+        _ => "endpoints",
+    }
+}
+
+fn snapshot_of(t: &TrustTelemetry, check: TelemetryCheck) -> Option<&SnapshotRef> {
+    match feed(check) {
+        "network" => t.network.as_ref(),
+        "alerts" => t.alerts.as_ref(),
+        _ => t.endpoints.as_ref(),
+    }
+}
+
+fn summary(check: TelemetryCheck, counts: &Counts, groups: &[OsGroup]) -> String {
+    let (noun, what) = phrase(check);
+    let mut s = format!(
+        "{} of {} {noun} {what}",
+        thousands(counts.count),
+        thousands(counts.total)
+    );
+    if !groups.is_empty() {
+        let list: Vec<String> = groups
+            .iter()
+            .map(|g| match g.os_build {
+                Some(b) => format!("{} {} build {b}", thousands(g.count), g.os_platform),
+                None => format!("{} {}", thousands(g.count), g.os_platform),
+            })
+            .collect();
+        s.push_str(&format!(" ({})", list.join(", ")));
+    }
+    if counts.unknown > 0 {
+        s.push_str(&format!("; {} not known", thousands(counts.unknown)));
+    }
+    s
+}
+
+/// The join of an inspection (its typed view, and the checklist it pins) with the
+/// latest telemetry on `conn` (a connection that sees the telemetry tables).
+pub fn join(
+    conn: &Connection,
+    view: &InspectionView,
+    checklist: &Checklist,
+) -> rusqlite::Result<Join> {
+    let trust = view.meta.trust.as_str();
+    let t = trust_telemetry(conn, trust)?;
+
+    let mut items = Vec::new();
+    for (section, item) in checklist.items() {
+        let Some(check) = item.telemetry else {
+            continue;
+        };
+        let (answer, devices_answered) = match section.scope {
+            Scope::Inspection => (
+                view.responses
+                    .get(&item.id)
+                    .and_then(|r| r.answer.as_ref())
+                    .and_then(|a| Compliance::of(&a.current().value)),
+                None,
+            ),
+            Scope::Device => {
+                let answers: Vec<Compliance> = view
+                    .devices
+                    .iter()
+                    .filter_map(|d| d.observations.get(&item.id))
+                    .filter_map(|o| Compliance::of(&o.current().value.answer))
+                    .collect();
+                (
+                    Compliance::worst(answers.iter().copied()),
+                    Some(answers.len()),
+                )
+            }
+        };
+        let snapshot = snapshot_of(&t, check).cloned();
+        let counts = t
+            .figures
+            .trust
+            .get(check.name())
+            .copied()
+            .filter(|c| c.total > 0 && snapshot.is_some());
+        let verdict = verdict(answer, counts.map(|c| c.count));
+        let groups: &[OsGroup] = if check == TelemetryCheck::EndpointsUnsupportedOs {
+            &t.unsupported[..t.unsupported.len().min(MAX_OS_GROUPS)]
+        } else {
+            &[]
+        };
+        let summary = match (&counts, &snapshot) {
+            (Some(c), _) => summary(check, c, groups),
+            (None, Some(s)) => format!(
+                "no {} rows for {trust} in the {} snapshot of {}",
+                feed(check),
+                feed(check),
+                s.as_of
+            ),
+            (None, None) => format!("no {} telemetry has been imported", feed(check)),
+        };
+        let sites = if counts.is_some() && feed(check) != "alerts" {
+            view.meta
+                .sites
+                .iter()
+                .map(|site| SiteCounts {
+                    site: site.clone(),
+                    counts: t
+                        .figures
+                        .sites
+                        .get(site)
+                        .and_then(|m| m.get(check.name()))
+                        .copied()
+                        .unwrap_or_default(),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        items.push(ItemJoin {
+            item: item.id.clone(),
+            section: section.id.clone(),
+            scope: section.scope,
+            check,
+            verdict,
+            answer,
+            devices_answered,
+            count: counts.map(|c| c.count),
+            total: counts.map(|c| c.total),
+            unknown: counts.map(|c| c.unknown),
+            summary,
+            snapshot,
+            sites,
+            breakdown: if counts.is_some() {
+                groups.to_vec()
+            } else {
+                Vec::new()
+            },
+        });
+    }
+
+    let has_endpoints = t
+        .figures
+        .trust
+        .get(TelemetryCheck::EndpointsUnsupportedOs.name())
+        .is_some_and(|c| c.total > 0);
+    let mut devices = Vec::new();
+    for d in &view.devices {
+        let hostname = d.hostname.current().value.clone();
+        let build_seen = d.build_seen.current().value.clone();
+        let observed_build = lifecycle::build_in_text(&build_seen);
+        let (status, stale, record, summary) = match (&t.endpoints, has_endpoints) {
+            (Some(snap), true) => {
+                let key = hostname_key(&hostname);
+                let record = query::device_records(conn, snap.id, trust, &key)?
+                    .into_iter()
+                    .next();
+                match record {
+                    None => (
+                        DeviceStatus::Unmanaged,
+                        false,
+                        None,
+                        format!(
+                            "no endpoint named {key} in {trust}'s telemetry of {}: unmanaged",
+                            snap.as_of
+                        ),
+                    ),
+                    Some(r) => {
+                        let (status, stale, summary) = match_record(&r, observed_build, snap.as_of);
+                        (status, stale, Some(r), summary)
+                    }
+                }
+            }
+            (snap, _) => (
+                DeviceStatus::NoTelemetry,
+                false,
+                None,
+                match snap {
+                    Some(s) => format!(
+                        "no endpoint rows for {trust} in the snapshot of {}",
+                        s.as_of
+                    ),
+                    None => "no endpoint telemetry has been imported".to_owned(),
+                },
+            ),
+        };
+        devices.push(DeviceMatch {
+            device: d.id,
+            hostname,
+            build_seen,
+            observed_build,
+            status,
+            stale,
+            telemetry: record,
+            summary,
+        });
+    }
+
+    let mut totals = BTreeMap::new();
+    for name in ["corroborated", "contradicted", "unanswered", "no_telemetry"] {
+        totals.insert(name, 0);
+    }
+    for i in &items {
+        let name = match i.verdict {
+            Verdict::Corroborated => "corroborated",
+            Verdict::Contradicted => "contradicted",
+            Verdict::Unanswered => "unanswered",
+            Verdict::NoTelemetry => "no_telemetry",
+        };
+        *totals.entry(name).or_default() += 1;
+    }
+
+    Ok(Join {
+        inspection: view.id,
+        trust: trust.to_owned(),
+        sites: view.meta.sites.clone(),
+        snapshots: Snapshots {
+            endpoints: t.endpoints.clone(),
+            network: t.network.clone(),
+            alerts: t.alerts.clone(),
+        },
+        totals,
+        items,
+        devices,
+    })
+}
+
+/// The status of a device found in telemetry: build first (a screen and a record that
+/// disagree is the stronger signal), then staleness.
+fn match_record(
+    r: &DeviceRecord,
+    observed: Option<i64>,
+    as_of: NaiveDate,
+) -> (DeviceStatus, bool, String) {
+    let seen = r
+        .last_seen
+        .get(..10)
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+    let days = seen.map(|d| (as_of - d).num_days());
+    let stale = days.is_some_and(|d| d > STALE_AFTER_DAYS);
+    let record_build = match r.os_build {
+        Some(b) => format!("{} build {b}", r.os_platform),
+        None => format!("{} (no build recorded)", r.os_platform),
+    };
+    let seen_text = match (seen, days) {
+        (Some(s), Some(d)) => format!(
+            "last seen {s}, {d} day{} before the snapshot",
+            if d == 1 { "" } else { "s" }
+        ),
+        _ => format!("last seen {}", r.last_seen),
+    };
+    match (observed, r.os_build) {
+        (Some(o), Some(b)) if o != b => (
+            DeviceStatus::BuildDiffers,
+            stale,
+            format!(
+                "build {o} seen on screen; telemetry has {record_build} ({})",
+                r.device_name
+            ),
+        ),
+        _ if stale => (
+            DeviceStatus::Stale,
+            true,
+            format!(
+                "{} in telemetry ({record_build}), {seen_text}",
+                r.device_name
+            ),
+        ),
+        _ => (
+            DeviceStatus::Matched,
+            false,
+            format!(
+                "{} in telemetry: {record_build}, {seen_text}",
+                r.device_name
+            ),
+        ),
+    }
+}
+
+/// The key a sampled device is matched by: the first DNS label in lower case, as the
+/// importer stores it in `endpoints.hostname_lower` (an IP address whole).
+pub fn hostname_key(name: &str) -> String {
+    let name = name.trim();
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return name.to_ascii_lowercase();
+    }
+    name.split('.').next().unwrap_or(name).to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(build: Option<i64>, last_seen: &str) -> DeviceRecord {
+        DeviceRecord {
+            device_id: "d".into(),
+            device_name: "rj1-ws-1.gstt.nhs.uk".into(),
+            site: "RJ121".into(),
+            os_platform: "Windows10".into(),
+            os_version: Some("22H2".into()),
+            os_build: build,
+            last_seen: last_seen.into(),
+            onboarding_status: "onboarded".into(),
+        }
+    }
+
+    #[test]
+    fn a_device_is_matched_unless_its_build_differs_or_its_record_is_stale() {
+        let as_of = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+        let fresh = "2026-11-28T10:00:00Z";
+        let old = "2026-10-15T10:00:00Z";
+        assert_eq!(
+            match_record(&record(Some(19045), fresh), Some(19045), as_of).0,
+            DeviceStatus::Matched
+        );
+        assert_eq!(
+            match_record(&record(Some(19045), fresh), Some(19044), as_of).0,
+            DeviceStatus::BuildDiffers
+        );
+        assert_eq!(
+            match_record(&record(Some(19045), old), Some(19045), as_of).0,
+            DeviceStatus::Stale
+        );
+        assert_eq!(
+            match_record(&record(Some(19045), fresh), None, as_of).0,
+            DeviceStatus::Matched,
+            "a build that cannot be read is not a difference"
+        );
+        let (status, stale, _) = match_record(&record(Some(19045), old), Some(17763), as_of);
+        assert_eq!((status, stale), (DeviceStatus::BuildDiffers, true));
+    }
+
+    #[test]
+    fn host_names_match_by_their_first_label_in_any_case() {
+        assert_eq!(hostname_key("GSTT-WS-0042.gstt.nhs.uk"), "gstt-ws-0042");
+        assert_eq!(hostname_key(" gstt-ws-0042 "), "gstt-ws-0042");
+        assert_eq!(hostname_key("10.1.2.3"), "10.1.2.3");
+    }
+}

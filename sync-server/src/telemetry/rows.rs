@@ -1,0 +1,456 @@
+//! One typed struct per feed row, each with its columns and a strict parser.
+//!
+//! A parser takes the row's fields in the order of its `COLUMNS` (the reader maps a
+//! CSV header or JSON keys onto that order) and checks every field, so that a row with
+//! three mistakes is reported with all three.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+
+use super::fields::{self, ExposureLevel, HealthStatus, OnboardingStatus, OsPlatform, TrustType};
+
+/// The fields of one row, in column order, and the problems found so far.
+struct Cells<'a> {
+    names: &'static [&'static str],
+    values: &'a [&'a str],
+    problems: Vec<String>,
+}
+
+impl<'a> Cells<'a> {
+    fn new(names: &'static [&'static str], values: &'a [&'a str]) -> Self {
+        debug_assert_eq!(names.len(), values.len());
+        Cells {
+            names,
+            values,
+            problems: Vec::new(),
+        }
+    }
+
+    fn problem(&mut self, col: usize, message: String) {
+        self.problems
+            .push(format!("{}: {message}", self.names[col]));
+    }
+
+    /// A value that must be there.
+    fn required<T>(
+        &mut self,
+        col: usize,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let v = self.values[col];
+        if v.is_empty() {
+            self.problem(col, "missing".into());
+            return None;
+        }
+        parse(v).map_err(|m| self.problem(col, m)).ok()
+    }
+
+    /// A value that may be empty (no value).
+    fn optional<T>(
+        &mut self,
+        col: usize,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<Option<T>> {
+        let v = self.values[col];
+        if v.is_empty() {
+            return Some(None);
+        }
+        parse(v).map(Some).map_err(|m| self.problem(col, m)).ok()
+    }
+
+    fn text(&mut self, col: usize) -> Option<String> {
+        self.required(col, |s| Ok(s.to_owned()))
+    }
+
+    fn optional_text(&mut self, col: usize) -> Option<String> {
+        let v = self.values[col];
+        (!v.is_empty()).then(|| v.to_owned())
+    }
+
+    /// Trust and site, the site checked against the trust.
+    fn trust_and_site(&mut self, trust: usize, site: usize) -> (Option<String>, Option<String>) {
+        let t = self.required(trust, fields::trust_code);
+        let s = match &t {
+            Some(t) => self.required(site, |s| fields::site_code(s, t)),
+            // Without a valid trust the site cannot be checked against it: it is only
+            // required.
+            None => self.text(site),
+        };
+        (t, s)
+    }
+
+    fn finish<T>(self, row: Option<T>) -> Result<T, String> {
+        match row {
+            Some(row) if self.problems.is_empty() => Ok(row),
+            _ => Err(self.problems.join("; ")),
+        }
+    }
+}
+
+/// One device from the endpoint inventory (after Defender for Endpoint's machine export,
+/// REFERENCE §7.1 and §7.5). Device checks that telemetry may not know (a device that is
+/// not onboarded reports no configuration) are `None`: unknown, never "off".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Endpoint {
+    pub device_id: String,
+    /// Host name or FQDN, as the feed gives it.
+    pub device_name: String,
+    pub os_platform: OsPlatform,
+    /// e.g. `22H2`.
+    pub os_version: Option<String>,
+    /// e.g. 19045.
+    pub os_build: Option<u32>,
+    pub first_seen: Option<DateTime<Utc>>,
+    pub last_seen: DateTime<Utc>,
+    pub onboarding_status: OnboardingStatus,
+    pub health_status: HealthStatus,
+    pub exposure_level: ExposureLevel,
+    pub missing_security_updates: Option<u32>,
+    pub smb1_enabled: Option<bool>,
+    pub bitlocker_on: Option<bool>,
+    pub firewall_domain: Option<bool>,
+    pub firewall_private: Option<bool>,
+    pub firewall_public: Option<bool>,
+    pub credential_guard_running: Option<bool>,
+    pub secure_boot_on: Option<bool>,
+    pub is_medical_device: bool,
+    pub trust: String,
+    pub site: String,
+}
+
+impl Endpoint {
+    pub const COLUMNS: &'static [&'static str] = &[
+        "device_id",
+        "device_name",
+        "os_platform",
+        "os_version",
+        "os_build",
+        "first_seen",
+        "last_seen",
+        "onboarding_status",
+        "health_status",
+        "exposure_level",
+        "missing_security_updates",
+        "smb1_enabled",
+        "bitlocker_on",
+        "firewall_domain",
+        "firewall_private",
+        "firewall_public",
+        "credential_guard_running",
+        "secure_boot_on",
+        "is_medical_device",
+        "trust",
+        "site",
+    ];
+
+    /// Parses one row given in [`Self::COLUMNS`] order.
+    pub fn parse(values: &[&str]) -> Result<Self, String> {
+        let mut c = Cells::new(Self::COLUMNS, values);
+        let device_id = c.text(0);
+        let device_name = c.text(1);
+        let os_platform = c.required(2, OsPlatform::parse);
+        let os_version = c.optional_text(3);
+        let os_build = c.optional(4, fields::count);
+        let first_seen = c.optional(5, fields::datetime);
+        let last_seen = c.required(6, fields::datetime);
+        let onboarding_status = c.required(7, OnboardingStatus::parse);
+        let health_status = c.required(8, HealthStatus::parse);
+        let exposure_level = c.required(9, ExposureLevel::parse);
+        let missing_security_updates = c.optional(10, fields::count);
+        let mut flags = [None; 7];
+        for (i, flag) in flags.iter_mut().enumerate() {
+            *flag = c.optional(11 + i, fields::boolean);
+        }
+        let is_medical_device = c.required(18, fields::boolean);
+        let (trust, site) = c.trust_and_site(19, 20);
+        if let (Some(Some(first)), Some(last)) = (first_seen, last_seen)
+            && first > last
+        {
+            c.problem(5, "first_seen is after last_seen".into());
+        }
+        let row = (|| {
+            let [
+                smb1,
+                bitlocker,
+                fw_domain,
+                fw_private,
+                fw_public,
+                cred_guard,
+                secure_boot,
+            ] = flags;
+            Some(Endpoint {
+                device_id: device_id?,
+                device_name: device_name?,
+                os_platform: os_platform?,
+                os_version,
+                os_build: os_build?,
+                first_seen: first_seen?,
+                last_seen: last_seen?,
+                onboarding_status: onboarding_status?,
+                health_status: health_status?,
+                exposure_level: exposure_level?,
+                missing_security_updates: missing_security_updates?,
+                smb1_enabled: smb1?,
+                bitlocker_on: bitlocker?,
+                firewall_domain: fw_domain?,
+                firewall_private: fw_private?,
+                firewall_public: fw_public?,
+                credential_guard_running: cred_guard?,
+                secure_boot_on: secure_boot?,
+                is_medical_device: is_medical_device?,
+                trust: trust?,
+                site: site?,
+            })
+        })();
+        c.finish(row)
+    }
+}
+
+/// One network device (a firewall) from the network feed (REFERENCE §5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkDevice {
+    pub device_id: String,
+    pub trust: String,
+    pub site: String,
+    pub vendor: String,
+    pub model: String,
+    pub firmware: String,
+    /// Whether the vendor still supports this firmware (security fixes).
+    pub vendor_supported: bool,
+    /// When the rule base was last reviewed; `None`: never, or not known.
+    pub last_rule_review: Option<NaiveDate>,
+    /// Whether the administration interface is reachable from the internet.
+    pub admin_interface_exposed: bool,
+}
+
+impl NetworkDevice {
+    pub const COLUMNS: &'static [&'static str] = &[
+        "device_id",
+        "trust",
+        "site",
+        "vendor",
+        "model",
+        "firmware",
+        "vendor_supported",
+        "last_rule_review",
+        "admin_interface_exposed",
+    ];
+
+    pub fn parse(values: &[&str]) -> Result<Self, String> {
+        let mut c = Cells::new(Self::COLUMNS, values);
+        let device_id = c.text(0);
+        let (trust, site) = c.trust_and_site(1, 2);
+        let vendor = c.text(3);
+        let model = c.text(4);
+        let firmware = c.text(5);
+        let vendor_supported = c.required(6, fields::boolean);
+        let last_rule_review = c.optional(7, fields::date);
+        let admin_interface_exposed = c.required(8, fields::boolean);
+        let row = (|| {
+            Some(NetworkDevice {
+                device_id: device_id?,
+                trust: trust?,
+                site: site?,
+                vendor: vendor?,
+                model: model?,
+                firmware: firmware?,
+                vendor_supported: vendor_supported?,
+                last_rule_review: last_rule_review?,
+                admin_interface_exposed: admin_interface_exposed?,
+            })
+        })();
+        c.finish(row)
+    }
+}
+
+/// One trust's response to one NHS cyber alert (REFERENCE §2: acknowledge within 48
+/// hours, then close).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Alert {
+    pub alert_id: String,
+    pub trust: String,
+    pub issued: DateTime<Utc>,
+    pub acknowledged: Option<DateTime<Utc>>,
+    pub closed: Option<DateTime<Utc>>,
+}
+
+impl Alert {
+    pub const COLUMNS: &'static [&'static str] =
+        &["alert_id", "trust", "issued", "acknowledged", "closed"];
+
+    pub fn parse(values: &[&str]) -> Result<Self, String> {
+        let mut c = Cells::new(Self::COLUMNS, values);
+        let alert_id = c.text(0);
+        let trust = c.required(1, fields::trust_code);
+        let issued = c.required(2, fields::datetime);
+        let acknowledged = c.optional(3, fields::datetime);
+        let closed = c.optional(4, fields::datetime);
+        if let Some(issued) = issued {
+            if let Some(Some(a)) = acknowledged
+                && a < issued
+            {
+                c.problem(3, "acknowledged before the alert was issued".into());
+            }
+            if let Some(Some(cl)) = closed
+                && cl < issued
+            {
+                c.problem(4, "closed before the alert was issued".into());
+            }
+        }
+        let row = (|| {
+            Some(Alert {
+                alert_id: alert_id?,
+                trust: trust?,
+                issued: issued?,
+                acknowledged: acknowledged?,
+                closed: closed?,
+            })
+        })();
+        c.finish(row)
+    }
+}
+
+/// A trust (REFERENCE §7.6): reference data that the other feeds' rows must name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Trust {
+    /// ODS code, e.g. `RJ1`.
+    pub ods_code: String,
+    pub name: String,
+    pub trust_type: TrustType,
+    /// Whether one of the trust's hospitals is a major trauma centre.
+    pub major_trauma_centre: bool,
+    /// e.g. `London`.
+    pub region: String,
+}
+
+impl Trust {
+    pub const COLUMNS: &'static [&'static str] = &[
+        "ods_code",
+        "name",
+        "trust_type",
+        "major_trauma_centre",
+        "region",
+    ];
+
+    pub fn parse(values: &[&str]) -> Result<Self, String> {
+        let mut c = Cells::new(Self::COLUMNS, values);
+        let ods_code = c.required(0, fields::trust_code);
+        let name = c.text(1);
+        let trust_type = c.required(2, TrustType::parse);
+        let major_trauma_centre = c.required(3, fields::boolean);
+        let region = c.text(4);
+        let row = (|| {
+            Some(Trust {
+                ods_code: ods_code?,
+                name: name?,
+                trust_type: trust_type?,
+                major_trauma_centre: major_trauma_centre?,
+                region: region?,
+            })
+        })();
+        c.finish(row)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint_values() -> Vec<&'static str> {
+        vec![
+            "abc123",
+            "GSTT-LT-0042.gstt.nhs.uk",
+            "Windows10",
+            "22H2",
+            "19045",
+            "2024-01-02T03:04:05Z",
+            "2026-11-28T10:00:00Z",
+            "Onboarded",
+            "Active",
+            "Medium",
+            "3",
+            "no",
+            "yes",
+            "1",
+            "1",
+            "TRUE",
+            "",
+            "true",
+            "false",
+            "RJ1",
+            "RJ121",
+        ]
+    }
+
+    #[test]
+    fn a_good_endpoint_row_parses() {
+        let e = Endpoint::parse(&endpoint_values()).unwrap();
+        assert_eq!(e.os_platform, OsPlatform::Windows10);
+        assert_eq!(e.onboarding_status, OnboardingStatus::Onboarded);
+        assert_eq!(e.os_build, Some(19045));
+        assert_eq!(e.credential_guard_running, None, "empty is unknown");
+        assert_eq!(e.smb1_enabled, Some(false));
+        assert_eq!(e.site, "RJ121");
+    }
+
+    #[test]
+    fn every_problem_in_a_row_is_reported() {
+        let mut v = endpoint_values();
+        v[4] = "19045.3803";
+        v[6] = "";
+        v[11] = "maybe";
+        v[20] = "RTH01";
+        let e = Endpoint::parse(&v).unwrap_err();
+        for part in [
+            "os_build: \"19045.3803\" is not a whole number",
+            "last_seen: missing",
+            "smb1_enabled: \"maybe\" is not a boolean",
+            "site: site \"RTH01\" does not belong to trust RJ1",
+        ] {
+            assert!(e.contains(part), "{part:?} in {e:?}");
+        }
+    }
+
+    #[test]
+    fn alerts_check_their_order_of_events() {
+        let ok = Alert::parse(&[
+            "HSA-2026-001",
+            "RJ1",
+            "2026-11-01T09:00:00Z",
+            "2026-11-02",
+            "",
+        ]);
+        assert!(ok.is_ok(), "{ok:?}");
+        let e = Alert::parse(&[
+            "HSA-2026-001",
+            "RJ1",
+            "2026-11-01T09:00:00Z",
+            "2026-10-30",
+            "",
+        ])
+        .unwrap_err();
+        assert!(e.contains("acknowledged before"), "{e}");
+    }
+
+    #[test]
+    fn trusts_and_network_devices_parse() {
+        let t = Trust::parse(&["RJ1", "Guy's and St Thomas'", "acute", "yes", "London"]).unwrap();
+        assert!(t.major_trauma_centre);
+        let n = NetworkDevice::parse(&[
+            "fw-1",
+            "RJ1",
+            "RJ122",
+            "Palo Alto",
+            "PA-5220",
+            "10.1.9",
+            "true",
+            "",
+            "no",
+        ])
+        .unwrap();
+        assert_eq!(n.last_rule_review, None);
+        assert!(
+            NetworkDevice::parse(&["fw-1", "RJ1", "RJ122", "", "m", "f", "x", "", "no"]).is_err()
+        );
+    }
+}

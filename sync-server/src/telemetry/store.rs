@@ -1,0 +1,379 @@
+//! `telemetry.db`: the tables, their migrations, and [`TelemetryStore`] for
+//! [`SqliteStorage`]. The layout is documented in the module doc of `telemetry`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::fields::TrustType;
+use super::{
+    ImportReport, ImportRequest, Kind, Progress, Snapshot, TelemetryError, TelemetryStore, Trust,
+};
+use crate::storage::{SqliteStorage, StorageError};
+
+/// The file, in the data folder.
+pub(crate) const DB_FILE: &str = "telemetry.db";
+/// The folder uploads are spooled to, in the data folder.
+const UPLOAD_DIR: &str = "telemetry-uploads";
+
+/// Each runs once, in order, all pending ones in one transaction; `PRAGMA user_version`
+/// counts them. Separate from `wardcheck.db`'s list: this is another file.
+const MIGRATIONS: &[&str] = &["
+CREATE TABLE telemetry_snapshots (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    as_of TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    rows INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    imported_at TEXT NOT NULL,
+    imported_by TEXT NOT NULL
+);
+-- One per (kind, as_of): kept so by the import, which replaces a day's snapshot in
+-- the transaction that writes the new one.
+CREATE INDEX telemetry_snapshots_day ON telemetry_snapshots(kind, as_of);
+CREATE TABLE trusts (
+    ods_code TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    trust_type TEXT NOT NULL,
+    major_trauma_centre INTEGER NOT NULL,
+    region TEXT NOT NULL,
+    snapshot INTEGER NOT NULL
+) WITHOUT ROWID;
+-- Endpoints are kept one table per snapshot (`endpoints_<id>`, made by the import
+-- from ENDPOINT_TABLE below) and read through the view `endpoints`, which the import
+-- rebuilds. Until a snapshot exists the view reads this table, which never holds rows,
+-- so the view and its columns are always there.
+CREATE TABLE endpoints_none (
+    line INTEGER NOT NULL,
+    trust TEXT NOT NULL,
+    site TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    device_name TEXT NOT NULL,
+    hostname_lower TEXT NOT NULL,
+    os_platform TEXT NOT NULL,
+    os_version TEXT,
+    os_build INTEGER,
+    first_seen TEXT,
+    last_seen TEXT NOT NULL,
+    onboarding_status TEXT NOT NULL,
+    health_status TEXT NOT NULL,
+    exposure_level TEXT NOT NULL,
+    missing_security_updates INTEGER,
+    smb1_enabled INTEGER,
+    bitlocker_on INTEGER,
+    firewall_domain INTEGER,
+    firewall_private INTEGER,
+    firewall_public INTEGER,
+    credential_guard_running INTEGER,
+    secure_boot_on INTEGER,
+    is_medical_device INTEGER NOT NULL
+);
+CREATE VIEW endpoints AS SELECT CAST(NULL AS INTEGER) AS snapshot, * FROM endpoints_none;
+CREATE TABLE network_devices (
+    snapshot INTEGER NOT NULL,
+    line INTEGER NOT NULL,
+    trust TEXT NOT NULL,
+    site TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    vendor TEXT NOT NULL,
+    model TEXT NOT NULL,
+    firmware TEXT NOT NULL,
+    vendor_supported INTEGER NOT NULL,
+    last_rule_review TEXT,
+    admin_interface_exposed INTEGER NOT NULL
+);
+CREATE INDEX network_devices_trust ON network_devices(snapshot, trust, site);
+CREATE TABLE alerts (
+    snapshot INTEGER NOT NULL,
+    line INTEGER NOT NULL,
+    trust TEXT NOT NULL,
+    alert_id TEXT NOT NULL,
+    issued TEXT NOT NULL,
+    acknowledged TEXT,
+    closed TEXT
+);
+CREATE INDEX alerts_trust ON alerts(snapshot, trust);
+"];
+
+/// The table of one endpoint snapshot: the columns of `endpoints_none`, rows in file
+/// order (rowid), no index until every row is in ([`index_endpoint_table`]).
+pub(crate) fn create_endpoint_table(conn: &Connection, snapshot: i64) -> rusqlite::Result<()> {
+    conn.execute_batch(&format!(
+        "CREATE TABLE {t} (
+            line INTEGER NOT NULL,
+            trust TEXT NOT NULL,
+            site TEXT NOT NULL,
+            device_id TEXT NOT NULL,
+            device_name TEXT NOT NULL,
+            hostname_lower TEXT NOT NULL,
+            os_platform TEXT NOT NULL,
+            os_version TEXT,
+            os_build INTEGER,
+            first_seen TEXT,
+            last_seen TEXT NOT NULL,
+            onboarding_status TEXT NOT NULL,
+            health_status TEXT NOT NULL,
+            exposure_level TEXT NOT NULL,
+            missing_security_updates INTEGER,
+            smb1_enabled INTEGER,
+            bitlocker_on INTEGER,
+            firewall_domain INTEGER,
+            firewall_private INTEGER,
+            firewall_public INTEGER,
+            credential_guard_running INTEGER,
+            secure_boot_on INTEGER,
+            is_medical_device INTEGER NOT NULL
+        )",
+        t = endpoint_table(snapshot)
+    ))
+}
+
+pub(crate) fn endpoint_table(snapshot: i64) -> String {
+    format!("endpoints_{snapshot}")
+}
+
+/// Indexes a loaded endpoint snapshot. Built from all its rows at once (SQLite sorts the
+/// keys, then writes each index in order), which is several times faster than keeping
+/// the indexes up to date row by row in random key order.
+pub(crate) fn index_endpoint_table(conn: &Connection, snapshot: i64) -> rusqlite::Result<()> {
+    conn.execute_batch(&format!(
+        "CREATE INDEX {t}_trust ON {t}(trust, site);
+         CREATE INDEX {t}_host ON {t}(hostname_lower);",
+        t = endpoint_table(snapshot)
+    ))
+}
+
+/// Most endpoint snapshots kept: the view `endpoints` has one arm per snapshot, and
+/// SQLite allows at most 500 arms in a compound SELECT.
+pub(crate) const MAX_ENDPOINT_SNAPSHOTS: i64 = 400;
+
+/// Rebuilds the view `endpoints` over the endpoint snapshots `telemetry_snapshots`
+/// lists, each arm with its snapshot id as the `snapshot` column.
+pub(crate) fn rebuild_endpoints_view(conn: &Connection) -> rusqlite::Result<()> {
+    let mut stmt =
+        conn.prepare("SELECT id FROM telemetry_snapshots WHERE kind = 'endpoints' ORDER BY id")?;
+    let ids: Vec<i64> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut sql = String::from(
+        "DROP VIEW endpoints;
+         CREATE VIEW endpoints AS SELECT CAST(NULL AS INTEGER) AS snapshot, * FROM endpoints_none",
+    );
+    for id in ids {
+        sql.push_str(&format!(
+            "\n    UNION ALL SELECT {id}, * FROM {}",
+            endpoint_table(id)
+        ));
+    }
+    conn.execute_batch(&sql)
+}
+
+/// `telemetry.db` in a data folder: where it is, and a connection for reads.
+///
+/// Imports open a connection of their own for their one long transaction
+/// (`import.rs`), so that reads here never wait for one.
+#[derive(Debug)]
+pub struct TelemetryDb {
+    path: PathBuf,
+    upload_dir: PathBuf,
+    read: Mutex<Connection>,
+}
+
+/// Opens a connection to `telemetry.db` with the pragmas every connection to it uses.
+pub(crate) fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA temp_store = MEMORY;",
+    )?;
+    Ok(conn)
+}
+
+impl TelemetryDb {
+    /// Opens (or creates) `telemetry.db` in `dir` and brings its tables up to date.
+    pub fn open(dir: &Path) -> Result<Self, StorageError> {
+        let path = dir.join(DB_FILE);
+        let upload_dir = dir.join(UPLOAD_DIR);
+        std::fs::create_dir_all(&upload_dir).map_err(|e| {
+            StorageError::Corrupt(format!("cannot create {}: {e}", upload_dir.display()))
+        })?;
+        let mut conn = connect(&path)?;
+        let known = MIGRATIONS.len() as i64;
+        let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if found > known {
+            return Err(StorageError::NewerSchema { found, known });
+        }
+        if found < known {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            // Another process may have migrated while this one waited for the lock.
+            let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            for sql in &MIGRATIONS[found.min(known) as usize..] {
+                tx.execute_batch(sql)?;
+            }
+            tx.execute_batch(&format!("PRAGMA user_version = {known}"))?;
+            tx.commit()?;
+        }
+        Ok(TelemetryDb {
+            path,
+            upload_dir,
+            read: Mutex::new(conn),
+        })
+    }
+
+    /// Attaches `telemetry.db` to `conn` as `telemetry`: its tables are then visible on
+    /// `conn` by their plain names (no table of `wardcheck.db` has one of them).
+    pub fn attach(&self, conn: &Connection) -> rusqlite::Result<()> {
+        let path = self
+            .path
+            .to_str()
+            .ok_or_else(|| rusqlite::Error::InvalidPath(self.path.clone()))?;
+        conn.execute("ATTACH DATABASE ?1 AS telemetry", params![path])?;
+        Ok(())
+    }
+
+    /// A connection for reading telemetry, not shared with the rest of the server.
+    pub fn reader(&self) -> MutexGuard<'_, Connection> {
+        // Reads leave nothing half done, so a poisoned lock is safe to take over.
+        self.read.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn bad(e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+}
+
+fn corrupt(what: String) -> rusqlite::Error {
+    bad(StorageError::Corrupt(what))
+}
+
+pub(crate) const SNAPSHOT_COLUMNS: &str =
+    "id, kind, as_of, sha256, rows, bytes, imported_at, imported_by";
+
+pub(crate) fn snapshot_row(r: &Row<'_>) -> rusqlite::Result<Snapshot> {
+    let kind: String = r.get(1)?;
+    let as_of: String = r.get(2)?;
+    let at: String = r.get(6)?;
+    Ok(Snapshot {
+        id: r.get(0)?,
+        kind: Kind::from_name(&kind).ok_or_else(|| corrupt(format!("unknown kind {kind:?}")))?,
+        as_of: NaiveDate::parse_from_str(&as_of, "%Y-%m-%d").map_err(bad)?,
+        sha256: r.get(3)?,
+        rows: r.get::<_, i64>(4)? as u64,
+        bytes: r.get::<_, i64>(5)? as u64,
+        imported_at: DateTime::parse_from_rfc3339(&at)
+            .map_err(bad)?
+            .with_timezone(&Utc),
+        imported_by: r.get(7)?,
+    })
+}
+
+fn trust_row(r: &Row<'_>) -> rusqlite::Result<Trust> {
+    let t: String = r.get(2)?;
+    Ok(Trust {
+        ods_code: r.get(0)?,
+        name: r.get(1)?,
+        trust_type: TrustType::parse(&t).map_err(corrupt)?,
+        major_trauma_centre: r.get(3)?,
+        region: r.get(4)?,
+    })
+}
+
+impl TelemetryStore for SqliteStorage {
+    fn import_telemetry(
+        &self,
+        req: &ImportRequest<'_>,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<ImportReport, TelemetryError> {
+        super::import::import(&self.telemetry, req, progress)
+    }
+
+    fn latest_snapshot(&self, kind: Kind) -> Result<Option<Snapshot>, StorageError> {
+        Ok(self
+            .telemetry
+            .reader()
+            .query_row(
+                &format!(
+                    "SELECT {SNAPSHOT_COLUMNS} FROM telemetry_snapshots WHERE kind = ?1
+                     ORDER BY as_of DESC, id DESC LIMIT 1"
+                ),
+                params![kind.name()],
+                snapshot_row,
+            )
+            .optional()?)
+    }
+
+    fn snapshots(&self) -> Result<Vec<Snapshot>, StorageError> {
+        let conn = self.telemetry.reader();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {SNAPSHOT_COLUMNS} FROM telemetry_snapshots ORDER BY as_of, kind, id"
+        ))?;
+        let all = stmt
+            .query_map([], snapshot_row)?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(all)
+    }
+
+    fn telemetry_rows(&self, kind: Kind) -> Result<u64, StorageError> {
+        let n: i64 = self.telemetry.reader().query_row(
+            &format!("SELECT count(*) FROM {}", kind.table()),
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
+    fn trust(&self, code: &str) -> Result<Option<Trust>, StorageError> {
+        Ok(self
+            .telemetry
+            .reader()
+            .query_row(
+                "SELECT ods_code, name, trust_type, major_trauma_centre, region FROM trusts WHERE ods_code = ?1",
+                params![code],
+                trust_row,
+            )
+            .optional()?)
+    }
+
+    fn trusts(&self) -> Result<Vec<Trust>, StorageError> {
+        let conn = self.telemetry.reader();
+        let mut stmt = conn.prepare(
+            "SELECT ods_code, name, trust_type, major_trauma_centre, region FROM trusts ORDER BY ods_code",
+        )?;
+        let all = stmt
+            .query_map([], trust_row)?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(all)
+    }
+
+    fn telemetry_upload_dir(&self) -> PathBuf {
+        self.telemetry.upload_dir.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_main_connection_sees_the_tables_once_attached() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = TelemetryDb::open(dir.path()).unwrap();
+        let again = TelemetryDb::open(dir.path()).unwrap();
+        drop(again);
+        let main = Connection::open(dir.path().join("main.db")).unwrap();
+        db.attach(&main).unwrap();
+        let n: i64 = main
+            .query_row("SELECT count(*) FROM endpoints", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+}

@@ -1,0 +1,289 @@
+// Browser tests of the review dashboard, in Debian's Chromium driven by playwright-core.
+//
+// Started by tests/tests/dashboard.rs, which starts the real server on demo data and
+// passes its address. Talks to that test on stdin/stdout, one line each way:
+//   we print   `wardcheck-e2e: ready-for-edit`  when the inspection page is open;
+//   it answers `edited`                         once a Rust sync client has changed a note.
+// Everything else we print goes to stderr. Exits non-zero on the first failure.
+//
+//   node tests/e2e/dashboard.test.mjs --base http://127.0.0.1:PORT --artifacts DIR \
+//     --inspection ID --item ITEM --other ID --password PASSWORD --note-item ITEM --note TEXT
+
+import { createRequire } from "node:module";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import assert from "node:assert/strict";
+
+// playwright-core is a devDependency of ui/ (one npm project, one lock).
+const require = createRequire(new URL("../../ui/package.json", import.meta.url));
+const { chromium } = require("playwright-core");
+
+const args = Object.fromEntries(
+  process.argv
+    .slice(2)
+    .reduce((pairs, a, i, all) => (a.startsWith("--") ? [...pairs, [a.slice(2), all[i + 1]]] : pairs), []),
+);
+for (const k of ["base", "artifacts", "inspection", "item", "other", "password", "note-item", "note"]) {
+  if (!args[k]) throw new Error(`missing --${k}`);
+}
+const base = args.base.replace(/\/$/, "");
+const shots = args.artifacts;
+mkdirSync(shots, { recursive: true });
+
+const log = (...m) => console.error("e2e:", ...m);
+const TIMEOUT = 20_000;
+
+// Flags that work on these machines (see the machine notes): no sandbox as root, no GPU,
+// no background connections to Google (this network refuses them).
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  headless: true,
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+});
+
+/** Every CSP violation and script error in any page, checked at the end. */
+const problems = [];
+async function newPage() {
+  const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(TIMEOUT);
+  page.on("console", (m) => {
+    const t = m.text();
+    if (/Content Security Policy|Refused to/i.test(t)) problems.push(`CSP: ${t}`);
+    else if (m.type() === "error" && !/status of 40[134]/.test(t)) problems.push(`console error: ${t}`);
+  });
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  return { context, page };
+}
+
+async function signIn(page, user) {
+  await page.goto(`${base}/`);
+  await page.waitForURL(/\/signin/);
+  // By keyboard, as someone not using a mouse would.
+  await page.getByLabel("User name").fill(user);
+  await page.getByLabel("Password").fill(args.password);
+  await page.getByLabel("Password").press("Enter");
+  await page.getByRole("heading", { name: "Inspections", level: 1 }).waitFor();
+}
+
+const steps = [];
+const step = (name, fn) => steps.push([name, fn]);
+
+const reviewer = await newPage();
+const page = reviewer.page;
+
+step("an anonymous visitor is sent to sign in; the page has the security headers", async () => {
+  const res = await page.goto(`${base}/inspections/${args.inspection}`);
+  const h = res.headers();
+  assert.match(h["content-security-policy"], /script-src 'self'/);
+  assert.match(h["content-security-policy"], /frame-ancestors 'none'/);
+  assert.doesNotMatch(h["content-security-policy"], /unsafe-inline|unsafe-eval|https?:/);
+  assert.equal(h["x-content-type-options"], "nosniff");
+  await page.waitForURL(/\/signin\?next=/);
+  await page.getByRole("heading", { name: "Sign in to Wardcheck review" }).waitFor();
+  await page.screenshot({ path: join(shots, "dashboard-signin.png") });
+  // A wrong password is an error summary, not a crash.
+  await page.getByLabel("User name").fill("rita");
+  await page.getByLabel("Password").fill("not the password");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByText("The user name or password is wrong").waitFor();
+});
+
+step("a reviewer signs in and sees the seeded contradiction in the list", async () => {
+  await page.getByLabel("Password").fill(args.password);
+  await page.getByLabel("Password").press("Enter");
+  // Back where the visitor was going.
+  await page.waitForURL(`${base}/inspections/${args.inspection}`);
+  await page.goto(`${base}/`);
+  const row = page.locator(`tr[data-inspection="${args.inspection}"]`);
+  await row.getByText(/\d+ contradicted/).waitFor();
+  await page.getByLabel("Has contradictions").check();
+  await page.getByRole("button", { name: "Apply filters" }).click();
+  await page.waitForURL(/contradictions=1/);
+  await row.getByText(/\d+ contradicted/).waitFor();
+  const rows = page.locator("tr[data-inspection]");
+  for (const r of await rows.all()) await r.getByText(/\d+ contradicted/).waitFor();
+  await page.screenshot({ path: join(shots, "dashboard-list.png"), fullPage: true });
+});
+
+step("the inspection page shows the contradiction beside the answer, devices and photos", async () => {
+  await page.locator(`tr[data-inspection="${args.inspection}"] a`).click();
+  await page.waitForURL(`${base}/inspections/${args.inspection}`);
+  const item = page.locator(`[data-item="${args.item}"]`);
+  await item.locator('[data-verdict="contradicted"]').waitFor();
+  const text = await item.innerText();
+  assert.match(text, /Met/, "the inspector's answer is shown");
+  assert.match(text, /Contradicted/);
+  assert.match(text, /\d[\d,]* of [\d,]+ endpoints run an unsupported OS/, "the figures are shown");
+  const statuses = await page.locator("[data-testid=devices] tr[data-status]").evaluateAll((rs) => rs.map((r) => r.dataset.status));
+  for (const s of ["matched", "unmanaged", "build_differs", "stale"]) assert.ok(statuses.includes(s), `a device ${s}: ${statuses}`);
+  // A thumbnail opens the photo full size; Escape closes it and gives focus back.
+  const thumb = page.locator(".wc-thumb").first();
+  await thumb.scrollIntoViewIfNeeded();
+  await thumb.focus();
+  await page.keyboard.press("Enter");
+  const full = page.locator("dialog[open] img");
+  await full.waitFor();
+  await page.waitForFunction(() => document.querySelector("dialog[open] img")?.naturalWidth > 0);
+  await page.screenshot({ path: join(shots, "dashboard-photo.png") });
+  await page.keyboard.press("Escape");
+  await page.locator("dialog[open]").waitFor({ state: "detached" });
+  assert.ok(await thumb.evaluate((el) => el === document.activeElement), "focus returns to the thumbnail");
+  await item.scrollIntoViewIfNeeded();
+  await page.screenshot({ path: join(shots, "dashboard-contradiction.png") });
+  await page.evaluate(() => scrollTo(0, 0));
+  await page.screenshot({ path: join(shots, "dashboard-inspection.png") });
+});
+
+step("an edit a Rust sync client makes appears on the open page without a reload", async () => {
+  await page.evaluate(() => (window.__wardcheckNotReloaded = true));
+  process.stdout.write("wardcheck-e2e: ready-for-edit\n");
+  const lines = createInterface({ input: process.stdin });
+  const answer = await new Promise((resolve) => lines.once("line", resolve));
+  lines.close();
+  assert.equal(answer.trim(), "edited");
+  const note = page.locator(`[data-item="${args["note-item"]}"] [data-testid=note]`);
+  await note.filter({ hasText: args.note }).waitFor({ timeout: 15_000 });
+  assert.equal(await page.evaluate(() => window.__wardcheckNotReloaded), true, "the page was not reloaded");
+});
+
+step("the CSV export neutralises formulas and quotes cells as RFC 4180 says", async () => {
+  const [download] = await Promise.all([
+    page.waitForEvent("download"),
+    page.getByRole("button", { name: "Download CSV" }).click(),
+  ]);
+  const file = join(shots, "dashboard-export.csv");
+  await download.saveAs(file);
+  const text = readFileSync(file, "utf8").replace(/^\ufeff/, "");
+  const rows = parseCsv(text);
+  const header = rows[0];
+  const note = header.indexOf("note");
+  const row = rows.find((r) => r[2] === args["note-item"]);
+  assert.ok(row, `a row for ${args["note-item"]}`);
+  assert.equal(row[note], `'${args.note}`, "the note starts with ' so it is text, not a formula");
+  assert.ok(text.includes(`"'${args.note.replaceAll('"', '""')}"`), "the cell is quoted, its quotes doubled");
+  for (const r of rows) for (const cell of r) assert.doesNotMatch(cell, /^[=+\-@\t\r]/, `a live formula: ${cell}`);
+  const contradiction = rows.find((r) => r[2] === args.item);
+  assert.ok(contradiction.includes("Contradicted"), "the verdict is in the export");
+});
+
+step("the printable report holds the findings, verdicts and every photo's SHA-256, and prints to PDF", async () => {
+  const detail = await (await page.request.get(`${base}/api/v1/inspections/${args.inspection}`)).json();
+  const findings = detail.inspection.findings.map((f) => f.text);
+  const hashes = Object.values(detail.inspection.responses).flatMap((r) => r.photos.map((p) => p.value.hash));
+  assert.ok(findings.length > 0 && hashes.length > 0, "the demo inspection has findings and photos");
+  await page.getByRole("link", { name: "Printable report" }).click();
+  await page.waitForURL(/\/report$/);
+  const report = page.locator("[data-testid=report]");
+  await report.waitFor();
+  await page.waitForFunction(() => [...document.images].every((i) => i.complete && i.naturalWidth > 0));
+  const shown = await page.locator("[data-testid=photo-sha256]").allInnerTexts();
+  for (const h of hashes) assert.ok(shown.some((s) => s.includes(h)), `photo ${h} listed with its SHA-256`);
+  const onPage = await report.innerText();
+  for (const f of findings) assert.ok(onPage.includes(f), `finding on the page: ${f}`);
+  assert.match(onPage, /Contradicted/);
+  await page.screenshot({ path: join(shots, "dashboard-report.png"), fullPage: true });
+  await page.emulateMedia({ media: "print" });
+  const pdf = join(shots, "dashboard-report.pdf");
+  await page.pdf({ path: pdf, format: "A4", printBackground: true, margin: { top: "15mm", bottom: "15mm", left: "12mm", right: "12mm" } });
+  await page.emulateMedia({ media: "screen" });
+  assert.equal(readFileSync(pdf).subarray(0, 5).toString(), "%PDF-");
+  if (existsSync("/usr/bin/pdftotext")) {
+    const text = execFileSync("/usr/bin/pdftotext", [pdf, "-"]).toString().replace(/\s+/g, " ");
+    for (const f of findings) assert.ok(text.includes(f.replace(/\s+/g, " ")), `finding in the PDF: ${f}`);
+    for (const h of hashes) assert.ok(text.replace(/ /g, "").includes(h), `SHA-256 in the PDF: ${h}`);
+    assert.doesNotMatch(text, /Print or save as PDF|Sign in as someone else/, "no buttons or header in print");
+  } else {
+    log("pdftotext not installed (poppler-utils): checked the page's text instead of the PDF's");
+  }
+});
+
+step("a trust lead sees only their trust, and another trust's inspection is exactly a missing one", async () => {
+  const lead = await newPage();
+  const p = lead.page;
+  await signIn(p, "lead-rj1");
+  await p.locator("tr[data-inspection]").first().waitFor();
+  const trusts = await p.locator("tr[data-inspection] td:first-child").allInnerTexts();
+  assert.ok(trusts.length > 0 && trusts.every((t) => t.startsWith("RJ1")), `only RJ1: ${trusts}`);
+  assert.equal(await p.locator(`tr[data-inspection="${args.other}"]`).count(), 0);
+  await p.screenshot({ path: join(shots, "dashboard-trust-lead.png"), fullPage: true });
+
+  const random = crypto.randomUUID();
+  const seen = async (id) => {
+    await p.goto(`${base}/inspections/${id}`);
+    await p.getByRole("heading", { name: "Inspection not found" }).waitFor();
+    return p.locator("main").innerText();
+  };
+  assert.equal(await seen(args.other), await seen(random), "the page says the same for both");
+  for (const suffix of ["", "/join"]) {
+    const a = await p.request.get(`${base}/api/v1/inspections/${args.other}${suffix}`);
+    const b = await p.request.get(`${base}/api/v1/inspections/${random}${suffix}`);
+    assert.equal(a.status(), 404);
+    assert.equal(b.status(), 404);
+    assert.equal(await a.text(), await b.text(), `the API answers the same for both (${suffix || "detail"})`);
+  }
+  // Their own trust's inspection opens, read-only.
+  await p.goto(`${base}/inspections/${args.inspection}`);
+  await p.getByText("It cannot be changed here").waitFor();
+  await lead.context.close();
+});
+
+let failed = 0;
+for (const [name, fn] of steps) {
+  try {
+    await fn();
+    log(`ok - ${name}`);
+  } catch (e) {
+    failed++;
+    log(`FAILED - ${name}\n${e?.stack ?? e}`);
+    await page.screenshot({ path: join(shots, "dashboard-failure.png"), fullPage: true }).catch(() => {});
+    break;
+  }
+}
+if (!failed && problems.length) {
+  failed++;
+  log(`FAILED - the pages logged problems:\n${problems.join("\n")}`);
+}
+writeFileSync(join(shots, "dashboard-result.txt"), failed ? "failed\n" : "passed\n");
+await browser.close();
+process.exit(failed ? 1 : 0);
+
+/** RFC 4180: fields separated by commas, records by CRLF, quoted fields with "" for ". */
+function parseCsv(text) {
+  const rows = [];
+  let row = [];
+  let cell = "";
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') {
+        cell += '"';
+        i++;
+      } else if (c === '"') quoted = false;
+      else cell += c;
+    } else if (c === '"' && cell === "") quoted = true;
+    else if (c === ",") {
+      row.push(cell);
+      cell = "";
+    } else if (c === "\r" && text[i + 1] === "\n") {
+      row.push(cell);
+      rows.push(row);
+      row = [];
+      cell = "";
+      i++;
+    } else cell += c;
+  }
+  if (cell || row.length) rows.push([...row, cell]);
+  return rows;
+}

@@ -1,0 +1,408 @@
+//! The join (issue 5 §2) against the real server binary: telemetry imported through the
+//! `telemetry import` command, an inspection answered by the inspector through sync, and
+//! `GET /api/v1/inspections/{id}/join` read as the reviewer and as trust leads.
+
+mod api_support;
+
+use std::path::Path;
+
+use api_support::*;
+use automerge::ActorId;
+use chrono::{Duration, NaiveDate, Utc};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use uuid::Uuid;
+use wardcheck_core::inspection::{Answer, Inspection, Observation, Stamp};
+use wardcheck_tests::client::{SyncClient, sign_in};
+use wardcheck_tests::server::Server;
+
+/// The snapshot day: two days ago, so that it is never in the future.
+fn as_of() -> NaiveDate {
+    Utc::now().date_naive() - Duration::days(2)
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// Small feeds: RJ1 with ten endpoints (three on Windows 7), two firewalls (supported),
+/// two alerts (one acknowledged after 72 hours); RX2 is a known trust with no rows.
+fn import_telemetry(s: &Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = as_of();
+    let day = |n: i64| (d - Duration::days(n)).to_string();
+    let trusts = write(
+        dir.path(),
+        "trusts.csv",
+        "ods_code,name,trust_type,major_trauma_centre,region\n\
+         RJ1,Guy's and St Thomas' NHS Foundation Trust,acute,no,London\n\
+         RX2,Sussex Partnership NHS Foundation Trust,mental-health,no,South East\n",
+    );
+    let mut endpoints = String::from(
+        "device_id,device_name,os_platform,os_version,os_build,first_seen,last_seen,\
+         onboarding_status,health_status,exposure_level,missing_security_updates,\
+         smb1_enabled,bitlocker_on,firewall_domain,firewall_private,firewall_public,\
+         credential_guard_running,secure_boot_on,is_medical_device,trust,site\n",
+    );
+    // (name, platform, version, build, days since seen, site)
+    let rows = [
+        (
+            "RJ1-IMG-0001.gstt.nhs.uk",
+            "Windows7",
+            "6.1",
+            "7601",
+            1,
+            "RJ121",
+        ),
+        (
+            "RJ1-IMG-0002.gstt.nhs.uk",
+            "Windows7",
+            "6.1",
+            "7601",
+            1,
+            "RJ121",
+        ),
+        (
+            "RJ1-IMG-0003.gstt.nhs.uk",
+            "Windows7",
+            "6.1",
+            "7601",
+            0,
+            "RJ122",
+        ),
+        (
+            "rj1-ws-0001.gstt.nhs.uk",
+            "Windows10",
+            "22H2",
+            "19045",
+            0,
+            "RJ121",
+        ),
+        (
+            "rj1-ws-0002.gstt.nhs.uk",
+            "Windows10",
+            "22H2",
+            "19045",
+            1,
+            "RJ121",
+        ),
+        (
+            "rj1-ws-0003.gstt.nhs.uk",
+            "Windows10",
+            "22H2",
+            "19045",
+            60,
+            "RJ121",
+        ),
+        (
+            "rj1-ws-0004.gstt.nhs.uk",
+            "Windows10",
+            "22H2",
+            "19045",
+            0,
+            "RJ122",
+        ),
+        (
+            "rj1-ws-0005.gstt.nhs.uk",
+            "Windows10",
+            "22H2",
+            "19045",
+            0,
+            "RJ122",
+        ),
+        (
+            "rj1-ws-0006.gstt.nhs.uk",
+            "Windows10",
+            "22H2",
+            "19045",
+            0,
+            "RJ122",
+        ),
+        (
+            "rj1-lt-0001.gstt.nhs.uk",
+            "Windows11",
+            "24H2",
+            "26100",
+            0,
+            "RJ122",
+        ),
+    ];
+    for (i, (name, platform, version, build, seen, site)) in rows.iter().enumerate() {
+        endpoints.push_str(&format!(
+            "dev-{i},{name},{platform},{version},{build},{},{}T09:00:00Z,onboarded,Active,Low,0,\
+             false,true,true,true,true,true,true,false,RJ1,{site}\n",
+            day(900),
+            day(*seen),
+        ));
+    }
+    let endpoints = write(dir.path(), "endpoints.csv", &endpoints);
+    let network = write(
+        dir.path(),
+        "network.csv",
+        &format!(
+            "device_id,trust,site,vendor,model,firmware,vendor_supported,last_rule_review,admin_interface_exposed\n\
+             rj1-fw-01,RJ1,RJ121,Palo Alto Networks,PA-3220,10.2.9,true,{},false\n\
+             rj1-fw-02,RJ1,RJ122,Palo Alto Networks,PA-3220,10.2.9,true,{},false\n",
+            day(30),
+            day(400)
+        ),
+    );
+    let alerts = write(
+        dir.path(),
+        "alerts.csv",
+        &format!(
+            "alert_id,trust,issued,acknowledged,closed\n\
+             CC-4401,RJ1,{}T10:00:00Z,{}T12:00:00Z,\n\
+             CC-4408,RJ1,{}T10:00:00Z,{}T10:00:00Z,\n",
+            day(40),
+            day(40),
+            day(20),
+            day(17)
+        ),
+    );
+    let d = d.to_string();
+    for (kind, file) in [
+        ("trusts", &trusts),
+        ("endpoints", &endpoints),
+        ("network", &network),
+        ("alerts", &alerts),
+    ] {
+        s.cli(
+            &["telemetry", "import", "--kind", kind, file, "--as-of", &d],
+            "",
+        );
+    }
+}
+
+async fn create(c: &reqwest::Client, s: &Server, rita: &str, body: Value) -> Uuid {
+    let res = c
+        .post(s.url("/api/v1/inspections"))
+        .bearer_auth(rita)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let rec = json_ok(res, StatusCode::CREATED, "create an inspection").await;
+    rec["id"].as_str().unwrap().parse().unwrap()
+}
+
+async fn get_join(c: &reqwest::Client, s: &Server, token: &str, id: Uuid) -> reqwest::Response {
+    c.get(s.url(&format!("/api/v1/inspections/{id}/join")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn item<'a>(join: &'a Value, id: &str) -> &'a Value {
+    join["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["item"] == id)
+        .unwrap_or_else(|| panic!("item {id} is in the join: {join}"))
+}
+
+fn device<'a>(join: &'a Value, hostname: &str) -> &'a Value {
+    join["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["hostname"] == hostname)
+        .unwrap_or_else(|| panic!("device {hostname} is in the join: {join}"))
+}
+
+#[tokio::test]
+async fn answers_and_sampled_devices_are_set_beside_the_trusts_telemetry() {
+    let s = Server::start();
+    s.add_user("ann", "inspector")
+        .add_user("rita", "reviewer")
+        .add_user("lead1", "trust-lead:RJ1")
+        .add_user("lead2", "trust-lead:RX2");
+    import_telemetry(&s);
+    let c = client();
+    let rita = token(&c, &s, "rita").await;
+    let rj1 = create(
+        &c,
+        &s,
+        &rita,
+        json!({ "trust": "RJ1", "sites": ["RJ121"], "checklist": "cqc-onsite-cyber", "assign": ["ann"] }),
+    )
+    .await;
+    let rx2 = create(
+        &c,
+        &s,
+        &rita,
+        json!({ "trust": "RX2", "checklist": "cqc-onsite-cyber", "assign": ["ann"] }),
+    )
+    .await;
+
+    // The inspector answers and samples devices in the field app's way: core operations
+    // on her replica, synced to the server.
+    let ann = sign_in(&s, "ann").await;
+    let mut client = SyncClient::connect(&s.ws_url(), Some(&ann.token))
+        .await
+        .expect("ann connects");
+    let checklist = std::sync::Arc::new(wardcheck_tests::crash_checklist());
+    let at = |n: i64| Stamp::new("ann", Utc::now() + Duration::seconds(n));
+    let doc = client.fetch(rj1).await.expect("ann reads her inspection");
+    let mut insp = Inspection::from_doc(doc.with_actor(ActorId::random()), checklist.clone())
+        .expect("a valid inspection");
+    insp.set_answer("ndg8-no-unsupported", Answer::Met, &at(1))
+        .unwrap();
+    insp.set_answer("ndg6-cyber-alerts-48h", Answer::NotMet, &at(2))
+        .unwrap();
+    insp.set_answer("fw-firmware-supported", Answer::Met, &at(3))
+        .unwrap();
+    insp.set_answer("ndg9-encryption", Answer::NotMet, &at(4))
+        .unwrap();
+    let devices = [
+        (
+            "RJ1-WS-0001",
+            "Windows 10 Enterprise 22H2, build 19045.5011",
+        ),
+        (
+            "rj1-ws-0002.GSTT.nhs.uk",
+            "Windows 10 Enterprise 21H2, build 19044.3086",
+        ),
+        ("rj1-ws-0003", "build 19045"),
+        ("RJ1-LAB-PC07", "Windows 10 Pro, build 19045"),
+    ];
+    for (i, (host, build)) in devices.iter().enumerate() {
+        let id = Uuid::new_v4();
+        insp.add_device(id, host, build, &at(10 + i as i64))
+            .unwrap();
+        insp.record_observation(
+            id,
+            "w10-os-supported",
+            Observation {
+                answer: Answer::Met,
+                note: String::new(),
+            },
+            &at(20 + i as i64),
+        )
+        .unwrap();
+    }
+    client
+        .sync(rj1, &mut insp)
+        .await
+        .expect("ann's answers sync");
+    let doc = client
+        .fetch(rx2)
+        .await
+        .expect("ann reads her RX2 inspection");
+    let mut other = Inspection::from_doc(doc.with_actor(ActorId::random()), checklist)
+        .expect("a valid inspection");
+    other
+        .set_answer("ndg8-no-unsupported", Answer::Met, &at(30))
+        .unwrap();
+    client.sync(rx2, &mut other).await.expect("RX2 syncs");
+    client.close().await;
+
+    let res = get_join(&c, &s, &rita, rj1).await;
+    let join = json_ok(res, StatusCode::OK, "the reviewer reads the join").await;
+    assert_eq!(join["trust"], "RJ1");
+    assert_eq!(join["snapshots"]["endpoints"]["as_of"], as_of().to_string());
+
+    let unsupported = item(&join, "ndg8-no-unsupported");
+    assert_eq!(
+        unsupported["verdict"], "contradicted",
+        "'met' beside three Windows 7 devices: {unsupported}"
+    );
+    assert_eq!(unsupported["answer"], "met");
+    assert_eq!(unsupported["check"], "endpoints.unsupported_os");
+    assert_eq!(
+        (unsupported["count"].as_u64(), unsupported["total"].as_u64()),
+        (Some(3), Some(10))
+    );
+    assert_eq!(
+        unsupported["summary"],
+        "3 of 10 endpoints run an unsupported OS (3 Windows7 build 7601)"
+    );
+    assert_eq!(
+        unsupported["sites"],
+        json!([{ "site": "RJ121", "count": 2, "total": 5, "unknown": 0 }]),
+        "the named site's own figures"
+    );
+
+    let alerts = item(&join, "ndg6-cyber-alerts-48h");
+    assert_eq!(alerts["verdict"], "corroborated", "{alerts}");
+    assert_eq!(
+        (alerts["count"].as_u64(), alerts["total"].as_u64()),
+        (Some(1), Some(2))
+    );
+    let firmware = item(&join, "fw-firmware-supported");
+    assert_eq!(firmware["verdict"], "corroborated", "{firmware}");
+    assert_eq!(
+        (firmware["count"].as_u64(), firmware["total"].as_u64()),
+        (Some(0), Some(2))
+    );
+    let review = item(&join, "fw-rule-review");
+    assert_eq!(review["verdict"], "unanswered", "figures without an answer");
+    assert_eq!(
+        review["count"].as_u64(),
+        Some(1),
+        "one review over a year old"
+    );
+    let encryption = item(&join, "ndg9-encryption");
+    assert_eq!(
+        encryption["verdict"], "contradicted",
+        "'not met' where telemetry sees BitLocker on everywhere: {encryption}"
+    );
+    let device_item = item(&join, "w10-os-supported");
+    assert_eq!(device_item["verdict"], "contradicted", "{device_item}");
+    assert_eq!(device_item["devices_answered"], 4);
+
+    let status = |host: &str| device(&join, host)["status"].as_str().unwrap().to_owned();
+    assert_eq!(status("RJ1-WS-0001"), "matched", "short name, other case");
+    assert_eq!(status("rj1-ws-0002.GSTT.nhs.uk"), "build_differs");
+    assert_eq!(
+        device(&join, "rj1-ws-0002.GSTT.nhs.uk")["observed_build"],
+        19044
+    );
+    assert_eq!(status("rj1-ws-0003"), "stale", "last seen 60 days before");
+    assert_eq!(status("RJ1-LAB-PC07"), "unmanaged");
+
+    let res = get_join(&c, &s, &rita, rx2).await;
+    let other = json_ok(res, StatusCode::OK, "the RX2 join").await;
+    let none = item(&other, "ndg8-no-unsupported");
+    assert_eq!(
+        none["verdict"], "no_telemetry",
+        "RX2 has no endpoint rows: {none}"
+    );
+    assert!(none["count"].is_null());
+    assert_eq!(
+        other["totals"]["no_telemetry"].as_u64(),
+        Some(other["items"].as_array().unwrap().len() as u64),
+        "every check of RX2 is without telemetry"
+    );
+
+    // Trust leads: their own trust once shared; another trust's, never.
+    let lead1 = token(&c, &s, "lead1").await;
+    let lead2 = token(&c, &s, "lead2").await;
+    let res = get_join(&c, &s, &lead1, rj1).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND, "not shared yet");
+    let res = c
+        .post(s.url(&format!("/api/v1/inspections/{rj1}/share")))
+        .bearer_auth(&rita)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = get_join(&c, &s, &lead1, rj1).await;
+    json_ok(res, StatusCode::OK, "RJ1's lead reads the shared join").await;
+    let denied = get_join(&c, &s, &lead2, rj1).await;
+    assert_eq!(
+        denied.status(),
+        StatusCode::NOT_FOUND,
+        "another trust's lead"
+    );
+    let missing = get_join(&c, &s, &lead2, Uuid::new_v4()).await;
+    assert_eq!(
+        denied.bytes().await.unwrap(),
+        missing.bytes().await.unwrap(),
+        "a denied join answers exactly like a missing one"
+    );
+}

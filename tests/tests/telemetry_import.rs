@@ -1,0 +1,795 @@
+//! Telemetry feeds against the real server binary (issue 5 §1; RELIABILITY B10): files
+//! made here are imported with `wardcheck-server telemetry import` and over
+//! `POST /api/v1/telemetry/{kind}`, and what was stored is read back from `telemetry.db`.
+//!
+//! - a good CSV, and the same rows as JSON Lines, store the same values;
+//! - the same file again changes nothing; another file for the same day replaces it;
+//! - every bad row (wrong field count, bad UTF-8, a value that does not parse, an unknown
+//!   trust, a site outside its trust, a duplicate device id) is reported with its line,
+//!   also after a quoted line break, and nothing is imported (counted before and after);
+//! - a BOM and quoted line breaks are accepted; a 10 MB field is refused without being
+//!   read into memory;
+//! - over HTTP, a reviewer imports; an inspector and a trust lead get 403.
+
+mod api_support;
+
+use std::path::{Path, PathBuf};
+
+use api_support::*;
+use reqwest::{StatusCode, header};
+use serde_json::json;
+use wardcheck_server::storage::SqliteStorage;
+use wardcheck_server::telemetry::{Kind, Snapshot, TelemetryStore};
+use wardcheck_tests::server::Server;
+
+const ENDPOINT_HEADER: &str = "device_id,device_name,os_platform,os_version,os_build,first_seen,\
+last_seen,onboarding_status,health_status,exposure_level,missing_security_updates,smb1_enabled,\
+bitlocker_on,firewall_domain,firewall_private,firewall_public,credential_guard_running,\
+secure_boot_on,is_medical_device,trust,site";
+
+const TRUSTS: &str = "ods_code,name,trust_type,major_trauma_centre,region\n\
+RJ1,Guy's and St Thomas' NHS Foundation Trust,acute,yes,London\n\
+RTH,Oxford University Hospitals NHS Foundation Trust,acute,yes,South East\n";
+
+/// One endpoint row with plausible values.
+fn ep(id: &str, name: &str, trust: &str, site: &str) -> String {
+    format!(
+        "{id},{name},Windows10,22H2,19045,2024-01-02T03:04:05Z,2026-11-28T10:00:00Z,onboarded,\
+         Active,Low,2,no,yes,yes,yes,no,,yes,no,{trust},{site}"
+    )
+}
+
+/// The same row as a JSON object, written as a feed in JSON Lines would.
+fn ep_json(id: &str, name: &str, trust: &str, site: &str) -> String {
+    json!({
+        "device_id": id, "device_name": name, "os_platform": "windows10", "os_version": "22H2",
+        "os_build": 19045, "first_seen": "2024-01-02T04:04:05+01:00",
+        "last_seen": "2026-11-28T10:00:00Z", "onboarding_status": "Onboarded",
+        "health_status": "Active", "exposure_level": "Low", "missing_security_updates": 2,
+        "smb1_enabled": false, "bitlocker_on": true, "firewall_domain": "yes",
+        "firewall_private": "1", "firewall_public": false, "credential_guard_running": null,
+        "secure_boot_on": true, "is_medical_device": false, "trust": trust, "site": site
+    })
+    .to_string()
+}
+
+fn csv(rows: &[String]) -> String {
+    let mut out = format!("{ENDPOINT_HEADER}\n");
+    for r in rows {
+        out.push_str(r);
+        out.push('\n');
+    }
+    out
+}
+
+fn write(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// `telemetry import`: (success, stdout, stderr).
+fn import(s: &Server, kind: &str, file: &Path, as_of: &str) -> (bool, String, String) {
+    s.try_cli(
+        &[
+            "telemetry",
+            "import",
+            "--kind",
+            kind,
+            file.to_str().unwrap(),
+            "--as-of",
+            as_of,
+        ],
+        "",
+    )
+}
+
+/// Imports and insists it worked; returns stdout.
+fn import_ok(s: &Server, kind: &str, file: &Path, as_of: &str) -> String {
+    let (ok, out, err) = import(s, kind, file, as_of);
+    assert!(
+        ok,
+        "importing {} should succeed: {out}{err}",
+        file.display()
+    );
+    assert!(
+        err.is_empty(),
+        "with no terminal there are no progress lines, and a good file has no problems: {err:?}"
+    );
+    out
+}
+
+fn storage(s: &Server) -> SqliteStorage {
+    SqliteStorage::open(s.data()).expect("the data folder opens beside the running server")
+}
+
+fn rows(s: &Server, kind: Kind) -> u64 {
+    storage(s).telemetry_rows(kind).unwrap()
+}
+
+fn snapshots(s: &Server) -> Vec<Snapshot> {
+    storage(s).snapshots().unwrap()
+}
+
+/// A server with the two trusts imported, and a scratch folder for files.
+fn server() -> (Server, tempfile::TempDir) {
+    let s = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = import_ok(
+        &s,
+        "trusts",
+        &write(dir.path(), "trusts.csv", TRUSTS),
+        "2026-11-28",
+    );
+    assert!(
+        out.starts_with("imported 2 trust rows for 2026-11-28"),
+        "{out}"
+    );
+    (s, dir)
+}
+
+/// The stored endpoint rows of a snapshot, every column, in line order.
+fn stored(s: &Server, snapshot: i64) -> Vec<Vec<rusqlite::types::Value>> {
+    let db = rusqlite::Connection::open(s.data().join("telemetry.db")).unwrap();
+    let mut stmt = db
+        .prepare("SELECT * FROM endpoints WHERE snapshot = ?1 ORDER BY line")
+        .unwrap();
+    let n = stmt.column_count();
+    stmt.query_map([snapshot], |r| {
+        (0..n)
+            .map(|i| r.get::<_, rusqlite::types::Value>(i))
+            .collect()
+    })
+    .unwrap()
+    .collect::<rusqlite::Result<_>>()
+    .unwrap()
+}
+
+fn latest(s: &Server, kind: Kind) -> Snapshot {
+    storage(s)
+        .latest_snapshot(kind)
+        .unwrap()
+        .unwrap_or_else(|| panic!("a {kind} snapshot exists"))
+}
+
+#[test]
+fn a_good_csv_and_the_same_rows_as_json_lines_store_the_same_values() {
+    let (s, dir) = server();
+    let devices = [
+        ("d1", "GSTT-LT-0001.gstt.nhs.uk", "RJ1", "RJ121"),
+        ("d2", "GSTT-WS-0002", "RJ1", "RJ122"),
+        ("d3", "OUH-LT-0003.ouh.nhs.uk", "RTH", "RTH01"),
+    ];
+    let text = csv(&devices.map(|(a, b, c, d)| ep(a, b, c, d)));
+    let out = import_ok(
+        &s,
+        "endpoints",
+        &write(dir.path(), "e.csv", text),
+        "2026-11-28",
+    );
+    assert!(
+        out.starts_with("imported 3 endpoint rows for 2026-11-28 in "),
+        "the summary says what was imported: {out}"
+    );
+    let lines: Vec<String> = devices.map(|(a, b, c, d)| ep_json(a, b, c, d)).to_vec();
+    let jsonl = format!("{}\n", lines.join("\n"));
+    let out = import_ok(
+        &s,
+        "endpoints",
+        &write(dir.path(), "e.jsonl", jsonl),
+        "2026-11-29",
+    );
+    assert!(
+        out.starts_with("imported 3 endpoint rows for 2026-11-29"),
+        "{out}"
+    );
+
+    let snaps = snapshots(&s);
+    let ids: Vec<i64> = snaps
+        .iter()
+        .filter(|s| s.kind == Kind::Endpoints)
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(ids.len(), 2, "one snapshot per day: {snaps:?}");
+    let (from_csv, from_jsonl) = (stored(&s, ids[0]), stored(&s, ids[1]));
+    assert_eq!(from_csv.len(), 3);
+    // Every column but the snapshot id and the line (the CSV has a header line) is the
+    // same, whichever way the file was written.
+    for (a, b) in from_csv.iter().zip(&from_jsonl) {
+        assert_eq!(
+            a[2..],
+            b[2..],
+            "a CSV row and its JSON twin store the same values"
+        );
+    }
+    let db = rusqlite::Connection::open(s.data().join("telemetry.db")).unwrap();
+    let (host, first, plat, onb, cg, fw): (String, String, String, String, Option<i64>, i64) = db
+        .query_row(
+            "SELECT hostname_lower, first_seen, os_platform, onboarding_status,
+                    credential_guard_running, firewall_public
+             FROM endpoints WHERE snapshot = ?1 AND device_id = 'd1'",
+            [ids[1]],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        host, "gstt-lt-0001",
+        "matched by the first DNS label, lower case"
+    );
+    assert_eq!(first, "2024-01-02T03:04:05Z", "times are stored in UTC");
+    assert_eq!(plat, "Windows10", "vocabularies are stored as documented");
+    assert_eq!(onb, "onboarded");
+    assert_eq!(cg, None, "an empty value is unknown, not false");
+    assert_eq!(fw, 0);
+    assert_eq!(
+        latest(&s, Kind::Endpoints).id,
+        ids[1],
+        "the newest day is the latest"
+    );
+    assert_eq!(rows(&s, Kind::Endpoints), 6);
+
+    // The main connection sees the tables too (telemetry.db is attached to it).
+    let main = rusqlite::Connection::open(s.data().join("wardcheck.db")).unwrap();
+    main.execute(
+        "ATTACH DATABASE ?1 AS telemetry",
+        [s.data().join("telemetry.db").to_str().unwrap()],
+    )
+    .unwrap();
+    let n: i64 = main
+        .query_row(
+            "SELECT count(*) FROM endpoints WHERE trust = 'RJ1'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 4);
+}
+
+#[test]
+fn the_same_file_again_changes_nothing_and_another_file_replaces_the_day() {
+    let (s, dir) = server();
+    let first = write(
+        dir.path(),
+        "e.csv",
+        csv(&[ep("d1", "a", "RJ1", "RJ121"), ep("d2", "b", "RJ1", "RJ121")]),
+    );
+    import_ok(&s, "endpoints", &first, "2026-11-28");
+    let before = snapshots(&s);
+
+    let out = import_ok(&s, "endpoints", &first, "2026-11-28");
+    assert!(
+        out.starts_with(
+            "already imported: this file is the endpoints snapshot for 2026-11-28 (2 rows"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("nothing changed"), "{out}");
+    assert_eq!(
+        snapshots(&s),
+        before,
+        "no snapshot was added, replaced or touched"
+    );
+    assert_eq!(rows(&s, Kind::Endpoints), 2);
+
+    // The same file for another day is another snapshot.
+    import_ok(&s, "endpoints", &first, "2026-11-27");
+    assert_eq!(rows(&s, Kind::Endpoints), 4);
+
+    let second = write(dir.path(), "e2.csv", csv(&[ep("d9", "z", "RTH", "RTH02")]));
+    let out = import_ok(&s, "endpoints", &second, "2026-11-28");
+    let old = &before.iter().find(|b| b.kind == Kind::Endpoints).unwrap();
+    assert!(
+        out.starts_with("imported 1 endpoint row for 2026-11-28")
+            && out.contains(&format!(
+                "this replaced the endpoints snapshot for 2026-11-28 imported before (2 rows, sha256 {})",
+                old.sha256
+            )),
+        "the summary says the day's snapshot was replaced: {out}"
+    );
+    let now = latest(&s, Kind::Endpoints);
+    assert_ne!(now.id, old.id);
+    assert_eq!(now.rows, 1);
+    assert!(
+        !snapshots(&s).iter().any(|x| x.id == old.id),
+        "the replaced snapshot is gone"
+    );
+    assert_eq!(
+        rows(&s, Kind::Endpoints),
+        3,
+        "the old day's rows went with it: 1 new + 2 of the other day"
+    );
+    assert!(stored(&s, old.id).is_empty());
+}
+
+#[test]
+fn every_bad_row_is_reported_with_its_line_and_nothing_is_imported() {
+    let (s, dir) = server();
+    let good = write(
+        dir.path(),
+        "good.csv",
+        csv(&[ep("d0", "x", "RJ1", "RJ121")]),
+    );
+    import_ok(&s, "endpoints", &good, "2026-11-28");
+    let (before_rows, before) = (rows(&s, Kind::Endpoints), snapshots(&s));
+
+    let mut text = format!("{ENDPOINT_HEADER}\n").into_bytes();
+    let mut line = |bytes: &[u8]| {
+        text.extend_from_slice(bytes);
+        text.push(b'\n');
+    };
+    line(ep("d1", "ok-1", "RJ1", "RJ121").as_bytes()); // 2
+    line(b"d2,too-few-fields,Windows10"); // 3: wrong field count
+    line(
+        &[
+            b"d3,bad-",
+            &[0xff, 0xfe][..],
+            ep("", "", "RJ1", "RJ121").split_at(1).1.as_bytes(),
+        ]
+        .concat(),
+    ); // 4: bad UTF-8
+    line(ep("d4", "\"GSTT-LT\n-0004\"", "RJ1", "RJ121").as_bytes()); // 5-6: quoted line break
+    line(ep("d5", "ok-5", "RZZ", "RZZ01").as_bytes()); // 7: unknown trust
+    line(ep("d1", "again", "RJ1", "RJ122").as_bytes()); // 8: duplicate of line 2
+    line(ep("d6", "ok-6", "RJ1", "RTH01").as_bytes()); // 9: site of another trust
+    line(
+        ep("d7", "ok-7", "RJ1", "RJ121")
+            .replace("19045", "19045.3803")
+            .replace(",Low,", ",Severe,")
+            .as_bytes(),
+    ); // 10: two bad values
+    let bad = write(dir.path(), "bad.csv", &text);
+    let (ok, out, err) = import(&s, "endpoints", &bad, "2026-11-28");
+    assert!(!ok, "a file with bad rows fails: {out}{err}");
+    let f = bad.display();
+    for expected in [
+        format!("{f}:3: 3 field(s) where the header has 21"),
+        format!("{f}:4: device_name: not valid UTF-8 (at byte 4 of the field)"),
+        format!("{f}:7: trust: RZZ is not a known trust"),
+        format!("{f}:8: device_id: duplicate \"d1\" (first on line 2)"),
+        format!("{f}:9: site: site \"RTH01\" does not belong to trust RJ1"),
+        format!(
+            "{f}:10: os_build: \"19045.3803\" is not a whole number; exposure_level: \"Severe\""
+        ),
+    ] {
+        assert!(
+            err.contains(&expected),
+            "stderr should hold {expected:?}:\n{err}"
+        );
+    }
+    assert!(
+        !err.contains(":5:") && !err.contains(":6:"),
+        "the record with a quoted line break is good, and later line numbers count its two lines:\n{err}"
+    );
+    assert!(
+        err.contains("6 bad rows; nothing imported"),
+        "one summary at the end: {err}"
+    );
+    assert!(out.is_empty(), "nothing on stdout: {out}");
+    assert_eq!(rows(&s, Kind::Endpoints), before_rows, "no row was written");
+    assert_eq!(
+        snapshots(&s),
+        before,
+        "the day's snapshot is the one imported before"
+    );
+}
+
+#[test]
+fn a_bom_and_quoted_line_breaks_are_accepted() {
+    let (s, dir) = server();
+    let text = format!(
+        "\u{feff}{}",
+        csv(&[
+            ep("d1", "\"WS, with a comma\"", "RJ1", "RJ121"),
+            ep("d2", "\"two\nlines\"", "RJ1", "RJ121"),
+            ep("d3", "after", "RJ1", "RJ121"),
+        ])
+    );
+    let out = import_ok(
+        &s,
+        "endpoints",
+        &write(dir.path(), "bom.csv", text),
+        "2026-11-28",
+    );
+    assert!(out.starts_with("imported 3 endpoint rows"), "{out}");
+    let rows = stored(&s, latest(&s, Kind::Endpoints).id);
+    let text = |v: &rusqlite::types::Value| match v {
+        rusqlite::types::Value::Text(t) => t.clone(),
+        other => panic!("text expected: {other:?}"),
+    };
+    // Columns: snapshot, line, trust, site, device_id, device_name, ...
+    assert_eq!(
+        text(&rows[0][4]),
+        "d1",
+        "the BOM is not part of the first column's name"
+    );
+    assert_eq!(text(&rows[0][5]), "WS, with a comma");
+    assert_eq!(text(&rows[1][5]), "two\nlines");
+    let lines: Vec<&rusqlite::types::Value> = rows.iter().map(|r| &r[1]).collect();
+    assert_eq!(
+        lines,
+        [2, 3, 5]
+            .map(rusqlite::types::Value::Integer)
+            .iter()
+            .collect::<Vec<_>>(),
+        "each row keeps the line its record starts on"
+    );
+}
+
+#[test]
+fn json_lines_bad_rows_and_many_bad_rows_are_all_counted() {
+    let (s, dir) = server();
+    let good = ep_json("d1", "a", "RJ1", "RJ121");
+    let mut text = Vec::new();
+    text.extend_from_slice(format!("{good}\n").as_bytes()); // 1
+    text.extend_from_slice(good.replace("\"trust\"", "\"trusts\"").as_bytes()); // 2: unknown key
+    text.extend_from_slice(b"\n{\"device_id\": \n"); // 3: not JSON
+    let long = format!("{{\"device_id\":\"{}\"}}\n", "x".repeat(200 * 1024));
+    text.extend_from_slice(long.as_bytes()); // 4: a line over the limit
+    text.extend_from_slice(
+        &[
+            &good.as_bytes()[..20],
+            &[0xc3, 0x28],
+            &good.as_bytes()[20..],
+            b"\n",
+        ]
+        .concat(),
+    ); // 5
+    let f = write(dir.path(), "bad.jsonl", &text);
+    let (ok, _, err) = import(&s, "endpoints", &f, "2026-11-28");
+    assert!(!ok);
+    let f = f.display();
+    for expected in [
+        format!("{f}:2: unknown field \"trusts\""),
+        format!("{f}:3: not a JSON object"),
+        format!("{f}:4: a line longer than 131072 bytes"),
+        format!("{f}:5: not valid UTF-8"),
+    ] {
+        assert!(
+            err.contains(&expected),
+            "stderr should hold {expected:?}:\n{err}"
+        );
+    }
+    assert!(err.contains("4 bad rows; nothing imported"), "{err}");
+
+    // 150 rows for a trust that does not exist: 100 listed, all counted.
+    let many: Vec<String> = (0..150)
+        .map(|i| ep(&format!("m{i}"), "x", "RZZ", "RZZ01"))
+        .collect();
+    let f = write(dir.path(), "many.csv", csv(&many));
+    let (ok, _, err) = import(&s, "endpoints", &f, "2026-11-28");
+    assert!(!ok);
+    let listed = err
+        .lines()
+        .filter(|l| l.contains("not a known trust"))
+        .count();
+    assert_eq!(listed, 100, "the first 100 are listed:\n{err}");
+    assert!(
+        err.contains(&format!("{}:2: ", f.display())),
+        "from the first"
+    );
+    assert!(err.contains("... and 50 more bad rows"), "{err}");
+    assert!(err.contains("150 bad rows; nothing imported"), "{err}");
+    assert_eq!(rows(&s, Kind::Endpoints), 0);
+    assert!(snapshots(&s).iter().all(|x| x.kind == Kind::Trusts));
+}
+
+#[test]
+fn other_feeds_and_refusals_before_reading() {
+    let (s, dir) = server();
+    let net = "device_id,trust,site,vendor,model,firmware,vendor_supported,last_rule_review,\
+               admin_interface_exposed\n\
+               fw-1,RJ1,RJ121,Palo Alto,PA-5220,10.2.4,true,2026-03-01,no\n\
+               fw-2,RTH,RTH01,Cisco,ASA 5506,9.8(4),false,,yes\n";
+    let out = import_ok(
+        &s,
+        "network",
+        &write(dir.path(), "n.csv", net),
+        "2026-11-28",
+    );
+    assert!(out.starts_with("imported 2 network device rows"), "{out}");
+    let alerts = "alert_id,trust,issued,acknowledged,closed\n\
+                  HSA-2026-001,RJ1,2026-11-01T09:00:00Z,2026-11-02T10:00:00Z,\n\
+                  HSA-2026-001,RTH,2026-11-01T09:00:00Z,,\n\
+                  HSA-2026-002,RTH,2026-11-01T09:00:00Z,2026-10-01,\n\
+                  HSA-2026-001,RTH,2026-11-01T09:00:00Z,,2026-11-20\n";
+    let (ok, _, err) = import(
+        &s,
+        "alerts",
+        &write(dir.path(), "a.csv", alerts),
+        "2026-11-28",
+    );
+    assert!(!ok);
+    assert!(
+        err.contains(":4: acknowledged: acknowledged before the alert was issued")
+            && err.contains(
+                ":5: alert_id: duplicate alert \"HSA-2026-001\" for trust RTH (first on line 3)"
+            ),
+        "{err}"
+    );
+    assert_eq!(rows(&s, Kind::Alerts), 0);
+    assert_eq!(rows(&s, Kind::Network), 2);
+
+    // A trusts file updates what it names and adds the rest; it never removes one.
+    let more = "ods_code,name,trust_type,major_trauma_centre,region\n\
+                RRU,London Ambulance Service NHS Trust,ambulance,no,London\n\
+                RJ1,Guy's and St Thomas',acute,true,London\n";
+    import_ok(
+        &s,
+        "trusts",
+        &write(dir.path(), "t2.csv", more),
+        "2026-11-29",
+    );
+    let trusts: Vec<String> = storage(&s)
+        .trusts()
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(
+        trusts,
+        [
+            "Guy's and St Thomas'",
+            "London Ambulance Service NHS Trust",
+            "Oxford University Hospitals NHS Foundation Trust"
+        ]
+    );
+
+    let header_only = write(dir.path(), "empty.csv", format!("{ENDPOINT_HEADER}\n"));
+    let (ok, _, err) = import(&s, "endpoints", &header_only, "2026-11-28");
+    assert!(!ok && err.contains("a header but no rows"), "{err}");
+    let wrong_header = write(dir.path(), "h.csv", "device_id,name\nx,y\n");
+    let (ok, _, err) = import(&s, "endpoints", &wrong_header, "2026-11-28");
+    assert!(
+        !ok && err.contains(
+            ":1: bad header row: unknown column \"name\"; missing column(s): device_name,"
+        ),
+        "{err}"
+    );
+    let (ok, _, err) = import(&s, "endpoints", &dir.path().join("e.txt"), "2026-11-28");
+    assert!(!ok && err.contains("name it .csv or .jsonl"), "{err}");
+    let (ok, _, err) = import(&s, "endpoints", &header_only, "2999-01-01");
+    assert!(
+        !ok && err.contains("as_of 2999-01-01 is in the future"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_10_mb_field_is_refused_in_bounded_memory() {
+    let (s, dir) = server();
+    let huge = "A".repeat(10 * 1024 * 1024);
+    let text = csv(&[
+        ep("d1", "ok", "RJ1", "RJ121"),
+        ep("d2", &format!("\"{huge}\""), "RJ1", "RJ121"),
+        ep("d3", "ok", "RJ1", "RJ121"),
+    ]);
+    let f = write(dir.path(), "huge.csv", &text);
+    let (ok, _, err) = import(&s, "endpoints", &f, "2026-11-28");
+    assert!(!ok);
+    assert!(
+        err.contains(&format!(
+            "{}:3: a record longer than 131072 bytes (a field this large is refused); the rest of the file was not read",
+            f.display()
+        )),
+        "the record is named by its line, and why: {err}"
+    );
+    assert_eq!(rows(&s, Kind::Endpoints), 0, "nothing imported");
+
+    // Over HTTP, with a field ten times larger, the server's peak memory must not grow
+    // by anything like the field. (Larger than 10 MB because the server already had a
+    // peak of tens of MB from signing in, Argon2 among it, which a 10 MB buffer could
+    // reuse without raising the peak.)
+    let huge = "A".repeat(100 * 1024 * 1024);
+    let text = csv(&[
+        ep("d1", "ok", "RJ1", "RJ121"),
+        ep("d2", &format!("\"{huge}\""), "RJ1", "RJ121"),
+    ]);
+    drop(huge);
+    let pid = s.pid().expect("the server runs");
+    let peak = || -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc")
+    };
+    s.add_user("rita", "reviewer");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = client();
+        let rita = token(&c, &s, "rita").await;
+        let before = peak();
+        let res = c
+            .post(s.url("/api/v1/telemetry/endpoints?as_of=2026-11-28"))
+            .bearer_auth(&rita)
+            .header(header::CONTENT_TYPE, "text/csv")
+            .body(text)
+            .send()
+            .await
+            .unwrap();
+        let v = json_ok(res, StatusCode::UNPROCESSABLE_ENTITY, "a 100 MB field").await;
+        assert_eq!(v["bad_rows"][0]["line"], 3, "{v}");
+        assert_eq!(v["stopped_early"], true, "{v}");
+        let grew_kib = peak().saturating_sub(before);
+        assert!(
+            grew_kib < 16 * 1024,
+            "the server's peak memory grew by {grew_kib} KiB for a 100 MB field: it must not hold it"
+        );
+    });
+}
+
+#[tokio::test]
+async fn http_imports_for_reviewers_only() {
+    let (s, _dir) = server();
+    s.add_user("rita", "reviewer")
+        .add_user("ann", "inspector")
+        .add_user("lead1", "trust-lead:RJ1")
+        .add_user("root", "admin");
+    let c = client();
+    let rita = token(&c, &s, "rita").await;
+    let body = csv(&[ep("h1", "a", "RJ1", "RJ121"), ep("h2", "b", "RTH", "RTH01")]);
+    let post = |kind: &str, as_of: &str, ct: &str, body: String| {
+        c.post(s.url(&format!("/api/v1/telemetry/{kind}?as_of={as_of}")))
+            .header(header::CONTENT_TYPE, ct)
+            .body(body)
+    };
+
+    let res = post("endpoints", "2026-11-28", "text/csv", body.clone())
+        .bearer_auth(&rita)
+        .send()
+        .await
+        .unwrap();
+    let v = json_ok(res, StatusCode::OK, "a reviewer imports").await;
+    assert_eq!(v["outcome"], "imported", "{v}");
+    assert_eq!(v["snapshot"]["rows"], 2, "{v}");
+    assert_eq!(v["snapshot"]["imported_by"], "rita", "{v}");
+    assert!(v["replaced"].is_null(), "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("imported 2 endpoint rows for 2026-11-28"),
+        "{v}"
+    );
+
+    let res = post("endpoints", "2026-11-28", "text/csv", body.clone())
+        .bearer_auth(&rita)
+        .send()
+        .await
+        .unwrap();
+    let again = json_ok(res, StatusCode::OK, "the same file again").await;
+    assert_eq!(again["outcome"], "already_imported", "{again}");
+    assert_eq!(again["snapshot"]["id"], v["snapshot"]["id"]);
+
+    let jsonl = format!("{}\n", ep_json("h3", "c", "RJ1", "RJ121"));
+    let res = post("endpoints", "2026-11-28", "application/x-ndjson", jsonl)
+        .bearer_auth(&rita)
+        .send()
+        .await
+        .unwrap();
+    let replaced = json_ok(res, StatusCode::OK, "JSON lines replace the day").await;
+    assert_eq!(
+        replaced["replaced"]["id"], v["snapshot"]["id"],
+        "{replaced}"
+    );
+    assert_eq!(rows(&s, Kind::Endpoints), 1);
+
+    let bad = csv(&[ep("h1", "a", "RZZ", "RZZ01")]);
+    let res = post("endpoints", "2026-11-28", "text/csv", bad)
+        .bearer_auth(&rita)
+        .send()
+        .await
+        .unwrap();
+    let refused = json_ok(res, StatusCode::UNPROCESSABLE_ENTITY, "bad rows").await;
+    assert_eq!(refused["error"]["code"], "bad_rows", "{refused}");
+    assert_eq!(refused["bad_row_count"], 1);
+    assert_eq!(refused["bad_rows"][0]["line"], 2);
+    assert!(
+        refused["bad_rows"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("RZZ is not a known trust"),
+        "{refused}"
+    );
+    assert_eq!(rows(&s, Kind::Endpoints), 1, "nothing imported");
+
+    let before = snapshots(&s);
+    for user in ["ann", "lead1"] {
+        let t = token(&c, &s, user).await;
+        let res = post("endpoints", "2026-11-27", "text/csv", body.clone())
+            .bearer_auth(&t)
+            .send()
+            .await
+            .unwrap();
+        let (code, _) = error(res, StatusCode::FORBIDDEN, user).await;
+        assert_eq!(code, "forbidden");
+    }
+    let res = post("endpoints", "2026-11-27", "text/csv", body.clone())
+        .send()
+        .await
+        .unwrap();
+    error(res, StatusCode::UNAUTHORIZED, "anonymous").await;
+    assert_eq!(snapshots(&s), before, "no refused caller imported anything");
+
+    let root = token(&c, &s, "root").await;
+    let res = post("network", "2026-11-27", "text/csv", body.clone())
+        .bearer_auth(&root)
+        .send()
+        .await
+        .unwrap();
+    let v = json_ok(
+        res,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "the wrong feed's columns",
+    )
+    .await;
+    assert!(
+        v["bad_rows"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("bad header row"),
+        "{v}"
+    );
+    for (kind, as_of, ct, status, code) in [
+        (
+            "firewalls",
+            "2026-11-27",
+            "text/csv",
+            StatusCode::NOT_FOUND,
+            "unknown_kind",
+        ),
+        (
+            "endpoints",
+            "27/11/2026",
+            "text/csv",
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+        ),
+        (
+            "endpoints",
+            "2026-11-27",
+            "application/json",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+    ] {
+        let res = post(kind, as_of, ct, body.clone())
+            .bearer_auth(&root)
+            .send()
+            .await
+            .unwrap();
+        let (got, _) = error(res, status, kind).await;
+        assert_eq!(got, code);
+    }
+
+    let audit = s.cli(&["audit", "tail", "-n", "200"], "");
+    let imports: Vec<&str> = audit
+        .lines()
+        .filter(|l| l.contains("\ttelemetry_import\t"))
+        .collect();
+    for outcome in ["imported", "already_imported", "replaced", "bad_rows"] {
+        assert!(
+            imports.iter().any(|l| l.contains("\trita\t")
+                && l.contains("telemetry:endpoints@2026-11-28")
+                && l.ends_with(&format!("\t{outcome}"))),
+            "an audit event for {outcome}:\n{}",
+            imports.join("\n")
+        );
+    }
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\tann\t") && l.contains("\tdenied\t")),
+        "the refusal is audited:\n{audit}"
+    );
+}

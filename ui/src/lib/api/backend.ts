@@ -1,0 +1,33 @@
+// The one interface the dashboard's components use to reach a backend. `http.ts`
+// implements it over the server's JSON API (the review dashboard, signed in with the
+// HttpOnly cookie); the field app will add a Tauri implementation behind the same
+// interface.
+import type { Detail, InspectionRecord, Join, ListFilter, Me, Page } from "./types";
+
+/** A failed call, with the server's stable error code (`not_found`, `unauthorized`...). */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ApiError";
+  }
+}
+
+export interface Backend {
+  /** Signs in; the session lives in an HttpOnly cookie the page never sees. */
+  signIn(user: string, password: string): Promise<Me>;
+  /** Who is signed in, or null when no one is. */
+  me(): Promise<Me | null>;
+  /** One page of the inspections the caller may see. */
+  listInspections(filter: ListFilter, after?: string | null): Promise<Page>;
+  /** Every page of the inspections the caller may see. */
+  allInspections(filter: ListFilter): Promise<InspectionRecord[]>;
+  inspection(id: string): Promise<Detail>;
+  /** The answers beside telemetry; null when the join is not available to the caller. */
+  join(id: string): Promise<Join | null>;
+  /** The address of a stored photo (same origin, so the cookie goes with it). */
+  photoUrl(sha256: string): string;
+}

@@ -1,0 +1,97 @@
+// The Backend over the server's JSON API. Every request is same-origin and carries the
+// `wardcheck_token` cookie set by `POST /api/v1/login` (HttpOnly, SameSite=Strict): the
+// page never holds the token, so a script injected into it could not steal one.
+import { ApiError, type Backend } from "./backend";
+import type { Detail, InspectionRecord, Join, ListFilter, Me, Page } from "./types";
+
+/** Most pages `allInspections` reads (200 each: 10,000 inspections). */
+const MAX_PAGES = 50;
+
+async function call<T>(path: string, init: RequestInit = {}): Promise<T> {
+  const res = await fetch(path, {
+    credentials: "same-origin",
+    cache: "no-store",
+    ...init,
+    headers: { Accept: "application/json", ...(init.headers ?? {}) },
+  });
+  if (!res.ok) {
+    let code = "http_error";
+    let message = `${res.status} ${res.statusText}`;
+    try {
+      const body = await res.json();
+      code = body?.error?.code ?? code;
+      message = body?.error?.message ?? message;
+    } catch {
+      // Not JSON: keep the status line.
+    }
+    throw new ApiError(res.status, code, message);
+  }
+  return (await res.json()) as T;
+}
+
+function query(params: Record<string, string | undefined | null>): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v) q.set(k, v);
+  const s = q.toString();
+  return s ? `?${s}` : "";
+}
+
+export class HttpBackend implements Backend {
+  async signIn(user: string, password: string): Promise<Me> {
+    const ok = await call<{ user: string; display_name: string; role: Me["role"]; device_id: number }>(
+      "/api/v1/login",
+      {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        // The device name shows in `wardcheck-server device list`.
+        body: JSON.stringify({ user, password, device: "review dashboard (browser)" }),
+      },
+    );
+    return { user: ok.user, display_name: ok.display_name, role: ok.role, device_id: ok.device_id };
+  }
+
+  async me(): Promise<Me | null> {
+    try {
+      return await call<Me>("/api/v1/me");
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 401) return null;
+      throw e;
+    }
+  }
+
+  listInspections(filter: ListFilter, after?: string | null): Promise<Page> {
+    return call<Page>(
+      `/api/v1/inspections${query({ trust: filter.trust, state: filter.state, after, limit: "200" })}`,
+    );
+  }
+
+  async allInspections(filter: ListFilter): Promise<InspectionRecord[]> {
+    const all: InspectionRecord[] = [];
+    let after: string | null = null;
+    for (let i = 0; i < MAX_PAGES; i++) {
+      const page: Page = await this.listInspections(filter, after);
+      all.push(...page.items);
+      if (!page.next) break;
+      after = page.next;
+    }
+    return all;
+  }
+
+  inspection(id: string): Promise<Detail> {
+    return call<Detail>(`/api/v1/inspections/${encodeURIComponent(id)}`);
+  }
+
+  async join(id: string): Promise<Join | null> {
+    try {
+      return await call<Join>(`/api/v1/inspections/${encodeURIComponent(id)}/join`);
+    } catch (e) {
+      // Admins hold no document rights: the join answers them 404.
+      if (e instanceof ApiError && e.status === 404) return null;
+      throw e;
+    }
+  }
+
+  photoUrl(sha256: string): string {
+    return `/api/v1/blobs/${encodeURIComponent(sha256)}`;
+  }
+}

@@ -1,0 +1,223 @@
+// The JSON the server sends (sync-server/src/api/openapi.json), as the dashboard reads it.
+
+/** `{"role": "reviewer"}`, or `{"role": "trust-lead", "trust": "RJ1"}`. */
+export interface Role {
+  role: "inspector" | "reviewer" | "trust-lead" | "admin";
+  trust?: string;
+}
+
+export interface Me {
+  user: string;
+  display_name: string;
+  role: Role;
+  device_id: number;
+}
+
+export type State = "draft" | "in_progress" | "submitted" | "shared_with_trust" | "closed";
+export const STATES: State[] = ["draft", "in_progress", "submitted", "shared_with_trust", "closed"];
+
+export interface InspectionRecord {
+  id: string;
+  trust: string;
+  sites: string[];
+  checklist_id: string;
+  checklist_version: string;
+  checklist_sha256: string;
+  state: State;
+  response_doc: string;
+  shared_at: string | null;
+  created_at: string;
+  created_by: string;
+  assignees: string[];
+}
+
+export interface Page {
+  items: InspectionRecord[];
+  next: string | null;
+}
+
+export interface ListFilter {
+  trust?: string;
+  state?: State;
+}
+
+export interface Stamp {
+  by: string;
+  at: string;
+}
+
+export interface Candidate<T> extends Stamp {
+  id: string;
+  value: T;
+  resolved?: Stamp;
+}
+
+/** A field that may hold concurrent values: more than one is a conflict. */
+export interface Field<T> {
+  values: Candidate<T>[];
+}
+
+export type Answer =
+  | { kind: "met" }
+  | { kind: "partly-met" }
+  | { kind: "not-met" }
+  | { kind: "not-applicable"; reason: string }
+  | { kind: "number"; value: number }
+  | { kind: "date"; value: string }
+  | { kind: "text"; value: string };
+
+export interface PhotoRef {
+  hash: string;
+  size: number;
+  width: number;
+  height: number;
+  mime: string;
+  caption: string;
+  captured_at: string | null;
+}
+
+export interface Stamped<T> extends Stamp {
+  value: T;
+}
+
+export interface ResponseView {
+  answer: Field<Answer> | null;
+  note: string;
+  note_edited: Stamp | null;
+  photos: Stamped<PhotoRef>[];
+}
+
+export interface Observation {
+  answer: Answer;
+  note: string;
+}
+
+export interface DeviceView {
+  id: string;
+  hostname: Field<string>;
+  build_seen: Field<string>;
+  added: Stamp;
+  observations: Record<string, Field<Observation>>;
+}
+
+export type Severity = "low" | "medium" | "high" | "critical";
+
+export interface FindingView {
+  id: string;
+  severity: Field<Severity>;
+  text: string;
+  recommendation: string;
+  items: string[];
+  created: Stamp;
+  edited: Stamp;
+}
+
+export interface Comment {
+  id: string;
+  target: { kind: "inspection" } | { kind: "item" | "finding" | "device"; id: string };
+  text: string;
+  by: string;
+  at: string;
+}
+
+export interface Signoff {
+  id: string;
+  role: "lead_inspector" | "reviewer";
+  statement: string;
+  by: string;
+  at: string;
+}
+
+export interface TeamMember {
+  user: string;
+  name: string;
+  role: string;
+}
+
+export interface InspectionView {
+  id: string;
+  meta: {
+    trust: string;
+    sites: string[];
+    checklist: { id: string; version: string; sha256: string };
+    team: TeamMember[];
+    created: Stamp;
+    visit_start: string | null;
+    visit_end: string | null;
+    state: Field<State>;
+  };
+  responses: Record<string, ResponseView>;
+  devices: DeviceView[];
+  findings: FindingView[];
+  comments: Comment[];
+  signoffs: Signoff[];
+  progress: { section: string; answered: number; total: number }[];
+  conflicts: unknown[];
+}
+
+export interface TrustResponseView {
+  inspection: string;
+  findings: Record<string, Field<string>>;
+  accuracy: unknown[];
+}
+
+export interface Detail {
+  record: InspectionRecord;
+  /** Null for a caller with no right to the document (admins). */
+  inspection: InspectionView | null;
+  trust_response: TrustResponseView | null;
+}
+
+export type Verdict = "corroborated" | "contradicted" | "no_telemetry" | "unanswered";
+
+export interface SnapshotRef {
+  id: number;
+  as_of: string;
+}
+
+export interface ItemJoin {
+  item: string;
+  section: string;
+  scope: "inspection" | "device";
+  check: string;
+  verdict: Verdict;
+  answer: "met" | "partly_met" | "not_met" | "not_applicable" | null;
+  devices_answered?: number;
+  count: number | null;
+  total: number | null;
+  unknown: number | null;
+  summary: string;
+  snapshot: SnapshotRef | null;
+}
+
+export type DeviceStatus = "matched" | "unmanaged" | "build_differs" | "stale" | "no_telemetry";
+
+export interface DeviceMatch {
+  device: string;
+  hostname: string;
+  build_seen: string;
+  observed_build: number | null;
+  status: DeviceStatus;
+  stale: boolean;
+  telemetry: {
+    device_id: string;
+    device_name: string;
+    site: string | null;
+    os_platform: string | null;
+    os_version: string | null;
+    os_build: number | null;
+    last_seen: string | null;
+    onboarding_status: string | null;
+  } | null;
+  summary: string;
+}
+
+export interface Join {
+  inspection: string;
+  trust: string;
+  sites: string[];
+  snapshots: { endpoints: SnapshotRef | null; network: SnapshotRef | null; alerts: SnapshotRef | null };
+  totals: Partial<Record<Verdict, number>>;
+  items: ItemJoin[];
+  devices: DeviceMatch[];
+}
