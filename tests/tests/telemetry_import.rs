@@ -237,6 +237,40 @@ fn a_good_csv_and_the_same_rows_as_json_lines_store_the_same_values() {
     );
     assert_eq!(rows(&s, Kind::Endpoints), 6);
 
+    // The counts written with each snapshot agree with its rows.
+    let group = |sql: &str| -> Vec<(String, String, i64, i64, i64, i64)> {
+        let mut stmt = db.prepare(sql).unwrap();
+        stmt.query_map([ids[0]], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+    };
+    let counted = group(
+        "SELECT trust, site, sum(devices), sum(bitlocker_off), sum(credential_guard_unknown),
+                sum(firewall_off) FROM endpoint_counts WHERE snapshot = ?1
+          GROUP BY trust, site ORDER BY site",
+    );
+    let scanned = group(
+        "SELECT trust, site, count(*), sum(bitlocker_on = 0), sum(credential_guard_running IS NULL),
+                sum(firewall_domain = 0 OR firewall_private = 0 OR firewall_public = 0)
+           FROM endpoints WHERE snapshot = ?1 GROUP BY trust, site ORDER BY site",
+    );
+    assert_eq!(
+        counted, scanned,
+        "endpoint_counts sums to what the rows say"
+    );
+    assert_eq!(counted.len(), 3, "one group per site here: {counted:?}");
+    assert_eq!(counted[0], ("RJ1".into(), "RJ121".into(), 1, 0, 1, 1));
+
     // The main connection sees the tables too (telemetry.db is attached to it).
     let main = rusqlite::Connection::open(s.data().join("wardcheck.db")).unwrap();
     main.execute(
@@ -308,6 +342,15 @@ fn the_same_file_again_changes_nothing_and_another_file_replaces_the_day() {
         "the old day's rows went with it: 1 new + 2 of the other day"
     );
     assert!(stored(&s, old.id).is_empty());
+    let db = rusqlite::Connection::open(s.data().join("telemetry.db")).unwrap();
+    let counts: i64 = db
+        .query_row(
+            "SELECT count(*) FROM endpoint_counts WHERE snapshot = ?1",
+            [old.id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(counts, 0, "the replaced snapshot's counts went with it");
 }
 
 #[test]

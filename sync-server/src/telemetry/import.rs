@@ -24,6 +24,7 @@ use std::time::Instant;
 use rusqlite::{Connection, OptionalExtension, Statement, Transaction, params};
 use sha2::{Digest, Sha256};
 
+use super::counts::EndpointCounts;
 use super::fields::{self, shown, stored_datetime};
 use super::read::{self, ReadEnd, Sink};
 use super::rows::{Alert, Endpoint, NetworkDevice, Trust};
@@ -124,7 +125,7 @@ pub(crate) fn import(
     };
     let file = File::open(req.path).map_err(TelemetryError::Io)?;
 
-    let (end, good, bad) = std::thread::scope(|scope| {
+    let (end, good, bad, counts) = std::thread::scope(|scope| {
         let (send, receive) = sync_channel(BATCHES_IN_FLIGHT);
         let (kind, format) = (req.kind, req.format);
         let checking = std::thread::Builder::new()
@@ -138,7 +139,7 @@ pub(crate) fn import(
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         written?;
-        let (end, read_rows, mut bad) = checked?;
+        let (end, read_rows, mut bad, counts) = checked?;
         progress(&Progress {
             phase: Phase::Finishing,
             bytes: end.bytes,
@@ -146,7 +147,7 @@ pub(crate) fn import(
             rows: read_rows,
         });
         writer.check_duplicates(&mut bad)?;
-        Ok::<_, TelemetryError>((end, writer.good, bad))
+        Ok::<_, TelemetryError>((end, writer.good, bad, counts))
     })?;
 
     if good == 0 && bad.count == 0 {
@@ -171,11 +172,16 @@ pub(crate) fn import(
 
     if req.kind == Kind::Endpoints {
         store::index_endpoint_table(&tx, id)?;
+        counts.write(&tx, id)?;
     }
     if let Some(old) = &previous {
         match req.kind {
             Kind::Endpoints => {
-                tx.execute_batch(&format!("DROP TABLE {}", store::endpoint_table(old.id)))?
+                tx.execute_batch(&format!("DROP TABLE {}", store::endpoint_table(old.id)))?;
+                tx.execute(
+                    "DELETE FROM endpoint_counts WHERE snapshot = ?1",
+                    params![old.id],
+                )?;
             }
             Kind::Network | Kind::Alerts => {
                 tx.execute(
@@ -317,7 +323,7 @@ fn check_all(
     format: Format,
     trusts: HashSet<String>,
     send: SyncSender<Message>,
-) -> Result<(ReadEnd, u64, BadRows), TelemetryError> {
+) -> Result<(ReadEnd, u64, BadRows, EndpointCounts), TelemetryError> {
     let mut checker = Checker {
         kind,
         trusts,
@@ -327,10 +333,11 @@ fn check_all(
         send,
         bad: BadRows::default(),
         read: 0,
+        counts: EndpointCounts::default(),
     };
     let end = read::read(file, format, kind.columns(), &mut checker)?;
     checker.flush()?;
-    Ok((end, checker.read, checker.bad))
+    Ok((end, checker.read, checker.bad, checker.counts))
 }
 
 /// The [`Sink`] on the checking thread: parses and checks each row.
@@ -345,6 +352,8 @@ struct Checker {
     send: SyncSender<Message>,
     bad: BadRows,
     read: u64,
+    /// For endpoints, the counts written beside the rows.
+    counts: EndpointCounts,
 }
 
 /// The writer has stopped (it failed, and says why): reading stops too.
@@ -379,6 +388,7 @@ impl Checker {
             Kind::Endpoints => {
                 let e = Endpoint::parse(f)?;
                 self.known_trust(&e.trust)?;
+                self.counts.add(&e);
                 (self.hasher.hash_one(&e.device_id), Row::Endpoint(e))
             }
             Kind::Network => {

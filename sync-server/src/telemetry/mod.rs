@@ -76,6 +76,12 @@
 //!     credential_guard_running, secure_boot_on, is_medical_device)
 //!     -- a VIEW: one table per snapshot, endpoints_<id>(line, trust, ...), each with
 //!     -- INDEX (trust, site) and INDEX (hostname_lower); the view adds `snapshot`
+//! endpoint_counts(snapshot, trust, site, os_platform, os_build, devices,
+//!     medical_devices, not_onboarded, smb1_enabled, smb1_unknown, missing_updates,
+//!     missing_updates_unknown, bitlocker_off, bitlocker_unknown, secure_boot_off,
+//!     secure_boot_unknown, credential_guard_off, credential_guard_unknown,
+//!     firewall_off, firewall_unknown)
+//!     INDEX (snapshot, trust, site) -- one row per group, written with the snapshot
 //! network_devices(snapshot, line, trust, site, device_id, vendor, model, firmware,
 //!     vendor_supported, last_rule_review, admin_interface_exposed)
 //!     INDEX (snapshot, trust, site)
@@ -103,17 +109,30 @@
 //!   (`GSTT-LT-0042.gstt.nhs.uk` → `gstt-lt-0042`): match a sampled device by the lower
 //!   case of the host name the inspector read.
 //!
+//! - `endpoint_counts` holds, per snapshot, trust, site, OS platform and build, how many
+//!   devices there are and, for each endpoint check, how many are bad and how many
+//!   unknown (`counts.rs` has the definitions). The import counts as it reads, so a
+//!   trust's endpoint figures are a few dozen rows rather than a scan of its devices:
+//!   225,000 rows for a large trust.
+//!
 //! For the join, take the latest snapshot of each kind ([`TelemetryStore::latest_snapshot`]:
-//! the newest `as_of`) and query within it, always with `snapshot = ?`, by trust (and
-//! site) or by host name; each uses an index:
+//! the newest `as_of`) and query within it, always with `snapshot = ?`; each of these
+//! uses an index:
 //!
 //! ```sql
-//! SELECT count(*) FROM endpoints
-//!  WHERE snapshot = ?1 AND trust = ?2 AND os_platform IN ('Windows7', 'WindowsXP');
+//! SELECT os_platform, os_build, sum(devices), sum(smb1_enabled), sum(smb1_unknown)
+//!   FROM endpoint_counts WHERE snapshot = ?1 AND trust = ?2
+//!  GROUP BY os_platform, os_build;
 //! SELECT device_name, os_build, last_seen FROM endpoints
 //!  WHERE snapshot = ?1 AND trust = ?2 AND hostname_lower = lower(?3);
 //! ```
+//!
+//! A query that must read many device rows of one snapshot is faster on the snapshot's
+//! own table ([`endpoint_table`]: `endpoints_<id>`, the same columns without `snapshot`)
+//! than through the view, which passes every column of every row through a
+//! co-routine (measured: 0.49 s against 0.74 s for 500,000 rows).
 
+mod counts;
 mod fields;
 mod import;
 mod read;
@@ -132,7 +151,7 @@ use serde::{Deserialize, Serialize};
 pub use fields::{ExposureLevel, HealthStatus, OnboardingStatus, OsPlatform, TrustType};
 pub(crate) use http::routes;
 pub use rows::{Alert, Endpoint, NetworkDevice, Trust};
-pub use store::TelemetryDb;
+pub use store::{TelemetryDb, endpoint_table};
 
 use crate::limits;
 use crate::storage::StorageError;

@@ -20,7 +20,8 @@ const UPLOAD_DIR: &str = "telemetry-uploads";
 
 /// Each runs once, in order, all pending ones in one transaction; `PRAGMA user_version`
 /// counts them. Separate from `wardcheck.db`'s list: this is another file.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE telemetry_snapshots (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     kind TEXT NOT NULL,
@@ -96,7 +97,35 @@ CREATE TABLE alerts (
     closed TEXT
 );
 CREATE INDEX alerts_trust ON alerts(snapshot, trust);
-"];
+",
+    "
+-- Per endpoint snapshot, per (trust, site, os_platform, os_build): devices, and each
+-- device check's bad and unknown devices (see counts.rs), written by the import.
+CREATE TABLE endpoint_counts (
+    snapshot INTEGER NOT NULL,
+    trust TEXT NOT NULL,
+    site TEXT NOT NULL,
+    os_platform TEXT NOT NULL,
+    os_build INTEGER,
+    devices INTEGER NOT NULL,
+    medical_devices INTEGER NOT NULL,
+    not_onboarded INTEGER NOT NULL,
+    smb1_enabled INTEGER NOT NULL,
+    smb1_unknown INTEGER NOT NULL,
+    missing_updates INTEGER NOT NULL,
+    missing_updates_unknown INTEGER NOT NULL,
+    bitlocker_off INTEGER NOT NULL,
+    bitlocker_unknown INTEGER NOT NULL,
+    secure_boot_off INTEGER NOT NULL,
+    secure_boot_unknown INTEGER NOT NULL,
+    credential_guard_off INTEGER NOT NULL,
+    credential_guard_unknown INTEGER NOT NULL,
+    firewall_off INTEGER NOT NULL,
+    firewall_unknown INTEGER NOT NULL
+);
+CREATE INDEX endpoint_counts_trust ON endpoint_counts(snapshot, trust, site);
+",
+];
 
 /// The table of one endpoint snapshot: the columns of `endpoints_none`, rows in file
 /// order (rowid), no index until every row is in ([`index_endpoint_table`]).
@@ -131,7 +160,9 @@ pub(crate) fn create_endpoint_table(conn: &Connection, snapshot: i64) -> rusqlit
     ))
 }
 
-pub(crate) fn endpoint_table(snapshot: i64) -> String {
+/// The table that holds endpoint snapshot `snapshot`'s rows (the view `endpoints` reads
+/// through all of them; a query that scans many rows of one snapshot is faster here).
+pub fn endpoint_table(snapshot: i64) -> String {
     format!("endpoints_{snapshot}")
 }
 
@@ -144,6 +175,32 @@ pub(crate) fn index_endpoint_table(conn: &Connection, snapshot: i64) -> rusqlite
          CREATE INDEX {t}_host ON {t}(hostname_lower);",
         t = endpoint_table(snapshot)
     ))
+}
+
+/// Fills `endpoint_counts` for endpoint snapshot `snapshot` from its rows: the same counts
+/// the import makes as it reads (`counts.rs`; a test holds them equal), for snapshots
+/// imported before the table existed.
+pub(crate) fn count_endpoints_sql(snapshot: i64) -> String {
+    // `coalesce(sum(..), 0)`: a sum over no non-NULL value is NULL. A firewall is
+    // unknown when no profile is off and one is NULL, which is when the OR is NULL.
+    format!(
+        "INSERT INTO endpoint_counts
+         SELECT {snapshot}, trust, site, os_platform, os_build, count(*),
+            coalesce(sum(is_medical_device = 1), 0),
+            coalesce(sum(onboarding_status <> 'onboarded'), 0),
+            coalesce(sum(smb1_enabled = 1), 0), coalesce(sum(smb1_enabled IS NULL), 0),
+            coalesce(sum(missing_security_updates > 0), 0),
+            coalesce(sum(missing_security_updates IS NULL), 0),
+            coalesce(sum(bitlocker_on = 0), 0), coalesce(sum(bitlocker_on IS NULL), 0),
+            coalesce(sum(secure_boot_on = 0), 0), coalesce(sum(secure_boot_on IS NULL), 0),
+            coalesce(sum(credential_guard_running = 0), 0),
+            coalesce(sum(credential_guard_running IS NULL), 0),
+            coalesce(sum(firewall_domain = 0 OR firewall_private = 0 OR firewall_public = 0), 0),
+            coalesce(sum((firewall_domain = 0 OR firewall_private = 0 OR firewall_public = 0)
+                IS NULL), 0)
+         FROM {} GROUP BY trust, site, os_platform, os_build",
+        endpoint_table(snapshot)
+    )
 }
 
 /// Most endpoint snapshots kept: the view `endpoints` has one arm per snapshot, and
@@ -214,6 +271,19 @@ impl TelemetryDb {
             let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
             for sql in &MIGRATIONS[found.min(known) as usize..] {
                 tx.execute_batch(sql)?;
+            }
+            if (1..2).contains(&found) {
+                // Migration 2 added `endpoint_counts`: count the endpoint snapshots
+                // imported before it.
+                let mut stmt =
+                    tx.prepare("SELECT id FROM telemetry_snapshots WHERE kind = 'endpoints'")?;
+                let ids: Vec<i64> = stmt
+                    .query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                drop(stmt);
+                for id in ids {
+                    tx.execute_batch(&count_endpoints_sql(id))?;
+                }
             }
             tx.execute_batch(&format!("PRAGMA user_version = {known}"))?;
             tx.commit()?;

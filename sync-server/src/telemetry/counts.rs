@@ -1,0 +1,260 @@
+//! Endpoint counts per (trust, site, OS platform, OS build), written with each endpoint
+//! snapshot into `endpoint_counts`, so that a trust's figures are a few dozen rows to
+//! read rather than a scan of every one of its devices (225,000 for a large trust).
+//!
+//! Each device check counts its *bad* devices and its *unknown* ones (the feed does not
+//! say: NULL), never taking unknown for good or bad:
+//!
+//! | column | bad | unknown column |
+//! |---|---|---|
+//! | `not_onboarded` | onboarding status other than `onboarded` | (always known) |
+//! | `smb1_enabled` | SMBv1 on | `smb1_unknown` |
+//! | `missing_updates` | one or more security updates missing | `missing_updates_unknown` |
+//! | `bitlocker_off` | BitLocker off | `bitlocker_unknown` |
+//! | `secure_boot_off` | Secure Boot off | `secure_boot_unknown` |
+//! | `credential_guard_off` | Credential Guard not running | `credential_guard_unknown` |
+//! | `firewall_off` | any of the domain, private, public profiles off | `firewall_unknown`: none off, one or more unknown |
+//!
+//! plus `devices` and `medical_devices`.
+
+use std::collections::HashMap;
+
+use rusqlite::{Transaction, params};
+
+use super::fields::{OnboardingStatus, OsPlatform};
+use super::rows::Endpoint;
+
+/// One group's counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    devices: u64,
+    medical_devices: u64,
+    not_onboarded: u64,
+    smb1_enabled: u64,
+    smb1_unknown: u64,
+    missing_updates: u64,
+    missing_updates_unknown: u64,
+    bitlocker_off: u64,
+    bitlocker_unknown: u64,
+    secure_boot_off: u64,
+    secure_boot_unknown: u64,
+    credential_guard_off: u64,
+    credential_guard_unknown: u64,
+    firewall_off: u64,
+    firewall_unknown: u64,
+}
+
+/// Adds 1 to `bad` when the check is off, to `unknown` when it is not known.
+fn off(value: Option<bool>, bad: &mut u64, unknown: &mut u64) {
+    match value {
+        Some(false) => *bad += 1,
+        None => *unknown += 1,
+        Some(true) => {}
+    }
+}
+
+impl Counts {
+    fn add(&mut self, e: &Endpoint) {
+        self.devices += 1;
+        self.medical_devices += u64::from(e.is_medical_device);
+        self.not_onboarded += u64::from(e.onboarding_status != OnboardingStatus::Onboarded);
+        match e.smb1_enabled {
+            Some(true) => self.smb1_enabled += 1,
+            None => self.smb1_unknown += 1,
+            Some(false) => {}
+        }
+        match e.missing_security_updates {
+            Some(n) if n > 0 => self.missing_updates += 1,
+            None => self.missing_updates_unknown += 1,
+            Some(_) => {}
+        }
+        off(
+            e.bitlocker_on,
+            &mut self.bitlocker_off,
+            &mut self.bitlocker_unknown,
+        );
+        off(
+            e.secure_boot_on,
+            &mut self.secure_boot_off,
+            &mut self.secure_boot_unknown,
+        );
+        off(
+            e.credential_guard_running,
+            &mut self.credential_guard_off,
+            &mut self.credential_guard_unknown,
+        );
+        let profiles = [e.firewall_domain, e.firewall_private, e.firewall_public];
+        if profiles.contains(&Some(false)) {
+            self.firewall_off += 1;
+        } else if profiles.contains(&None) {
+            self.firewall_unknown += 1;
+        }
+    }
+}
+
+/// One site's counts: its trust, and its counts by platform and build.
+type SiteCounts = (String, HashMap<(OsPlatform, Option<u32>), Counts>);
+
+/// The counts of one snapshot as its rows are read: by site (which names its trust),
+/// then by platform and build.
+#[derive(Debug, Default)]
+pub(crate) struct EndpointCounts {
+    by_site: HashMap<String, SiteCounts>,
+}
+
+impl EndpointCounts {
+    pub(crate) fn add(&mut self, e: &Endpoint) {
+        // Looked up by reference: a key is allocated once per site, not once per row.
+        if !self.by_site.contains_key(&e.site) {
+            self.by_site
+                .insert(e.site.clone(), (e.trust.clone(), HashMap::new()));
+        }
+        let (_, groups) = self.by_site.get_mut(&e.site).expect("inserted above");
+        groups
+            .entry((e.os_platform, e.os_build))
+            .or_default()
+            .add(e);
+    }
+
+    /// Writes every group as a row of `endpoint_counts` for `snapshot`.
+    pub(crate) fn write(&self, tx: &Transaction<'_>, snapshot: i64) -> rusqlite::Result<()> {
+        let mut insert = tx.prepare(
+            "INSERT INTO endpoint_counts (snapshot, trust, site, os_platform, os_build, devices,
+                medical_devices, not_onboarded, smb1_enabled, smb1_unknown, missing_updates,
+                missing_updates_unknown, bitlocker_off, bitlocker_unknown, secure_boot_off,
+                secure_boot_unknown, credential_guard_off, credential_guard_unknown,
+                firewall_off, firewall_unknown)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                ?18, ?19, ?20)",
+        )?;
+        for (site, (trust, groups)) in &self.by_site {
+            for ((platform, build), c) in groups {
+                let n = |v: u64| v as i64;
+                insert.execute(params![
+                    snapshot,
+                    trust,
+                    site,
+                    platform.as_str(),
+                    build,
+                    n(c.devices),
+                    n(c.medical_devices),
+                    n(c.not_onboarded),
+                    n(c.smb1_enabled),
+                    n(c.smb1_unknown),
+                    n(c.missing_updates),
+                    n(c.missing_updates_unknown),
+                    n(c.bitlocker_off),
+                    n(c.bitlocker_unknown),
+                    n(c.secure_boot_off),
+                    n(c.secure_boot_unknown),
+                    n(c.credential_guard_off),
+                    n(c.credential_guard_unknown),
+                    n(c.firewall_off),
+                    n(c.firewall_unknown),
+                ])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{NaiveDate, Utc};
+
+    use super::super::store::{TelemetryDb, count_endpoints_sql};
+    use super::super::{Format, ImportRequest, Kind, Outcome, import};
+
+    /// Every combination of the values the counts look at, over a few groups.
+    fn endpoints_csv() -> String {
+        let mut out = super::super::Endpoint::COLUMNS.join(",");
+        out.push('\n');
+        let tri = ["true", "false", ""];
+        let mut i = 0;
+        for onboarding in ["onboarded", "CanBeOnboarded"] {
+            for updates in ["0", "3", ""] {
+                for a in tri {
+                    for b in tri {
+                        for c in tri {
+                            i += 1;
+                            let (platform, build) = if i % 3 == 0 {
+                                ("Windows7", "7601")
+                            } else {
+                                ("Windows10", "19045")
+                            };
+                            let site = if i % 2 == 0 { "RJ121" } else { "RJ122" };
+                            out.push_str(&format!(
+                                "d{i},h{i},{platform},,{build},,2026-11-28,{onboarding},Active,Low,\
+                                 {updates},{a},{b},{a},{b},{c},{c},{a},{},RJ1,{site}\n",
+                                i % 5 == 0
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn import_file(db: &TelemetryDb, kind: Kind, path: &std::path::Path) -> Outcome {
+        let req = ImportRequest {
+            kind,
+            as_of: NaiveDate::from_ymd_opt(2026, 11, 28).unwrap(),
+            format: Format::Csv,
+            path,
+            sha256: None,
+            by: "test",
+            now: Utc::now(),
+        };
+        import::import(db, &req, &mut |_| {}).unwrap().outcome
+    }
+
+    #[test]
+    fn the_counts_made_while_reading_equal_the_counts_from_the_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = TelemetryDb::open(dir.path()).unwrap();
+        let trusts = dir.path().join("t.csv");
+        std::fs::write(
+            &trusts,
+            "ods_code,name,trust_type,major_trauma_centre,region\nRJ1,G,acute,yes,London\n",
+        )
+        .unwrap();
+        import_file(&db, Kind::Trusts, &trusts);
+        let endpoints = dir.path().join("e.csv");
+        std::fs::write(&endpoints, endpoints_csv()).unwrap();
+        let Outcome::Imported { snapshot, .. } = import_file(&db, Kind::Endpoints, &endpoints)
+        else {
+            panic!("the endpoints import");
+        };
+        let conn = db.reader();
+        let all = |conn: &rusqlite::Connection| -> Vec<Vec<rusqlite::types::Value>> {
+            let mut stmt = conn
+                .prepare("SELECT * FROM endpoint_counts ORDER BY site, os_platform, os_build")
+                .unwrap();
+            let n = stmt.column_count();
+            stmt.query_map([], |r| (0..n).map(|i| r.get(i)).collect())
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+        };
+        let read = all(&conn);
+        assert_eq!(read.len(), 4, "two sites by two platforms: {read:?}");
+        conn.execute_batch("DELETE FROM endpoint_counts").unwrap();
+        conn.execute_batch(&count_endpoints_sql(snapshot.id))
+            .unwrap();
+        assert_eq!(
+            all(&conn),
+            read,
+            "counting the stored rows in SQL gives what the import counted while reading"
+        );
+
+        // A folder from before `endpoint_counts` (schema 1) gets its snapshots counted
+        // when it is opened.
+        conn.execute_batch("DROP TABLE endpoint_counts; PRAGMA user_version = 1;")
+            .unwrap();
+        drop(conn);
+        drop(db);
+        let db = TelemetryDb::open(dir.path()).unwrap();
+        assert_eq!(all(&db.reader()), read, "counted on migration");
+    }
+}
