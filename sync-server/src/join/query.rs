@@ -132,58 +132,56 @@ pub fn latest_snapshot(conn: &Connection, kind: &str) -> rusqlite::Result<Option
     .optional()
 }
 
-/// The endpoint checks, with the SQL that counts each one's bad rows and unknown rows
-/// within a group. NULL in a device-configuration column is "the feed does not know",
-/// never "off".
+/// The endpoint checks, with the `endpoint_counts` columns holding each one's bad and
+/// unknown devices (see `telemetry::counts` for their definitions; "unknown" means the
+/// feed does not know, never "off").
 const ENDPOINT_CHECKS: &[(TelemetryCheck, &str, &str)] = &[
     (
         TelemetryCheck::EndpointsSmb1Enabled,
-        "smb1_enabled = 1",
-        "smb1_enabled IS NULL",
+        "smb1_enabled",
+        "smb1_unknown",
     ),
-    (
-        TelemetryCheck::EndpointsNotOnboarded,
-        "onboarding_status <> 'onboarded'",
-        "0",
-    ),
+    (TelemetryCheck::EndpointsNotOnboarded, "not_onboarded", "0"),
     (
         TelemetryCheck::EndpointsMissingSecurityUpdates,
-        "missing_security_updates > 0",
-        "missing_security_updates IS NULL",
+        "missing_updates",
+        "missing_updates_unknown",
     ),
     (
         TelemetryCheck::EndpointsBitlockerOff,
-        "bitlocker_on = 0",
-        "bitlocker_on IS NULL",
+        "bitlocker_off",
+        "bitlocker_unknown",
     ),
     (
         TelemetryCheck::EndpointsSecureBootOff,
-        "secure_boot_on = 0",
-        "secure_boot_on IS NULL",
+        "secure_boot_off",
+        "secure_boot_unknown",
     ),
     (
         TelemetryCheck::EndpointsCredentialGuardOff,
-        "credential_guard_running = 0",
-        "credential_guard_running IS NULL",
+        "credential_guard_off",
+        "credential_guard_unknown",
     ),
     (
         TelemetryCheck::EndpointsFirewallProfileOff,
-        "firewall_domain = 0 OR firewall_private = 0 OR firewall_public = 0",
-        "NOT (firewall_domain = 0 OR firewall_private = 0 OR firewall_public = 0) \
-         AND (firewall_domain IS NULL OR firewall_private IS NULL OR firewall_public IS NULL)",
+        "firewall_off",
+        "firewall_unknown",
     ),
 ];
 
+/// The per-site, per-build figures of a trust, read from `endpoint_counts`: the importer
+/// counts every check's bad and unknown devices as it reads the file (with the same
+/// definitions as the checks above), so a trust's figures are a few dozen rows rather
+/// than a scan of every endpoint.
 fn endpoint_sql() -> String {
     let mut cols = String::new();
     for (_, bad, unknown) in ENDPOINT_CHECKS {
         cols.push_str(&format!(
-            ", coalesce(sum(CASE WHEN {bad} THEN 1 ELSE 0 END), 0), \
-             coalesce(sum(CASE WHEN {unknown} THEN 1 ELSE 0 END), 0)"
+            ", coalesce(sum({bad}), 0), coalesce(sum({unknown}), 0)"
         ));
     }
     format!(
-        "SELECT site, os_platform, os_build, count(*){cols} FROM endpoints
+        "SELECT site, os_platform, os_build, sum(devices){cols} FROM endpoint_counts
          WHERE snapshot = ?1 AND trust = ?2 GROUP BY site, os_platform, os_build"
     )
 }
