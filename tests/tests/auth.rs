@@ -4,6 +4,8 @@
 //! Every test starts its own server on a fresh data folder, so the per-address limit
 //! one test trips (all requests come from 127.0.0.1) never reaches another.
 
+mod api_support;
+
 use std::time::Duration;
 
 use reqwest::{Client, Response, StatusCode, header};
@@ -57,33 +59,15 @@ async fn me(c: &Client, s: &Server, token: &str) -> Response {
         .expect("the server answers /me")
 }
 
-/// The `{error: {code, message}}` of an error answer, after checking its status.
+/// The `{error: {code, message}}` of an error answer (checked by the shared helper),
+/// whose message must also read as words for a person, not internals.
 async fn error(res: Response, status: StatusCode, what: &str) -> (String, String) {
-    assert_eq!(res.status(), status, "{what}: status");
-    let ct = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let body = res.text().await.unwrap();
-    assert!(
-        ct.starts_with("application/json"),
-        "{what}: an error is JSON, got {ct:?}: {body}"
-    );
-    let v: Value =
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{what}: JSON error body: {e}"));
-    let code = v["error"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{what}: the body is {{error: {{code, message}}}}, got {body}"));
-    let message = v["error"]["message"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{what}: the body is {{error: {{code, message}}}}, got {body}"));
+    let (code, message) = api_support::error(res, status, what).await;
     assert!(
         message.len() > 10 && !message.contains("Error(") && !message.contains("sqlite"),
         "{what}: a message a person understands, not internals: {message:?}"
     );
-    (code.to_owned(), message.to_owned())
+    (code, message)
 }
 
 /// Asserts that `token` is refused at once with a 401 that tells the person to sign
