@@ -1,0 +1,219 @@
+// The field app's side of the IPC contract (docs/APP-IPC.md): the values the Tauri
+// shell's commands take and return, and `FieldBackend`, the one interface the field
+// app's components use to reach it. `tauri.ts` implements it over `invoke`; tests pass
+// a fake. Shapes shared with the server (InspectionView and its parts) come from
+// types.ts, unchanged.
+import { ApiError } from "./backend";
+import type { Answer, CommentTarget, InspectionView, Severity, State } from "./types";
+
+/** Where the store's key and the device token are kept. */
+export type Keystore = "os" | "test" | "unavailable";
+
+export interface SignedIn {
+  server: string;
+  user: string;
+  display_name: string;
+  role: string;
+  device_id: number;
+}
+
+export interface AppStatus {
+  version: string;
+  keystore: Keystore;
+  /** Why no keychain could be used; shown alone when `keystore` is "unavailable". */
+  keystore_error: string | null;
+  signed_in: SignedIn | null;
+}
+
+/** One row of the home screen: everything is read from the local store. */
+export interface InspectionSummary {
+  id: string;
+  trust: string;
+  sites: string[];
+  state: State;
+  checklist_title: string;
+  created_at: string;
+  visit_start: string | null;
+  answered: number;
+  total: number;
+  conflicts: number;
+}
+
+export type Scope = "inspection" | "device";
+
+export interface ChecklistItemForApp {
+  id: string;
+  prompt: string;
+  guidance: string;
+  references: string[];
+  scope: Scope;
+}
+
+export interface ChecklistSectionForApp {
+  id: string;
+  title: string;
+  items: ChecklistItemForApp[];
+}
+
+/** The checklist an inspection pins, as the app shows it. */
+export interface ChecklistForApp {
+  id: string;
+  version: string;
+  title: string;
+  sections: ChecklistSectionForApp[];
+}
+
+export interface OpenInspection {
+  view: InspectionView;
+  checklist: ChecklistForApp;
+}
+
+export interface PhotoAdded {
+  sha256: string;
+  bytes: number;
+  view: InspectionView;
+}
+
+/** What a comment is about (the core's `CommentTarget`), as the server's views carry it. */
+export type { CommentTarget } from "./types";
+
+/** A field that can hold a conflict (the core's `FieldRef`): `InspectionView.conflicts` lists these. */
+export type FieldRef =
+  | { field: "state" }
+  | { field: "answer"; item: string }
+  | { field: "device_hostname"; device: string }
+  | { field: "device_build"; device: string }
+  | { field: "observation"; device: string; item: string }
+  | { field: "finding_severity"; finding: string };
+
+export type SyncState = "signed_out" | "offline" | "syncing" | "synced" | "error";
+
+export interface UploadProgress {
+  done_photos: number;
+  total_photos: number;
+  done_bytes: number;
+  total_bytes: number;
+}
+
+export interface SyncStatus {
+  state: SyncState;
+  /** RFC 3339. */
+  last_synced_at: string | null;
+  /** Local changes the server has not acknowledged, across all documents. */
+  pending_changes: number;
+  /** Photos not yet fully uploaded. */
+  pending_photos: number;
+  pending_photo_bytes: number;
+  upload: UploadProgress | null;
+  message: string | null;
+}
+
+/** The codes an `AppError` carries (docs/APP-IPC.md, Conventions). */
+export type AppErrorCode =
+  | "not_signed_in"
+  | "offline"
+  | "unauthorized"
+  | "no_keychain"
+  | "not_found"
+  | "invalid"
+  | "too_large"
+  | "bad_image"
+  | "storage"
+  | "internal";
+
+const CODES: readonly AppErrorCode[] = [
+  "not_signed_in",
+  "offline",
+  "unauthorized",
+  "no_keychain",
+  "not_found",
+  "invalid",
+  "too_large",
+  "bad_image",
+  "storage",
+  "internal",
+];
+
+/** The HTTP status that means the same, so code written against ApiError branches alike. */
+const STATUS: Record<AppErrorCode, number> = {
+  not_signed_in: 401,
+  unauthorized: 401,
+  offline: 503,
+  no_keychain: 500,
+  not_found: 404,
+  invalid: 422,
+  too_large: 413,
+  bad_image: 422,
+  storage: 500,
+  internal: 500,
+};
+
+/**
+ * A command that rejected: the contract's `{code, message}`. An ApiError, so shared
+ * components treat it as they treat the HTTP backend's errors; `message` is a sentence
+ * an inspector can act on.
+ */
+export class AppError extends ApiError {
+  declare readonly code: AppErrorCode;
+
+  constructor(code: AppErrorCode, message: string) {
+    super(STATUS[code], code, message);
+    this.name = "AppError";
+  }
+
+  /** Whatever a command rejected with, as an AppError (unknown codes become `internal`). */
+  static from(e: unknown): AppError {
+    if (e instanceof AppError) return e;
+    if (e && typeof e === "object" && "code" in e && typeof e.code === "string") {
+      const message = "message" in e && typeof e.message === "string" ? e.message : e.code;
+      const code = (CODES as readonly string[]).includes(e.code) ? (e.code as AppErrorCode) : "internal";
+      return new AppError(code, message);
+    }
+    // Tauri itself rejects with a string (an unknown command, a missing permission).
+    if (typeof e === "string") return new AppError("internal", e);
+    if (e instanceof Error) return new AppError("internal", e.message);
+    return new AppError("internal", String(e));
+  }
+}
+
+/** The most bytes `add_photo` takes (docs/APP-IPC.md): larger photos are refused before sending. */
+export const MAX_PHOTO_BYTES = 25 * 1024 * 1024;
+
+/** Every command of the contract, typed. Arguments are as the contract names them. */
+export interface FieldBackend {
+  appStatus(): Promise<AppStatus>;
+  signIn(server: string, user: string, password: string): Promise<AppStatus>;
+  signOut(): Promise<AppStatus>;
+
+  listInspections(): Promise<InspectionSummary[]>;
+  openInspection(id: string): Promise<OpenInspection>;
+  setAnswer(id: string, item: string, answer: Answer): Promise<InspectionView>;
+  editNote(id: string, item: string, text: string): Promise<InspectionView>;
+  addPhoto(id: string, item: string, name: string, bytes: Uint8Array): Promise<PhotoAdded>;
+  /** A `data:image/jpeg;base64,...` URL. */
+  photoThumbnail(sha256: string): Promise<string>;
+  addDevice(id: string, hostname: string, buildSeen: string): Promise<InspectionView>;
+  recordObservation(id: string, device: string, item: string, answer: Answer, note: string): Promise<InspectionView>;
+  addFinding(
+    id: string,
+    severity: Severity,
+    text: string,
+    items: string[],
+    recommendation: string,
+  ): Promise<InspectionView>;
+  addComment(id: string, target: CommentTarget, text: string): Promise<InspectionView>;
+  resolveConflict(id: string, field: FieldRef, candidate: string): Promise<InspectionView>;
+  submitInspection(id: string): Promise<InspectionView>;
+  signOff(id: string, statement: string): Promise<InspectionView>;
+
+  syncStatus(): Promise<SyncStatus>;
+  /** Wakes the sync worker; never waits for the network. */
+  syncNow(): Promise<SyncStatus>;
+  /** Calls `cb` with each `sync-status` event; resolves to a function that stops listening. */
+  onSyncStatus(cb: (s: SyncStatus) => void): Promise<() => void>;
+}
+
+/** The conflicts of a view, typed (types.ts keeps them as `unknown[]`). */
+export function conflictsOf(view: InspectionView): FieldRef[] {
+  return view.conflicts as FieldRef[];
+}
