@@ -4,8 +4,8 @@
 //! | role | inspection document | trust response document | inspection records |
 //! |---|---|---|---|
 //! | inspector | read, write: if assigned | read: if assigned | list, get: if assigned |
-//! | reviewer | read, write: all | read: all | list, get, create, assign, share, change state: all |
-//! | trust lead (trust T) | read: T's, once shared | read, write: T's, once shared | list, get: T's, once shared |
+//! | reviewer | read, write: all | read: all | list, get, create, assign, share, change state, comment, sign off: all |
+//! | trust lead (trust T) | read: T's, once shared | read, write: T's, once shared | list, get: T's, once shared; respond to findings: T's, once shared |
 //! | admin | none | none | list, get, create, assign, share |
 //!
 //! A denied document and a missing one get the same answer.
@@ -71,4 +71,17 @@ pub fn can_change_state(user: &User, rec: &InspectionRecord) -> bool {
         Role::Inspector => assigned(user, rec),
         _ => false,
     }
+}
+
+/// Whether a caller's role may write review fields (comments and a reviewer's sign-off)
+/// through the API. Reviewers write every inspection document, so no record is needed.
+pub fn can_review(user: &User) -> bool {
+    matches!(user.role, Role::Reviewer)
+}
+
+/// Whether a caller's role may ever write a trust response through the API: only a
+/// trust lead, and then only for their own trust's shared inspections ([`doc_right`] on
+/// the response document decides which).
+pub fn can_respond(user: &User) -> bool {
+    matches!(user.role, Role::TrustLead(_))
 }

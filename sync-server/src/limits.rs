@@ -80,3 +80,7 @@ pub const TELEMETRY_IMPORT_CACHE_KIB: i64 = 64 * 1024;
 /// After an import, `telemetry.db`'s write-ahead log is cut back to this size once
 /// checkpointed, rather than keeping the size of the largest import on disk.
 pub const TELEMETRY_WAL_KEEP_BYTES: i64 = 64 * 1024 * 1024;
+/// Most OS platform and build groups the trust's telemetry summary lists one by one
+/// (the rest are summed): a trust runs a dozen or two builds, and a chart of more bars
+/// than this is not read.
+pub const TELEMETRY_SUMMARY_OS_GROUPS: usize = 12;

@@ -1,5 +1,7 @@
 //! `POST /api/v1/login`: a user name, a password and a device name in; a device
 //! token out (and, for browsers, the same token as an HttpOnly cookie).
+//! `POST /api/v1/logout`: the token presented is revoked (its device signed out, on the
+//! server, for every copy of the token) and the browser's cookie is cleared.
 
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderValue, header};
@@ -18,6 +20,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/login", post(login))
         .route("/api/v1/me", get(me))
+        .route("/api/v1/logout", post(logout))
         .route("/healthz", get(|| async { "ok" }))
 }
 
@@ -154,6 +157,34 @@ async fn me(caller: Caller) -> Json<serde_json::Value> {
         "role": caller.user.role,
         "device_id": caller.device.id,
     }))
+}
+
+/// Revokes the caller's device token, then tells the browser to drop its cookie. The
+/// revocation is what signs out: a copy of the token kept anywhere stops working too.
+async fn logout(State(state): State<AppState>, caller: Caller) -> Result<Response, AppError> {
+    let storage = state.storage.clone();
+    let device = caller.device.id;
+    tokio::task::spawn_blocking(move || storage.revoke_device(device)).await??;
+    state
+        .audit(AuditEvent {
+            target: format!("device:{device}"),
+            ..event(
+                &caller.user.name,
+                Some(device),
+                "logout",
+                &caller.from,
+                "ok",
+            )
+        })
+        .await;
+    let mut res = axum::http::StatusCode::NO_CONTENT.into_response();
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static(
+            "wardcheck_token=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+        ),
+    );
+    Ok(res)
 }
 
 static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {

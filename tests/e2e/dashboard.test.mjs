@@ -238,6 +238,125 @@ step("a trust lead sees only their trust, and another trust's inspection is exac
   await lead.context.close();
 });
 
+step("the trust's telemetry charts render, with the figures the API gives", async () => {
+  await page.goto(`${base}/inspections/${args.inspection}`);
+  const charts = page.locator("[data-testid=telemetry-charts]");
+  await charts.waitFor();
+  const summary = await (await page.request.get(`${base}/api/v1/inspections/${args.inspection}/telemetry-summary`)).json();
+  assert.ok(summary.endpoints && summary.alerts, "the demo trust has endpoint and alert telemetry");
+  const n = (v) => v.toLocaleString("en-GB");
+  const figure = async (chart, label) =>
+    Number(await charts.locator(`[data-testid=chart-${chart}] tr`).filter({ has: page.getByRole("rowheader", { name: label, exact: true }) }).locator("td[data-value]").getAttribute("data-value"));
+  assert.equal(await figure("os-support", "Unsupported"), summary.endpoints.support.unsupported);
+  assert.equal(await figure("os-support", "Supported"), summary.endpoints.support.supported);
+  assert.equal(await figure("smb1", "SMBv1 enabled"), summary.endpoints.smb1.enabled);
+  assert.equal(await figure("onboarding", "Not onboarded"), summary.endpoints.onboarding.not_onboarded);
+  assert.equal(await figure("alerts", "Not acknowledged, past 48 hours"), summary.alerts.open_overdue);
+  const headline = await page.locator("[data-testid=telemetry-headline]").innerText();
+  assert.ok(headline.includes(`${n(summary.endpoints.support.unsupported)} of ${n(summary.endpoints.devices)} endpoints`), headline);
+  const alerts = await page.locator("[data-testid=alerts-headline]").innerText();
+  assert.ok(alerts.includes(`${n(summary.alerts.overdue)} of ${n(summary.alerts.alerts)}`), alerts);
+  // Every chart draws bars, and a row above zero has a bar above zero.
+  for (const id of ["os-support", "os-builds", "smb1", "onboarding", "alerts"]) {
+    const widths = await charts.locator(`[data-testid=chart-${id}] rect.wc-bar`).evaluateAll((rs) => rs.map((r) => r.getBBox().width));
+    const values = await charts.locator(`[data-testid=chart-${id}] td[data-value]`).evaluateAll((ts) => ts.map((t) => Number(t.dataset.value)));
+    assert.ok(widths.length > 0 && widths.length === values.length, `${id}: a bar per row`);
+    values.forEach((v, i) => assert.equal(widths[i] > 0, v > 0, `${id} row ${i}: bar ${widths[i]} for ${v}`));
+  }
+  // The bars are decoration for screen readers: the table's figures are the text.
+  assert.equal(await charts.locator("svg[aria-hidden=true]").count(), await charts.locator("svg").count());
+  await charts.scrollIntoViewIfNeeded();
+  await charts.screenshot({ path: join(shots, "dashboard-charts.png") });
+});
+
+const COMMENT = `Checked against the trust's asset register on ${new Date().toISOString().slice(0, 10)}`;
+
+step("a reviewer comments on the inspection and an item; the comments are kept after a reload", async () => {
+  const form = page.locator("[data-testid=comment-inspection-form]");
+  // Bad input first: a clear error by the box, nothing sent.
+  await form.getByRole("button", { name: "Add comment" }).click();
+  await form.getByText("Enter your comment").waitFor();
+  await form.getByLabel("Comment on the inspection").fill("x".repeat(20_001));
+  await form.getByRole("button", { name: "Add comment" }).click();
+  await form.getByText("must be 20,000 characters or fewer").waitFor();
+  await form.getByLabel("Comment on the inspection").fill(COMMENT);
+  await form.getByRole("button", { name: "Add comment" }).click();
+  await form.getByText("Saved.").waitFor();
+  await page.locator("[data-testid=comment]").filter({ hasText: COMMENT }).waitFor();
+  await page.locator("[data-testid=review]").screenshot({ path: join(shots, "dashboard-review.png") });
+  const item = page.locator(`[data-item="${args.item}"]`);
+  await item.locator("summary").filter({ hasText: "Comment on this item" }).click();
+  await item.getByLabel("Your comment on this item").fill(`${COMMENT} (item)`);
+  await item.getByRole("button", { name: "Add comment" }).click();
+  await item.locator("[data-testid=item-comment]").filter({ hasText: `${COMMENT} (item)` }).waitFor();
+  await page.reload();
+  await page.locator("[data-testid=comment]").filter({ hasText: COMMENT }).waitFor();
+  await page.locator(`[data-item="${args.item}"] [data-testid=item-comment]`).filter({ hasText: `${COMMENT} (item)` }).waitFor();
+  const detail = await (await page.request.get(`${base}/api/v1/inspections/${args.inspection}`)).json();
+  const mine = detail.inspection.comments.filter((c) => c.text.startsWith(COMMENT));
+  assert.equal(mine.length, 2, "both comments are in the document");
+  assert.ok(mine.every((c) => c.by === "rita"), "stamped with the reviewer");
+});
+
+const RESPONSE = "We are isolating the remaining Windows 7 imaging workstations on their own VLAN by March.";
+let respondedFinding = null;
+
+step("the trust lead writes a response to a finding, and the reviewer sees it", async () => {
+  // The lead may respond once the inspection is shared with the trust: share it first if
+  // the demo left it unshared.
+  const before = await (await page.request.get(`${base}/api/v1/inspections/${args.inspection}`)).json();
+  if (!before.record.shared_at) {
+    const shared = await page.request.post(`${base}/api/v1/inspections/${args.inspection}/share`);
+    assert.equal(shared.status(), 200, "the reviewer shares the inspection");
+  }
+  respondedFinding = before.inspection.findings[0].id;
+  const lead = await newPage();
+  const p = lead.page;
+  await signIn(p, "lead-rj1");
+  await p.goto(`${base}/inspections/${args.inspection}`);
+  const card = p.locator(`[data-finding="${respondedFinding}"]`);
+  const box = card.locator("textarea");
+  await box.waitFor();
+  // Too long: refused with a clear error.
+  await box.fill("y".repeat(20_001));
+  await card.getByRole("button", { name: "Save response" }).click();
+  await card.getByText("must be 20,000 characters or fewer").waitFor();
+  await box.fill(RESPONSE);
+  await card.getByRole("button", { name: "Save response" }).click();
+  await card.getByText("Saved.").waitFor();
+  await card.locator("[data-testid=trust-response]").filter({ hasText: RESPONSE }).waitFor();
+  // The lead reads the trust's charts too, and may not comment.
+  await p.locator("[data-testid=telemetry-charts]").waitFor();
+  assert.equal(await p.locator("[data-testid=review]").count(), 0, "no review panel for a trust lead");
+  assert.equal(await p.getByText("Comment on this finding").count(), 0, "no comment forms for a trust lead");
+  await card.screenshot({ path: join(shots, "dashboard-trust-response.png") });
+  await lead.context.close();
+
+  // The reviewer's open page shows it (live), and so does a fresh load.
+  const seen = page.locator(`[data-finding="${respondedFinding}"] [data-testid=trust-response]`).filter({ hasText: RESPONSE });
+  await seen.waitFor({ timeout: 15_000 });
+  await page.reload();
+  await seen.waitFor();
+  assert.equal(await page.getByRole("button", { name: "Save response" }).count(), 0, "a reviewer cannot write the trust's response");
+});
+
+step("signing out revokes the session: the page goes to sign in and the API answers 401", async () => {
+  const [cookie] = (await reviewer.context.cookies(base)).filter((c) => c.name === "wardcheck_token");
+  assert.ok(cookie?.value, "signed in with the HttpOnly cookie");
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.waitForURL(/\/signin/);
+  await page.getByRole("heading", { name: "Sign in to Wardcheck review" }).waitFor();
+  const me = await page.request.get(`${base}/api/v1/me`);
+  assert.equal(me.status(), 401, "no session in the browser");
+  assert.equal((await reviewer.context.cookies(base)).filter((c) => c.name === "wardcheck_token").length, 0, "the cookie is gone");
+  // A copy of the old token is refused too: the server revoked it.
+  const old = await fetch(`${base}/api/v1/me`, { headers: { Authorization: `Bearer ${cookie.value}` } });
+  assert.equal(old.status, 401, "the old token is revoked");
+  // And the inspection page asks to sign in again.
+  await page.goto(`${base}/inspections/${args.inspection}`);
+  await page.waitForURL(/\/signin\?next=/);
+});
+
 let failed = 0;
 for (const [name, fn] of steps) {
   try {

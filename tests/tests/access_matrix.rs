@@ -20,7 +20,8 @@ use automerge::{ActorId, AutoCommit, ReadDoc};
 use reqwest::{Client, StatusCode, header};
 use serde_json::{Value, json};
 use uuid::Uuid;
-use wardcheck_core::inspection::{Inspection, PhotoRef, Stamp};
+use wardcheck_core::checklist::Severity;
+use wardcheck_core::inspection::{Inspection, NewFinding, PhotoRef, Stamp};
 use wardcheck_tests::client::{ClientError, SyncClient};
 use wardcheck_tests::server::{PASSWORD, Server};
 
@@ -208,6 +209,49 @@ async fn attach(ctx: &Ctx, f: &Fixture, sha: &str, size: usize) {
     client.close().await;
 }
 
+/// Adds a finding to the fixture's inspection as ann, through sync; returns its id.
+async fn add_finding(ctx: &Ctx, f: &Fixture) -> Uuid {
+    let ann = Some(ctx.tokens["ann"].clone());
+    let mut client = connect(ctx, &ann).await.expect("ann connects");
+    let doc = client.fetch(f.id).await.expect("ann reads her inspection");
+    let cl = checklist();
+    let item = wardcheck_tests::crash_items(&cl)[0].clone();
+    let mut insp = Inspection::from_doc(doc.with_actor(ActorId::random()), cl).unwrap();
+    let id = Uuid::new_v4();
+    insp.add_finding(
+        NewFinding {
+            id,
+            severity: Severity::High,
+            text: "The server room door was propped open.".into(),
+            items: vec![item],
+            recommendation: "Fit a door closer.".into(),
+        },
+        &Stamp::new("ann", chrono::Utc::now()),
+    )
+    .unwrap();
+    client
+        .sync(f.id, &mut insp)
+        .await
+        .expect("ann's finding syncs");
+    client.close().await;
+    id
+}
+
+/// Moves the fixture's inspection to `submitted`, as the reviewer.
+async fn submit(ctx: &Ctx, f: &Fixture) {
+    for to in ["in_progress", "submitted"] {
+        let res = ctx
+            .c
+            .post(ctx.url(&format!("/api/v1/inspections/{}/state", f.id)))
+            .bearer_auth(&ctx.tokens["rita"])
+            .json(&json!({ "state": to }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "moving the fixture to {to}");
+    }
+}
+
 /// Whether the reviewer, reading afresh, finds change `hash` in document `doc`.
 async fn stored(ctx: &Ctx, doc: Uuid, hash: &automerge::ChangeHash) -> bool {
     let rita = Some(ctx.tokens["rita"].clone());
@@ -342,6 +386,67 @@ async fn try_cell(ctx: &mut Ctx, row: &str, col: usize) -> Option<String> {
             } else {
                 status(&res)
             }
+        }
+        "GET /api/v1/inspections/{id}/telemetry-summary" => {
+            let url = |id: Uuid| ctx.url(&format!("/api/v1/inspections/{id}/telemetry-summary"));
+            let res = ctx.send(c.get(url(f.id)), &token).await;
+            if res.status() == StatusCode::NOT_FOUND {
+                same_404(ctx, res, c.get(url(random)), &token, &what).await
+            } else {
+                status(&res)
+            }
+        }
+        "POST /api/v1/inspections/{id}/comments" | "POST /api/v1/inspections/{id}/signoffs" => {
+            let (action, body) = if row.ends_with("comments") {
+                (
+                    "comments",
+                    json!({ "target": { "kind": "inspection" }, "text": "Checked with the trust." }),
+                )
+            } else {
+                submit(ctx, &f).await;
+                ("signoffs", json!({ "statement": "Reviewed and agreed." }))
+            };
+            let build = |id: Uuid| {
+                c.post(ctx.url(&format!("/api/v1/inspections/{id}/{action}")))
+                    .json(&body)
+            };
+            let res = ctx.send(build(f.id), &token).await;
+            if res.status() == StatusCode::NOT_FOUND {
+                same_404(ctx, res, build(random), &token, &what).await
+            } else {
+                status(&res)
+            }
+        }
+        "PUT /api/v1/inspections/{id}/responses/{finding}" => {
+            let finding = add_finding(ctx, &f).await;
+            let build = |id: Uuid| {
+                c.put(ctx.url(&format!("/api/v1/inspections/{id}/responses/{finding}")))
+                    .json(&json!({ "text": "We have fitted a door closer." }))
+            };
+            let res = ctx.send(build(f.id), &token).await;
+            if res.status() == StatusCode::NOT_FOUND {
+                same_404(ctx, res, build(random), &token, &what).await
+            } else {
+                status(&res)
+            }
+        }
+        "POST /api/v1/logout" => {
+            // A token of its own: the shared one must outlive this row.
+            let fresh = match user {
+                Some(u) => Some(api_support::token(&ctx.c, &ctx.s, u).await),
+                None => None,
+            };
+            let res = ctx.send(c.post(ctx.url("/api/v1/logout")), &fresh).await;
+            let s = status(&res);
+            if let (Some(_), "204") = (&fresh, s.as_str()) {
+                let me = ctx.send(c.get(ctx.url("/api/v1/me")), &fresh).await;
+                assert_eq!(
+                    me.status(),
+                    StatusCode::UNAUTHORIZED,
+                    "{what}: the token is refused once signed out"
+                );
+            }
+            s
         }
         "PUT /api/v1/blobs/{sha256}" => {
             let seed = ctx.next_seed();

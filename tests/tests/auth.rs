@@ -694,3 +694,59 @@ async fn the_data_folder_survives_a_restart() {
         "the audit log from before the restart is kept:\n{audit}"
     );
 }
+
+#[tokio::test]
+async fn signing_out_with_the_cookie_revokes_that_device_and_shows_in_the_device_list() {
+    let s = Server::start();
+    s.add_user("ivan", "inspector");
+    let c = client();
+    let browser = sign_in(&c, &s, "ivan", "review dashboard (browser)").await;
+    let tablet = sign_in(&c, &s, "ivan", "tablet").await;
+    let token = browser["token"].as_str().unwrap();
+    let cookie = format!("wardcheck_token={token}");
+
+    // A browser signs out with its cookie, as the dashboard's button does.
+    let res = c
+        .post(s.url("/api/v1/logout"))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let set = res
+        .headers()
+        .get(header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(
+        set.starts_with("wardcheck_token=;") && set.contains("Max-Age=0"),
+        "the browser is told to drop the cookie: {set}"
+    );
+    let res = c
+        .get(s.url("/api/v1/me"))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::UNAUTHORIZED,
+        "the cookie is refused"
+    );
+    refused(&c, &s, token, "a signed-out token as a bearer token").await;
+    assert_eq!(
+        me(&c, &s, tablet["token"].as_str().unwrap()).await.status(),
+        StatusCode::OK,
+        "the user's other device stays signed in"
+    );
+    let list = devices(&s);
+    assert_eq!(
+        list[0][4], "revoked",
+        "signing out revokes the device: {list:?}"
+    );
+    assert_eq!(list[1][4], "active", "{list:?}");
+
+    // Without a token there is nothing to sign out.
+    let res = c.post(s.url("/api/v1/logout")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}

@@ -7,7 +7,11 @@
 //! formula neutralisation, the printable report as a PDF, and that another trust's
 //! inspection is exactly a missing one in the page and in the API. Half-way it waits
 //! while this test changes a note through a Rust sync client (`wardcheck_tests::client`),
-//! and then checks that the open page shows it without a reload.
+//! and then checks that the open page shows it without a reload. Then the editing and
+//! charts: the trust's telemetry charts with the API's figures; a reviewer's comments
+//! (refused with a clear error when too long, kept after a reload); RJ1's lead writing a
+//! response to a finding, which the reviewer's open page then shows; and signing out,
+//! after which `/api/v1/me` answers 401 and the old token is refused.
 //!
 //! Needs Chromium (`/usr/bin/chromium`) and the npm packages of `ui/`: `scripts/setup`
 //! installs both. Screenshots, the CSV and the PDF go to `artifacts/`.

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use automerge::{ActorId, AutoCommit};
+use automerge::ActorId;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -16,16 +16,15 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-use wardcheck_core::inspection::{Inspection, InspectionError, InspectionView, Stamp};
+use wardcheck_core::inspection::{Inspection, InspectionView, Stamp};
 use wardcheck_core::response::{ResponseView, TrustResponse};
 
+use super::edit::{blocking, edit_inspection, load_doc};
 use super::{JsonBody, audit};
 use crate::auth::Caller;
 use crate::error::AppError;
-use crate::inspections::{self, CreateError, CreateInspection, encode_heads};
-use crate::storage::{
-    DocAccess, DocKind, InspectionQuery, InspectionRecord, Role, Storage, StorageError,
-};
+use crate::inspections::{self, CreateError, CreateInspection};
+use crate::storage::{DocAccess, DocKind, InspectionQuery, InspectionRecord, Role, Storage};
 use crate::{AppState, access, limits};
 
 /// `GET /api/v1/inspections` query.
@@ -68,19 +67,13 @@ pub(super) struct StateBody {
     state: wardcheck_core::inspection::State,
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, AppError> + Send + 'static,
-) -> Result<T, AppError> {
-    tokio::task::spawn_blocking(f).await?
-}
-
-fn target(id: Uuid) -> String {
+pub(super) fn target(id: Uuid) -> String {
     format!("inspection:{id}")
 }
 
 /// The record of `id` if the caller may see it; else the 404 of a missing id (and an
 /// audit event for the refusal).
-async fn visible(
+pub(super) async fn visible(
     state: &AppState,
     caller: &Caller,
     id: &str,
@@ -108,7 +101,12 @@ async fn visible(
     }
 }
 
-async fn forbidden(state: &AppState, caller: &Caller, what: &str, action: &str) -> AppError {
+pub(super) async fn forbidden(
+    state: &AppState,
+    caller: &Caller,
+    what: &str,
+    action: &str,
+) -> AppError {
     audit(state, Some(caller), "denied", what, "role").await;
     AppError::forbidden(format!("a {} may not {action}", caller.user.role.name()))
 }
@@ -339,124 +337,20 @@ pub(super) async fn change_state(
     result.map(Json)
 }
 
-/// The sync engine's name for this API when it syncs a change into a document.
-const API_PEER: &str = "server-api";
-
-/// Most sync round trips a state change may take to reach the in-memory document: two
-/// or three suffice (heads, then the change, then the acknowledgement).
-const MAX_SYNC_ROUNDS: usize = 8;
-
-/// Makes the change in a copy of the document, then syncs that copy into the document
-/// the sync engine holds ([`crate::sync::Documents`]), exactly as a client would. So the
-/// change goes through the one place that writes documents while connections use them:
-/// it is committed to storage there, the state column and photo references follow, it
-/// survives the engine's compaction, and connected clients receive it at once.
+/// Makes the state change in the document, through the API's one write path
+/// ([`super::edit`]): synced into the document the sync engine holds, so connected
+/// clients receive it and it is committed as their changes are.
 async fn change_state_in_doc(
     state: &AppState,
     caller: &Caller,
     rec: InspectionRecord,
     to: wardcheck_core::inspection::State,
 ) -> Result<InspectionRecord, AppError> {
-    let id = rec.id;
     let stamp = Stamp::new(caller.user.name.clone(), chrono::Utc::now());
-    let storage = state.storage.clone();
-    let r = rec.clone();
-    let (mut insp, changed) = blocking(move || {
-        let mut doc = load_doc(&*storage, id)?;
-        let before = doc.get_heads();
-        let checklist = inspections::pinned_checklist(&*storage, &r).map_err(AppError::internal)?;
-        // A fresh actor per change: the server never shares an actor between two
-        // writers that could change the same document at once.
-        let mut insp = Inspection::from_doc(doc.with_actor(ActorId::random()), checklist)
-            .map_err(AppError::internal)?;
-        insp.change_state(to, &stamp).map_err(state_error)?;
-        let heads = insp.heads();
-        debug_assert_ne!(heads, before);
-        Ok((insp, heads))
-    })
-    .await?;
-
-    let (connection, inbox) = state.docs.connection();
-    let handle = state.docs.open(id, connection, inbox);
-    let mut ours = automerge::sync::State::new();
-    let mut theirs = automerge::sync::State::new();
-    for _ in 0..MAX_SYNC_ROUNDS {
-        let (back, message) = blocking(move || {
-            let m = insp.generate_sync_message(&mut ours);
-            Ok(((insp, ours), m))
-        })
-        .await?;
-        (insp, ours) = back;
-        let Some(message) = message else { break };
-        let exchanged = state
-            .docs
-            .exchange(
-                &handle,
-                API_PEER.to_owned(),
-                theirs,
-                message,
-                Some(rec.clone()),
-            )
-            .await
-            .map_err(|e| AppError::internal(format!("syncing a state change into {id}: {e:?}")))?;
-        theirs = exchanged.state;
-        if let Some(reply) = exchanged.reply {
-            let back = blocking(move || {
-                insp.receive_sync_message(&mut ours, reply)
-                    .map_err(AppError::internal)?;
-                Ok((insp, ours))
-            })
-            .await?;
-            (insp, ours) = back;
-        }
-    }
-    state.docs.notify_others(&handle);
-    drop(handle);
-
-    // The change must now be stored: check it, then keep the record in step.
-    let storage = state.storage.clone();
-    blocking(move || {
-        let mut doc = load_doc(&*storage, id)?;
-        if changed.iter().any(|h| doc.get_change_by_hash(h).is_none()) {
-            return Err(AppError::internal(format!(
-                "the state change of {id} did not reach storage"
-            )));
-        }
-        // The column holds the state the document shows: `to`, unless a concurrent
-        // change elsewhere won (both stay in the document as a conflict).
-        let checklist =
-            inspections::pinned_checklist(&*storage, &rec).map_err(AppError::internal)?;
-        let shown = Inspection::from_doc(doc, checklist)
-            .and_then(|i| i.state())
-            .map_err(AppError::internal)?
-            .current()
-            .value;
-        storage.set_state(id, shown)?;
-        storage.inspection(id)?.ok_or_else(AppError::not_found)
-    })
-    .await
+    edit_inspection(state, rec, move |insp| insp.change_state(to, &stamp)).await
 }
 
-/// Loads a stored document (snapshot, then changes) and checks it reaches the heads
-/// stored beside it: a damaged change chunk is dropped silently by Automerge, and this
-/// is where that is caught.
-fn load_doc(storage: &dyn Storage, doc: Uuid) -> Result<AutoCommit, AppError> {
-    let stored = storage
-        .load_doc(doc)?
-        .ok_or_else(|| AppError::internal(format!("document {doc} has a record but no data")))?;
-    let mut am = AutoCommit::load(&stored.snapshot).map_err(AppError::internal)?;
-    for change in &stored.changes {
-        am.load_incremental(change).map_err(AppError::internal)?;
-    }
-    if encode_heads(&am.get_heads()) != stored.heads {
-        return Err(AppError::internal(StorageError::Corrupt(format!(
-            "document {doc} does not reach its stored heads"
-        ))));
-    }
-    Ok(am)
-}
-
-fn inspection_view(
+pub(super) fn inspection_view(
     storage: &dyn Storage,
     rec: &InspectionRecord,
 ) -> Result<InspectionView, AppError> {
@@ -477,15 +371,6 @@ fn create_error(e: CreateError) -> AppError {
         CreateError::UnknownUser(_) => unprocessable("unknown_user", &e),
         CreateError::Inspection(ref inner) => unprocessable("invalid", inner),
         CreateError::Storage(s) => s.into(),
-        other => AppError::internal(other),
-    }
-}
-
-fn state_error(e: InspectionError) -> AppError {
-    match e {
-        InspectionError::IllegalTransition { .. }
-        | InspectionError::WrongState(..)
-        | InspectionError::Closed => AppError::conflict("illegal_transition", e.to_string()),
         other => AppError::internal(other),
     }
 }

@@ -1,5 +1,7 @@
 //! The JSON API for dashboards: inspections listed, read, created, assigned, shared and
-//! moved through their life, and the OpenAPI document that describes every route.
+//! moved through their life; reviewers' comments and sign-offs and trust leads'
+//! responses (`review`, written through `edit`, the API's one path into a document); the
+//! telemetry join and summary; and the OpenAPI document that describes every route.
 //!
 //! Each handler extracts its input, asks [`crate::access`], calls one function of
 //! [`crate::inspections`], storage or core, and converts the result. Shared here:
@@ -14,8 +16,10 @@
 //! A resource the caller may not see and one that does not exist get the same 404
 //! (`AppError::not_found`), so ids cannot be probed.
 
+mod edit;
 mod inspections;
 mod join;
+mod review;
 
 use axum::Router;
 use axum::body::Body;
@@ -23,7 +27,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use serde::de::DeserializeOwned;
 
 use crate::auth::Caller;
@@ -48,6 +52,16 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/api/v1/inspections/{id}/state",
             post(inspections::change_state),
+        )
+        .route(
+            "/api/v1/inspections/{id}/telemetry-summary",
+            get(join::get_summary),
+        )
+        .route("/api/v1/inspections/{id}/comments", post(review::comment))
+        .route("/api/v1/inspections/{id}/signoffs", post(review::sign_off))
+        .route(
+            "/api/v1/inspections/{id}/responses/{finding}",
+            put(review::respond),
         )
         .route("/api/v1/openapi.json", get(openapi))
         .route_layer(middleware::from_fn(refuse_large_bodies))

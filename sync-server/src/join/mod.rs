@@ -57,6 +57,7 @@
 
 pub mod lifecycle;
 mod query;
+mod summary;
 mod verdict;
 
 use std::collections::BTreeMap;
@@ -72,6 +73,10 @@ pub use crate::telemetry::thousands;
 pub use query::{
     Counts, DeviceRecord, OsGroup, SnapshotRef, TrustTelemetry, count_checks, latest_snapshot,
     trust_telemetry,
+};
+pub use summary::{
+    AckBucket, AlertSummary, EndpointSummary, Onboarding, OsShare, Smb1, SummarySnapshots,
+    SupportMix, TrustSummary, telemetry_summary,
 };
 pub use verdict::{Compliance, Verdict, verdict};
 

@@ -277,6 +277,8 @@ pub trait Storage:
         view: &wardcheck_core::inspection::InspectionView,
         checklist: &wardcheck_core::checklist::Checklist,
     ) -> Result<crate::join::Join>;
+    /// The figures behind a trust's telemetry charts ([`crate::join::telemetry_summary`]).
+    fn telemetry_summary(&self, trust: &str) -> Result<crate::join::TrustSummary>;
 
     // audit
     fn audit(&self, event: &AuditEvent) -> Result<()>;

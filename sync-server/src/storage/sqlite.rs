@@ -844,6 +844,13 @@ impl Storage for SqliteStorage {
         )?)
     }
 
+    fn telemetry_summary(&self, trust: &str) -> Result<crate::join::TrustSummary> {
+        Ok(crate::join::telemetry_summary(
+            &self.telemetry.reader(),
+            trust,
+        )?)
+    }
+
     fn audit(&self, e: &AuditEvent) -> Result<()> {
         self.conn().execute(
             "INSERT INTO audit (at, actor, device, action, target, origin, outcome)

@@ -17,7 +17,7 @@ export class Poll<T> {
   private last = "";
   private timer: ReturnType<typeof setTimeout> | null = null;
   private stopped = false;
-  private inFlight = false;
+  private inFlight: Promise<void> | null = null;
   private readonly onVisible = () => {
     if (document.visibilityState === "visible") this.tick();
   };
@@ -30,16 +30,34 @@ export class Poll<T> {
     return this;
   }
 
+  /** Asks again now, whatever the timer says: after this page changed something, so
+   *  that the change shows at once. A request already under way is waited for first,
+   *  since it may have left before the change was made. */
+  async refresh(): Promise<void> {
+    if (this.inFlight) await this.inFlight;
+    await this.tick();
+  }
+
   stop() {
     this.stopped = true;
     document.removeEventListener("visibilitychange", this.onVisible);
     if (this.timer) clearTimeout(this.timer);
   }
 
-  private async tick() {
-    if (this.stopped || this.inFlight) return;
+  private tick(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    if (this.inFlight) return this.inFlight;
     if (this.timer) clearTimeout(this.timer);
-    this.inFlight = true;
+    this.inFlight = this.loadOnce().finally(() => {
+      this.inFlight = null;
+      if (!this.stopped && document.visibilityState === "visible") {
+        this.timer = setTimeout(() => this.tick(), POLL_MS);
+      }
+    });
+    return this.inFlight;
+  }
+
+  private async loadOnce() {
     try {
       const data = await this.load();
       // Only a real change replaces the data, so nothing re-renders (and no screen
@@ -55,11 +73,6 @@ export class Poll<T> {
       this.checked = new Date();
     } catch (e) {
       this.error = e;
-    } finally {
-      this.inFlight = false;
-    }
-    if (!this.stopped && document.visibilityState === "visible") {
-      this.timer = setTimeout(() => this.tick(), POLL_MS);
     }
   }
 }

@@ -2,7 +2,20 @@
 // implements it over the server's JSON API (the review dashboard, signed in with the
 // HttpOnly cookie); the field app will add a Tauri implementation behind the same
 // interface.
-import type { Detail, InspectionRecord, Join, ListFilter, Me, Page } from "./types";
+import type {
+  Comment,
+  CommentTarget,
+  Detail,
+  InspectionRecord,
+  Join,
+  ListFilter,
+  Me,
+  Page,
+  Responded,
+  Signoff,
+  State,
+  TelemetrySummary,
+} from "./types";
 
 /** A failed call, with the server's stable error code (`not_found`, `unauthorized`...). */
 export class ApiError extends Error {
@@ -19,6 +32,8 @@ export class ApiError extends Error {
 export interface Backend {
   /** Signs in; the session lives in an HttpOnly cookie the page never sees. */
   signIn(user: string, password: string): Promise<Me>;
+  /** Signs out: the server revokes this device's token and clears the cookie. */
+  signOut(): Promise<void>;
   /** Who is signed in, or null when no one is. */
   me(): Promise<Me | null>;
   /** One page of the inspections the caller may see. */
@@ -28,6 +43,18 @@ export interface Backend {
   inspection(id: string): Promise<Detail>;
   /** The answers beside telemetry; null when the join is not available to the caller. */
   join(id: string): Promise<Join | null>;
+  /** The figures behind the trust's charts; null when not available to the caller. */
+  telemetrySummary(id: string): Promise<TelemetrySummary | null>;
+  /** A reviewer's comment on the inspection, an item, a finding or a device. */
+  comment(id: string, target: CommentTarget, text: string): Promise<Comment>;
+  /** A reviewer's sign-off of a submitted inspection. */
+  signOff(id: string, statement: string): Promise<Signoff>;
+  /** Moves the inspection through its life (reviewers; assigned inspectors). */
+  changeState(id: string, state: State): Promise<InspectionRecord>;
+  /** Lets the inspection's trust lead read it (reviewers and admins). */
+  share(id: string): Promise<InspectionRecord>;
+  /** The trust lead's response to a finding (replaces an earlier one). */
+  respond(id: string, finding: string, text: string): Promise<Responded>;
   /** The address of a stored photo (same origin, so the cookie goes with it). */
   photoUrl(sha256: string): string;
 }

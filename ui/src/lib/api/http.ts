@@ -2,7 +2,20 @@
 // `wardcheck_token` cookie set by `POST /api/v1/login` (HttpOnly, SameSite=Strict): the
 // page never holds the token, so a script injected into it could not steal one.
 import { ApiError, type Backend } from "./backend";
-import type { Detail, InspectionRecord, Join, ListFilter, Me, Page } from "./types";
+import type {
+  Comment,
+  CommentTarget,
+  Detail,
+  InspectionRecord,
+  Join,
+  ListFilter,
+  Me,
+  Page,
+  Responded,
+  Signoff,
+  State,
+  TelemetrySummary,
+} from "./types";
 
 /** Most pages `allInspections` reads (200 each: 10,000 inspections). */
 const MAX_PAGES = 50;
@@ -26,8 +39,17 @@ async function call<T>(path: string, init: RequestInit = {}): Promise<T> {
     }
     throw new ApiError(res.status, code, message);
   }
+  // 204: signed out, nothing to read.
+  if (res.status === 204) return undefined as T;
   return (await res.json()) as T;
 }
+
+/** A JSON body for `call`. */
+function json(method: "POST" | "PUT", body: unknown): RequestInit {
+  return { method, headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
+}
+
+const inspectionPath = (id: string) => `/api/v1/inspections/${encodeURIComponent(id)}`;
 
 function query(params: Record<string, string | undefined | null>): string {
   const q = new URLSearchParams();
@@ -48,6 +70,10 @@ export class HttpBackend implements Backend {
       },
     );
     return { user: ok.user, display_name: ok.display_name, role: ok.role, device_id: ok.device_id };
+  }
+
+  async signOut(): Promise<void> {
+    await call<void>("/api/v1/logout", { method: "POST" });
   }
 
   async me(): Promise<Me | null> {
@@ -89,6 +115,39 @@ export class HttpBackend implements Backend {
       if (e instanceof ApiError && e.status === 404) return null;
       throw e;
     }
+  }
+
+  async telemetrySummary(id: string): Promise<TelemetrySummary | null> {
+    try {
+      return await call<TelemetrySummary>(`${inspectionPath(id)}/telemetry-summary`);
+    } catch (e) {
+      // Admins hold no document rights: the summary answers them 404, like the join.
+      if (e instanceof ApiError && e.status === 404) return null;
+      throw e;
+    }
+  }
+
+  comment(id: string, target: CommentTarget, text: string): Promise<Comment> {
+    return call<Comment>(`${inspectionPath(id)}/comments`, json("POST", { target, text }));
+  }
+
+  signOff(id: string, statement: string): Promise<Signoff> {
+    return call<Signoff>(`${inspectionPath(id)}/signoffs`, json("POST", { statement }));
+  }
+
+  changeState(id: string, state: State): Promise<InspectionRecord> {
+    return call<InspectionRecord>(`${inspectionPath(id)}/state`, json("POST", { state }));
+  }
+
+  share(id: string): Promise<InspectionRecord> {
+    return call<InspectionRecord>(`${inspectionPath(id)}/share`, { method: "POST" });
+  }
+
+  respond(id: string, finding: string, text: string): Promise<Responded> {
+    return call<Responded>(
+      `${inspectionPath(id)}/responses/${encodeURIComponent(finding)}`,
+      json("PUT", { text }),
+    );
   }
 
   photoUrl(sha256: string): string {

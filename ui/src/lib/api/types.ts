@@ -112,9 +112,12 @@ export interface FindingView {
   edited: Stamp;
 }
 
+/** What a comment is about. */
+export type CommentTarget = { kind: "inspection" } | { kind: "item" | "finding" | "device"; id: string };
+
 export interface Comment {
   id: string;
-  target: { kind: "inspection" } | { kind: "item" | "finding" | "device"; id: string };
+  target: CommentTarget;
   text: string;
   by: string;
   at: string;
@@ -220,4 +223,46 @@ export interface Join {
   totals: Partial<Record<Verdict, number>>;
   items: ItemJoin[];
   devices: DeviceMatch[];
+}
+
+/** Devices by whether their OS still receives security updates. */
+export interface SupportMix {
+  supported: number;
+  unsupported: number;
+  unknown: number;
+}
+
+export type Support = "supported" | "unsupported" | "unknown";
+
+/** `GET /api/v1/inspections/{id}/telemetry-summary`: the figures behind the trust's charts. */
+export interface TelemetrySummary {
+  trust: string;
+  snapshots: { endpoints: SnapshotRef | null; alerts: SnapshotRef | null };
+  endpoints: {
+    devices: number;
+    support: SupportMix;
+    /** The largest OS platform and build groups, largest first (at most 12). */
+    os: { os_platform: string; os_build: number | null; devices: number; support: Support }[];
+    /** Every group not listed in `os`, summed. */
+    os_other: SupportMix;
+    smb1: { enabled: number; disabled: number; unknown: number };
+    onboarding: { onboarded: number; not_onboarded: number };
+  } | null;
+  alerts: {
+    alerts: number;
+    acknowledged: number;
+    on_time: number;
+    late: number;
+    open_overdue: number;
+    open_within_48h: number;
+    overdue: number;
+    median_hours_to_acknowledge: number | null;
+    hours_to_acknowledge: { label: string; from_hours: number; to_hours: number | null; alerts: number }[];
+  } | null;
+}
+
+/** `PUT .../responses/{finding}`: the response document as it now stands. */
+export interface Responded {
+  finding: string;
+  trust_response: TrustResponseView;
 }

@@ -1,0 +1,220 @@
+//! Editing from the review dashboard: reviewers' comments and sign-offs on the inspection
+//! document, and trust leads' responses to findings in the trust response document.
+//!
+//! - `POST /api/v1/inspections/{id}/comments`: a reviewer's comment on the inspection,
+//!   one of its items, findings or sampled devices.
+//! - `POST /api/v1/inspections/{id}/signoffs`: a reviewer's sign-off of a submitted
+//!   inspection (moving it on, to the trust or back to the inspector, is `.../state`).
+//! - `PUT /api/v1/inspections/{id}/responses/{finding}`: the trust lead's response to one
+//!   finding; a second `PUT` replaces it.
+//!
+//! Each is one core operation (`Inspection::comment`, `Inspection::sign_off`,
+//! [`TrustResponse::respond`]), stamped with the caller and made through the API's one
+//! write path ([`super::edit`]), so connected sync clients receive it. A role that may
+//! never make the edit gets 403 before the id is looked up; an inspection the caller may
+//! not see gets the 404 of a missing one. Text is held to core's limit
+//! ([`MAX_TEXT_CHARS`] characters; 422 `too_long` past it) inside the JSON body limit
+//! (413 past it). Every write, and every refusal, is audited.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use wardcheck_core::inspection::{
+    Comment, CommentTarget, MAX_TEXT_CHARS, Signoff, SignoffRole, Stamp,
+};
+use wardcheck_core::response::{ResponseView, TrustResponse};
+
+use super::edit::{blocking, edit_inspection, edit_response};
+use super::inspections::{forbidden, inspection_view, target, visible};
+use super::{JsonBody, audit};
+use crate::auth::Caller;
+use crate::error::AppError;
+use crate::storage::{DocAccess, DocKind};
+use crate::{AppState, access};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CommentBody {
+    /// `{"kind": "inspection"}`, or `{"kind": "item" | "finding" | "device", "id": ...}`.
+    target: CommentTarget,
+    text: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SignoffBody {
+    statement: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ResponseBody {
+    text: String,
+}
+
+/// `PUT .../responses/{finding}`: the response document as it now stands.
+#[derive(Debug, Serialize)]
+pub(super) struct Responded {
+    finding: Uuid,
+    trust_response: ResponseView,
+}
+
+/// Audits a write's outcome (its operation, or the error code) and passes the result on.
+async fn audited<T>(
+    state: &AppState,
+    caller: &Caller,
+    what: &str,
+    op: &str,
+    result: Result<T, AppError>,
+) -> Result<T, AppError> {
+    let outcome = match &result {
+        Ok(_) => op,
+        Err(e) => e.code,
+    };
+    audit(state, Some(caller), "doc_write", what, outcome).await;
+    result
+}
+
+pub(super) async fn comment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: JsonBody,
+) -> Result<Response, AppError> {
+    if !access::can_review(&caller.user) {
+        return Err(forbidden(&state, &caller, "inspections", "comment on inspections").await);
+    }
+    let rec = visible(&state, &caller, &id).await?;
+    let CommentBody {
+        target: about,
+        text,
+    } = body.parse()?;
+    let what = target(rec.id);
+    let comment = Comment {
+        id: Uuid::new_v4(),
+        target: about,
+        text,
+        by: caller.user.name.clone(),
+        at: chrono::Utc::now(),
+    };
+    let c = comment.clone();
+    let result = edit_inspection(&state, rec, move |insp| {
+        insp.comment(c.id, c.target, &c.text, &Stamp::new(c.by, c.at))
+    })
+    .await;
+    audited(&state, &caller, &what, "comment", result).await?;
+    Ok((StatusCode::CREATED, Json(comment)).into_response())
+}
+
+pub(super) async fn sign_off(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: JsonBody,
+) -> Result<Response, AppError> {
+    if !access::can_review(&caller.user) {
+        return Err(forbidden(&state, &caller, "inspections", "sign off inspections").await);
+    }
+    let rec = visible(&state, &caller, &id).await?;
+    let SignoffBody { statement } = body.parse()?;
+    let what = target(rec.id);
+    let signoff = Signoff {
+        id: Uuid::new_v4(),
+        role: SignoffRole::Reviewer,
+        statement,
+        by: caller.user.name.clone(),
+        at: chrono::Utc::now(),
+    };
+    let s = signoff.clone();
+    let result = edit_inspection(&state, rec, move |insp| {
+        insp.sign_off(s.id, s.role, &s.statement, &Stamp::new(s.by, s.at))
+    })
+    .await;
+    audited(&state, &caller, &what, "sign_off", result).await?;
+    Ok((StatusCode::CREATED, Json(signoff)).into_response())
+}
+
+pub(super) async fn respond(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, finding)): Path<(String, String)>,
+    body: JsonBody,
+) -> Result<Json<Responded>, AppError> {
+    if !access::can_respond(&caller.user) {
+        return Err(forbidden(
+            &state,
+            &caller,
+            "trust responses",
+            "respond to findings for a trust",
+        )
+        .await);
+    }
+    let rec = visible(&state, &caller, &id).await?;
+    let right = access::doc_right(
+        &caller.user,
+        &DocAccess {
+            doc: rec.response_doc,
+            kind: DocKind::TrustResponse,
+            inspection: rec.clone(),
+        },
+    );
+    if !right.can_write() {
+        audit(&state, Some(&caller), "denied", &target(rec.id), "denied").await;
+        return Err(AppError::not_found());
+    }
+    let ResponseBody { text } = body.parse()?;
+    // Checked before the document is touched, so that a refusal costs nothing.
+    let len = text.chars().count();
+    if len > MAX_TEXT_CHARS {
+        let e = AppError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too_long",
+            format!("response is {len} characters, more than the {MAX_TEXT_CHARS} allowed"),
+        );
+        return audited(
+            &state,
+            &caller,
+            &response_target(rec.response_doc),
+            "respond",
+            Err(e),
+        )
+        .await;
+    }
+    let what = response_target(rec.response_doc);
+    let unknown_finding = || {
+        AppError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_finding",
+            format!("the inspection has no finding {finding:?}"),
+        )
+    };
+    // The inspection must hold the finding: a response to nothing would show nowhere.
+    let finding_id = match finding.parse::<Uuid>() {
+        Ok(f) => {
+            let storage = state.storage.clone();
+            let r = rec.clone();
+            let view = blocking(move || inspection_view(&*storage, &r)).await?;
+            view.findings.iter().any(|x| x.id == f).then_some(f)
+        }
+        Err(_) => None,
+    };
+    let Some(finding_id) = finding_id else {
+        return audited(&state, &caller, &what, "respond", Err(unknown_finding())).await;
+    };
+    let stamp = Stamp::new(caller.user.name.clone(), chrono::Utc::now());
+    let result = edit_response(&state, &rec, move |r| r.respond(finding_id, &text, &stamp))
+        .await
+        .and_then(|r: TrustResponse| r.view().map_err(AppError::internal));
+    let view = audited(&state, &caller, &what, "respond", result).await?;
+    Ok(Json(Responded {
+        finding: finding_id,
+        trust_response: view,
+    }))
+}
+
+fn response_target(doc: Uuid) -> String {
+    format!("trust_response:{doc}")
+}
