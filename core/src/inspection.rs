@@ -523,6 +523,12 @@ impl Inspection {
         read_pin(&doc)
     }
 
+    /// The checklist pin of a document already loaded (as [`Inspection::pin_of`] does
+    /// for saved bytes), to find its checklist before [`Inspection::from_doc`].
+    pub fn pin_of_doc(doc: &AutoCommit) -> Result<ChecklistPin> {
+        read_pin(doc)
+    }
+
     pub fn checklist(&self) -> &Arc<Checklist> {
         &self.checklist
     }
@@ -1016,6 +1022,18 @@ impl Inspection {
     /// Every change not already covered by `heads`, as change chunks.
     pub fn save_after(&mut self, heads: &[ChangeHash]) -> Vec<u8> {
         self.doc.save_after(heads)
+    }
+
+    /// How many changes of the document are not ancestors of `heads` (e.g. the heads a
+    /// sync peer is known to hold: what that peer has not acknowledged yet). Heads this
+    /// document does not hold are ignored.
+    pub fn changes_after(&mut self, heads: &[ChangeHash]) -> usize {
+        let known: Vec<ChangeHash> = heads
+            .iter()
+            .filter(|h| self.doc.get_change_by_hash(h).is_some())
+            .copied()
+            .collect();
+        self.doc.get_changes_meta(&known).len()
     }
 
     /// Whether the document holds the change with this hash.

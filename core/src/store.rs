@@ -515,6 +515,18 @@ impl Store {
             .ok_or_else(|| StoreError::UnknownBlob(sha256.to_owned()))
     }
 
+    /// A photo's thumbnail alone (a JPEG), without reading the photo's own bytes.
+    pub fn thumbnail(&self, sha256: &str) -> Result<Vec<u8>> {
+        self.conn
+            .query_row(
+                "SELECT thumbnail FROM blobs WHERE sha256 = ?1",
+                params![sha256],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::UnknownBlob(sha256.to_owned()))
+    }
+
     pub fn has_blob(&self, sha256: &str) -> Result<bool> {
         Ok(self.conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM blobs WHERE sha256 = ?1)",

@@ -27,8 +27,11 @@ pub fn crash_items(checklist: &Checklist) -> Vec<String> {
         .collect()
 }
 
+pub mod app_driver;
 pub mod client;
+pub mod process_group;
 pub mod server;
+pub mod xvfb;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -33,31 +33,40 @@ impl Server {
 
     /// Starts a server on `data` (kept by the caller) listening on `listen`.
     pub fn start_on(data: &Path, listen: &str) -> Server {
-        let mut child = Command::new(workspace_binary("wardcheck-server"))
-            .arg("--data")
-            .arg(data)
-            .args(["serve", "--listen", listen])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start wardcheck-server");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the server's first line");
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|s| s.split_whitespace().next())
-            .unwrap_or_else(|| panic!("the server did not say where it listens: {line:?}"))
-            .to_owned();
+        let (child, addr) = spawn(data, listen).unwrap_or_else(|e| panic!("{e}"));
         Server {
             child: Some(child),
             data: data.to_path_buf(),
             _scratch: None,
             addr,
+        }
+    }
+
+    /// Stops the server (SIGKILL: it commits what it acknowledges before it says so, so
+    /// an outage loses nothing acknowledged), keeping its data folder and address for
+    /// [`Server::restart`].
+    pub fn stop(&mut self) {
+        self.kill();
+    }
+
+    /// Starts the server again on the same data folder and the same address, as after an
+    /// outage: clients that knew it find it where it was. Stops it first if it runs.
+    /// Retries for a while if the port is not free yet.
+    pub fn restart(&mut self) {
+        self.kill();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match spawn(&self.data, &self.addr) {
+                Ok((child, addr)) => {
+                    assert_eq!(addr, self.addr, "the restarted server listens where it did");
+                    self.child = Some(child);
+                    return;
+                }
+                Err(e) if Instant::now() > deadline => {
+                    panic!("the server did not start again on {}: {e}", self.addr)
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(250)),
+            }
         }
     }
 
@@ -142,6 +151,39 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Starts `wardcheck-server --data DATA serve --listen LISTEN` and reads where it
+/// listens from its first line: (the process, e.g. `127.0.0.1:40123`).
+fn spawn(data: &Path, listen: &str) -> Result<(Child, String), String> {
+    let mut child = Command::new(workspace_binary("wardcheck-server"))
+        .arg("--data")
+        .arg(data)
+        .args(["serve", "--listen", listen])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("starting wardcheck-server: {e}"))?;
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    let read = BufReader::new(stdout).read_line(&mut line);
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .map(str::to_owned);
+    match (read, addr) {
+        (Ok(_), Some(addr)) => Ok((child, addr)),
+        (read, _) => {
+            let _ = child.kill();
+            let status = child.wait();
+            Err(format!(
+                "the server on {listen} did not say where it listens (first line {line:?}, \
+                 read {read:?}, exit {status:?})"
+            ))
+        }
     }
 }
 

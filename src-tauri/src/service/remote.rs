@@ -1,0 +1,357 @@
+//! The server's HTTP API, as the app uses it: sign-in, the list of this user's
+//! inspections, and resumable photo uploads (`sync-server/src/blobs.rs`).
+
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, CONTENT_RANGE, HeaderMap};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::limits;
+use crate::error::{AppError, ErrorCode};
+
+/// Why a request to the server failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RemoteError {
+    /// Not reached: no route, refused, timed out, or the connection broke.
+    #[error("the server cannot be reached: {0}")]
+    Offline(String),
+    /// 401: a wrong password, or a revoked token.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Any other refusal, with the server's stable code.
+    #[error("the server answered {status}: {message}")]
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
+}
+
+impl From<RemoteError> for AppError {
+    fn from(e: RemoteError) -> Self {
+        match e {
+            RemoteError::Offline(m) => AppError::new(
+                ErrorCode::Offline,
+                format!("The server cannot be reached ({m}): check the address and the network"),
+            ),
+            RemoteError::Unauthorized(m) => AppError::new(ErrorCode::Unauthorized, m),
+            RemoteError::Refused {
+                status: 429,
+                message,
+                ..
+            } => AppError::new(
+                ErrorCode::Unauthorized,
+                format!("Too many failed sign-ins: {message}"),
+            ),
+            e => AppError::internal(e),
+        }
+    }
+}
+
+fn transport(e: reqwest::Error) -> RemoteError {
+    if e.is_timeout() {
+        return RemoteError::Offline("no answer in time".into());
+    }
+    // The innermost cause is the one a person can read ("Connection refused").
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        text = s.to_string();
+        source = s.source();
+    }
+    RemoteError::Offline(text)
+}
+
+/// An HTTP client with the app's timeouts.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(limits::CONNECT_TIMEOUT)
+        .timeout(limits::REQUEST_TIMEOUT)
+        .build()
+        .expect("an HTTP client with timeouts builds")
+}
+
+/// The server address as typed, checked and normalised: `http(s)://host[:port]`, no
+/// path, query or credentials, no trailing slash.
+pub fn normalise_server(typed: &str) -> Result<String, AppError> {
+    let bad = |why: &str| {
+        AppError::invalid(format!(
+            "The server address {typed:?} {why}: type it like http://wardcheck.example.nhs.uk:8080"
+        ))
+    };
+    let typed = typed.trim();
+    if typed.is_empty() || typed.chars().count() > limits::MAX_SERVER_URL_CHARS {
+        return Err(bad("is empty or too long"));
+    }
+    let url = reqwest::Url::parse(typed).map_err(|_| bad("is not an address"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("must start with http:// or https://"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("must not hold a user name or password"));
+    }
+    if url.query().is_some() || url.fragment().is_some() || url.path() != "/" {
+        return Err(bad("must be the server alone, with no path"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// The sync endpoint of a server address.
+pub fn ws_url(server: &str) -> String {
+    let rest = server
+        .strip_prefix("https://")
+        .map(|r| format!("wss://{r}"))
+        .or_else(|| server.strip_prefix("http://").map(|r| format!("ws://{r}")))
+        .unwrap_or_else(|| server.to_owned());
+    format!("{rest}/api/v1/sync")
+}
+
+/// The server's error body, `{"error": {"code", "message"}}`.
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorDetail {
+    code: String,
+    message: String,
+}
+
+async fn refusal(res: reqwest::Response) -> RemoteError {
+    let status = res.status();
+    let body = res.bytes().await.unwrap_or_default();
+    let (code, message) = match serde_json::from_slice::<ErrorBody>(&body) {
+        Ok(b) => (b.error.code, b.error.message),
+        Err(_) => (
+            status.as_str().to_owned(),
+            status.canonical_reason().unwrap_or("error").to_owned(),
+        ),
+    };
+    if status == StatusCode::UNAUTHORIZED {
+        return RemoteError::Unauthorized(message);
+    }
+    RemoteError::Refused {
+        status: status.as_u16(),
+        code,
+        message,
+    }
+}
+
+async fn json<T: serde::de::DeserializeOwned>(res: reqwest::Response) -> Result<T, RemoteError> {
+    if res
+        .content_length()
+        .is_some_and(|n| n > limits::MAX_JSON_ANSWER as u64)
+    {
+        return Err(RemoteError::Refused {
+            status: res.status().as_u16(),
+            code: "too_large".into(),
+            message: "the server's answer is too large".into(),
+        });
+    }
+    let bytes = res.bytes().await.map_err(transport)?;
+    serde_json::from_slice(&bytes).map_err(|e| RemoteError::Refused {
+        status: 200,
+        code: "bad_answer".into(),
+        message: format!("the server's answer could not be read: {e}"),
+    })
+}
+
+/// What a sign-in returns.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LoginOk {
+    pub token: String,
+    pub device_id: i64,
+    pub user: String,
+    pub display_name: String,
+    pub role: RoleAnswer,
+}
+
+/// The server's role, `{"role": "inspector"}` or `{"role": "trust-lead", "trust": "RJ1"}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RoleAnswer {
+    pub role: String,
+}
+
+/// `POST /api/v1/login`.
+pub async fn login(
+    http: &reqwest::Client,
+    server: &str,
+    user: &str,
+    password: &str,
+    device: &str,
+) -> Result<LoginOk, RemoteError> {
+    let res = http
+        .post(format!("{server}/api/v1/login"))
+        .json(&serde_json::json!({ "user": user, "password": password, "device": device }))
+        .send()
+        .await
+        .map_err(transport)?;
+    if !res.status().is_success() {
+        return Err(match refusal(res).await {
+            RemoteError::Unauthorized(_) => RemoteError::Unauthorized(
+                "Wrong user name or password, or the account is disabled".into(),
+            ),
+            e => e,
+        });
+    }
+    json(res).await
+}
+
+#[derive(Debug, Deserialize)]
+struct Page {
+    items: Vec<Record>,
+    next: Option<Uuid>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Record {
+    id: Uuid,
+}
+
+/// `GET /api/v1/inspections`, every page: the ids of the inspections the server lets
+/// this user see.
+pub async fn inspection_ids(
+    http: &reqwest::Client,
+    server: &str,
+    token: &str,
+) -> Result<Vec<Uuid>, RemoteError> {
+    let mut ids = Vec::new();
+    let mut after: Option<Uuid> = None;
+    for _ in 0..limits::MAX_LIST_PAGES {
+        let url = match after {
+            Some(a) => format!("{server}/api/v1/inspections?limit=200&after={a}"),
+            None => format!("{server}/api/v1/inspections?limit=200"),
+        };
+        let res = http
+            .get(url)
+            .header(AUTHORIZATION, format!("Bearer {token}"))
+            .send()
+            .await
+            .map_err(transport)?;
+        if !res.status().is_success() {
+            return Err(refusal(res).await);
+        }
+        let page: Page = json(res).await?;
+        ids.extend(page.items.into_iter().map(|r| r.id));
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    Ok(ids)
+}
+
+/// What the server holds of a photo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobState {
+    /// Bytes received (the offset to continue from).
+    pub received: u64,
+    pub complete: bool,
+}
+
+fn blob_state(headers: &HeaderMap) -> Option<BlobState> {
+    let received = headers
+        .get("upload-offset")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let complete = headers.get("upload-complete")?.to_str().ok()? == "?1";
+    Some(BlobState { received, complete })
+}
+
+/// `HEAD /api/v1/blobs/{sha256}`: how much of a photo the server holds.
+pub async fn blob_status(
+    http: &reqwest::Client,
+    server: &str,
+    token: &str,
+    sha256: &str,
+) -> Result<BlobState, RemoteError> {
+    let res = http
+        .head(format!("{server}/api/v1/blobs/{sha256}"))
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .send()
+        .await
+        .map_err(transport)?;
+    if res.status() == StatusCode::NOT_FOUND {
+        return Ok(BlobState {
+            received: 0,
+            complete: false,
+        });
+    }
+    if !res.status().is_success() {
+        return Err(refusal(res).await);
+    }
+    Ok(blob_state(res.headers()).unwrap_or(BlobState {
+        received: 0,
+        complete: false,
+    }))
+}
+
+/// `PUT /api/v1/blobs/{sha256}` of the bytes `start..start+chunk.len()` of a photo of
+/// `total` bytes. A 409 is not an error: it says where the server stands, and the
+/// caller continues from there.
+pub async fn put_chunk(
+    http: &reqwest::Client,
+    server: &str,
+    token: &str,
+    sha256: &str,
+    start: u64,
+    chunk: Vec<u8>,
+    total: u64,
+) -> Result<BlobState, RemoteError> {
+    let end = start + chunk.len() as u64 - 1;
+    let res = http
+        .put(format!("{server}/api/v1/blobs/{sha256}"))
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .header(CONTENT_RANGE, format!("bytes {start}-{end}/{total}"))
+        .body(chunk)
+        .send()
+        .await
+        .map_err(transport)?;
+    let status = res.status();
+    if (status.is_success() || status == StatusCode::CONFLICT)
+        && let Some(s) = blob_state(res.headers())
+    {
+        return Ok(s);
+    }
+    Err(refusal(res).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_addresses_are_checked_and_normalised() {
+        assert_eq!(
+            normalise_server(" http://127.0.0.1:8080/ ").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            normalise_server("https://wardcheck.example.nhs.uk").unwrap(),
+            "https://wardcheck.example.nhs.uk"
+        );
+        for bad in [
+            "",
+            "127.0.0.1:8080",
+            "ftp://x",
+            "http://u:p@x",
+            "http://x/api",
+            "http://x/?a=1",
+        ] {
+            assert!(normalise_server(bad).is_err(), "{bad:?} is refused");
+        }
+        assert_eq!(
+            ws_url("http://127.0.0.1:8080"),
+            "ws://127.0.0.1:8080/api/v1/sync"
+        );
+        assert_eq!(ws_url("https://x"), "wss://x/api/v1/sync");
+    }
+}

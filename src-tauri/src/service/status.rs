@@ -1,0 +1,238 @@
+//! The sync status the UI always shows, and the hub every part of the service reports
+//! into: the document sync loop (connected or not, all documents synced or not), the
+//! photo uploader (progress) and the local store (what is still only on this device).
+//!
+//! The hub recomputes [`SyncStatus`] from those parts after each report and publishes it
+//! on a `watch` channel only when it changed; the Tauri shell forwards each new value as
+//! the `sync-status` event.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::watch;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncState {
+    SignedOut,
+    Offline,
+    Syncing,
+    Synced,
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct UploadProgress {
+    pub done_photos: u64,
+    pub total_photos: u64,
+    pub done_bytes: u64,
+    pub total_bytes: u64,
+}
+
+/// `sync_status` and the `sync-status` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncStatus {
+    pub state: SyncState,
+    pub last_synced_at: Option<DateTime<Utc>>,
+    pub pending_changes: u64,
+    pub pending_photos: u64,
+    pub pending_photo_bytes: u64,
+    pub upload: Option<UploadProgress>,
+    pub message: Option<String>,
+}
+
+/// The state of the link to the server, as the sync loop last saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Link {
+    /// Not tried yet, or trying.
+    Connecting,
+    /// The server could not be reached; the message says why.
+    Offline(String),
+    Connected,
+    /// Reached, but it refused us (revoked token) or something else failed that waiting
+    /// alone will not mend.
+    Failed(String),
+}
+
+/// Everything the status is computed from.
+#[derive(Debug, Clone)]
+struct Parts {
+    signed_in: bool,
+    link: Link,
+    /// Every document the server shares with us is in step with it.
+    docs_synced: bool,
+    pending_changes: u64,
+    pending_photos: u64,
+    pending_photo_bytes: u64,
+    upload: Option<UploadProgress>,
+    /// Something the uploader or the sync loop wants the inspector to know.
+    note: Option<String>,
+    last_synced_at: Option<DateTime<Utc>>,
+}
+
+/// Where every part of the service reports, and the status comes out.
+#[derive(Debug, Clone)]
+pub struct StatusHub {
+    parts: Arc<Mutex<Parts>>,
+    tx: Arc<watch::Sender<SyncStatus>>,
+}
+
+impl StatusHub {
+    pub fn new(signed_in: bool, last_synced_at: Option<DateTime<Utc>>) -> Self {
+        let parts = Parts {
+            signed_in,
+            link: Link::Connecting,
+            docs_synced: false,
+            pending_changes: 0,
+            pending_photos: 0,
+            pending_photo_bytes: 0,
+            upload: None,
+            note: None,
+            last_synced_at,
+        };
+        let (tx, _) = watch::channel(compute(&parts));
+        StatusHub {
+            parts: Arc::new(Mutex::new(parts)),
+            tx: Arc::new(tx),
+        }
+    }
+
+    pub fn current(&self) -> SyncStatus {
+        self.tx.borrow().clone()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<SyncStatus> {
+        self.tx.subscribe()
+    }
+
+    /// Changes the parts and publishes the new status if it differs. Returns the
+    /// status, and whether this report is the one that made it `synced`.
+    fn update(&self, f: impl FnOnce(&mut Parts)) -> (SyncStatus, bool) {
+        let mut parts = self.parts.lock().unwrap_or_else(|p| p.into_inner());
+        let before = compute(&parts).state;
+        f(&mut parts);
+        let mut status = compute(&parts);
+        let became_synced = status.state == SyncState::Synced && before != SyncState::Synced;
+        if status.state == SyncState::Synced {
+            let now = Utc::now();
+            parts.last_synced_at = Some(now);
+            status.last_synced_at = Some(now);
+        }
+        drop(parts);
+        self.tx.send_if_modified(|old| {
+            // A refreshed "synced at" alone is not worth an event every few seconds:
+            // only on the transition, or with any other change.
+            let changed = old.state != status.state
+                || old.pending_changes != status.pending_changes
+                || old.pending_photos != status.pending_photos
+                || old.pending_photo_bytes != status.pending_photo_bytes
+                || old.upload != status.upload
+                || old.message != status.message
+                || became_synced;
+            if changed {
+                *old = status.clone();
+            }
+            changed
+        });
+        (status, became_synced)
+    }
+
+    pub fn set_signed_in(&self, signed_in: bool) {
+        self.update(|p| {
+            p.signed_in = signed_in;
+            if !signed_in {
+                p.link = Link::Connecting;
+                p.docs_synced = false;
+                p.upload = None;
+                p.note = None;
+            }
+        });
+    }
+
+    /// Returns true when this report made the state `synced`.
+    pub fn set_link(&self, link: Link, docs_synced: bool) -> bool {
+        self.update(|p| {
+            p.link = link;
+            p.docs_synced = docs_synced;
+        })
+        .1
+    }
+
+    pub fn set_pending_changes(&self, n: u64) -> bool {
+        self.update(|p| p.pending_changes = n).1
+    }
+
+    pub fn set_pending_photos(&self, photos: u64, bytes: u64) -> bool {
+        self.update(|p| {
+            p.pending_photos = photos;
+            p.pending_photo_bytes = bytes;
+        })
+        .1
+    }
+
+    pub fn set_upload(&self, upload: Option<UploadProgress>) {
+        self.update(|p| p.upload = upload);
+    }
+
+    pub fn set_note(&self, note: Option<String>) {
+        self.update(|p| p.note = note);
+    }
+}
+
+fn compute(p: &Parts) -> SyncStatus {
+    let (state, link_message) = if !p.signed_in {
+        (SyncState::SignedOut, None)
+    } else {
+        match &p.link {
+            Link::Connecting => (SyncState::Offline, None),
+            Link::Offline(m) => (SyncState::Offline, Some(m.clone())),
+            Link::Failed(m) => (SyncState::Error, Some(m.clone())),
+            Link::Connected => {
+                if p.docs_synced && p.pending_changes == 0 && p.pending_photos == 0 {
+                    (SyncState::Synced, None)
+                } else {
+                    (SyncState::Syncing, None)
+                }
+            }
+        }
+    };
+    SyncStatus {
+        state,
+        last_synced_at: p.last_synced_at,
+        pending_changes: p.pending_changes,
+        pending_photos: p.pending_photos,
+        pending_photo_bytes: p.pending_photo_bytes,
+        upload: if p.signed_in { p.upload } else { None },
+        message: link_message.or_else(|| p.note.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_follows_the_parts() {
+        let hub = StatusHub::new(false, None);
+        assert_eq!(hub.current().state, SyncState::SignedOut);
+        hub.set_signed_in(true);
+        assert_eq!(hub.current().state, SyncState::Offline);
+        hub.set_link(Link::Connected, false);
+        assert_eq!(hub.current().state, SyncState::Syncing);
+        assert!(
+            hub.set_link(Link::Connected, true),
+            "the report that syncs says so"
+        );
+        let s = hub.current();
+        assert_eq!(s.state, SyncState::Synced);
+        assert!(s.last_synced_at.is_some());
+        hub.set_pending_changes(3);
+        assert_eq!(hub.current().state, SyncState::Syncing);
+        hub.set_link(Link::Offline("no route".into()), true);
+        let s = hub.current();
+        assert_eq!(s.state, SyncState::Offline);
+        assert_eq!(s.pending_changes, 3);
+        assert_eq!(s.message.as_deref(), Some("no route"));
+    }
+}

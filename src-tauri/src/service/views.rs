@@ -1,0 +1,164 @@
+//! What the commands return, beyond the core's own views (docs/APP-IPC.md).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+use wardcheck_core::checklist::{AnswerKind, Checklist, Evidence, References, Scope};
+use wardcheck_core::inspection::{InspectionView, State};
+
+use super::keystore::KeystoreKind;
+
+/// `app_status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AppStatus {
+    pub version: &'static str,
+    pub keystore: KeystoreKind,
+    pub keystore_error: Option<String>,
+    pub signed_in: Option<SignedIn>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SignedIn {
+    pub server: String,
+    pub user: String,
+    pub display_name: String,
+    pub role: String,
+    pub device_id: i64,
+}
+
+/// One row of the home screen.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InspectionSummary {
+    pub id: Uuid,
+    pub trust: String,
+    pub sites: Vec<String>,
+    pub state: State,
+    pub checklist_title: String,
+    pub created_at: DateTime<Utc>,
+    pub visit_start: Option<NaiveDate>,
+    pub answered: usize,
+    pub total: usize,
+    pub conflicts: usize,
+}
+
+impl InspectionSummary {
+    pub fn of(view: &InspectionView, checklist: &Checklist) -> Self {
+        InspectionSummary {
+            id: view.id,
+            trust: view.meta.trust.clone(),
+            sites: view.meta.sites.clone(),
+            state: view.meta.state.current().value,
+            checklist_title: checklist.title.clone(),
+            created_at: view.meta.created.at,
+            visit_start: view.meta.visit_start,
+            answered: view.progress.iter().map(|p| p.answered).sum(),
+            total: view.progress.iter().map(|p| p.total).sum(),
+            conflicts: view.conflicts.len(),
+        }
+    }
+}
+
+/// `open_inspection`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OpenInspection {
+    pub view: InspectionView,
+    pub checklist: ChecklistForApp,
+}
+
+/// The checklist as the app shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChecklistForApp {
+    pub id: String,
+    pub version: String,
+    pub title: String,
+    pub sections: Vec<SectionForApp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SectionForApp {
+    pub id: String,
+    pub title: String,
+    pub scope: Scope,
+    pub items: Vec<ItemForApp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ItemForApp {
+    pub id: String,
+    pub prompt: String,
+    pub guidance: String,
+    pub references: Vec<String>,
+    pub scope: Scope,
+    /// The answer the item takes (`{"kind": "compliance"}`, `number` with min, max and
+    /// unit, `date`, `text`): additive to the contract's fields.
+    pub answer: AnswerKind,
+    /// For device checks: how to observe it on the device.
+    pub observe: Option<String>,
+    pub evidence: Vec<Evidence>,
+}
+
+impl ChecklistForApp {
+    pub fn of(c: &Checklist) -> Self {
+        ChecklistForApp {
+            id: c.id.clone(),
+            version: c.version.clone(),
+            title: c.title.clone(),
+            sections: c
+                .sections
+                .iter()
+                .map(|s| SectionForApp {
+                    id: s.id.clone(),
+                    title: s.title.clone(),
+                    scope: s.scope,
+                    items: s
+                        .items
+                        .iter()
+                        .map(|i| ItemForApp {
+                            id: i.id.clone(),
+                            prompt: i.prompt.clone(),
+                            guidance: i.guidance.clone(),
+                            references: references(&i.refs),
+                            scope: s.scope,
+                            answer: i.answer.clone(),
+                            observe: i.observe.clone(),
+                            evidence: i.evidence.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// An item's references as the labels an inspector knows them by.
+fn references(r: &References) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(n) = r.ndg {
+        out.push(format!("NDG standard {n}"));
+    }
+    if let Some(d) = &r.dspt {
+        out.push(format!("DSPT {d}"));
+    }
+    if let Some(c) = &r.caf {
+        out.push(format!("CAF {c}"));
+    }
+    if let Some(c) = &r.cyber_essentials {
+        out.push(format!("Cyber Essentials: {c}"));
+    }
+    if let Some(c) = &r.cis {
+        out.push(format!("CIS Windows 10 {c}"));
+    }
+    if let Some(k) = &r.kloe {
+        out.push(format!("CQC KLOE {k}"));
+    }
+    out
+}
+
+/// `add_photo`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PhotoAdded {
+    pub sha256: String,
+    /// Size of the stored (stripped, re-encoded) photo.
+    pub bytes: u64,
+    pub view: InspectionView,
+}

@@ -1,0 +1,559 @@
+//! The app's service layer (what every Tauri command calls) against the real server
+//! binary: sign-in, offline edits that survive a restart, sync to the server and back
+//! after an outage, resumable photo uploads, and the refusals (wrong password, no
+//! keychain, a photo too large).
+//!
+//! Waits are polling loops with generous deadlines: a slow machine makes the tests
+//! slower, not flaky.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{AppDirs, Server, Worker, wait_for};
+use uuid::Uuid;
+use wardcheck_app_lib::error::ErrorCode;
+use wardcheck_app_lib::service::keystore::{
+    Keystore, KeystoreChoice, KeystoreError, KeystoreKind, SecretBackend,
+};
+use wardcheck_app_lib::service::status::SyncState;
+use wardcheck_app_lib::service::{App, Config, STORE_FILE, uploads};
+use wardcheck_core::checklist::{AnswerKind, Scope, Severity};
+use wardcheck_core::inspection::Answer;
+
+/// Long enough for a cold server and a first sync on a busy 2-core machine.
+const SYNC_LIMIT: Duration = Duration::from_secs(60);
+
+/// The inspection-scope compliance items of an open inspection, in checklist order.
+fn compliance_items(app: &App, id: Uuid) -> Vec<String> {
+    let open = app.open_inspection(id).expect("the inspection opens");
+    open.checklist
+        .sections
+        .iter()
+        .filter(|s| s.scope == Scope::Inspection)
+        .flat_map(|s| s.items.iter())
+        .filter(|i| i.answer == AnswerKind::Compliance)
+        .map(|i| i.id.clone())
+        .collect()
+}
+
+/// Signs `user` in and waits until the worker has fetched `id` and is synced.
+async fn sign_in_and_fetch(app: &App, server: &Server, user: &str, id: Uuid) {
+    let status = app
+        .sign_in(&server.url(), user, support::PASSWORD)
+        .await
+        .expect("signing in");
+    let who = status.signed_in.expect("signed in");
+    assert_eq!(who.user, user);
+    assert_eq!(who.role, "inspector");
+    wait_for(
+        SYNC_LIMIT,
+        "the inspection to be fetched and synced",
+        || {
+            let app = app.clone();
+            async move {
+                let listed = app.list_inspections().ok()?;
+                (listed.iter().any(|s| s.id == id) && app.sync_status().state == SyncState::Synced)
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_edits_survive_a_restart_and_reach_the_server_after_an_outage() {
+    let scratch = tempfile::tempdir().unwrap();
+    let server_data = scratch.path().join("server");
+    let mut server = Server::start_on(&server_data, "127.0.0.1:0");
+    server.add_inspector("ann");
+    let id = server.create_inspection("RJ1", "ann");
+
+    let dirs = AppDirs::new();
+    let app = dirs.open();
+    assert_eq!(app.app_status().keystore, KeystoreKind::Test);
+    assert!(app.app_status().signed_in.is_none());
+    assert_eq!(app.sync_status().state, SyncState::SignedOut);
+    let worker = Worker::start(&app);
+    sign_in_and_fetch(&app, &server, "ann", id).await;
+    assert_eq!(app.sync_status().pending_changes, 0);
+
+    // The server goes away: the worker says offline, and backs off.
+    let addr = server.addr.clone();
+    server.kill();
+    let status = wait_for(
+        SYNC_LIMIT,
+        "the worker to notice the server is gone",
+        || {
+            let app = app.clone();
+            async move {
+                let s = app.sync_status();
+                (s.state == SyncState::Offline).then_some(s)
+            }
+        },
+    )
+    .await;
+    let message = status.message.expect("an offline status says why");
+    assert!(
+        message.contains("trying again in"),
+        "the offline message tells when the next try is: {message}"
+    );
+
+    // Offline edits: ten answers, a note, a device, a finding.
+    let items = compliance_items(&app, id);
+    assert!(items.len() >= 10, "the checklist has ten compliance items");
+    for item in &items[..10] {
+        app.set_answer(id, item, Answer::Met).expect("an answer");
+    }
+    app.edit_note(id, &items[0], "Seen on the ward's noticeboard")
+        .expect("a note");
+    let view = app
+        .add_device(id, "RJ1-WARD7-PC01", "19045.4046")
+        .expect("a device");
+    assert_eq!(view.devices.len(), 1);
+    app.add_finding(
+        id,
+        Severity::High,
+        "Unattended logged-in PC on ward 7",
+        vec![items[1].clone()],
+        "Enforce screen lock after 5 minutes",
+    )
+    .expect("a finding");
+    let err = app
+        .set_answer(
+            id,
+            &items[2],
+            Answer::NotApplicable {
+                reason: "  ".into(),
+            },
+        )
+        .expect_err("'not applicable' needs a reason");
+    assert_eq!(err.code, ErrorCode::Invalid, "{err:?}");
+    let pending = app.sync_status().pending_changes;
+    assert!(
+        pending >= 13,
+        "every offline change is counted as not yet on the server (got {pending})"
+    );
+    assert_eq!(app.sync_status().state, SyncState::Offline);
+
+    // "Kill" the app and start it again: everything is still there, still pending.
+    worker.kill().await;
+    drop(app);
+    let app = dirs.open();
+    let status = app.app_status();
+    assert_eq!(
+        status.signed_in.map(|s| s.user).as_deref(),
+        Some("ann"),
+        "still signed in after a restart"
+    );
+    let open = app.open_inspection(id).expect("the inspection opens again");
+    for item in &items[..10] {
+        let answer = open.view.responses[item]
+            .answer
+            .as_ref()
+            .unwrap_or_else(|| panic!("{item} kept its answer across the restart"));
+        assert_eq!(answer.current().value, Answer::Met);
+    }
+    assert_eq!(open.view.devices.len(), 1, "the device survived");
+    assert_eq!(open.view.findings.len(), 1, "the finding survived");
+    assert_eq!(
+        app.sync_status().pending_changes,
+        pending,
+        "what was not on the server is still counted after a restart"
+    );
+    let summary = app.list_inspections().unwrap();
+    assert_eq!(summary[0].answered, 10);
+
+    // The server comes back on the same address: the worker finds it by itself.
+    let worker = Worker::start(&app);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let server = Server::start_on(&server_data, &addr);
+    let synced = wait_for(
+        SYNC_LIMIT,
+        "synced after the server came back (without sync_now)",
+        || {
+            let app = app.clone();
+            async move {
+                let s = app.sync_status();
+                (s.state == SyncState::Synced).then_some(s)
+            }
+        },
+    )
+    .await;
+    assert_eq!(synced.pending_changes, 0);
+    assert!(synced.last_synced_at.is_some());
+
+    // The server's own view has every answer, the device and the finding.
+    let token = support::token(&server, "ann").await;
+    let detail = support::get_json(&server, &token, &format!("/api/v1/inspections/{id}")).await;
+    let responses = &detail["inspection"]["responses"];
+    for item in &items[..10] {
+        assert_eq!(
+            responses[item]["answer"]["values"][0]["value"]["kind"], "met",
+            "the server holds the answer to {item}"
+        );
+    }
+    assert_eq!(
+        responses[&items[0]]["note"], "Seen on the ward's noticeboard",
+        "the note reached the server"
+    );
+    assert_eq!(
+        detail["inspection"]["devices"][0]["hostname"]["values"][0]["value"],
+        "RJ1-WARD7-PC01"
+    );
+    assert_eq!(
+        detail["inspection"]["findings"][0]["text"],
+        "Unattended logged-in PC on ward 7"
+    );
+    worker.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn photo_upload_resumes_where_it_stopped() {
+    let scratch = tempfile::tempdir().unwrap();
+    let server = Server::start_on(&scratch.path().join("server"), "127.0.0.1:0");
+    server.add_inspector("bob");
+    let id = server.create_inspection("RJ1", "bob");
+    let dirs = AppDirs::new();
+    let app = dirs.open();
+    let worker = Worker::start(&app);
+    sign_in_and_fetch(&app, &server, "bob", id).await;
+    // The worker would upload at once: stop it, to cut an upload short by hand.
+    worker.kill().await;
+
+    let item = compliance_items(&app, id)[0].clone();
+
+    // A photo over the limit is refused before anything reads it.
+    let huge = vec![0u8; 26 * 1024 * 1024];
+    let err = app
+        .add_photo(id, &item, "huge.jpg", &huge)
+        .expect_err("a 26 MB photo is refused");
+    assert_eq!(err.code, ErrorCode::TooLarge, "{err:?}");
+    let err = app
+        .add_photo(id, &item, "page.jpg", b"<html>not a photo</html>")
+        .expect_err("HTML is not a photo");
+    assert_eq!(err.code, ErrorCode::BadImage, "{err:?}");
+
+    let added = app
+        .add_photo(id, &item, "ward 7 PC.jpg", &support::noisy_jpeg(900))
+        .expect("a photo");
+    assert!(
+        added.bytes > 3 * 256 * 1024,
+        "the photo takes several chunks ({} bytes)",
+        added.bytes
+    );
+    assert_eq!(
+        added.view.responses[&item].photos[0].value.hash, added.sha256,
+        "the photo is attached to the item"
+    );
+    let thumb = app.photo_thumbnail(&added.sha256).expect("a thumbnail");
+    assert!(thumb.starts_with("data:image/jpeg;base64,"));
+    let status = app.sync_status();
+    assert_eq!(status.pending_photos, 1);
+    assert_eq!(status.pending_photo_bytes, added.bytes);
+
+    // Upload, and "crash" after the first chunk the server confirmed.
+    let session = app.app_status().signed_in.unwrap();
+    let token = std::fs::read_to_string(dirs.keys.join("device-token")).unwrap();
+    let pending = app.pending_uploads().unwrap().remove(0);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let upload = {
+        let (app, server_url, token, pending) = (
+            app.clone(),
+            session.server.clone(),
+            token.clone(),
+            pending.clone(),
+        );
+        tokio::spawn(async move {
+            uploads::upload_one(&app, &server_url, &token, &pending, |at| {
+                let _ = tx.send(at);
+            })
+            .await
+        })
+    };
+    loop {
+        let at = rx.recv().await.expect("progress reports");
+        if at > 0 {
+            break;
+        }
+    }
+    upload.abort();
+    let _ = upload.await;
+    let recorded = app.pending_uploads().unwrap().remove(0).uploaded_bytes;
+    assert!(
+        recorded > 0 && recorded < added.bytes,
+        "the store recorded the partial upload ({recorded} of {})",
+        added.bytes
+    );
+
+    // Resumed: it starts where the server stands, not at byte 0.
+    let pending = app.pending_uploads().unwrap().remove(0);
+    let report = uploads::upload_one(&app, &session.server, &token, &pending, |_| {})
+        .await
+        .expect("the upload completes");
+    assert!(
+        report.first_offset >= recorded,
+        "resumed at {} (recorded {recorded}), not at 0",
+        report.first_offset
+    );
+    let chunks = added.bytes.div_ceil(256 * 1024) as usize;
+    assert!(
+        report.requests < chunks,
+        "fewer requests ({}) than a whole upload ({chunks})",
+        report.requests
+    );
+    assert!(
+        app.pending_uploads().unwrap().is_empty(),
+        "the photo left the queue"
+    );
+
+    // The server has it whole, under its hash.
+    let reader = support::token(&server, "bob").await;
+    let res = reqwest::Client::new()
+        .get(format!("{}/api/v1/blobs/{}", server.url(), added.sha256))
+        .header("authorization", format!("Bearer {reader}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "GET the photo: {}", res.status());
+    let bytes = res.bytes().await.unwrap();
+    assert_eq!(
+        wardcheck_core::photo::sha256_hex(&bytes),
+        added.sha256,
+        "the server holds the very bytes the app stored"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_is_unauthorized() {
+    let scratch = tempfile::tempdir().unwrap();
+    let server = Server::start_on(&scratch.path().join("server"), "127.0.0.1:0");
+    server.add_inspector("cat");
+    let dirs = AppDirs::new();
+    let app = dirs.open();
+    let err = app
+        .sign_in(&server.url(), "cat", "not the password")
+        .await
+        .expect_err("a wrong password is refused");
+    assert_eq!(err.code, ErrorCode::Unauthorized, "{err:?}");
+    assert!(app.app_status().signed_in.is_none());
+    let err = app.list_inspections().expect_err("nobody is signed in");
+    assert_eq!(err.code, ErrorCode::NotSignedIn);
+
+    // Nothing listens here: offline, not unauthorized.
+    drop(server);
+    let err = app
+        .sign_in("http://127.0.0.1:9", "cat", support::PASSWORD)
+        .await
+        .expect_err("no server");
+    assert_eq!(err.code, ErrorCode::Offline, "{err:?}");
+    let err = app
+        .sign_in("not a url", "cat", support::PASSWORD)
+        .await
+        .expect_err("a bad address");
+    assert_eq!(err.code, ErrorCode::Invalid, "{err:?}");
+}
+
+/// A keychain that is never there, like a desktop session with no Secret Service.
+#[derive(Debug)]
+struct NoKeychain;
+
+impl SecretBackend for NoKeychain {
+    fn get(&self, _: &'static str) -> Result<Option<Vec<u8>>, KeystoreError> {
+        Err(KeystoreError::Unavailable(
+            "No keychain is available (test)".into(),
+        ))
+    }
+    fn set(&self, _: &'static str, _: &[u8]) -> Result<(), KeystoreError> {
+        Err(KeystoreError::Unavailable(
+            "No keychain is available (test)".into(),
+        ))
+    }
+    fn delete(&self, _: &'static str) -> Result<(), KeystoreError> {
+        Err(KeystoreError::Unavailable(
+            "No keychain is available (test)".into(),
+        ))
+    }
+}
+
+fn assert_no_store(app: &App, data: &std::path::Path) {
+    let status = app.app_status();
+    assert_eq!(status.keystore, KeystoreKind::Unavailable);
+    assert!(
+        status
+            .keystore_error
+            .as_deref()
+            .is_some_and(|e| e.contains("keychain")),
+        "the status says why: {:?}",
+        status.keystore_error
+    );
+    assert!(
+        !data.join(STORE_FILE).exists(),
+        "no store file is made without a keychain"
+    );
+    let err = app.list_inspections().expect_err("no store");
+    assert_eq!(err.code, ErrorCode::NoKeychain);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_keychain_means_no_store() {
+    let dirs = AppDirs::new();
+    let app = App::open_with(
+        dirs.config(),
+        Keystore::with_backend(KeystoreKind::Os, Box::new(NoKeychain)),
+    );
+    assert_no_store(&app, &dirs.data);
+    let err = app
+        .sign_in("http://127.0.0.1:9", "ann", "x")
+        .await
+        .expect_err("no sign-in without a keychain");
+    assert_eq!(err.code, ErrorCode::NoKeychain);
+    // The worker has nothing to do and ends.
+    tokio::time::timeout(Duration::from_secs(5), app.clone().run_worker())
+        .await
+        .expect("the worker stops at once when there is no store");
+}
+
+/// The real OS keychain with no session bus at all: run in a child process (the
+/// environment of this one is not ours to change) by the test below.
+#[test]
+#[ignore = "run by os_keychain_without_a_session_bus_is_unavailable in a child process"]
+fn os_keychain_child() {
+    let Some(data) = std::env::var_os("WARDCHECK_CHILD_DATA") else {
+        return;
+    };
+    let data = std::path::PathBuf::from(data);
+    let app = App::open(Config::new(&data, KeystoreChoice::Os));
+    assert_no_store(&app, &data);
+}
+
+#[test]
+fn os_keychain_without_a_session_bus_is_unavailable() {
+    let scratch = tempfile::tempdir().unwrap();
+    let data = scratch.path().join("data");
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "os_keychain_child", "--ignored", "--nocapture"])
+        .env("WARDCHECK_CHILD_DATA", &data)
+        .env(
+            "DBUS_SESSION_BUS_ADDRESS",
+            "unix:path=/nonexistent/wardcheck-bus",
+        )
+        .env_remove("WARDCHECK_TEST_KEYSTORE")
+        .env_remove("DISPLAY")
+        .output()
+        .expect("running the child test");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "the child test passed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_answers_show_as_a_conflict_and_a_pick_resolves_it() {
+    let scratch = tempfile::tempdir().unwrap();
+    let server = Server::start_on(&scratch.path().join("server"), "127.0.0.1:0");
+    server.add_inspector("dee");
+    let id = server.create_inspection("RJ1", "dee");
+    // Two devices of the same inspector.
+    let (dirs_a, dirs_b) = (AppDirs::new(), AppDirs::new());
+    let (a, b) = (dirs_a.open(), dirs_b.open());
+    let worker_a = Worker::start(&a);
+    let worker_b = Worker::start(&b);
+    sign_in_and_fetch(&a, &server, "dee", id).await;
+    sign_in_and_fetch(&b, &server, "dee", id).await;
+    worker_a.kill().await;
+    worker_b.kill().await;
+
+    // Both answer the same item while neither can sync.
+    let item = compliance_items(&a, id)[3].clone();
+    a.set_answer(id, &item, Answer::Met).unwrap();
+    b.set_answer(id, &item, Answer::NotMet).unwrap();
+    let worker_a = Worker::start(&a);
+    let worker_b = Worker::start(&b);
+    let conflict = |app: &App| {
+        let (app, item) = (app.clone(), item.clone());
+        async move {
+            let view = app.open_inspection(id).ok()?.view;
+            let field = view.responses[&item].answer.clone()?;
+            (field.is_conflict() && app.sync_status().state == SyncState::Synced).then_some(field)
+        }
+    };
+    let seen_a = wait_for(SYNC_LIMIT, "device A to show the conflict", || conflict(&a)).await;
+    wait_for(SYNC_LIMIT, "device B to show the conflict", || conflict(&b)).await;
+    let kinds: Vec<Answer> = seen_a
+        .values
+        .iter()
+        .map(|c| c.value.value.clone())
+        .collect();
+    assert!(
+        kinds.contains(&Answer::Met) && kinds.contains(&Answer::NotMet),
+        "both answers are kept: {kinds:?}"
+    );
+    let field_ref = wardcheck_core::inspection::FieldRef::Answer { item: item.clone() };
+    let view = a.open_inspection(id).unwrap().view;
+    assert!(
+        view.conflicts.contains(&field_ref),
+        "the view lists the conflict"
+    );
+
+    // A picks 'not met'; B sees the conflict gone.
+    let pick = seen_a
+        .values
+        .iter()
+        .find(|c| c.value.value == Answer::NotMet)
+        .unwrap()
+        .id
+        .clone();
+    let view = a.resolve_conflict(id, &field_ref, &pick).unwrap();
+    assert!(view.conflicts.is_empty(), "resolved on A at once");
+    wait_for(SYNC_LIMIT, "device B to see the resolution", || {
+        let b = b.clone();
+        let item = item.clone();
+        async move {
+            let view = b.open_inspection(id).ok()?.view;
+            let field = view.responses[&item].answer.clone()?;
+            (!field.is_conflict() && field.current().value == Answer::NotMet).then_some(())
+        }
+    })
+    .await;
+    worker_a.kill().await;
+    worker_b.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_device_is_told_to_sign_in_again() {
+    let scratch = tempfile::tempdir().unwrap();
+    let server = Server::start_on(&scratch.path().join("server"), "127.0.0.1:0");
+    server.add_inspector("eve");
+    let id = server.create_inspection("RJ1", "eve");
+    let dirs = AppDirs::new();
+    let app = dirs.open();
+    let worker = Worker::start(&app);
+    sign_in_and_fetch(&app, &server, "eve", id).await;
+    let device = app.app_status().signed_in.unwrap().device_id;
+    server.cli(&["device", "revoke", &device.to_string()], "");
+    app.sync_now();
+    let status = wait_for(SYNC_LIMIT, "the error state", || {
+        let app = app.clone();
+        async move {
+            let s = app.sync_status();
+            (s.state == SyncState::Error).then_some(s)
+        }
+    })
+    .await;
+    assert!(
+        status
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("sign in again")),
+        "the status says what to do: {:?}",
+        status.message
+    );
+    // Local work goes on regardless.
+    let item = compliance_items(&app, id)[0].clone();
+    app.set_answer(id, &item, Answer::PartlyMet).unwrap();
+    assert_eq!(app.sync_status().pending_changes, 1);
+    worker.kill().await;
+}
