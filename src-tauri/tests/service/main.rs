@@ -450,6 +450,77 @@ fn os_keychain_without_a_session_bus_is_unavailable() {
     );
 }
 
+/// The real OS keychain (Secret Service) in a private session: run in a child process
+/// by the test below. The app opens its store with a key it made and kept there, and a
+/// second start finds the same key and the same store.
+#[test]
+#[ignore = "run by the os_keychain_with_secret_service test in a private D-Bus session"]
+fn os_keychain_secret_service_child() {
+    let Some(data) = std::env::var_os("WARDCHECK_CHILD_DATA") else {
+        return;
+    };
+    let data = std::path::PathBuf::from(data);
+    let app = App::open(Config::new(&data, KeystoreChoice::Os));
+    let status = app.app_status();
+    assert_eq!(
+        status.keystore,
+        KeystoreKind::Os,
+        "the Secret Service is used: {:?}",
+        status.keystore_error
+    );
+    assert!(data.join(STORE_FILE).exists(), "the encrypted store is made");
+    assert!(app.list_inspections().is_err_and(|e| e.code == ErrorCode::NotSignedIn));
+    let key = Keystore::os().store_key(&data.join(STORE_FILE)).unwrap();
+    drop(app);
+    // Started again: the same key opens the same store.
+    let again = App::open(Config::new(&data, KeystoreChoice::Os));
+    assert_eq!(again.app_status().keystore, KeystoreKind::Os);
+    let key_again = Keystore::os().store_key(&data.join(STORE_FILE)).unwrap();
+    assert_eq!(key.as_bytes(), key_again.as_bytes(), "the kept key is read back");
+    println!("wardcheck: secret service keystore ok");
+}
+
+/// The OS keychain on a desktop with a Secret Service: GNOME Keyring, unlocked, on a
+/// private session bus (`dbus-run-session`), with its keyring files in a temporary home.
+/// `scripts/setup` installs gnome-keyring; without it this test fails and says so.
+#[test]
+fn os_keychain_with_secret_service() {
+    for tool in ["dbus-run-session", "gnome-keyring-daemon"] {
+        assert!(
+            std::process::Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .output()
+                .is_ok_and(|o| o.status.success()),
+            "{tool} is missing: run scripts/setup (it installs dbus and gnome-keyring)"
+        );
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let home = scratch.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let data = scratch.path().join("data");
+    let script = r#"printf '%s' wardcheck-test | gnome-keyring-daemon --unlock --components=secrets >/dev/null || exit 90
+exec "$0" --exact os_keychain_secret_service_child --ignored --nocapture"#;
+    let out = std::process::Command::new("dbus-run-session")
+        .args(["--", "sh", "-c", script])
+        .arg(std::env::current_exe().unwrap())
+        .env("WARDCHECK_CHILD_DATA", &data)
+        .env("HOME", &home)
+        .env("XDG_DATA_HOME", home.join("share"))
+        .env("XDG_RUNTIME_DIR", &home)
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env_remove("WARDCHECK_TEST_KEYSTORE")
+        .env_remove("DISPLAY")
+        .output()
+        .expect("running the child test in dbus-run-session");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("secret service keystore ok"),
+        "the child test passed with the real keychain (exit {:?}):\n{text}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_answers_show_as_a_conflict_and_a_pick_resolves_it() {
     let scratch = tempfile::tempdir().unwrap();
