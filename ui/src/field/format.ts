@@ -1,5 +1,5 @@
 // Words for the field app's status and values, as the inspector reads them.
-import type { FieldRef, SyncStatus, UploadProgress } from "../lib/api/field-types";
+import type { Evidence, FieldRef, SyncStatus, UploadProgress } from "../lib/api/field-types";
 
 /** `2026-11-29T14:32:05Z` as "14:32", in the device's own time zone. */
 export function clock(iso: string | null | undefined): string {
@@ -62,4 +62,17 @@ export function fieldKey(f: FieldRef): string {
     case "finding_severity":
       return `finding_severity:${f.finding}`;
   }
+}
+
+const EVIDENCE: Record<Evidence, string> = {
+  photo: "a photo",
+  note: "a note",
+  "sampled-device": "checks on sampled devices",
+};
+
+/** An item's evidence as a phrase: "a photo and a note"; "" for none. */
+export function evidenceText(evidence: readonly Evidence[] | null | undefined): string {
+  const words = (evidence ?? []).map((e) => EVIDENCE[e] ?? e);
+  if (words.length <= 1) return words[0] ?? "";
+  return `${words.slice(0, -1).join(", ")} and ${words[words.length - 1]}`;
 }

@@ -4,6 +4,9 @@
 import { checklist as bundled } from "../../lib/checklists";
 import {
   AppError,
+  MAX_PHOTO_BYTES,
+  photoTooLargeMessage,
+  type AnswerKind,
   type AppStatus,
   type ChecklistForApp,
   type CommentTarget,
@@ -36,7 +39,12 @@ function field<T>(value: T, by: string, at = now()): Field<T> {
   return { values: [{ id: `${ids++}@actor`, value, by, at }] };
 }
 
-/** The bundled checklist as the shell would send it (guidance and references made up here). */
+/**
+ * The bundled checklist as the shell would send it: the shell carries the checklist
+ * files, so this stand-in reads the copy compiled into the UI (the field app's screens
+ * never do). Guidance, how to observe a device check, and number bounds the bundled copy
+ * does not keep are made up here.
+ */
 export function sampleChecklist(): ChecklistForApp {
   const c = bundled(CHECKLIST, VERSION);
   if (!c) throw new Error(`${CHECKLIST}@${VERSION} is not bundled`);
@@ -47,15 +55,31 @@ export function sampleChecklist(): ChecklistForApp {
     sections: c.sections.map((s) => ({
       id: s.id,
       title: s.title,
+      scope: s.scope,
       items: s.items.map((i) => ({
         id: i.id,
         prompt: i.prompt,
         guidance: `Guidance for ${i.id}: what to look at, and what counts as met.`,
         references: i.telemetry ? [`Telemetry: ${i.telemetry}`] : [],
         scope: s.scope,
+        answer: answerKind(i.answer, i.unit),
+        observe: s.scope === "device" ? `Settings on the device: look for ${i.id}.` : null,
+        evidence: s.scope === "device" ? ["sampled-device"] : ["photo", "note"],
       })),
     })),
   };
+}
+
+function answerKind(kind: string, unit: string | null): AnswerKind {
+  switch (kind) {
+    case "number":
+      return { kind: "number", min: unit === "%" ? 0 : null, max: unit === "%" ? 100 : null, unit };
+    case "date":
+    case "text":
+      return { kind };
+    default:
+      return { kind: "compliance" };
+  }
 }
 
 function emptyView(id: string, trust: string, sites: string[], checklist: ChecklistForApp, by: string): InspectionView {
@@ -197,7 +221,7 @@ export class MemoryBackend implements FieldBackend {
   }
 
   async addPhoto(id: string, item: string, name: string, bytes: Uint8Array): Promise<PhotoAdded> {
-    if (bytes.length > 25 * 1024 * 1024) throw new AppError("too_large", "The photo is larger than 25 MB.");
+    if (bytes.length > MAX_PHOTO_BYTES) throw new AppError("too_large", photoTooLargeMessage(bytes.length));
     const sha256 = await hash(bytes);
     this.photos.set(sha256, bytes);
     const view = await this.change(id, (v) => {
@@ -216,7 +240,7 @@ export class MemoryBackend implements FieldBackend {
 
   async photoThumbnail(sha256: string): Promise<string> {
     const bytes = this.photos.get(sha256);
-    if (!bytes) throw new AppError("not_found", "No such photo on this device.");
+    if (!bytes) throw new AppError("not_found", `Photo ${sha256} is not on this device.`);
     let bin = "";
     for (const b of bytes.subarray(0, 200_000)) bin += String.fromCharCode(b);
     return `data:image/jpeg;base64,${btoa(bin)}`;
@@ -270,6 +294,8 @@ export class MemoryBackend implements FieldBackend {
     return this.change(id, (v) => {
       const s = v.meta.state.values[0].value;
       if (s !== "in_progress" && s !== "draft") throw new AppError("invalid", `an inspection cannot go from ${s} to submitted`);
+      // The shell takes a draft through in progress (the core has no draft-to-submitted
+      // step); only the end state shows here.
       v.meta.state = field<State>("submitted", this.user);
     });
   }
@@ -277,7 +303,9 @@ export class MemoryBackend implements FieldBackend {
   async signOff(id: string, statement: string): Promise<InspectionView> {
     return this.change(id, (v) => {
       if (v.meta.state.values[0].value !== "submitted") throw new AppError("invalid", "signing off needs the inspection to be submitted");
-      v.signoffs.push({ id: nextId(), role: "lead_inspector", statement, by: this.user, at: now() });
+      // As the shell does: a reviewer signs as reviewer, anyone else as lead inspector.
+      const role = this.status.signed_in?.role === "reviewer" ? "reviewer" : "lead_inspector";
+      v.signoffs.push({ id: nextId(), role, statement, by: this.user, at: now() });
     });
   }
 
@@ -315,6 +343,20 @@ export class MemoryBackend implements FieldBackend {
   }
 
   // ----- for tests and the dev page -----
+
+  /**
+   * A photo another device took: in the view (it came with a sync), its bytes on the
+   * server only, so `photoThumbnail` answers `not_found` as the shell does.
+   */
+  photoFromAnotherDevice(id: string, item: string, sha256: string, by = "rev"): void {
+    const r = this.view(id).responses[item];
+    if (!r) throw new Error(`unknown checklist item "${item}"`);
+    r.photos.push({
+      value: { hash: sha256, size: 2_400_000, width: 4000, height: 3000, mime: "image/jpeg", caption: "", captured_at: null },
+      by,
+      at: now(),
+    });
+  }
 
   /** Sets the sync status and tells every listener, as the shell's worker does. */
   emit(patch: Partial<SyncStatus>): void {

@@ -1,7 +1,6 @@
 // One open inspection: its view and checklist, and every edit the inspector makes.
 // Each command answers with the whole new view, which replaces the old one; nothing
 // here computes what the document holds.
-import { checklist as bundledChecklist } from "../../lib/checklists";
 import {
   AppError,
   conflictsOf,
@@ -20,9 +19,13 @@ export type AnswerKind = "compliance" | "number" | "date" | "text";
 export interface AnswerSpec {
   kind: AnswerKind;
   unit: string | null;
+  /** For a number: the least and most it may be, where the checklist says. */
+  min?: number | null;
+  max?: number | null;
 }
 
 const COMPLIANCE: AnswerSpec = { kind: "compliance", unit: null };
+const KINDS: readonly string[] = ["compliance", "number", "date", "text"];
 
 export class InspectionStore {
   view = $state.raw<InspectionView | null>(null);
@@ -137,12 +140,12 @@ export class InspectionStore {
 
   /** Sections answered once for the inspection. */
   get inspectionSections(): ChecklistSectionForApp[] {
-    return (this.checklist?.sections ?? []).filter((s) => s.items.some((i) => i.scope === "inspection"));
+    return (this.checklist?.sections ?? []).filter((s) => (s.scope ?? s.items[0]?.scope) === "inspection");
   }
 
   /** Sections answered once per sampled device (the Windows 10 endpoint checks). */
   get deviceSections(): ChecklistSectionForApp[] {
-    return (this.checklist?.sections ?? []).filter((s) => s.items.some((i) => i.scope === "device"));
+    return (this.checklist?.sections ?? []).filter((s) => (s.scope ?? s.items[0]?.scope) === "device");
   }
 
   item(id: string): ChecklistItemForApp | null {
@@ -156,18 +159,15 @@ export class InspectionStore {
   }
 
   /**
-   * How an item is answered. The contract's checklist does not say, so the checklist
-   * files bundled into this build do (ui/src/generated/checklists.json); an item they
-   * do not carry takes the compliance answers.
+   * How an item is answered, as the checklist `open_inspection` sent says (its item's
+   * `answer`); an item it does not name, or a kind this build does not know, takes the
+   * compliance answers.
    */
   answerSpec(item: string): AnswerSpec {
-    const pin = this.view?.meta.checklist;
-    const c = pin ? bundledChecklist(pin.id, pin.version) : null;
-    for (const s of c?.sections ?? []) {
-      const i = s.items.find((x) => x.id === item);
-      if (i) return { kind: (["compliance", "number", "date", "text"].includes(i.answer) ? i.answer : "compliance") as AnswerKind, unit: i.unit };
-    }
-    return COMPLIANCE;
+    const a = this.item(item)?.answer;
+    if (!a || !KINDS.includes(a.kind)) return COMPLIANCE;
+    if (a.kind === "number") return { kind: "number", unit: a.unit ?? null, min: a.min ?? null, max: a.max ?? null };
+    return { kind: a.kind, unit: null };
   }
 
   /** answered / total for an inspection-scope section, from the view's progress. */

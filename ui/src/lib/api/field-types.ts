@@ -41,17 +41,37 @@ export interface InspectionSummary {
 
 export type Scope = "inspection" | "device";
 
+/**
+ * The answer an item takes (the core's `AnswerKind`, serde form): met / partly met /
+ * not met (and not applicable with a reason) for `compliance`, else a number (within
+ * `min`..`max` where set), a date or a text.
+ */
+export type AnswerKind =
+  | { kind: "compliance" }
+  | { kind: "number"; min: number | null; max: number | null; unit: string | null }
+  | { kind: "date" }
+  | { kind: "text" };
+
+/** What evidence an item asks for. */
+export type Evidence = "photo" | "note" | "sampled-device";
+
 export interface ChecklistItemForApp {
   id: string;
   prompt: string;
   guidance: string;
+  /** Labels such as `NDG standard 7`, `DSPT 7.3.4`, `CIS Windows 10 9.1`. */
   references: string[];
   scope: Scope;
+  answer: AnswerKind;
+  /** For device checks: how to observe it on the device (the setting or command). */
+  observe: string | null;
+  evidence: Evidence[];
 }
 
 export interface ChecklistSectionForApp {
   id: string;
   title: string;
+  scope: Scope;
   items: ChecklistItemForApp[];
 }
 
@@ -176,8 +196,26 @@ export class AppError extends ApiError {
   }
 }
 
-/** The most bytes `add_photo` takes (docs/APP-IPC.md): larger photos are refused before sending. */
+/**
+ * The most bytes `add_photo` takes (docs/APP-IPC.md): 25 MiB, 26,214,400 bytes. Larger
+ * photos are refused before sending.
+ */
 export const MAX_PHOTO_BYTES = 25 * 1024 * 1024;
+
+/** 26214401 as "26,214,401" (no locale data needed). */
+function grouped(n: number): string {
+  return String(Math.trunc(n)).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+}
+
+/**
+ * Why a photo of `size` bytes is refused: its size in MB and, since 25.0 MB can be just
+ * over the limit, in bytes too. `name` starts the sentence when given.
+ */
+export function photoTooLargeMessage(size: number, name?: string): string {
+  const mb = (size / (1024 * 1024)).toFixed(1);
+  const what = name ? `${name} is` : "The photo is";
+  return `${what} ${mb} MB (${grouped(size)} bytes): a photo may be at most 25 MB (${grouped(MAX_PHOTO_BYTES)} bytes). Take it again at a lower resolution, or choose a smaller file.`;
+}
 
 /** Every command of the contract, typed. Arguments are as the contract names them. */
 export interface FieldBackend {

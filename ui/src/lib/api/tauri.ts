@@ -2,12 +2,13 @@
 // and its `sync-status` event over `listen`. JS passes arguments in camelCase; Tauri
 // maps them to the Rust parameters. Every rejection becomes an AppError with the
 // contract's code.
-import { invoke } from "@tauri-apps/api/core";
+import { invoke as tauriInvoke, type InvokeArgs, type InvokeOptions } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
 import type { Answer, InspectionView, Severity } from "./types";
 import {
   AppError,
   MAX_PHOTO_BYTES,
+  photoTooLargeMessage,
   type AppStatus,
   type CommentTarget,
   type FieldBackend,
@@ -18,90 +19,107 @@ import {
   type SyncStatus,
 } from "./field-types";
 
-async function call<T>(command: string, args?: Record<string, unknown>): Promise<T> {
-  try {
-    return await invoke<T>(command, args);
-  } catch (e) {
-    throw AppError.from(e);
-  }
-}
+/** `invoke` of @tauri-apps/api: the default, or a stand-in passed by tests. */
+export type Invoke = <T>(cmd: string, args?: InvokeArgs, options?: InvokeOptions) => Promise<T>;
 
 export class TauriBackend implements FieldBackend {
+  constructor(private readonly invoke: Invoke = tauriInvoke) {}
+
+  private async call<T>(command: string, args?: InvokeArgs, options?: InvokeOptions): Promise<T> {
+    try {
+      // Called with as many arguments as given, so a JSON call looks as it always did.
+      return await (options ? this.invoke<T>(command, args, options) : this.invoke<T>(command, args));
+    } catch (e) {
+      throw AppError.from(e);
+    }
+  }
+
   appStatus(): Promise<AppStatus> {
-    return call("app_status");
+    return this.call("app_status");
   }
 
   signIn(server: string, user: string, password: string): Promise<AppStatus> {
-    return call("sign_in", { server, user, password });
+    return this.call("sign_in", { server, user, password });
   }
 
   signOut(): Promise<AppStatus> {
-    return call("sign_out");
+    return this.call("sign_out");
   }
 
   listInspections(): Promise<InspectionSummary[]> {
-    return call("list_inspections");
+    return this.call("list_inspections");
   }
 
   openInspection(id: string): Promise<OpenInspection> {
-    return call("open_inspection", { id });
+    return this.call("open_inspection", { id });
   }
 
   setAnswer(id: string, item: string, answer: Answer): Promise<InspectionView> {
-    return call("set_answer", { id, item, answer });
+    return this.call("set_answer", { id, item, answer });
   }
 
   editNote(id: string, item: string, text: string): Promise<InspectionView> {
-    return call("edit_note", { id, item, text });
+    return this.call("edit_note", { id, item, text });
   }
 
+  /**
+   * The contract's raw-body form: the photo's bytes are the request body (no array of
+   * numbers in JSON), the other arguments travel in the `wardcheck-*` headers,
+   * percent-encoded, since a header carries only ASCII and a file name need not be.
+   */
   async addPhoto(id: string, item: string, name: string, bytes: Uint8Array): Promise<PhotoAdded> {
     // Refused here too, so a huge file is never copied into an IPC message.
-    if (bytes.length > MAX_PHOTO_BYTES) {
-      throw new AppError("too_large", `The photo is ${(bytes.length / 1048576).toFixed(0)} MB: at most 25 MB is allowed.`);
+    if (bytes.byteLength > MAX_PHOTO_BYTES) {
+      throw new AppError("too_large", photoTooLargeMessage(bytes.byteLength));
     }
-    // The contract's JSON form: the bytes as an array of numbers.
-    return call("add_photo", { id, item, name, bytes: Array.from(bytes) });
+    // A plain object, not a Headers: under the isolation pattern the options cross a
+    // postMessage to the isolation frame, and a Headers object cannot be cloned.
+    const headers: Record<string, string> = {
+      "wardcheck-id": encodeURIComponent(id),
+      "wardcheck-item": encodeURIComponent(item),
+      "wardcheck-name": encodeURIComponent(name),
+    };
+    return this.call("add_photo", bytes, { headers });
   }
 
   photoThumbnail(sha256: string): Promise<string> {
-    return call("photo_thumbnail", { sha256 });
+    return this.call("photo_thumbnail", { sha256 });
   }
 
   addDevice(id: string, hostname: string, buildSeen: string): Promise<InspectionView> {
-    return call("add_device", { id, hostname, buildSeen });
+    return this.call("add_device", { id, hostname, buildSeen });
   }
 
   recordObservation(id: string, device: string, item: string, answer: Answer, note: string): Promise<InspectionView> {
-    return call("record_observation", { id, device, item, answer, note });
+    return this.call("record_observation", { id, device, item, answer, note });
   }
 
   addFinding(id: string, severity: Severity, text: string, items: string[], recommendation: string): Promise<InspectionView> {
-    return call("add_finding", { id, severity, text, items, recommendation });
+    return this.call("add_finding", { id, severity, text, items, recommendation });
   }
 
   addComment(id: string, target: CommentTarget, text: string): Promise<InspectionView> {
-    return call("add_comment", { id, target, text });
+    return this.call("add_comment", { id, target, text });
   }
 
   resolveConflict(id: string, field: FieldRef, candidate: string): Promise<InspectionView> {
-    return call("resolve_conflict", { id, field, candidate });
+    return this.call("resolve_conflict", { id, field, candidate });
   }
 
   submitInspection(id: string): Promise<InspectionView> {
-    return call("submit_inspection", { id });
+    return this.call("submit_inspection", { id });
   }
 
   signOff(id: string, statement: string): Promise<InspectionView> {
-    return call("sign_off", { id, statement });
+    return this.call("sign_off", { id, statement });
   }
 
   syncStatus(): Promise<SyncStatus> {
-    return call("sync_status");
+    return this.call("sync_status");
   }
 
   syncNow(): Promise<SyncStatus> {
-    return call("sync_now");
+    return this.call("sync_now");
   }
 
   async onSyncStatus(cb: (s: SyncStatus) => void): Promise<() => void> {
