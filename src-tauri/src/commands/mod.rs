@@ -4,7 +4,6 @@
 //! its result or an [`AppError`]. Methods that touch the store (SQLite, fsync) or decode
 //! a photo run on the blocking pool, so the IPC thread never waits on a disk.
 
-use serde::de::DeserializeOwned;
 use tauri::State;
 use tauri::ipc::{InvokeBody, Request};
 use uuid::Uuid;
@@ -42,9 +41,11 @@ pub async fn sign_in(
     app.sign_in(&server, &user, &password).await
 }
 
+/// `force` (optional, default false): sign out even with changes or photos not yet on
+/// the server.
 #[tauri::command]
-pub async fn sign_out(app: State<'_, App>) -> Result<AppStatus, AppError> {
-    blocking(&app, |app| app.sign_out()).await
+pub async fn sign_out(app: State<'_, App>, force: Option<bool>) -> Result<AppStatus, AppError> {
+    blocking(&app, move |app| app.sign_out(force.unwrap_or(false))).await
 }
 
 #[tauri::command]
@@ -77,19 +78,18 @@ pub async fn edit_note(
     blocking(&app, move |app| app.edit_note(id, &item, &text)).await
 }
 
-/// `add_photo` takes JSON arguments (`id`, `item`, `name`, `bytes` as an array of
-/// numbers) or, better for large photos, the photo as the raw body with the other
-/// arguments in the headers `wardcheck-id`, `wardcheck-item` and `wardcheck-name`
-/// (percent-encoded).
+/// `add_photo` takes the photo as the raw body with the other arguments in the headers
+/// `wardcheck-id`, `wardcheck-item` and `wardcheck-name` (percent-encoded). The JSON
+/// form (`bytes` as an array of numbers) is gone: it made a number array of up to 25
+/// million elements before any size check could run.
 #[tauri::command]
 pub async fn add_photo(app: State<'_, App>, request: Request<'_>) -> Result<PhotoAdded, AppError> {
     let (id, item, name, bytes) = match request.body() {
-        InvokeBody::Json(args) => {
-            let id: Uuid = arg(args, "id")?;
-            let item: String = arg(args, "item")?;
-            let name: String = arg(args, "name")?;
-            let bytes = json_bytes(args.get("bytes"))?;
-            (id, item, name, bytes)
+        InvokeBody::Json(_) => {
+            return Err(AppError::invalid(
+                "add_photo takes the photo as the raw request body, with the wardcheck-id, \
+                 wardcheck-item and wardcheck-name headers (docs/APP-IPC.md)",
+            ));
         }
         InvokeBody::Raw(bytes) => {
             service::check_photo_size(bytes.len())?;
@@ -117,29 +117,6 @@ pub async fn add_photo(app: State<'_, App>, request: Request<'_>) -> Result<Phot
         }
     };
     blocking(&app, move |app| app.add_photo(id, &item, &name, &bytes)).await
-}
-
-fn arg<T: DeserializeOwned>(args: &serde_json::Value, name: &str) -> Result<T, AppError> {
-    let value = args
-        .get(name)
-        .ok_or_else(|| AppError::invalid(format!("add_photo needs the argument {name}")))?;
-    T::deserialize(value).map_err(|e| AppError::invalid(format!("add_photo's {name}: {e}")))
-}
-
-/// The photo from a JSON array of numbers, refused by its length before any copy.
-fn json_bytes(value: Option<&serde_json::Value>) -> Result<Vec<u8>, AppError> {
-    let array = value
-        .and_then(serde_json::Value::as_array)
-        .ok_or_else(|| AppError::invalid("add_photo needs the photo's bytes"))?;
-    service::check_photo_size(array.len())?;
-    array
-        .iter()
-        .map(|v| {
-            v.as_u64()
-                .and_then(|n| u8::try_from(n).ok())
-                .ok_or_else(|| AppError::invalid("the photo's bytes must be numbers from 0 to 255"))
-        })
-        .collect()
 }
 
 /// Decodes `%XX` escapes (as `encodeURIComponent` makes them).
@@ -262,14 +239,5 @@ mod tests {
         assert_eq!(percent_decode("caf%C3%A9").as_deref(), Some("café"));
         assert_eq!(percent_decode("bad%2"), None);
         assert_eq!(percent_decode("bad%zz"), None);
-    }
-
-    #[test]
-    fn json_bytes_are_checked() {
-        let ok = serde_json::json!([0, 255, 7]);
-        assert_eq!(json_bytes(Some(&ok)).unwrap(), vec![0, 255, 7]);
-        let bad = serde_json::json!([256]);
-        assert!(json_bytes(Some(&bad)).is_err());
-        assert!(json_bytes(None).is_err());
     }
 }

@@ -44,3 +44,22 @@ pub const MAX_JSON_ANSWER: usize = 8 * 1024 * 1024;
 /// Pages of the inspections list read at most (200 per page): an inspector has about
 /// 50 inspections; this only stops a server that never ends its pages.
 pub const MAX_LIST_PAGES: usize = 50;
+/// Largest sign-in answer read (a token, a few names: well under 1 KiB).
+pub const MAX_LOGIN_ANSWER: usize = 64 * 1024;
+/// Largest error body read from the server (its `{"error": {...}}` is a few hundred
+/// bytes); the rest of a longer one is not read.
+pub const MAX_ERROR_BODY: usize = 64 * 1024;
+/// Longest device token accepted from the server (it sends 64 hex characters).
+pub const MAX_TOKEN_BYTES: usize = 512;
+/// Longest display name accepted from the server (it allows 100 characters; this
+/// leaves room without letting a wrong server fill the header with a novel).
+pub const MAX_DISPLAY_NAME_CHARS: usize = 200;
+/// Most inspection ids accepted from the server's list: 50 pages of 200. An inspector
+/// has about 50; a server listing more is not one to trust with the worker's memory.
+pub const MAX_LISTED_INSPECTIONS: usize = MAX_LIST_PAGES * 200;
+/// Longest wait for one WebSocket send (or close) to go out: a 16 MiB sync message at
+/// 1 MB/s takes 16 s. Past it the connection is taken for dead.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait for the `leave` message and close on a sign-in or sign-out: only a
+/// courtesy to the server, so it never holds up the switch.
+pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(2);

@@ -6,7 +6,8 @@
 //! the command returns and the worker never sees a change that is not on disk. Nobody
 //! holds the lock across a network wait.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, LazyLock};
 
 use automerge::sync;
@@ -14,7 +15,7 @@ use chrono::Utc;
 use uuid::Uuid;
 use wardcheck_core::checklist::{self, Checklist, ChecklistPin};
 use wardcheck_core::inspection::Inspection;
-use wardcheck_core::store::Store;
+use wardcheck_core::store::{Store, StoreError};
 
 use crate::error::{AppError, ErrorCode};
 
@@ -40,6 +41,27 @@ pub fn checklist_for(pin: &ChecklistPin) -> Result<Arc<Checklist>, AppError> {
         })
 }
 
+/// Why a stored inspection does not open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unopenable {
+    /// It pins a checklist this build does not carry: not listed, not synced, and not
+    /// an error of this device (an app update opens it).
+    Checklist(AppError),
+    /// The store failed to give it back whole (damaged data, a failed read, or a
+    /// panic inside Automerge while loading it): reported, never hidden.
+    Damaged(AppError),
+    /// There is no such inspection on this device (`not_found`).
+    Missing(AppError),
+}
+
+impl From<Unopenable> for AppError {
+    fn from(e: Unopenable) -> Self {
+        match e {
+            Unopenable::Checklist(e) | Unopenable::Damaged(e) | Unopenable::Missing(e) => e,
+        }
+    }
+}
+
 /// The store and its loaded inspections.
 #[derive(Debug)]
 pub struct Local {
@@ -47,6 +69,8 @@ pub struct Local {
     docs: HashMap<Uuid, Inspection>,
     /// Changes per document that the server has not acknowledged, as last counted.
     pending: HashMap<Uuid, u64>,
+    /// Stored inspections that failed to open as damaged, and why (as last tried).
+    damaged: BTreeMap<Uuid, String>,
 }
 
 impl Local {
@@ -55,19 +79,80 @@ impl Local {
             store,
             docs: HashMap::new(),
             pending: HashMap::new(),
+            damaged: BTreeMap::new(),
         }
     }
 
     /// The inspection, loaded from the store on first use.
     pub fn doc(&mut self, id: Uuid) -> Result<&mut Inspection, AppError> {
+        Ok(self.try_doc(id)?)
+    }
+
+    /// [`Local::doc`], saying whether a failure is a missing checklist or damage. A
+    /// damaged inspection is remembered (see [`Local::damaged`]) until it opens again.
+    pub fn try_doc(&mut self, id: Uuid) -> Result<&mut Inspection, Unopenable> {
         if !self.docs.contains_key(&id) {
-            let raw = self.store.load_doc(id)?;
-            let pin = Inspection::pin_of_doc(&raw)?;
-            let checklist = checklist_for(&pin)?;
-            let insp = Inspection::from_doc(raw, checklist)?;
-            self.docs.insert(id, insp);
+            match self.load(id) {
+                Ok(insp) => {
+                    self.damaged.remove(&id);
+                    self.docs.insert(id, insp);
+                }
+                Err(e) => {
+                    if let Unopenable::Damaged(d) = &e {
+                        self.damaged.insert(id, d.message.clone());
+                    }
+                    return Err(e);
+                }
+            }
         }
         Ok(self.docs.get_mut(&id).expect("just loaded"))
+    }
+
+    fn load(&self, id: Uuid) -> Result<Inspection, Unopenable> {
+        let damaged = |e: AppError| {
+            Unopenable::Damaged(AppError::new(
+                e.code,
+                format!(
+                    "Inspection {id} on this device cannot be opened: {}",
+                    e.message
+                ),
+            ))
+        };
+        // Automerge may panic on damaged bytes (SYNC-NOTES §5): caught, and reported
+        // as damage; nothing half-loaded is kept.
+        let raw = catch_unwind(AssertUnwindSafe(|| {
+            self.store.load_doc(id).map_err(Box::new)
+        }))
+        .map_err(|_| {
+            damaged(AppError::new(
+                ErrorCode::Storage,
+                "its stored data made the document library fail",
+            ))
+        })?
+        .map_err(|e| match *e {
+            e @ StoreError::UnknownDocument(_) => Unopenable::Missing(e.into()),
+            e => damaged(e.into()),
+        })?;
+        let pin = Inspection::pin_of_doc(&raw).map_err(|e| damaged(e.into()))?;
+        let checklist = checklist_for(&pin).map_err(Unopenable::Checklist)?;
+        Inspection::from_doc(raw, checklist).map_err(|e| damaged(e.into()))
+    }
+
+    /// How many inspections are loaded in memory.
+    pub fn loaded(&self) -> usize {
+        self.docs.len()
+    }
+
+    /// The stored inspections that failed to open as damaged, with why.
+    pub fn damaged(&self) -> &BTreeMap<Uuid, String> {
+        &self.damaged
+    }
+
+    /// Forgets every loaded copy and count (after a panic while the lock was held:
+    /// a loaded document may be half-changed). The next use reloads from the store.
+    pub fn clear_cache(&mut self) {
+        self.docs.clear();
+        self.pending.clear();
     }
 
     /// Forgets the loaded copy, so the next use reloads what the store holds (after a
@@ -108,6 +193,14 @@ impl Local {
         Ok(self.store.inspection_ids()?)
     }
 
+    /// Forgets a document's sync state with `peer` (in memory and stored), so the
+    /// next exchange starts afresh.
+    pub fn reset_sync_state(&mut self, id: Uuid, peer: &str) {
+        if let Err(e) = self.store.reset_sync_state(id, peer) {
+            tracing::warn!("sync: could not reset the sync state of {id}: {e}");
+        }
+    }
+
     /// The sync state kept for `(doc, peer)`, or a fresh one.
     pub fn sync_state(&self, id: Uuid, peer: &str) -> sync::State {
         self.store
@@ -120,13 +213,19 @@ impl Local {
 
     /// Counts the changes of `id` not covered by `shared_heads` and remembers the count.
     pub fn count_pending(&mut self, id: Uuid, shared: &[automerge::ChangeHash]) -> u64 {
-        let n = match self.doc(id) {
-            Ok(insp) => insp.changes_after(shared) as u64,
-            // A document the app cannot open (unknown checklist) is not counted.
-            Err(_) => 0,
-        };
-        self.pending.insert(id, n);
-        n
+        match self.try_doc(id) {
+            Ok(insp) => {
+                let n = insp.changes_after(shared) as u64;
+                self.pending.insert(id, n);
+                n
+            }
+            // A document the app cannot open is not counted (nor remembered, so it is
+            // tried again); a damaged one is in `damaged`, which the status reports.
+            Err(_) => {
+                self.pending.remove(&id);
+                0
+            }
+        }
     }
 
     /// Recounts one document against the sync state kept for `peer`.

@@ -38,7 +38,7 @@ use wardcheck_core::store::{Blob, PendingUpload, Store};
 
 use crate::error::{AppError, ErrorCode};
 use keystore::{Keystore, KeystoreChoice, KeystoreKind};
-use local::Local;
+use local::{Local, Unopenable};
 use settings::Settings;
 use status::{StatusHub, SyncStatus};
 use views::{AppStatus, InspectionSummary, OpenInspection, PhotoAdded, SignedIn};
@@ -54,6 +54,9 @@ pub struct Config {
     pub keystore: KeystoreChoice,
     /// The name this device signs in as (shown in the server's device list).
     pub device_name: String,
+    /// Longest silence on the sync connection before it is taken for dead
+    /// ([`limits::SILENCE_TIMEOUT`]; shorter in tests).
+    pub silence_timeout: std::time::Duration,
 }
 
 impl Config {
@@ -62,6 +65,7 @@ impl Config {
             data_dir: data_dir.into(),
             keystore,
             device_name: device_name(),
+            silence_timeout: limits::SILENCE_TIMEOUT,
         }
     }
 }
@@ -83,11 +87,21 @@ pub fn device_name() -> String {
     name
 }
 
-/// Who is signed in: the settings record and the token from the keystore.
-#[derive(Debug, Clone)]
+/// Who is signed in: the settings record and the token from the keystore. Its Debug
+/// output leaves out the token.
+#[derive(Clone)]
 pub(crate) struct Session {
     pub settings: Settings,
     pub token: String,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("settings", &self.settings)
+            .field("token", &"(hidden)")
+            .finish()
+    }
 }
 
 /// The field app's state; cheap to clone (one shared inner).
@@ -100,6 +114,7 @@ pub struct App {
 pub(crate) struct Inner {
     pub data_dir: PathBuf,
     pub device_name: String,
+    pub silence_timeout: std::time::Duration,
     pub keystore: Option<Keystore>,
     pub keystore_kind: KeystoreKind,
     pub keystore_error: Option<String>,
@@ -178,6 +193,7 @@ impl App {
             inner: Arc::new(Inner {
                 data_dir: config.data_dir,
                 device_name: config.device_name,
+                silence_timeout: config.silence_timeout,
                 keystore,
                 keystore_kind: kind,
                 keystore_error,
@@ -236,7 +252,21 @@ impl App {
     /// The open store, or why there is none.
     pub(crate) fn local(&self) -> Result<LocalGuard<'_>, AppError> {
         self.keystore()?;
-        let guard = self.inner.local.lock().unwrap_or_else(|p| p.into_inner());
+        let guard = match self.inner.local.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => {
+                // Something panicked while holding the store: a loaded document may
+                // be half-changed. Drop every loaded copy; the store has what was
+                // saved.
+                tracing::error!("the local data lock was poisoned: reloading from the store");
+                let mut guard = poisoned.into_inner();
+                if let Some(local) = guard.as_mut() {
+                    local.clear_cache();
+                }
+                self.inner.local.clear_poison();
+                guard
+            }
+        };
         if guard.is_none() {
             return Err(self.inner.store_error.clone().unwrap_or_else(|| {
                 AppError::new(ErrorCode::Storage, "The local data is not open")
@@ -256,8 +286,15 @@ impl App {
         let Ok(mut local) = self.local() else { return };
         let changes = local.pending_total(&peer);
         let (photos, bytes) = local.pending_photos();
+        let damaged = damage_report(&local);
         drop(local);
+        self.inner.hub.set_damaged(damaged);
         self.report_pending(changes, photos, bytes);
+    }
+
+    /// Tells the status which stored inspections do not open (as `local` last found).
+    pub(crate) fn report_damaged(&self, local: &Local) {
+        self.inner.hub.set_damaged(damage_report(local));
     }
 
     pub(crate) fn report_pending(&self, changes: u64, photos: u64, bytes: u64) {
@@ -321,6 +358,9 @@ impl App {
         if password.is_empty() || password.len() > limits::MAX_PASSWORD_BYTES {
             return Err(AppError::invalid("Type your password"));
         }
+        // Before the server is asked (no device token is made for nothing), and again
+        // with the user name as the server spells it.
+        self.check_owner(&server, user, false)?;
         let ok = remote::login(
             &self.inner.http,
             &server,
@@ -329,19 +369,21 @@ impl App {
             &self.inner.device_name,
         )
         .await?;
+        self.check_owner(&server, &ok.user, true)?;
         keystore
             .set_token(&ok.token)
             .map_err(|e| AppError::new(ErrorCode::NoKeychain, e.to_string()))?;
         let previous = self.session().map(|s| s.settings);
+        let last_synced_at = previous
+            .filter(|p| p.server == server && p.user == ok.user)
+            .and_then(|p| p.last_synced_at);
         let settings = Settings {
             server: server.clone(),
             user: ok.user,
             display_name: ok.display_name,
             role: ok.role.role,
             device_id: ok.device_id,
-            last_synced_at: previous
-                .filter(|p| p.server == server)
-                .and_then(|p| p.last_synced_at),
+            last_synced_at,
         };
         settings::save(&self.inner.data_dir, &settings).map_err(|e| {
             AppError::new(
@@ -366,9 +408,56 @@ impl App {
         Ok(self.app_status())
     }
 
-    /// Signs out: the token leaves the keystore; local data stays.
-    pub fn sign_out(&self) -> Result<AppStatus, AppError> {
+    /// Refuses a sign-in as anyone but the owner of the inspections this device
+    /// holds: the one who last signed in (`settings.json`, kept after a sign-out), on
+    /// the same server. A device holding nothing takes anyone. `exact`: the user name
+    /// as the server spells it; otherwise compared without regard to case.
+    fn check_owner(&self, server: &str, user: &str, exact: bool) -> Result<(), AppError> {
+        let Some(owner) = settings::load(&self.inner.data_dir) else {
+            return Ok(());
+        };
+        let same_user = if exact {
+            owner.user == user
+        } else {
+            owner.user.eq_ignore_ascii_case(user)
+        };
+        if owner.server == server && same_user {
+            return Ok(());
+        }
+        let holds = match self.local() {
+            Ok(local) => !local.ids()?.is_empty() || !local.store.pending_uploads()?.is_empty(),
+            Err(_) => false,
+        };
+        if !holds {
+            return Ok(());
+        }
+        Err(AppError::invalid(format!(
+            "This device holds inspections of {} on {}. Sign in as them, or ask your \
+             Wardcheck administrator to clear this device's Wardcheck data before \
+             another inspector uses it",
+            owner.user, owner.server
+        )))
+    }
+
+    /// Signs out: the token leaves the keystore; local data stays. With changes or
+    /// photos not yet on the server it refuses (`invalid`) unless `force`.
+    pub fn sign_out(&self, force: bool) -> Result<AppStatus, AppError> {
         let keystore = self.keystore()?;
+        if !force
+            && let Some(peer) = self.peer()
+            && let Ok(mut local) = self.local()
+        {
+            let changes = local.pending_total(&peer);
+            let (photos, _) = local.pending_photos();
+            drop(local);
+            if changes > 0 || photos > 0 {
+                return Err(AppError::invalid(format!(
+                    "{} and {} are not yet on the server: sync before signing out",
+                    plural(changes, "change"),
+                    plural(photos, "photo"),
+                )));
+            }
+        }
         keystore
             .delete_token()
             .map_err(|e| AppError::new(ErrorCode::NoKeychain, e.to_string()))?;
@@ -384,20 +473,32 @@ impl App {
 
     // ----- inspections -----
 
+    /// The inspections that open. One whose checklist this build lacks is left out
+    /// quietly; a damaged one is left out too, but the sync status turns to `error`
+    /// and its message names it (so the rest stay usable).
     pub fn list_inspections(&self) -> Result<Vec<InspectionSummary>, AppError> {
         self.signed_in()?;
         let mut local = self.local()?;
         let mut out = Vec::new();
         for id in local.ids()? {
-            match local.doc(id) {
+            match local.try_doc(id) {
                 Ok(insp) => {
                     let view = insp.view()?;
                     out.push(InspectionSummary::of(&view, insp.checklist()));
                 }
                 // Listed only once it can be opened (a checklist this build lacks).
-                Err(e) => tracing::warn!("inspection {id} is not listed: {}", e.message),
+                Err(Unopenable::Checklist(e)) => {
+                    tracing::warn!("inspection {id} is not listed: {}", e.message);
+                }
+                // Gone since the ids were read.
+                Err(Unopenable::Missing(_)) => {}
+                Err(Unopenable::Damaged(e)) => {
+                    tracing::error!("inspection {id} is damaged: {}", e.message);
+                }
             }
         }
+        self.report_damaged(&local);
+        drop(local);
         out.sort_by(|a, b| {
             (b.visit_start, b.created_at, b.id).cmp(&(a.visit_start, a.created_at, a.id))
         });
@@ -407,7 +508,13 @@ impl App {
     pub fn open_inspection(&self, id: Uuid) -> Result<OpenInspection, AppError> {
         self.signed_in()?;
         let mut local = self.local()?;
-        let insp = local.doc(id)?;
+        let insp = match local.try_doc(id) {
+            Ok(insp) => insp,
+            Err(e) => {
+                self.report_damaged(&local);
+                return Err(e.into());
+            }
+        };
         Ok(OpenInspection {
             view: insp.view()?,
             checklist: views::ChecklistForApp::of(insp.checklist()),
@@ -426,7 +533,14 @@ impl App {
         let view = local.write(id, |insp| {
             op(insp, &stamp)?;
             Ok(insp.view()?)
-        })?;
+        });
+        let view = match view {
+            Ok(view) => view,
+            Err(e) => {
+                self.report_damaged(&local);
+                return Err(e);
+            }
+        };
         local.recount(id, &session.settings.server);
         let changes = local.pending_total(&session.settings.server);
         drop(local);
@@ -641,6 +755,34 @@ pub fn check_photo_size(len: usize) -> Result<(), AppError> {
     Ok(())
 }
 
+/// "1 change", "3 photos".
+fn plural(n: u64, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// One message naming the stored inspections that do not open, or `None`.
+fn damage_report(local: &Local) -> Option<String> {
+    let damaged = local.damaged();
+    let first = damaged.values().next()?;
+    let more = damaged.len() - 1;
+    let tail = "What is already on the server is safe there; tell your Wardcheck \
+                administrator before changing anything else on this device";
+    Some(if more == 0 {
+        format!("{first} {tail}.")
+    } else {
+        let ids: Vec<String> = damaged.keys().map(Uuid::to_string).collect();
+        format!(
+            "{} inspections on this device cannot be opened ({}). The first: {first} {tail}.",
+            damaged.len(),
+            ids.join(", ")
+        )
+    })
+}
+
 /// The store, locked and known to be open.
 pub(crate) struct LocalGuard<'a>(MutexGuard<'a, Option<Local>>);
 
@@ -654,5 +796,95 @@ impl std::ops::Deref for LocalGuard<'_> {
 impl std::ops::DerefMut for LocalGuard<'_> {
     fn deref_mut(&mut self) -> &mut Local {
         self.0.as_mut().expect("checked open when locked")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use wardcheck_core::checklist;
+    use wardcheck_core::inspection::{Inspection, NewInspection};
+
+    use super::*;
+
+    fn app(dir: &Path) -> App {
+        App::open(Config::new(
+            dir.join("data"),
+            KeystoreChoice::TestDir(dir.join("keys")),
+        ))
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_token() {
+        let session = Session {
+            settings: Settings {
+                server: "http://x".into(),
+                user: "ann".into(),
+                display_name: "Ann".into(),
+                role: "inspector".into(),
+                device_id: 1,
+                last_synced_at: None,
+            },
+            token: "s3cr3t-t0ken".into(),
+        };
+        let text = format!("{session:?}");
+        assert!(
+            !text.contains("s3cr3t-t0ken") && text.contains("ann"),
+            "{text}"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path());
+        *app.inner.session.write().unwrap() = Some(session);
+        let text = format!("{app:?}");
+        assert!(!text.contains("s3cr3t-t0ken"), "{text}");
+
+        let ok: remote::LoginOk = serde_json::from_value(serde_json::json!({
+            "token": "s3cr3t-t0ken", "device_id": 1, "user": "ann",
+            "display_name": "Ann", "role": {"role": "inspector"}
+        }))
+        .unwrap();
+        let text = format!("{ok:?}");
+        assert!(
+            !text.contains("s3cr3t-t0ken") && text.contains("ann"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_poisoned_store_lock_drops_every_loaded_document() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path());
+        let checklist = Arc::new(checklist::bundled().into_iter().next().unwrap());
+        let actor = app.local().unwrap().store.actor();
+        let insp = Inspection::create(
+            NewInspection {
+                id: Uuid::new_v4(),
+                trust: "RJ1".into(),
+                sites: vec![],
+                team: vec![],
+                visit_start: None,
+                visit_end: None,
+            },
+            checklist,
+            actor,
+            &Stamp::new("ann", Utc::now()),
+        )
+        .unwrap();
+        app.local().unwrap().insert(insp).unwrap();
+        assert_eq!(app.local().unwrap().loaded(), 1);
+        // Something panics while holding the store (a half-changed document, maybe).
+        let held = app.clone();
+        let _ = std::thread::spawn(move || {
+            let _guard = held.local().unwrap();
+            panic!("a panic under the store lock (test)");
+        })
+        .join();
+        assert!(app.inner.local.is_poisoned());
+        let local = app.local().expect("the store is still usable");
+        assert_eq!(local.loaded(), 0, "no loaded copy survives the panic");
+        drop(local);
+        assert!(!app.inner.local.is_poisoned(), "the poison is cleared");
     }
 }

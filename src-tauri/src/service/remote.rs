@@ -18,13 +18,32 @@ pub enum RemoteError {
     /// 401: a wrong password, or a revoked token.
     #[error("{0}")]
     Unauthorized(String),
-    /// Any other refusal, with the server's stable code.
+    /// Any other refusal, with the server's stable code (empty when the body was not
+    /// the server's `{"error": {...}}`, so not in a Wardcheck server's words).
     #[error("the server answered {status}: {message}")]
     Refused {
         status: u16,
         code: String,
         message: String,
     },
+    /// An answer that is not what a Wardcheck server sends: unreadable, too large, or
+    /// with fields out of bounds.
+    #[error("the server's answer could not be used: {0}")]
+    BadAnswer(String),
+}
+
+impl RemoteError {
+    /// Whether waiting and trying again may mend it: not reached, a server error
+    /// (5xx), or "too many requests" (429) or "request timeout" (408).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RemoteError::Offline(_) => true,
+            RemoteError::Refused { status, .. } => {
+                *status >= 500 || *status == 429 || *status == 408
+            }
+            _ => false,
+        }
+    }
 }
 
 impl From<RemoteError> for AppError {
@@ -43,7 +62,28 @@ impl From<RemoteError> for AppError {
                 ErrorCode::Unauthorized,
                 format!("Too many failed sign-ins: {message}"),
             ),
-            e => AppError::internal(e),
+            RemoteError::Refused { status, .. } if status >= 500 => AppError::new(
+                ErrorCode::Offline,
+                format!("The server had a problem (HTTP {status}): try again in a minute"),
+            ),
+            // A refusal in the server's own words: a Wardcheck server, saying why.
+            RemoteError::Refused { code, message, .. } if !code.is_empty() => {
+                AppError::new(ErrorCode::Invalid, format!("The server refused: {message}"))
+            }
+            RemoteError::Refused { status, .. } => AppError::new(
+                ErrorCode::Invalid,
+                format!(
+                    "The address does not answer like a Wardcheck server (HTTP {status}): \
+                     check the address"
+                ),
+            ),
+            RemoteError::BadAnswer(why) => AppError::new(
+                ErrorCode::Invalid,
+                format!(
+                    "The address does not answer like a Wardcheck server ({why}): check \
+                     the address"
+                ),
+            ),
         }
     }
 }
@@ -72,8 +112,10 @@ pub fn client() -> reqwest::Client {
         .expect("an HTTP client with timeouts builds")
 }
 
-/// The server address as typed, checked and normalised: `http(s)://host[:port]`, no
-/// path, query or credentials, no trailing slash.
+/// The server address as typed, checked and normalised: `http://host[:port]`, no
+/// path, query or credentials, no trailing slash. `https://` is refused: this build
+/// has no TLS compiled in (reqwest without a TLS backend), so it could not keep the
+/// promise.
 pub fn normalise_server(typed: &str) -> Result<String, AppError> {
     let bad = |why: &str| {
         AppError::invalid(format!(
@@ -85,8 +127,14 @@ pub fn normalise_server(typed: &str) -> Result<String, AppError> {
         return Err(bad("is empty or too long"));
     }
     let url = reqwest::Url::parse(typed).map_err(|_| bad("is not an address"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(bad("must start with http:// or https://"));
+    if url.scheme() == "https" {
+        return Err(AppError::invalid(
+            "This build speaks only http to the server; TLS is not built in yet: type the \
+             server's http:// address",
+        ));
+    }
+    if url.scheme() != "http" {
+        return Err(bad("must start with http://"));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(bad("has no host"));
@@ -122,13 +170,36 @@ struct ErrorDetail {
     message: String,
 }
 
+/// Reads a body of at most `cap` bytes, a chunk at a time: a server that sends more
+/// (or never ends) is refused once past the cap, without holding more than it.
+async fn read_capped(mut res: reqwest::Response, cap: usize) -> Result<Vec<u8>, RemoteError> {
+    if res.content_length().is_some_and(|n| n > cap as u64) {
+        return Err(too_large(cap));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = res.chunk().await.map_err(transport)? {
+        if body.len() + chunk.len() > cap {
+            return Err(too_large(cap));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn too_large(cap: usize) -> RemoteError {
+    RemoteError::BadAnswer(format!("an answer larger than {} KiB", cap / 1024))
+}
+
 async fn refusal(res: reqwest::Response) -> RemoteError {
     let status = res.status();
-    let body = res.bytes().await.unwrap_or_default();
+    // An error body is a few hundred bytes; whatever is past the cap is not read.
+    let body = read_capped(res, limits::MAX_ERROR_BODY)
+        .await
+        .unwrap_or_default();
     let (code, message) = match serde_json::from_slice::<ErrorBody>(&body) {
         Ok(b) => (b.error.code, b.error.message),
         Err(_) => (
-            status.as_str().to_owned(),
+            String::new(),
             status.canonical_reason().unwrap_or("error").to_owned(),
         ),
     };
@@ -142,33 +213,66 @@ async fn refusal(res: reqwest::Response) -> RemoteError {
     }
 }
 
-async fn json<T: serde::de::DeserializeOwned>(res: reqwest::Response) -> Result<T, RemoteError> {
-    if res
-        .content_length()
-        .is_some_and(|n| n > limits::MAX_JSON_ANSWER as u64)
-    {
-        return Err(RemoteError::Refused {
-            status: res.status().as_u16(),
-            code: "too_large".into(),
-            message: "the server's answer is too large".into(),
-        });
-    }
-    let bytes = res.bytes().await.map_err(transport)?;
-    serde_json::from_slice(&bytes).map_err(|e| RemoteError::Refused {
-        status: 200,
-        code: "bad_answer".into(),
-        message: format!("the server's answer could not be read: {e}"),
+async fn json<T: serde::de::DeserializeOwned>(
+    res: reqwest::Response,
+    cap: usize,
+) -> Result<T, RemoteError> {
+    let bytes = read_capped(res, cap).await?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        RemoteError::BadAnswer(format!("an answer that is not the expected JSON ({e})"))
     })
 }
 
-/// What a sign-in returns.
-#[derive(Debug, Clone, Deserialize)]
+/// What a sign-in returns. Its Debug output leaves out the token.
+#[derive(Clone, Deserialize)]
 pub struct LoginOk {
     pub token: String,
     pub device_id: i64,
     pub user: String,
     pub display_name: String,
     pub role: RoleAnswer,
+}
+
+impl std::fmt::Debug for LoginOk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginOk")
+            .field("token", &"(hidden)")
+            .field("device_id", &self.device_id)
+            .field("user", &self.user)
+            .field("display_name", &self.display_name)
+            .field("role", &self.role)
+            .finish()
+    }
+}
+
+impl LoginOk {
+    /// Refuses an answer whose fields a Wardcheck server would never send: a token
+    /// that is empty, over [`limits::MAX_TOKEN_BYTES`] or not printable ASCII (it
+    /// goes in an `Authorization` header), names over their caps, or control
+    /// characters in them.
+    fn check(&self) -> Result<(), RemoteError> {
+        let bad = |why: &str| Err(RemoteError::BadAnswer(why.to_owned()));
+        let t = &self.token;
+        if t.is_empty() || t.len() > limits::MAX_TOKEN_BYTES {
+            return bad("a sign-in token of the wrong length");
+        }
+        if !t.bytes().all(|b| b.is_ascii_graphic()) {
+            return bad("a sign-in token that is not printable text");
+        }
+        let name_ok = |s: &str, max: usize| {
+            !s.is_empty() && s.chars().count() <= max && !s.chars().any(char::is_control)
+        };
+        if !name_ok(&self.user, limits::MAX_NAME_CHARS) {
+            return bad("a user name out of bounds");
+        }
+        if !name_ok(&self.display_name, limits::MAX_DISPLAY_NAME_CHARS) {
+            return bad("a display name out of bounds");
+        }
+        if !name_ok(&self.role.role, limits::MAX_NAME_CHARS) {
+            return bad("a role out of bounds");
+        }
+        Ok(())
+    }
 }
 
 /// The server's role, `{"role": "inspector"}` or `{"role": "trust-lead", "trust": "RJ1"}`.
@@ -199,7 +303,9 @@ pub async fn login(
             e => e,
         });
     }
-    json(res).await
+    let ok: LoginOk = json(res, limits::MAX_LOGIN_ANSWER).await?;
+    ok.check()?;
+    Ok(ok)
 }
 
 #[derive(Debug, Deserialize)]
@@ -236,7 +342,13 @@ pub async fn inspection_ids(
         if !res.status().is_success() {
             return Err(refusal(res).await);
         }
-        let page: Page = json(res).await?;
+        let page: Page = json(res, limits::MAX_JSON_ANSWER).await?;
+        if ids.len() + page.items.len() > limits::MAX_LISTED_INSPECTIONS {
+            return Err(RemoteError::BadAnswer(format!(
+                "a list of more than {} inspections",
+                limits::MAX_LISTED_INSPECTIONS
+            )));
+        }
         ids.extend(page.items.into_iter().map(|r| r.id));
         match page.next {
             Some(n) => after = Some(n),
@@ -334,10 +446,8 @@ mod tests {
             normalise_server(" http://127.0.0.1:8080/ ").unwrap(),
             "http://127.0.0.1:8080"
         );
-        assert_eq!(
-            normalise_server("https://wardcheck.example.nhs.uk").unwrap(),
-            "https://wardcheck.example.nhs.uk"
-        );
+        let https = normalise_server("https://wardcheck.example.nhs.uk").unwrap_err();
+        assert!(https.message.contains("TLS is not built in"), "{https:?}");
         for bad in [
             "",
             "127.0.0.1:8080",

@@ -68,6 +68,12 @@ struct Parts {
     upload: Option<UploadProgress>,
     /// Something the uploader or the sync loop wants the inspector to know.
     note: Option<String>,
+    /// Stored inspections that do not open (damaged): the state is `error` while any
+    /// is, and the message says which.
+    damaged: Option<String>,
+    /// Documents the sync loop had to leave out of this connection (the server's data
+    /// for them failed): never `synced` while any is.
+    doc_problem: Option<String>,
     last_synced_at: Option<DateTime<Utc>>,
 }
 
@@ -89,6 +95,8 @@ impl StatusHub {
             pending_photo_bytes: 0,
             upload: None,
             note: None,
+            damaged: None,
+            doc_problem: None,
             last_synced_at,
         };
         let (tx, _) = watch::channel(compute(&parts));
@@ -146,6 +154,7 @@ impl StatusHub {
                 p.docs_synced = false;
                 p.upload = None;
                 p.note = None;
+                p.doc_problem = None;
             }
         });
     }
@@ -178,6 +187,16 @@ impl StatusHub {
     pub fn set_note(&self, note: Option<String>) {
         self.update(|p| p.note = note);
     }
+
+    /// Which stored inspections fail to open, as one message (`None`: all open).
+    pub fn set_damaged(&self, damaged: Option<String>) -> bool {
+        self.update(|p| p.damaged = damaged).1
+    }
+
+    /// What the sync loop left out of this connection, as one message.
+    pub fn set_doc_problem(&self, problem: Option<String>) {
+        self.update(|p| p.doc_problem = problem);
+    }
 }
 
 fn compute(p: &Parts) -> SyncStatus {
@@ -185,11 +204,18 @@ fn compute(p: &Parts) -> SyncStatus {
         (SyncState::SignedOut, None)
     } else {
         match &p.link {
+            Link::Failed(m) => (SyncState::Error, Some(m.clone())),
+            // Whatever else the link, a stored inspection that does not open is an
+            // error the inspector must see: never "synced" over it.
+            _ if p.damaged.is_some() => (SyncState::Error, p.damaged.clone()),
             Link::Connecting => (SyncState::Offline, None),
             Link::Offline(m) => (SyncState::Offline, Some(m.clone())),
-            Link::Failed(m) => (SyncState::Error, Some(m.clone())),
             Link::Connected => {
-                if p.docs_synced && p.pending_changes == 0 && p.pending_photos == 0 {
+                if p.docs_synced
+                    && p.doc_problem.is_none()
+                    && p.pending_changes == 0
+                    && p.pending_photos == 0
+                {
                     (SyncState::Synced, None)
                 } else {
                     (SyncState::Syncing, None)
@@ -204,7 +230,9 @@ fn compute(p: &Parts) -> SyncStatus {
         pending_photos: p.pending_photos,
         pending_photo_bytes: p.pending_photo_bytes,
         upload: if p.signed_in { p.upload } else { None },
-        message: link_message.or_else(|| p.note.clone()),
+        message: link_message
+            .or_else(|| p.doc_problem.clone())
+            .or_else(|| p.note.clone()),
     }
 }
 
@@ -234,5 +262,23 @@ mod tests {
         assert_eq!(s.state, SyncState::Offline);
         assert_eq!(s.pending_changes, 3);
         assert_eq!(s.message.as_deref(), Some("no route"));
+
+        // A damaged inspection: an error, whatever the link says, until it opens.
+        hub.set_pending_changes(0);
+        hub.set_link(Link::Connected, true);
+        assert_eq!(hub.current().state, SyncState::Synced);
+        hub.set_damaged(Some("Inspection X is damaged".into()));
+        let s = hub.current();
+        assert_eq!(s.state, SyncState::Error);
+        assert_eq!(s.message.as_deref(), Some("Inspection X is damaged"));
+        hub.set_damaged(None);
+        hub.set_doc_problem(Some("left out".into()));
+        let s = hub.current();
+        assert_eq!(
+            s.state,
+            SyncState::Syncing,
+            "never synced with a document left out"
+        );
+        assert_eq!(s.message.as_deref(), Some("left out"));
     }
 }

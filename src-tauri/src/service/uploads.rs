@@ -16,10 +16,33 @@ use std::collections::HashSet;
 
 use wardcheck_core::store::PendingUpload;
 
+use super::local::Local;
 use super::remote::{self, RemoteError};
 use super::status::UploadProgress;
 use super::worker::Backoff;
 use super::{App, limits};
+use crate::error::AppError;
+
+/// Runs store work (SQLite reads of a photo of up to 25 MiB, writes with fsync) on the
+/// blocking pool, not on the async runtime's threads.
+async fn on_pool<T: Send + 'static>(
+    app: &App,
+    f: impl FnOnce(&mut Local) -> Result<T, AppError> + Send + 'static,
+) -> Result<T, AppError> {
+    let app = app.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut local = app.local()?;
+        f(&mut local)
+    })
+    .await
+    .map_err(AppError::internal)?
+}
+
+/// [`App::refresh_pending`] on the blocking pool.
+async fn refresh_pending(app: &App) {
+    let app = app.clone();
+    let _ = tokio::task::spawn_blocking(move || app.refresh_pending()).await;
+}
 
 /// What one photo's upload did, for tests and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,8 +77,9 @@ pub(crate) async fn run(app: App) {
             }
             continue;
         };
-        let pending = match app.local() {
-            Ok(local) => local.store.pending_uploads().unwrap_or_default(),
+        let pending = match on_pool(&app, |local| Ok(local.store.pending_uploads()?)).await {
+            Ok(list) => list,
+            Err(e) if e.code == crate::error::ErrorCode::Storage => Vec::new(),
             Err(_) => return,
         };
         let pending: Vec<PendingUpload> = pending
@@ -84,7 +108,7 @@ pub(crate) async fn run(app: App) {
                         progress.done_photos += 1;
                         progress.done_bytes = base + p.size;
                         inner.hub.set_upload(Some(progress));
-                        app.refresh_pending();
+                        refresh_pending(&app).await;
                     }
                     Err(RemoteError::Refused {
                         status: 400 | 413 | 422,
@@ -148,27 +172,27 @@ pub async fn upload_one(
     };
     let state = remote::blob_status(http, server, token, sha).await?;
     if state.complete {
-        let mut local = app.local().map_err(stored)?;
-        local
-            .store
-            .mark_uploaded(sha)
-            .map_err(|e| stored(e.into()))?;
+        let sha = sha.clone();
+        on_pool(app, move |local| Ok(local.store.mark_uploaded(&sha)?))
+            .await
+            .map_err(stored)?;
         return Ok(UploadReport {
             first_offset: pending.size,
             requests: 0,
         });
     }
     let bytes = {
-        let mut local = app.local().map_err(stored)?;
-        if state.received != pending.uploaded_bytes {
-            // The server is the truth: it may have lost a partial upload, or taken a
-            // chunk whose answer never arrived.
-            local
-                .store
-                .record_upload_progress(sha, state.received)
-                .map_err(|e| stored(e.into()))?;
-        }
-        local.store.blob(sha).map_err(|e| stored(e.into()))?.bytes
+        let (sha, uploaded) = (sha.clone(), pending.uploaded_bytes);
+        on_pool(app, move |local| {
+            if state.received != uploaded {
+                // The server is the truth: it may have lost a partial upload, or taken
+                // a chunk whose answer never arrived.
+                local.store.record_upload_progress(&sha, state.received)?;
+            }
+            Ok(local.store.blob(&sha)?.bytes)
+        })
+        .await
+        .map_err(stored)?
     };
     let total = bytes.len() as u64;
     let mut offset = state.received.min(total);
@@ -198,21 +222,19 @@ pub async fn upload_one(
             stalled = 0;
         }
         offset = answer.received.min(total);
-        {
-            let mut local = app.local().map_err(stored)?;
-            local
-                .store
-                .record_upload_progress(sha, offset)
-                .map_err(|e| stored(e.into()))?;
-        }
+        let at = offset;
+        let id = sha.clone();
+        on_pool(app, move |local| {
+            Ok(local.store.record_upload_progress(&id, at)?)
+        })
+        .await
+        .map_err(stored)?;
         progress(offset);
     }
-    let mut local = app.local().map_err(stored)?;
-    local
-        .store
-        .mark_uploaded(sha)
-        .map_err(|e| stored(e.into()))?;
-    drop(local);
+    let id = sha.clone();
+    on_pool(app, move |local| Ok(local.store.mark_uploaded(&id)?))
+        .await
+        .map_err(stored)?;
     progress(total);
     Ok(UploadReport {
         first_offset,

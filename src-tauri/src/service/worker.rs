@@ -20,12 +20,29 @@
 //! [`Store::put_sync_state`] (its shared heads: a reconnect does not pay for the Bloom
 //! filter of the whole history). A document is in step when the heads the server last
 //! sent equal ours. The store lock is taken for each step and released before any
-//! network wait.
+//! network wait; each step runs on the blocking pool, not on the runtime's threads.
+//!
+//! # What a bad document does
+//! Every Automerge call on what the server sent (decoding, receiving, loading a fetched
+//! document, saving it, and making the reply) runs under `catch_unwind` (SYNC-NOTES §5:
+//! damaged input can make Automerge panic). A message about one document that cannot be
+//! read, does not apply, panics, or cannot be saved leaves that document out of the
+//! connection: its loaded copy is dropped (reloaded from the store, never a half-changed
+//! copy), its sync state reset, and the status names it and is never `synced` while it
+//! is out. The other documents go on; the next connection or `sync_now` tries it again.
+//! A stored document that does not open (damaged) is reported by the status as an
+//! `error` that names it.
+//!
+//! # Timeouts
+//! Every send and close has [`limits::SEND_TIMEOUT`]; the silence timeout is a deadline
+//! moved only by a frame from the server. Either one expiring means offline, and a
+//! reconnect after the back-off.
 //!
 //! [`Store::save_inspection`]: wardcheck_core::store::Store::save_inspection
 //! [`Store::put_sync_state`]: wardcheck_core::store::Store::put_sync_state
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 use automerge::AutoCommit;
@@ -44,8 +61,10 @@ use wardcheck_core::sync::{
     DocMessage, PROTOCOL_V1, PeerMetadata, WireMessage, doc_id_to_uuid, uuid_to_doc_id,
 };
 
+use super::local::{Local, Unopenable};
 use super::status::Link;
 use super::{App, Session, limits, local, remote};
+use crate::error::{AppError, ErrorCode};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -95,6 +114,10 @@ impl From<remote::RemoteError> for End {
             remote::RemoteError::Unauthorized(_) => End::Refused(
                 "The server no longer accepts this device's sign-in: sign in again".into(),
             ),
+            // A server error, an overloaded or restarting server: waiting mends it.
+            remote::RemoteError::Refused { status, .. } if e.is_transient() => {
+                End::Offline(format!("the server answered HTTP {status}"))
+            }
             e => End::Refused(e.to_string()),
         }
     }
@@ -172,9 +195,27 @@ struct Conn {
     states: HashMap<Uuid, sync::State>,
     /// Documents listed by the server and not stored yet, being fetched.
     fetching: HashMap<Uuid, AutoCommit>,
-    /// Documents the server will not share (revoked, deleted), or that this build
-    /// cannot open: left alone for the rest of the connection.
+    /// Documents the server will not share (revoked, deleted), that this build
+    /// cannot open, or whose exchange failed: left alone for the rest of the
+    /// connection (or until `sync_now`).
     skipped: HashSet<Uuid>,
+    /// The documents whose exchange failed, and why: the status is never `synced`
+    /// while any is.
+    failed: BTreeMap<Uuid, String>,
+}
+
+impl Conn {
+    fn new(peer_id: String, peer: String) -> Self {
+        Conn {
+            peer_id,
+            server_id: String::new(),
+            peer,
+            states: HashMap::new(),
+            fetching: HashMap::new(),
+            skipped: HashSet::new(),
+            failed: BTreeMap::new(),
+        }
+    }
 }
 
 /// One connection, from the list request to its end.
@@ -199,21 +240,21 @@ async fn connection(
         Ok(local) => local.store.actor(),
         Err(e) => return End::Refused(e.message),
     };
-    let mut conn = Conn {
-        peer_id: format!("wardcheck-app-{}", Uuid::new_v4()),
-        server_id: String::new(),
-        peer: server.clone(),
-        states: HashMap::new(),
-        fetching: HashMap::new(),
-        skipped: HashSet::new(),
-    };
+    let mut conn = Conn::new(format!("wardcheck-app-{}", Uuid::new_v4()), server.clone());
     if let Err(e) = join(&mut ws, &mut conn, &actor.to_hex_string()).await {
         return e;
     }
     backoff.reset();
     tracing::info!("sync: connected to {server}");
     inner.hub.set_link(Link::Connected, false);
-    add_listed(app, &mut conn, &listed, &actor);
+    let first = actor.clone();
+    if let Err(e) = on_pool(app, &mut conn, move |app, conn| {
+        add_listed(app, conn, &listed, &first)
+    })
+    .await
+    {
+        return e;
+    }
 
     let mut changed_rx = inner.changed.subscribe();
     let mut now_rx = inner.sync_now.subscribe();
@@ -223,16 +264,22 @@ async fn connection(
     if let Err(e) = send_all(app, &mut conn, &mut ws).await {
         return e;
     }
-    report(app, &mut conn);
+    if let Err(e) = on_pool(app, &mut conn, report).await {
+        return e;
+    }
+    // An absolute deadline, moved only by a frame from the server: sending, list
+    // refreshes and local changes do not keep a dead connection alive.
+    let mut silent_until = Instant::now() + inner.silence_timeout;
     loop {
         tokio::select! {
-            frame = tokio::time::timeout(limits::SILENCE_TIMEOUT, ws.next()) => {
+            frame = tokio::time::timeout_at(silent_until, ws.next()) => {
                 let frame = match frame {
                     Err(_) => return End::Offline("the server stopped answering".into()),
                     Ok(None) => return End::Offline("the server closed the connection".into()),
                     Ok(Some(Err(e))) => return End::Offline(e.to_string()),
                     Ok(Some(Ok(frame))) => frame,
                 };
+                silent_until = Instant::now() + inner.silence_timeout;
                 let bytes = match frame {
                     Frame::Binary(b) => b,
                     Frame::Close(_) => return End::Offline("the server closed the connection".into()),
@@ -255,10 +302,20 @@ async fn connection(
             r = now_rx.changed() => {
                 if r.is_err() { return End::SessionChanged; }
                 match remote::inspection_ids(&inner.http, &server, &token).await {
-                    Ok(ids) => add_listed(app, &mut conn, &ids, &actor),
+                    Ok(ids) => {
+                        // Everything left out is tried again.
+                        conn.skipped.clear();
+                        conn.failed.clear();
+                        let actor = actor.clone();
+                        let added = on_pool(app, &mut conn, move |app, conn| {
+                            add_listed(app, conn, &ids, &actor)
+                        });
+                        if let Err(e) = added.await {
+                            return e;
+                        }
+                    }
                     Err(e) => return e.into(),
                 }
-                conn.skipped.clear();
                 next_list = Instant::now() + limits::LIST_REFRESH;
                 if let Err(e) = send_all(app, &mut conn, &mut ws).await {
                     return e;
@@ -266,7 +323,15 @@ async fn connection(
             }
             () = tokio::time::sleep_until(next_list) => {
                 match remote::inspection_ids(&inner.http, &server, &token).await {
-                    Ok(ids) => add_listed(app, &mut conn, &ids, &actor),
+                    Ok(ids) => {
+                        let actor = actor.clone();
+                        let added = on_pool(app, &mut conn, move |app, conn| {
+                            add_listed(app, conn, &ids, &actor)
+                        });
+                        if let Err(e) = added.await {
+                            return e;
+                        }
+                    }
                     Err(e) => return e.into(),
                 }
                 next_list = Instant::now() + limits::LIST_REFRESH;
@@ -276,11 +341,15 @@ async fn connection(
             }
             r = session_rx.changed() => {
                 let _ = r;
-                let _ = leave(&mut ws, &conn).await;
+                // A courtesy: a server that does not take it at once is not waited for
+                // (the sign-in or sign-out goes ahead).
+                let _ = tokio::time::timeout(limits::LEAVE_TIMEOUT, leave(&mut ws, &conn)).await;
                 return End::SessionChanged;
             }
         }
-        report(app, &mut conn);
+        if let Err(e) = on_pool(app, &mut conn, report).await {
+            return e;
+        }
     }
 }
 
@@ -290,8 +359,9 @@ async fn open(server: &str, token: &str) -> Result<Ws, End> {
     let mut req = remote::ws_url(server)
         .into_client_request()
         .map_err(|e| End::Refused(format!("bad server address: {e}")))?;
-    let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
+    let mut bearer = HeaderValue::from_str(&format!("Bearer {token}"))
         .map_err(|_| End::Refused("the stored device token is damaged: sign in again".into()))?;
+    bearer.set_sensitive(true);
     req.headers_mut().insert("authorization", bearer);
     let config = tungstenite::protocol::WebSocketConfig::default()
         .max_message_size(Some(wardcheck_core::sync::MAX_MESSAGE_BYTES))
@@ -303,18 +373,27 @@ async fn open(server: &str, token: &str) -> Result<Ws, End> {
         Ok(Err(tungstenite::Error::Http(res))) if res.status().as_u16() == 401 => {
             Err(remote::RemoteError::Unauthorized(String::new()).into())
         }
-        Ok(Err(tungstenite::Error::Http(res))) => Err(End::Refused(format!(
-            "the server refused the sync connection (HTTP {})",
-            res.status()
-        ))),
+        // A 5xx, 408 or 429 is offline (retried); anything else an error.
+        Ok(Err(tungstenite::Error::Http(res))) => {
+            let status = res.status().as_u16();
+            Err(remote::RemoteError::Refused {
+                status,
+                code: String::new(),
+                message: "the sync connection was refused".into(),
+            }
+            .into())
+        }
         Ok(Err(e)) => Err(End::Offline(e.to_string())),
     }
 }
 
+/// Sends one message, or gives up after [`limits::SEND_TIMEOUT`] (a peer that stops
+/// reading would otherwise hold the worker forever).
 async fn send(ws: &mut Ws, m: &WireMessage) -> Result<(), End> {
-    ws.send(Frame::binary(m.encode()))
-        .await
-        .map_err(|e| End::Offline(e.to_string()))
+    match tokio::time::timeout(limits::SEND_TIMEOUT, ws.send(Frame::binary(m.encode()))).await {
+        Err(_) => Err(End::Offline("sending to the server timed out".into())),
+        Ok(r) => r.map_err(|e| End::Offline(e.to_string())),
+    }
 }
 
 async fn leave(ws: &mut Ws, conn: &Conn) -> Result<(), End> {
@@ -325,9 +404,10 @@ async fn leave(ws: &mut Ws, conn: &Conn) -> Result<(), End> {
         },
     )
     .await?;
-    ws.close(None)
-        .await
-        .map_err(|e| End::Offline(e.to_string()))
+    match tokio::time::timeout(limits::SEND_TIMEOUT, ws.close(None)).await {
+        Err(_) => Err(End::Offline("closing the connection timed out".into())),
+        Ok(r) => r.map_err(|e| End::Offline(e.to_string())),
+    }
 }
 
 /// `join`, then wait for `peer`.
@@ -375,13 +455,13 @@ async fn join(ws: &mut Ws, conn: &mut Conn, storage_id: &str) -> Result<(), End>
     }
 }
 
-/// Starts fetching every listed inspection not stored yet.
+/// Starts fetching every listed inspection not stored yet (and not left out).
 fn add_listed(app: &App, conn: &mut Conn, listed: &[Uuid], actor: &automerge::ActorId) {
     let Ok(local) = app.local() else { return };
     let stored: HashSet<Uuid> = local.ids().unwrap_or_default().into_iter().collect();
     drop(local);
     for id in listed {
-        if !stored.contains(id) && !conn.fetching.contains_key(id) {
+        if !stored.contains(id) && !conn.fetching.contains_key(id) && !conn.skipped.contains(id) {
             conn.fetching
                 .insert(*id, AutoCommit::new().with_actor(actor.clone()));
         }
@@ -397,8 +477,73 @@ fn doc_message(conn: &Conn, id: Uuid, m: sync::Message) -> DocMessage {
     }
 }
 
+/// Runs Automerge work on what a peer sent, catching a panic (SYNC-NOTES §5: damaged
+/// input can make Automerge panic). `Err` carries the panic's text.
+fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
+        p.downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into())
+    })
+}
+
+/// Leaves a document out of this connection after its exchange failed: its loaded
+/// copy is dropped (the next use reloads what the store holds, never a half-changed
+/// copy), its sync state is forgotten (in memory and stored), a fetch in progress is
+/// abandoned, and the failure is kept for the status. The worker goes on with the
+/// other documents; the next connection or `sync_now` tries this one again.
+fn leave_out(local: &mut Local, conn: &mut Conn, id: Uuid, why: String) {
+    tracing::warn!("sync: inspection {id} is left out of this connection: {why}");
+    local.evict(id);
+    local.reset_sync_state(id, &conn.peer);
+    conn.fetching.remove(&id);
+    conn.states.remove(&id);
+    conn.skipped.insert(id);
+    conn.failed.insert(id, why);
+}
+
+/// Runs store work (SQLite writes with fsync, Automerge loads and merges) on the
+/// blocking pool, not on the async runtime's threads: the connection's state moves in
+/// and back. If the task itself fails the connection ends (its state is lost with it).
+async fn on_pool<T: Send + 'static>(
+    app: &App,
+    conn: &mut Conn,
+    f: impl FnOnce(&App, &mut Conn) -> T + Send + 'static,
+) -> Result<T, End> {
+    let app = app.clone();
+    let mut owned = std::mem::replace(conn, Conn::new(String::new(), String::new()));
+    let (owned, out) = tokio::task::spawn_blocking(move || {
+        let out = f(&app, &mut owned);
+        (owned, out)
+    })
+    .await
+    .map_err(|e| End::Offline(format!("the sync worker's store task failed: {e}")))?;
+    *conn = owned;
+    Ok(out)
+}
+
+/// [`leave_out`] from the async side.
+async fn left_out(app: &App, conn: &mut Conn, id: Uuid, why: String) -> Result<(), End> {
+    on_pool(app, conn, move |app, conn| {
+        let mut local = app.local().map_err(|e| End::Refused(e.message))?;
+        leave_out(&mut local, conn, id, why);
+        Ok(())
+    })
+    .await?
+}
+
 /// Sends whatever each document has to say (local changes, first messages).
 async fn send_all(app: &App, conn: &mut Conn, ws: &mut Ws) -> Result<(), End> {
+    let out = on_pool(app, conn, to_send).await??;
+    for m in &out {
+        send(ws, m).await?;
+    }
+    Ok(())
+}
+
+/// What each document has to say, made under the store lock (on the blocking pool).
+fn to_send(app: &App, conn: &mut Conn) -> Result<Vec<WireMessage>, End> {
     let mut out = Vec::new();
     {
         let mut local = app.local().map_err(|e| End::Refused(e.message))?;
@@ -410,49 +555,73 @@ async fn send_all(app: &App, conn: &mut Conn, ws: &mut Ws) -> Result<(), End> {
                 let state = local.sync_state(id, &conn.peer);
                 conn.states.insert(id, state);
             }
-            let state = conn.states.get_mut(&id).expect("inserted above");
-            let insp = match local.doc(id) {
+            let insp = match local.try_doc(id) {
                 Ok(insp) => insp,
                 Err(e) => {
+                    // A damaged one is in `local.damaged()`, which the status reports.
+                    let e = AppError::from(e);
                     tracing::warn!("sync: inspection {id} is left out: {}", e.message);
                     conn.skipped.insert(id);
                     continue;
                 }
             };
-            if let Some(m) = insp.generate_sync_message(state) {
-                out.push(WireMessage::Sync(doc_message(conn, id, m)));
+            let state = conn.states.get_mut(&id).expect("inserted above");
+            match guarded(|| insp.generate_sync_message(state)) {
+                Ok(Some(m)) => out.push(WireMessage::Sync(doc_message(conn, id, m))),
+                Ok(None) => {}
+                Err(p) => leave_out(
+                    &mut local,
+                    conn,
+                    id,
+                    format!("the document library failed on it ({p})"),
+                ),
+            }
+        }
+        let ids: Vec<Uuid> = conn.fetching.keys().copied().collect();
+        for id in ids {
+            let state = conn.states.entry(id).or_default();
+            let doc = conn.fetching.get_mut(&id).expect("listed above");
+            match guarded(|| doc.sync().generate_sync_message(state)) {
+                // automerge-repo asks with `request` while it has nothing of a document.
+                Ok(Some(m)) => out.push(WireMessage::Request(doc_message(conn, id, m))),
+                Ok(None) => {}
+                Err(p) => leave_out(
+                    &mut local,
+                    conn,
+                    id,
+                    format!("the document library failed on it ({p})"),
+                ),
             }
         }
     }
-    let ids: Vec<Uuid> = conn.fetching.keys().copied().collect();
-    for id in ids {
-        let state = conn.states.entry(id).or_default();
-        let doc = conn.fetching.get_mut(&id).expect("listed above");
-        let message = doc.sync().generate_sync_message(state);
-        if let Some(m) = message {
-            // automerge-repo asks with `request` while it has nothing of a document.
-            out.push(WireMessage::Request(doc_message(conn, id, m)));
-        }
-    }
-    for m in &out {
-        send(ws, m).await?;
-    }
-    Ok(())
+    Ok(out)
 }
 
-/// One message from the server.
+/// One message from the server. A message about one document that cannot be read or
+/// applied leaves that document out (see [`leave_out`]); it ends the connection only
+/// when the store itself is gone.
 async fn handle(app: &App, conn: &mut Conn, ws: &mut Ws, msg: WireMessage) -> Result<(), End> {
     match msg {
         WireMessage::Sync(d) | WireMessage::Request(d) => {
             let Ok(id) = doc_id_to_uuid(&d.document_id) else {
                 return Ok(());
             };
-            let m = sync::Message::decode(&d.data)
-                .map_err(|e| End::Offline(format!("unreadable sync data: {e}")))?;
+            if conn.skipped.contains(&id) {
+                return Ok(());
+            }
+            let m = match guarded(|| sync::Message::decode(&d.data)) {
+                Ok(Ok(m)) => m,
+                Ok(Err(e)) => {
+                    return left_out(app, conn, id, format!("unreadable sync data ({e})")).await;
+                }
+                Err(p) => {
+                    return left_out(app, conn, id, format!("unreadable sync data ({p})")).await;
+                }
+            };
             let reply = if conn.fetching.contains_key(&id) {
-                receive_new(app, conn, id, m)?
+                on_pool(app, conn, move |app, conn| receive_new(app, conn, id, m)).await??
             } else {
-                receive_stored(app, conn, id, m)?
+                on_pool(app, conn, move |app, conn| receive_stored(app, conn, id, m)).await??
             };
             if let Some(r) = reply {
                 send(ws, &WireMessage::Sync(doc_message(conn, id, r))).await?;
@@ -475,7 +644,8 @@ async fn handle(app: &App, conn: &mut Conn, ws: &mut Ws, msg: WireMessage) -> Re
 }
 
 /// A message about a stored inspection: applied, saved, its state persisted, then the
-/// reply made, all under one lock and with no network wait.
+/// reply made, all under one lock and with no network wait. Any failure on the way
+/// leaves the document out of this connection ([`leave_out`]).
 fn receive_stored(
     app: &App,
     conn: &mut Conn,
@@ -487,39 +657,86 @@ fn receive_stored(
         Some(s) => s,
         None => local.sync_state(id, &conn.peer),
     };
-    let Ok(insp) = local.doc(id) else {
-        // Not ours to open (no such document here, or an unknown checklist).
-        conn.skipped.insert(id);
-        return Ok(None);
+    let applied = match local.try_doc(id) {
+        Ok(insp) => guarded(|| {
+            let before = insp.heads();
+            insp.receive_sync_message(&mut state, m)
+                .map(|()| insp.heads() != before)
+        }),
+        Err(_) => {
+            // Not ours to open (an unknown checklist, or damaged: the status says so).
+            conn.skipped.insert(id);
+            return Ok(None);
+        }
     };
-    let before = insp.heads();
-    if let Err(e) = insp.receive_sync_message(&mut state, m) {
-        // The loaded copy may be half-changed: drop it and reload from the store; the
-        // exchange starts again on the next connection.
-        local.evict(id);
-        return Err(End::Offline(format!(
-            "inspection {id} could not take the server's changes: {e}"
-        )));
-    }
-    if insp.heads() != before {
+    let changed = match applied {
+        Ok(Ok(changed)) => changed,
+        Ok(Err(e)) => {
+            leave_out(
+                &mut local,
+                conn,
+                id,
+                format!("its changes from the server do not apply ({e})"),
+            );
+            return Ok(None);
+        }
+        Err(p) => {
+            leave_out(
+                &mut local,
+                conn,
+                id,
+                format!("its changes from the server made the document library fail ({p})"),
+            );
+            return Ok(None);
+        }
+    };
+    if changed {
         // Saved before the state that records it, and before the reply.
-        if let Err(e) = local.write(id, |_| Ok(())) {
-            return Err(End::Refused(format!(
-                "the server's changes could not be saved: {}",
+        let saved = guarded(|| local.write(id, |_| Ok(())));
+        let failure = match saved {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(format!(
+                "the server's changes could not be saved ({})",
                 e.message
-            )));
+            )),
+            Err(p) => Some(format!("saving the server's changes failed ({p})")),
+        };
+        if let Some(why) = failure {
+            leave_out(&mut local, conn, id, why);
+            return Ok(None);
         }
     }
     if let Err(e) = local.store.put_sync_state(id, &conn.peer, &state.encode()) {
         tracing::warn!("sync: could not keep the sync state of {id}: {e}");
     }
     local.count_pending(id, &state.shared_heads);
-    let reply = local
-        .doc(id)
-        .map_err(|e| End::Refused(e.message))?
-        .generate_sync_message(&mut state);
-    conn.states.insert(id, state);
-    Ok(reply)
+    let reply = match local.try_doc(id) {
+        Ok(insp) => guarded(|| insp.generate_sync_message(&mut state)),
+        Err(e) => Err(AppError::from(e).message),
+    };
+    match reply {
+        Ok(reply) => {
+            conn.states.insert(id, state);
+            Ok(reply)
+        }
+        Err(why) => {
+            leave_out(
+                &mut local,
+                conn,
+                id,
+                format!("no answer could be made ({why})"),
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// What one message about a document being fetched did.
+enum Fetch {
+    /// Not whole yet: the reply, if any.
+    More(Option<sync::Message>),
+    /// Whole: ready to store.
+    Whole,
 }
 
 /// A message about an inspection being fetched: applied in memory until whole, then
@@ -532,41 +749,89 @@ fn receive_new(
 ) -> Result<Option<sync::Message>, End> {
     let state = conn.states.entry(id).or_default();
     let doc = conn.fetching.get_mut(&id).expect("checked by the caller");
-    let received = doc.sync().receive_sync_message(state, m);
-    if let Err(e) = received {
-        conn.fetching.remove(&id);
-        conn.states.remove(&id);
-        conn.skipped.insert(id);
-        tracing::warn!("sync: inspection {id} could not be fetched: {e}");
+    let step = guarded(|| -> Result<Fetch, automerge::AutomergeError> {
+        doc.sync().receive_sync_message(state, m)?;
+        if !doc.get_heads().is_empty() && is_whole(state, doc) {
+            Ok(Fetch::Whole)
+        } else {
+            Ok(Fetch::More(doc.sync().generate_sync_message(state)))
+        }
+    });
+    let failure = match step {
+        Ok(Ok(Fetch::More(reply))) => return Ok(reply),
+        Ok(Ok(Fetch::Whole)) => None,
+        Ok(Err(e)) => Some(format!("it could not be fetched ({e})")),
+        Err(p) => Some(format!("fetching it made the document library fail ({p})")),
+    };
+    if let Some(why) = failure {
+        let mut local = app.local().map_err(|e| End::Refused(e.message))?;
+        leave_out(&mut local, conn, id, why);
         return Ok(None);
     }
-    let whole = !doc.get_heads().is_empty() && is_whole(state, doc);
-    if !whole {
-        return Ok(doc.sync().generate_sync_message(state));
-    }
     let doc = conn.fetching.remove(&id).expect("checked by the caller");
-    let stored = Inspection::pin_of_doc(&doc)
-        .map_err(crate::error::AppError::from)
-        .and_then(|pin| local::checklist_for(&pin))
-        .and_then(|checklist| Ok(Inspection::from_doc(doc, checklist)?));
-    let insp = match stored {
-        Ok(insp) => insp,
-        Err(e) => {
+    let opened = guarded(|| {
+        Inspection::pin_of_doc(&doc)
+            .map_err(AppError::from)
+            .and_then(|pin| local::checklist_for(&pin))
+            .and_then(|checklist| Ok(Inspection::from_doc(doc, checklist)?))
+    });
+    let mut local = app.local().map_err(|e| End::Refused(e.message))?;
+    let insp = match opened {
+        Ok(Ok(insp)) => insp,
+        Ok(Err(e)) => {
             tracing::warn!("sync: inspection {id} cannot be opened here: {}", e.message);
             conn.skipped.insert(id);
-            app.inner().hub.set_note(Some(e.message));
+            conn.states.remove(&id);
+            if e.code == ErrorCode::NotFound {
+                // A checklist this build lacks: not a sync failure.
+                app.inner().hub.set_note(Some(e.message));
+            } else {
+                conn.failed.insert(id, e.message);
+            }
+            return Ok(None);
+        }
+        Err(p) => {
+            leave_out(
+                &mut local,
+                conn,
+                id,
+                format!("reading it made the document library fail ({p})"),
+            );
             return Ok(None);
         }
     };
-    let mut local = app.local().map_err(|e| End::Refused(e.message))?;
-    local.insert(insp).map_err(|e| End::Refused(e.message))?;
+    let inserted = guarded(|| local.insert(insp));
+    let failure = match inserted {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(format!("it could not be saved ({})", e.message)),
+        Err(p) => Some(format!("saving it made the document library fail ({p})")),
+    };
+    if let Some(why) = failure {
+        leave_out(&mut local, conn, id, why);
+        return Ok(None);
+    }
+    let state = conn.states.entry(id).or_default();
     if let Err(e) = local.store.put_sync_state(id, &conn.peer, &state.encode()) {
         tracing::warn!("sync: could not keep the sync state of {id}: {e}");
     }
     let shared = state.shared_heads.clone();
     local.count_pending(id, &shared);
-    let insp = local.doc(id).map_err(|e| End::Refused(e.message))?;
-    Ok(insp.generate_sync_message(state))
+    let reply = match local.try_doc(id) {
+        Ok(insp) => guarded(|| insp.generate_sync_message(state)),
+        Err(e) => Err(AppError::from(e).message),
+    };
+    match reply {
+        Ok(reply) => Ok(reply),
+        Err(why) => {
+            leave_out(
+                &mut local,
+                conn,
+                id,
+                format!("no answer could be made ({why})"),
+            );
+            Ok(None)
+        }
+    }
 }
 
 /// Whether we hold every head the server last named.
@@ -593,7 +858,7 @@ fn in_step(state: &sync::State, insp: &mut Inspection) -> bool {
 /// Reports whether every document is in step, and what is still only here.
 fn report(app: &App, conn: &mut Conn) {
     let Ok(mut local) = app.local() else { return };
-    let mut all = conn.fetching.is_empty();
+    let mut all = conn.fetching.is_empty() && conn.failed.is_empty();
     for id in local.ids().unwrap_or_default() {
         if conn.skipped.contains(&id) {
             continue;
@@ -602,19 +867,40 @@ fn report(app: &App, conn: &mut Conn) {
             all = false;
             continue;
         };
-        let Ok(insp) = local.doc(id) else { continue };
-        all &= in_step(state, insp);
+        match local.try_doc(id) {
+            Ok(insp) => all &= in_step(state, insp),
+            // Never synced, never shown: not this device's to sync until updated.
+            Err(Unopenable::Checklist(_) | Unopenable::Missing(_)) => {}
+            Err(Unopenable::Damaged(_)) => all = false,
+        }
     }
+    all &= local.damaged().is_empty();
     let changes = local.pending_total(&conn.peer);
     let (photos, bytes) = local.pending_photos();
+    app.report_damaged(&local);
     drop(local);
     let hub = &app.inner().hub;
+    hub.set_doc_problem(problem_report(&conn.failed));
     let a = hub.set_link(Link::Connected, all);
     let b = hub.set_pending_changes(changes);
     let c = hub.set_pending_photos(photos, bytes);
     if a || b || c {
         app.remember_synced();
     }
+}
+
+/// One message naming the documents left out of this connection, or `None`.
+fn problem_report(failed: &BTreeMap<Uuid, String>) -> Option<String> {
+    let (id, why) = failed.iter().next()?;
+    let others = match failed.len() - 1 {
+        0 => String::new(),
+        1 => " (and 1 other)".into(),
+        n => format!(" (and {n} others)"),
+    };
+    Some(format!(
+        "Inspection {id}{others} could not be synced: {why}. The rest sync as usual; \
+         it is tried again on the next connection or Sync now"
+    ))
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@
 //! Waits are polling loops with generous deadlines: a slow machine makes the tests
 //! slower, not flaky.
 
+mod fake_peer;
+mod hardening;
 mod support;
 
 use std::time::Duration;
@@ -22,10 +24,10 @@ use wardcheck_core::checklist::{AnswerKind, Scope, Severity};
 use wardcheck_core::inspection::Answer;
 
 /// Long enough for a cold server and a first sync on a busy 2-core machine.
-const SYNC_LIMIT: Duration = Duration::from_secs(60);
+pub(crate) const SYNC_LIMIT: Duration = Duration::from_secs(60);
 
 /// The inspection-scope compliance items of an open inspection, in checklist order.
-fn compliance_items(app: &App, id: Uuid) -> Vec<String> {
+pub(crate) fn compliance_items(app: &App, id: Uuid) -> Vec<String> {
     let open = app.open_inspection(id).expect("the inspection opens");
     open.checklist
         .sections
@@ -38,7 +40,7 @@ fn compliance_items(app: &App, id: Uuid) -> Vec<String> {
 }
 
 /// Signs `user` in and waits until the worker has fetched `id` and is synced.
-async fn sign_in_and_fetch(app: &App, server: &Server, user: &str, id: Uuid) {
+pub(crate) async fn sign_in_and_fetch(app: &App, server: &Server, user: &str, id: Uuid) {
     let status = app
         .sign_in(&server.url(), user, support::PASSWORD)
         .await
@@ -468,15 +470,25 @@ fn os_keychain_secret_service_child() {
         "the Secret Service is used: {:?}",
         status.keystore_error
     );
-    assert!(data.join(STORE_FILE).exists(), "the encrypted store is made");
-    assert!(app.list_inspections().is_err_and(|e| e.code == ErrorCode::NotSignedIn));
+    assert!(
+        data.join(STORE_FILE).exists(),
+        "the encrypted store is made"
+    );
+    assert!(
+        app.list_inspections()
+            .is_err_and(|e| e.code == ErrorCode::NotSignedIn)
+    );
     let key = Keystore::os().store_key(&data.join(STORE_FILE)).unwrap();
     drop(app);
     // Started again: the same key opens the same store.
     let again = App::open(Config::new(&data, KeystoreChoice::Os));
     assert_eq!(again.app_status().keystore, KeystoreKind::Os);
     let key_again = Keystore::os().store_key(&data.join(STORE_FILE)).unwrap();
-    assert_eq!(key.as_bytes(), key_again.as_bytes(), "the kept key is read back");
+    assert_eq!(
+        key.as_bytes(),
+        key_again.as_bytes(),
+        "the kept key is read back"
+    );
     println!("wardcheck: secret service keystore ok");
 }
 

@@ -221,7 +221,8 @@ export function photoTooLargeMessage(size: number, name?: string): string {
 export interface FieldBackend {
   appStatus(): Promise<AppStatus>;
   signIn(server: string, user: string, password: string): Promise<AppStatus>;
-  signOut(): Promise<AppStatus>;
+  /** Refused (`invalid`) with work not yet on the server, unless `force`. */
+  signOut(force?: boolean): Promise<AppStatus>;
 
   listInspections(): Promise<InspectionSummary[]>;
   openInspection(id: string): Promise<OpenInspection>;

@@ -19,6 +19,15 @@ describe("the Tauri backend", () => {
     expect(invoke).toHaveBeenLastCalledWith("resolve_conflict", { id: "i1", field: { field: "answer", item: "x" }, candidate: "7@ab" });
   });
 
+  it("signs out plainly, or with force only when asked", async () => {
+    const b = new TauriBackend();
+    invoke.mockResolvedValue({});
+    await b.signOut();
+    expect(invoke).toHaveBeenLastCalledWith("sign_out", undefined);
+    await b.signOut(true);
+    expect(invoke).toHaveBeenLastCalledWith("sign_out", { force: true });
+  });
+
   it("sends a photo as the raw body, the other arguments in percent-encoded headers", async () => {
     // The invoke the backend is given, not the module's.
     const injected = vi.fn(async (..._a: unknown[]) => ({ sha256: "ab", bytes: 3, view: {} }) as never);

@@ -42,8 +42,9 @@ export class TauriBackend implements FieldBackend {
     return this.call("sign_in", { server, user, password });
   }
 
-  signOut(): Promise<AppStatus> {
-    return this.call("sign_out");
+  signOut(force = false): Promise<AppStatus> {
+    // `force` only when set, so a plain sign-out is the call it always was.
+    return force ? this.call("sign_out", { force: true }) : this.call("sign_out");
   }
 
   listInspections(): Promise<InspectionSummary[]> {
