@@ -392,11 +392,26 @@ impl App {
         .await
     }
 
+    /// Scrolls `e` to the middle of its scrolling box. WebKit's WebDriver scrolls an
+    /// element only "if needed", and counts one that peeks out at the bottom of the app's
+    /// page (which scrolls above the status bar) as in view, though its centre is under
+    /// the status bar: a click there would land on the bar.
+    pub async fn centre(&self, e: &Element) -> anyhow::Result<()> {
+        self.client
+            .execute(
+                "arguments[0].scrollIntoView({block: 'center', inline: 'nearest'});",
+                vec![serde_json::to_value(e)?],
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Waits for `css` to be shown, then clicks it (again on a stale element, which a
     /// re-render leaves behind).
     pub async fn click(&self, css: &str) -> anyhow::Result<()> {
         poll(&format!("{css} to be clicked"), UI_TIMEOUT, || async {
             let e = self.visible(css).await?;
+            self.centre(&e).await?;
             e.click().await?;
             Ok(Some(()))
         })
@@ -408,6 +423,7 @@ impl App {
     pub async fn fill(&self, css: &str, text: &str) -> anyhow::Result<()> {
         poll(&format!("{css} to hold {text:?}"), UI_TIMEOUT, || async {
             let e = self.visible(css).await?;
+            self.centre(&e).await?;
             e.clear().await?;
             e.send_keys(text).await?;
             let value = e.prop("value").await?.unwrap_or_default();

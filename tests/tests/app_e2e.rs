@@ -68,6 +68,12 @@ async fn a_webdriver_session_opens_the_app_and_everything_stops_cleanly() {
         Some(keystore.as_str()),
         "the app runs with the test keystore of its home"
     );
+    // The first screen renders: the page got the app's status over IPC (a fresh home
+    // with the test keystore shows sign-in), rather than staying at "Starting…".
+    session
+        .visible(&tid("signin-server"))
+        .await
+        .expect("the sign-in screen shows");
     let title = session.client.title().await.expect("the page has a title");
     let shot = session.screenshot("app-e2e-00-session.png").await;
     assert!(
@@ -248,6 +254,7 @@ async fn wait_pressed(app: &App, p: &Planned) -> anyhow::Result<()> {
 async fn add_photo(app: &App, p: &Planned, path: &std::path::Path) -> anyhow::Result<String> {
     show_item(app, &p.section, &p.item).await?;
     let input = app.visible(&item_css(&p.item, "photo-input")).await?;
+    app.centre(&input).await?;
     input
         .send_keys(&path.display().to_string())
         .await
@@ -279,14 +286,16 @@ async fn wait_device_row(app: &App) -> anyhow::Result<()> {
 async fn add_finding(app: &App, item: &str) -> anyhow::Result<()> {
     app.click(&tid("tab-findings")).await?;
     app.click(&tid("finding-add")).await?;
-    app.visible(&tid("finding-severity"))
-        .await?
+    let severity = app.visible(&tid("finding-severity")).await?;
+    app.centre(&severity).await?;
+    severity
         .select_by_value("high")
         .await
         .context("choosing the severity")?;
     app.fill(&tid("finding-text"), FINDING).await?;
-    app.visible(&tid("finding-items"))
-        .await?
+    let items = app.visible(&tid("finding-items")).await?;
+    app.centre(&items).await?;
+    items
         .select_by_value(item)
         .await
         .context("choosing the finding's item")?;

@@ -31,7 +31,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use clap::Parser;
 use wardcheck_tests::app_driver::{self, App, AppDriver, AppHome, poll, tid};
-use wardcheck_tests::process_group::{Memory, memory};
+use wardcheck_tests::process_group::{Memory, ProcessGroup, memory, with_descendants};
+use wardcheck_tests::xvfb::Xvfb;
 
 /// The aims from issue 4 §5.
 const AIM_START: Duration = Duration::from_millis(1500);
@@ -63,6 +64,10 @@ struct Args {
     /// The server used to seed the app [default: wardcheck-server beside this program].
     #[arg(long)]
     server: Option<PathBuf>,
+    /// Starts of the app on its own, without WebDriver, whose idle memory is read as a
+    /// cross-check (WebDriver's automation mode costs WebKit some memory).
+    #[arg(long, default_value_t = 3)]
+    direct_runs: usize,
 }
 
 fn main() -> Result<()> {
@@ -194,7 +199,37 @@ async fn run(args: &Args, app: &Path, server_bin: &Path) -> Result<()> {
         sessions.push(session_at);
         idle.push(mem);
     }
+    let home = driver.home().root().to_path_buf();
     driver.stop();
+
+    // The cross-check: the app started on its own (as a user starts it), same data.
+    let mut direct = Vec::new();
+    if args.direct_runs > 0 {
+        let display = Xvfb::start(scratch.path());
+        for run in 1..=args.direct_runs {
+            let mut command = Command::new(app);
+            command
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            AppHome::at(&home).apply(&mut command, &display.name);
+            let mut group = ProcessGroup::spawn("wardcheck-app", command);
+            // No WebDriver to see the home screen: the start above takes about a second,
+            // so the same settle time after a generous 5 s is the same idle state.
+            tokio::time::sleep(Duration::from_secs(5 + args.settle_secs)).await;
+            let mem = with_descendants(group.pid())
+                .iter()
+                .filter_map(|p| memory(p.pid))
+                .fold(Memory::default(), |a, b| a + b);
+            println!(
+                "direct {run}: idle Pss {:.1} MiB, Rss {:.1} MiB",
+                mib(mem.pss_kib),
+                mib(mem.rss_kib)
+            );
+            group.stop();
+            direct.push(Kib(mem.pss_kib));
+        }
+    }
     println!("load average after the runs: {}", load_average());
 
     starts.sort();
@@ -235,6 +270,14 @@ async fn run(args: &Args, app: &Path, server_bin: &Path) -> Result<()> {
             "NOT met"
         }
     );
+    if !direct.is_empty() {
+        direct.sort();
+        println!(
+            "  started without WebDriver: Pss median {:.1} MiB over {} starts",
+            mib(median(&direct).0),
+            direct.len()
+        );
+    }
     Ok(())
 }
 
@@ -335,7 +378,7 @@ where
     T: Copy + std::ops::Add<Output = T> + std::ops::Div<u32, Output = T>,
 {
     let mid = sorted.len() / 2;
-    if sorted.len() % 2 == 0 {
+    if sorted.len().is_multiple_of(2) {
         (sorted[mid - 1] + sorted[mid]) / 2
     } else {
         sorted[mid]
