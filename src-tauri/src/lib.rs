@@ -8,7 +8,8 @@
 //! - [`run`]: the shell. It opens the service on the app's data folder, starts the
 //!   worker, forwards its status as the `sync-status` event, and opens one window on
 //!   the bundled UI (`ui/dist-field`) under a strict CSP and the isolation pattern,
-//!   refusing any navigation away from the app's own pages.
+//!   refusing any navigation away from the app's own pages. On Linux it then sets the
+//!   webview's WebKit settings (`webview`: no GPU compositing, unused features off).
 //!
 //! The CSP (tauri.conf.json) names no `frame-src`: Tauri adds the isolation frame's
 //! origin (a scheme with a random name per build) to `default-src` only, so an explicit
@@ -17,6 +18,7 @@
 mod commands;
 pub mod error;
 pub mod service;
+mod webview;
 
 use tauri::{Emitter, Manager, WebviewWindowBuilder};
 
@@ -93,9 +95,10 @@ pub fn run() {
                 .find(|w| w.label == "main")
                 .cloned()
                 .ok_or("tauri.conf.json has no window labelled main")?;
-            WebviewWindowBuilder::from_config(app.handle(), &config)?
+            let window = WebviewWindowBuilder::from_config(app.handle(), &config)?
                 .on_navigation(is_app_page)
                 .build()?;
+            webview::configure(&window)?;
             Ok(())
         })
         .run(tauri::generate_context!())

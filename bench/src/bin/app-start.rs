@@ -36,7 +36,8 @@ use wardcheck_tests::xvfb::Xvfb;
 
 /// The aims from issue 4 §5.
 const AIM_START: Duration = Duration::from_millis(1500);
-const AIM_IDLE_MIB: f64 = 200.0;
+/// The aim is 200 MB (10^6 bytes), which is 190.7 MiB.
+const AIM_IDLE_MIB: f64 = 200.0e6 / 1_048_576.0;
 /// How often the home screen is looked at while timing a start.
 const TIMING_POLL: Duration = Duration::from_millis(20);
 /// Seeding syncs N inspections from scratch: generous.
@@ -259,7 +260,7 @@ async fn run(args: &Args, app: &Path, server_bin: &Path) -> Result<()> {
     );
     println!(
         "idle memory, app + WebKit processes: Pss median {:.1} MiB (min {:.1}, max {:.1}), \
-         Rss median {:.1} MiB; aim < {AIM_IDLE_MIB} MB: {}",
+         Rss median {:.1} MiB; aim < 200 MB ({AIM_IDLE_MIB:.1} MiB): {}",
         pss_median,
         mib(pss[0].0),
         mib(pss[pss.len() - 1].0),
