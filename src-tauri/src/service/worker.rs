@@ -301,43 +301,19 @@ async fn connection(
             }
             r = now_rx.changed() => {
                 if r.is_err() { return End::SessionChanged; }
-                match remote::inspection_ids(&inner.http, &server, &token).await {
-                    Ok(ids) => {
-                        // Everything left out is tried again.
-                        conn.skipped.clear();
-                        conn.failed.clear();
-                        let actor = actor.clone();
-                        let added = on_pool(app, &mut conn, move |app, conn| {
-                            add_listed(app, conn, &ids, &actor)
-                        });
-                        if let Err(e) = added.await {
-                            return e;
-                        }
-                    }
-                    Err(e) => return e.into(),
-                }
-                next_list = Instant::now() + limits::LIST_REFRESH;
-                if let Err(e) = send_all(app, &mut conn, &mut ws).await {
+                // Sync now: everything left out is tried again.
+                conn.skipped.clear();
+                conn.failed.clear();
+                if let Err(e) = refresh(app, &mut conn, &mut ws, (&server, &token), &actor).await {
                     return e;
                 }
+                next_list = Instant::now() + limits::LIST_REFRESH;
             }
             () = tokio::time::sleep_until(next_list) => {
-                match remote::inspection_ids(&inner.http, &server, &token).await {
-                    Ok(ids) => {
-                        let actor = actor.clone();
-                        let added = on_pool(app, &mut conn, move |app, conn| {
-                            add_listed(app, conn, &ids, &actor)
-                        });
-                        if let Err(e) = added.await {
-                            return e;
-                        }
-                    }
-                    Err(e) => return e.into(),
-                }
-                next_list = Instant::now() + limits::LIST_REFRESH;
-                if let Err(e) = send_all(app, &mut conn, &mut ws).await {
+                if let Err(e) = refresh(app, &mut conn, &mut ws, (&server, &token), &actor).await {
                     return e;
                 }
+                next_list = Instant::now() + limits::LIST_REFRESH;
             }
             r = session_rx.changed() => {
                 let _ = r;
@@ -351,6 +327,24 @@ async fn connection(
             return e;
         }
     }
+}
+
+/// Reads the server's list of the user's inspections again, takes in any new ones, and
+/// sends whatever the server lacks.
+async fn refresh(
+    app: &App,
+    conn: &mut Conn,
+    ws: &mut Ws,
+    (server, token): (&str, &str),
+    actor: &automerge::ActorId,
+) -> Result<(), End> {
+    let ids = remote::inspection_ids(&app.inner().http, server, token).await?;
+    let actor = actor.clone();
+    on_pool(app, conn, move |app, conn| {
+        add_listed(app, conn, &ids, &actor)
+    })
+    .await?;
+    send_all(app, conn, ws).await
 }
 
 /// Opens the WebSocket with the device token as a bearer token (a header: tungstenite
