@@ -48,6 +48,12 @@ pub const MAX_DOCS_PER_CONNECTION: usize = 1000;
 /// for ever. automerge-repo's own server pings every 5 seconds.
 pub const KEEPALIVE: Duration = Duration::from_secs(20);
 pub const SILENT_KEEPALIVES: u32 = 3;
+/// How often an open sync connection checks that its device is still signed in (not
+/// revoked, user not disabled), at the most: on every keepalive, and before taking a
+/// peer's message when the last check is older than this. A revocation from the CLI or
+/// a sign-out therefore ends the device's open connections within this long of its next
+/// message, or one keepalive.
+pub const DEVICE_RECHECK: Duration = Duration::from_secs(5);
 /// How long a closing connection waits for the peer's close frame.
 pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
 

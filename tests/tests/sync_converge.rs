@@ -1,9 +1,10 @@
 //! Two people edit one inspection offline and sync through the real server: they
 //! converge, and the field both set is kept as a conflict. A connected reviewer gets
 //! an inspector's change pushed without asking, and a trust lead reads but cannot
-//! write.
+//! write. A device revoked while connected is cut off.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use automerge::sync::SyncDoc;
 use automerge::transaction::Transactable;
@@ -15,7 +16,7 @@ use wardcheck_core::inspection::{Answer, FieldRef, Inspection, Stamp};
 use wardcheck_core::sync::{DocMessage, WireMessage, uuid_to_doc_id};
 use wardcheck_server::inspections::encode_heads;
 use wardcheck_server::storage::{SqliteStorage, Storage};
-use wardcheck_tests::client::{Incoming, Replica, SyncClient, sign_in};
+use wardcheck_tests::client::{ClientError, Incoming, Replica, SyncClient, sign_in};
 use wardcheck_tests::crash_checklist;
 use wardcheck_tests::server::Server;
 
@@ -295,5 +296,42 @@ async fn a_connected_reviewer_gets_changes_pushed_and_a_trust_lead_only_reads() 
             .lines()
             .any(|l| l.contains("\tann\t") && l.contains("doc_write") && l.ends_with("\tok")),
         "the inspector's write is audited:\n{audit}"
+    );
+}
+
+/// A device revoked while its sync connection is open (from the CLI, another process)
+/// is cut off: the server looks again before taking its next message, refuses it with
+/// a message saying why, closes the connection, and keeps nothing of the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_revoked_while_connected_is_cut_off_and_its_change_refused() {
+    let server = Server::start();
+    server.add_user("ann", "inspector");
+    let id = server.create_inspection("RJ1", &["ann"]);
+    let login = sign_in(&server, "ann").await;
+    let mut c = SyncClient::connect(&server.ws_url(), Some(&login.token))
+        .await
+        .unwrap();
+    let mut ann = load(&mut c, id).await;
+    let before = stored_heads(&server, id);
+
+    server.cli(&["device", "revoke", &login.device_id.to_string()], "");
+    // Waiting (not timing anything): past the interval after which the server checks
+    // the device again before taking a message.
+    tokio::time::sleep(wardcheck_server::limits::DEVICE_RECHECK + Duration::from_millis(500)).await;
+    let item = compliance_items(&checklist())[0].clone();
+    ann.set_answer(&item, Answer::Met, &Stamp::new("ann", Utc::now()))
+        .unwrap();
+    let err = c
+        .sync(id, &mut ann)
+        .await
+        .expect_err("a revoked device cannot sync");
+    assert!(
+        matches!(&err, ClientError::Server(m) if m.contains("revoked") && m.contains("sign in again")),
+        "the server says why: {err:?}"
+    );
+    assert_eq!(
+        stored_heads(&server, id),
+        before,
+        "nothing of the revoked device's change is kept"
     );
 }

@@ -217,6 +217,8 @@ pub trait Storage:
     fn touch_device(&self, id: i64, now: DateTime<Utc>) -> Result<()>;
     fn list_devices(&self) -> Result<Vec<Device>>;
     fn revoke_device(&self, id: i64) -> Result<()>;
+    /// Whether the device is still signed in: not revoked, and its user not disabled.
+    fn device_live(&self, id: i64) -> Result<bool>;
 
     // inspections and documents
     /// Stores a new inspection with its two documents, in one transaction.

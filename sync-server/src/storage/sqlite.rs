@@ -389,6 +389,19 @@ impl Storage for SqliteStorage {
         Ok(devices)
     }
 
+    fn device_live(&self, id: i64) -> Result<bool> {
+        let live = self
+            .conn()
+            .query_row(
+                "SELECT 1 FROM devices d JOIN users u ON u.id = d.user_id
+                 WHERE d.id = ?1 AND d.revoked = 0 AND u.disabled = 0",
+                params![id],
+                |_| Ok(()),
+            )
+            .optional()?;
+        Ok(live.is_some())
+    }
+
     fn revoke_device(&self, id: i64) -> Result<()> {
         let n = self
             .conn()

@@ -51,6 +51,8 @@ struct Conn {
     client_peer: Option<String>,
     inbox: Arc<Inbox>,
     docs: HashMap<Uuid, ConnDoc>,
+    /// When the device was last found still signed in.
+    device_checked: Instant,
 }
 
 /// Serves one upgraded connection until it closes.
@@ -64,6 +66,7 @@ pub(crate) async fn serve(mut socket: WebSocket, app: AppState, caller: Caller) 
         client_peer: None,
         inbox: inbox.clone(),
         docs: HashMap::new(),
+        device_checked: Instant::now(),
     };
     let mut keepalive = tokio::time::interval_at(
         tokio::time::Instant::now() + limits::KEEPALIVE,
@@ -79,7 +82,9 @@ pub(crate) async fn serve(mut socket: WebSocket, app: AppState, caller: Caller) 
             }
             () = inbox.notify.notified() => conn.push(&mut socket).await,
             _ = keepalive.tick() => {
-                if heard.elapsed() > limits::KEEPALIVE * limits::SILENT_KEEPALIVES {
+                if let Flow::Close = conn.check_device(&mut socket).await {
+                    Flow::Close
+                } else if heard.elapsed() > limits::KEEPALIVE * limits::SILENT_KEEPALIVES {
                     tracing::debug!(connection = conn.id, "no word from the peer; closing");
                     Flow::Close
                 } else if socket.send(Message::Ping(Default::default())).await.is_err() {
@@ -163,7 +168,35 @@ impl Conn {
         }
     }
 
+    /// Closes the connection if its device was revoked or its user disabled since the
+    /// upgrade (the CLI and sign-out change the database, not this process's state).
+    async fn check_device(&mut self, socket: &mut WebSocket) -> Flow {
+        let id = self.caller.device.id;
+        match self.storage(move |s| s.device_live(id)).await {
+            Ok(Ok(true)) => {
+                self.device_checked = Instant::now();
+                Flow::Continue
+            }
+            Ok(Ok(false)) => {
+                self.audit("sync.revoked", &self.target(), "closed").await;
+                self.fail(
+                    socket,
+                    close_code::POLICY,
+                    "this device's sign-in was revoked or its user disabled: sign in again".into(),
+                )
+                .await
+            }
+            Ok(Err(e)) => self.internal(socket, e.to_string()).await,
+            Err(e) => self.internal(socket, e).await,
+        }
+    }
+
     async fn on_binary(&mut self, socket: &mut WebSocket, bytes: &[u8]) -> Flow {
+        if self.device_checked.elapsed() >= limits::DEVICE_RECHECK
+            && let Flow::Close = self.check_device(socket).await
+        {
+            return Flow::Close;
+        }
         let message = match WireMessage::decode(bytes) {
             Ok(m) => m,
             Err(e) => {
@@ -513,6 +546,7 @@ impl Conn {
             close_code::SIZE => "message or document too large",
             close_code::UNSUPPORTED => "binary frames only",
             close_code::ERROR => "server error",
+            close_code::POLICY => "signed out",
             _ => "protocol error",
         };
         let _ = socket
