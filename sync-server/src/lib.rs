@@ -103,6 +103,19 @@ pub fn app_with_dashboard(state: AppState, ui: Option<&std::path::Path>) -> Rout
     }
 }
 
+/// Drops photo uploads given up on: nothing received for [`limits::PARTIAL_UPLOAD_TTL`].
+async fn prune_partial_uploads(storage: &Arc<dyn Storage>) {
+    let s = storage.clone();
+    let cutoff = chrono::Utc::now()
+        - chrono::Duration::from_std(limits::PARTIAL_UPLOAD_TTL).unwrap_or_default();
+    match tokio::task::spawn_blocking(move || s.prune_partial_blobs(cutoff)).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::info!(uploads = n, "dropped photo uploads given up on"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "pruning partial photo uploads failed"),
+        Err(e) => tracing::warn!(error = %e, "pruning partial photo uploads failed"),
+    }
+}
+
 /// Serves [`app_with_dashboard`] on `listener` until the process ends.
 pub async fn serve_with_dashboard(
     listener: TcpListener,
@@ -111,6 +124,20 @@ pub async fn serve_with_dashboard(
 ) -> std::io::Result<()> {
     let docs = state.docs.clone();
     tokio::spawn(async move { docs.evict_idle_forever().await });
+    // Once before taking requests (so no client sees an upload about to go), then
+    // in the background.
+    prune_partial_uploads(&state.storage).await;
+    let storage = state.storage.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval_at(
+            tokio::time::Instant::now() + limits::PRUNE_EVERY,
+            limits::PRUNE_EVERY,
+        );
+        loop {
+            every.tick().await;
+            prune_partial_uploads(&storage).await;
+        }
+    });
     axum::serve(
         listener,
         app_with_dashboard(state, ui.as_deref())

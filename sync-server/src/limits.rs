@@ -90,3 +90,10 @@ pub const TELEMETRY_WAL_KEEP_BYTES: i64 = 64 * 1024 * 1024;
 /// (the rest are summed): a trust runs a dozen or two builds, and a chart of more bars
 /// than this is not read.
 pub const TELEMETRY_SUMMARY_OS_GROUPS: usize = 12;
+
+/// An incomplete photo upload that has received nothing for this long is dropped: a
+/// client resumes within hours of a network coming back, and a week covers a long
+/// inspection visit with no signal. Its bytes would otherwise stay for ever.
+pub const PARTIAL_UPLOAD_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How often the server looks for such uploads (and once at start).
+pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);

@@ -547,3 +547,66 @@ async fn a_photo_attached_to_an_inspection_is_read_by_those_who_may_read_the_ins
         "photo views are audited:\n{audit}"
     );
 }
+
+/// An upload given up on is dropped: one that has received nothing for over a week
+/// (its time set back in the real database while the server is stopped) is gone after
+/// the server starts again, while one still in progress stays resumable.
+#[tokio::test]
+async fn a_partial_upload_given_up_on_is_pruned_and_one_in_progress_kept() {
+    let mut s = server_with_users();
+    let c = client();
+    let ann = token(&c, &s, "ann").await;
+    let (old, fresh) = (jpeg(800, 600, 3), jpeg(800, 600, 4));
+    let (old_id, fresh_id) = (sha256(&old), sha256(&fresh));
+    for (id, photo) in [(&old_id, &old), (&fresh_id, &fresh)] {
+        let half = photo.len() / 2;
+        let res = c
+            .put(s.url(&format!("/api/v1/blobs/{id}")))
+            .bearer_auth(&ann)
+            .header(
+                header::CONTENT_RANGE,
+                format!("bytes 0-{}/{}", half - 1, photo.len()),
+            )
+            .body(photo[..half].to_vec())
+            .send()
+            .await
+            .unwrap();
+        let v = json_ok(res, StatusCode::OK, "half a photo").await;
+        assert_eq!(v["complete"], false);
+    }
+
+    s.stop();
+    let db = rusqlite::Connection::open(s.data().join("wardcheck.db")).unwrap();
+    let n = db
+        .execute(
+            "UPDATE blobs SET touched_at = '2020-01-01T00:00:00.000000Z' WHERE sha256 = ?1",
+            [&old_id],
+        )
+        .unwrap();
+    assert_eq!(n, 1, "the partial upload is stored with its time");
+    drop(db);
+    s.restart();
+
+    // A new client: the old one's pooled connections died with the server.
+    let c = client();
+    let head = |id: String| {
+        let (c, url, ann) = (
+            c.clone(),
+            s.url(&format!("/api/v1/blobs/{id}")),
+            ann.clone(),
+        );
+        async move { c.head(url).bearer_auth(ann).send().await.unwrap() }
+    };
+    assert_eq!(
+        head(old_id.clone()).await.status(),
+        StatusCode::NOT_FOUND,
+        "the upload untouched for years is gone"
+    );
+    let res = head(fresh_id.clone()).await;
+    assert_eq!(res.status(), StatusCode::OK, "the upload in progress stays");
+    assert_eq!(
+        header_str(&res, "upload-offset"),
+        (fresh.len() / 2).to_string(),
+        "with every byte it had"
+    );
+}

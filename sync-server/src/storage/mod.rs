@@ -256,6 +256,9 @@ pub trait Storage:
     fn append_blob(&self, sha256: &str, offset: u64, bytes: &[u8]) -> Result<u64>;
     /// The bytes received so far for an incomplete upload.
     fn partial_blob(&self, sha256: &str) -> Result<Vec<u8>>;
+    /// Drops incomplete uploads that received nothing since `untouched_since` (given up
+    /// on: a client resumes within hours, not weeks); returns how many.
+    fn prune_partial_blobs(&self, untouched_since: DateTime<Utc>) -> Result<u64>;
     /// Replaces the received bytes with the checked, stripped ones and marks the photo
     /// complete.
     fn complete_blob(&self, sha256: &str, bytes: &[u8], mime: &str) -> Result<()>;

@@ -112,6 +112,12 @@ CREATE TABLE blob_uploaders (
     PRIMARY KEY (sha256, user_name)
 );
 ",
+    "
+-- When an incomplete upload last received bytes, so that uploads given up on can be
+-- pruned (`Storage::prune_partial_blobs`). Uploads in progress now count from now.
+ALTER TABLE blobs ADD COLUMN touched_at TEXT;
+UPDATE blobs SET touched_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE complete = 0;
+",
 ];
 
 #[derive(Debug)]
@@ -733,11 +739,19 @@ impl Storage for SqliteStorage {
         tx.execute(
             // `||` concatenates as TEXT, whose length() stops at the first NUL: cast the
             // result back to a BLOB so every byte counts (and reads back as bytes).
-            "UPDATE blobs SET bytes = CAST(bytes || ?2 AS BLOB) WHERE sha256 = ?1",
-            params![sha256, bytes],
+            "UPDATE blobs SET bytes = CAST(bytes || ?2 AS BLOB), touched_at = ?3 WHERE sha256 = ?1",
+            params![sha256, bytes, ts(Utc::now())],
         )?;
         tx.commit()?;
         Ok(received + bytes.len() as u64)
+    }
+
+    fn prune_partial_blobs(&self, untouched_since: DateTime<Utc>) -> Result<u64> {
+        let n = self.conn().execute(
+            "DELETE FROM blobs WHERE complete = 0 AND (touched_at IS NULL OR touched_at < ?1)",
+            params![ts(untouched_since)],
+        )?;
+        Ok(n as u64)
     }
 
     fn partial_blob(&self, sha256: &str) -> Result<Vec<u8>> {
