@@ -3,7 +3,8 @@
 // here with a key the page never sees. Only the app's own commands are passed on; any
 // other is renamed to one that does not exist, so it fails (rather than hangs) and a
 // compromised page cannot reach a plugin or core command even where a capability would
-// allow it.
+// allow it. This list is also the one place the app's commands are named for their
+// permissions: src-tauri/build.rs reads it (one name in double quotes per command).
 const ALLOWED = new Set([
   "app_status",
   "sign_in",
