@@ -18,7 +18,7 @@
 mod commands;
 pub mod error;
 pub mod service;
-mod webview;
+pub mod webview;
 
 use tauri::{Emitter, Manager, WebviewWindowBuilder};
 

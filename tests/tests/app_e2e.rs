@@ -74,6 +74,27 @@ async fn a_webdriver_session_opens_the_app_and_everything_stops_cleanly() {
         .visible(&tid("signin-server"))
         .await
         .expect("the sign-in screen shows");
+    // WebKit's web process runs with the environment the app sets for it (JavaScript
+    // interpreted, no DMA-BUF renderer: src-tauri/src/webview.rs), unless the user set a
+    // variable first (the app sets it first thing in `main`).
+    let web: Vec<_> = driver
+        .app_processes()
+        .into_iter()
+        .filter(|p| p.comm.starts_with("WebKitWebProces"))
+        .collect();
+    assert!(
+        !web.is_empty(),
+        "a WebKit web process renders the page: {}",
+        describe(&driver.app_processes())
+    );
+    for (name, value) in [("JSC_useJIT", "0"), ("WEBKIT_DISABLE_DMABUF_RENDERER", "1")] {
+        let expected = std::env::var(name).unwrap_or_else(|_| value.to_owned());
+        assert_eq!(
+            environ_var(web[0].pid, name).as_deref(),
+            Some(expected.as_str()),
+            "the web process has {name} from the app"
+        );
+    }
     let title = session.client.title().await.expect("the page has a title");
     let shot = session.screenshot("app-e2e-00-session.png").await;
     assert!(

@@ -17,9 +17,14 @@
 //!    Pss and Rss of the app and every process it started (WebKit's web and network
 //!    processes) are summed from `/proc/PID/smaps_rollup`. Pss counts a shared page once
 //!    across the processes; Rss counts it in each.
+//! 4. The cross-checks, read the same way after the same settle time with no WebDriver:
+//!    the app started on its own (as a user starts it), and `webkit-floor`, the smallest
+//!    WebKitGTK app, with WebKit's defaults and with the app's environment: the floor
+//!    under the app's idle memory on this machine.
 //!
 //! ```text
-//! cargo build --release -p wardcheck-app -p wardcheck-server -p wardcheck-bench
+//! cargo build --profile app -p wardcheck-app        # the app as it ships (target/app)
+//! cargo build --release -p wardcheck-server -p wardcheck-bench
 //! target/release/app-start                 # --runs 10 --inspections 50 --settle-secs 10
 //! ```
 
@@ -30,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::Parser;
+use wardcheck_app_lib::webview::ENVIRONMENT;
 use wardcheck_tests::app_driver::{self, App, AppDriver, AppHome, poll, tid};
 use wardcheck_tests::process_group::{Memory, ProcessGroup, memory, with_descendants};
 use wardcheck_tests::xvfb::Xvfb;
@@ -59,7 +65,7 @@ struct Args {
     /// Seconds the app idles on its home screen before its memory is read.
     #[arg(long, default_value_t = 10)]
     settle_secs: u64,
-    /// The app to start [default: wardcheck-app beside this program].
+    /// The app to start [default: target/app/wardcheck-app, the `app` profile's build].
     #[arg(long)]
     app: Option<PathBuf>,
     /// The server used to seed the app [default: wardcheck-server beside this program].
@@ -69,6 +75,15 @@ struct Args {
     /// cross-check (WebDriver's automation mode costs WebKit some memory).
     #[arg(long, default_value_t = 3)]
     direct_runs: usize,
+    /// Starts of `webkit-floor` (the smallest WebKitGTK app, beside this program) with
+    /// WebKit's defaults, and as many with the environment the field app sets, whose idle
+    /// memory is read the same way: the floor under the app's.
+    #[arg(long, default_value_t = 3)]
+    floor_runs: usize,
+    /// Copy the seeded app home (data, keystore) here at the end, to study the app by
+    /// hand with the same 50 inspections (`scripts/app-memory`).
+    #[arg(long)]
+    keep_home: Option<PathBuf>,
 }
 
 fn main() -> Result<()> {
@@ -77,28 +92,36 @@ fn main() -> Result<()> {
         .parent()
         .context("this program's folder")?
         .to_path_buf();
-    let app = binary(args.app.clone(), &here, "wardcheck-app")?;
+    // The app as it ships: the `app` profile's build (target/app), beside this program's
+    // own profile folder.
+    let shipped = here.parent().map(|target| target.join("app"));
+    let app = binary(
+        args.app.clone(),
+        shipped.as_deref().unwrap_or(&here),
+        "wardcheck-app",
+    )?;
     let server_bin = binary(args.server.clone(), &here, "wardcheck-server")?;
+    let floor = binary(None, &here, "webkit-floor")?;
     app_driver::require_tools();
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?
-        .block_on(run(&args, &app, &server_bin))
+        .block_on(run(&args, &app, &server_bin, &floor))
 }
 
 fn binary(given: Option<PathBuf>, here: &Path, name: &str) -> Result<PathBuf> {
     let path = given.unwrap_or_else(|| here.join(name));
     ensure!(
         path.is_file(),
-        "{} not found: build it first (cargo build --release -p wardcheck-app -p \
-         wardcheck-server -p wardcheck-bench), or pass --app / --server",
+        "{} not found: build it first (cargo build --profile app -p wardcheck-app && cargo \
+         build --release -p wardcheck-server -p wardcheck-bench), or pass --app / --server",
         path.display()
     );
     Ok(path)
 }
 
-async fn run(args: &Args, app: &Path, server_bin: &Path) -> Result<()> {
+async fn run(args: &Args, app: &Path, server_bin: &Path, floor: &Path) -> Result<()> {
     let scratch = tempfile::tempdir()?;
     let n = args.inspections;
     println!(
@@ -203,35 +226,55 @@ async fn run(args: &Args, app: &Path, server_bin: &Path) -> Result<()> {
     let home = driver.home().root().to_path_buf();
     driver.stop();
 
-    // The cross-check: the app started on its own (as a user starts it), same data.
+    // The cross-check: the app started on its own (as a user starts it), same data. And
+    // the floor: the smallest WebKitGTK app, with WebKit's defaults and with the app's
+    // environment.
     let mut direct = Vec::new();
-    if args.direct_runs > 0 {
+    let mut floor_default = Vec::new();
+    let mut floor_app_env = Vec::new();
+    if args.direct_runs > 0 || args.floor_runs > 0 {
         let display = Xvfb::start(scratch.path());
+        let settle = Duration::from_secs(5 + args.settle_secs);
         for run in 1..=args.direct_runs {
-            let mut command = Command::new(app);
-            command
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            AppHome::at(&home).apply(&mut command, &display.name);
-            let mut group = ProcessGroup::spawn("wardcheck-app", command);
-            // No WebDriver to see the home screen: the start above takes about a second,
-            // so the same settle time after a generous 5 s is the same idle state.
-            tokio::time::sleep(Duration::from_secs(5 + args.settle_secs)).await;
-            let mem = with_descendants(group.pid())
-                .iter()
-                .filter_map(|p| memory(p.pid))
-                .fold(Memory::default(), |a, b| a + b);
+            let mem = idle_alone(app, &home, &display.name, &[], settle).await;
             println!(
                 "direct {run}: idle Pss {:.1} MiB, Rss {:.1} MiB",
                 mib(mem.pss_kib),
                 mib(mem.rss_kib)
             );
-            group.stop();
             direct.push(Kib(mem.pss_kib));
+        }
+        let floor_home = scratch.path().join("floor");
+        for run in 1..=args.floor_runs {
+            for (label, env, into) in [
+                ("WebKit defaults", &[][..], &mut floor_default),
+                ("app's environment", ENVIRONMENT, &mut floor_app_env),
+            ] {
+                let mem = idle_alone(floor, &floor_home, &display.name, env, settle).await;
+                println!(
+                    "floor {run} ({label}): idle Pss {:.1} MiB, Rss {:.1} MiB",
+                    mib(mem.pss_kib),
+                    mib(mem.rss_kib)
+                );
+                into.push(Kib(mem.pss_kib));
+            }
         }
     }
     println!("load average after the runs: {}", load_average());
+    if let Some(keep) = &args.keep_home {
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(&home)
+            .arg(keep)
+            .status()
+            .context("cp")?;
+        ensure!(
+            status.success(),
+            "copying the app home to {}",
+            keep.display()
+        );
+        println!("the seeded app home is kept in {}", keep.display());
+    }
 
     starts.sort();
     sessions.sort();
@@ -279,7 +322,49 @@ async fn run(args: &Args, app: &Path, server_bin: &Path) -> Result<()> {
             direct.len()
         );
     }
+    for (label, mut runs) in [
+        ("WebKit defaults", floor_default),
+        ("the app's environment", floor_app_env),
+    ] {
+        if !runs.is_empty() {
+            runs.sort();
+            println!(
+                "floor (webkit-floor, the smallest WebKitGTK app), {label}: idle Pss median \
+                 {:.1} MiB over {} starts",
+                mib(median(&runs).0),
+                runs.len()
+            );
+        }
+    }
     Ok(())
+}
+
+/// Starts `program` on its own (no WebDriver) in `home` with `env` on top, lets it idle
+/// for `settle`, reads the memory of it and every process it started, and stops it.
+async fn idle_alone(
+    program: &Path,
+    home: &Path,
+    display: &str,
+    env: &[(&str, &str)],
+    settle: Duration,
+) -> Memory {
+    let mut command = Command::new(program);
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    AppHome::at(home).apply(&mut command, display);
+    command.envs(env.iter().copied());
+    let mut group = ProcessGroup::spawn("idle", command);
+    // No WebDriver to see the home screen: the app's start takes about a second, so a
+    // generous 5 s plus the settle time is the same idle state.
+    tokio::time::sleep(settle).await;
+    let mem = with_descendants(group.pid())
+        .iter()
+        .filter_map(|p| memory(p.pid))
+        .fold(Memory::default(), |a, b| a + b);
+    group.stop();
+    mem
 }
 
 /// Waits for at least `n` inspection rows on the home screen.
@@ -367,6 +452,7 @@ fn profile_of(app: &Path) -> &'static str {
         .and_then(|p| p.file_name())
         .and_then(|n| n.to_str())
     {
+        Some("app") => "the app profile's build, as it ships",
         Some("release") => "release build",
         Some("debug") => "debug build",
         _ => "build",

@@ -1,12 +1,13 @@
 // Words for the field app's status and values, as the inspector reads them.
 import type { Evidence, FieldRef, SyncStatus, UploadProgress } from "../lib/api/field-types";
+import { localClock } from "../lib/format";
 
 /** `2026-11-29T14:32:05Z` as "14:32", in the device's own time zone. */
 export function clock(iso: string | null | undefined): string {
   if (!iso) return "";
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return iso;
-  return d.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit", hour12: false });
+  return localClock(d);
 }
 
 /** The status bar's headline. The words are part of the contract (docs/APP-IPC.md). */

@@ -99,26 +99,37 @@ export function roleLabel(r: Role): string {
   }
 }
 
+// Dates are written out by hand, not with `Intl` or `toLocale*String`: the first use of
+// `Intl` in a page costs WebKit about 3.5 MiB that stays (ICU's formatters and data),
+// which the field app's idle-memory aim cannot spare (BENCHMARKS.md, "Field app").
+// The words are those of en-GB, as `Intl` wrote them ("Sept" included).
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sept", "Oct", "Nov", "Dec"];
+const two = (n: number) => String(n).padStart(2, "0");
+
+/** A `Date` in UTC as "8 Nov 2026". */
+function utcDay(d: Date): string {
+  return `${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()}`;
+}
+
 /** `2026-11-08T10:50:00Z` as "8 Nov 2026, 10:50" (UTC: inspections cross no time zone). */
 export function when(iso: string | null | undefined): string {
   if (!iso) return "";
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return iso;
-  return d.toLocaleString("en-GB", {
-    day: "numeric",
-    month: "short",
-    year: "numeric",
-    hour: "2-digit",
-    minute: "2-digit",
-    timeZone: "UTC",
-  });
+  return `${utcDay(d)}, ${two(d.getUTCHours())}:${two(d.getUTCMinutes())}`;
 }
 
+/** `2026-11-08` (or a full timestamp) as "8 Nov 2026", in UTC. */
 export function day(iso: string | null | undefined): string {
   if (!iso) return "";
   const d = new Date(iso.length === 10 ? `${iso}T00:00:00Z` : iso);
   if (Number.isNaN(d.getTime())) return iso;
-  return d.toLocaleDateString("en-GB", { day: "numeric", month: "short", year: "numeric", timeZone: "UTC" });
+  return utcDay(d);
+}
+
+/** A `Date` as "14:32" on the 24-hour clock, in the device's own time zone. */
+export function localClock(d: Date): string {
+  return `${two(d.getHours())}:${two(d.getMinutes())}`;
 }
 
 export function bytes(n: number): string {
