@@ -30,6 +30,10 @@ pub enum RemoteError {
     /// with fields out of bounds.
     #[error("the server's answer could not be used: {0}")]
     BadAnswer(String),
+    /// TLS refused the server's certificate (untrusted, expired, or for another name).
+    /// Not transient: trying again gives the same answer until someone acts.
+    #[error("the server's certificate is not trusted: {0}")]
+    Untrusted(String),
 }
 
 impl RemoteError {
@@ -77,6 +81,14 @@ impl From<RemoteError> for AppError {
                      check the address"
                 ),
             ),
+            RemoteError::Untrusted(why) => AppError::new(
+                ErrorCode::Invalid,
+                format!(
+                    "This device does not trust the server's certificate ({why}). Check the \
+                     address; if it is right, the device needs the certificate authority \
+                     that signed the server's certificate (ask your IT team)"
+                ),
+            ),
             RemoteError::BadAnswer(why) => AppError::new(
                 ErrorCode::Invalid,
                 format!(
@@ -100,7 +112,19 @@ fn transport(e: reqwest::Error) -> RemoteError {
         text = s.to_string();
         source = s.source();
     }
+    if is_certificate_refusal(&text) {
+        return RemoteError::Untrusted(text);
+    }
     RemoteError::Offline(text)
+}
+
+/// Whether a TLS failure's text is the platform refusing the server's certificate, in
+/// the words of OpenSSL ("certificate verify failed"), SChannel ("The certificate chain
+/// was issued by an authority that is not trusted") or Security.framework. A broken
+/// connection mid-handshake is not one: that is offline, and retried.
+pub(crate) fn is_certificate_refusal(text: &str) -> bool {
+    let text = text.to_ascii_lowercase();
+    text.contains("certificate") || text.contains("cert_") || text.contains("x509")
 }
 
 /// An HTTP client with the app's timeouts.
@@ -112,14 +136,15 @@ pub fn client() -> reqwest::Client {
         .expect("an HTTP client with timeouts builds")
 }
 
-/// The server address as typed, checked and normalised: `http://host[:port]`, no
-/// path, query or credentials, no trailing slash. `https://` is refused: this build
-/// has no TLS compiled in (reqwest without a TLS backend), so it could not keep the
-/// promise.
+/// The server address as typed, checked and normalised: `https://host[:port]`, or
+/// `http://` for a server on this machine only, with no path, query or credentials and
+/// no trailing slash. The password, the device token and every inspection cross the
+/// network to the server, so they do so under TLS, verified against the platform's
+/// trust store; plain `http` stays for a server on the same device (a demo, the tests).
 pub fn normalise_server(typed: &str) -> Result<String, AppError> {
     let bad = |why: &str| {
         AppError::invalid(format!(
-            "The server address {typed:?} {why}: type it like http://wardcheck.example.nhs.uk:8080"
+            "The server address {typed:?} {why}: type it like https://wardcheck.example.nhs.uk"
         ))
     };
     let typed = typed.trim();
@@ -127,17 +152,18 @@ pub fn normalise_server(typed: &str) -> Result<String, AppError> {
         return Err(bad("is empty or too long"));
     }
     let url = reqwest::Url::parse(typed).map_err(|_| bad("is not an address"))?;
-    if url.scheme() == "https" {
-        return Err(AppError::invalid(
-            "This build speaks only http to the server; TLS is not built in yet: type the \
-             server's http:// address",
-        ));
-    }
-    if url.scheme() != "http" {
-        return Err(bad("must start with http://"));
+    if url.scheme() != "https" && url.scheme() != "http" {
+        return Err(bad("must start with https://"));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(bad("has no host"));
+    }
+    if url.scheme() == "http" && !is_this_machine(&url) {
+        return Err(AppError::invalid(format!(
+            "The server address {typed:?} is not encrypted: the password and the \
+             inspections would cross the network readable by anyone on it. Type its \
+             https:// address (http:// is only for a server on this device)"
+        )));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(bad("must not hold a user name or password"));
@@ -146,6 +172,19 @@ pub fn normalise_server(typed: &str) -> Result<String, AppError> {
         return Err(bad("must be the server alone, with no path"));
     }
     Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// Whether the address is this device: `localhost`, or a loopback IP address.
+fn is_this_machine(url: &reqwest::Url) -> bool {
+    // The parser gives hosts lower-cased, and IPv6 addresses in brackets.
+    url.host_str().is_some_and(|host| {
+        host == "localhost"
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    })
 }
 
 /// The sync endpoint of a server address.
@@ -446,15 +485,35 @@ mod tests {
             normalise_server(" http://127.0.0.1:8080/ ").unwrap(),
             "http://127.0.0.1:8080"
         );
-        let https = normalise_server("https://wardcheck.example.nhs.uk").unwrap_err();
-        assert!(https.message.contains("TLS is not built in"), "{https:?}");
+        assert_eq!(
+            normalise_server("HTTPS://Wardcheck.Example.NHS.uk:8443/").unwrap(),
+            "https://wardcheck.example.nhs.uk:8443"
+        );
+        for here in [
+            "http://localhost:8080",
+            "http://127.0.0.2",
+            "http://[::1]:9000",
+        ] {
+            assert!(normalise_server(here).is_ok(), "{here:?} is this device");
+        }
+        // Plain http to another machine would send the password in the clear.
+        for there in [
+            "http://wardcheck.example.nhs.uk",
+            "http://10.0.0.5:8080",
+            "http://[fe80::1]",
+            "http://localhost.example.org",
+        ] {
+            let e = normalise_server(there).unwrap_err();
+            assert!(e.message.contains("not encrypted"), "{there:?}: {e:?}");
+        }
         for bad in [
             "",
             "127.0.0.1:8080",
             "ftp://x",
-            "http://u:p@x",
-            "http://x/api",
-            "http://x/?a=1",
+            "https://u:p@x",
+            "https://x/api",
+            "https://x/?a=1",
+            "https://",
         ] {
             assert!(normalise_server(bad).is_err(), "{bad:?} is refused");
         }
@@ -463,5 +522,26 @@ mod tests {
             "ws://127.0.0.1:8080/api/v1/sync"
         );
         assert_eq!(ws_url("https://x"), "wss://x/api/v1/sync");
+    }
+
+    #[test]
+    fn certificate_refusals_are_told_apart_from_a_lost_network() {
+        for refusal in [
+            "error:0A000086:SSL routines:tls_post_process_server_certificate:certificate \
+             verify failed:../ssl/statem/statem_clnt.c:1889: (self-signed certificate)",
+            "The certificate chain was issued by an authority that is not trusted.",
+        ] {
+            assert!(is_certificate_refusal(refusal), "{refusal}");
+        }
+        for lost in ["Connection refused (os error 111)", "unexpected EOF"] {
+            assert!(!is_certificate_refusal(lost), "{lost}");
+        }
+        let e = AppError::from(RemoteError::Untrusted("self-signed certificate".into()));
+        assert!(
+            e.message
+                .contains("does not trust the server's certificate"),
+            "{e:?}"
+        );
+        assert!(!RemoteError::Untrusted(String::new()).is_transient());
     }
 }

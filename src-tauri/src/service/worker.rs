@@ -377,6 +377,10 @@ async fn open(server: &str, token: &str) -> Result<Ws, End> {
             }
             .into())
         }
+        // The certificate refused: retrying will not mend it, so the status says why.
+        Ok(Err(tungstenite::Error::Tls(e))) if remote::is_certificate_refusal(&e.to_string()) => {
+            Err(remote::RemoteError::Untrusted(e.to_string()).into())
+        }
         Ok(Err(e)) => Err(End::Offline(e.to_string())),
     }
 }

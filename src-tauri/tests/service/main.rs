@@ -9,6 +9,7 @@
 mod fake_peer;
 mod hardening;
 mod support;
+mod tls;
 
 use std::time::Duration;
 
