@@ -529,6 +529,12 @@ impl Inspection {
         read_pin(doc)
     }
 
+    /// Every photo hash any item refers to, sorted, without repeats: without building
+    /// the view.
+    pub fn photo_hashes(&self) -> Result<Vec<String>> {
+        Ok(index_facts(&self.doc)?.photos)
+    }
+
     pub fn checklist(&self) -> &Arc<Checklist> {
         &self.checklist
     }

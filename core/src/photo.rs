@@ -342,6 +342,41 @@ pub fn process(bytes: &[u8], limits: &Limits) -> Result<ProcessedPhoto, PhotoErr
 ///
 /// It does not re-encode: the bytes are kept as they are, so their hash stays the id.
 pub fn verify(bytes: &[u8], limits: &Limits) -> Result<(u32, u32, &'static str), PhotoError> {
+    let (decoded, kind) = decode_stored(bytes, limits)?;
+    Ok((decoded.image.width(), decoded.image.height(), kind.mime()))
+}
+
+/// A photo in stored form as the server gives it back (another device took it): checked
+/// as [`verify`] checks it, kept byte for byte so that its hash stays its id, and given
+/// a thumbnail.
+pub fn from_stored(bytes: Vec<u8>, limits: &Limits) -> Result<ProcessedPhoto, PhotoError> {
+    let (decoded, kind) = decode_stored(&bytes, limits)?;
+    let (width, height) = oriented_size(
+        decoded.image.width(),
+        decoded.image.height(),
+        decoded.orientation,
+    );
+    let (thumb_width, thumb_height) = thumbnail_size(width, height);
+    let thumbnail = encode_thumbnail(
+        &decoded.image,
+        decoded.orientation,
+        thumb_width,
+        thumb_height,
+    )?;
+    Ok(ProcessedPhoto {
+        id: sha256_hex(&bytes),
+        mime: kind.mime(),
+        bytes,
+        width,
+        height,
+        thumbnail,
+        thumb_width,
+        thumb_height,
+    })
+}
+
+/// The checks of [`verify`], and the decoded image.
+fn decode_stored(bytes: &[u8], limits: &Limits) -> Result<(Decoded, ImageFormatKind), PhotoError> {
     check_input_len(bytes, limits)?;
     let kind = sniff(bytes).ok_or(PhotoError::UnsupportedFormat {
         looks_like: looks_like(bytes),
@@ -355,8 +390,7 @@ pub fn verify(bytes: &[u8], limits: &Limits) -> Result<(u32, u32, &'static str),
             });
         }
     }
-    let decoded = decode(bytes, limits)?;
-    Ok((decoded.image.width(), decoded.image.height(), kind.mime()))
+    Ok((decode(bytes, limits)?, kind))
 }
 
 /// Names the image format from its first bytes, or `None` when it is not one we accept.

@@ -464,28 +464,8 @@ impl Store {
     /// Stores a photo and queues it for upload, in one transaction. The hash is
     /// checked against the bytes; storing the same photo twice is a no-op.
     pub fn put_blob(&mut self, blob: &Blob, doc: Uuid, now: DateTime<Utc>) -> Result<()> {
-        let actual = crate::photo::sha256_hex(&blob.bytes);
-        if actual != blob.sha256 {
-            return Err(StoreError::HashMismatch {
-                claimed: blob.sha256.clone(),
-                actual,
-            });
-        }
         let tx = self.conn.transaction()?;
-        let inserted = tx.execute(
-            "INSERT OR IGNORE INTO blobs (sha256, mime, width, height, bytes, thumbnail, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                blob.sha256,
-                blob.mime,
-                blob.width,
-                blob.height,
-                blob.bytes,
-                blob.thumbnail,
-                now.to_rfc3339()
-            ],
-        )?;
-        if inserted == 1 {
+        if insert_blob(&tx, blob, now)? {
             tx.execute(
                 "INSERT OR IGNORE INTO upload_queue (sha256, doc_id, queued_at) VALUES (?1, ?2, ?3)",
                 params![blob.sha256, doc.to_string(), now.to_rfc3339()],
@@ -493,6 +473,16 @@ impl Store {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Stores a photo fetched from the server (another device took it): as
+    /// [`Store::put_blob`], but never queued for upload, since the server has it.
+    /// Returns whether it was new here.
+    pub fn put_downloaded_blob(&mut self, blob: &Blob, now: DateTime<Utc>) -> Result<bool> {
+        let tx = self.conn.transaction()?;
+        let inserted = insert_blob(&tx, blob, now)?;
+        tx.commit()?;
+        Ok(inserted)
     }
 
     pub fn blob(&self, sha256: &str) -> Result<Blob> {
@@ -598,4 +588,30 @@ pub fn decode_heads(bytes: &[u8]) -> Result<Vec<ChangeHash>> {
         .chunks_exact(32)
         .map(|c| ChangeHash(c.try_into().expect("32-byte chunk")))
         .collect())
+}
+
+/// Inserts a photo unless it is there; checks the hash against the bytes first.
+/// Returns whether it was inserted.
+fn insert_blob(tx: &rusqlite::Transaction<'_>, blob: &Blob, now: DateTime<Utc>) -> Result<bool> {
+    let actual = crate::photo::sha256_hex(&blob.bytes);
+    if actual != blob.sha256 {
+        return Err(StoreError::HashMismatch {
+            claimed: blob.sha256.clone(),
+            actual,
+        });
+    }
+    let inserted = tx.execute(
+        "INSERT OR IGNORE INTO blobs (sha256, mime, width, height, bytes, thumbnail, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            blob.sha256,
+            blob.mime,
+            blob.width,
+            blob.height,
+            blob.bytes,
+            blob.thumbnail,
+            now.to_rfc3339()
+        ],
+    )?;
+    Ok(inserted == 1)
 }

@@ -353,6 +353,36 @@ fn gps_serial_xmp_and_embedded_thumbnail_do_not_survive() {
 }
 
 #[test]
+fn a_stored_photo_from_the_server_keeps_its_bytes_and_id_and_gets_a_thumbnail() {
+    let (camera, _) = camera_jpeg(&photo_like(640, 480), 6);
+    let taken = photo::process(&camera, &Limits::default()).unwrap();
+    let fetched = photo::from_stored(taken.bytes.clone(), &Limits::default())
+        .expect("what one device stored, another accepts");
+    assert_eq!(fetched.id, taken.id, "the id is the hash of the same bytes");
+    assert_eq!(fetched.bytes, taken.bytes, "kept byte for byte");
+    assert_eq!(
+        (fetched.width, fetched.height, fetched.mime),
+        (taken.width, taken.height, taken.mime)
+    );
+    assert_eq!(
+        (fetched.thumb_width, fetched.thumb_height),
+        (taken.thumb_width, taken.thumb_height)
+    );
+    let thumb = decode(&fetched.thumbnail);
+    assert_eq!(
+        (thumb.width(), thumb.height()),
+        (taken.thumb_width, taken.thumb_height)
+    );
+
+    // What a device did not store is not taken as if it had: metadata, trailing bytes.
+    let err = photo::from_stored(camera, &Limits::default()).expect_err("a camera JPEG");
+    assert!(matches!(err, PhotoError::NotStoredForm { .. }), "{err:?}");
+    let mut polyglot = taken.bytes.clone();
+    polyglot.extend_from_slice(b"PK\x03\x04");
+    assert!(photo::from_stored(polyglot, &Limits::default()).is_err());
+}
+
+#[test]
 fn verify_refuses_what_is_not_in_stored_form() {
     let (camera, _) = camera_jpeg(&photo_like(64, 48), 1);
     let err = photo::verify(&camera, &Limits::default())

@@ -281,6 +281,39 @@ fn blobs_are_hash_checked_and_queued_for_upload() {
 }
 
 #[test]
+fn a_downloaded_photo_is_stored_hash_checked_and_never_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = new_store(dir.path());
+    let bytes = b"a photo another device took".to_vec();
+    let blob = Blob {
+        sha256: wardcheck_core::photo::sha256_hex(&bytes),
+        mime: "image/jpeg".into(),
+        width: 4,
+        height: 3,
+        bytes,
+        thumbnail: vec![9, 9],
+    };
+    let forged = Blob {
+        sha256: "ab".repeat(32),
+        ..blob.clone()
+    };
+    let err = store.put_downloaded_blob(&forged, t(0)).unwrap_err();
+    assert!(matches!(err, StoreError::HashMismatch { .. }), "{err}");
+    assert!(!store.has_blob(&forged.sha256).unwrap());
+
+    assert!(store.put_downloaded_blob(&blob, t(1)).unwrap(), "new here");
+    assert!(
+        !store.put_downloaded_blob(&blob, t(2)).unwrap(),
+        "already here"
+    );
+    assert_eq!(store.blob(&blob.sha256).unwrap(), blob);
+    assert!(
+        store.pending_uploads().unwrap().is_empty(),
+        "the server has it: nothing to upload"
+    );
+}
+
+#[test]
 fn sync_states_are_kept_per_document_and_peer() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = new_store(dir.path());

@@ -14,6 +14,10 @@ pub const MAX_PHOTO_BYTES: usize = 25 * 1024 * 1024;
 /// hospital Wi-Fi link (100 KB/s) finishes in a few seconds, so little is re-sent after
 /// a lost connection; large enough that a 5 MB photo takes 20 requests, not hundreds.
 pub const UPLOAD_CHUNK: usize = 256 * 1024;
+/// How often to ask again for a photo another device has not finished uploading (the
+/// document with its reference usually arrives before the photo's last chunk). One
+/// small request per such photo.
+pub const PHOTO_FETCH_RETRY: Duration = Duration::from_secs(15);
 
 /// First wait after the server could not be reached; it doubles on each failure.
 pub const BACKOFF_START: Duration = Duration::from_secs(1);

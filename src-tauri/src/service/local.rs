@@ -253,6 +253,25 @@ impl Local {
     }
 
     /// Photos still to upload, and their bytes not yet on the server.
+    /// Photos the stored inspections refer to whose bytes are not on this device (other
+    /// devices took them), sorted. An inspection that does not open is left out: the
+    /// status already says it is damaged.
+    pub fn missing_photos(&mut self) -> Result<Vec<String>, AppError> {
+        let mut missing = std::collections::BTreeSet::new();
+        for id in self.ids()? {
+            let Ok(doc) = self.try_doc(id) else { continue };
+            let Ok(hashes) = doc.photo_hashes() else {
+                continue;
+            };
+            for hash in hashes {
+                if !self.store.has_blob(&hash)? {
+                    missing.insert(hash);
+                }
+            }
+        }
+        Ok(missing.into_iter().collect())
+    }
+
     pub fn pending_photos(&self) -> (u64, u64) {
         match self.store.pending_uploads() {
             Ok(list) => (

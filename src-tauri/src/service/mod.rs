@@ -129,6 +129,9 @@ pub(crate) struct Inner {
     pub changed: watch::Sender<u64>,
     /// Bumped by `sync_now`: both loops try at once, whatever their back-off.
     pub sync_now: watch::Sender<u64>,
+    /// Bumped when the worker has stored changes from the server (or a new inspection):
+    /// the uploader looks for photos other devices took.
+    pub received: watch::Sender<u64>,
     pub hub: StatusHub,
     pub http: reqwest::Client,
 }
@@ -203,6 +206,7 @@ impl App {
                 session_gen: watch::Sender::new(0),
                 changed: watch::Sender::new(0),
                 sync_now: watch::Sender::new(0),
+                received: watch::Sender::new(0),
                 hub,
                 http: remote::client(),
             }),

@@ -417,6 +417,30 @@ fn blob_state(headers: &HeaderMap) -> Option<BlobState> {
     Some(BlobState { received, complete })
 }
 
+/// `GET /api/v1/blobs/{sha256}`: a photo another device took, at most
+/// [`limits::MAX_PHOTO_BYTES`] (the largest the server stores). `Ok(None)` when the
+/// server does not have it whole yet (404: the other device is still uploading it).
+pub async fn download_photo(
+    http: &reqwest::Client,
+    server: &str,
+    token: &str,
+    sha256: &str,
+) -> Result<Option<Vec<u8>>, RemoteError> {
+    let res = http
+        .get(format!("{server}/api/v1/blobs/{sha256}"))
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .send()
+        .await
+        .map_err(transport)?;
+    if res.status() == StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    if !res.status().is_success() {
+        return Err(refusal(res).await);
+    }
+    read_capped(res, limits::MAX_PHOTO_BYTES).await.map(Some)
+}
+
 /// `HEAD /api/v1/blobs/{sha256}`: how much of a photo the server holds.
 pub async fn blob_status(
     http: &reqwest::Client,

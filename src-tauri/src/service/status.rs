@@ -40,6 +40,9 @@ pub struct SyncStatus {
     pub pending_photo_bytes: u64,
     pub upload: Option<UploadProgress>,
     pub message: Option<String>,
+    /// Photos taken on other devices and fetched from the server since the app started:
+    /// when it moves, a photo shown as "on the server" may now be here.
+    pub photos_fetched: u64,
 }
 
 /// The state of the link to the server, as the sync loop last saw it.
@@ -75,6 +78,7 @@ struct Parts {
     /// for them failed): never `synced` while any is.
     doc_problem: Option<String>,
     last_synced_at: Option<DateTime<Utc>>,
+    photos_fetched: u64,
 }
 
 /// Where every part of the service reports, and the status comes out.
@@ -98,6 +102,7 @@ impl StatusHub {
             damaged: None,
             doc_problem: None,
             last_synced_at,
+            photos_fetched: 0,
         };
         let (tx, _) = watch::channel(compute(&parts));
         StatusHub {
@@ -137,6 +142,7 @@ impl StatusHub {
                 || old.pending_photo_bytes != status.pending_photo_bytes
                 || old.upload != status.upload
                 || old.message != status.message
+                || old.photos_fetched != status.photos_fetched
                 || became_synced;
             if changed {
                 *old = status.clone();
@@ -193,6 +199,11 @@ impl StatusHub {
         self.update(|p| p.damaged = damaged).1
     }
 
+    /// A photo from another device is now stored here.
+    pub fn photo_fetched(&self) {
+        self.update(|p| p.photos_fetched += 1);
+    }
+
     /// What the sync loop left out of this connection, as one message.
     pub fn set_doc_problem(&self, problem: Option<String>) {
         self.update(|p| p.doc_problem = problem);
@@ -233,6 +244,7 @@ fn compute(p: &Parts) -> SyncStatus {
         message: link_message
             .or_else(|| p.doc_problem.clone())
             .or_else(|| p.note.clone()),
+        photos_fetched: p.photos_fetched,
     }
 }
 

@@ -10,11 +10,17 @@
 //! only once the server has it whole. The photo itself was stored before it was queued,
 //! so killing the app mid-upload loses nothing.
 //!
+//! It also fetches the other way: a photo another device took is in the inspection but
+//! not on this device until [`fetch_missing`] gets it (`GET /api/v1/blobs/{sha256}`),
+//! checks it (stored form, and its hash is its id), makes its thumbnail and stores it.
+//! That runs whenever the worker stored changes from the server, on "Sync now", and every
+//! [`limits::PHOTO_FETCH_RETRY`] while a photo is not on the server whole yet.
+//!
 //! [`Store::record_upload_progress`]: wardcheck_core::store::Store::record_upload_progress
 
 use std::collections::HashSet;
 
-use wardcheck_core::store::PendingUpload;
+use wardcheck_core::store::{Blob, PendingUpload};
 
 use super::local::Local;
 use super::remote::{self, RemoteError};
@@ -63,6 +69,13 @@ pub(crate) async fn run(app: App) {
     // Photos the server refused (not an image, a hash mismatch): not retried until the
     // app restarts or sync_now, so one bad photo does not stop the others.
     let mut refused: HashSet<String> = HashSet::new();
+    // Fetching photos from the server: due at the start, whenever the worker stored
+    // changes from the server (which may refer to other devices' photos), on "Sync now",
+    // and again later while some photo is not on the server whole yet.
+    let mut received_rx = inner.received.subscribe();
+    received_rx.borrow_and_update();
+    let mut fetch_due = true;
+    let mut photos_waiting = false;
     loop {
         if app.local().is_err() {
             // No store (no keychain, or it failed to open): nothing to do, ever.
@@ -130,6 +143,19 @@ pub(crate) async fn run(app: App) {
             }
             inner.hub.set_upload(None);
         }
+        if !failed && fetch_due {
+            match fetch_missing(&app, &session.settings.server, &session.token, &mut refused).await
+            {
+                Ok(waiting) => {
+                    fetch_due = false;
+                    photos_waiting = waiting;
+                }
+                Err(e) => {
+                    tracing::info!("photo fetch: stopped ({e})");
+                    failed = true;
+                }
+            }
+        }
         if !failed {
             backoff.reset();
             if !pending.is_empty() {
@@ -139,18 +165,92 @@ pub(crate) async fn run(app: App) {
         let wait = backoff.next_wait();
         tokio::select! {
             () = tokio::time::sleep(wait), if failed => {}
+            () = tokio::time::sleep(limits::PHOTO_FETCH_RETRY), if photos_waiting && !failed => {
+                fetch_due = true;
+            }
             r = changed_rx.changed() => if r.is_err() { return; },
+            r = received_rx.changed() => {
+                if r.is_err() { return; }
+                received_rx.borrow_and_update();
+                fetch_due = true;
+            }
             r = now_rx.changed() => {
                 if r.is_err() { return; }
                 refused.clear();
                 backoff.reset();
+                fetch_due = true;
             }
             r = session_rx.changed() => {
                 if r.is_err() { return; }
                 backoff.reset();
+                fetch_due = true;
             }
         }
     }
+}
+
+/// Fetches every photo the stored inspections refer to that is not on this device, one
+/// at a time. Returns whether some photo is not on the server whole yet (to ask again
+/// later). A photo that fails its checks (not stored form, or bytes that do not hash
+/// to its id) goes into `refused` and is not asked for again until "Sync now" or a
+/// restart; it stays shown as "on the server". Stops at the first transport error.
+pub async fn fetch_missing(
+    app: &App,
+    server: &str,
+    token: &str,
+    refused: &mut HashSet<String>,
+) -> Result<bool, RemoteError> {
+    let missing = match on_pool(app, |local| local.missing_photos()).await {
+        Ok(list) => list,
+        Err(_) => return Ok(false),
+    };
+    let http = app.inner().http.clone();
+    let mut waiting = false;
+    let missing: Vec<String> = missing
+        .into_iter()
+        .filter(|s| !refused.contains(s))
+        .collect();
+    for sha in missing {
+        let Some(bytes) = remote::download_photo(&http, server, token, &sha).await? else {
+            waiting = true;
+            continue;
+        };
+        let want = sha.clone();
+        let stored = on_pool(app, move |local| {
+            let blob = accept_fetched(&want, bytes)?;
+            Ok(local.store.put_downloaded_blob(&blob, chrono::Utc::now())?)
+        })
+        .await;
+        match stored {
+            Ok(_) => app.inner().hub.photo_fetched(),
+            Err(e) => {
+                tracing::warn!("photo fetch: {sha} refused: {}", e.message);
+                refused.insert(sha);
+            }
+        }
+    }
+    Ok(waiting)
+}
+
+/// A photo fetched as `sha256`, checked as a photo in stored form whose bytes hash to
+/// that id, with its thumbnail made: ready to store.
+fn accept_fetched(sha256: &str, bytes: Vec<u8>) -> Result<Blob, AppError> {
+    let photo = wardcheck_core::photo::from_stored(bytes, &Default::default())
+        .map_err(|e| AppError::invalid(format!("not a stored photo: {e}")))?;
+    if photo.id != sha256 {
+        return Err(AppError::invalid(format!(
+            "its bytes hash to {}, not to its id",
+            photo.id
+        )));
+    }
+    Ok(Blob {
+        sha256: photo.id,
+        mime: photo.mime.to_owned(),
+        width: photo.width,
+        height: photo.height,
+        bytes: photo.bytes,
+        thumbnail: photo.thumbnail,
+    })
 }
 
 /// Uploads one photo from where the server stands, recording progress after each chunk;
@@ -240,4 +340,47 @@ pub async fn upload_one(
         first_offset,
         requests,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small photo in stored form, as another device would have stored it.
+    fn stored_photo() -> wardcheck_core::photo::ProcessedPhoto {
+        let image =
+            image::RgbImage::from_fn(48, 32, |x, y| image::Rgb([x as u8 * 5, y as u8 * 7, 90]));
+        let mut jpeg = Vec::new();
+        image::DynamicImage::ImageRgb8(image)
+            .write_to(
+                &mut std::io::Cursor::new(&mut jpeg),
+                image::ImageFormat::Jpeg,
+            )
+            .unwrap();
+        wardcheck_core::photo::process(&jpeg, &Default::default()).unwrap()
+    }
+
+    #[test]
+    fn a_fetched_photo_is_kept_only_if_it_is_a_stored_photo_under_its_own_id() {
+        let photo = stored_photo();
+        let blob = accept_fetched(&photo.id, photo.bytes.clone()).expect("the real thing");
+        assert_eq!(blob.sha256, photo.id);
+        assert_eq!(blob.bytes, photo.bytes, "kept byte for byte");
+        assert_eq!((blob.width, blob.height), (48, 32));
+        assert!(
+            blob.thumbnail.starts_with(&[0xFF, 0xD8]),
+            "a JPEG thumbnail"
+        );
+
+        // A real photo, but not the one asked for (a confused or hostile server).
+        let other = "0".repeat(64);
+        let err = accept_fetched(&other, photo.bytes.clone()).unwrap_err();
+        assert!(err.message.contains("not to its id"), "{err:?}");
+        // Not a photo at all, or one with bytes hidden after it.
+        let err = accept_fetched(&photo.id, b"<html>a captive portal</html>".to_vec()).unwrap_err();
+        assert!(err.message.contains("ot a stored photo"), "{err:?}");
+        let mut tail = photo.bytes.clone();
+        tail.extend_from_slice(b"PK\x03\x04");
+        assert!(accept_fetched(&photo.id, tail).is_err());
+    }
 }

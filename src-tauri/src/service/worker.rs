@@ -703,6 +703,7 @@ fn receive_stored(
             leave_out(&mut local, conn, id, why);
             return Ok(None);
         }
+        app.inner().received.send_modify(|n| *n += 1);
     }
     if let Err(e) = local.store.put_sync_state(id, &conn.peer, &state.encode()) {
         tracing::warn!("sync: could not keep the sync state of {id}: {e}");
@@ -808,6 +809,7 @@ fn receive_new(
         leave_out(&mut local, conn, id, why);
         return Ok(None);
     }
+    app.inner().received.send_modify(|n| *n += 1);
     let state = conn.states.entry(id).or_default();
     if let Err(e) = local.store.put_sync_state(id, &conn.peer, &state.encode()) {
         tracing::warn!("sync: could not keep the sync state of {id}: {e}");

@@ -641,3 +641,65 @@ async fn a_revoked_device_is_told_to_sign_in_again() {
     assert_eq!(app.sync_status().pending_changes, 1);
     worker.kill().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_photo_taken_on_another_device_is_fetched_and_shown() {
+    let scratch = tempfile::tempdir().unwrap();
+    let server = Server::start_on(&scratch.path().join("server"), "127.0.0.1:0");
+    server.add_inspector("fay");
+    let id = server.create_inspection("RJ1", "fay");
+    // Two devices of the same inspector, both with the inspection.
+    let (dirs_a, dirs_b) = (AppDirs::new(), AppDirs::new());
+    let (a, b) = (dirs_a.open(), dirs_b.open());
+    let worker_a = Worker::start(&a);
+    let worker_b = Worker::start(&b);
+    sign_in_and_fetch(&a, &server, "fay", id).await;
+    sign_in_and_fetch(&b, &server, "fay", id).await;
+
+    // Device A takes a photo; it syncs and uploads.
+    let item = compliance_items(&a, id)[0].clone();
+    let added = a
+        .add_photo(id, &item, "server room door.jpg", &support::noisy_jpeg(700))
+        .expect("a photo");
+    wait_for(SYNC_LIMIT, "device A's photo uploaded", || {
+        let a = a.clone();
+        async move {
+            let s = a.sync_status();
+            (s.state == SyncState::Synced && s.pending_photos == 0).then_some(())
+        }
+    })
+    .await;
+
+    // Device B gets the inspection's change, then the photo itself, unasked.
+    let sha = added.sha256.clone();
+    let thumb = wait_for(SYNC_LIMIT, "device B to fetch A's photo", || {
+        let (b, sha) = (b.clone(), sha.clone());
+        async move { b.photo_thumbnail(&sha).ok() }
+    })
+    .await;
+    assert!(thumb.starts_with("data:image/jpeg;base64,"), "a thumbnail");
+    let view = b.open_inspection(id).unwrap().view;
+    assert_eq!(view.responses[&item].photos[0].value.hash, sha);
+    let status = b.sync_status();
+    assert!(
+        status.photos_fetched >= 1,
+        "the status counts it: {status:?}"
+    );
+    assert!(
+        b.pending_uploads().unwrap().is_empty(),
+        "a fetched photo is not sent back"
+    );
+    assert_eq!(status.pending_photos, 0);
+
+    // And it is kept: B, restarted with no server, still shows it.
+    worker_a.kill().await;
+    worker_b.kill().await;
+    drop(server);
+    drop(b);
+    let b = dirs_b.open();
+    assert_eq!(
+        b.photo_thumbnail(&sha).unwrap(),
+        thumb,
+        "the same thumbnail"
+    );
+}

@@ -3,6 +3,7 @@ import { describe, expect, it, vi } from "vitest";
 import { AppError } from "../../lib/api/field-types";
 import type { MemoryBackend } from "../dev/memory";
 import { INSPECTION, context, fakeBackend, openInspection } from "../test/setup";
+import { SyncStore } from "../sync.svelte";
 import ItemCard from "./ItemCard.svelte";
 
 async function card(before?: (backend: MemoryBackend, item: string) => void) {
@@ -10,7 +11,9 @@ async function card(before?: (backend: MemoryBackend, item: string) => void) {
   before?.(backend, backend.checklist.sections[0].items[1].id);
   const store = await openInspection(backend);
   const item = store.inspectionSections[0].items[1];
-  render(ItemCard, { props: { store, item }, context: context(backend) });
+  const sync = new SyncStore(backend);
+  await sync.start();
+  render(ItemCard, { props: { store, item }, context: context(backend, sync) });
   const root = screen.getByTestId("item");
   return { backend, spies, store, item, root, q: within(root) };
 }
@@ -92,14 +95,19 @@ describe("a checklist item", () => {
     const { backend, q } = await card((b, item) => b.photoFromAnotherDevice(INSPECTION, item, sha));
     const thumb = q.getByTestId("photo-thumb");
     expect(thumb.dataset.sha256).toBe(sha);
-    // The shell answers not_found: nothing downloads another device's photos yet.
+    // The shell answers not_found until it has fetched the photo from the server.
     await expect(backend.photoThumbnail(sha)).rejects.toMatchObject({ code: "not_found" });
     const placeholder = await vi.waitFor(() => within(thumb).getByTestId("photo-remote"));
-    expect(placeholder.textContent).toContain("Photo on the server, not on this device");
+    expect(placeholder.textContent).toContain("Photo on the server, not yet on this device");
     expect(placeholder.textContent).toContain(sha);
     expect(thumb.querySelector("img")).toBeNull();
     expect(thumb.textContent).not.toContain("No thumbnail");
     expect(q.queryByRole("alert")).toBeNull();
+
+    // The shell fetches it: the placeholder gives way to the thumbnail, unasked.
+    backend.photoArrives(sha, new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3]));
+    await vi.waitFor(() => expect(thumb.querySelector("img")?.getAttribute("src")).toMatch(/^data:image\/jpeg;base64,/));
+    expect(within(thumb).queryByTestId("photo-remote")).toBeNull();
   });
 
   it("says 'No thumbnail' when the shell fails for another reason", async () => {

@@ -145,6 +145,7 @@ export class MemoryBackend implements FieldBackend {
       pending_photo_bytes: 0,
       upload: null,
       message: null,
+      photos_fetched: 0,
     };
     const a = emptyView("11111111-1111-4111-8111-111111111111", "RJ1", ["RJ121", "RJ122"], this.checklist, this.user);
     const b = emptyView("22222222-2222-4222-8222-222222222222", "RQM", ["RQM01"], this.checklist, this.user);
@@ -356,6 +357,13 @@ export class MemoryBackend implements FieldBackend {
       by,
       at: now(),
     });
+  }
+
+  /** The shell has fetched another device's photo from the server: its bytes are here
+   * now, and `photos_fetched` moves, as the shell's uploader does. */
+  photoArrives(sha256: string, bytes: Uint8Array): void {
+    this.photos.set(sha256, bytes);
+    this.emit({ photos_fetched: this.sync.photos_fetched + 1 });
   }
 
   /** Sets the sync status and tells every listener, as the shell's worker does. */

@@ -126,6 +126,9 @@ export interface SyncStatus {
   pending_photo_bytes: number;
   upload: UploadProgress | null;
   message: string | null;
+  /** Photos from other devices fetched since the app started: when it moves, a photo
+   * shown as "on the server" may be here now. */
+  photos_fetched: number;
 }
 
 /** The codes an `AppError` carries (docs/APP-IPC.md, Conventions). */
