@@ -215,6 +215,13 @@ impl App {
         app
     }
 
+    /// The worker has stored changes from the server: the screens (through the status)
+    /// and the uploader (looking for other devices' photos) are told.
+    pub(crate) fn received_from_server(&self) {
+        self.inner.received.send_modify(|n| *n += 1);
+        self.inner.hub.changes_received();
+    }
+
     pub(crate) fn inner(&self) -> &Inner {
         &self.inner
     }

@@ -43,6 +43,10 @@ pub struct SyncStatus {
     /// Photos taken on other devices and fetched from the server since the app started:
     /// when it moves, a photo shown as "on the server" may now be here.
     pub photos_fetched: u64,
+    /// Times the worker has stored changes from the server (other people's edits, or a
+    /// new inspection) since the app started: when it moves, a screen reads the store
+    /// again, even if the state stayed `synced` throughout.
+    pub changes_received: u64,
 }
 
 /// The state of the link to the server, as the sync loop last saw it.
@@ -79,6 +83,7 @@ struct Parts {
     doc_problem: Option<String>,
     last_synced_at: Option<DateTime<Utc>>,
     photos_fetched: u64,
+    changes_received: u64,
 }
 
 /// Where every part of the service reports, and the status comes out.
@@ -103,6 +108,7 @@ impl StatusHub {
             doc_problem: None,
             last_synced_at,
             photos_fetched: 0,
+            changes_received: 0,
         };
         let (tx, _) = watch::channel(compute(&parts));
         StatusHub {
@@ -143,6 +149,7 @@ impl StatusHub {
                 || old.upload != status.upload
                 || old.message != status.message
                 || old.photos_fetched != status.photos_fetched
+                || old.changes_received != status.changes_received
                 || became_synced;
             if changed {
                 *old = status.clone();
@@ -199,6 +206,11 @@ impl StatusHub {
         self.update(|p| p.damaged = damaged).1
     }
 
+    /// Changes from the server are now stored here.
+    pub fn changes_received(&self) {
+        self.update(|p| p.changes_received += 1);
+    }
+
     /// A photo from another device is now stored here.
     pub fn photo_fetched(&self) {
         self.update(|p| p.photos_fetched += 1);
@@ -245,6 +257,7 @@ fn compute(p: &Parts) -> SyncStatus {
             .or_else(|| p.doc_problem.clone())
             .or_else(|| p.note.clone()),
         photos_fetched: p.photos_fetched,
+        changes_received: p.changes_received,
     }
 }
 

@@ -703,7 +703,7 @@ fn receive_stored(
             leave_out(&mut local, conn, id, why);
             return Ok(None);
         }
-        app.inner().received.send_modify(|n| *n += 1);
+        app.received_from_server();
     }
     if let Err(e) = local.store.put_sync_state(id, &conn.peer, &state.encode()) {
         tracing::warn!("sync: could not keep the sync state of {id}: {e}");
@@ -809,7 +809,7 @@ fn receive_new(
         leave_out(&mut local, conn, id, why);
         return Ok(None);
     }
-    app.inner().received.send_modify(|n| *n += 1);
+    app.received_from_server();
     let state = conn.states.entry(id).or_default();
     if let Err(e) = local.store.put_sync_state(id, &conn.peer, &state.encode()) {
         tracing::warn!("sync: could not keep the sync state of {id}: {e}");

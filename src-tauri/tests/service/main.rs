@@ -674,17 +674,17 @@ async fn a_photo_taken_on_another_device_is_fetched_and_shown() {
     let sha = added.sha256.clone();
     let thumb = wait_for(SYNC_LIMIT, "device B to fetch A's photo", || {
         let (b, sha) = (b.clone(), sha.clone());
-        async move { b.photo_thumbnail(&sha).ok() }
+        // The status counts it just after it is stored.
+        async move {
+            let thumb = b.photo_thumbnail(&sha).ok()?;
+            (b.sync_status().photos_fetched >= 1).then_some(thumb)
+        }
     })
     .await;
     assert!(thumb.starts_with("data:image/jpeg;base64,"), "a thumbnail");
     let view = b.open_inspection(id).unwrap().view;
     assert_eq!(view.responses[&item].photos[0].value.hash, sha);
     let status = b.sync_status();
-    assert!(
-        status.photos_fetched >= 1,
-        "the status counts it: {status:?}"
-    );
     assert!(
         b.pending_uploads().unwrap().is_empty(),
         "a fetched photo is not sent back"
@@ -702,4 +702,48 @@ async fn a_photo_taken_on_another_device_is_fetched_and_shown() {
         thumb,
         "the same thumbnail"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_from_another_device_is_announced_while_synced() {
+    let scratch = tempfile::tempdir().unwrap();
+    let server = Server::start_on(&scratch.path().join("server"), "127.0.0.1:0");
+    server.add_inspector("gus");
+    let id = server.create_inspection("RJ1", "gus");
+    let (dirs_a, dirs_b) = (AppDirs::new(), AppDirs::new());
+    let (a, b) = (dirs_a.open(), dirs_b.open());
+    let worker_a = Worker::start(&a);
+    let worker_b = Worker::start(&b);
+    sign_in_and_fetch(&a, &server, "gus", id).await;
+    sign_in_and_fetch(&b, &server, "gus", id).await;
+    let before = b.sync_status().changes_received;
+
+    // Device A answers while B sits synced on the same inspection: B's status must say
+    // so (the screens read the store again on it), though B stays "synced".
+    let mut rx = b.subscribe();
+    rx.borrow_and_update();
+    let item = compliance_items(&a, id)[0].clone();
+    a.set_answer(id, &item, Answer::Met).unwrap();
+    let announced = tokio::time::timeout(SYNC_LIMIT, async {
+        loop {
+            rx.changed().await.expect("the status goes on");
+            let s = rx.borrow_and_update().clone();
+            if s.changes_received > before {
+                return s;
+            }
+        }
+    })
+    .await
+    .expect("B's status announces the change");
+    let view = b.open_inspection(id).unwrap().view;
+    assert_eq!(
+        view.responses[&item]
+            .answer
+            .as_ref()
+            .map(|f| f.current().value.clone()),
+        Some(Answer::Met),
+        "when it is announced, the change is in B's store: {announced:?}"
+    );
+    worker_a.kill().await;
+    worker_b.kill().await;
 }

@@ -146,6 +146,7 @@ export class MemoryBackend implements FieldBackend {
       upload: null,
       message: null,
       photos_fetched: 0,
+      changes_received: 0,
     };
     const a = emptyView("11111111-1111-4111-8111-111111111111", "RJ1", ["RJ121", "RJ122"], this.checklist, this.user);
     const b = emptyView("22222222-2222-4222-8222-222222222222", "RQM", ["RQM01"], this.checklist, this.user);

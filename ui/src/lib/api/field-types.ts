@@ -129,6 +129,9 @@ export interface SyncStatus {
   /** Photos from other devices fetched since the app started: when it moves, a photo
    * shown as "on the server" may be here now. */
   photos_fetched: number;
+  /** Times changes from the server (other people's edits) were stored since the app
+   * started: when it moves, screens read the store again. */
+  changes_received: number;
 }
 
 /** The codes an `AppError` carries (docs/APP-IPC.md, Conventions). */
