@@ -204,7 +204,7 @@ pub async fn fetch_missing(
         Ok(list) => list,
         Err(_) => return Ok(false),
     };
-    let http = app.inner().http.clone();
+    let http = app.inner().http().clone();
     let mut waiting = false;
     let missing: Vec<String> = missing
         .into_iter()
@@ -263,7 +263,7 @@ pub async fn upload_one(
     pending: &PendingUpload,
     mut progress: impl FnMut(u64),
 ) -> Result<UploadReport, RemoteError> {
-    let http = &app.inner().http;
+    let http = app.inner().http();
     let sha = &pending.sha256;
     let stored = |e: crate::error::AppError| RemoteError::Refused {
         status: 0,

@@ -228,7 +228,7 @@ async fn connection(
     let inner = app.inner();
     let server = session.settings.server.clone();
     let token = session.token.clone();
-    let listed = match remote::inspection_ids(&inner.http, &server, &token).await {
+    let listed = match remote::inspection_ids(inner.http(), &server, &token).await {
         Ok(ids) => ids,
         Err(e) => return e.into(),
     };
@@ -338,7 +338,7 @@ async fn refresh(
     (server, token): (&str, &str),
     actor: &automerge::ActorId,
 ) -> Result<(), End> {
-    let ids = remote::inspection_ids(&app.inner().http, server, token).await?;
+    let ids = remote::inspection_ids(app.inner().http(), server, token).await?;
     let actor = actor.clone();
     on_pool(app, conn, move |app, conn| {
         add_listed(app, conn, &ids, &actor)
