@@ -42,11 +42,17 @@ pub(crate) fn compliance_items(app: &App, id: Uuid) -> Vec<String> {
 
 /// Signs `user` in and waits until the worker has fetched `id` and is synced.
 pub(crate) async fn sign_in_and_fetch(app: &App, server: &Server, user: &str, id: Uuid) {
+    sign_in_and_fetch_at(app, &server.url(), user, id).await;
+}
+
+/// [`sign_in_and_fetch`] through the server address `url` (a TLS front, say).
+pub(crate) async fn sign_in_and_fetch_at(app: &App, url: &str, user: &str, id: Uuid) {
     let status = app
-        .sign_in(&server.url(), user, support::PASSWORD)
+        .sign_in(url, user, support::PASSWORD)
         .await
         .expect("signing in");
     let who = status.signed_in.expect("signed in");
+    assert_eq!(who.server, url);
     assert_eq!(who.user, user);
     assert_eq!(who.role, "inspector");
     wait_for(
@@ -434,23 +440,16 @@ fn os_keychain_child() {
 fn os_keychain_without_a_session_bus_is_unavailable() {
     let scratch = tempfile::tempdir().unwrap();
     let data = scratch.path().join("data");
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "os_keychain_child", "--ignored", "--nocapture"])
+    let mut child = support::child_test("os_keychain_child");
+    child
         .env("WARDCHECK_CHILD_DATA", &data)
         .env(
             "DBUS_SESSION_BUS_ADDRESS",
             "unix:path=/nonexistent/wardcheck-bus",
         )
         .env_remove("WARDCHECK_TEST_KEYSTORE")
-        .env_remove("DISPLAY")
-        .output()
-        .expect("running the child test");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && text.contains("1 passed"),
-        "the child test passed:\n{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .env_remove("DISPLAY");
+    support::run_child_test(child);
 }
 
 /// The real OS keychain (Secret Service) in a private session: run in a child process

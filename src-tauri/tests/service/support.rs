@@ -259,3 +259,23 @@ pub fn noisy_jpeg(side: u32) -> Vec<u8> {
         .expect("encode a JPEG");
     out
 }
+
+/// A command that runs the ignored test `name` of this test binary alone, in a child
+/// process whose environment the caller sets (what a test cannot safely change in its
+/// own process).
+pub fn child_test(name: &str) -> Command {
+    let mut command = Command::new(std::env::current_exe().expect("this test binary"));
+    command.args(["--exact", name, "--ignored", "--nocapture"]);
+    command
+}
+
+/// Runs a [`child_test`] and asserts that its one test passed.
+pub fn run_child_test(mut command: Command) {
+    let out = command.output().expect("running the child test");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "the child test passed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -22,7 +22,7 @@ use wardcheck_app_lib::service::status::SyncState;
 use wardcheck_core::inspection::Answer;
 
 use crate::support::{self, AppDirs, Server, Worker, wait_for};
-use crate::{SYNC_LIMIT, compliance_items};
+use crate::{SYNC_LIMIT, compliance_items, sign_in_and_fetch_at};
 
 /// Where the child run finds the certificate and key the parent made.
 const CHILD_CERT_DIR: &str = "WARDCHECK_TLS_TEST_CERTS";
@@ -117,23 +117,11 @@ async fn an_untrusted_certificate_is_refused_and_a_trusted_one_carries_the_sync(
     assert!(app.app_status().signed_in.is_none(), "nothing is signed in");
 
     // With the certificate trusted, everything goes through TLS (the child run).
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "tls::over_trusted_tls_child",
-            "--ignored",
-            "--nocapture",
-        ])
+    let mut child = support::child_test("tls::over_trusted_tls_child");
+    child
         .env(CHILD_CERT_DIR, scratch.path())
-        .env("SSL_CERT_FILE", &cert)
-        .output()
-        .expect("running the child test");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && text.contains("1 passed"),
-        "the child test passed:\n{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .env("SSL_CERT_FILE", &cert);
+    support::run_child_test(child);
 }
 
 /// Run by the test above with `SSL_CERT_FILE` naming the certificate; on its own it
@@ -150,25 +138,12 @@ async fn over_trusted_tls_child() {
     let scratch = tempfile::tempdir().unwrap();
     let (server, id, https) = server_behind_tls(&scratch.path().join("server"), &cert, &key).await;
 
+    // Sign-in over https, the certificate trusted; the first sync over wss through the
+    // same front.
     let dirs = AppDirs::new();
     let app = dirs.open();
-    let status = app
-        .sign_in(&https, "tess", support::PASSWORD)
-        .await
-        .expect("sign-in over https, the certificate trusted");
-    assert_eq!(status.signed_in.expect("signed in").server, https);
-
-    // The first sync runs over wss through the same front.
     let worker = Worker::start(&app);
-    wait_for(SYNC_LIMIT, "the inspection fetched over wss", || {
-        let app = app.clone();
-        async move {
-            let listed = app.list_inspections().ok()?;
-            (listed.iter().any(|s| s.id == id) && app.sync_status().state == SyncState::Synced)
-                .then_some(())
-        }
-    })
-    .await;
+    sign_in_and_fetch_at(&app, &https, "tess", id).await;
     let item = compliance_items(&app, id).remove(0);
     app.set_answer(id, &item, Answer::Met).expect("an answer");
     let _ = app.sync_now();

@@ -4,6 +4,20 @@ import { SyncStore } from "../sync.svelte";
 import { INSPECTION, context, fakeBackend } from "../test/setup";
 import InspectionPage from "./InspectionPage.svelte";
 
+/** Another person's concurrent answer to the first item, as a sync stores it. */
+function conflictArrives(backend: ReturnType<typeof fakeBackend>["backend"], by: string, kind: "partly-met" | "not-met"): string {
+  const view = backend.views.get(INSPECTION)!;
+  const item = Object.keys(view.responses)[0];
+  view.responses[item].answer = {
+    values: [
+      { id: "9@a", value: { kind: "met" }, by: "ann", at: "2026-11-29T10:00:00Z" },
+      { id: "9@b", value: { kind }, by, at: "2026-11-29T10:00:01Z" },
+    ],
+  };
+  view.conflicts = [{ field: "answer", item }];
+  return item;
+}
+
 describe("an open inspection", () => {
   it("reads the inspection again after a sync, so another person's conflicting answer shows", async () => {
     const { backend } = fakeBackend({ conflict: false });
@@ -13,15 +27,7 @@ describe("an open inspection", () => {
     await vi.waitFor(() => screen.getByTestId("no-conflicts"));
 
     // A reviewer's concurrent answer arrives with the sync.
-    const view = backend.views.get(INSPECTION)!;
-    const item = Object.keys(view.responses)[0];
-    view.responses[item].answer = {
-      values: [
-        { id: "9@a", value: { kind: "met" }, by: "ann", at: "2026-11-29T10:00:00Z" },
-        { id: "9@b", value: { kind: "partly-met" }, by: "rev", at: "2026-11-29T10:00:01Z" },
-      ],
-    };
-    view.conflicts = [{ field: "answer", item }];
+    const item = conflictArrives(backend, "rev", "partly-met");
     backend.emit({ state: "synced", last_synced_at: "2026-11-29T10:01:00Z" });
 
     const conflict = await vi.waitFor(() => screen.getByTestId("conflict"));
@@ -39,15 +45,7 @@ describe("an open inspection", () => {
 
     // A co-inspector's answer arrives: the state stays "synced" and "synced at" does
     // not move; only `changes_received` does.
-    const view = backend.views.get(INSPECTION)!;
-    const item = Object.keys(view.responses)[0];
-    view.responses[item].answer = {
-      values: [
-        { id: "9@a", value: { kind: "met" }, by: "ann", at: "2026-11-29T10:00:00Z" },
-        { id: "9@b", value: { kind: "not-met" }, by: "bo", at: "2026-11-29T10:00:01Z" },
-      ],
-    };
-    view.conflicts = [{ field: "answer", item }];
+    const item = conflictArrives(backend, "bo", "not-met");
     backend.emit({ changes_received: 1 });
 
     const conflict = await vi.waitFor(() => screen.getByTestId("conflict"));
