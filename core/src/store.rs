@@ -166,6 +166,20 @@ pub struct Blob {
     pub thumbnail: Vec<u8>,
 }
 
+impl From<crate::photo::ProcessedPhoto> for Blob {
+    /// A photo as processed (taken here) or checked (fetched), ready to store.
+    fn from(p: crate::photo::ProcessedPhoto) -> Self {
+        Blob {
+            sha256: p.id,
+            mime: p.mime.to_owned(),
+            width: p.width,
+            height: p.height,
+            bytes: p.bytes,
+            thumbnail: p.thumbnail,
+        }
+    }
+}
+
 /// A photo waiting to go to the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingUpload {

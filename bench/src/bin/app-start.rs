@@ -80,8 +80,8 @@ struct Args {
     /// memory is read the same way: the floor under the app's.
     #[arg(long, default_value_t = 3)]
     floor_runs: usize,
-    /// Copy the seeded app home (data, keystore) here at the end, to study the app by
-    /// hand with the same 50 inspections (`scripts/app-memory`).
+    /// Copy the seeded app home (data, test keystore) here at the end, to study the app
+    /// by hand with the same inspections (its folders are those `AppHome` sets).
     #[arg(long)]
     keep_home: Option<PathBuf>,
 }

@@ -597,14 +597,7 @@ impl App {
         check_photo_size(bytes.len())?;
         let processed = photo::process(bytes, &photo::Limits::default())?;
         let caption: String = name.chars().take(200).collect();
-        let blob = Blob {
-            sha256: processed.id.clone(),
-            mime: processed.mime.to_owned(),
-            width: processed.width,
-            height: processed.height,
-            bytes: processed.bytes,
-            thumbnail: processed.thumbnail,
-        };
+        let blob = Blob::from(processed);
         let size = blob.bytes.len() as u64;
         let now = Utc::now();
         let stamp = Stamp::new(session.settings.user.clone(), now);

@@ -243,14 +243,7 @@ fn accept_fetched(sha256: &str, bytes: Vec<u8>) -> Result<Blob, AppError> {
             photo.id
         )));
     }
-    Ok(Blob {
-        sha256: photo.id,
-        mime: photo.mime.to_owned(),
-        width: photo.width,
-        height: photo.height,
-        bytes: photo.bytes,
-        thumbnail: photo.thumbnail,
-    })
+    Ok(Blob::from(photo))
 }
 
 /// Uploads one photo from where the server stands, recording progress after each chunk;

@@ -16,15 +16,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message as Frame;
 use uuid::Uuid;
-use wardcheck_app_lib::service::keystore::Keystore;
-use wardcheck_app_lib::service::settings::{self, Settings};
 use wardcheck_app_lib::service::status::SyncState;
 use wardcheck_core::checklist;
 use wardcheck_core::inspection::{Inspection, NewInspection, Stamp};
 use wardcheck_core::sync::{DocMessage, PROTOCOL_V1, WireMessage, doc_id_to_uuid};
 
 use crate::SYNC_LIMIT;
-use crate::support::{AppDirs, Worker, wait_for};
+use crate::support::{self, AppDirs, Worker, wait_for};
 
 /// A fresh inspection document on the first bundled checklist.
 pub fn inspection(id: uuid::Uuid) -> AutoCommit {
@@ -224,25 +222,6 @@ async fn sync_connection(fake: Arc<Fake>, sock: TcpStream) {
     }
 }
 
-/// Leaves `dirs` as if its app had signed in to `server` earlier.
-fn signed_in(dirs: &AppDirs, server: String) {
-    settings::save(
-        &dirs.data,
-        &Settings {
-            server,
-            user: "ann".into(),
-            display_name: "Ann".into(),
-            role: "inspector".into(),
-            device_id: 1,
-            last_synced_at: None,
-        },
-    )
-    .unwrap();
-    Keystore::test_dir(&dirs.keys)
-        .set_token("0123abcd")
-        .unwrap();
-}
-
 /// The worker, signed in to a fake server that sends `payload` for one of two
 /// inspections: the other is fetched on the same connection, the status names the bad
 /// one and is not synced; once the server mends, `sync_now` fetches it too.
@@ -263,7 +242,7 @@ async fn one_bad_document_does_not_stop_the_others(
     });
     let server = serve(fake.clone()).await;
     let dirs = AppDirs::new();
-    signed_in(&dirs, server);
+    support::signed_in_earlier(&dirs, server);
     let app = dirs.open();
     let worker = Worker::start(&app);
 
@@ -353,7 +332,7 @@ async fn a_silent_server_is_offline_after_the_timeout_however_busy_the_worker() 
     });
     let server = serve(fake.clone()).await;
     let dirs = AppDirs::new();
-    signed_in(&dirs, server);
+    support::signed_in_earlier(&dirs, server);
     let mut config = dirs.config();
     config.silence_timeout = Duration::from_secs(2);
     let app = wardcheck_app_lib::service::App::open(config);

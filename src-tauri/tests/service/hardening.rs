@@ -10,8 +10,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use uuid::Uuid;
 use wardcheck_app_lib::error::ErrorCode;
-use wardcheck_app_lib::service::keystore::Keystore;
-use wardcheck_app_lib::service::settings::{self, Settings};
 use wardcheck_app_lib::service::status::SyncState;
 use wardcheck_app_lib::service::{App, STORE_FILE};
 use wardcheck_core::inspection::Answer;
@@ -279,21 +277,7 @@ async fn a_server_error_is_offline_and_retried_not_an_error() {
     let dirs = AppDirs::new();
     // Signed in earlier to what now answers 502 (a proxy in front of a restarting
     // server).
-    settings::save(
-        &dirs.data,
-        &Settings {
-            server,
-            user: "ann".into(),
-            display_name: "Ann".into(),
-            role: "inspector".into(),
-            device_id: 1,
-            last_synced_at: None,
-        },
-    )
-    .unwrap();
-    Keystore::test_dir(&dirs.keys)
-        .set_token("0123abcd")
-        .unwrap();
+    support::signed_in_earlier(&dirs, server);
     let app: App = dirs.open();
     assert!(app.app_status().signed_in.is_some());
     let worker = Worker::start(&app);

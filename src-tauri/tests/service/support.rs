@@ -9,7 +9,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
-use wardcheck_app_lib::service::keystore::KeystoreChoice;
+use wardcheck_app_lib::service::keystore::{Keystore, KeystoreChoice};
+use wardcheck_app_lib::service::settings::{self, Settings};
 use wardcheck_app_lib::service::{App, Config};
 
 /// The password every test user gets (test data only).
@@ -278,4 +279,23 @@ pub fn run_child_test(mut command: Command) {
         "the child test passed:\n{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Leaves `dirs` as if its app had signed in to `server` earlier.
+pub fn signed_in_earlier(dirs: &AppDirs, server: String) {
+    settings::save(
+        &dirs.data,
+        &Settings {
+            server,
+            user: "ann".into(),
+            display_name: "Ann".into(),
+            role: "inspector".into(),
+            device_id: 1,
+            last_synced_at: None,
+        },
+    )
+    .unwrap();
+    Keystore::test_dir(&dirs.keys)
+        .set_token("0123abcd")
+        .unwrap();
 }

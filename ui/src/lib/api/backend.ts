@@ -1,7 +1,7 @@
 // The one interface the dashboard's components use to reach a backend. `http.ts`
 // implements it over the server's JSON API (the review dashboard, signed in with the
-// HttpOnly cookie); the field app will add a Tauri implementation behind the same
-// interface.
+// HttpOnly cookie). The field app has its own, `FieldBackend` (field-types.ts), over the
+// Tauri commands.
 import type {
   Comment,
   CommentTarget,
