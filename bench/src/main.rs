@@ -159,6 +159,10 @@ struct Setup {
 struct Target {
     url: String,
     token: Option<String>,
+    /// The actor bound to the token's device (ours); the JS server binds nothing.
+    actor: Option<ActorId>,
+    /// Who the edits are stamped with: the token's user.
+    user: String,
     doc_id: String,
 }
 
@@ -232,7 +236,12 @@ async fn run_ours(args: &Args, setup: &Setup) -> Result<ServerResult> {
                 .await??
         };
         let server = servers::start_ours(&bin, &made.dir, &log)?;
-        let mut tokens = made.tokens.into_iter().map(Some);
+        let mut tokens = made
+            .tokens
+            .into_iter()
+            .zip(made.actors)
+            .zip(made.users)
+            .map(|((t, a), u)| (Some(t), Some(a), u));
         let mut docs = made.inspections.iter().map(|id| doc_id(*id));
         run_workload("ours", &server, args, setup, &mut docs, &mut tokens).await
     }
@@ -260,7 +269,7 @@ async fn run_js(args: &Args, setup: &Setup) -> Result<ServerResult> {
         let ids = seed(&seeder.ws_url, setup, needed).await?;
         seeder.stop()?;
         let server = servers::start_js(&args.node, &script, &data, &log)?;
-        let mut tokens = std::iter::repeat(None);
+        let mut tokens = std::iter::repeat((None, None, servers::USER.to_owned()));
         let mut docs = ids.iter().map(|id| doc_id(*id));
         run_workload("js", &server, args, setup, &mut docs, &mut tokens).await
     }
@@ -310,16 +319,22 @@ async fn run_workload(
     args: &Args,
     setup: &Setup,
     docs: &mut dyn Iterator<Item = String>,
-    tokens: &mut dyn Iterator<Item = Option<String>>,
+    tokens: &mut dyn Iterator<Item = (Option<String>, Option<ActorId>, String)>,
 ) -> Result<ServerResult> {
     let doc = docs.next().context("a document for the latency test")?;
+    let (token, actor, user) = tokens.next().context("a token")?;
     let a = Target {
         url: server.ws_url.clone(),
-        token: tokens.next().context("a token")?,
+        token,
+        actor,
+        user,
         doc_id: doc.clone(),
     };
+    let (token, actor, user) = tokens.next().context("a token")?;
     let b = Target {
-        token: tokens.next().context("a token")?,
+        token,
+        actor,
+        user,
         ..a.clone()
     };
     eprintln!("{name}: edit latency, {} edits", args.edits);
@@ -329,9 +344,12 @@ async fn run_workload(
         eprintln!("{name}: {n} clients, {} edits each", args.edits_per_client);
         let mut targets = Vec::with_capacity(n);
         for _ in 0..n {
+            let (token, actor, user) = tokens.next().context("a token")?;
             targets.push(Target {
                 url: server.ws_url.clone(),
-                token: tokens.next().context("a token")?,
+                token,
+                actor,
+                user,
                 doc_id: docs.next().context("a document")?,
             });
         }
@@ -355,8 +373,9 @@ async fn open(setup: &Setup, t: &Target) -> Result<(Connection, Replica<Inspecti
         .await
         .context("fetching the inspection")?;
     let checklist = setup.checklist.clone();
+    let actor = t.actor.clone().unwrap_or_else(ActorId::random);
     let r = r.map(|doc| {
-        let doc = doc.with_actor(ActorId::random());
+        let doc = doc.with_actor(actor);
         Ok(Inspection::from_doc(doc, checklist)?)
     })?;
     Ok((conn, r))
@@ -381,7 +400,7 @@ async fn latency(setup: &Setup, a: &Target, b: &Target, edits: usize) -> Result<
     for k in 0..WARMUP_EDITS + edits {
         let t0 = Instant::now();
         ra.doc
-            .set_answer(item, answer(k), &Stamp::new("bench-a", Utc::now()))?;
+            .set_answer(item, answer(k), &Stamp::new(&a.user, Utc::now()))?;
         let head = ra.doc.heads()[0];
         ra.push(&mut ca).await?;
         let limit = setup.limit;
@@ -423,7 +442,7 @@ async fn one_client(
         let t1 = Instant::now();
         let item = &setup.items[(seed + k) % setup.items.len()];
         r.doc
-            .set_answer(item, answer(k), &Stamp::new("bench", Utc::now()))?;
+            .set_answer(item, answer(k), &Stamp::new(&t.user, Utc::now()))?;
         r.push(&mut conn).await?;
         r.sync_until(&mut conn, setup.limit, |r| r.server_has_ours())
             .await

@@ -20,7 +20,7 @@ pub const TRUST: &str = "RJ1";
 /// The checklist every benchmark inspection pins (bundled).
 pub const CHECKLIST: &str = "cqc-onsite-cyber";
 /// The user whose devices the benchmark clients sign in as.
-const USER: &str = "bench";
+pub const USER: &str = "bench";
 
 /// A running server, stopped when dropped.
 #[derive(Debug)]
@@ -139,39 +139,60 @@ fn spawn(
     })
 }
 
-/// Our server's data: a user with one device token per client, and inspections
-/// assigned to that user, made in the data folder before the server starts.
+/// Our server's data: one inspector per client (each with one device token and one
+/// bound actor, as a field device has), and inspections, made in the data folder before
+/// the server starts. Inspection 0 (the latency test's) is shared by the first two
+/// inspectors; inspector `k` (from 2) has inspection `k - 1`: the order the workload takes
+/// them in. One user per client, as in the field: a user may hold only a few sync
+/// connections at once (`limits::MAX_CONNECTIONS_PER_USER`).
 #[derive(Debug)]
 pub struct OurData {
     pub dir: PathBuf,
     pub tokens: Vec<String>,
+    /// The actor bound to each token's device: the server takes changes only from
+    /// bound actors.
+    pub actors: Vec<automerge::ActorId>,
+    /// The user each token signs in as.
+    pub users: Vec<String>,
     pub inspections: Vec<Uuid>,
 }
 
 impl OurData {
-    /// Creates `inspections` inspections and `tokens` device tokens in `dir`.
+    /// Creates `inspections` inspections and `tokens` inspectors with a device each.
     pub fn create(dir: &Path, inspections: usize, tokens: usize) -> Result<OurData> {
         let storage: Arc<dyn Storage> = Arc::new(SqliteStorage::open(dir)?);
         let now = Utc::now();
         let hash = auth::hash_password("benchmark password, never used to sign in")?;
-        let uid = storage.add_user(USER, "Benchmark", &Role::Inspector, &hash)?;
         let mut out = OurData {
             dir: dir.to_path_buf(),
             tokens: Vec::with_capacity(tokens),
+            actors: Vec::with_capacity(tokens),
+            users: Vec::with_capacity(tokens),
             inspections: Vec::with_capacity(inspections),
         };
-        for i in 0..tokens {
-            let (token, hash) = auth::new_token();
-            storage.add_device(uid, &format!("bench-{i}"), &hash, now)?;
+        for k in 0..tokens {
+            let user = format!("{USER}-{k}");
+            let uid = storage.add_user(&user, "Benchmark", &Role::Inspector, &hash)?;
+            let (token, token_hash) = auth::new_token();
+            let device = storage.add_device(uid, &format!("bench-{k}"), &token_hash, now)?;
+            let actor = automerge::ActorId::random();
+            storage.bind_actor(actor.to_bytes(), &user, Some(device), now)?;
             out.tokens.push(token);
+            out.actors.push(actor);
+            out.users.push(user);
         }
-        let req = CreateInspection {
-            trust: TRUST.into(),
-            sites: vec![],
-            checklist: CHECKLIST.into(),
-            assign: vec![USER.into()],
-        };
-        for _ in 0..inspections {
+        for i in 0..inspections {
+            let assign = if i == 0 {
+                out.users.iter().take(2).cloned().collect()
+            } else {
+                out.users.get(i + 1).cloned().into_iter().collect()
+            };
+            let req = CreateInspection {
+                trust: TRUST.into(),
+                sites: vec![],
+                checklist: CHECKLIST.into(),
+                assign,
+            };
             let rec = inspections::create(&*storage, &req, "bench-setup", now)?;
             out.inspections.push(rec.id);
         }

@@ -53,6 +53,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::checklist::{AnswerKind, Checklist, ChecklistPin, Scope, Severity};
+use crate::policy::{self, Part, Refusal, Writer};
 
 /// The schema this code writes.
 pub const SCHEMA_VERSION: u64 = 2;
@@ -128,6 +129,8 @@ pub enum InspectionError {
     UnsupportedSchema(u64),
     #[error("malformed inspection document: {0}")]
     Malformed(String),
+    #[error("{0}")]
+    Refused(#[from] Refusal),
     #[error("automerge: {0}")]
     Automerge(#[from] automerge::AutomergeError),
 }
@@ -326,6 +329,10 @@ pub struct Comment {
     pub text: String,
     pub by: String,
     pub at: DateTime<Utc>,
+    /// Who released the comment to the trust, and when: set in views from the review
+    /// document, never stored inside the comment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released: Option<Stamp>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -426,6 +433,10 @@ pub struct SectionProgress {
 pub struct Inspection {
     doc: AutoCommit,
     checklist: Arc<Checklist>,
+    /// Who is making changes: every operation asks the write policy for them first. With
+    /// none set, operations are not held to the policy (the server making a document,
+    /// tools and tests); the server checks every change it receives all the same.
+    writer: Option<Writer>,
 }
 
 const META: &str = "meta";
@@ -487,7 +498,11 @@ impl Inspection {
         for key in [DEVICES, FINDINGS, COMMENTS, SIGNOFFS] {
             doc.put_object(automerge::ROOT, key, ObjType::Map)?;
         }
-        let mut insp = Inspection { doc, checklist };
+        let mut insp = Inspection {
+            doc,
+            checklist,
+            writer: None,
+        };
         insp.commit("create", stamp);
         Ok(insp)
     }
@@ -501,7 +516,11 @@ impl Inspection {
 
     /// Wraps a document loaded elsewhere (the store), checking its schema and pin.
     pub fn from_doc(doc: AutoCommit, checklist: Arc<Checklist>) -> Result<Self> {
-        let insp = Inspection { doc, checklist };
+        let insp = Inspection {
+            doc,
+            checklist,
+            writer: None,
+        };
         let version = insp.schema_version()?;
         if version > SCHEMA_VERSION {
             return Err(InspectionError::UnsupportedSchema(version));
@@ -514,6 +533,36 @@ impl Inspection {
             });
         }
         Ok(insp)
+    }
+
+    /// Reads a document held elsewhere (the server's live copy) as an inspection, without
+    /// copying it: `doc` is lent to the inspection for `f` and given back.
+    pub fn read_in<R>(
+        doc: &mut AutoCommit,
+        checklist: Arc<Checklist>,
+        f: impl FnOnce(&Inspection) -> R,
+    ) -> Result<R> {
+        let insp = Inspection {
+            doc: std::mem::take(doc),
+            checklist,
+            writer: None,
+        };
+        let checked = insp.schema_version().and_then(|v| {
+            if v > SCHEMA_VERSION {
+                return Err(InspectionError::UnsupportedSchema(v));
+            }
+            let pin = insp.pin()?;
+            if pin != insp.checklist.pin {
+                return Err(InspectionError::ChecklistMismatch {
+                    doc: Box::new(pin),
+                    given: Box::new(insp.checklist.pin.clone()),
+                });
+            }
+            Ok(())
+        });
+        let out = checked.map(|()| f(&insp));
+        *doc = insp.doc;
+        out
     }
 
     /// The checklist pin recorded in a saved document, read without a checklist, so
@@ -545,11 +594,53 @@ impl Inspection {
             .map_err(|_| malformed(format!("inspection id {s:?} is not a UUID")))
     }
 
+    /// Holds every further operation to the write policy for `writer` ([`crate::policy`]):
+    /// an operation the writer may not make is refused before it changes anything.
+    pub fn set_writer(&mut self, writer: Writer) {
+        self.writer = Some(writer);
+    }
+
+    pub fn writer(&self) -> Option<&Writer> {
+        self.writer.as_ref()
+    }
+
+    /// Makes further changes on `actor` (each author writes on actors bound to them).
+    pub fn set_actor(&mut self, actor: ActorId) {
+        self.doc.set_actor(actor);
+    }
+
+    /// The comments of a document from before review documents, which kept them here;
+    /// read only to move them out ([`crate::review`]).
+    pub fn legacy_comments(&self) -> Result<Vec<Comment>> {
+        let mut c: Vec<Comment> = self.json_values(COMMENTS)?;
+        c.sort_by_key(|c| (c.at, c.id));
+        Ok(c)
+    }
+
+    /// Removes the comments kept in a document from before review documents (after they
+    /// were copied into its review document).
+    pub fn remove_legacy_comments(&mut self, stamp: &Stamp) -> Result<usize> {
+        let obj = self.object(&automerge::ROOT, COMMENTS)?;
+        let keys: Vec<String> = self.doc.keys(&obj).collect();
+        for k in &keys {
+            self.doc.delete(&obj, k.as_str())?;
+        }
+        if !keys.is_empty() {
+            self.commit("move_comments", stamp);
+        }
+        Ok(keys.len())
+    }
+
+    /// The document, to read (e.g. for the write policy's checks).
+    pub fn doc(&self) -> &AutoCommit {
+        &self.doc
+    }
+
     // ----- operations -----
 
     /// Sets the answer to an inspection-scope item.
     pub fn set_answer(&mut self, item: &str, answer: Answer, stamp: &Stamp) -> Result<()> {
-        self.writable()?;
+        self.begin(Part::Answer, stamp)?;
         self.check_answer(item, &answer, Scope::Inspection)?;
         let r = self.response(item)?;
         self.doc
@@ -560,7 +651,7 @@ impl Inspection {
 
     /// Replaces an item's note; the edit is a text diff, so concurrent edits merge.
     pub fn edit_note(&mut self, item: &str, text: &str, stamp: &Stamp) -> Result<()> {
-        self.writable()?;
+        self.begin(Part::Note, stamp)?;
         self.inspection_item(item)?;
         check_text("note", text)?;
         let r = self.response(item)?;
@@ -573,7 +664,7 @@ impl Inspection {
 
     /// Attaches a photo (already in the blob store) to an item.
     pub fn attach_photo(&mut self, item: &str, photo: PhotoRef, stamp: &Stamp) -> Result<()> {
-        self.writable()?;
+        self.begin(Part::Photo, stamp)?;
         self.inspection_item(item)?;
         validate_hash(&photo.hash)?;
         check_short("caption", &photo.caption)?;
@@ -588,7 +679,7 @@ impl Inspection {
     }
 
     pub fn detach_photo(&mut self, item: &str, hash: &str, stamp: &Stamp) -> Result<()> {
-        self.writable()?;
+        self.begin(Part::Photo, stamp)?;
         self.inspection_item(item)?;
         let r = self.response(item)?;
         let photos = self.object(&r, "photos")?;
@@ -611,7 +702,7 @@ impl Inspection {
         build_seen: &str,
         stamp: &Stamp,
     ) -> Result<()> {
-        self.writable()?;
+        self.begin(Part::Device, stamp)?;
         check_required("hostname", hostname)?;
         check_short("hostname", hostname)?;
         check_short("build seen", build_seen)?;
@@ -645,7 +736,7 @@ impl Inspection {
         build_seen: Option<&str>,
         stamp: &Stamp,
     ) -> Result<()> {
-        self.writable()?;
+        self.begin(Part::Device, stamp)?;
         let d = self.device(id)?;
         if let Some(h) = hostname {
             check_required("hostname", h)?;
@@ -670,7 +761,7 @@ impl Inspection {
         observation: Observation,
         stamp: &Stamp,
     ) -> Result<()> {
-        self.writable()?;
+        self.begin(Part::Device, stamp)?;
         self.check_answer(item, &observation.answer, Scope::Device)?;
         check_short("observation note", &observation.note)?;
         let d = self.device(device)?;
@@ -682,7 +773,7 @@ impl Inspection {
     }
 
     pub fn add_finding(&mut self, new: NewFinding, stamp: &Stamp) -> Result<()> {
-        self.writable()?;
+        self.begin(Part::Finding, stamp)?;
         check_text("finding text", &new.text)?;
         check_required("finding text", &new.text)?;
         check_text("recommendation", &new.recommendation)?;
@@ -712,7 +803,7 @@ impl Inspection {
     }
 
     pub fn edit_finding(&mut self, id: Uuid, edit: FindingEdit, stamp: &Stamp) -> Result<()> {
-        self.writable()?;
+        self.begin(Part::Finding, stamp)?;
         let f = self.finding(id)?;
         if let Some(text) = &edit.text {
             check_text("finding text", text)?;
@@ -750,52 +841,16 @@ impl Inspection {
         Ok(())
     }
 
-    pub fn comment(
-        &mut self,
-        id: Uuid,
-        target: CommentTarget,
-        text: &str,
-        stamp: &Stamp,
-    ) -> Result<()> {
-        self.writable()?;
-        check_required("comment", text)?;
-        check_text("comment", text)?;
-        match &target {
-            CommentTarget::Inspection => {}
-            CommentTarget::Item(item) => {
-                self.any_item(item)?;
-            }
-            CommentTarget::Finding(f) => {
-                self.finding(*f)?;
-            }
-            CommentTarget::Device(d) => {
-                self.device(*d)?;
-            }
-        }
-        let comments = self.object(&automerge::ROOT, COMMENTS)?;
-        let key = id.to_string();
-        if self.doc.get(&comments, key.as_str())?.is_some() {
-            return Err(InspectionError::Duplicate("comment", id));
-        }
-        let c = Comment {
-            id,
-            target,
-            text: text.to_owned(),
-            by: stamp.by.clone(),
-            at: stamp.at,
-        };
-        self.doc.put(&comments, key.as_str(), to_json(&c))?;
-        self.commit("comment", stamp);
-        Ok(())
-    }
-
     /// Moves the inspection through its life; see [`State::can_become`].
     pub fn change_state(&mut self, to: State, stamp: &Stamp) -> Result<()> {
         let from = self.state()?.current().value;
         if !from.can_become(to) {
             return Err(InspectionError::IllegalTransition { from, to });
         }
-        self.upgrade_schema()?;
+        self.begin(Part::State, stamp)?;
+        if let Some(w) = &self.writer {
+            policy::permits_move(w.role, from, to)?;
+        }
         let meta = self.object(&automerge::ROOT, META)?;
         self.doc.put(&meta, "state", to_json(&stamped(to, stamp)))?;
         self.commit("change_state", stamp);
@@ -813,6 +868,16 @@ impl Inspection {
         let state = self.state()?.current().value;
         if state != State::Submitted {
             return Err(InspectionError::WrongState("signing off", State::Submitted));
+        }
+        self.begin(Part::Signoff, stamp)?;
+        if let Some(w) = &self.writer
+            && policy::signoff_role(w.role) != Some(role)
+        {
+            return Err(Refusal {
+                code: policy::Code::Forbidden,
+                message: format!("a {} may not sign off as {role:?}", w.role.label()),
+            }
+            .into());
         }
         check_required("sign-off statement", statement)?;
         check_text("sign-off statement", statement)?;
@@ -836,8 +901,16 @@ impl Inspection {
     /// Resolves a conflict by picking one of the field's values (by its candidate id).
     /// The picked value keeps its author and time, and records who picked it.
     pub fn resolve(&mut self, field: &FieldRef, candidate: &str, stamp: &Stamp) -> Result<()> {
-        if *field != FieldRef::State {
-            self.writable()?;
+        let part = match field {
+            FieldRef::State => Part::State,
+            FieldRef::Answer { .. } => Part::Answer,
+            FieldRef::DeviceHostname { .. }
+            | FieldRef::DeviceBuild { .. }
+            | FieldRef::Observation { .. } => Part::Device,
+            FieldRef::FindingSeverity { .. } => Part::Finding,
+        };
+        if *field != FieldRef::State || self.writer.is_some() {
+            self.begin(part, stamp)?;
         }
         let (obj, key) = self.field_location(field)?;
         let values = self.doc.get_all(&obj, key.as_str())?;
@@ -853,7 +926,6 @@ impl Inspection {
         let mut json: serde_json::Value =
             serde_json::from_str(&picked).map_err(|e| malformed(format!("{field:?}: {e}")))?;
         json["resolved"] = serde_json::to_value(stamp).expect("a stamp serialises");
-        self.upgrade_schema()?;
         self.doc.put(&obj, key.as_str(), json.to_string())?;
         self.commit("resolve", stamp);
         Ok(())
@@ -974,8 +1046,6 @@ impl Inspection {
         }
         findings.sort_by_key(|f| (f.created.at, f.id));
 
-        let mut comments: Vec<Comment> = self.json_values(COMMENTS)?;
-        comments.sort_by_key(|c| (c.at, c.id));
         let mut signoffs: Vec<Signoff> = self.json_values(SIGNOFFS)?;
         signoffs.sort_by_key(|s| (s.at, s.id));
 
@@ -1002,7 +1072,9 @@ impl Inspection {
             responses,
             devices,
             findings,
-            comments,
+            // Comments live in the review document: whoever builds a view for someone
+            // who may read them adds them (`crate::review`).
+            comments: Vec::new(),
             signoffs,
             progress,
             conflicts,
@@ -1107,10 +1179,26 @@ impl Inspection {
         read_pin(&self.doc)
     }
 
-    /// Refuses writes to a closed inspection, and upgrades an old schema first.
-    fn writable(&mut self) -> Result<()> {
-        if self.state()?.current().value == State::Closed {
-            return Err(InspectionError::Closed);
+    /// Asks the write policy whether the writer may change `part` now (with no writer
+    /// set, only refuses a closed inspection), then upgrades an old schema.
+    fn begin(&mut self, part: Part, stamp: &Stamp) -> Result<()> {
+        let state = self.state()?.current().value;
+        match &self.writer {
+            Some(w) => {
+                if stamp.by != w.user {
+                    return Err(Refusal {
+                        code: policy::Code::ForgedAuthor,
+                        message: format!(
+                            "the change is stamped {:?} but made by {:?}",
+                            stamp.by, w.user
+                        ),
+                    }
+                    .into());
+                }
+                policy::permits(w.role, part, state)?;
+            }
+            None if state == State::Closed => return Err(InspectionError::Closed),
+            None => {}
         }
         self.upgrade_schema()
     }
@@ -1163,52 +1251,7 @@ impl Inspection {
 
     /// Checks an answer fits the item's kind and scope.
     fn check_answer(&self, item: &str, answer: &Answer, scope: Scope) -> Result<()> {
-        let (section, def) = self
-            .checklist
-            .item(item)
-            .ok_or_else(|| InspectionError::UnknownItem(item.to_owned()))?;
-        if section.scope != scope {
-            return Err(InspectionError::WrongScope {
-                item: item.to_owned(),
-                scope: section.scope,
-            });
-        }
-        let wrong = |expected| InspectionError::WrongAnswerKind {
-            item: item.to_owned(),
-            expected,
-            got: answer.kind_name(),
-        };
-        match (answer, &def.answer) {
-            (Answer::NotApplicable { reason }, _) => {
-                if reason.trim().is_empty() {
-                    return Err(InspectionError::MissingReason(item.to_owned()));
-                }
-                check_short("reason", reason)?;
-            }
-            (Answer::Met | Answer::PartlyMet | Answer::NotMet, AnswerKind::Compliance) => {}
-            (Answer::Number { value }, AnswerKind::Number { min, max, .. }) => {
-                let below = min.is_some_and(|m| *value < m);
-                let above = max.is_some_and(|m| *value > m);
-                if !value.is_finite() || below || above {
-                    return Err(InspectionError::OutOfRange {
-                        item: item.to_owned(),
-                        value: *value,
-                        min: *min,
-                        max: *max,
-                    });
-                }
-            }
-            (Answer::Date { .. }, AnswerKind::Date) => {}
-            (Answer::Text { value }, AnswerKind::Text) => {
-                check_required("text answer", value)?;
-                check_text("text answer", value)?;
-            }
-            (_, AnswerKind::Compliance) => return Err(wrong("met, partly met or not met")),
-            (_, AnswerKind::Number { .. }) => return Err(wrong("a number")),
-            (_, AnswerKind::Date) => return Err(wrong("a date")),
-            (_, AnswerKind::Text) => return Err(wrong("text")),
-        }
-        Ok(())
+        check_answer_against(&self.checklist, item, answer, scope)
     }
 
     fn field_location(&self, field: &FieldRef) -> Result<(ObjId, String)> {
@@ -1237,6 +1280,61 @@ impl Inspection {
     }
 }
 
+/// Checks an answer fits the item's kind and scope in `checklist` (used by the typed
+/// operations and by the write policy on received changes).
+pub fn check_answer_against(
+    checklist: &Checklist,
+    item: &str,
+    answer: &Answer,
+    scope: Scope,
+) -> Result<()> {
+    let (section, def) = checklist
+        .item(item)
+        .ok_or_else(|| InspectionError::UnknownItem(item.to_owned()))?;
+    if section.scope != scope {
+        return Err(InspectionError::WrongScope {
+            item: item.to_owned(),
+            scope: section.scope,
+        });
+    }
+    let wrong = |expected| InspectionError::WrongAnswerKind {
+        item: item.to_owned(),
+        expected,
+        got: answer.kind_name(),
+    };
+    match (answer, &def.answer) {
+        (Answer::NotApplicable { reason }, _) => {
+            if reason.trim().is_empty() {
+                return Err(InspectionError::MissingReason(item.to_owned()));
+            }
+            check_short("reason", reason)?;
+        }
+        (Answer::Met | Answer::PartlyMet | Answer::NotMet, AnswerKind::Compliance) => {}
+        (Answer::Number { value }, AnswerKind::Number { min, max, .. }) => {
+            let below = min.is_some_and(|m| *value < m);
+            let above = max.is_some_and(|m| *value > m);
+            if !value.is_finite() || below || above {
+                return Err(InspectionError::OutOfRange {
+                    item: item.to_owned(),
+                    value: *value,
+                    min: *min,
+                    max: *max,
+                });
+            }
+        }
+        (Answer::Date { .. }, AnswerKind::Date) => {}
+        (Answer::Text { value }, AnswerKind::Text) => {
+            check_required("text answer", value)?;
+            check_text("text answer", value)?;
+        }
+        (_, AnswerKind::Compliance) => return Err(wrong("met, partly met or not met")),
+        (_, AnswerKind::Number { .. }) => return Err(wrong("a number")),
+        (_, AnswerKind::Date) => return Err(wrong("a date")),
+        (_, AnswerKind::Text) => return Err(wrong("text")),
+    }
+    Ok(())
+}
+
 fn read_state(doc: &AutoCommit) -> Result<Field<State>> {
     let meta = object(doc, &automerge::ROOT, META)?;
     read_candidates(doc, &meta, "state", |s| {
@@ -1252,6 +1350,12 @@ fn read_state(doc: &AutoCommit) -> Result<Field<State>> {
         }
     })?
     .ok_or_else(|| malformed("meta.state is missing"))
+}
+
+/// The state an inspection document shows now (Automerge's pick where states conflict),
+/// read without the checklist.
+pub fn current_state(doc: &AutoCommit) -> Result<State> {
+    Ok(read_state(doc)?.current().value)
 }
 
 /// What a server indexes about an inspection document, read without building the

@@ -7,13 +7,21 @@
 //! - [`store`]: the encrypted local SQLite store (SQLCipher): documents, changes, sync
 //!   states, blobs and the upload queue.
 //! - [`response`]: the trust response document, written by the trust lead.
+//! - [`review`]: the review document: comments between inspectors and reviewers, and
+//!   which of them are released to the trust.
+//! - [`policy`]: the write policy: who may change which part of each document, when;
+//!   the typed operations obey it and [`policy::check_change`] holds any change to it.
+//! - [`chunks`]: reading a peer's change chunks under byte and operation limits.
 //! - [`photo`]: decoding under strict limits, stripping metadata, thumbnails, hashing.
 //! - [`sync`]: the automerge-repo wire protocol (CBOR messages, document ids), with
 //!   no transport.
 
 pub mod checklist;
+pub mod chunks;
 pub mod inspection;
 pub mod photo;
+pub mod policy;
 pub mod response;
+pub mod review;
 pub mod store;
 pub mod sync;

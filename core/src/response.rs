@@ -19,7 +19,8 @@ use automerge::{ActorId, AutoCommit, ChangeHash, ObjType, ReadDoc, ScalarValue, 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::inspection::{Candidate, Field, MAX_TEXT_CHARS, Stamp, Stamped};
+use crate::inspection::{Candidate, Field, MAX_TEXT_CHARS, Stamp, Stamped, State};
+use crate::policy::{self, Part, Refusal, Writer};
 
 pub const SCHEMA_VERSION: u64 = 1;
 
@@ -33,6 +34,8 @@ pub enum ResponseError {
         len: usize,
         max: usize,
     },
+    #[error("{0}")]
+    Refused(#[from] Refusal),
     #[error("malformed response document: {0}")]
     Malformed(String),
     #[error("automerge: {0}")]
@@ -62,6 +65,8 @@ pub struct ResponseView {
 #[derive(Debug)]
 pub struct TrustResponse {
     doc: AutoCommit,
+    /// Who writes, and the inspection's state: operations ask the write policy first.
+    writer: Option<(Writer, State)>,
 }
 
 impl TrustResponse {
@@ -71,7 +76,7 @@ impl TrustResponse {
         doc.put(automerge::ROOT, "inspection", inspection.to_string())?;
         doc.put_object(automerge::ROOT, "findings", ObjType::Map)?;
         doc.put_object(automerge::ROOT, "accuracy", ObjType::Map)?;
-        let mut r = TrustResponse { doc };
+        let mut r = TrustResponse { doc, writer: None };
         r.commit("create", stamp);
         Ok(r)
     }
@@ -79,13 +84,50 @@ impl TrustResponse {
     pub fn load(bytes: &[u8], actor: ActorId) -> Result<Self> {
         let r = TrustResponse {
             doc: AutoCommit::load(bytes)?.with_actor(actor),
+            writer: None,
         };
         r.view()?;
         Ok(r)
     }
 
+    /// Wraps a document loaded elsewhere, checking it reads as a response document.
+    pub fn from_doc(doc: AutoCommit) -> Result<Self> {
+        let r = TrustResponse { doc, writer: None };
+        r.view()?;
+        Ok(r)
+    }
+
+    /// Holds every further operation to the write policy for `writer`, while the
+    /// inspection is in `state` ([`crate::policy`]).
+    pub fn set_writer(&mut self, writer: Writer, state: State) {
+        self.writer = Some((writer, state));
+    }
+
+    /// Makes further changes on `actor` (each author writes on actors bound to them).
+    pub fn set_actor(&mut self, actor: ActorId) {
+        self.doc.set_actor(actor);
+    }
+
+    fn begin(&self, part: Part, stamp: &Stamp) -> Result<()> {
+        if let Some((w, state)) = &self.writer {
+            if stamp.by != w.user {
+                return Err(Refusal {
+                    code: policy::Code::ForgedAuthor,
+                    message: format!(
+                        "the change is stamped {:?} but made by {:?}",
+                        stamp.by, w.user
+                    ),
+                }
+                .into());
+            }
+            policy::permits(w.role, part, *state)?;
+        }
+        Ok(())
+    }
+
     /// Sets the trust's response to a finding.
     pub fn respond(&mut self, finding: Uuid, text: &str, stamp: &Stamp) -> Result<()> {
+        self.begin(Part::Response, stamp)?;
         check("response", text)?;
         let findings = self.object("findings")?;
         let value = Stamped {
@@ -110,6 +152,7 @@ impl TrustResponse {
         text: &str,
         stamp: &Stamp,
     ) -> Result<()> {
+        self.begin(Part::Accuracy, stamp)?;
         check("comment", text)?;
         check("about", about)?;
         let accuracy = self.object("accuracy")?;
@@ -182,6 +225,16 @@ impl TrustResponse {
 
     pub fn save(&mut self) -> Vec<u8> {
         self.doc.save()
+    }
+
+    /// The document, to read.
+    pub fn doc(&self) -> &AutoCommit {
+        &self.doc
+    }
+
+    /// Every change not already covered by `heads`, as change chunks.
+    pub fn save_after(&mut self, heads: &[ChangeHash]) -> Vec<u8> {
+        self.doc.save_after(heads)
     }
 
     pub fn generate_sync_message(&mut self, peer: &mut sync::State) -> Option<sync::Message> {

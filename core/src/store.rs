@@ -38,6 +38,7 @@ use uuid::Uuid;
 
 use crate::checklist::Checklist;
 use crate::inspection::{Inspection, InspectionError};
+use crate::policy::DocKind;
 
 /// Incremental change rows a document may gather before it is compacted. Loading
 /// applies each row in turn, so fewer rows load faster; compacting rewrites the
@@ -88,7 +89,47 @@ const MIGRATIONS: &[&str] = &[
         queued_at TEXT NOT NULL,
         uploaded_bytes INTEGER NOT NULL DEFAULT 0
     );",
+    // 2: copies of documents set aside (a change the server refused): kept, never
+    // deleted.
+    "CREATE TABLE set_aside (
+        id INTEGER PRIMARY KEY,
+        doc_id TEXT NOT NULL,
+        bytes BLOB NOT NULL,
+        reason TEXT NOT NULL,
+        at TEXT NOT NULL
+    );",
 ];
+
+/// A document the store keeps: an inspection, or its review document.
+pub trait Persisted {
+    fn heads(&mut self) -> Vec<ChangeHash>;
+    fn save(&mut self) -> Vec<u8>;
+    fn save_after(&mut self, heads: &[ChangeHash]) -> Vec<u8>;
+}
+
+impl Persisted for Inspection {
+    fn heads(&mut self) -> Vec<ChangeHash> {
+        Inspection::heads(self)
+    }
+    fn save(&mut self) -> Vec<u8> {
+        Inspection::save(self)
+    }
+    fn save_after(&mut self, heads: &[ChangeHash]) -> Vec<u8> {
+        Inspection::save_after(self, heads)
+    }
+}
+
+impl Persisted for crate::review::Review {
+    fn heads(&mut self) -> Vec<ChangeHash> {
+        crate::review::Review::heads(self)
+    }
+    fn save(&mut self) -> Vec<u8> {
+        crate::review::Review::save(self)
+    }
+    fn save_after(&mut self, heads: &[ChangeHash]) -> Vec<u8> {
+        crate::review::Review::save_after(self, heads)
+    }
+}
 
 /// A 256-bit key for the store. Debug output never shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -289,13 +330,37 @@ impl Store {
         Ok(actor)
     }
 
-    // ----- inspections -----
+    // ----- documents -----
 
     /// Stores a new inspection as a snapshot.
     pub fn insert_inspection(&mut self, insp: &mut Inspection, now: DateTime<Utc>) -> Result<()> {
         let id = insp.id()?;
-        let heads = insp.heads();
-        let snapshot = insp.save();
+        self.insert_doc(id, DocKind::Inspection, insp, now)
+    }
+
+    /// Durably stores every change of `insp` not yet stored. Returns only after the
+    /// transaction is committed. Compacts past [`COMPACT_AFTER`] change rows.
+    pub fn save_inspection(&mut self, insp: &mut Inspection, now: DateTime<Utc>) -> Result<()> {
+        let id = insp.id()?;
+        self.save_doc(id, insp, now)
+    }
+
+    /// Replaces a document's snapshot and changes with one new snapshot.
+    pub fn compact_inspection(&mut self, insp: &mut Inspection, now: DateTime<Utc>) -> Result<()> {
+        let id = insp.id()?;
+        self.compact_doc(id, insp, now)
+    }
+
+    /// Stores a new document (of any kind) as a snapshot.
+    pub fn insert_doc(
+        &mut self,
+        id: Uuid,
+        kind: DocKind,
+        doc: &mut dyn Persisted,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let heads = doc.heads();
+        let snapshot = doc.save();
         let tx = self.conn.transaction()?;
         let exists: bool = tx.query_row(
             "SELECT EXISTS (SELECT 1 FROM documents WHERE doc_id = ?1)",
@@ -307,9 +372,10 @@ impl Store {
         }
         tx.execute(
             "INSERT INTO documents (doc_id, kind, snapshot, heads, updated_at)
-             VALUES (?1, 'inspection', ?2, ?3, ?4)",
+             VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
                 id.to_string(),
+                kind.as_str(),
                 snapshot,
                 encode_heads(&heads),
                 now.to_rfc3339()
@@ -319,10 +385,13 @@ impl Store {
         Ok(())
     }
 
-    /// Durably stores every change of `insp` not yet stored. Returns only after the
-    /// transaction is committed. Compacts past [`COMPACT_AFTER`] change rows.
-    pub fn save_inspection(&mut self, insp: &mut Inspection, now: DateTime<Utc>) -> Result<()> {
-        let id = insp.id()?;
+    /// Durably stores every change of document `id` not yet stored.
+    pub fn save_doc(
+        &mut self,
+        id: Uuid,
+        doc: &mut dyn Persisted,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let key = id.to_string();
         let (stored_heads, rows): (Vec<u8>, i64) = self
             .conn
@@ -334,15 +403,15 @@ impl Store {
             )
             .optional()?
             .ok_or(StoreError::UnknownDocument(id))?;
-        let heads = insp.heads();
+        let heads = doc.heads();
         if encode_heads(&heads) == stored_heads {
             return Ok(());
         }
         if rows >= COMPACT_AFTER {
-            return self.compact_inspection(insp, now);
+            return self.compact_doc(id, doc, now);
         }
         let stored = decode_heads(&stored_heads)?;
-        let bytes = insp.save_after(&stored);
+        let bytes = doc.save_after(&stored);
         let tx = self.conn.transaction()?;
         tx.execute(
             "INSERT INTO changes (doc_id, seq, bytes)
@@ -357,11 +426,10 @@ impl Store {
         Ok(())
     }
 
-    /// Replaces a document's snapshot and changes with one new snapshot.
-    pub fn compact_inspection(&mut self, insp: &mut Inspection, now: DateTime<Utc>) -> Result<()> {
-        let key = insp.id()?.to_string();
-        let heads = insp.heads();
-        let snapshot = insp.save();
+    fn compact_doc(&mut self, id: Uuid, doc: &mut dyn Persisted, now: DateTime<Utc>) -> Result<()> {
+        let key = id.to_string();
+        let heads = doc.heads();
+        let snapshot = doc.save();
         let tx = self.conn.transaction()?;
         tx.execute("DELETE FROM changes WHERE doc_id = ?1", params![key])?;
         let n = tx.execute(
@@ -369,10 +437,75 @@ impl Store {
             params![key, snapshot, encode_heads(&heads), now.to_rfc3339()],
         )?;
         if n == 0 {
-            return Err(StoreError::UnknownDocument(insp.id()?));
+            return Err(StoreError::UnknownDocument(id));
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Sets a document aside: its stored data is kept in `set_aside` (never deleted, so
+    /// nothing written on this device is lost) and the document, its changes and sync
+    /// states leave the store, so the next sync fetches the server's copy afresh.
+    pub fn set_aside_doc(&mut self, id: Uuid, reason: &str, now: DateTime<Utc>) -> Result<()> {
+        let key = id.to_string();
+        let doc = self.load_doc(id)?.save();
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO set_aside (doc_id, bytes, reason, at) VALUES (?1, ?2, ?3, ?4)",
+            params![key, doc, reason, now.to_rfc3339()],
+        )?;
+        tx.execute("DELETE FROM sync_states WHERE doc_id = ?1", params![key])?;
+        tx.execute("DELETE FROM changes WHERE doc_id = ?1", params![key])?;
+        tx.execute("DELETE FROM documents WHERE doc_id = ?1", params![key])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// How many copies of document `id` were set aside.
+    pub fn set_aside_count(&self, id: Uuid) -> Result<i64> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM set_aside WHERE doc_id = ?1",
+            params![id.to_string()],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// A small value kept beside the documents (what the app knows of records, refusals).
+    pub fn put_setting(&mut self, key: &str, value: &[u8]) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    pub fn setting(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT value FROM settings WHERE key = ?1",
+                params![key],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    pub fn delete_setting(&mut self, key: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM settings WHERE key = ?1", params![key])?;
+        Ok(())
+    }
+
+    /// Every setting whose key starts with `prefix`.
+    pub fn settings_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT key, value FROM settings WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key",
+        )?;
+        let rows = stmt
+            .query_map(params![prefix], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
     }
 
     /// Loads an inspection, checks its heads against the stored ones and its pin
@@ -394,37 +527,46 @@ impl Store {
             )
             .optional()?
             .ok_or(StoreError::UnknownDocument(id))?;
-        let mut doc = AutoCommit::load(&snapshot)?.with_actor(self.actor.clone());
         let mut stmt = self
             .conn
             .prepare_cached("SELECT bytes FROM changes WHERE doc_id = ?1 ORDER BY seq")?;
-        let mut rows = stmt.query(params![key])?;
-        while let Some(row) = rows.next()? {
-            let bytes: Vec<u8> = row.get(0)?;
-            doc.load_incremental(&bytes)?;
-        }
-        let stored = decode_heads(&stored_heads)?;
-        let mut loaded = doc.get_heads();
-        let mut expected = stored.clone();
-        loaded.sort();
-        expected.sort();
-        if loaded != expected {
-            return Err(StoreError::HeadsMismatch {
-                doc: id,
-                stored: stored.iter().map(ToString::to_string).collect(),
-                loaded: loaded.iter().map(ToString::to_string).collect(),
-            });
-        }
-        Ok(doc)
+        let changes: Vec<Vec<u8>> = stmt
+            .query_map(params![key], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let doc = load_checked(
+            id,
+            &snapshot,
+            changes.iter().map(Vec::as_slice),
+            &stored_heads,
+        )?;
+        Ok(doc.with_actor(self.actor.clone()))
     }
 
     /// The ids of every stored inspection.
     pub fn inspection_ids(&self) -> Result<Vec<Uuid>> {
+        self.doc_ids(DocKind::Inspection)
+    }
+
+    /// The kind of a stored document, if it is stored.
+    pub fn doc_kind(&self, id: Uuid) -> Result<Option<DocKind>> {
+        let kind: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT kind FROM documents WHERE doc_id = ?1",
+                params![id.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(kind.and_then(|k| DocKind::parse(&k)))
+    }
+
+    /// The ids of every stored document of `kind`.
+    pub fn doc_ids(&self, kind: DocKind) -> Result<Vec<Uuid>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT doc_id FROM documents WHERE kind = 'inspection' ORDER BY doc_id")?;
+            .prepare("SELECT doc_id FROM documents WHERE kind = ?1 ORDER BY doc_id")?;
         let ids: Vec<String> = stmt
-            .query_map([], |r| r.get(0))?
+            .query_map(params![kind.as_str()], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         ids.iter()
             .map(|s| {
@@ -580,6 +722,35 @@ impl Store {
         )?;
         Ok(())
     }
+}
+
+/// Loads a stored document, a snapshot and then change rows in order, and checks that it
+/// reaches the heads stored beside it: the one load-and-check path of this store and of
+/// the server's. Automerge skips change chunks it cannot read on an incremental load
+/// without an error, so the heads are what tells a damaged document from a good one.
+pub fn load_checked<'a>(
+    id: Uuid,
+    snapshot: &[u8],
+    changes: impl IntoIterator<Item = &'a [u8]>,
+    stored_heads: &[u8],
+) -> Result<AutoCommit> {
+    let mut doc = AutoCommit::load(snapshot)?;
+    for bytes in changes {
+        doc.load_incremental(bytes)?;
+    }
+    let stored = decode_heads(stored_heads)?;
+    let mut loaded = doc.get_heads();
+    let mut expected = stored.clone();
+    loaded.sort();
+    expected.sort();
+    if loaded != expected {
+        return Err(StoreError::HeadsMismatch {
+            doc: id,
+            stored: stored.iter().map(ToString::to_string).collect(),
+            loaded: loaded.iter().map(ToString::to_string).collect(),
+        });
+    }
+    Ok(doc)
 }
 
 /// Heads as stored beside a document: sorted, 32 bytes each, so equal sets of heads

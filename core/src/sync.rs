@@ -105,6 +105,11 @@ pub enum WireMessage {
         sender_id: Option<String>,
         target_id: Option<String>,
         message: String,
+        /// Wardcheck's addition (other peers ignore it): a stable code for what went
+        /// wrong, e.g. `forbidden` when a change was refused.
+        code: Option<String>,
+        /// Wardcheck's addition: the document the error is about, if one.
+        document_id: Option<String>,
     },
     /// `ephemeral`, `remote-subscription-change` or `remote-heads-changed`: valid
     /// automerge-repo messages that we do not act on.
@@ -252,6 +257,8 @@ impl WireMessage {
                         field: "message",
                     },
                 )?,
+                code: f.opt_id("error", "code")?,
+                document_id: f.opt_id("error", "documentId")?,
             },
             "ephemeral" => WireMessage::Ignored { kind: "ephemeral" },
             "remote-subscription-change" => WireMessage::Ignored {
@@ -323,6 +330,8 @@ impl WireMessage {
                 sender_id,
                 target_id,
                 message,
+                code,
+                document_id,
             } => {
                 if let Some(s) = sender_id {
                     push("senderId", text(s));
@@ -331,6 +340,12 @@ impl WireMessage {
                     push("targetId", text(t));
                 }
                 push("message", text(message));
+                if let Some(c) = code {
+                    push("code", text(c));
+                }
+                if let Some(d) = document_id {
+                    push("documentId", text(d));
+                }
             }
             WireMessage::Ignored { .. } => {}
         }
@@ -572,6 +587,15 @@ mod tests {
                 sender_id: Some("server".into()),
                 target_id: None,
                 message: "bad".into(),
+                code: None,
+                document_id: None,
+            },
+            WireMessage::Error {
+                sender_id: None,
+                target_id: Some("client-1".into()),
+                message: "refused".into(),
+                code: Some("forbidden".into()),
+                document_id: Some(doc.document_id.clone()),
             },
         ];
         for m in all {

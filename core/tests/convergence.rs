@@ -44,10 +44,6 @@ enum Step {
         finding: usize,
         text: String,
     },
-    Comment {
-        at: usize,
-        text: String,
-    },
     Photo {
         at: usize,
         item: usize,
@@ -75,7 +71,6 @@ fn step(n: usize) -> impl Strategy<Value = Step> {
         2 => (r.clone(), 0..4usize, 0u8..3).prop_map(|(at, device, pick)| Step::Observe { at, device, pick }),
         1 => (r.clone(), 0u8..4).prop_map(|(at, sev)| Step::AddFinding { at, sev }),
         2 => (r.clone(), 0..4usize, "[a-z]{1,8}").prop_map(|(at, finding, text)| Step::EditFinding { at, finding, text }),
-        1 => (r.clone(), "[a-z]{1,10}").prop_map(|(at, text)| Step::Comment { at, text }),
         1 => (r.clone(), 0..ITEMS.len(), any::<u8>()).prop_map(|(at, item, seed)| Step::Photo { at, item, seed }),
         3 => (r.clone(), r.clone()).prop_map(|(from, to)| Step::Merge { from, to }),
         3 => (r.clone(), r, 1u8..6).prop_map(|(a, b, rounds)| Step::Sync { a, b, rounds }),
@@ -132,7 +127,6 @@ struct Ledger {
     changes: Vec<ChangeHash>,
     devices: BTreeSet<Uuid>,
     findings: BTreeSet<Uuid>,
-    comments: BTreeSet<Uuid>,
     photos: BTreeSet<(String, String)>,
     /// (item, answer) pairs that were set.
     answers: Vec<(String, Answer)>,
@@ -200,7 +194,6 @@ fn run(n: usize, steps: Vec<Step>) -> Result<(), TestCaseError> {
             | Step::Observe { at, .. }
             | Step::AddFinding { at, .. }
             | Step::EditFinding { at, .. }
-            | Step::Comment { at, .. }
             | Step::Photo { at, .. } => Some(*at),
             _ => None,
         };
@@ -284,15 +277,6 @@ fn run(n: usize, steps: Vec<Step>) -> Result<(), TestCaseError> {
                     reps[at].insp.edit_finding(id, edit, &st).unwrap();
                 }
             }
-            Step::Comment { at, text } => {
-                let id = reps[at].next_id(at);
-                let st = reps[at].stamp();
-                reps[at]
-                    .insp
-                    .comment(id, CommentTarget::Inspection, &text, &st)
-                    .unwrap();
-                ledger.comments.insert(id);
-            }
             Step::Photo { at, item, seed } => {
                 let hash = format!("{:064x}", u128::from(seed) * 7919 + at as u128);
                 let st = reps[at].stamp();
@@ -360,8 +344,6 @@ fn run(n: usize, steps: Vec<Step>) -> Result<(), TestCaseError> {
     prop_assert_eq!(devices, ledger.devices, "every device added is there");
     let findings: BTreeSet<Uuid> = view0.findings.iter().map(|f| f.id).collect();
     prop_assert_eq!(findings, ledger.findings, "every finding added is there");
-    let comments: BTreeSet<Uuid> = view0.comments.iter().map(|c| c.id).collect();
-    prop_assert_eq!(comments, ledger.comments, "every comment is there");
     for (item, hash) in &ledger.photos {
         prop_assert!(
             view0.responses[item]

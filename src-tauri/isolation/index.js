@@ -24,6 +24,7 @@ const ALLOWED = new Set([
   "sign_off",
   "sync_status",
   "sync_now",
+  "take_servers_copy",
   "plugin:event|listen",
   "plugin:event|unlisten",
 ]);

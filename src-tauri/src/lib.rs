@@ -68,6 +68,7 @@ pub fn run() {
             commands::sign_off,
             commands::sync_status,
             commands::sync_now,
+            commands::take_servers_copy,
         ])
         .setup(|app| {
             let data_dir = app.path().app_data_dir()?;

@@ -1,16 +1,23 @@
 //! Who may do what. Every route and every sync message asks here, before any byte of
 //! a document is loaded or sent.
 //!
-//! | role | inspection document | trust response document | inspection records |
-//! |---|---|---|---|
-//! | inspector | read, write: if assigned | read: if assigned | list, get: if assigned |
-//! | reviewer | read, write: all | read: all | list, get, create, assign, share, change state, comment, sign off: all |
-//! | trust lead (trust T) | read: T's, once shared | read, write: T's, once shared | list, get: T's, once shared; respond to findings: T's, once shared |
-//! | admin | none | none | list, get, create, assign, share |
+//! | role | inspection document | trust response document | review document | inspection records |
+//! |---|---|---|---|---|
+//! | inspector | read, write: if assigned | read: if assigned | read, write: if assigned | list, get: if assigned |
+//! | reviewer | read, write: all | read: all | read, write: all | list, get, create, assign, share, change state, comment, sign off: all |
+//! | trust lead (trust T) | read: T's, once shared | read, write: T's, once shared | none | list, get: T's, once shared; respond to findings: T's, once shared |
+//! | admin | none | none | none | list, get, create, assign, share |
 //!
-//! A denied document and a missing one get the same answer.
+//! A denied document and a missing one get the same answer. Which *changes* a writer may
+//! make inside a document is the write policy (`wardcheck_core::policy`), applied to every
+//! change by its author ([`writer`]). A trust lead syncs the inspection document only if
+//! its history holds no internal comment (an inspection from before review documents
+//! may: they read it through the API's views).
 
-use crate::storage::{DocAccess, DocKind, InspectionRecord, Role, User};
+use wardcheck_core::inspection::TeamRole;
+use wardcheck_core::policy::{self, Writer};
+
+use crate::storage::{DocAccess, DocKind, InspectionRecord, Role, SERVER_AUTHOR, User};
 
 /// What a caller may do with one document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,12 +49,66 @@ pub fn doc_right(user: &User, doc: &DocAccess) -> DocRight {
     match (&user.role, doc.kind) {
         (Role::Inspector, DocKind::Inspection) if assigned(user, rec) => DocRight::ReadWrite,
         (Role::Inspector, DocKind::TrustResponse) if assigned(user, rec) => DocRight::Read,
-        (Role::Reviewer, DocKind::Inspection) => DocRight::ReadWrite,
+        (Role::Inspector, DocKind::Review) if assigned(user, rec) => DocRight::ReadWrite,
+        (Role::Reviewer, DocKind::Inspection | DocKind::Review) => DocRight::ReadWrite,
         (Role::Reviewer, DocKind::TrustResponse) => DocRight::Read,
-        (Role::TrustLead(t), DocKind::Inspection) if shared_with(t, rec) => DocRight::Read,
+        (Role::TrustLead(t), DocKind::Inspection)
+            if shared_with(t, rec) && !rec.history_holds_comments =>
+        {
+            DocRight::Read
+        }
         (Role::TrustLead(t), DocKind::TrustResponse) if shared_with(t, rec) => DocRight::ReadWrite,
         _ => DocRight::None,
     }
+}
+
+/// Whether a trust lead reads the inspection document's view through the API (its
+/// history may still hold internal comments, so not by sync: [`doc_right`]).
+pub fn can_read_view(user: &User, rec: &InspectionRecord) -> bool {
+    match &user.role {
+        Role::TrustLead(t) => shared_with(t, rec),
+        _ => doc_right(
+            user,
+            &DocAccess {
+                doc: rec.id,
+                kind: DocKind::Inspection,
+                inspection: rec.clone(),
+            },
+        )
+        .can_read(),
+    }
+}
+
+/// The author a change by `user` has on a document of `rec`, for the write policy; none
+/// when the user may not write that document at all. The team role comes from the
+/// server's record, never from the document.
+pub fn writer(user: &User, rec: &InspectionRecord, kind: DocKind) -> Option<Writer> {
+    let right = doc_right(
+        user,
+        &DocAccess {
+            doc: rec.id,
+            kind,
+            inspection: rec.clone(),
+        },
+    );
+    if !right.can_write() {
+        return None;
+    }
+    let role = match &user.role {
+        Role::Inspector => match rec.team_role(&user.name)? {
+            TeamRole::LeadInspector => policy::Role::LeadInspector,
+            _ => policy::Role::Inspector,
+        },
+        Role::Reviewer => policy::Role::Reviewer,
+        Role::TrustLead(_) => policy::Role::TrustLead,
+        Role::Admin => policy::Role::Admin,
+    };
+    Some(Writer::new(user.name.clone(), role))
+}
+
+/// The author of the server's own changes.
+pub fn server_writer() -> Writer {
+    Writer::new(SERVER_AUTHOR, policy::Role::Server)
 }
 
 /// Whether a caller may see an inspection's record (list and get).

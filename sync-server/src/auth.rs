@@ -159,6 +159,7 @@ impl FromRequestParts<AppState> for Caller {
                     target: parts.uri.path().to_owned(),
                     from: from.clone(),
                     outcome: "denied".into(),
+                    detail: None,
                 })
                 .await;
             return Err(AppError::unauthorized(

@@ -1,17 +1,21 @@
 //! Creating inspections and resolving the checklists they pin: shared by the admin
 //! command line and the HTTP API, so both make inspections the same way.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use automerge::ActorId;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use uuid::Uuid;
 use wardcheck_core::checklist::{self, Checklist};
-use wardcheck_core::inspection::{Inspection, NewInspection, Stamp, State};
+use wardcheck_core::inspection::{Inspection, NewInspection, Stamp, State, TeamMember, TeamRole};
 use wardcheck_core::response::TrustResponse;
+use wardcheck_core::review::Review;
 
-use crate::storage::{InspectionRecord, PublishedChecklist, Storage, StoredDoc};
+use crate::storage::{
+    DocKind, InspectionRecord, PublishedChecklist, SERVER_AUTHOR, Storage, StoredDoc,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CreateError {
@@ -26,6 +30,8 @@ pub enum CreateError {
     #[error(transparent)]
     Response(#[from] wardcheck_core::response::ResponseError),
     #[error(transparent)]
+    Review(#[from] wardcheck_core::review::ReviewError),
+    #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
 }
 
@@ -39,6 +45,7 @@ pub struct CreateInspection {
     /// `id` or `id@version`; the newest published or bundled version when no version
     /// is given.
     pub checklist: String,
+    /// Inspectors to assign: the first is the team's lead inspector.
     #[serde(default)]
     pub assign: Vec<String>,
 }
@@ -68,11 +75,23 @@ pub fn resolve_checklist(storage: &dyn Storage, spec: &str) -> Result<Arc<Checkl
         .ok_or_else(|| CreateError::UnknownChecklist(spec.to_owned()))
 }
 
-/// The checklist an inspection pins, for reading its document.
+/// The checklist an inspection pins, for reading its document and checking changes to
+/// it. A pin names its bytes (id, version and SHA-256), so what it resolves to never
+/// changes: each is parsed once per process and kept.
 pub fn pinned_checklist(
     storage: &dyn Storage,
     rec: &InspectionRecord,
 ) -> Result<Arc<Checklist>, CreateError> {
+    type Pins = HashMap<(String, String, String), Arc<Checklist>>;
+    static PINNED: LazyLock<Mutex<Pins>> = LazyLock::new(Default::default);
+    let key = (
+        rec.checklist_id.clone(),
+        rec.checklist_version.clone(),
+        rec.checklist_sha256.clone(),
+    );
+    if let Some(c) = PINNED.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        return Ok(c.clone());
+    }
     let spec = format!("{}@{}", rec.checklist_id, rec.checklist_version);
     let c = resolve_checklist(storage, &spec)?;
     if c.pin.sha256 != rec.checklist_sha256 {
@@ -81,6 +100,10 @@ pub fn pinned_checklist(
             "its SHA-256 differs from the pinned one".into(),
         ));
     }
+    PINNED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(key, c.clone());
     Ok(c)
 }
 
@@ -92,22 +115,37 @@ pub fn create(
     now: DateTime<Utc>,
 ) -> Result<InspectionRecord, CreateError> {
     let checklist = resolve_checklist(storage, &req.checklist)?;
-    for user in &req.assign {
-        if storage.user_by_name(user)?.is_none() {
-            return Err(CreateError::UnknownUser(user.clone()));
+    let mut team = Vec::new();
+    for (i, name) in req.assign.iter().enumerate() {
+        let Some(user) = storage.user_by_name(name)? else {
+            return Err(CreateError::UnknownUser(name.clone()));
+        };
+        if team.iter().any(|m: &TeamMember| &m.user == name) {
+            continue;
         }
+        team.push(TeamMember {
+            user: user.name,
+            name: user.display_name,
+            role: if i == 0 {
+                TeamRole::LeadInspector
+            } else {
+                TeamRole::Inspector
+            },
+        });
     }
     let id = Uuid::new_v4();
     let response_id = Uuid::new_v4();
+    let review_id = Uuid::new_v4();
     let stamp = Stamp::new(by, now);
-    // The server's own actor for documents it creates.
+    // The server's own actor for the documents it makes, bound to the server.
     let actor = ActorId::random();
+    storage.bind_actor(actor.to_bytes(), SERVER_AUTHOR, None, now)?;
     let mut insp = Inspection::create(
         NewInspection {
             id,
             trust: req.trust.clone(),
             sites: req.sites.clone(),
-            team: vec![],
+            team: team.clone(),
             visit_start: None,
             visit_end: None,
         },
@@ -115,7 +153,8 @@ pub fn create(
         actor.clone(),
         &stamp,
     )?;
-    let mut resp = TrustResponse::create(id, actor, &stamp)?;
+    let mut resp = TrustResponse::create(id, actor.clone(), &stamp)?;
+    let mut review = Review::create(id, actor, &stamp)?;
     let record = InspectionRecord {
         id,
         trust: req.trust.clone(),
@@ -125,23 +164,95 @@ pub fn create(
         checklist_sha256: checklist.pin.sha256.clone(),
         state: State::Draft,
         response_doc: response_id,
+        review_doc: review_id,
         shared_at: None,
         created_at: now,
         created_by: by.to_owned(),
-        assignees: req.assign.clone(),
+        assignees: {
+            let mut a: Vec<String> = team.iter().map(|m| m.user.clone()).collect();
+            a.sort();
+            a
+        },
+        lead: team.first().map(|m| m.user.clone()),
+        history_holds_comments: false,
     };
-    let insp_doc = StoredDoc {
-        heads: encode_heads(&insp.heads()),
-        snapshot: insp.save(),
-        changes: vec![],
-    };
-    let resp_doc = StoredDoc {
-        heads: encode_heads(&resp.heads()),
-        snapshot: resp.save(),
-        changes: vec![],
-    };
-    storage.create_inspection(&record, &insp_doc, &resp_doc)?;
+    let insp_doc = StoredDoc::new(insp.save(), encode_heads(&insp.heads()));
+    let resp_doc = StoredDoc::new(resp.save(), encode_heads(&resp.heads()));
+    let review_doc = StoredDoc::new(review.save(), encode_heads(&review.heads()));
+    storage.create_inspection(
+        &record,
+        &[
+            (id, DocKind::Inspection, &insp_doc),
+            (response_id, DocKind::TrustResponse, &resp_doc),
+            (review_id, DocKind::Review, &review_doc),
+        ],
+    )?;
     Ok(record)
+}
+
+/// Gives every inspection from before review documents its review document, moving the
+/// comments its inspection document kept into it (and out of the inspection document,
+/// which its trust lead reads). The history of such an inspection document still holds
+/// the comments, so its record says so, and its trust lead reads it only through the
+/// API's views from then on. Runs when a data folder is opened; does nothing the second
+/// time. Returns how many inspections it moved.
+pub fn migrate(storage: &dyn Storage, now: DateTime<Utc>) -> Result<usize, CreateError> {
+    let ids = storage.without_review_doc()?;
+    for id in &ids {
+        let Some(rec) = storage.inspection(*id)? else {
+            continue;
+        };
+        let stamp = Stamp::new(SERVER_AUTHOR, now);
+        let actor = ActorId::random();
+        storage.bind_actor(actor.to_bytes(), SERVER_AUTHOR, None, now)?;
+        let mut moved = None;
+        let mut comments = Vec::new();
+        let mut unread = false;
+        let opened = pinned_checklist(storage, &rec).ok().and_then(|c| {
+            let stored = storage.load_doc(rec.id).ok().flatten()?;
+            let doc = wardcheck_core::store::load_checked(
+                rec.id,
+                &stored.snapshot,
+                stored.changes.iter().map(Vec::as_slice),
+                &stored.heads,
+            )
+            .ok()?;
+            Inspection::from_doc(doc.with_actor(actor.clone()), c).ok()
+        });
+        match opened {
+            Some(mut insp) => {
+                comments = insp.legacy_comments()?;
+                if !comments.is_empty() {
+                    let before = insp.heads();
+                    insp.remove_legacy_comments(&stamp)?;
+                    let after = insp.heads();
+                    moved = Some((insp.save_after(&before), encode_heads(&after)));
+                }
+            }
+            None => {
+                // Whatever it holds stays unread: its trust lead reads views only.
+                unread = true;
+                tracing::warn!(
+                    inspection = %rec.id,
+                    "the inspection document did not open while moving its comments out; \
+                     its trust lead will read it through the views only"
+                )
+            }
+        }
+        let mut review = Review::create(rec.id, actor, &stamp)?;
+        review.import(&comments, &stamp)?;
+        let review_doc = StoredDoc::new(review.save(), encode_heads(&review.heads()));
+        let holds = moved.is_some() || unread;
+        storage.add_review_doc(
+            rec.id,
+            Uuid::new_v4(),
+            &review_doc,
+            moved.as_ref().map(|(c, h)| (c.as_slice(), h.as_slice())),
+            holds,
+        )?;
+        tracing::info!(inspection = %rec.id, comments = comments.len(), "gave an inspection its review document");
+    }
+    Ok(ids.len())
 }
 
 /// Heads as stored: sorted, 32 bytes each (the same encoding as the field app's store).

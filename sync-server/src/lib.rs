@@ -46,6 +46,8 @@ pub struct AppState {
     pub storage: Arc<dyn Storage>,
     pub logins: Arc<auth::LoginLimiter>,
     pub docs: Arc<sync::Documents>,
+    /// Open sync connections per user ([`limits::MAX_CONNECTIONS_PER_USER`]).
+    pub connections: Arc<sync::ConnectionCounts>,
 }
 
 impl AppState {
@@ -54,6 +56,7 @@ impl AppState {
             docs: Arc::new(sync::Documents::new(storage.clone())),
             storage,
             logins: Arc::new(auth::LoginLimiter::default()),
+            connections: Arc::default(),
         }
     }
 

@@ -48,6 +48,29 @@ pub const MAX_DOCS_PER_CONNECTION: usize = 1000;
 /// for ever. automerge-repo's own server pings every 5 seconds.
 pub const KEEPALIVE: Duration = Duration::from_secs(20);
 pub const SILENT_KEEPALIVES: u32 = 3;
+/// Bytes the changes of one sync message may inflate to, all chunks together (counted
+/// while inflating, so nothing past it is ever held; `wardcheck_core::chunks`). A first
+/// sync of the largest document the server keeps ([`MAX_DOC_BYTES`]) fits; one compressed
+/// change that inflates to zeros, the attack this stops, does not.
+pub const MAX_INFLATED_CHANGES: usize = 2 * MAX_DOC_BYTES;
+/// Operations the changes of one sync message may hold, counted from their columns'
+/// run headers before anything expands them. A 300-item inspection with 5,000 changes
+/// holds about 60,000 (notes are one operation per character); half a million leaves
+/// room for a long offline day on a large inspection, while a run of a billion (a few
+/// bytes on the wire) is refused. Automerge holds tens of bytes per operation: measured
+/// in BENCHMARKS.md ("the largest message").
+pub const MAX_OPS_PER_MESSAGE: u64 = 500_000;
+/// Changes one sync message may hold: an offline week of one inspector is a few thousand.
+pub const MAX_CHANGES_PER_MESSAGE: u64 = 50_000;
+/// Sync connections one user may hold open at once: a field device holds one, a
+/// reviewer's dashboard tabs a few each; past this the upgrade is refused with 429, so
+/// one account cannot hold the server's memory with idle connections.
+pub const MAX_CONNECTIONS_PER_USER: usize = 16;
+/// Automerge actors one device may bind. The field app binds one; a JavaScript client
+/// may make a new one each session. Past this the device must sign in afresh, so the
+/// table of bindings cannot be grown without end by one token.
+pub const MAX_ACTORS_PER_DEVICE: usize = 256;
+
 /// How often an open sync connection checks that its device is still signed in (not
 /// revoked, user not disabled), at the most: on every keepalive, and before taking a
 /// peer's message when the last check is older than this. A revocation from the CLI or

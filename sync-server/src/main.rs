@@ -125,12 +125,18 @@ enum InspectionCommand {
         /// Checklist `id` or `id@version`.
         #[arg(long, default_value = "cqc-onsite-cyber")]
         checklist: String,
-        /// Inspectors to assign (repeat for several).
+        /// Inspectors to assign (repeat for several): the first is the lead inspector.
         #[arg(long = "assign")]
         assign: Vec<String>,
     },
-    /// Assign an inspection to a user.
-    Assign { id: Uuid, user: String },
+    /// Assign an inspector to an inspection's team (as its lead with `--lead`, or when
+    /// it has none).
+    Assign {
+        id: Uuid,
+        user: String,
+        #[arg(long)]
+        lead: bool,
+    },
     /// Share an inspection with its trust.
     Share { id: Uuid },
     /// List inspections.
@@ -178,6 +184,8 @@ fn main() -> ExitCode {
 fn open(data: &Path) -> Result<Arc<dyn Storage>> {
     let s = SqliteStorage::open(data)
         .with_context(|| format!("opening the data folder {}", data.display()))?;
+    // Documents from before this version are brought up to it (once).
+    inspections::migrate(&s, chrono::Utc::now()).context("migrating the documents")?;
     Ok(Arc::new(s))
 }
 
@@ -220,8 +228,15 @@ fn run(cli: Cli) -> Result<()> {
             for e in storage.audit_tail(lines)? {
                 // One event per line, tab-separated: every field is neutralised so
                 // that nothing stored can start a line or a field of its own.
+                // The detail, when there is one (a refusal's actor, change and reason;
+                // what a rebuild set aside), is an eighth field.
+                let detail = e
+                    .detail
+                    .as_deref()
+                    .map(|d| format!("\t{}", one_field(d)))
+                    .unwrap_or_default();
                 println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}{detail}",
                     e.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
                     one_field(&e.actor),
                     e.device
@@ -301,6 +316,7 @@ fn audit(storage: &dyn Storage, action: &str, target: &str) -> Result<()> {
             target: one_field(target),
             from: "cli".into(),
             outcome: "ok".into(),
+            detail: None,
         })
         .with_context(|| format!("{action} {target} was done, but writing the audit log failed"))
 }
@@ -488,11 +504,23 @@ fn inspection(storage: &dyn Storage, c: InspectionCommand) -> Result<()> {
             audit(storage, "inspection_create", &rec.id.to_string())?;
             println!("{}", rec.id);
         }
-        InspectionCommand::Assign { id, user } => {
-            if storage.user_by_name(&user)?.is_none() {
-                bail!("no user {user:?}");
+        InspectionCommand::Assign { id, user, lead } => {
+            match storage.user_by_name(&user)? {
+                None => bail!("no user {user:?}"),
+                Some(u) if u.role != Role::Inspector => {
+                    bail!("{user:?} is not an inspector: only inspectors join a team")
+                }
+                Some(_) => {}
             }
-            storage.assign(id, &user)?;
+            let rec = storage
+                .inspection(id)?
+                .with_context(|| format!("inspection {id} not found"))?;
+            let role = if lead || rec.lead.is_none() {
+                wardcheck_core::inspection::TeamRole::LeadInspector
+            } else {
+                wardcheck_core::inspection::TeamRole::Inspector
+            };
+            storage.assign(id, &user, role)?;
             audit(storage, "inspection_assign", &format!("{id} {user}"))?;
             println!("inspection {id} assigned to {user}");
         }

@@ -2,6 +2,10 @@
 //! token out (and, for browsers, the same token as an HttpOnly cookie).
 //! `POST /api/v1/logout`: the token presented is revoked (its device signed out, on the
 //! server, for every copy of the token) and the browser's cookie is cleared.
+//! `POST /api/v1/actors`: binds an Automerge actor to the caller (user and device). A
+//! sign-in may bind the device's actors at once (`actors` in the login body). Every
+//! change the server takes is attributed to its actor's binding, never to what the
+//! change says (`sync::guard`).
 
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderValue, header};
@@ -13,7 +17,7 @@ use std::net::SocketAddr;
 
 use crate::auth::{self, Caller, TOKEN_COOKIE};
 use crate::error::AppError;
-use crate::storage::{AuditEvent, Role};
+use crate::storage::{AuditEvent, Role, StorageError};
 use crate::{AppState, limits};
 
 pub fn routes() -> Router<AppState> {
@@ -21,6 +25,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/login", post(login))
         .route("/api/v1/me", get(me))
         .route("/api/v1/logout", post(logout))
+        .route("/api/v1/actors", post(bind_actor))
         .route("/healthz", get(|| async { "ok" }))
 }
 
@@ -30,6 +35,9 @@ pub struct Login {
     pub user: String,
     pub password: String,
     pub device: String,
+    /// The Automerge actors (hex) the device writes with, bound to the user at sign-in.
+    #[serde(default)]
+    pub actors: Vec<String>,
 }
 
 // By hand, so that no `{:?}` of a request can ever print the password.
@@ -39,6 +47,7 @@ impl std::fmt::Debug for Login {
             .field("user", &self.user)
             .field("password", &"<redacted>")
             .field("device", &self.device)
+            .field("actors", &self.actors)
             .finish()
     }
 }
@@ -50,6 +59,36 @@ pub struct LoginOk {
     pub user: String,
     pub display_name: String,
     pub role: Role,
+    /// The actors bound at sign-in.
+    pub actors: Vec<String>,
+}
+
+/// Most actors one sign-in may bind at once.
+const MAX_ACTORS_AT_LOGIN: usize = 16;
+
+/// An actor id as a client sends it: hex of 1 to 32 bytes (automerge-repo and the field
+/// app use 16).
+fn parse_actor(hex_id: &str) -> Result<Vec<u8>, AppError> {
+    match hex::decode(hex_id) {
+        Ok(b) if !b.is_empty() && b.len() <= 32 => Ok(b),
+        _ => Err(AppError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_actor",
+            "an actor id is 1 to 32 bytes, in hex",
+        )),
+    }
+}
+
+fn bind_error(e: StorageError) -> AppError {
+    match e {
+        StorageError::Exists(m) => AppError::conflict("actor_bound", m),
+        StorageError::Limit(m) => AppError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "too_many_actors",
+            m,
+        ),
+        other => other.into(),
+    }
 }
 
 async fn login(
@@ -89,6 +128,17 @@ async fn login(
     if req.password.len() > limits::MAX_PASSWORD_BYTES {
         return Err(AppError::bad_request("bad_request", "password is too long"));
     }
+    if req.actors.len() > MAX_ACTORS_AT_LOGIN {
+        return Err(AppError::bad_request(
+            "bad_request",
+            format!("a sign-in binds at most {MAX_ACTORS_AT_LOGIN} actors"),
+        ));
+    }
+    let actors = req
+        .actors
+        .iter()
+        .map(|a| parse_actor(a))
+        .collect::<Result<Vec<_>, _>>()?;
     // Counted as a failure from here until the password proves right, so concurrent
     // guesses cannot all slip past the limit.
     let attempt = match state.logins.begin(&req.user, &from) {
@@ -127,8 +177,29 @@ async fn login(
     let (token, hash) = auth::new_token();
     let storage = state.storage.clone();
     let (uid, device_name) = (user.id, req.device.clone());
-    let device_id = tokio::task::spawn_blocking(move || {
-        storage.add_device(uid, &device_name, &hash, chrono::Utc::now())
+    let user_name = user.name.clone();
+    let bound: Vec<String> = actors.iter().map(hex::encode).collect();
+    let device_id = tokio::task::spawn_blocking(move || -> Result<i64, AppError> {
+        // An actor already bound to someone else refuses the sign-in before any token
+        // is made for it.
+        for a in &actors {
+            if let Some(b) = storage.actor_binding(a)?
+                && b.user != user_name
+            {
+                return Err(AppError::conflict(
+                    "actor_bound",
+                    format!("actor {} is bound to another user", hex::encode(a)),
+                ));
+            }
+        }
+        let now = chrono::Utc::now();
+        let device = storage.add_device(uid, &device_name, &hash, now)?;
+        for a in &actors {
+            storage
+                .bind_actor(a, &user_name, Some(device), now)
+                .map_err(bind_error)?;
+        }
+        Ok(device)
     })
     .await??;
     state
@@ -141,6 +212,7 @@ async fn login(
         user: user.name,
         display_name: user.display_name,
         role: user.role,
+        actors: bound,
     })
     .into_response();
     res.headers_mut().insert(
@@ -148,6 +220,53 @@ async fn login(
         HeaderValue::from_str(&cookie).map_err(AppError::internal)?,
     );
     Ok(res)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BindActor {
+    actor: String,
+}
+
+/// `POST /api/v1/actors`: binds `actor` to the caller's user and device. Binding it again
+/// changes nothing; an actor bound to someone else is 409 `actor_bound`.
+async fn bind_actor(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: crate::api::JsonBody,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let BindActor { actor } = body.parse()?;
+    let bytes = parse_actor(&actor)?;
+    let storage = state.storage.clone();
+    let (user, device) = (caller.user.name.clone(), caller.device.id);
+    let result = tokio::task::spawn_blocking(move || {
+        storage
+            .bind_actor(&bytes, &user, Some(device), chrono::Utc::now())
+            .map_err(bind_error)
+    })
+    .await?;
+    let outcome = match &result {
+        Ok(()) => "ok",
+        Err(e) => e.code,
+    };
+    state
+        .audit(AuditEvent {
+            target: format!("actor:{}", actor.to_ascii_lowercase()),
+            ..event(
+                &caller.user.name,
+                Some(caller.device.id),
+                "actor_bind",
+                &caller.from,
+                outcome,
+            )
+        })
+        .await;
+    result?;
+    Ok(Json(serde_json::json!({
+        "actor": actor.to_ascii_lowercase(),
+        "user": caller.user.name,
+        "device_id": caller.device.id,
+    })))
 }
 
 async fn me(caller: Caller) -> Json<serde_json::Value> {
@@ -210,6 +329,7 @@ pub(crate) fn event(
         target: "-".into(),
         from: from.into(),
         outcome: outcome.into(),
+        detail: None,
     }
 }
 

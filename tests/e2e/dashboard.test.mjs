@@ -3,11 +3,11 @@
 // Started by tests/tests/dashboard.rs, which starts the real server on demo data and
 // passes its address. Talks to that test on stdin/stdout, one line each way:
 //   we print   `wardcheck-e2e: ready-for-edit`  when the inspection page is open;
-//   it answers `edited`                         once a Rust sync client has changed a note.
+//   it answers `edited`                         once a Rust sync client has changed a finding.
 // Everything else we print goes to stderr. Exits non-zero on the first failure.
 //
 //   node tests/e2e/dashboard.test.mjs --base http://127.0.0.1:PORT --artifacts DIR \
-//     --inspection ID --item ITEM --other ID --password PASSWORD --note-item ITEM --note TEXT
+//     --inspection ID --item ITEM --other ID --password PASSWORD --note TEXT
 
 import { createRequire } from "node:module";
 import { execFileSync } from "node:child_process";
@@ -25,7 +25,7 @@ const args = Object.fromEntries(
     .slice(2)
     .reduce((pairs, a, i, all) => (a.startsWith("--") ? [...pairs, [a.slice(2), all[i + 1]]] : pairs), []),
 );
-for (const k of ["base", "artifacts", "inspection", "item", "other", "password", "note-item", "note"]) {
+for (const k of ["base", "artifacts", "inspection", "item", "other", "password", "note"]) {
   if (!args[k]) throw new Error(`missing --${k}`);
 }
 const base = args.base.replace(/\/$/, "");
@@ -152,8 +152,10 @@ step("an edit a Rust sync client makes appears on the open page without a reload
   const answer = await new Promise((resolve) => lines.once("line", resolve));
   lines.close();
   assert.equal(answer.trim(), "edited");
-  const note = page.locator(`[data-item="${args["note-item"]}"] [data-testid=note]`);
-  await note.filter({ hasText: args.note }).waitFor({ timeout: 15_000 });
+  // A reviewer's edit of a finding's recommendation (the inspection is shared: the write
+  // policy lets reviewers edit findings, and no one its notes).
+  const rec = page.locator(".wc-finding .nhsuk-card__description");
+  await rec.filter({ hasText: args.note }).waitFor({ timeout: 15_000 });
   assert.equal(await page.evaluate(() => window.__wardcheckNotReloaded), true, "the page was not reloaded");
 });
 
@@ -167,10 +169,12 @@ step("the CSV export neutralises formulas and quotes cells as RFC 4180 says", as
   const text = readFileSync(file, "utf8").replace(/^\ufeff/, "");
   const rows = parseCsv(text);
   const header = rows[0];
-  const note = header.indexOf("note");
-  const row = rows.find((r) => r[2] === args["note-item"]);
-  assert.ok(row, `a row for ${args["note-item"]}`);
-  assert.equal(row[note], `'${args.note}`, "the note starts with ' so it is text, not a formula");
+  const recHeader = rows.find((r) => r[0] === "record" && r.includes("recommendation"));
+  assert.ok(recHeader, "the findings' header row");
+  const recCol = recHeader.indexOf("recommendation");
+  const row = rows.find((r) => r[0] === "finding" && r[recCol]?.includes("rechecked on site"));
+  assert.ok(row, "a row for the edited finding");
+  assert.equal(row[recCol], `'${args.note}`, "the cell starts with ' so it is text, not a formula");
   assert.ok(text.includes(`"'${args.note.replaceAll('"', '""')}"`), "the cell is quoted, its quotes doubled");
   for (const r of rows) for (const cell of r) assert.doesNotMatch(cell, /^[=+\-@\t\r]/, `a live formula: ${cell}`);
   const contradiction = rows.find((r) => r[2] === args.item);

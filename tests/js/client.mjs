@@ -2,12 +2,15 @@
 //
 // It connects to the sync endpoint the way a JS WebSocket client must (the device
 // token in `?access_token=`, since it can set no header), with no storage, finds the
-// inspection, reads the answer the Rust client set, appends to that item's note
-// and adds a comment, then makes sure the server holds the edit: a second,
-// independent Repo (its own connection) fetches the document until the comment is
+// inspection and its review document, binds the Automerge actors it will write with to
+// its user (`POST /api/v1/actors`: the server takes a change only from a bound actor),
+// reads the answer the Rust client set, appends to that item's note and adds a comment
+// in the review document, then makes sure the server holds the edit: a second,
+// independent Repo (its own connection) fetches the review document until the comment is
 // there. It prints one JSON line with what it saw and did.
 //
-// Usage: node client.mjs --url ws://HOST/api/v1/sync --doc DOCUMENT_ID --item ITEM_ID
+// Usage: node client.mjs --url ws://HOST/api/v1/sync --api http://HOST --user NAME
+//          --doc DOCUMENT_ID --review REVIEW_DOCUMENT_ID --item ITEM_ID
 //          --comment-id UUID --note-text TEXT
 // The token comes from the WARDCHECK_TOKEN environment variable (not an argument, so
 // it does not show in `ps`). Exits 0 on success, 1 on any failure, within --timeout-ms.
@@ -23,7 +26,7 @@ function parseArgs(argv) {
     }
     out[argv[i].slice(2)] = argv[i + 1]
   }
-  for (const k of ["url", "doc", "item", "comment-id", "note-text"]) {
+  for (const k of ["url", "api", "user", "doc", "review", "item", "comment-id", "note-text"]) {
     if (!out[k]) throw new Error(`missing --${k}`)
   }
   return out
@@ -50,6 +53,17 @@ function connect(url, token) {
   })
 }
 
+// Binds an actor to this device's user, as a client must before the server takes its
+// changes.
+async function bindActor(api, token, actor) {
+  const res = await fetch(`${api}/api/v1/actors`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+    body: JSON.stringify({ actor }),
+  })
+  if (!res.ok) throw new Error(`binding actor ${actor}: ${res.status} ${await res.text()}`)
+}
+
 async function main() {
   const args = parseArgs(process.argv.slice(2))
   const timeoutMs = parseInt(args["timeout-ms"] ?? "20000", 10)
@@ -65,20 +79,28 @@ async function main() {
   const answer = answerJson === undefined ? null : JSON.parse(answerJson)
   const noteBefore = String(response.note ?? "")
 
+  const review = await withTimeout(repo.find(args.review), timeoutMs, "finding the review document")
+  await bindActor(args.api, token, A.getActorId(handle.doc()))
+  await bindActor(args.api, token, A.getActorId(review.doc()))
+
   const now = new Date().toISOString()
+  const by = args.user
   const comment = {
     id: args["comment-id"],
     target: { kind: "item", id: item },
     text: "Checked from the JavaScript client",
-    by: "js-client",
+    by,
     at: now,
   }
   handle.change(d => {
     // The note is Automerge text: splice, so concurrent edits merge.
     A.splice(d, ["responses", item, "note"], noteBefore.length, 0, args["note-text"])
     // Stamped fields and comments are JSON in a plain string scalar, as core writes
-    // them; a bare JS string would become a text object.
-    d.responses[item].note_edited = new A.ImmutableString(JSON.stringify({ by: "js-client", at: now }))
+    // them; a bare JS string would become a text object. Every stamp names the user.
+    d.responses[item].note_edited = new A.ImmutableString(JSON.stringify({ by, at: now }))
+  })
+  // Comments live in the review document, which the trust never reads.
+  review.change(d => {
     d.comments[comment.id] = new A.ImmutableString(JSON.stringify(comment))
   })
   const heads = A.getHeads(handle.doc())
@@ -89,7 +111,7 @@ async function main() {
   while (!confirmed && Date.now() < deadline) {
     const probe = connect(args.url, token)
     try {
-      const h = await withTimeout(probe.find(args.doc), Math.max(1, deadline - Date.now()), "probing")
+      const h = await withTimeout(probe.find(args.review), Math.max(1, deadline - Date.now()), "probing")
       confirmed = h.doc().comments?.[comment.id] !== undefined
     } catch {
       // Not yet: try again.

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use automerge::sync::{self, SyncDoc};
-use automerge::{AutoCommit, ChangeHash};
+use automerge::{ActorId, AutoCommit, ChangeHash};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -55,13 +55,52 @@ type Result<T, E = ClientError> = std::result::Result<T, E>;
 pub struct Login {
     pub token: String,
     pub device_id: i64,
+    /// An Automerge actor bound to the user at sign-in: what this device writes with.
+    pub actor: ActorId,
+    /// The server's address (`http://...`), for binding more actors.
+    pub base: String,
 }
 
-/// `POST /api/v1/login`; `base` is e.g. `http://127.0.0.1:8080`.
+impl Login {
+    /// Binds another actor to this device's user (`POST /api/v1/actors`) and returns it:
+    /// for a second replica of the same user, which must not share an actor.
+    pub async fn new_actor(&self) -> ActorId {
+        let actor = ActorId::random();
+        bind_actor(&self.base, &self.token, &actor)
+            .await
+            .unwrap_or_else(|e| panic!("binding an actor: {e}"));
+        actor
+    }
+}
+
+/// `POST /api/v1/actors`.
+pub async fn bind_actor(base: &str, token: &str, actor: &ActorId) -> Result<()> {
+    let res = reqwest::Client::new()
+        .post(format!("{base}/api/v1/actors"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "actor": actor.to_hex_string() }))
+        .send()
+        .await
+        .map_err(|e| ClientError::Http(e.to_string()))?;
+    if !res.status().is_success() {
+        let status = res.status();
+        let body = res.text().await.unwrap_or_default();
+        return Err(ClientError::Http(format!(
+            "binding an actor: {status} {body}"
+        )));
+    }
+    Ok(())
+}
+
+/// `POST /api/v1/login`, binding a fresh actor; `base` is e.g. `http://127.0.0.1:8080`.
 pub async fn login(base: &str, user: &str, password: &str, device: &str) -> Result<Login> {
+    let actor = ActorId::random();
     let res = reqwest::Client::new()
         .post(format!("{base}/api/v1/login"))
-        .json(&serde_json::json!({ "user": user, "password": password, "device": device }))
+        .json(
+            &serde_json::json!({ "user": user, "password": password, "device": device,
+            "actors": [actor.to_hex_string()] }),
+        )
         .send()
         .await
         .map_err(|e| ClientError::Http(e.to_string()))?;
@@ -78,6 +117,8 @@ pub async fn login(base: &str, user: &str, password: &str, device: &str) -> Resu
     Ok(Login {
         token: body["token"].as_str().unwrap_or_default().to_owned(),
         device_id: body["device_id"].as_i64().unwrap_or_default(),
+        actor,
+        base: base.trim_end_matches('/').to_owned(),
     })
 }
 

@@ -85,6 +85,8 @@ struct Ctx {
     s: Server,
     c: Client,
     tokens: std::collections::HashMap<&'static str, String>,
+    /// The actor each user's device bound at sign-in.
+    actors: std::collections::HashMap<&'static str, ActorId>,
     /// A photo uploaded by cara, for HEAD.
     held_photo: String,
     seed: u32,
@@ -94,6 +96,7 @@ struct Ctx {
 struct Fixture {
     id: Uuid,
     response_doc: Uuid,
+    review_doc: Uuid,
 }
 
 impl Ctx {
@@ -130,6 +133,7 @@ impl Ctx {
         Fixture {
             id,
             response_doc: rec["response_doc"].as_str().unwrap().parse().unwrap(),
+            review_doc: rec["review_doc"].as_str().unwrap().parse().unwrap(),
         }
     }
 
@@ -190,7 +194,7 @@ async fn attach(ctx: &Ctx, f: &Fixture, sha: &str, size: usize) {
     let doc = client.fetch(f.id).await.expect("ann reads her inspection");
     let cl = checklist();
     let item = wardcheck_tests::crash_items(&cl)[0].clone();
-    let mut insp = Inspection::from_doc(doc.with_actor(ActorId::random()), cl).unwrap();
+    let mut insp = Inspection::from_doc(doc.with_actor(ctx.actors["ann"].clone()), cl).unwrap();
     let photo = PhotoRef {
         hash: sha.to_owned(),
         size: size as u64,
@@ -216,7 +220,7 @@ async fn add_finding(ctx: &Ctx, f: &Fixture) -> Uuid {
     let doc = client.fetch(f.id).await.expect("ann reads her inspection");
     let cl = checklist();
     let item = wardcheck_tests::crash_items(&cl)[0].clone();
-    let mut insp = Inspection::from_doc(doc.with_actor(ActorId::random()), cl).unwrap();
+    let mut insp = Inspection::from_doc(doc.with_actor(ctx.actors["ann"].clone()), cl).unwrap();
     let id = Uuid::new_v4();
     insp.add_finding(
         NewFinding {
@@ -237,13 +241,13 @@ async fn add_finding(ctx: &Ctx, f: &Fixture) -> Uuid {
     id
 }
 
-/// Moves the fixture's inspection to `submitted`, as the reviewer.
+/// Moves the fixture's inspection to `submitted`, as its inspector.
 async fn submit(ctx: &Ctx, f: &Fixture) {
     for to in ["in_progress", "submitted"] {
         let res = ctx
             .c
             .post(ctx.url(&format!("/api/v1/inspections/{}/state", f.id)))
-            .bearer_auth(&ctx.tokens["rita"])
+            .bearer_auth(&ctx.tokens["ann"])
             .json(&json!({ "state": to }))
             .send()
             .await
@@ -461,13 +465,14 @@ async fn try_cell(ctx: &mut Ctx, row: &str, col: usize) -> Option<String> {
             status(&ctx.send(c.head(url), &token).await)
         }
         "GET /api/v1/blobs/{sha256}" => {
-            // A photo cara uploaded, attached by ann to this column's inspection.
+            // A photo ann uploaded and attached to this column's inspection (a photo she
+            // did not upload and cannot read, she may not attach: tests/tests/write_policy.rs).
             let seed = ctx.next_seed();
             let photo = jpeg(64, 48, seed);
             let sha = sha256(&photo);
-            let cara = ctx.tokens["cara"].clone();
+            let ann = ctx.tokens["ann"].clone();
             assert_eq!(
-                put_photo(&c, &ctx.s, &cara, &photo).await.status(),
+                put_photo(&c, &ctx.s, &ann, &photo).await.status(),
                 StatusCode::CREATED
             );
             attach(ctx, &f, &sha, photo.len()).await;
@@ -506,12 +511,41 @@ async fn try_cell(ctx: &mut Ctx, row: &str, col: usize) -> Option<String> {
             Err(ClientError::Refused { status, .. }) => status.to_string(),
             Err(e) => panic!("{what}: {e}"),
         },
-        "SYNC read inspection" | "SYNC read trust_response" => {
+        "POST /api/v1/actors" => {
+            let req = c
+                .post(ctx.url("/api/v1/actors"))
+                .json(&json!({ "actor": ActorId::random().to_hex_string() }));
+            status(&ctx.send(req, &token).await)
+        }
+        "POST /api/v1/inspections/{id}/comments/{comment}/release" => {
+            // A comment by the reviewer, in the review document.
+            let res = ctx
+                .send(
+                    c.post(ctx.url(&format!("/api/v1/inspections/{}/comments", f.id)))
+                        .json(&json!({ "target": { "kind": "inspection" }, "text": "For the trust." })),
+                    &ctx.token(Some("rita")),
+                )
+                .await;
+            let comment = json_ok(res, StatusCode::CREATED, "a comment to release").await;
+            let cid = comment["id"].as_str().unwrap().to_owned();
+            let build = |id: Uuid| {
+                c.post(ctx.url(&format!("/api/v1/inspections/{id}/comments/{cid}/release")))
+            };
+            let res = ctx.send(build(f.id), &token).await;
+            if res.status() == StatusCode::NOT_FOUND {
+                same_404(ctx, res, build(random), &token, &what).await
+            } else {
+                status(&res)
+            }
+        }
+        "SYNC read inspection" | "SYNC read trust_response" | "SYNC read review" => {
             if token.is_none() {
                 return Some("-".into());
             }
             let doc = if row.ends_with("inspection") {
                 f.id
+            } else if row.ends_with("review") {
+                f.review_doc
             } else {
                 f.response_doc
             };
@@ -537,10 +571,18 @@ async fn try_cell(ctx: &mut Ctx, row: &str, col: usize) -> Option<String> {
             };
             let cl = checklist();
             let item = wardcheck_tests::crash_items(&cl)[1].clone();
-            let mut insp = Inspection::from_doc(doc.with_actor(ActorId::random()), cl).unwrap();
-            insp.edit_note(
-                &item,
-                &format!("probe by {}", COLUMNS[col]),
+            let actor = ctx.actors[user.unwrap()].clone();
+            let mut insp = Inspection::from_doc(doc.with_actor(actor), cl).unwrap();
+            // A finding: what inspectors and reviewers both write (the write policy's
+            // rows are tried by tests/tests/write_policy.rs).
+            insp.add_finding(
+                NewFinding {
+                    id: Uuid::new_v4(),
+                    severity: Severity::Low,
+                    text: format!("probe by {}", COLUMNS[col]),
+                    items: vec![item],
+                    recommendation: String::new(),
+                },
                 &Stamp::new(user.unwrap(), chrono::Utc::now()),
             )
             .unwrap();
@@ -563,7 +605,7 @@ async fn try_cell(ctx: &mut Ctx, row: &str, col: usize) -> Option<String> {
             }
             let mut client = connect(ctx, &token).await.expect("connects");
             let mut doc: AutoCommit = match client.fetch(f.response_doc).await {
-                Ok(d) => d.with_actor(ActorId::random()),
+                Ok(d) => d.with_actor(ctx.actors[user.unwrap()].clone()),
                 Err(e) => return Some(sync_outcome(e, &what)),
             };
             let (_, findings) = doc
@@ -581,6 +623,38 @@ async fn try_cell(ctx: &mut Ctx, row: &str, col: usize) -> Option<String> {
                 .unwrap_or_else(|e| panic!("{what}: {e}"));
             client.close().await;
             if stored(ctx, f.response_doc, &hash).await {
+                "stored"
+            } else {
+                "dropped"
+            }
+            .into()
+        }
+        "SYNC write review" => {
+            if token.is_none() {
+                return Some("-".into());
+            }
+            let mut client = connect(ctx, &token).await.expect("connects");
+            let mut doc: AutoCommit = match client.fetch(f.review_doc).await {
+                Ok(d) => d.with_actor(ctx.actors[user.unwrap()].clone()),
+                Err(e) => return Some(sync_outcome(e, &what)),
+            };
+            let (_, comments) = doc
+                .get(automerge::ROOT, "comments")
+                .unwrap()
+                .expect("a review document has comments");
+            let id = Uuid::new_v4();
+            let comment = json!({ "id": id, "target": { "kind": "inspection" },
+                "text": "Checked.", "by": user.unwrap(), "at": chrono::Utc::now() });
+            doc.put(&comments, id.to_string(), comment.to_string())
+                .unwrap();
+            doc.commit();
+            let hash = doc.get_heads()[0];
+            client
+                .sync(f.review_doc, &mut doc)
+                .await
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            client.close().await;
+            if stored(ctx, f.review_doc, &hash).await {
                 "stored"
             } else {
                 "dropped"
@@ -618,8 +692,11 @@ async fn every_route_and_sync_request_answers_every_role_as_access_md_says() {
         .add_user("lead2", "trust-lead:RX2");
     let c = client();
     let mut tokens = std::collections::HashMap::new();
+    let mut actors = std::collections::HashMap::new();
     for u in ["ann", "bob", "cara", "rita", "root", "lead1", "lead2"] {
-        tokens.insert(u, token(&c, &s, u).await);
+        let login = wardcheck_tests::client::sign_in(&s, u).await;
+        tokens.insert(u, login.token);
+        actors.insert(u, login.actor);
     }
     let held = jpeg(64, 48, 1_000_000);
     assert_eq!(
@@ -630,6 +707,7 @@ async fn every_route_and_sync_request_answers_every_role_as_access_md_says() {
         s,
         c,
         tokens,
+        actors,
         held_photo: sha256(&held),
         seed: 0,
     };

@@ -475,8 +475,28 @@ async fn create_assign_share_and_state_refuse_the_wrong_roles() {
             .0,
         "illegal_transition"
     );
+    // State follows roles: a reviewer does not submit an inspector's work, and an
+    // inspector neither shares nor closes their own.
     let res = post("/state".into(), rita.clone(), to("submitted")).await;
-    json_ok(res, StatusCode::OK, "rita submits").await;
+    assert_eq!(
+        error(res, StatusCode::CONFLICT, "rita submits").await.0,
+        "illegal_transition"
+    );
+    let res = post("/state".into(), ann.clone(), to("submitted")).await;
+    json_ok(res, StatusCode::OK, "ann submits").await;
+    for to_state in ["shared_with_trust", "in_progress"] {
+        let res = post("/state".into(), ann.clone(), to(to_state)).await;
+        assert_eq!(
+            error(
+                res,
+                StatusCode::CONFLICT,
+                &format!("ann moves it to {to_state}")
+            )
+            .await
+            .0,
+            "illegal_transition"
+        );
+    }
     let v = json_ok(
         c.get(s.url(&format!("/api/v1/inspections/{id}")))
             .bearer_auth(&rita)
@@ -492,7 +512,7 @@ async fn create_assign_share_and_state_refuse_the_wrong_roles() {
         state["value"], "submitted",
         "the document holds the new state"
     );
-    assert_eq!(state["by"], "rita", "stamped with the caller");
+    assert_eq!(state["by"], "ann", "stamped with the caller");
     assert_eq!(v["record"]["state"], "submitted", "and the record follows");
 
     // share: trust lead reads it afterwards; sharing twice keeps the first time.
@@ -708,31 +728,34 @@ async fn the_openapi_document_describes_every_route_the_server_declares() {
 
 #[tokio::test]
 async fn a_state_change_goes_through_the_sync_engine_to_connected_clients() {
-    use automerge::ActorId;
     use wardcheck_core::inspection::{Inspection, Stamp};
-    use wardcheck_tests::client::SyncClient;
+    use wardcheck_tests::client::{SyncClient, sign_in};
 
     let s = server_with_users();
     let c = client();
     let id = s.create_inspection("RJ1", &["ann"]);
-    let ann = token(&c, &s, "ann").await;
+    // Ann on two devices: her tablet syncs, her laptop uses the dashboard's API.
+    let tablet = sign_in(&s, "ann").await;
+    let laptop = token(&c, &s, "ann").await;
     let rita = token(&c, &s, "rita").await;
 
-    // Ann holds the document open on a sync connection: the engine has it in memory.
-    let mut sync = SyncClient::connect(&s.ws_url(), Some(&ann)).await.unwrap();
+    // The tablet holds the document open on a sync connection: the engine has it in memory.
+    let mut sync = SyncClient::connect(&s.ws_url(), Some(&tablet.token))
+        .await
+        .unwrap();
     let doc = sync.fetch(id).await.unwrap();
     let checklist = std::sync::Arc::new(wardcheck_tests::crash_checklist());
     let item = wardcheck_tests::crash_items(&checklist)[0].clone();
-    let mut mine = Inspection::from_doc(doc.with_actor(ActorId::random()), checklist).unwrap();
+    let mut mine = Inspection::from_doc(doc.with_actor(tablet.actor.clone()), checklist).unwrap();
 
     let res = c
         .post(s.url(&format!("/api/v1/inspections/{id}/state")))
-        .bearer_auth(&rita)
+        .bearer_auth(&laptop)
         .json(&json!({ "state": "in_progress" }))
         .send()
         .await
         .unwrap();
-    json_ok(res, StatusCode::OK, "rita starts it").await;
+    json_ok(res, StatusCode::OK, "ann starts it from her laptop").await;
 
     // Ann edits concurrently, then syncs: she gets the state change, the server gets her
     // note, and what the server stores still loads and checks against its heads.
@@ -749,7 +772,7 @@ async fn a_state_change_goes_through_the_sync_engine_to_connected_clients() {
         "in_progress",
         "the connected client received the API's change"
     );
-    assert_eq!(state.current().by, "rita");
+    assert_eq!(state.current().by, "ann");
     sync.close().await;
 
     let v = json_ok(

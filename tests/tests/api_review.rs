@@ -17,15 +17,15 @@ mod api_support;
 use std::sync::Arc;
 
 use api_support::*;
-use automerge::ActorId;
 use reqwest::{Client, StatusCode, header};
 use serde_json::{Value, json};
 use uuid::Uuid;
 use wardcheck_core::checklist::Severity;
 use wardcheck_core::inspection::{Inspection, NewFinding, Stamp};
+use wardcheck_core::review::Review;
 use wardcheck_core::sync::WireMessage;
 use wardcheck_server::demo::{CONTRADICTION_INSPECTION, DEMO_PASSWORD};
-use wardcheck_tests::client::{Incoming, SyncClient};
+use wardcheck_tests::client::{Incoming, Login, SyncClient, sign_in};
 use wardcheck_tests::server::{Server, cli};
 
 /// Core's limit on a comment, statement or response, in characters.
@@ -34,6 +34,8 @@ const MAX_TEXT: usize = 20_000;
 struct Setup {
     s: Server,
     c: Client,
+    /// Ann's device: its token, and the actor bound to her at sign-in.
+    ann_login: Login,
     ann: String,
     rita: String,
     lead1: String,
@@ -49,8 +51,10 @@ async fn setup() -> Setup {
         .add_user("lead1", "trust-lead:RJ1")
         .add_user("lead2", "trust-lead:RX2");
     let c = client();
+    let ann_login = sign_in(&s, "ann").await;
     Setup {
-        ann: token(&c, &s, "ann").await,
+        ann: ann_login.token.clone(),
+        ann_login,
         bob: token(&c, &s, "bob").await,
         rita: token(&c, &s, "rita").await,
         lead1: token(&c, &s, "lead1").await,
@@ -65,6 +69,12 @@ fn checklist() -> Arc<wardcheck_core::checklist::Checklist> {
 }
 
 impl Setup {
+    /// The inspection's review document.
+    async fn review_doc(&self, id: Uuid) -> Uuid {
+        let v = self.detail(&self.rita, id).await;
+        v["record"]["review_doc"].as_str().unwrap().parse().unwrap()
+    }
+
     async fn create(&self) -> (Uuid, Uuid) {
         let res = self
             .c
@@ -112,10 +122,16 @@ impl Setup {
         json_ok(res, StatusCode::OK, "detail").await
     }
 
+    /// Moves the inspection on as the role that may: the inspector starts and submits,
+    /// the reviewer returns, shares and closes.
     async fn state(&self, id: Uuid, to: &str) {
+        let who = match to {
+            "in_progress" | "submitted" => &self.ann,
+            _ => &self.rita,
+        };
         let res = self
             .post(
-                &self.rita,
+                who,
                 &format!("/api/v1/inspections/{id}/state"),
                 json!({ "state": to }),
             )
@@ -142,7 +158,8 @@ impl Setup {
         let doc = client.fetch(id).await.unwrap();
         let cl = checklist();
         let item = wardcheck_tests::crash_items(&cl)[0].clone();
-        let mut insp = Inspection::from_doc(doc.with_actor(ActorId::random()), cl).unwrap();
+        let mut insp =
+            Inspection::from_doc(doc.with_actor(self.ann_login.actor.clone()), cl).unwrap();
         let finding = Uuid::new_v4();
         insp.add_finding(
             NewFinding {
@@ -171,11 +188,12 @@ async fn a_reviewer_comments_and_a_connected_client_receives_it() {
     let (id, _) = t.create().await;
     let finding = t.finding(id).await;
 
-    // Ann is connected, holding the document, before the reviewer writes.
+    // Ann is connected, holding the review document, before the reviewer writes.
+    let review_doc = t.review_doc(id).await;
     let mut ann = SyncClient::connect(&t.s.ws_url(), Some(&t.ann))
         .await
         .unwrap();
-    let mut held = ann.fetch(id).await.unwrap();
+    let mut held = ann.fetch(review_doc).await.unwrap();
 
     let path = format!("/api/v1/inspections/{id}/comments");
     let res = t
@@ -205,7 +223,7 @@ async fn a_reviewer_comments_and_a_connected_client_receives_it() {
     // The change arrives at ann's open connection as a push.
     let want = 3;
     loop {
-        let comments = Inspection::from_doc(held.clone(), checklist())
+        let comments = Review::from_doc(held.clone())
             .unwrap()
             .view()
             .unwrap()
@@ -763,4 +781,94 @@ async fn the_telemetry_summary_agrees_with_the_join() {
     .unwrap();
     assert_eq!(denied.status(), StatusCode::NOT_FOUND);
     assert_eq!(denied.bytes().await.unwrap(), absent.bytes().await.unwrap());
+}
+
+#[tokio::test]
+async fn internal_comments_stay_internal_until_a_reviewer_releases_one() {
+    let t = setup().await;
+    let (id, _) = t.create().await;
+    let path = format!("/api/v1/inspections/{id}/comments");
+    let mut ids = Vec::new();
+    for text in [
+        "Telemetry shows hundreds of Windows 7 devices in imaging.",
+        "Please confirm the isolation plan for the imaging VLAN.",
+    ] {
+        let res = t
+            .post(
+                &t.rita,
+                &path,
+                json!({ "target": { "kind": "inspection" }, "text": text }),
+            )
+            .await;
+        let c = json_ok(res, StatusCode::CREATED, "a comment").await;
+        ids.push(c["id"].as_str().unwrap().to_owned());
+    }
+    for to in ["in_progress", "submitted"] {
+        t.state(id, to).await;
+    }
+    t.share(id).await;
+    t.state(id, "shared_with_trust").await;
+
+    // The trust's lead: no comment in the view, and no way to sync the review document.
+    let v = t.detail(&t.lead1, id).await;
+    assert_eq!(
+        v["inspection"]["comments"].as_array().unwrap().len(),
+        0,
+        "no internal comment reaches the trust: {}",
+        v["inspection"]["comments"]
+    );
+    let review = t.review_doc(id).await;
+    let mut lead_sync = SyncClient::connect(&t.s.ws_url(), Some(&t.lead1))
+        .await
+        .unwrap();
+    assert!(
+        lead_sync.fetch(review).await.is_err(),
+        "the review document is unavailable to the trust's lead"
+    );
+    let insp = lead_sync
+        .fetch(id)
+        .await
+        .expect("the inspection document is readable");
+    let bytes = {
+        let mut d = insp.clone();
+        d.save()
+    };
+    assert!(
+        !api_support::contains(&bytes, b"Windows 7 devices in imaging"),
+        "no comment text anywhere in the inspection document's history"
+    );
+    lead_sync.close().await;
+
+    // Only a reviewer releases, and only that comment reaches the trust.
+    let release = format!("/api/v1/inspections/{id}/comments/{}/release", ids[1]);
+    for token in [&t.ann, &t.lead1] {
+        let res = t.post(token, &release, json!({})).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    }
+    let res = t.post(&t.rita, &release, json!({})).await;
+    let c = json_ok(res, StatusCode::OK, "release").await;
+    assert_eq!(c["released"]["by"], "rita");
+    let res = t
+        .post(
+            &t.rita,
+            &format!(
+                "/api/v1/inspections/{id}/comments/{}/release",
+                Uuid::new_v4()
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        error(res, StatusCode::NOT_FOUND, "unknown").await.0,
+        "unknown_comment"
+    );
+    let v = t.detail(&t.lead1, id).await;
+    let shown = v["inspection"]["comments"].as_array().unwrap();
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert_eq!(shown[0]["id"], ids[1].as_str());
+    // Inspectors and reviewers still see both, one marked released.
+    let v = t.detail(&t.ann, id).await;
+    let all = v["inspection"]["comments"].as_array().unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all.iter().filter(|c| c["released"].is_object()).count(), 1);
 }

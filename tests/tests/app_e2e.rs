@@ -6,8 +6,12 @@
 //!   device, a finding and a photo; quit and restart the app (everything still there);
 //!   the server comes back on the same port and data; "Synced"; the server's API then
 //!   has every answer, the device, the finding and the photo (by its SHA-256).
-//! - A reviewer's sync client sets the same item's answer while the app is offline:
-//!   after sync the app shows the conflict, and picking a value clears it everywhere.
+//! - A second inspector's sync client sets the same item's answer while the app is
+//!   offline: after sync the app shows the conflict, and picking a value clears it
+//!   everywhere.
+//! - A change the server refuses (the inspection was submitted from another device while
+//!   the app was offline): the app shows which inspection and why, does not send it again,
+//!   keeps syncing the other inspections, and takes the server's copy when asked.
 //!
 //! Elements are found by the `data-testid`s of docs/APP-IPC.md. Each step ends with a
 //! screenshot in `artifacts/app-e2e-*.png` (a failing step's is `...-FAILED.png`, with
@@ -19,7 +23,6 @@ mod api_support;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail, ensure};
-use automerge::ActorId;
 use chrono::Utc;
 use serde_json::Value;
 use uuid::Uuid;
@@ -596,8 +599,9 @@ async fn a_conflict_made_while_offline_is_shown_and_resolved() {
     let mut server = Server::start();
     server
         .add_user("ann", "inspector")
-        .add_user("rev", "reviewer");
-    let id = server.create_inspection("RJ1", &["ann"]);
+        .add_user("rev", "inspector");
+    // Two inspectors on the team: the second answers the same item from her own device.
+    let id = server.create_inspection("RJ1", &["ann", "rev"]);
     let p = Planned {
         answer: Answer::Met,
         ..plan()[0].clone()
@@ -616,7 +620,7 @@ async fn a_conflict_made_while_offline_is_shown_and_resolved() {
         )
         .await;
 
-    // The reviewer's client holds the same document the app does.
+    // The second inspector's client holds the same document the app does.
     let rev_login = sign_in(&server, "rev").await;
     let mut c = SyncClient::connect(&server.ws_url(), Some(&rev_login.token))
         .await
@@ -627,12 +631,12 @@ async fn a_conflict_made_while_offline_is_shown_and_resolved() {
         .expect("the reviewer fetches the inspection");
     c.close().await;
     let mut rev = Inspection::from_doc(
-        doc.with_actor(ActorId::random()),
+        doc.with_actor(rev_login.actor.clone()),
         std::sync::Arc::new(crash_checklist()),
     )
     .expect("the fetched document is the inspection");
 
-    // Offline, the inspector answers the item; the reviewer sets it differently.
+    // Offline, the inspector answers the item; the second inspector sets it differently.
     server.stop();
     let r = async {
         wait_offline(&app).await?;
@@ -644,7 +648,7 @@ async fn a_conflict_made_while_offline_is_shown_and_resolved() {
     rev.set_answer(&p.item, Answer::NotMet, &Stamp::new("rev", Utc::now()))
         .unwrap();
 
-    // Back online: the reviewer's change reaches the server, then the app syncs.
+    // Back online: the second inspector's change reaches the server, then the app syncs.
     server.restart();
     let mut c = SyncClient::connect(&server.ws_url(), Some(&rev_login.token))
         .await
@@ -672,7 +676,7 @@ async fn a_conflict_made_while_offline_is_shown_and_resolved() {
         .iter()
         .find(|v| v["by"] == "rev")
         .and_then(|v| v["id"].as_str())
-        .expect("one value is the reviewer's")
+        .expect("one value is the second inspector's")
         .to_owned();
     let field = format!("answer:{}", p.item);
     let conflict = format!("{}[data-field=\"{field}\"]", tid("conflict"));
@@ -693,7 +697,7 @@ async fn a_conflict_made_while_offline_is_shown_and_resolved() {
     .await;
     steps.check(Some(&app), "conflict-shown", r).await;
 
-    // Keep the reviewer's value.
+    // Keep the second inspector's value.
     let r = async {
         app.click(&format!(
             "{conflict} {}[data-candidate=\"{revs}\"]",
@@ -718,7 +722,7 @@ async fn a_conflict_made_while_offline_is_shown_and_resolved() {
         let view = server_view(&http, &server, &token, id).await?;
         let only = only_answer(&view, &p.item)?;
         if only["value"]["kind"] != "not-met" || only["by"] != "rev" {
-            bail!("the server kept {only}, not the reviewer's not-met");
+            bail!("the server kept {only}, not the second inspector's not-met");
         }
         let conflicts = view["conflicts"].as_array().cloned().unwrap_or_default();
         ensure!(conflicts.is_empty(), "no conflict left: {conflicts:?}");
@@ -726,6 +730,158 @@ async fn a_conflict_made_while_offline_is_shown_and_resolved() {
     }
     .await;
     steps.check(Some(&app), "server-has-one-value", r).await;
+
+    steps
+        .check(None, "quit-at-end", quit(&driver, app).await)
+        .await;
+    let stopped = driver.stop();
+    assert!(
+        matches!(stopped, Stopped::OnTerm(_)),
+        "tauri-driver's group stops on SIGTERM; got {stopped:?}"
+    );
+}
+
+// ----- a change the server refuses -----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_the_server_refuses_is_shown_and_the_rest_keep_syncing() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    app_driver::require_tools();
+    let mut server = Server::start();
+    server.add_user("ann", "inspector");
+    let id = server.create_inspection("RJ1", &["ann"]);
+    let other = server.create_inspection("RJ2", &["ann"]);
+    let items = plan();
+
+    let mut driver = AppDriver::start(&app_driver::app_binary(), AppHome::temporary())
+        .await
+        .expect("tauri-driver starts");
+    let mut steps = Steps::new(&driver, "app-e2e-refused");
+    let app = steps.check(None, "launch", driver.launch().await).await;
+    let r = async {
+        sign_in_app(&app, &server, "ann", id).await?;
+        poll(
+            "the other inspection listed",
+            FIRST_SYNC_TIMEOUT,
+            || async { Ok(app.all(&row_css(other)).await?.into_iter().next()) },
+        )
+        .await
+        .map(drop)
+    }
+    .await;
+    steps.check(Some(&app), "signed-in", r).await;
+
+    // Offline, the inspector answers an item. Meanwhile, from her laptop, she submits
+    // the inspection (a second server process on the same data: the app's server is
+    // down): on the server, answers can no longer change.
+    server.stop();
+    let r = async {
+        wait_offline(&app).await?;
+        open_inspection(&app, id).await?;
+        answer(&app, &items[0]).await
+    }
+    .await;
+    steps.check(Some(&app), "answered-offline", r).await;
+    {
+        let side = Server::start_on(server.data(), "127.0.0.1:0");
+        let c = api_support::client();
+        let token = api_support::token(&c, &side, "ann").await;
+        for to in ["in_progress", "submitted"] {
+            let res = c
+                .post(side.url(&format!("/api/v1/inspections/{id}/state")))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({ "state": to }))
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                res.status().is_success(),
+                "moving to {to}: {}",
+                res.status()
+            );
+        }
+    }
+
+    // Back online: the server refuses the answer; the app says which inspection and why.
+    server.restart();
+    let refused = format!("{}[data-inspection=\"{id}\"]", tid("refused"));
+    let r = async {
+        poll("the refusal on screen", SYNC_TIMEOUT, || async {
+            Ok(app.all(&refused).await?.into_iter().next())
+        })
+        .await?;
+        let text = app.text(&refused).await?;
+        ensure!(
+            text.contains(&id.to_string()) && text.contains("submitted"),
+            "the refusal names the inspection and why: {text:?}"
+        );
+        let code = app
+            .all(&format!("{refused}[data-code=\"wrong_state\"]"))
+            .await?;
+        ensure!(!code.is_empty(), "the refusal carries the server's code");
+        Ok(())
+    }
+    .await;
+    steps.check(Some(&app), "refusal-shown", r).await;
+
+    // The server kept nothing of it, and audited the refusal.
+    let http = api_support::client();
+    let token = api_support::token(&http, &server, "ann").await;
+    let view = server_view(&http, &server, &token, id).await.unwrap();
+    assert!(
+        view["responses"][items[0].item.as_str()]["answer"].is_null(),
+        "the refused answer is not on the server: {}",
+        view["responses"][items[0].item.as_str()]
+    );
+    let audit = server.cli(&["audit", "tail", "-n", "100"], "");
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\tchange_refused\t") && l.contains("wrong_state")),
+        "the refusal is audited:\n{audit}"
+    );
+
+    // Everything else still syncs: an answer in the other inspection reaches the server.
+    let r = async {
+        app.click(&tid("home-link")).await?;
+        open_inspection(&app, other).await?;
+        answer(&app, &items[1]).await?;
+        poll(
+            "the other inspection's answer on the server",
+            SYNC_TIMEOUT,
+            || async {
+                let v = server_view(&http, &server, &token, other).await?;
+                Ok(only_answer(&v, &items[1].item).ok())
+            },
+        )
+        .await
+        .map(drop)
+    }
+    .await;
+    steps.check(Some(&app), "the-rest-syncs", r).await;
+    // The refused change is not sent again: the server has refused it once.
+    let audit = server.cli(&["audit", "tail", "-n", "200"], "");
+    let times = audit
+        .lines()
+        .filter(|l| l.contains("\tchange_refused\t") && l.contains(&id.to_string()))
+        .count();
+    assert_eq!(times, 1, "refused once, never sent again:\n{audit}");
+
+    // The inspector takes the server's copy: the refusal goes, and the app shows the
+    // inspection as the server holds it (submitted, the answer not there).
+    let r = async {
+        app.click(&tid("take-servers-copy")).await?;
+        app.gone(&refused).await?;
+        wait_synced(&app, SYNC_TIMEOUT).await?;
+        app.click(&tid("home-link")).await.ok();
+        poll("the server's copy on this device", SYNC_TIMEOUT, || async {
+            Ok(app.all(&row_css(id)).await?.into_iter().next())
+        })
+        .await
+        .map(drop)
+    }
+    .await;
+    steps.check(Some(&app), "servers-copy-taken", r).await;
 
     steps
         .check(None, "quit-at-end", quit(&driver, app).await)

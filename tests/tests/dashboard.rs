@@ -6,7 +6,7 @@
 //! contradiction in the list and beside its answer, devices and photos, the CSV export's
 //! formula neutralisation, the printable report as a PDF, and that another trust's
 //! inspection is exactly a missing one in the page and in the API. Half-way it waits
-//! while this test changes a note through a Rust sync client (`wardcheck_tests::client`),
+//! while this test changes a finding through a Rust sync client (`wardcheck_tests::client`),
 //! and then checks that the open page shows it without a reload. Then the editing and
 //! charts: the trust's telemetry charts with the API's figures; a reviewer's comments
 //! (refused with a clear error when too long, kept after a reload); RJ1's lead writing a
@@ -22,7 +22,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use automerge::ActorId;
 use wardcheck_core::inspection::{Inspection, Stamp};
 use wardcheck_server::demo::{CONTRADICTION_INSPECTION, CONTRADICTION_ITEM, DEMO_PASSWORD};
 use wardcheck_tests::client::{SyncClient, login};
@@ -100,12 +99,14 @@ fn start_server(data: &Path, dist: &Path) -> (Killed, String) {
     (Killed(child), base)
 }
 
-/// An inspector's edit, made as the field app makes it: sign in, sync the document,
-/// change it with a core operation, sync it back.
-async fn edit_note_through_sync(base: &str) {
-    let ann = login(base, "ann", DEMO_PASSWORD, "dashboard e2e")
+/// A reviewer's edit, made as the field app makes it: sign in, sync the document,
+/// change it with a core operation, sync it back. The inspection is shared with its
+/// trust, so the write policy lets a reviewer edit its findings (and no one its notes):
+/// the edit is a finding's recommendation.
+async fn edit_finding_through_sync(base: &str) {
+    let ann = login(base, "rita", DEMO_PASSWORD, "dashboard e2e")
         .await
-        .expect("ann signs in");
+        .expect("rita signs in");
     let ws = format!("{}/api/v1/sync", base.replacen("http://", "ws://", 1));
     let mut client = SyncClient::connect(&ws, Some(&ann.token))
         .await
@@ -113,16 +114,20 @@ async fn edit_note_through_sync(base: &str) {
     let id = CONTRADICTION_INSPECTION;
     let doc = client.fetch(id).await.expect("ann fetches the inspection");
     let mut insp = Inspection::from_doc(
-        doc.with_actor(ActorId::random()),
+        doc.with_actor(ann.actor.clone()),
         Arc::new(crash_checklist()),
     )
     .expect("the demo inspection loads with the bundled checklist");
-    insp.edit_note(
-        CONTRADICTION_ITEM,
-        NOTE,
-        &Stamp::new("ann", chrono::Utc::now()),
+    let finding = insp.view().unwrap().findings[0].id;
+    insp.edit_finding(
+        finding,
+        wardcheck_core::inspection::FindingEdit {
+            recommendation: Some(NOTE.into()),
+            ..Default::default()
+        },
+        &Stamp::new("rita", chrono::Utc::now()),
     )
-    .expect("ann edits the note");
+    .expect("rita edits the finding");
     client
         .sync(id, &mut insp)
         .await
@@ -160,7 +165,6 @@ async fn the_review_dashboard_works_in_chromium() {
             .args(["--item", CONTRADICTION_ITEM])
             .args(["--other", OTHER_TRUST_INSPECTION])
             .args(["--password", DEMO_PASSWORD])
-            .args(["--note-item", CONTRADICTION_ITEM])
             .args(["--note", NOTE])
             .env("CHROMIUM", &chromium)
             .stdin(Stdio::piped())
@@ -189,7 +193,7 @@ async fn the_review_dashboard_works_in_chromium() {
             Err(_) => panic!("the browser script took longer than {BROWSER_TIMEOUT:?}"),
             Ok(None) => break,
             Ok(Some(line)) if line.trim() == "wardcheck-e2e: ready-for-edit" => {
-                edit_note_through_sync(&base).await;
+                edit_finding_through_sync(&base).await;
                 writeln!(stdin, "edited").expect("telling the script the edit is made");
                 stdin.flush().unwrap();
                 edited = true;

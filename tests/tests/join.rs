@@ -7,7 +7,6 @@ mod api_support;
 use std::path::Path;
 
 use api_support::*;
-use automerge::ActorId;
 use chrono::{Duration, NaiveDate, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -248,7 +247,7 @@ async fn answers_and_sampled_devices_are_set_beside_the_trusts_telemetry() {
     let checklist = std::sync::Arc::new(wardcheck_tests::crash_checklist());
     let at = |n: i64| Stamp::new("ann", Utc::now() + Duration::seconds(n));
     let doc = client.fetch(rj1).await.expect("ann reads her inspection");
-    let mut insp = Inspection::from_doc(doc.with_actor(ActorId::random()), checklist.clone())
+    let mut insp = Inspection::from_doc(doc.with_actor(ann.actor.clone()), checklist.clone())
         .expect("a valid inspection");
     insp.set_answer("ndg8-no-unsupported", Answer::Met, &at(1))
         .unwrap();
@@ -293,7 +292,7 @@ async fn answers_and_sampled_devices_are_set_beside_the_trusts_telemetry() {
         .fetch(rx2)
         .await
         .expect("ann reads her RX2 inspection");
-    let mut other = Inspection::from_doc(doc.with_actor(ActorId::random()), checklist)
+    let mut other = Inspection::from_doc(doc.with_actor(ann.actor.clone()), checklist)
         .expect("a valid inspection");
     other
         .set_answer("ndg8-no-unsupported", Answer::Met, &at(30))

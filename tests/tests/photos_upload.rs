@@ -470,48 +470,108 @@ async fn only_inspectors_and_reviewers_upload_and_others_cannot_read_what_they_m
 
 #[tokio::test]
 async fn a_photo_attached_to_an_inspection_is_read_by_those_who_may_read_the_inspection() {
-    use automerge::ActorId;
     use wardcheck_core::inspection::{Inspection, PhotoRef, Stamp};
-    use wardcheck_tests::client::SyncClient;
+    use wardcheck_tests::client::{ClientError, SyncClient, sign_in};
 
     let s = server_with_users();
     let c = client();
     let id = s.create_inspection("RJ1", &["ann"]);
-    // Bob takes the photo and uploads it; Ann attaches it to her inspection.
-    let bob = token(&c, &s, "bob").await;
-    let photo = jpeg(400, 300, 8);
-    let sha = sha256(&photo);
-    let url = s.url(&format!("/api/v1/blobs/{sha}"));
-    assert_eq!(
-        put_photo(&c, &s, &bob, &photo).await.status(),
-        StatusCode::CREATED
-    );
-    let ann = token(&c, &s, "ann").await;
+    let ann_login = sign_in(&s, "ann").await;
+    let ann = ann_login.token.clone();
     let lead1 = token(&c, &s, "lead1").await;
     let lead2 = token(&c, &s, "lead2").await;
-    let get = |t: &String| c.get(&url).bearer_auth(t).send();
-    assert_eq!(
-        get(&ann).await.unwrap().status(),
-        StatusCode::NOT_FOUND,
-        "before it is referenced, only the uploader reads it"
-    );
-
-    let mut sync = SyncClient::connect(&s.ws_url(), Some(&ann)).await.unwrap();
-    let doc = sync.fetch(id).await.unwrap();
     let checklist = std::sync::Arc::new(wardcheck_tests::crash_checklist());
     let item = wardcheck_tests::crash_items(&checklist)[0].clone();
-    let mut insp = Inspection::from_doc(doc.with_actor(ActorId::random()), checklist).unwrap();
-    let r = PhotoRef {
-        hash: sha.clone(),
-        size: photo.len() as u64,
+    let photo_ref = |sha: &str, len: usize| PhotoRef {
+        hash: sha.to_owned(),
+        size: len as u64,
         width: 400,
         height: 300,
         mime: "image/jpeg".into(),
         caption: "unlocked comms cabinet".into(),
         captured_at: None,
     };
-    insp.attach_photo(&item, r, &Stamp::new("ann", chrono::Utc::now()))
-        .unwrap();
+
+    // Bob uploads a photo. Ann cannot read it, and naming its hash in an inspection she
+    // may write does not earn it: the change is refused, and she still cannot read it.
+    let bob = token(&c, &s, "bob").await;
+    let bobs = jpeg(400, 300, 9);
+    let bobs_sha = sha256(&bobs);
+    assert_eq!(
+        put_photo(&c, &s, &bob, &bobs).await.status(),
+        StatusCode::CREATED
+    );
+    let bobs_url = s.url(&format!("/api/v1/blobs/{bobs_sha}"));
+    let mut sync = SyncClient::connect(&s.ws_url(), Some(&ann)).await.unwrap();
+    let doc = sync.fetch(id).await.unwrap();
+    let before = doc.clone();
+    let mut insp =
+        Inspection::from_doc(doc.with_actor(ann_login.actor.clone()), checklist.clone()).unwrap();
+    insp.attach_photo(
+        &item,
+        photo_ref(&bobs_sha, bobs.len()),
+        &Stamp::new("ann", chrono::Utc::now()),
+    )
+    .unwrap();
+    match sync.sync(id, &mut insp).await {
+        Err(ClientError::Server(m)) => assert!(m.contains("unearned_photo"), "{m}"),
+        other => panic!("an unearned photo reference is refused, got {other:?}"),
+    }
+    assert_eq!(
+        c.get(&bobs_url)
+            .bearer_auth(&ann)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND,
+        "still not hers to read"
+    );
+    let audit = s.cli(&["audit", "tail", "-n", "50"], "");
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("change_refused") && l.contains("unearned_photo")),
+        "the refusal is audited:\n{audit}"
+    );
+
+    // Ann takes and uploads her own photo, then attaches it.
+    let photo = jpeg(400, 300, 8);
+    let sha = sha256(&photo);
+    let url = s.url(&format!("/api/v1/blobs/{sha}"));
+    assert_eq!(
+        put_photo(&c, &s, &ann, &photo).await.status(),
+        StatusCode::CREATED
+    );
+    let get = |t: &String| c.get(&url).bearer_auth(t).send();
+    assert_eq!(
+        get(&lead1).await.unwrap().status(),
+        StatusCode::NOT_FOUND,
+        "before it is referenced, only the uploader reads it"
+    );
+    let mut sync = SyncClient::connect(&s.ws_url(), Some(&ann)).await.unwrap();
+    let mut insp = Inspection::from_doc(
+        sync.fetch(id)
+            .await
+            .unwrap()
+            .with_actor(ann_login.actor.clone()),
+        checklist,
+    )
+    .unwrap();
+    assert_eq!(
+        insp.heads(),
+        {
+            let mut b = before;
+            b.get_heads()
+        },
+        "nothing of the refused change was stored"
+    );
+    insp.attach_photo(
+        &item,
+        photo_ref(&sha, photo.len()),
+        &Stamp::new("ann", chrono::Utc::now()),
+    )
+    .unwrap();
     sync.sync(id, &mut insp).await.unwrap();
     sync.close().await;
 

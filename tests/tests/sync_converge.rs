@@ -46,39 +46,39 @@ fn sorted(mut h: Vec<ChangeHash>) -> Vec<ChangeHash> {
     h
 }
 
-async fn load(client: &mut SyncClient, id: Uuid) -> Inspection {
+async fn load(client: &mut SyncClient, id: Uuid, actor: &ActorId) -> Inspection {
     let doc = client.fetch(id).await.expect("fetching the inspection");
-    Inspection::from_doc(doc.with_actor(ActorId::random()), checklist())
+    Inspection::from_doc(doc.with_actor(actor.clone()), checklist())
         .expect("the fetched document is the inspection")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn offline_edits_by_an_inspector_and_a_reviewer_converge_with_the_conflict_kept() {
+async fn offline_edits_by_two_inspectors_converge_with_the_conflict_kept() {
     let server = Server::start();
     server
         .add_user("ann", "inspector")
-        .add_user("rev", "reviewer");
-    let id = server.create_inspection("RJ1", &["ann"]);
+        .add_user("ian", "inspector");
+    let id = server.create_inspection("RJ1", &["ann", "ian"]);
     let ann_login = sign_in(&server, "ann").await;
-    let rev_login = sign_in(&server, "rev").await;
+    let rev_login = sign_in(&server, "ian").await;
 
     // Both load the inspection, then go offline.
     let mut c = SyncClient::connect(&server.ws_url(), Some(&ann_login.token))
         .await
         .unwrap();
-    let mut ann = load(&mut c, id).await;
+    let mut ann = load(&mut c, id, &ann_login.actor).await;
     c.close().await;
     let mut c = SyncClient::connect(&server.ws_url(), Some(&rev_login.token))
         .await
         .unwrap();
-    let mut rev = load(&mut c, id).await;
+    let mut rev = load(&mut c, id, &rev_login.actor).await;
     c.close().await;
     assert_eq!(ann.heads(), rev.heads(), "both loaded the same document");
 
     let items = compliance_items(&checklist());
     let (a, b, c_item, same) = (&items[0], &items[1], &items[2], &items[3]);
     let ann_stamp = Stamp::new("ann", Utc::now());
-    let rev_stamp = Stamp::new("rev", Utc::now());
+    let rev_stamp = Stamp::new("ian", Utc::now());
     ann.set_answer(a, Answer::Met, &ann_stamp).unwrap();
     ann.edit_note(b, "Patch log seen for all servers", &ann_stamp)
         .unwrap();
@@ -86,7 +86,7 @@ async fn offline_edits_by_an_inspector_and_a_reviewer_converge_with_the_conflict
     rev.set_answer(c_item, Answer::NotMet, &rev_stamp).unwrap();
     rev.set_answer(same, Answer::PartlyMet, &rev_stamp).unwrap();
 
-    // Back online: each syncs, then the inspector again to pick up the reviewer's.
+    // Back online: each syncs, then the first again to pick up the second's.
     let mut ann_c = SyncClient::connect(&server.ws_url(), Some(&ann_login.token))
         .await
         .unwrap();
@@ -94,7 +94,10 @@ async fn offline_edits_by_an_inspector_and_a_reviewer_converge_with_the_conflict
         .await
         .unwrap();
     ann_c.sync(id, &mut ann).await.expect("the inspector syncs");
-    rev_c.sync(id, &mut rev).await.expect("the reviewer syncs");
+    rev_c
+        .sync(id, &mut rev)
+        .await
+        .expect("the second inspector syncs");
     // Later, on a new connection (news on a live one arrives as pushes).
     ann_c.close().await;
     let mut ann_c = SyncClient::connect(&server.ws_url(), Some(&ann_login.token))
@@ -139,7 +142,7 @@ async fn offline_edits_by_an_inspector_and_a_reviewer_converge_with_the_conflict
         values,
         vec![
             ("ann".to_owned(), Answer::Met),
-            ("rev".to_owned(), Answer::PartlyMet)
+            ("ian".to_owned(), Answer::PartlyMet)
         ],
         "both values are kept with their authors"
     );
@@ -169,11 +172,11 @@ async fn a_connected_reviewer_gets_changes_pushed_and_a_trust_lead_only_reads() 
     let mut rev_c = SyncClient::connect(&server.ws_url(), Some(&rev_login.token))
         .await
         .unwrap();
-    let mut rev = load(&mut rev_c, id).await;
+    let mut rev = load(&mut rev_c, id, &rev_login.actor).await;
     let mut ann_c = SyncClient::connect(&server.ws_url(), Some(&ann_login.token))
         .await
         .unwrap();
-    let mut ann = load(&mut ann_c, id).await;
+    let mut ann = load(&mut ann_c, id, &ann_login.actor).await;
 
     let item = &compliance_items(&checklist())[0];
     ann.set_answer(item, Answer::NotMet, &Stamp::new("ann", Utc::now()))
@@ -311,7 +314,7 @@ async fn a_device_revoked_while_connected_is_cut_off_and_its_change_refused() {
     let mut c = SyncClient::connect(&server.ws_url(), Some(&login.token))
         .await
         .unwrap();
-    let mut ann = load(&mut c, id).await;
+    let mut ann = load(&mut c, id, &login.actor).await;
     let before = stored_heads(&server, id);
 
     server.cli(&["device", "revoke", &login.device_id.to_string()], "");

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use automerge::{ActorId, AutoCommit, ChangeHash};
+use automerge::{AutoCommit, ChangeHash};
 use chrono::Utc;
 use uuid::Uuid;
 use wardcheck_core::inspection::{Inspection, Stamp};
@@ -50,7 +50,7 @@ async fn every_acknowledged_change_survives_a_sigkill_mid_sync() {
         .unwrap();
     let doc = c.fetch(id).await.unwrap();
     let mut ann =
-        Inspection::from_doc(doc.with_actor(ActorId::random()), checklist.clone()).unwrap();
+        Inspection::from_doc(doc.with_actor(ann_login.actor.clone()), checklist.clone()).unwrap();
     let mut edits = 0usize;
 
     // Kill rounds, each after a different number of acknowledged syncs.

@@ -12,7 +12,6 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use automerge::ActorId;
 use chrono::Utc;
 use uuid::Uuid;
 use wardcheck_core::checklist::{AnswerKind, Scope};
@@ -93,7 +92,7 @@ async fn a_javascript_automerge_repo_client_and_a_rust_client_see_each_others_ed
         .unwrap();
     let doc = c.fetch(id).await.unwrap();
     let mut insp =
-        Inspection::from_doc(doc.with_actor(ActorId::random()), checklist.clone()).unwrap();
+        Inspection::from_doc(doc.with_actor(tablet.actor.clone()), checklist.clone()).unwrap();
     let stamp = Stamp::new("ann", Utc::now());
     insp.set_answer(&item, Answer::PartlyMet, &stamp).unwrap();
     insp.edit_note(&item, "Rust note.", &stamp).unwrap();
@@ -104,7 +103,17 @@ async fn a_javascript_automerge_repo_client_and_a_rust_client_see_each_others_ed
     // note and a comment; it returns once the server holds its edit.
     let browser = login(&base, "ann", PASSWORD, "browser").await.unwrap();
     let comment_id = Uuid::new_v4();
+    let review_doc = wardcheck_server::storage::SqliteStorage::open(server.data())
+        .and_then(|s| {
+            use wardcheck_server::storage::Storage;
+            s.inspection(id)
+        })
+        .unwrap()
+        .unwrap()
+        .review_doc;
     let (ws_url, doc_id, comment) = (server.ws_url(), uuid_to_doc_id(id), comment_id.to_string());
+    let review_id = uuid_to_doc_id(review_doc);
+    let api = base.clone();
     let item_arg = item.clone();
     let js = tokio::task::spawn_blocking(move || {
         run_js_client(
@@ -112,8 +121,14 @@ async fn a_javascript_automerge_repo_client_and_a_rust_client_see_each_others_ed
             &[
                 "--url",
                 &ws_url,
+                "--api",
+                api.trim_end_matches('/'),
+                "--user",
+                "ann",
                 "--doc",
                 &doc_id,
+                "--review",
+                &review_id,
                 "--item",
                 &item_arg,
                 "--comment-id",
@@ -149,22 +164,27 @@ async fn a_javascript_automerge_repo_client_and_a_rust_client_see_each_others_ed
         r.note, "Rust note. Added from JS.",
         "the Rust client should see the JS client's note edit"
     );
-    assert_eq!(
-        r.note_edited.as_ref().map(|s| s.by.as_str()),
-        Some("js-client")
-    );
+    assert_eq!(r.note_edited.as_ref().map(|s| s.by.as_str()), Some("ann"));
     assert_eq!(
         r.answer.as_ref().map(|a| a.current().value.clone()),
         Some(Answer::PartlyMet),
         "the answer is unchanged"
     );
-    let c = view
+    let mut c = SyncClient::connect(&server.ws_url(), Some(&tablet.token))
+        .await
+        .unwrap();
+    let review = wardcheck_core::review::Review::from_doc(c.fetch(review_doc).await.unwrap())
+        .unwrap()
+        .view()
+        .unwrap();
+    c.close().await;
+    let c = review
         .comments
         .iter()
         .find(|c| c.id == comment_id)
-        .unwrap_or_else(|| panic!("the JS client's comment is missing: {:?}", view.comments));
+        .unwrap_or_else(|| panic!("the JS client's comment is missing: {:?}", review.comments));
     assert_eq!(c.target, CommentTarget::Item(item.clone()));
     assert_eq!(c.text, "Checked from the JavaScript client");
-    assert_eq!(c.by, "js-client");
+    assert_eq!(c.by, "ann");
     assert!(view.conflicts.is_empty(), "{:?}", view.conflicts);
 }

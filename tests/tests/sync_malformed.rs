@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
+use automerge::AutoCommit;
 use automerge::sync::{self, SyncDoc};
-use automerge::{ActorId, AutoCommit};
 use chrono::Utc;
 use ciborium::Value;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use uuid::Uuid;
-use wardcheck_core::inspection::{Answer, Inspection, Stamp};
+use wardcheck_core::inspection::{Inspection, Stamp};
 use wardcheck_core::sync::{DocMessage, WireMessage, uuid_to_doc_id};
 use wardcheck_server::storage::{SqliteStorage, Storage};
 use wardcheck_tests::client::{ClientError, Incoming, Replica, SyncClient, sign_in};
@@ -85,7 +85,7 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
         .unwrap();
     let doc = watcher.fetch(id).await.unwrap();
     let mut rev = Inspection::from_doc(
-        doc.with_actor(ActorId::random()),
+        doc.with_actor(rev_login.actor.clone()),
         Arc::new(crash_checklist()),
     )
     .unwrap();
@@ -289,8 +289,17 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
 
     // The reviewer connected from the start still syncs.
     let item = &crash_items(&crash_checklist())[0];
-    rev.set_answer(item, Answer::Met, &Stamp::new("rev", Utc::now()))
-        .unwrap();
+    rev.add_finding(
+        wardcheck_core::inspection::NewFinding {
+            id: Uuid::new_v4(),
+            severity: wardcheck_core::checklist::Severity::Medium,
+            text: "Reviewed against telemetry.".into(),
+            items: vec![item.clone()],
+            recommendation: String::new(),
+        },
+        &Stamp::new("rev", Utc::now()),
+    )
+    .unwrap();
     watcher
         .sync(id, &mut rev)
         .await

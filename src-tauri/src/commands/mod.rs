@@ -229,6 +229,14 @@ pub async fn sync_now(app: State<'_, App>) -> Result<SyncStatus, AppError> {
     Ok(app.sync_now())
 }
 
+#[tauri::command]
+pub async fn take_servers_copy(
+    app: State<'_, App>,
+    document: Uuid,
+) -> Result<SyncStatus, AppError> {
+    blocking(&app, move |app| app.take_servers_copy(document)).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

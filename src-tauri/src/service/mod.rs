@@ -31,9 +31,10 @@ use uuid::Uuid;
 use wardcheck_core::checklist::Severity;
 use wardcheck_core::inspection::{
     Answer, CommentTarget, FieldRef, InspectionView, NewFinding, Observation, PhotoRef,
-    SignoffRole, Stamp, State,
+    SignoffRole, Stamp, State, TeamRole,
 };
 use wardcheck_core::photo;
+use wardcheck_core::policy::{Role as PolicyRole, Writer};
 use wardcheck_core::store::{Blob, PendingUpload, Store};
 
 use crate::error::{AppError, ErrorCode};
@@ -308,9 +309,25 @@ impl App {
         let changes = local.pending_total(&peer);
         let (photos, bytes) = local.pending_photos();
         let damaged = damage_report(&local);
+        self.report_refused(&local);
         drop(local);
         self.inner.hub.set_damaged(damaged);
         self.report_pending(changes, photos, bytes);
+    }
+
+    /// Tells the status which documents' changes the server refused.
+    pub(crate) fn report_refused(&self, local: &Local) {
+        let refused = local
+            .refusals()
+            .into_iter()
+            .map(|(id, r)| status::RefusedDoc {
+                document: id,
+                inspection: local.inspection_of(id),
+                code: r.code,
+                message: r.message,
+            })
+            .collect();
+        self.inner.hub.set_refused(refused);
     }
 
     /// Tells the status which stored inspections do not open (as `local` last found).
@@ -382,12 +399,15 @@ impl App {
         // Before the server is asked (no device token is made for nothing), and again
         // with the user name as the server spells it.
         self.check_owner(&server, user, false)?;
+        // The actor this device writes with, bound to the user as it signs in.
+        let actor = self.local()?.store.actor().to_hex_string();
         let ok = remote::login(
             self.inner.http(),
             &server,
             user,
             password,
             &self.inner.device_name,
+            &actor,
         )
         .await?;
         self.check_owner(&server, &ok.user, true)?;
@@ -536,13 +556,48 @@ impl App {
                 return Err(e.into());
             }
         };
-        Ok(OpenInspection {
-            view: insp.view()?,
-            checklist: views::ChecklistForApp::of(insp.checklist()),
-        })
+        let mut view = insp.view()?;
+        let checklist = views::ChecklistForApp::of(insp.checklist());
+        view.comments = local.comments(id);
+        Ok(OpenInspection { view, checklist })
     }
 
-    /// Runs one operation as the signed-in user, saves it, and tells the worker.
+    /// The signed-in user as the write policy knows them on inspection `id`: their role,
+    /// and for an inspector their place on its team (from the server's list, or the team
+    /// the inspection was made with, before any list).
+    fn writer(&self, local: &mut Local, session: &Session, id: Uuid) -> Writer {
+        let user = session.settings.user.clone();
+        let role = match session.settings.role.as_str() {
+            "reviewer" => PolicyRole::Reviewer,
+            "trust-lead" => PolicyRole::TrustLead,
+            "admin" => PolicyRole::Admin,
+            _ => {
+                let lead = match local.record(id).lead {
+                    Some(lead) => lead == user,
+                    None => local
+                        .try_doc(id)
+                        .ok()
+                        .and_then(|i| i.view().ok())
+                        .is_some_and(|v| {
+                            v.meta
+                                .team
+                                .iter()
+                                .any(|m| m.user == user && m.role == TeamRole::LeadInspector)
+                        }),
+                };
+                if lead {
+                    PolicyRole::LeadInspector
+                } else {
+                    PolicyRole::Inspector
+                }
+            }
+        };
+        Writer::new(user, role)
+    }
+
+    /// Runs one operation as the signed-in user, saves it, and tells the worker. The
+    /// operation is held to the write policy for the user: what the server would refuse
+    /// is refused here, before anything is written.
     fn edit(
         &self,
         id: Uuid,
@@ -551,9 +606,15 @@ impl App {
         let session = self.signed_in()?;
         let stamp = Stamp::new(session.settings.user.clone(), Utc::now());
         let mut local = self.local()?;
+        let writer = self.writer(&mut local, &session, id);
         let view = local.write(id, |insp| {
+            insp.set_writer(writer);
             op(insp, &stamp)?;
             Ok(insp.view()?)
+        });
+        let view = view.map(|mut v| {
+            v.comments = local.comments(id);
+            v
         });
         let view = match view {
             Ok(view) => view,
@@ -613,7 +674,9 @@ impl App {
             caption,
             captured_at: None,
         };
+        let writer = self.writer(&mut local, &session, id);
         let view = local.write(id, |insp| {
+            insp.set_writer(writer);
             insp.attach_photo(item, photo_ref, &stamp)?;
             Ok(insp.view()?)
         })?;
@@ -694,9 +757,44 @@ impl App {
         target: CommentTarget,
         text: &str,
     ) -> Result<InspectionView, AppError> {
-        self.edit(id, |insp, stamp| {
-            Ok(insp.comment(Uuid::new_v4(), target, text, stamp)?)
-        })
+        // Comments live in the inspection's review document, which the trust never reads.
+        let session = self.signed_in()?;
+        let stamp = Stamp::new(session.settings.user.clone(), Utc::now());
+        let mut local = self.local()?;
+        let writer = self.writer(&mut local, &session, id);
+        let state = local
+            .try_doc(id)
+            .map_err(AppError::from)?
+            .state()?
+            .current()
+            .value;
+        let checklist = local
+            .try_doc(id)
+            .map_err(AppError::from)?
+            .checklist()
+            .clone();
+        let review_doc = local.record(id).review_doc;
+        local.write_review(id, |review| {
+            review.set_writer(writer, state);
+            review
+                .comment(Uuid::new_v4(), target, text, Some(&checklist), &stamp)
+                .map_err(|e| match e {
+                    wardcheck_core::review::ReviewError::Refused(r) => {
+                        AppError::from(wardcheck_core::inspection::InspectionError::Refused(r))
+                    }
+                    other => AppError::invalid(other.to_string()),
+                })
+        })?;
+        if let Some(doc) = review_doc {
+            local.recount(doc, &session.settings.server);
+        }
+        let changes = local.pending_total(&session.settings.server);
+        let mut view = local.try_doc(id).map_err(AppError::from)?.view()?;
+        view.comments = local.comments(id);
+        drop(local);
+        self.inner.hub.set_pending_changes(changes);
+        self.inner.changed.send_modify(|n| *n += 1);
+        Ok(view)
     }
 
     pub fn resolve_conflict(
@@ -717,6 +815,25 @@ impl App {
             }
             Ok(insp.change_state(State::Submitted, stamp)?)
         })
+    }
+
+    /// Sets this device's copy of a document the server refused a change to aside (kept
+    /// in the store, never deleted) and takes the server's copy on the next sync.
+    pub fn take_servers_copy(&self, document: Uuid) -> Result<SyncStatus, AppError> {
+        self.signed_in()?;
+        let mut local = self.local()?;
+        if !local.refusals().contains_key(&document) {
+            return Err(AppError::new(
+                ErrorCode::NotFound,
+                "The server has refused no change to that document",
+            ));
+        }
+        local.take_servers_copy(document)?;
+        self.report_refused(&local);
+        drop(local);
+        self.refresh_pending();
+        self.inner.sync_now.send_modify(|n| *n += 1);
+        Ok(self.inner.hub.current())
     }
 
     /// Signs off a submitted inspection: as the reviewer for a reviewer, else as the

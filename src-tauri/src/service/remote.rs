@@ -320,17 +320,22 @@ pub struct RoleAnswer {
     pub role: String,
 }
 
-/// `POST /api/v1/login`.
+/// `POST /api/v1/login`, binding `actor` (hex: the Automerge actor this device writes
+/// with) to the user: the server takes changes only from bound actors.
 pub async fn login(
     http: &reqwest::Client,
     server: &str,
     user: &str,
     password: &str,
     device: &str,
+    actor: &str,
 ) -> Result<LoginOk, RemoteError> {
     let res = http
         .post(format!("{server}/api/v1/login"))
-        .json(&serde_json::json!({ "user": user, "password": password, "device": device }))
+        .json(
+            &serde_json::json!({ "user": user, "password": password, "device": device,
+            "actors": [actor] }),
+        )
         .send()
         .await
         .map_err(transport)?;
@@ -353,18 +358,48 @@ struct Page {
     next: Option<Uuid>,
 }
 
-#[derive(Debug, Deserialize)]
-struct Record {
-    id: Uuid,
+/// One inspection the server lists for this user: what the app needs of its record.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Listed {
+    pub id: Uuid,
+    /// Its review document (comments between inspectors and reviewers). Absent from a
+    /// server older than review documents.
+    #[serde(default)]
+    pub review_doc: Option<Uuid>,
+    /// The team's lead inspector.
+    #[serde(default)]
+    pub lead: Option<String>,
 }
 
-/// `GET /api/v1/inspections`, every page: the ids of the inspections the server lets
-/// this user see.
+type Record = Listed;
+
+/// `POST /api/v1/actors`: binds this device's actor (again: binding is idempotent), for
+/// a device that signed in before sign-ins bound actors.
+pub async fn bind_actor(
+    http: &reqwest::Client,
+    server: &str,
+    token: &str,
+    actor: &str,
+) -> Result<(), RemoteError> {
+    let res = http
+        .post(format!("{server}/api/v1/actors"))
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .json(&serde_json::json!({ "actor": actor }))
+        .send()
+        .await
+        .map_err(transport)?;
+    if !res.status().is_success() {
+        return Err(refusal(res).await);
+    }
+    Ok(())
+}
+
+/// `GET /api/v1/inspections`, every page: the inspections the server lets this user see.
 pub async fn inspection_ids(
     http: &reqwest::Client,
     server: &str,
     token: &str,
-) -> Result<Vec<Uuid>, RemoteError> {
+) -> Result<Vec<Listed>, RemoteError> {
     let mut ids = Vec::new();
     let mut after: Option<Uuid> = None;
     for _ in 0..limits::MAX_LIST_PAGES {
@@ -388,7 +423,7 @@ pub async fn inspection_ids(
                 limits::MAX_LISTED_INSPECTIONS
             )));
         }
-        ids.extend(page.items.into_iter().map(|r| r.id));
+        ids.extend(page.items);
         match page.next {
             Some(n) => after = Some(n),
             None => break,

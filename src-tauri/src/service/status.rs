@@ -30,6 +30,20 @@ pub struct UploadProgress {
     pub total_bytes: u64,
 }
 
+/// A document whose change the server refused: it is not sent again until the user
+/// takes the server's copy (`take_servers_copy`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefusedDoc {
+    /// The document refused (an inspection, or its review document).
+    pub document: uuid::Uuid,
+    /// The inspection it belongs to.
+    pub inspection: uuid::Uuid,
+    /// The server's stable code, e.g. `wrong_state`.
+    pub code: String,
+    /// What the server said.
+    pub message: String,
+}
+
 /// `sync_status` and the `sync-status` event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SyncStatus {
@@ -47,6 +61,9 @@ pub struct SyncStatus {
     /// new inspection) since the app started: when it moves, a screen reads the store
     /// again, even if the state stayed `synced` throughout.
     pub changes_received: u64,
+    /// Documents whose changes the server refused: each stays on this device, out of
+    /// sync, until the user takes the server's copy.
+    pub refused: Vec<RefusedDoc>,
 }
 
 /// The state of the link to the server, as the sync loop last saw it.
@@ -81,6 +98,7 @@ struct Parts {
     /// Documents the sync loop had to leave out of this connection (the server's data
     /// for them failed): never `synced` while any is.
     doc_problem: Option<String>,
+    refused: Vec<RefusedDoc>,
     last_synced_at: Option<DateTime<Utc>>,
     photos_fetched: u64,
     changes_received: u64,
@@ -106,6 +124,7 @@ impl StatusHub {
             note: None,
             damaged: None,
             doc_problem: None,
+            refused: Vec::new(),
             last_synced_at,
             photos_fetched: 0,
             changes_received: 0,
@@ -150,6 +169,7 @@ impl StatusHub {
                 || old.message != status.message
                 || old.photos_fetched != status.photos_fetched
                 || old.changes_received != status.changes_received
+                || old.refused != status.refused
                 || became_synced;
             if changed {
                 *old = status.clone();
@@ -216,6 +236,11 @@ impl StatusHub {
         self.update(|p| p.photos_fetched += 1);
     }
 
+    /// The documents whose changes the server refused.
+    pub fn set_refused(&self, refused: Vec<RefusedDoc>) {
+        self.update(|p| p.refused = refused);
+    }
+
     /// What the sync loop left out of this connection, as one message.
     pub fn set_doc_problem(&self, problem: Option<String>) {
         self.update(|p| p.doc_problem = problem);
@@ -236,6 +261,7 @@ fn compute(p: &Parts) -> SyncStatus {
             Link::Connected => {
                 if p.docs_synced
                     && p.doc_problem.is_none()
+                    && p.refused.is_empty()
                     && p.pending_changes == 0
                     && p.pending_photos == 0
                 {
@@ -254,11 +280,32 @@ fn compute(p: &Parts) -> SyncStatus {
         pending_photo_bytes: p.pending_photo_bytes,
         upload: if p.signed_in { p.upload } else { None },
         message: link_message
+            .or_else(|| refusal_message(&p.refused))
             .or_else(|| p.doc_problem.clone())
             .or_else(|| p.note.clone()),
         photos_fetched: p.photos_fetched,
         changes_received: p.changes_received,
+        refused: if p.signed_in {
+            p.refused.clone()
+        } else {
+            Vec::new()
+        },
     }
+}
+
+/// One message for the refused documents, naming the first.
+fn refusal_message(refused: &[RefusedDoc]) -> Option<String> {
+    let first = refused.first()?;
+    let more = match refused.len() - 1 {
+        0 => String::new(),
+        1 => " (and 1 other)".into(),
+        n => format!(" (and {n} others)"),
+    };
+    Some(format!(
+        "The server refused a change to inspection {}{more}: {}. Your copy stays on this \
+         device and is not sent again; everything else syncs as usual",
+        first.inspection, first.message
+    ))
 }
 
 #[cfg(test)]

@@ -57,6 +57,8 @@ use tokio_tungstenite::tungstenite::{self, Message as Frame};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use uuid::Uuid;
 use wardcheck_core::inspection::Inspection;
+use wardcheck_core::policy::DocKind;
+use wardcheck_core::review::Review;
 use wardcheck_core::sync::{
     DocMessage, PROTOCOL_V1, PeerMetadata, WireMessage, doc_id_to_uuid, uuid_to_doc_id,
 };
@@ -101,6 +103,9 @@ impl Backoff {
 enum End {
     /// Signed in or out meanwhile: start again at once.
     SessionChanged,
+    /// The server refused a change and closed the connection: the document is left
+    /// out, and the others go on over a new connection at once.
+    ChangeRefused,
     /// The server could not be reached, or the connection broke.
     Offline(String),
     /// The server refused us (a revoked token).
@@ -156,6 +161,11 @@ pub(crate) async fn run(app: App) {
                 retrying = false;
                 continue;
             }
+            End::ChangeRefused => {
+                // Not offline: the status keeps saying what was refused.
+                backoff.reset();
+                continue;
+            }
             End::Offline(why) => {
                 tracing::info!("sync: offline ({why}); next try in {wait:?}");
                 inner.hub.set_link(
@@ -193,8 +203,9 @@ struct Conn {
     /// The sync states kept for this server are filed under its address.
     peer: String,
     states: HashMap<Uuid, sync::State>,
-    /// Documents listed by the server and not stored yet, being fetched.
-    fetching: HashMap<Uuid, AutoCommit>,
+    /// Documents listed by the server and not stored yet, being fetched (an inspection,
+    /// or its review document).
+    fetching: HashMap<Uuid, (DocKind, AutoCommit)>,
     /// Documents the server will not share (revoked, deleted), that this build
     /// cannot open, or whose exchange failed: left alone for the rest of the
     /// connection (or until `sync_now`).
@@ -228,6 +239,26 @@ async fn connection(
     let inner = app.inner();
     let server = session.settings.server.clone();
     let token = session.token.clone();
+    let actor = match app.local() {
+        Ok(local) => local.store.actor(),
+        Err(e) => return End::Refused(e.message),
+    };
+    // The server takes changes only from actors bound to their user: bound at sign-in,
+    // and again here (it changes nothing the second time) for a device signed in before.
+    if let Err(e) = remote::bind_actor(inner.http(), &server, &token, &actor.to_hex_string()).await
+    {
+        return match e {
+            remote::RemoteError::Refused {
+                status: 409,
+                message,
+                ..
+            } => End::Refused(format!(
+                "This device's changes cannot be taken by the server ({message}): ask your \
+                 Wardcheck administrator"
+            )),
+            e => e.into(),
+        };
+    }
     let listed = match remote::inspection_ids(inner.http(), &server, &token).await {
         Ok(ids) => ids,
         Err(e) => return e.into(),
@@ -235,10 +266,6 @@ async fn connection(
     let mut ws = match open(&server, &token).await {
         Ok(ws) => ws,
         Err(e) => return e,
-    };
-    let actor = match app.local() {
-        Ok(local) => local.store.actor(),
-        Err(e) => return End::Refused(e.message),
     };
     let mut conn = Conn::new(format!("wardcheck-app-{}", Uuid::new_v4()), server.clone());
     if let Err(e) = join(&mut ws, &mut conn, &actor.to_hex_string()).await {
@@ -338,7 +365,8 @@ async fn refresh(
     (server, token): (&str, &str),
     actor: &automerge::ActorId,
 ) -> Result<(), End> {
-    let ids = remote::inspection_ids(app.inner().http(), server, token).await?;
+    let ids: Vec<remote::Listed> =
+        remote::inspection_ids(app.inner().http(), server, token).await?;
     let actor = actor.clone();
     on_pool(app, conn, move |app, conn| {
         add_listed(app, conn, &ids, &actor)
@@ -453,15 +481,34 @@ async fn join(ws: &mut Ws, conn: &mut Conn, storage_id: &str) -> Result<(), End>
     }
 }
 
-/// Starts fetching every listed inspection not stored yet (and not left out).
-fn add_listed(app: &App, conn: &mut Conn, listed: &[Uuid], actor: &automerge::ActorId) {
-    let Ok(local) = app.local() else { return };
-    let stored: HashSet<Uuid> = local.ids().unwrap_or_default().into_iter().collect();
+/// Keeps what the list says of each inspection (its review document, its lead) and
+/// starts fetching every listed document not stored yet (and not left out).
+fn add_listed(app: &App, conn: &mut Conn, listed: &[remote::Listed], actor: &automerge::ActorId) {
+    let Ok(mut local) = app.local() else { return };
+    let stored: HashSet<Uuid> = local.synced_ids().unwrap_or_default().into_iter().collect();
+    let refused = local.refusals();
+    for l in listed {
+        let record = local::Record {
+            review_doc: l.review_doc,
+            lead: l.lead.clone(),
+        };
+        if local.record(l.id) != record {
+            local.put_record(l.id, &record);
+        }
+    }
     drop(local);
-    for id in listed {
-        if !stored.contains(id) && !conn.fetching.contains_key(id) && !conn.skipped.contains(id) {
+    let docs = listed.iter().flat_map(|l| {
+        std::iter::once((l.id, DocKind::Inspection))
+            .chain(l.review_doc.map(|r| (r, DocKind::Review)))
+    });
+    for (id, kind) in docs {
+        if !stored.contains(&id)
+            && !conn.fetching.contains_key(&id)
+            && !conn.skipped.contains(&id)
+            && !refused.contains_key(&id)
+        {
             conn.fetching
-                .insert(*id, AutoCommit::new().with_actor(actor.clone()));
+                .insert(id, (kind, AutoCommit::new().with_actor(actor.clone())));
         }
     }
 }
@@ -545,15 +592,18 @@ fn to_send(app: &App, conn: &mut Conn) -> Result<Vec<WireMessage>, End> {
     let mut out = Vec::new();
     {
         let mut local = app.local().map_err(|e| End::Refused(e.message))?;
-        for id in local.ids().unwrap_or_default() {
-            if conn.skipped.contains(&id) {
+        let refused = local.refusals();
+        for id in local.synced_ids().unwrap_or_default() {
+            // A document whose change the server refused is not sent again: it would only
+            // be refused again. It waits for the user (take the server's copy).
+            if conn.skipped.contains(&id) || refused.contains_key(&id) {
                 continue;
             }
             if !conn.states.contains_key(&id) {
                 let state = local.sync_state(id, &conn.peer);
                 conn.states.insert(id, state);
             }
-            let insp = match local.try_doc(id) {
+            let insp = match local.synced(id) {
                 Ok(insp) => insp,
                 Err(e) => {
                     // A damaged one is in `local.damaged()`, which the status reports.
@@ -564,7 +614,7 @@ fn to_send(app: &App, conn: &mut Conn) -> Result<Vec<WireMessage>, End> {
                 }
             };
             let state = conn.states.get_mut(&id).expect("inserted above");
-            match guarded(|| insp.generate_sync_message(state)) {
+            match guarded(|| insp.generate(state)) {
                 Ok(Some(m)) => out.push(WireMessage::Sync(doc_message(conn, id, m))),
                 Ok(None) => {}
                 Err(p) => leave_out(
@@ -578,7 +628,7 @@ fn to_send(app: &App, conn: &mut Conn) -> Result<Vec<WireMessage>, End> {
         let ids: Vec<Uuid> = conn.fetching.keys().copied().collect();
         for id in ids {
             let state = conn.states.entry(id).or_default();
-            let doc = conn.fetching.get_mut(&id).expect("listed above");
+            let (_, doc) = conn.fetching.get_mut(&id).expect("listed above");
             match guarded(|| doc.sync().generate_sync_message(state)) {
                 // automerge-repo asks with `request` while it has nothing of a document.
                 Ok(Some(m)) => out.push(WireMessage::Request(doc_message(conn, id, m))),
@@ -634,11 +684,58 @@ async fn handle(app: &App, conn: &mut Conn, ws: &mut Ws, msg: WireMessage) -> Re
             }
             Ok(())
         }
+        WireMessage::Error {
+            message,
+            code: Some(code),
+            document_id: Some(doc),
+            ..
+        } if is_refusal(&code) => {
+            // The server refused a change to this document: it keeps nothing of it and
+            // closes the connection. The document is left out (kept on this device, not
+            // sent again) until the user acts; the others sync on the next connection.
+            if let Ok(id) = doc_id_to_uuid(&doc) {
+                tracing::warn!("sync: the server refused a change to {id} ({code}): {message}");
+                // The server says "change H to document D was refused (CODE): WHY; nothing of
+                // it was stored": the user is told WHY.
+                let why = message
+                    .split_once("): ")
+                    .map(|(_, r)| r.split("; nothing of it was stored").next().unwrap_or(r))
+                    .unwrap_or(&message)
+                    .to_owned();
+                on_pool(app, conn, move |app, conn| {
+                    let mut local = app.local().map_err(|e| End::Refused(e.message))?;
+                    let refusal = local::Refusal {
+                        code,
+                        message: why,
+                        at: chrono::Utc::now(),
+                    };
+                    if let Err(e) = local.refuse(id, &refusal) {
+                        tracing::error!("sync: could not keep the refusal of {id}: {}", e.message);
+                    }
+                    local.evict(id);
+                    local.reset_sync_state(id, &conn.peer);
+                    conn.states.remove(&id);
+                    conn.fetching.remove(&id);
+                    conn.skipped.insert(id);
+                    app.report_refused(&local);
+                    Ok::<(), End>(())
+                })
+                .await??;
+            }
+            let _ = message;
+            Err(End::ChangeRefused)
+        }
         WireMessage::Error { message, .. } => Err(End::Offline(format!(
             "the server ended the connection: {message}"
         ))),
         _ => Ok(()),
     }
+}
+
+/// Whether an `error`'s code says the server refused a change (for good: sending it again
+/// would be refused again), rather than failed itself.
+fn is_refusal(code: &str) -> bool {
+    !matches!(code, "load_failed" | "storage_failed")
 }
 
 /// A message about a stored inspection: applied, saved, its state persisted, then the
@@ -655,11 +752,10 @@ fn receive_stored(
         Some(s) => s,
         None => local.sync_state(id, &conn.peer),
     };
-    let applied = match local.try_doc(id) {
+    let applied = match local.synced(id) {
         Ok(insp) => guarded(|| {
             let before = insp.heads();
-            insp.receive_sync_message(&mut state, m)
-                .map(|()| insp.heads() != before)
+            insp.receive(&mut state, m).map(|()| insp.heads() != before)
         }),
         Err(_) => {
             // Not ours to open (an unknown checklist, or damaged: the status says so).
@@ -690,7 +786,7 @@ fn receive_stored(
     };
     if changed {
         // Saved before the state that records it, and before the reply.
-        let saved = guarded(|| local.write(id, |_| Ok(())));
+        let saved = guarded(|| local.save(id));
         let failure = match saved {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(format!(
@@ -709,8 +805,8 @@ fn receive_stored(
         tracing::warn!("sync: could not keep the sync state of {id}: {e}");
     }
     local.count_pending(id, &state.shared_heads);
-    let reply = match local.try_doc(id) {
-        Ok(insp) => guarded(|| insp.generate_sync_message(&mut state)),
+    let reply = match local.synced(id) {
+        Ok(insp) => guarded(|| insp.generate(&mut state)),
         Err(e) => Err(AppError::from(e).message),
     };
     match reply {
@@ -747,7 +843,8 @@ fn receive_new(
     m: sync::Message,
 ) -> Result<Option<sync::Message>, End> {
     let state = conn.states.entry(id).or_default();
-    let doc = conn.fetching.get_mut(&id).expect("checked by the caller");
+    let (kind, doc) = conn.fetching.get_mut(&id).expect("checked by the caller");
+    let kind = *kind;
     let step = guarded(|| -> Result<Fetch, automerge::AutomergeError> {
         doc.sync().receive_sync_message(state, m)?;
         if !doc.get_heads().is_empty() && is_whole(state, doc) {
@@ -767,7 +864,10 @@ fn receive_new(
         leave_out(&mut local, conn, id, why);
         return Ok(None);
     }
-    let doc = conn.fetching.remove(&id).expect("checked by the caller");
+    let (_, doc) = conn.fetching.remove(&id).expect("checked by the caller");
+    if kind == DocKind::Review {
+        return store_review(app, conn, id, doc);
+    }
     let opened = guarded(|| {
         Inspection::pin_of_doc(&doc)
             .map_err(AppError::from)
@@ -816,8 +916,60 @@ fn receive_new(
     }
     let shared = state.shared_heads.clone();
     local.count_pending(id, &shared);
-    let reply = match local.try_doc(id) {
-        Ok(insp) => guarded(|| insp.generate_sync_message(state)),
+    let reply = match local.synced(id) {
+        Ok(insp) => guarded(|| insp.generate(state)),
+        Err(e) => Err(AppError::from(e).message),
+    };
+    match reply {
+        Ok(reply) => Ok(reply),
+        Err(why) => {
+            leave_out(
+                &mut local,
+                conn,
+                id,
+                format!("no answer could be made ({why})"),
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// Stores a review document fetched whole, then answers as for a stored one.
+fn store_review(
+    app: &App,
+    conn: &mut Conn,
+    id: Uuid,
+    doc: AutoCommit,
+) -> Result<Option<sync::Message>, End> {
+    let mut local = app.local().map_err(|e| End::Refused(e.message))?;
+    let inserted = guarded(|| {
+        Review::from_doc(doc)
+            .map_err(|e| AppError::new(ErrorCode::Storage, e.to_string()))
+            .and_then(|r| local.insert_review(id, r))
+    });
+    let failure = match inserted {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(format!(
+            "its review document could not be saved ({})",
+            e.message
+        )),
+        Err(p) => Some(format!(
+            "saving its review document made the document library fail ({p})"
+        )),
+    };
+    if let Some(why) = failure {
+        leave_out(&mut local, conn, id, why);
+        return Ok(None);
+    }
+    app.received_from_server();
+    let state = conn.states.entry(id).or_default();
+    if let Err(e) = local.store.put_sync_state(id, &conn.peer, &state.encode()) {
+        tracing::warn!("sync: could not keep the sync state of {id}: {e}");
+    }
+    let shared = state.shared_heads.clone();
+    local.count_pending(id, &shared);
+    let reply = match local.synced(id) {
+        Ok(r) => guarded(|| r.generate(state)),
         Err(e) => Err(AppError::from(e).message),
     };
     match reply {
@@ -843,7 +995,7 @@ fn is_whole(state: &sync::State, doc: &mut AutoCommit) -> bool {
 }
 
 /// Whether the server's last word says it holds all we hold, and we all it holds.
-fn in_step(state: &sync::State, insp: &mut Inspection) -> bool {
+fn in_step(state: &sync::State, insp: &mut dyn local::Synced) -> bool {
     let Some(theirs) = &state.their_heads else {
         return false;
     };
@@ -859,15 +1011,16 @@ fn in_step(state: &sync::State, insp: &mut Inspection) -> bool {
 fn report(app: &App, conn: &mut Conn) {
     let Ok(mut local) = app.local() else { return };
     let mut all = conn.fetching.is_empty() && conn.failed.is_empty();
-    for id in local.ids().unwrap_or_default() {
-        if conn.skipped.contains(&id) {
+    let refused = local.refusals();
+    for id in local.synced_ids().unwrap_or_default() {
+        if conn.skipped.contains(&id) || refused.contains_key(&id) {
             continue;
         }
         let Some(state) = conn.states.get(&id) else {
             all = false;
             continue;
         };
-        match local.try_doc(id) {
+        match local.synced(id) {
             Ok(insp) => all &= in_step(state, insp),
             // Never synced, never shown: not this device's to sync until updated.
             Err(Unopenable::Checklist(_) | Unopenable::Missing(_)) => {}
@@ -878,6 +1031,7 @@ fn report(app: &App, conn: &mut Conn) {
     let changes = local.pending_total(&conn.peer);
     let (photos, bytes) = local.pending_photos();
     app.report_damaged(&local);
+    app.report_refused(&local);
     drop(local);
     let hub = &app.inner().hub;
     hub.set_doc_problem(problem_report(&conn.failed));

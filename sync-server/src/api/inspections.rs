@@ -6,9 +6,6 @@
 //! trust lead changing a state) gets 403 before the id is even looked up, so a 403 never
 //! tells that an id exists.
 
-use std::sync::Arc;
-
-use automerge::ActorId;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -16,15 +13,15 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-use wardcheck_core::inspection::{Inspection, InspectionView, Stamp};
-use wardcheck_core::response::{ResponseView, TrustResponse};
+use wardcheck_core::inspection::{InspectionView, Stamp, TeamRole};
+use wardcheck_core::response::ResponseView;
 
-use super::edit::{blocking, edit_inspection, load_doc};
+use super::documents::{blocking, edit_inspection, inspection_view, response_view};
 use super::{JsonBody, audit};
 use crate::auth::Caller;
 use crate::error::AppError;
 use crate::inspections::{self, CreateError, CreateInspection};
-use crate::storage::{DocAccess, DocKind, InspectionQuery, InspectionRecord, Role, Storage};
+use crate::storage::{AsideRow, DocAccess, DocKind, InspectionQuery, InspectionRecord, Role};
 use crate::{AppState, access, limits};
 
 /// `GET /api/v1/inspections` query.
@@ -53,12 +50,20 @@ pub(super) struct Detail {
     inspection: Option<InspectionView>,
     /// The trust response document's view; null for a caller with no right to it.
     trust_response: Option<ResponseView>,
+    /// For reviewers: stored rows of the inspection's documents that no longer loaded and
+    /// were set aside when the document was rebuilt (kept, never deleted). Absent for
+    /// everyone else.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    set_aside: Option<Vec<AsideRow>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AssignBody {
     user: String,
+    /// `lead_inspector` or `inspector`; the first assigned leads when none is given.
+    #[serde(default)]
+    role: Option<TeamRole>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -167,37 +172,42 @@ pub(super) async fn get_one(
     Path(id): Path<String>,
 ) -> Result<Json<Detail>, AppError> {
     let record = visible(&state, &caller, &id).await?;
-    let right = |doc, kind| {
-        access::doc_right(
-            &caller.user,
-            &DocAccess {
-                doc,
-                kind,
-                inspection: record.clone(),
-            },
-        )
+    let read_inspection = access::can_read_view(&caller.user, &record);
+    let read_response = access::doc_right(
+        &caller.user,
+        &DocAccess {
+            doc: record.response_doc,
+            kind: DocKind::TrustResponse,
+            inspection: record.clone(),
+        },
+    )
+    .can_read();
+    let inspection = if read_inspection {
+        Some(inspection_view(&state, &caller, &record).await?)
+    } else {
+        None
     };
-    let read_inspection = right(record.id, DocKind::Inspection).can_read();
-    let read_response = right(record.response_doc, DocKind::TrustResponse).can_read();
-    let storage = state.storage.clone();
-    let rec = record.clone();
-    let (inspection, trust_response) = blocking(move || {
-        let inspection = if read_inspection {
-            Some(inspection_view(&*storage, &rec)?)
-        } else {
-            None
-        };
-        let response = if read_response {
-            let mut doc = load_doc(&*storage, rec.response_doc)?;
-            let r =
-                TrustResponse::load(&doc.save(), ActorId::random()).map_err(AppError::internal)?;
-            Some(r.view().map_err(AppError::internal)?)
-        } else {
-            None
-        };
-        Ok((inspection, response))
-    })
-    .await?;
+    let trust_response = if read_response {
+        Some(response_view(&state, &record).await?)
+    } else {
+        None
+    };
+    let set_aside = if matches!(caller.user.role, Role::Reviewer) {
+        let storage = state.storage.clone();
+        let docs = [record.id, record.response_doc, record.review_doc];
+        Some(
+            blocking(move || {
+                let mut rows = Vec::new();
+                for d in docs {
+                    rows.extend(storage.set_aside(d)?);
+                }
+                Ok(rows)
+            })
+            .await?,
+        )
+    } else {
+        None
+    };
     if inspection.is_some() {
         audit(
             &state,
@@ -216,6 +226,7 @@ pub(super) async fn get_one(
         record,
         inspection,
         trust_response,
+        set_aside,
     }))
 }
 
@@ -261,18 +272,40 @@ pub(super) async fn assign(
         return Err(forbidden(&state, &caller, "inspections", "assign inspections").await);
     }
     let rec = visible(&state, &caller, &id).await?;
-    let AssignBody { user } = body.parse()?;
+    let AssignBody { user, role } = body.parse()?;
     let storage = state.storage.clone();
     let id = rec.id;
+    let role = role.unwrap_or(if rec.lead.is_none() {
+        TeamRole::LeadInspector
+    } else {
+        TeamRole::Inspector
+    });
     let rec = blocking(move || {
-        if storage.user_by_name(&user)?.is_none() {
+        match storage.user_by_name(&user)? {
+            Some(u) if u.role == Role::Inspector => {}
+            Some(_) => {
+                return Err(AppError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "not_an_inspector",
+                    format!("{user:?} is not an inspector: only inspectors join a team"),
+                ));
+            }
+            None => {
+                return Err(AppError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "unknown_user",
+                    format!("no user {user:?} to assign"),
+                ));
+            }
+        }
+        if role == TeamRole::Reviewer {
             return Err(AppError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "unknown_user",
-                format!("no user {user:?} to assign"),
+                "invalid_field",
+                "a team role is lead_inspector or inspector",
             ));
         }
-        storage.assign(id, &user)?;
+        storage.assign(id, &user, role)?;
         storage.inspection(id)?.ok_or_else(AppError::not_found)
     })
     .await?;
@@ -347,19 +380,13 @@ async fn change_state_in_doc(
     to: wardcheck_core::inspection::State,
 ) -> Result<InspectionRecord, AppError> {
     let stamp = Stamp::new(caller.user.name.clone(), chrono::Utc::now());
-    edit_inspection(state, rec, move |insp| insp.change_state(to, &stamp)).await
-}
-
-pub(super) fn inspection_view(
-    storage: &dyn Storage,
-    rec: &InspectionRecord,
-) -> Result<InspectionView, AppError> {
-    let doc = load_doc(storage, rec.id)?;
-    let checklist: Arc<_> =
-        inspections::pinned_checklist(storage, rec).map_err(AppError::internal)?;
-    Inspection::from_doc(doc, checklist)
-        .and_then(|i| i.view())
-        .map_err(AppError::internal)
+    let id = rec.id;
+    edit_inspection(state, caller, &rec, move |insp| {
+        insp.change_state(to, &stamp)
+    })
+    .await?;
+    let storage = state.storage.clone();
+    blocking(move || storage.inspection(id)?.ok_or_else(AppError::not_found)).await
 }
 
 fn create_error(e: CreateError) -> AppError {

@@ -9,16 +9,15 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use uuid::Uuid;
-use wardcheck_core::inspection::Inspection;
 
 use super::audit;
 use crate::AppState;
 use crate::access;
 use crate::auth::Caller;
 use crate::error::AppError;
-use crate::inspections::{self, encode_heads};
+use crate::inspections;
 use crate::join::{Join, TrustSummary};
-use crate::storage::{DocAccess, DocKind, InspectionRecord, StorageError};
+use crate::storage::InspectionRecord;
 
 fn target(id: Uuid) -> String {
     format!("inspection:{id}")
@@ -38,15 +37,7 @@ async fn readable(
     };
     match found {
         Some(rec) => {
-            let right = access::doc_right(
-                &caller.user,
-                &DocAccess {
-                    doc: rec.id,
-                    kind: DocKind::Inspection,
-                    inspection: rec.clone(),
-                },
-            );
-            if !right.can_read() {
+            if !access::can_read_view(&caller.user, &rec) {
                 audit(state, Some(caller), "denied", &target(rec.id), "denied").await;
                 return Err(AppError::not_found());
             }
@@ -68,26 +59,13 @@ pub(super) async fn get_join(
     Path(id): Path<String>,
 ) -> Result<Json<Join>, AppError> {
     let rec = readable(&state, &caller, &id).await?;
+    // The view carries the record's trust and sites: the join reads the telemetry of the
+    // trust the server assigned the inspection to, whatever its document says.
+    let view = super::documents::inspection_view(&state, &caller, &rec).await?;
     let storage = state.storage.clone();
     let r = rec.clone();
     let join = tokio::task::spawn_blocking(move || -> Result<Join, AppError> {
-        let stored = storage.load_doc(r.id)?.ok_or_else(|| {
-            AppError::internal(format!("document {} has a record but no data", r.id))
-        })?;
-        let mut doc = automerge::AutoCommit::load(&stored.snapshot).map_err(AppError::internal)?;
-        for change in &stored.changes {
-            doc.load_incremental(change).map_err(AppError::internal)?;
-        }
-        if encode_heads(&doc.get_heads()) != stored.heads {
-            return Err(AppError::internal(StorageError::Corrupt(format!(
-                "document {} does not reach its stored heads",
-                r.id
-            ))));
-        }
         let checklist = inspections::pinned_checklist(&*storage, &r).map_err(AppError::internal)?;
-        let view = Inspection::from_doc(doc, checklist.clone())
-            .and_then(|i| i.view())
-            .map_err(AppError::internal)?;
         Ok(storage.join_telemetry(&view, &checklist)?)
     })
     .await??;

@@ -1,6 +1,6 @@
 //! The JSON API for dashboards: inspections listed, read, created, assigned, shared and
 //! moved through their life; reviewers' comments and sign-offs and trust leads'
-//! responses (`review`, written through `edit`, the API's one path into a document); the
+//! responses (`review`, written through `documents`, the API's one path into a document); the
 //! telemetry join and summary; and the OpenAPI document that describes every route.
 //!
 //! Each handler extracts its input, asks [`crate::access`], calls one function of
@@ -16,7 +16,7 @@
 //! A resource the caller may not see and one that does not exist get the same 404
 //! (`AppError::not_found`), so ids cannot be probed.
 
-mod edit;
+mod documents;
 mod inspections;
 mod join;
 mod review;
@@ -58,6 +58,10 @@ pub fn routes() -> Router<AppState> {
             get(join::get_summary),
         )
         .route("/api/v1/inspections/{id}/comments", post(review::comment))
+        .route(
+            "/api/v1/inspections/{id}/comments/{comment}/release",
+            post(review::release),
+        )
         .route("/api/v1/inspections/{id}/signoffs", post(review::sign_off))
         .route(
             "/api/v1/inspections/{id}/responses/{finding}",
@@ -185,6 +189,7 @@ pub(crate) async fn audit(
                 .collect(),
             from: caller.map_or_else(|| "-".to_owned(), |c| c.from.clone()),
             outcome: outcome.to_owned(),
+            detail: None,
         })
         .await;
 }

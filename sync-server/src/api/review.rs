@@ -2,7 +2,10 @@
 //! document, and trust leads' responses to findings in the trust response document.
 //!
 //! - `POST /api/v1/inspections/{id}/comments`: a reviewer's comment on the inspection,
-//!   one of its items, findings or sampled devices.
+//!   one of its items, findings or sampled devices, in the review document (the trust
+//!   never reads it);
+//! - `POST /api/v1/inspections/{id}/comments/{comment}/release`: a reviewer releases a
+//!   comment to the trust, whose lead then reads it (and only the released ones).
 //! - `POST /api/v1/inspections/{id}/signoffs`: a reviewer's sign-off of a submitted
 //!   inspection (moving it on, to the trust or back to the inspector, is `.../state`).
 //! - `PUT /api/v1/inspections/{id}/responses/{finding}`: the trust lead's response to one
@@ -25,10 +28,12 @@ use uuid::Uuid;
 use wardcheck_core::inspection::{
     Comment, CommentTarget, MAX_TEXT_CHARS, Signoff, SignoffRole, Stamp,
 };
-use wardcheck_core::response::{ResponseView, TrustResponse};
+use wardcheck_core::response::ResponseView;
 
-use super::edit::{blocking, edit_inspection, edit_response};
-use super::inspections::{forbidden, inspection_view, target, visible};
+use super::documents::{
+    edit_inspection, edit_response, edit_review, inspection_view, response_view,
+};
+use super::inspections::{forbidden, target, visible};
 use super::{JsonBody, audit};
 use crate::auth::Caller;
 use crate::error::AppError;
@@ -93,16 +98,41 @@ pub(super) async fn comment(
         text,
     } = body.parse()?;
     let what = target(rec.id);
+    // The review document names findings and devices of the inspection document: they
+    // must be there (an item is checked against the checklist by core).
+    if matches!(about, CommentTarget::Finding(_) | CommentTarget::Device(_)) {
+        let view = inspection_view(&state, &caller, &rec).await?;
+        let known = match &about {
+            CommentTarget::Finding(f) => view.findings.iter().any(|x| x.id == *f),
+            CommentTarget::Device(d) => view.devices.iter().any(|x| x.id == *d),
+            _ => true,
+        };
+        if !known {
+            let e = AppError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_target",
+                format!("the inspection has no {about:?}"),
+            );
+            return audited(&state, &caller, &what, "comment", Err(e)).await;
+        }
+    }
     let comment = Comment {
         id: Uuid::new_v4(),
         target: about,
         text,
         by: caller.user.name.clone(),
         at: chrono::Utc::now(),
+        released: None,
     };
     let c = comment.clone();
-    let result = edit_inspection(&state, rec, move |insp| {
-        insp.comment(c.id, c.target, &c.text, &Stamp::new(c.by, c.at))
+    let result = edit_review(&state, &caller, &rec, move |review, checklist| {
+        review.comment(
+            c.id,
+            c.target,
+            &c.text,
+            Some(checklist),
+            &Stamp::new(c.by, c.at),
+        )
     })
     .await;
     audited(&state, &caller, &what, "comment", result).await?;
@@ -129,7 +159,7 @@ pub(super) async fn sign_off(
         at: chrono::Utc::now(),
     };
     let s = signoff.clone();
-    let result = edit_inspection(&state, rec, move |insp| {
+    let result = edit_inspection(&state, &caller, &rec, move |insp| {
         insp.sign_off(s.id, s.role, &s.statement, &Stamp::new(s.by, s.at))
     })
     .await;
@@ -194,9 +224,7 @@ pub(super) async fn respond(
     // The inspection must hold the finding: a response to nothing would show nowhere.
     let finding_id = match finding.parse::<Uuid>() {
         Ok(f) => {
-            let storage = state.storage.clone();
-            let r = rec.clone();
-            let view = blocking(move || inspection_view(&*storage, &r)).await?;
+            let view = inspection_view(&state, &caller, &rec).await?;
             view.findings.iter().any(|x| x.id == f).then_some(f)
         }
         Err(_) => None,
@@ -205,14 +233,62 @@ pub(super) async fn respond(
         return audited(&state, &caller, &what, "respond", Err(unknown_finding())).await;
     };
     let stamp = Stamp::new(caller.user.name.clone(), chrono::Utc::now());
-    let result = edit_response(&state, &rec, move |r| r.respond(finding_id, &text, &stamp))
-        .await
-        .and_then(|r: TrustResponse| r.view().map_err(AppError::internal));
+    let result = match edit_response(&state, &caller, &rec, move |r| {
+        r.respond(finding_id, &text, &stamp)
+    })
+    .await
+    {
+        Ok(()) => response_view(&state, &rec).await,
+        Err(e) => Err(e),
+    };
     let view = audited(&state, &caller, &what, "respond", result).await?;
     Ok(Json(Responded {
         finding: finding_id,
         trust_response: view,
     }))
+}
+
+/// `POST .../comments/{comment}/release`: the comment as it now stands (with who released
+/// it). Reviewers only; a comment the review document does not hold is 404
+/// `unknown_comment`.
+pub(super) async fn release(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, comment)): Path<(String, String)>,
+) -> Result<Json<Comment>, AppError> {
+    if !access::can_review(&caller.user) {
+        return Err(forbidden(
+            &state,
+            &caller,
+            "inspections",
+            "release comments to a trust",
+        )
+        .await);
+    }
+    let rec = visible(&state, &caller, &id).await?;
+    let what = target(rec.id);
+    let unknown = || {
+        AppError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_comment",
+            format!("the inspection has no comment {comment:?}"),
+        )
+    };
+    let Ok(cid) = comment.parse::<Uuid>() else {
+        return audited(&state, &caller, &what, "release", Err(unknown())).await;
+    };
+    let stamp = Stamp::new(caller.user.name.clone(), chrono::Utc::now());
+    let result = edit_review(&state, &caller, &rec, move |review, _| {
+        review.release(cid, &stamp)
+    })
+    .await;
+    audited(&state, &caller, &what, "release", result).await?;
+    let view = super::documents::review_view(&state, &rec).await?;
+    view.comments
+        .into_iter()
+        .find(|c| c.id == cid)
+        .map(Json)
+        .ok_or_else(unknown)
 }
 
 fn response_target(doc: Uuid) -> String {

@@ -25,10 +25,11 @@ use wardcheck_core::inspection::{
 };
 use wardcheck_core::photo;
 use wardcheck_core::response::TrustResponse;
+use wardcheck_core::review::Review;
 
 use super::telemetry::anchors;
 use crate::inspections::encode_heads;
-use crate::storage::{InspectionRecord, Storage, StoredDoc};
+use crate::storage::{DocKind, InspectionRecord, SERVER_AUTHOR, Storage, StoredDoc};
 
 /// The checklist every demo inspection follows.
 pub const CHECKLIST: &str = "cqc-onsite-cyber";
@@ -128,6 +129,10 @@ pub fn create_all(storage: &dyn Storage, today: NaiveDate) -> Result<Outcome> {
 struct Writer {
     insp: Inspection,
     response: TrustResponse,
+    review: Review,
+    /// Each author's own actor (bound to them when the inspection is stored), as each
+    /// would write on their own device.
+    actors: std::collections::BTreeMap<String, ActorId>,
     clock: DateTime<Utc>,
     storage_photos: Vec<photo::ProcessedPhoto>,
     trust: &'static str,
@@ -136,6 +141,14 @@ struct Writer {
 impl Writer {
     fn at(&mut self, by: &str) -> Stamp {
         self.clock += Duration::minutes(7);
+        let actor = self
+            .actors
+            .entry(by.to_owned())
+            .or_insert_with(ActorId::random)
+            .clone();
+        self.insp.set_actor(actor.clone());
+        self.response.set_actor(actor.clone());
+        self.review.set_actor(actor);
         Stamp::new(by, self.clock)
     }
 
@@ -213,7 +226,9 @@ impl Writer {
     fn comment(&mut self, n: u128, by: &str, target: CommentTarget, text: &str) -> Result<()> {
         let id = Uuid::from_u128(0xc0e0_0000_0000_4000_8000_0000_0000_0000 | n);
         let s = self.at(by);
-        self.insp.comment(id, target, text, &s)?;
+        let checklist = self.insp.checklist().clone();
+        self.review
+            .comment(id, target, text, Some(&checklist), &s)?;
         Ok(())
     }
 
@@ -290,10 +305,14 @@ fn create(
         actor.clone(),
         &created,
     )?;
-    let response = TrustResponse::create(plan.id, actor, &created)?;
+    let response = TrustResponse::create(plan.id, actor.clone(), &created)?;
+    let review = Review::create(plan.id, actor.clone(), &created)?;
+    storage.bind_actor(actor.to_bytes(), SERVER_AUTHOR, None, created.at)?;
     let mut w = Writer {
         insp,
         response,
+        review,
+        actors: Default::default(),
         clock: start.and_hms_opt(8, 30, 0).expect("a time").and_utc(),
         storage_photos: Vec::new(),
         trust: plan.trust,
@@ -330,18 +349,24 @@ fn create(
         created_at: created.at,
         created_by: "demo-data".into(),
         assignees: vec!["ann".into()],
+        review_doc: Uuid::from_u128(plan.id.as_u128() ^ 0x0000_0000_0000_0000_0000_0000_0002_0000),
+        lead: Some("ann".into()),
+        history_holds_comments: false,
     };
-    let insp_doc = StoredDoc {
-        heads: encode_heads(&w.insp.heads()),
-        snapshot: w.insp.save(),
-        changes: vec![],
-    };
-    let resp_doc = StoredDoc {
-        heads: encode_heads(&w.response.heads()),
-        snapshot: w.response.save(),
-        changes: vec![],
-    };
-    storage.create_inspection(&record, &insp_doc, &resp_doc)?;
+    for (user, actor) in &w.actors {
+        storage.bind_actor(actor.to_bytes(), user, None, created.at)?;
+    }
+    let insp_doc = StoredDoc::new(w.insp.save(), encode_heads(&w.insp.heads()));
+    let resp_doc = StoredDoc::new(w.response.save(), encode_heads(&w.response.heads()));
+    let review_doc = StoredDoc::new(w.review.save(), encode_heads(&w.review.heads()));
+    storage.create_inspection(
+        &record,
+        &[
+            (record.id, DocKind::Inspection, &insp_doc),
+            (record.response_doc, DocKind::TrustResponse, &resp_doc),
+            (record.review_doc, DocKind::Review, &review_doc),
+        ],
+    )?;
     let mut hashes: Vec<String> = view
         .responses
         .values()

@@ -13,7 +13,9 @@ pub mod sqlite;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-use wardcheck_core::inspection::State;
+use wardcheck_core::inspection::{State, TeamRole};
+
+pub use wardcheck_core::policy::DocKind;
 
 pub use sqlite::SqliteStorage;
 
@@ -21,6 +23,8 @@ pub use sqlite::SqliteStorage;
 pub enum StorageError {
     #[error("{0} already exists")]
     Exists(String),
+    #[error("{0}")]
+    Limit(String),
     #[error("{0} not found")]
     NotFound(String),
     #[error("stored data is damaged: {0}")]
@@ -80,24 +84,6 @@ pub struct Device {
     pub revoked: bool,
 }
 
-/// Which of an inspection's two documents a document is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DocKind {
-    Inspection,
-    /// The trust's response document: written by the trust lead.
-    TrustResponse,
-}
-
-impl DocKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DocKind::Inspection => "inspection",
-            DocKind::TrustResponse => "trust_response",
-        }
-    }
-}
-
 /// An inspection's facts that access decisions and listings need, kept in columns
 /// so that a decision never loads a document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -110,10 +96,62 @@ pub struct InspectionRecord {
     pub checklist_sha256: String,
     pub state: State,
     pub response_doc: Uuid,
+    /// The review document: comments between inspectors and reviewers (never the
+    /// trust's).
+    pub review_doc: Uuid,
     pub shared_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub created_by: String,
+    /// The inspectors assigned, by user name, sorted.
     pub assignees: Vec<String>,
+    /// The assignee the team names as its lead inspector.
+    pub lead: Option<String>,
+    /// The inspection document's history still holds internal comments (kept in it
+    /// before review documents existed, moved out by the migration): its trust lead reads
+    /// it only through the API's views, never by sync.
+    pub history_holds_comments: bool,
+}
+
+impl InspectionRecord {
+    /// The user's place on the inspection's team, if assigned.
+    pub fn team_role(&self, user: &str) -> Option<TeamRole> {
+        if !self.assignees.iter().any(|a| a == user) {
+            return None;
+        }
+        Some(if self.lead.as_deref() == Some(user) {
+            TeamRole::LeadInspector
+        } else {
+            TeamRole::Inspector
+        })
+    }
+}
+
+/// Who an Automerge actor writes for: the user it is bound to, and the device that bound
+/// it (none for the server's own, made on a user's behalf).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActorBinding {
+    pub actor: String,
+    pub user: String,
+    pub device: Option<i64>,
+    pub bound_at: DateTime<Utc>,
+    /// The device was revoked, or the user disabled, since.
+    pub revoked: bool,
+}
+
+/// The user name actors of the server's own changes (documents it makes, migrations)
+/// are bound to. Not a valid user name, so no one can sign in as it.
+pub const SERVER_AUTHOR: &str = "@server";
+
+/// A stored row set aside because it could no longer be loaded: kept, never deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AsideRow {
+    /// `snapshot`, `previous_snapshot`, `change` or `compacted`.
+    pub kind: String,
+    /// The row's place among the document's changes (none for a snapshot).
+    pub seq: Option<i64>,
+    pub bytes: usize,
+    pub reason: String,
+    pub at: DateTime<Utc>,
 }
 
 /// A document's access facts: its kind and its inspection.
@@ -130,7 +168,45 @@ pub struct DocAccess {
 pub struct StoredDoc {
     pub snapshot: Vec<u8>,
     pub changes: Vec<Vec<u8>>,
+    /// Each change row's `seq`, in the order of `changes`.
+    pub change_seqs: Vec<i64>,
+    /// The hashes of the changes each row holds (32 bytes each), where recorded: a
+    /// rebuild takes from a row only the changes that were stored in it.
+    pub change_hashes: Vec<Option<Vec<u8>>>,
     pub heads: Vec<u8>,
+}
+
+impl StoredDoc {
+    /// A new document: one snapshot and its heads.
+    pub fn new(snapshot: Vec<u8>, heads: Vec<u8>) -> Self {
+        StoredDoc {
+            snapshot,
+            changes: Vec::new(),
+            change_seqs: Vec::new(),
+            change_hashes: Vec::new(),
+            heads,
+        }
+    }
+}
+
+/// What is kept of a document from before its last compaction, for rebuilding it when
+/// the current snapshot is damaged: the previous snapshot and the change rows folded
+/// into the current one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PreviousDoc {
+    pub snapshot: Option<Vec<u8>>,
+    pub changes: Vec<Vec<u8>>,
+    pub change_hashes: Vec<Option<Vec<u8>>>,
+}
+
+/// What a rebuild of a damaged document writes, in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rebuilt {
+    /// The rebuilt document, checked to load back to `heads`.
+    pub snapshot: Vec<u8>,
+    pub heads: Vec<u8>,
+    /// Rows that no longer load, moved aside: (kind, seq, bytes, why).
+    pub aside: Vec<(String, Option<i64>, Vec<u8>, String)>,
 }
 
 /// A photo upload: complete once its bytes hash to its id and decode as an image.
@@ -174,6 +250,10 @@ pub struct AuditEvent {
     pub from: String,
     /// "ok", "denied", "error", or a short reason code.
     pub outcome: String,
+    /// What more there is to say, never content: e.g. the actor and change a refusal
+    /// was about, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// A published checklist file, kept so inspections can pin it.
@@ -217,29 +297,64 @@ pub trait Storage:
     fn touch_device(&self, id: i64, now: DateTime<Utc>) -> Result<()>;
     fn list_devices(&self) -> Result<Vec<Device>>;
     fn revoke_device(&self, id: i64) -> Result<()>;
+    /// Binds an Automerge actor to the user it writes for (and the device that binds it,
+    /// if any). Binding again to the same user changes nothing; an actor bound to another
+    /// user is refused (`Exists`), and so is a device past
+    /// [`crate::limits::MAX_ACTORS_PER_DEVICE`] (`Limit`).
+    fn bind_actor(
+        &self,
+        actor: &[u8],
+        user: &str,
+        device: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    fn actor_binding(&self, actor: &[u8]) -> Result<Option<ActorBinding>>;
     /// Whether the device is still signed in: not revoked, and its user not disabled.
     fn device_live(&self, id: i64) -> Result<bool>;
 
     // inspections and documents
-    /// Stores a new inspection with its two documents, in one transaction.
+    /// Stores a new inspection with its documents (each id, kind and data), in one
+    /// transaction.
     fn create_inspection(
         &self,
         record: &InspectionRecord,
-        inspection_doc: &StoredDoc,
-        response_doc: &StoredDoc,
+        docs: &[(Uuid, DocKind, &StoredDoc)],
     ) -> Result<()>;
     fn inspection(&self, id: Uuid) -> Result<Option<InspectionRecord>>;
     fn list_inspections(&self, query: &InspectionQuery) -> Result<Vec<InspectionRecord>>;
-    fn assign(&self, inspection: Uuid, user_name: &str) -> Result<()>;
+    /// Assigns a user to the inspection's team; as its lead, the previous lead stays
+    /// on the team as an inspector.
+    fn assign(&self, inspection: Uuid, user_name: &str, role: TeamRole) -> Result<()>;
     fn share(&self, inspection: Uuid, now: DateTime<Utc>) -> Result<()>;
     /// Keeps the state column in step with the document.
     fn set_state(&self, inspection: Uuid, state: State) -> Result<()>;
     fn doc_access(&self, doc: Uuid) -> Result<Option<DocAccess>>;
     fn load_doc(&self, doc: Uuid) -> Result<Option<StoredDoc>>;
-    /// Appends change chunks and records the new heads, in one transaction.
-    fn append_changes(&self, doc: Uuid, changes: &[u8], heads: &[u8]) -> Result<()>;
-    /// Replaces the snapshot and drops the changes it covers, in one transaction.
+    /// Appends change chunks (with the hashes of the changes they hold) and records the
+    /// new heads, in one transaction.
+    fn append_changes(&self, doc: Uuid, changes: &[u8], hashes: &[u8], heads: &[u8]) -> Result<()>;
+    /// Replaces the snapshot with one that covers the changes, in one transaction: the
+    /// old snapshot and those changes are kept as the previous ones ([`PreviousDoc`]),
+    /// replacing what was kept before.
     fn compact(&self, doc: Uuid, snapshot: &[u8], heads: &[u8]) -> Result<()>;
+    fn previous_doc(&self, doc: Uuid) -> Result<PreviousDoc>;
+    /// Writes a rebuilt document and sets aside the rows that no longer load.
+    fn write_rebuilt(&self, doc: Uuid, rebuilt: &Rebuilt, now: DateTime<Utc>) -> Result<()>;
+    /// The rows of a document set aside, oldest first.
+    fn set_aside(&self, doc: Uuid) -> Result<Vec<AsideRow>>;
+    /// Adds a review document to an inspection that had none (the migration), in one
+    /// transaction with the change that moves the comments out of its inspection
+    /// document.
+    fn add_review_doc(
+        &self,
+        inspection: Uuid,
+        review: Uuid,
+        stored: &StoredDoc,
+        inspection_changes: Option<(&[u8], &[u8])>,
+        history_holds_comments: bool,
+    ) -> Result<()>;
+    /// Inspections with no review document yet (from before review documents).
+    fn without_review_doc(&self) -> Result<Vec<Uuid>>;
     fn change_rows(&self, doc: Uuid) -> Result<i64>;
     fn sync_state(&self, doc: Uuid, peer: &str) -> Result<Option<Vec<u8>>>;
     fn put_sync_state(&self, doc: Uuid, peer: &str, state: &[u8]) -> Result<()>;

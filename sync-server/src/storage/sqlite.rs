@@ -9,7 +9,7 @@ use std::sync::{Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
-use wardcheck_core::inspection::State;
+use wardcheck_core::inspection::{State, TeamRole};
 
 use super::*;
 
@@ -117,6 +117,50 @@ CREATE TABLE blob_uploaders (
 -- pruned (`Storage::prune_partial_blobs`). Uploads in progress now count from now.
 ALTER TABLE blobs ADD COLUMN touched_at TEXT;
 UPDATE blobs SET touched_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE complete = 0;
+",
+    "
+-- The Automerge actors each user writes with: a change is accepted only from an actor
+-- bound to a user allowed to make it. `device` is null for the server's own actors.
+CREATE TABLE actors (
+    actor BLOB PRIMARY KEY,
+    user_name TEXT NOT NULL,
+    device INTEGER REFERENCES devices(id),
+    bound_at TEXT NOT NULL
+);
+CREATE INDEX actors_device ON actors(device);
+-- The team: one lead inspector per inspection (the first assigned, for inspections
+-- from before teams had roles).
+ALTER TABLE assignments ADD COLUMN role TEXT NOT NULL DEFAULT 'inspector';
+UPDATE assignments SET role = 'lead_inspector'
+ WHERE rowid IN (SELECT min(rowid) FROM assignments GROUP BY inspection);
+-- The review document (made for older inspections when the data folder opens), and
+-- whether the inspection document's history still holds the comments moved out of it.
+ALTER TABLE inspections ADD COLUMN review_doc TEXT;
+ALTER TABLE inspections ADD COLUMN history_holds_comments INTEGER NOT NULL DEFAULT 0;
+-- What a compaction replaced, kept until the next one: a damaged snapshot is rebuilt
+-- from these.
+ALTER TABLE documents ADD COLUMN prev_snapshot BLOB;
+CREATE TABLE compacted (
+    doc_id TEXT NOT NULL REFERENCES documents(doc_id),
+    seq INTEGER NOT NULL,
+    bytes BLOB NOT NULL,
+    PRIMARY KEY (doc_id, seq)
+);
+-- Rows that no longer loaded, moved out of the way of a rebuild: never deleted.
+CREATE TABLE set_aside (
+    id INTEGER PRIMARY KEY,
+    doc_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    seq INTEGER,
+    bytes BLOB NOT NULL,
+    reason TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX set_aside_doc ON set_aside(doc_id);
+ALTER TABLE audit ADD COLUMN detail TEXT;
+-- The hashes of the changes each row holds: a rebuild takes from a row only those.
+ALTER TABLE changes ADD COLUMN hashes BLOB;
+ALTER TABLE compacted ADD COLUMN hashes BLOB;
 ",
 ];
 
@@ -244,7 +288,11 @@ const INSPECTION_COLUMNS: &str = "i.id, i.trust, i.sites, i.checklist_id, i.chec
     i.checklist_sha256, i.state, i.response_doc, i.shared_at, i.created_at, i.created_by,
     (SELECT group_concat(user_name, char(31)) FROM
         (SELECT user_name FROM assignments a WHERE a.inspection = i.id ORDER BY user_name))
-    AS assignees";
+    AS assignees,
+    i.review_doc,
+    (SELECT user_name FROM assignments a WHERE a.inspection = i.id AND a.role = 'lead_inspector')
+    AS lead,
+    i.history_holds_comments";
 
 fn inspection_row(r: &Row<'_>) -> rusqlite::Result<InspectionRecord> {
     let id: String = r.get(0)?;
@@ -268,6 +316,15 @@ fn inspection_row(r: &Row<'_>) -> rusqlite::Result<InspectionRecord> {
         assignees: assignees
             .map(|s| s.split('\u{1f}').map(str::to_owned).collect())
             .unwrap_or_default(),
+        // Null only between the schema migration and the document migration that runs
+        // right after it when the data folder opens.
+        review_doc: r
+            .get::<_, Option<String>>(12)?
+            .map(|s| s.parse().map_err(bad))
+            .transpose()?
+            .unwrap_or_else(Uuid::nil),
+        lead: r.get(13)?,
+        history_holds_comments: r.get(14)?,
     })
 }
 
@@ -418,18 +475,89 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
+    fn bind_actor(
+        &self,
+        actor: &[u8],
+        user: &str,
+        device: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let bound: Option<String> = tx
+            .query_row(
+                "SELECT user_name FROM actors WHERE actor = ?1",
+                params![actor],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match bound {
+            Some(u) if u == user => return Ok(()),
+            Some(_) => {
+                return Err(StorageError::Exists(format!(
+                    "actor {} is bound to another user",
+                    hex::encode(actor)
+                )));
+            }
+            None => {}
+        }
+        if let Some(d) = device {
+            let n: i64 = tx.query_row(
+                "SELECT count(*) FROM actors WHERE device = ?1",
+                params![d],
+                |r| r.get(0),
+            )?;
+            if n as usize >= crate::limits::MAX_ACTORS_PER_DEVICE {
+                return Err(StorageError::Limit(format!(
+                    "a device may bind at most {} actors",
+                    crate::limits::MAX_ACTORS_PER_DEVICE
+                )));
+            }
+        }
+        tx.execute(
+            "INSERT INTO actors (actor, user_name, device, bound_at) VALUES (?1, ?2, ?3, ?4)",
+            params![actor, user, device, ts(now)],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn actor_binding(&self, actor: &[u8]) -> Result<Option<ActorBinding>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT a.user_name, a.device, a.bound_at,
+                        coalesce(d.revoked, 0) OR coalesce(u.disabled, 0)
+                   FROM actors a
+                   LEFT JOIN devices d ON d.id = a.device
+                   LEFT JOIN users u ON u.name = a.user_name
+                  WHERE a.actor = ?1",
+                params![actor],
+                |r| {
+                    Ok(ActorBinding {
+                        actor: hex::encode(actor),
+                        user: r.get(0)?,
+                        device: r.get(1)?,
+                        bound_at: parse_ts(&r.get::<_, String>(2)?)?,
+                        revoked: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
     fn create_inspection(
         &self,
         rec: &InspectionRecord,
-        insp: &StoredDoc,
-        resp: &StoredDoc,
+        docs: &[(Uuid, DocKind, &StoredDoc)],
     ) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let r = tx.execute(
             "INSERT INTO inspections (id, trust, sites, checklist_id, checklist_version,
-                checklist_sha256, state, response_doc, shared_at, created_at, created_by)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                checklist_sha256, state, response_doc, shared_at, created_at, created_by,
+                review_doc, history_holds_comments)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             params![
                 rec.id.to_string(),
                 rec.trust,
@@ -442,6 +570,8 @@ impl Storage for SqliteStorage {
                 rec.shared_at.map(ts),
                 ts(rec.created_at),
                 rec.created_by,
+                rec.review_doc.to_string(),
+                rec.history_holds_comments,
             ],
         );
         if let Err(e) = r {
@@ -450,19 +580,21 @@ impl Storage for SqliteStorage {
             }
             return Err(e.into());
         }
-        for (doc, kind, stored) in [
-            (rec.id, DocKind::Inspection, insp),
-            (rec.response_doc, DocKind::TrustResponse, resp),
-        ] {
+        for (doc, kind, stored) in docs {
             tx.execute(
                 "INSERT INTO documents (doc_id, kind, inspection, snapshot, heads) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![doc.to_string(), kind.as_str(), rec.id.to_string(), stored.snapshot, stored.heads],
             )?;
         }
         for user in &rec.assignees {
+            let role = if rec.lead.as_deref() == Some(user.as_str()) {
+                "lead_inspector"
+            } else {
+                "inspector"
+            };
             tx.execute(
-                "INSERT OR IGNORE INTO assignments (inspection, user_name) VALUES (?1, ?2)",
-                params![rec.id.to_string(), user],
+                "INSERT OR IGNORE INTO assignments (inspection, user_name, role) VALUES (?1, ?2, ?3)",
+                params![rec.id.to_string(), user, role],
             )?;
         }
         tx.commit()?;
@@ -500,15 +632,30 @@ impl Storage for SqliteStorage {
         Ok(rows)
     }
 
-    fn assign(&self, inspection: Uuid, user_name: &str) -> Result<()> {
-        let conn = self.conn();
+    fn assign(&self, inspection: Uuid, user_name: &str, role: TeamRole) -> Result<()> {
+        let mut conn = self.conn();
         if inspection_in(&conn, inspection)?.is_none() {
             return Err(not_found(format!("inspection {inspection}")));
         }
-        conn.execute(
-            "INSERT OR IGNORE INTO assignments (inspection, user_name) VALUES (?1, ?2)",
-            params![inspection.to_string(), user_name],
+        let tx = conn.transaction()?;
+        let id = inspection.to_string();
+        let role = match role {
+            TeamRole::LeadInspector => {
+                tx.execute(
+                    "UPDATE assignments SET role = 'inspector' WHERE inspection = ?1",
+                    params![id],
+                )?;
+                "lead_inspector"
+            }
+            _ => "inspector",
+        };
+        tx.execute(
+            "INSERT INTO assignments (inspection, user_name, role) VALUES (?1, ?2, ?3)
+             ON CONFLICT (inspection, user_name) DO UPDATE SET
+               role = CASE WHEN excluded.role = 'lead_inspector' THEN excluded.role ELSE role END",
+            params![id, user_name, role],
         )?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -546,11 +693,8 @@ impl Storage for SqliteStorage {
         let Some((kind, inspection)) = row else {
             return Ok(None);
         };
-        let kind = match kind.as_str() {
-            "inspection" => DocKind::Inspection,
-            "trust_response" => DocKind::TrustResponse,
-            other => return Err(StorageError::Corrupt(format!("document kind {other:?}"))),
-        };
+        let kind = DocKind::parse(&kind)
+            .ok_or_else(|| StorageError::Corrupt(format!("document kind {kind:?}")))?;
         let id: Uuid = inspection
             .parse()
             .map_err(|_| StorageError::Corrupt(format!("inspection id {inspection:?}")))?;
@@ -576,26 +720,29 @@ impl Storage for SqliteStorage {
         let Some((snapshot, heads)) = found else {
             return Ok(None);
         };
-        let mut stmt =
-            conn.prepare_cached("SELECT bytes FROM changes WHERE doc_id = ?1 ORDER BY seq")?;
-        let changes = stmt
-            .query_map(params![key], |r| r.get(0))?
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, bytes, hashes FROM changes WHERE doc_id = ?1 ORDER BY seq",
+        )?;
+        let rows: Vec<(i64, Vec<u8>, Option<Vec<u8>>)> = stmt
+            .query_map(params![key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<rusqlite::Result<_>>()?;
-        Ok(Some(StoredDoc {
-            snapshot,
-            changes,
-            heads,
-        }))
+        let mut out = StoredDoc::new(snapshot, heads);
+        for (seq, bytes, hashes) in rows {
+            out.change_seqs.push(seq);
+            out.changes.push(bytes);
+            out.change_hashes.push(hashes);
+        }
+        Ok(Some(out))
     }
 
-    fn append_changes(&self, doc: Uuid, changes: &[u8], heads: &[u8]) -> Result<()> {
+    fn append_changes(&self, doc: Uuid, changes: &[u8], hashes: &[u8], heads: &[u8]) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let key = doc.to_string();
         tx.execute(
-            "INSERT INTO changes (doc_id, seq, bytes)
-             VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM changes WHERE doc_id = ?1), ?2)",
-            params![key, changes],
+            "INSERT INTO changes (doc_id, seq, bytes, hashes)
+             VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM changes WHERE doc_id = ?1), ?2, ?3)",
+            params![key, changes, hashes],
         )?;
         let n = tx.execute(
             "UPDATE documents SET heads = ?2 WHERE doc_id = ?1",
@@ -612,9 +759,14 @@ impl Storage for SqliteStorage {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let key = doc.to_string();
+        tx.execute("DELETE FROM compacted WHERE doc_id = ?1", params![key])?;
+        tx.execute(
+            "INSERT INTO compacted (doc_id, seq, bytes, hashes) SELECT doc_id, seq, bytes, hashes FROM changes WHERE doc_id = ?1",
+            params![key],
+        )?;
         tx.execute("DELETE FROM changes WHERE doc_id = ?1", params![key])?;
         let n = tx.execute(
-            "UPDATE documents SET snapshot = ?2, heads = ?3 WHERE doc_id = ?1",
+            "UPDATE documents SET prev_snapshot = snapshot, snapshot = ?2, heads = ?3 WHERE doc_id = ?1",
             params![key, snapshot, heads],
         )?;
         if n == 0 {
@@ -622,6 +774,121 @@ impl Storage for SqliteStorage {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    fn previous_doc(&self, doc: Uuid) -> Result<PreviousDoc> {
+        let conn = self.conn();
+        let key = doc.to_string();
+        let snapshot: Option<Vec<u8>> = conn
+            .query_row(
+                "SELECT prev_snapshot FROM documents WHERE doc_id = ?1",
+                params![key],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        let mut stmt =
+            conn.prepare("SELECT bytes, hashes FROM compacted WHERE doc_id = ?1 ORDER BY seq")?;
+        let rows: Vec<(Vec<u8>, Option<Vec<u8>>)> = stmt
+            .query_map(params![key], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let (changes, change_hashes) = rows.into_iter().unzip();
+        Ok(PreviousDoc {
+            snapshot,
+            changes,
+            change_hashes,
+        })
+    }
+
+    fn write_rebuilt(&self, doc: Uuid, rebuilt: &Rebuilt, now: DateTime<Utc>) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let key = doc.to_string();
+        for (kind, seq, bytes, reason) in &rebuilt.aside {
+            tx.execute(
+                "INSERT INTO set_aside (doc_id, kind, seq, bytes, reason, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![key, kind, seq, bytes, reason, ts(now)],
+            )?;
+        }
+        // Everything that still loaded is inside the rebuilt snapshot.
+        tx.execute("DELETE FROM changes WHERE doc_id = ?1", params![key])?;
+        let n = tx.execute(
+            "UPDATE documents SET snapshot = ?2, heads = ?3 WHERE doc_id = ?1",
+            params![key, rebuilt.snapshot, rebuilt.heads],
+        )?;
+        if n == 0 {
+            return Err(not_found(format!("document {doc}")));
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn set_aside(&self, doc: Uuid) -> Result<Vec<AsideRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT kind, seq, length(bytes), reason, at FROM set_aside WHERE doc_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt
+            .query_map(params![doc.to_string()], |r| {
+                Ok(AsideRow {
+                    kind: r.get(0)?,
+                    seq: r.get(1)?,
+                    bytes: r.get::<_, i64>(2)? as usize,
+                    reason: r.get(3)?,
+                    at: parse_ts(&r.get::<_, String>(4)?)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    fn add_review_doc(
+        &self,
+        inspection: Uuid,
+        review: Uuid,
+        stored: &StoredDoc,
+        inspection_changes: Option<(&[u8], &[u8])>,
+        history_holds_comments: bool,
+    ) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let id = inspection.to_string();
+        tx.execute(
+            "INSERT INTO documents (doc_id, kind, inspection, snapshot, heads) VALUES (?1, 'review', ?2, ?3, ?4)",
+            params![review.to_string(), id, stored.snapshot, stored.heads],
+        )?;
+        if let Some((changes, heads)) = inspection_changes {
+            tx.execute(
+                "INSERT INTO changes (doc_id, seq, bytes)
+                 VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM changes WHERE doc_id = ?1), ?2)",
+                params![id, changes],
+            )?;
+            tx.execute(
+                "UPDATE documents SET heads = ?2 WHERE doc_id = ?1",
+                params![id, heads],
+            )?;
+        }
+        tx.execute(
+            "UPDATE inspections SET review_doc = ?2, history_holds_comments = ?3 WHERE id = ?1",
+            params![id, review.to_string(), history_holds_comments],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn without_review_doc(&self) -> Result<Vec<Uuid>> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT id FROM inspections WHERE review_doc IS NULL ORDER BY id")?;
+        let ids: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        ids.iter()
+            .map(|s| {
+                s.parse()
+                    .map_err(|_| StorageError::Corrupt(format!("inspection id {s:?}")))
+            })
+            .collect()
     }
 
     fn change_rows(&self, doc: Uuid) -> Result<i64> {
@@ -880,8 +1147,8 @@ impl Storage for SqliteStorage {
 
     fn audit(&self, e: &AuditEvent) -> Result<()> {
         self.conn().execute(
-            "INSERT INTO audit (at, actor, device, action, target, origin, outcome)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO audit (at, actor, device, action, target, origin, outcome, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 ts(e.at),
                 e.actor,
@@ -889,7 +1156,8 @@ impl Storage for SqliteStorage {
                 e.action,
                 e.target,
                 e.from,
-                e.outcome
+                e.outcome,
+                e.detail
             ],
         )?;
         Ok(())
@@ -898,7 +1166,7 @@ impl Storage for SqliteStorage {
     fn audit_tail(&self, n: usize) -> Result<Vec<AuditEvent>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT at, actor, device, action, target, origin, outcome FROM
+            "SELECT at, actor, device, action, target, origin, outcome, detail FROM
                (SELECT * FROM audit ORDER BY seq DESC LIMIT ?1) ORDER BY seq",
         )?;
         let rows = stmt
@@ -911,6 +1179,7 @@ impl Storage for SqliteStorage {
                     target: r.get(4)?,
                     from: r.get(5)?,
                     outcome: r.get(6)?,
+                    detail: r.get(7)?,
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;

@@ -18,6 +18,7 @@ use wardcheck_core::sync::{
 };
 
 use super::docs::{self, DocHandle, Failure, Inbox};
+use super::guard::DocContext;
 use crate::access::{self, DocRight};
 use crate::auth::Caller;
 use crate::storage::{AuditEvent, DocAccess, DocKind, Storage};
@@ -312,7 +313,10 @@ impl Conn {
             return flow;
         };
         let data = d.data;
-        let decoded = tokio::task::spawn_blocking(move || docs::decode_message(&data)).await;
+        // A writer's chunks are walked under the message budget before anything else
+        // sees them; a reader's are dropped unread, never inflated.
+        let scan = right.can_write();
+        let decoded = tokio::task::spawn_blocking(move || docs::decode_message(&data, scan)).await;
         let mut message = match decoded {
             Ok(Ok(m)) => m,
             Ok(Err(f)) => return self.failed(socket, id, &d.document_id, f).await,
@@ -360,17 +364,39 @@ impl Conn {
         if refused_write {
             message.changes = ChunkList::empty();
         }
+        // What the changes are checked against: the record (rights, team, state) and, for
+        // the documents that name checklist items, the pinned checklist.
+        let checklist = if message.changes.is_empty() || access.kind == DocKind::TrustResponse {
+            None
+        } else {
+            let rec = access.inspection.clone();
+            let storage = self.app.storage.clone();
+            match tokio::task::spawn_blocking(move || {
+                crate::inspections::pinned_checklist(&*storage, &rec)
+            })
+            .await
+            {
+                Ok(Ok(c)) => Some(c),
+                Ok(Err(e)) => return self.internal(socket, e.to_string()).await,
+                Err(e) => return self.internal(socket, e.to_string()).await,
+            }
+        };
+        let ctx = DocContext {
+            kind: access.kind,
+            record: access.inspection.clone(),
+            checklist,
+            sender: self.caller.user.name.clone(),
+        };
         let cd = self.docs.get_mut(&id).expect("inserted above");
         let mut state = cd.state.take().unwrap_or_default();
         state.set_read_only(!right.can_write());
         // An inspection's state column and photo references are brought in step
         // before the reply, so that once a peer hears its change is stored, a photo it
         // attached is readable by those who may read the inspection.
-        let index = (access.kind == DocKind::Inspection).then(|| access.inspection.clone());
         let result = self
             .app
             .docs
-            .exchange(&cd.handle, self.peer_key.clone(), state, message, index)
+            .exchange(&cd.handle, self.peer_key.clone(), state, message, ctx)
             .await;
         let ex = match result {
             Ok(ex) => ex,
@@ -467,6 +493,7 @@ impl Conn {
                 target: target.into(),
                 from: self.caller.from.clone(),
                 outcome: outcome.into(),
+                detail: None,
             })
             .await;
     }
@@ -514,12 +541,45 @@ impl Conn {
             other => tracing::error!(doc = %id, result = ?other, "resetting a sync state failed"),
         }
         let code = match f {
-            Failure::TooLarge { .. } => close_code::SIZE,
-            Failure::Refused(_) | Failure::Panicked(_) => close_code::POLICY,
+            Failure::TooLarge { .. } | Failure::Limit(_) => close_code::SIZE,
+            Failure::Refused(_) | Failure::Panicked(_) | Failure::Policy(_) => close_code::POLICY,
+            Failure::Unstorable(_) => close_code::POLICY,
             Failure::Load(_) | Failure::Storage(_) => close_code::ERROR,
         };
-        let flow = self.fail(socket, code, f.client_message(doc_id)).await;
-        self.audit("sync", &id.to_string(), f.code()).await;
+        let flow = self
+            .fail_about(
+                socket,
+                code,
+                f.client_message(doc_id),
+                Some(f.code()),
+                Some(doc_id),
+            )
+            .await;
+        if f.is_refusal() {
+            // Who, from which device, with which actor, what, and why: never content.
+            let detail = match &f {
+                Failure::Policy(r) => r.detail(),
+                other => format!("{other:?}")
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(300)
+                    .collect(),
+            };
+            self.app
+                .audit(AuditEvent {
+                    at: chrono::Utc::now(),
+                    actor: self.caller.user.name.clone(),
+                    device: Some(self.caller.device.id),
+                    action: "change_refused".into(),
+                    target: id.to_string(),
+                    from: self.caller.from.clone(),
+                    outcome: f.code().into(),
+                    detail: Some(detail),
+                })
+                .await;
+        } else {
+            self.audit("sync", &id.to_string(), f.code()).await;
+        }
         flow
     }
 
@@ -535,11 +595,25 @@ impl Conn {
 
     /// Sends an `error` message, then closes the connection.
     async fn fail(&self, socket: &mut WebSocket, code: u16, text: String) -> Flow {
+        self.fail_about(socket, code, text, None, None).await
+    }
+
+    /// [`Conn::fail`], naming the error's stable code and the document it is about.
+    async fn fail_about(
+        &self,
+        socket: &mut WebSocket,
+        code: u16,
+        text: String,
+        error_code: Option<&str>,
+        doc_id: Option<&str>,
+    ) -> Flow {
         tracing::info!(connection = self.id, device = self.caller.device.id, %text, "closing a sync connection");
         let msg = WireMessage::Error {
             sender_id: Some(SERVER_PEER_ID.into()),
             target_id: self.client_peer.clone(),
             message: text.chars().take(MAX_ERROR_CHARS).collect(),
+            code: error_code.map(str::to_owned),
+            document_id: doc_id.map(|d| d.chars().take(64).collect()),
         };
         let _ = self.send(socket, &msg).await;
         let reason = match code {

@@ -1,16 +1,31 @@
-//! The documents the server holds in memory, and every Automerge call it makes on
-//! them.
+//! The documents the server holds in memory, and every Automerge call it makes on them.
 //!
-//! A document is loaded from storage on first use, checked against its stored heads,
-//! and kept behind its own lock while connections use it. Every exchange runs on the
-//! blocking pool under that lock, and every Automerge call in it runs under
-//! `catch_unwind`: a peer's input can make Automerge fail or panic (SYNC-NOTES §5),
-//! and after that the in-memory document may be damaged. So on any failure the
-//! document is dropped from memory without being saved, and the next user reloads it
-//! from storage, which holds only what was committed.
+//! A document is loaded from storage on first use, checked against its stored heads
+//! (and rebuilt from what is still good when it does not reach them: [`rebuild`]), and
+//! kept behind its own lock while connections use it, as two copies:
 //!
-//! Changes are committed to storage before the reply that acknowledges them is
-//! generated: a peer that sees our heads include its change may forget it.
+//! - the **live** copy is exactly what storage holds;
+//! - the **trial** copy is the live one plus whatever a peer sent that Automerge could not
+//!   apply yet (changes whose dependencies have not arrived); every received change is
+//!   applied here first.
+//!
+//! A change is accepted only when all of this holds (SYNC-NOTES §5: a peer's input can
+//! make Automerge fail, panic, or leave a document that no longer loads):
+//!
+//! 1. the message's chunks stayed within the byte and operation budgets while they were
+//!    inflated ([`decode_message`]);
+//! 2. applying it to the trial copy did not fail or panic;
+//! 3. every new change passes the guard: bound actor, the author's rights, the write
+//!    policy ([`super::guard`]);
+//! 4. the changes in the form storage keeps them (`save_after`) load onto the live copy
+//!    (`load_incremental`, as every later load will) and reach the trial copy's heads.
+//!
+//! Then they are committed to storage, and only then acknowledged. A change that fails
+//! is refused whole: nothing stored, nothing forwarded; the trial copy is dropped (it is
+//! made again from the live one), and the live copy, other connections and other
+//! documents are untouched. If the live copy itself may be damaged (step 4 failed, or a
+//! panic outside the trial copy), the document leaves memory unsaved and the next user
+//! reloads it from storage, which holds only what was accepted.
 
 use std::collections::{HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -19,15 +34,18 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use automerge::sync::{self, SyncDoc};
-use automerge::{AutoCommit, Automerge, Change, ChangeHash, LoadOptions, OnPartialLoad};
-use sha2::{Digest, Sha256};
+use automerge::{AutoCommit, Change, ChangeHash};
 use tokio::sync::Notify;
 use uuid::Uuid;
-use wardcheck_core::inspection::index_facts;
+use wardcheck_core::chunks;
+use wardcheck_core::inspection::{current_state, index_facts};
+use wardcheck_core::policy::DocKind;
+use wardcheck_core::store::load_checked;
 
+use super::guard::{self, DocContext, Refused};
 use crate::inspections::encode_heads;
 use crate::limits;
-use crate::storage::{InspectionRecord, Storage};
+use crate::storage::{AuditEvent, Rebuilt, Storage, StoredDoc};
 
 /// The documents in memory, each with the connections subscribed to it.
 pub struct Documents {
@@ -66,7 +84,11 @@ impl Entry {
 
 /// A loaded document and what storage holds of it.
 struct Loaded {
+    /// Exactly what storage holds.
     doc: AutoCommit,
+    /// Where received changes are applied first; `None` until needed, and after a
+    /// refusal (made again from `doc`).
+    trial: Option<AutoCommit>,
     /// The heads storage holds: new changes are those after these.
     persisted: Vec<ChangeHash>,
     /// Bytes of the stored snapshot plus changes.
@@ -76,6 +98,33 @@ struct Loaded {
     /// For inspection documents: the photo references last recorded, so unchanged
     /// lists are not rewritten.
     photo_refs: Option<Vec<String>>,
+    /// For inspection documents: the state last written to the record's column.
+    indexed_state: Option<wardcheck_core::inspection::State>,
+    /// Set when `doc` may differ from storage: the document then leaves memory.
+    damaged: bool,
+}
+
+impl Loaded {
+    fn new(doc: AutoCommit, stored_bytes: usize, change_rows: usize) -> Self {
+        let mut doc = doc;
+        let persisted = doc.get_heads();
+        Loaded {
+            doc,
+            trial: None,
+            persisted,
+            stored_bytes,
+            change_rows,
+            photo_refs: None,
+            indexed_state: None,
+            damaged: false,
+        }
+    }
+
+    /// The trial copy, made from the live one when there is none.
+    fn trial(&mut self) -> &mut AutoCommit {
+        let doc = &mut self.doc;
+        self.trial.get_or_insert_with(|| doc.fork())
+    }
 }
 
 /// Where a connection learns that documents it follows have changed.
@@ -116,16 +165,22 @@ impl Drop for DocHandle {
     }
 }
 
-/// Why an exchange failed. Every failure drops the document from memory.
+/// Why an exchange failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Failure {
-    /// Automerge refused the peer's sync message.
+    /// Automerge refused the peer's sync message, or its chunks are malformed.
     Refused(String),
+    /// The message's changes inflate or expand past the limits.
+    Limit(String),
+    /// A change broke the record's rules: its author, their rights, the write policy.
+    Policy(Box<Refused>),
     /// Automerge panicked.
     Panicked(String),
     /// Applying the message would grow the document past the limit.
     TooLarge { size: usize, max: usize },
-    /// The stored document could not be loaded, or did not match its heads.
+    /// The changes would not load back from the form storage keeps them in.
+    Unstorable(String),
+    /// The stored document could not be loaded, or rebuilt.
     Load(String),
     /// Storage could not commit the changes.
     Storage(String),
@@ -138,11 +193,21 @@ impl Failure {
             Failure::Refused(e) => format!(
                 "the sync message for document {doc_id} was refused ({e}); the session is closed and will start afresh"
             ),
+            Failure::Limit(e) => format!(
+                "the sync message for document {doc_id} was refused: {e}; nothing of it was stored"
+            ),
+            Failure::Policy(r) => format!(
+                "change {} to document {doc_id} was refused ({}): {}; nothing of it was stored",
+                r.change, r.code, r.message
+            ),
             Failure::Panicked(_) => format!(
                 "the sync message for document {doc_id} could not be applied; the session is closed and will start afresh"
             ),
             Failure::TooLarge { size, max } => format!(
                 "document {doc_id} would grow to {size} bytes, more than the {max} the server keeps; the changes were not stored"
+            ),
+            Failure::Unstorable(_) => format!(
+                "the changes to document {doc_id} do not load back from the form the server stores; they were not stored"
             ),
             Failure::Load(_) | Failure::Storage(_) => {
                 format!("the server could not store or load document {doc_id}; try again later")
@@ -150,15 +215,23 @@ impl Failure {
         }
     }
 
-    /// A short code for the audit log.
+    /// A short stable code, for the peer and the audit log.
     pub(crate) fn code(&self) -> &'static str {
         match self {
             Failure::Refused(_) => "refused",
+            Failure::Limit(_) => "too_large",
+            Failure::Policy(r) => r.code,
             Failure::Panicked(_) => "panic",
             Failure::TooLarge { .. } => "too_large",
+            Failure::Unstorable(_) => "unstorable",
             Failure::Load(_) => "load_failed",
             Failure::Storage(_) => "storage_failed",
         }
+    }
+
+    /// Whether a peer's change was refused (as opposed to the server failing).
+    pub(crate) fn is_refusal(&self) -> bool {
+        !matches!(self, Failure::Load(_) | Failure::Storage(_))
     }
 }
 
@@ -178,93 +251,51 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+fn panic_text(panic: Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
 /// Runs `f`, turning a panic into a [`Failure`].
 fn guarded<R>(f: impl FnOnce() -> Result<R, Failure>) -> Result<R, Failure> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
-        Err(panic) => {
-            let text = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic without a message".into());
-            Err(Failure::Panicked(text))
-        }
+        Err(panic) => Err(Failure::Panicked(panic_text(panic))),
     }
 }
 
-/// Decodes a peer's sync message and checks every chunk of changes in it, never
-/// panicking. Nothing here touches a document.
-pub(crate) fn decode_message(bytes: &[u8]) -> Result<sync::Message, Failure> {
+/// Decodes a peer's sync message. For a writer (`scan`), every chunk of changes in it is
+/// walked first under the message's budget ([`wardcheck_core::chunks`]): sizes are counted
+/// after decompression, while inflating, and operations from their run headers, so
+/// nothing past the limits is ever held in full. A reader's changes are never inflated:
+/// the caller drops them unread. Never panics.
+pub(crate) fn decode_message(bytes: &[u8], scan: bool) -> Result<sync::Message, Failure> {
     guarded(|| {
         let m = sync::Message::decode(bytes)
             .map_err(|e| Failure::Refused(format!("not an Automerge sync message: {e}")))?;
-        for part in m.changes.iter() {
-            check_chunks(part)?;
+        if scan {
+            let mut budget = chunks::Budget::new(chunks::Limits {
+                inflated_bytes: limits::MAX_INFLATED_CHANGES,
+                ops: limits::MAX_OPS_PER_MESSAGE,
+                changes: limits::MAX_CHANGES_PER_MESSAGE,
+            });
+            for part in m.changes.iter() {
+                chunks::scan(part, &mut budget).map_err(|e| match e {
+                    chunks::ChunkError::Malformed(_) | chunks::ChunkError::Unsupported(_) => {
+                        Failure::Refused(format!(
+                            "a chunk of changes in the sync message is malformed: {e}"
+                        ))
+                    }
+                    other => Failure::Limit(other.to_string()),
+                })?;
+            }
         }
         Ok(m)
     })
 }
-
-/// Parses the chunks of a sync message's changes strictly. Receiving a sync message
-/// on a document that is not empty drops whatever part of the changes does not
-/// parse, without an error (SYNC-NOTES §1, `load_incremental`), so a malformed
-/// message would otherwise pass unnoticed.
-///
-/// A part holds one or more chunks, each: 4 magic bytes, a 4-byte checksum (the
-/// start of the SHA-256 of what follows), a type byte (0 a document, 1 a change, 2 a
-/// compressed change), the body's length (LEB128) and the body. A version 1 message
-/// has one change per part; a version 2 message puts everything in one part, a whole
-/// document or changes one after another.
-fn check_chunks(part: &[u8]) -> Result<(), Failure> {
-    let refused = |e: &dyn std::fmt::Display| {
-        Failure::Refused(format!(
-            "a chunk of changes in the sync message is malformed: {e}"
-        ))
-    };
-    if part.is_empty() {
-        return Err(refused(&"it is empty"));
-    }
-    let mut rest = part;
-    while !rest.is_empty() {
-        let (typ, len_bytes, body_len) =
-            chunk_header(rest).ok_or_else(|| refused(&"its header is cut short"))?;
-        let end = 9usize
-            .checked_add(len_bytes)
-            .and_then(|n| n.checked_add(body_len))
-            .filter(|&n| n <= rest.len())
-            .ok_or_else(|| refused(&"it is shorter than its header says"))?;
-        let (chunk, next) = rest.split_at(end);
-        if chunk[..4] != MAGIC {
-            return Err(refused(&"it does not start with the chunk magic bytes"));
-        }
-        match typ {
-            1 => {
-                let hash = Sha256::digest(&chunk[8..]);
-                if hash[..4] != chunk[4..8] {
-                    return Err(refused(&"its checksum does not match"));
-                }
-                Change::try_from(chunk).map_err(|e| refused(&e))?;
-            }
-            // A compressed change's checksum is of its uncompressed form: left to
-            // Automerge, which drops a change whose checksum fails.
-            2 => {
-                Change::try_from(chunk).map_err(|e| refused(&e))?;
-            }
-            _ => {
-                Automerge::load_with_options(
-                    chunk,
-                    LoadOptions::new().on_partial_load(OnPartialLoad::Error),
-                )
-                .map_err(|e| refused(&e))?;
-            }
-        }
-        rest = next;
-    }
-    Ok(())
-}
-
-const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 
 /// Decodes a stored sync state; anything unreadable starts afresh.
 pub(crate) fn decode_state(bytes: Option<Vec<u8>>) -> sync::State {
@@ -275,45 +306,209 @@ pub(crate) fn decode_state(bytes: Option<Vec<u8>>) -> sync::State {
         .unwrap_or_default()
 }
 
-/// A chunk's type, the length of its LEB128 body length, and the body length.
-fn chunk_header(chunk: &[u8]) -> Option<(u8, usize, usize)> {
-    let typ = *chunk.get(8)?;
-    let mut value: u64 = 0;
-    for (i, b) in chunk.get(9..)?.iter().take(10).enumerate() {
-        value |= u64::from(b & 0x7f).checked_shl(7 * i as u32)?;
-        if b & 0x80 == 0 {
-            return Some((typ, i + 1, usize::try_from(value).ok()?));
-        }
-    }
-    None
-}
-
 fn load(storage: &dyn Storage, id: Uuid) -> Result<Loaded, Failure> {
     let stored = storage
         .load_doc(id)
         .map_err(|e| Failure::Load(e.to_string()))?
         .ok_or_else(|| Failure::Load(format!("document {id} is not stored")))?;
-    let mut doc =
-        AutoCommit::load(&stored.snapshot).map_err(|e| Failure::Load(format!("snapshot: {e}")))?;
-    for chunk in &stored.changes {
-        doc.load_incremental(chunk)
-            .map_err(|e| Failure::Load(format!("changes: {e}")))?;
+    let size = stored.snapshot.len() + stored.changes.iter().map(Vec::len).sum::<usize>();
+    let rows = stored.changes.len();
+    let loaded = guarded(|| {
+        load_checked(
+            id,
+            &stored.snapshot,
+            stored.changes.iter().map(Vec::as_slice),
+            &stored.heads,
+        )
+        .map_err(|e| Failure::Load(e.to_string()))
+    });
+    match loaded {
+        Ok(doc) => Ok(Loaded::new(doc, size, rows)),
+        Err(why) => rebuild(storage, id, &stored, &why),
     }
-    // `load_incremental` drops what it cannot parse without an error: the heads
-    // stored beside the data are the check that all of it loaded.
+}
+
+/// Applies one stored row of changes to a copy of `doc`; the copy, if every change in the
+/// row is then in it (a row that does not load, or whose dependencies were lost, is not)
+/// and, where the row's hashes were recorded, the changes are exactly those stored.
+fn apply_row(
+    doc: &mut AutoCommit,
+    bytes: &[u8],
+    hashes: Option<&[u8]>,
+) -> Result<AutoCommit, String> {
+    let mut budget = chunks::Budget::new(chunks::Limits {
+        inflated_bytes: limits::MAX_INFLATED_CHANGES,
+        ops: u64::MAX,
+        changes: u64::MAX,
+    });
+    chunks::scan(bytes, &mut budget).map_err(|e| e.to_string())?;
+    let mut copy = doc.fork();
+    let before = copy.get_heads();
+    let result = guarded(|| {
+        copy.load_incremental(bytes)
+            .map_err(|e| Failure::Refused(e.to_string()))
+    });
+    result.map_err(|e| format!("{e:?}"))?;
+    // Every change in the row must now be in the document (Automerge keeps one it cannot
+    // apply aside, silently).
+    let added = copy.get_changes(&before);
+    let expected = count_changes(bytes);
+    if added.len() < expected {
+        return Err(format!(
+            "{} of its {expected} changes could not be applied (damaged, or their dependencies are lost)",
+            expected - added.len()
+        ));
+    }
+    if let Some(hashes) = hashes {
+        let stored: HashSet<&[u8]> = hashes.chunks(32).collect();
+        if added.iter().any(|c| !stored.contains(&c.hash().0[..])) {
+            return Err("its changes are not the ones that were stored".into());
+        }
+    }
+    Ok(copy)
+}
+
+/// How many change chunks a stored row holds.
+fn count_changes(bytes: &[u8]) -> usize {
+    let mut n = 0;
+    let mut rest = bytes;
+    while rest.len() > 9 {
+        let mut len: u64 = 0;
+        let mut i = 9;
+        let mut shift = 0;
+        loop {
+            let Some(b) = rest.get(i) else { return n };
+            len |= u64::from(b & 0x7f) << shift;
+            i += 1;
+            shift += 7;
+            if b & 0x80 == 0 || shift > 63 {
+                break;
+            }
+        }
+        let end = i.saturating_add(len as usize);
+        if end > rest.len() {
+            return n;
+        }
+        if matches!(rest[8], 1 | 2) {
+            n += 1;
+        }
+        rest = &rest[end..];
+    }
+    n
+}
+
+/// Rebuilds a stored document that does not load or does not reach its heads: from its
+/// snapshot (or, if that is damaged, the snapshot before the last compaction and the
+/// changes folded into it), then every stored change row that still applies. What does
+/// not is set aside (kept, never deleted), the rebuilt document is stored, and the audit
+/// log says what was set aside; reviewers see it on the inspection.
+fn rebuild(
+    storage: &dyn Storage,
+    id: Uuid,
+    stored: &StoredDoc,
+    why: &Failure,
+) -> Result<Loaded, Failure> {
+    tracing::error!(doc = %id, failure = ?why, "a stored document is damaged: rebuilding it from what is still good");
+    let mut aside: Vec<(String, Option<i64>, Vec<u8>, String)> = Vec::new();
+    let snapshot =
+        guarded(|| AutoCommit::load(&stored.snapshot).map_err(|e| Failure::Load(e.to_string())));
+    let mut doc = match snapshot {
+        Ok(d) => d,
+        Err(e) => {
+            aside.push((
+                "snapshot".into(),
+                None,
+                stored.snapshot.clone(),
+                format!("does not load: {e:?}"),
+            ));
+            let prev = storage
+                .previous_doc(id)
+                .map_err(|e| Failure::Load(e.to_string()))?;
+            let base = prev
+                .snapshot
+                .as_deref()
+                .and_then(|p| {
+                    guarded(|| AutoCommit::load(p).map_err(|e| Failure::Load(e.to_string()))).ok()
+                })
+                .ok_or_else(|| {
+                    Failure::Load(format!(
+                        "document {id}: its snapshot is damaged and no earlier one is kept"
+                    ))
+                })?;
+            let mut doc = base;
+            for (bytes, hashes) in prev.changes.iter().zip(&prev.change_hashes) {
+                if let Ok(next) = apply_row(&mut doc, bytes, hashes.as_deref()) {
+                    doc = next;
+                }
+            }
+            doc
+        }
+    };
+    for ((seq, bytes), hashes) in stored
+        .change_seqs
+        .iter()
+        .zip(&stored.changes)
+        .zip(&stored.change_hashes)
+    {
+        match apply_row(&mut doc, bytes, hashes.as_deref()) {
+            Ok(next) => doc = next,
+            Err(reason) => aside.push(("change".into(), Some(*seq), bytes.clone(), reason)),
+        }
+    }
     let heads = doc.get_heads();
-    if encode_heads(&heads) != stored.heads {
+    let snapshot = doc.save();
+    let reloads = guarded(|| {
+        let mut back = AutoCommit::load(&snapshot).map_err(|e| Failure::Load(e.to_string()))?;
+        Ok(encode_heads(&back.get_heads()) == encode_heads(&heads))
+    });
+    if !matches!(reloads, Ok(true)) {
         return Err(Failure::Load(format!(
-            "document {id} does not reach its stored heads: the stored data is damaged"
+            "document {id}: the rebuilt document does not load back"
         )));
     }
-    Ok(Loaded {
-        doc,
-        persisted: heads,
-        stored_bytes: stored.snapshot.len() + stored.changes.iter().map(Vec::len).sum::<usize>(),
-        change_rows: stored.changes.len(),
-        photo_refs: None,
-    })
+    let rebuilt = Rebuilt {
+        heads: encode_heads(&heads),
+        snapshot: snapshot.clone(),
+        aside,
+    };
+    storage
+        .write_rebuilt(id, &rebuilt, chrono::Utc::now())
+        .map_err(|e| Failure::Storage(e.to_string()))?;
+    let detail = format!(
+        "set aside: {}",
+        if rebuilt.aside.is_empty() {
+            "nothing (the stored heads were stale)".to_owned()
+        } else {
+            rebuilt
+                .aside
+                .iter()
+                .map(|(k, seq, b, r)| match seq {
+                    Some(s) => format!("{k} {s} ({} bytes): {r}", b.len()),
+                    None => format!("{k} ({} bytes): {r}", b.len()),
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        }
+    );
+    let event = AuditEvent {
+        at: chrono::Utc::now(),
+        actor: crate::storage::SERVER_AUTHOR.into(),
+        device: None,
+        action: "doc_rebuilt".into(),
+        target: id.to_string(),
+        from: "-".into(),
+        outcome: if rebuilt.aside.is_empty() {
+            "ok".into()
+        } else {
+            "set_aside".into()
+        },
+        detail: Some(detail.chars().take(2000).collect()),
+    };
+    if let Err(e) = storage.audit(&event) {
+        tracing::error!(error = %e, "writing the audit log failed");
+    }
+    tracing::warn!(doc = %id, set_aside = rebuilt.aside.len(), "a damaged document was rebuilt");
+    Ok(Loaded::new(doc, snapshot.len(), 0))
 }
 
 impl Documents {
@@ -402,6 +597,12 @@ impl Documents {
         DocHandle { entry, connection }
     }
 
+    /// A hold on document `id` for a one-off use by the API (no connection listens).
+    pub(crate) fn hold(&self, id: Uuid) -> DocHandle {
+        let (connection, inbox) = self.connection();
+        self.open(id, connection, inbox)
+    }
+
     /// Tells every other connection holding the document that it changed.
     pub(crate) fn notify_others(&self, handle: &DocHandle) {
         let id = handle.entry.id;
@@ -413,9 +614,9 @@ impl Documents {
         }
     }
 
-    /// Runs `f` on the loaded document (loading it first) on the blocking pool,
-    /// under the document's lock. On failure, or a panic anywhere, the document is
-    /// left out of memory.
+    /// Runs `f` on the loaded document (loading it first) on the blocking pool, under
+    /// the document's lock. The document stays in memory after `f` unless `f` panicked
+    /// or marked its live copy damaged.
     async fn with_doc<R: Send + 'static>(
         &self,
         handle: &DocHandle,
@@ -425,15 +626,21 @@ impl Documents {
         let storage = self.storage.clone();
         let id = handle.entry.id;
         let res = tokio::task::spawn_blocking(move || {
-            // Out of the slot while in use: if anything panics past `guarded`, the
-            // slot stays empty and the next user reloads from storage.
+            // Out of the slot while in use: if anything panics, the slot stays empty
+            // and the next user reloads from storage.
             let mut loaded = match guard.take() {
                 Some(l) => l,
-                None => guarded(|| load(&*storage, id))?,
+                None => load(&*storage, id)?,
             };
-            let r = guarded(|| f(&mut loaded, &*storage))?;
-            *guard = Some(loaded);
-            Ok(r)
+            match catch_unwind(AssertUnwindSafe(|| f(&mut loaded, &*storage))) {
+                Err(panic) => Err(Failure::Panicked(panic_text(panic))),
+                Ok(r) => {
+                    if !loaded.damaged {
+                        *guard = Some(loaded);
+                    }
+                    r
+                }
+            }
         })
         .await;
         handle.entry.touch();
@@ -443,17 +650,16 @@ impl Documents {
         }
     }
 
-    /// Receives a peer's sync message, commits any new changes, then generates the
-    /// reply. `peer` keys the stored sync state. `index` is the inspection whose
-    /// state column and photo references follow this document, if it is one and
-    /// they are to be brought in step before this returns.
+    /// Receives a peer's sync message, checks and commits any new changes, then
+    /// generates the reply. `peer` keys the stored sync state; `ctx` says what the
+    /// changes are checked against.
     pub(crate) async fn exchange(
         &self,
         handle: &DocHandle,
         peer: String,
         mut state: sync::State,
         message: sync::Message,
-        index: Option<InspectionRecord>,
+        ctx: DocContext,
     ) -> Result<Exchanged, Failure> {
         let max = self.max_doc_bytes;
         let id = handle.entry.id;
@@ -465,36 +671,33 @@ impl Documents {
                     max,
                 });
             }
-            let before = encode_heads(&loaded.doc.get_heads());
-            loaded
-                .doc
-                .sync()
-                .receive_sync_message(&mut state, message)
-                .map_err(|e| Failure::Refused(e.to_string()))?;
-            let heads = loaded.doc.get_heads();
-            let mut stored = None;
-            if encode_heads(&heads) != before {
-                let new = loaded.doc.save_after(&loaded.persisted);
-                let size = loaded.stored_bytes + new.len();
-                if size > max {
-                    return Err(Failure::TooLarge { size, max });
-                }
-                storage
-                    .append_changes(id, &new, &encode_heads(&heads))
-                    .map_err(|e| Failure::Storage(e.to_string()))?;
-                loaded.persisted = heads;
-                loaded.stored_bytes = size;
-                loaded.change_rows += 1;
-                stored = Some(new.len());
-                compact_if_due(loaded, storage, id);
-                if let Some(rec) = &index {
-                    // Derived columns: a failure is logged; the changes are stored.
-                    if let Err(e) = guarded(|| update_index(loaded, storage, rec)) {
-                        tracing::warn!(doc = %id, error = ?e, "updating the inspection's state and photo references failed");
-                    }
-                }
+            let before = loaded.trial().get_heads();
+            let state_before = state_of(loaded.trial(), &ctx);
+            let received = {
+                let trial = loaded.trial();
+                guarded(|| {
+                    trial
+                        .sync()
+                        .receive_sync_message(&mut state, message)
+                        .map_err(|e| Failure::Refused(e.to_string()))
+                })
+            };
+            if let Err(f) = received {
+                loaded.trial = None;
+                return Err(f);
             }
-            let reply = loaded.doc.sync().generate_sync_message(&mut state);
+            let stored = accept(loaded, storage, id, &ctx, &before, state_before, max)?;
+            let reply = {
+                let trial = loaded.trial();
+                guarded(|| Ok(trial.sync().generate_sync_message(&mut state)))
+            };
+            let reply = match reply {
+                Ok(r) => r,
+                Err(f) => {
+                    loaded.trial = None;
+                    return Err(f);
+                }
+            };
             // Only shared heads are kept; losing them costs a longer next sync.
             if let Err(e) = storage.put_sync_state(id, &peer, &state.encode()) {
                 tracing::warn!(doc = %id, %peer, error = %e, "saving a sync state failed");
@@ -508,6 +711,57 @@ impl Documents {
         .await
     }
 
+    /// Makes a change on the server, for the API: `make` gets a fork of the live
+    /// document and returns the change chunks it made (none if it refused) with its
+    /// answer. The changes then take the same path as a peer's (guard, round trip,
+    /// commit) before `make`'s answer is returned.
+    pub(crate) async fn edit<R: Send + 'static>(
+        &self,
+        handle: &DocHandle,
+        ctx: DocContext,
+        make: impl FnOnce(AutoCommit) -> (Option<Vec<u8>>, R) + Send + 'static,
+    ) -> Result<R, Failure> {
+        let max = self.max_doc_bytes;
+        let id = handle.entry.id;
+        self.with_doc(handle, move |loaded, storage| {
+            let fork = loaded.doc.fork();
+            let (bytes, answer) = make(fork);
+            let Some(bytes) = bytes.filter(|b| !b.is_empty()) else {
+                return Ok(answer);
+            };
+            let before = loaded.trial().get_heads();
+            let state_before = state_of(loaded.trial(), &ctx);
+            let applied = {
+                let trial = loaded.trial();
+                guarded(|| {
+                    trial
+                        .load_incremental(&bytes)
+                        .map(|_| ())
+                        .map_err(|e| Failure::Refused(e.to_string()))
+                })
+            };
+            if let Err(f) = applied {
+                loaded.trial = None;
+                return Err(f);
+            }
+            accept(loaded, storage, id, &ctx, &before, state_before, max)?;
+            Ok(answer)
+        })
+        .await
+    }
+
+    /// Reads the live document (loading it first, rebuilding it if damaged).
+    pub(crate) async fn read<R: Send + 'static>(
+        &self,
+        handle: &DocHandle,
+        f: impl FnOnce(&mut AutoCommit) -> R + Send + 'static,
+    ) -> Result<R, Failure> {
+        // `f` only reads: it gets the document mutably so that it can lend it to a
+        // typed wrapper without a copy (`Inspection::read_in`).
+        self.with_doc(handle, move |loaded, _| Ok(f(&mut loaded.doc)))
+            .await
+    }
+
     /// The next message for a peer after the document changed elsewhere.
     pub(crate) async fn generate(
         &self,
@@ -515,21 +769,103 @@ impl Documents {
         mut state: sync::State,
     ) -> Result<(sync::State, Option<sync::Message>), Failure> {
         self.with_doc(handle, move |loaded, _| {
-            let m = loaded.doc.sync().generate_sync_message(&mut state);
+            let trial = loaded.trial();
+            let m = guarded(|| Ok(trial.sync().generate_sync_message(&mut state)))?;
             Ok((state, m))
         })
         .await
     }
 }
 
-/// Replaces the stored snapshot and changes with one snapshot when enough change
-/// rows have gathered. The changes are already durable, so a failure is only logged.
+/// The inspection's state before a change: the inspection document's own, or (for its
+/// other documents) the record's.
+fn state_of(doc: &AutoCommit, ctx: &DocContext) -> wardcheck_core::inspection::State {
+    match ctx.kind {
+        DocKind::Inspection => current_state(doc).unwrap_or(ctx.record.state),
+        _ => ctx.record.state,
+    }
+}
+
+/// Checks, round-trips and commits what the trial copy gained over the live one.
+/// Returns the bytes stored, or `None` if there was nothing new.
+fn accept(
+    loaded: &mut Loaded,
+    storage: &dyn Storage,
+    id: Uuid,
+    ctx: &DocContext,
+    before: &[ChangeHash],
+    state_before: wardcheck_core::inspection::State,
+    max: usize,
+) -> Result<Option<usize>, Failure> {
+    let trial = loaded.trial.as_mut().expect("made by the caller");
+    let after = trial.get_heads();
+    if encode_heads(&after) == encode_heads(before) {
+        return Ok(None);
+    }
+    let new: Vec<Change> = trial.get_changes(before);
+    if let Err(r) = guard::check(storage, ctx, trial, before, &new, state_before) {
+        loaded.trial = None;
+        return Err(Failure::Policy(r));
+    }
+    let bytes = trial.save_after(&loaded.persisted);
+    let size = loaded.stored_bytes + bytes.len();
+    if size > max {
+        loaded.trial = None;
+        return Err(Failure::TooLarge { size, max });
+    }
+    // The changes as storage will keep them must load onto what storage holds, as every
+    // later load will load them, and reach the same heads. If they do not, the live copy
+    // may be half-changed: it leaves memory, and nothing was stored.
+    let live = &mut loaded.doc;
+    let round_trip = guarded(|| {
+        live.load_incremental(&bytes)
+            .map(|_| ())
+            .map_err(|e| Failure::Unstorable(e.to_string()))
+    });
+    let reached = encode_heads(&loaded.doc.get_heads()) == encode_heads(&after);
+    if round_trip.is_err() || !reached {
+        loaded.damaged = true;
+        return Err(Failure::Unstorable(format!(
+            "document {id}: the changes do not reach heads {after:?} from their stored form ({round_trip:?})"
+        )));
+    }
+    let heads = encode_heads(&after);
+    let hashes: Vec<u8> = new.iter().flat_map(|c| c.hash().0).collect();
+    if let Err(e) = storage.append_changes(id, &bytes, &hashes, &heads) {
+        loaded.damaged = true;
+        return Err(Failure::Storage(e.to_string()));
+    }
+    loaded.persisted = after;
+    loaded.stored_bytes = size;
+    loaded.change_rows += 1;
+    compact_if_due(loaded, storage, id);
+    if ctx.kind == DocKind::Inspection {
+        // Derived columns: a failure is logged; the changes are stored.
+        if let Err(e) = guarded(|| update_index(loaded, storage, id, ctx.record.state)) {
+            tracing::warn!(doc = %id, error = ?e, "updating the inspection's state and photo references failed");
+        }
+    }
+    Ok(Some(bytes.len()))
+}
+
+/// Replaces the stored snapshot and changes with one snapshot when enough change rows
+/// have gathered, once the snapshot is shown to load back to the same heads. The
+/// changes are already durable, so a failure is only logged.
 fn compact_if_due(loaded: &mut Loaded, storage: &dyn Storage, id: Uuid) {
     if loaded.change_rows as i64 <= limits::COMPACT_AFTER {
         return;
     }
     let snapshot = loaded.doc.save();
-    match storage.compact(id, &snapshot, &encode_heads(&loaded.persisted)) {
+    let heads = encode_heads(&loaded.persisted);
+    let reloads = guarded(|| {
+        let mut back = AutoCommit::load(&snapshot).map_err(|e| Failure::Load(e.to_string()))?;
+        Ok(encode_heads(&back.get_heads()) == heads)
+    });
+    if !matches!(reloads, Ok(true)) {
+        tracing::error!(doc = %id, result = ?reloads, "a snapshot did not load back; the document is not compacted");
+        return;
+    }
+    match storage.compact(id, &snapshot, &heads) {
         Ok(()) => {
             loaded.stored_bytes = snapshot.len();
             loaded.change_rows = 0;
@@ -538,27 +874,49 @@ fn compact_if_due(loaded: &mut Loaded, storage: &dyn Storage, id: Uuid) {
     }
 }
 
-/// Keeps an inspection's state column and photo references in step with its
-/// document (whose id is the inspection's), read through core's view.
+/// Keeps an inspection's state column and photo references in step with its document.
 fn update_index(
     loaded: &mut Loaded,
     storage: &dyn Storage,
-    rec: &InspectionRecord,
+    id: Uuid,
+    column: wardcheck_core::inspection::State,
 ) -> Result<(), Failure> {
     // Only the state and the photo hashes are needed: read them directly rather than
     // building the whole typed view on every received change.
     let facts = index_facts(&loaded.doc).map_err(|e| Failure::Load(e.to_string()))?;
-    if facts.state != rec.state {
+    if loaded.indexed_state.unwrap_or(column) != facts.state {
         storage
-            .set_state(rec.id, facts.state)
+            .set_state(id, facts.state)
             .map_err(|e| Failure::Storage(e.to_string()))?;
     }
+    loaded.indexed_state = Some(facts.state);
     let photos = facts.photos;
     if loaded.photo_refs.as_ref() != Some(&photos) {
         storage
-            .set_photo_refs(rec.id, &photos)
+            .set_photo_refs(id, &photos)
             .map_err(|e| Failure::Storage(e.to_string()))?;
         loaded.photo_refs = Some(photos);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_rows_are_counted_by_their_change_chunks() {
+        use automerge::transaction::Transactable;
+        let mut doc = AutoCommit::new();
+        doc.put(automerge::ROOT, "a", 1).unwrap();
+        doc.commit();
+        doc.put(automerge::ROOT, "b", 2).unwrap();
+        doc.commit();
+        assert_eq!(count_changes(&doc.save_after(&[])), 2);
+        assert_eq!(count_changes(&[]), 0);
+        assert_eq!(
+            count_changes(&[0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 1, 0xff]),
+            0
+        );
+    }
 }

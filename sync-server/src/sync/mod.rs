@@ -8,7 +8,12 @@
 //!   document before anything is loaded; a document the caller may not read and one
 //!   that does not exist both get `doc-unavailable`.
 //! - Changes are committed to storage before the reply that acknowledges them.
-//! - Readers' changes are stripped before Automerge sees the message.
+//! - Readers' changes are stripped before Automerge sees the message; a writer's are
+//!   walked under byte and operation budgets before anything inflates them.
+//! - Every new change is checked before it is stored or forwarded: its actor's binding,
+//!   its author's rights, the write policy, and a round trip through the form storage
+//!   keeps (`docs`, `guard`). A refused change gets an `error` with a stable code and the
+//!   document's id, is audited, and leaves nothing behind.
 //! - Sync states are kept per document and device.
 //! - Any failure or panic in Automerge on a peer's input drops that document from
 //!   memory unsaved, resets that peer's sync state, and closes that connection with
@@ -17,6 +22,7 @@
 
 mod connection;
 mod docs;
+mod guard;
 #[cfg(test)]
 mod tests;
 
@@ -29,6 +35,8 @@ use axum::routing::get;
 
 pub use connection::SERVER_PEER_ID;
 pub use docs::Documents;
+pub(crate) use docs::Failure;
+pub(crate) use guard::DocContext;
 
 use crate::auth::Caller;
 use crate::error::AppError;
@@ -36,6 +44,45 @@ use crate::{AppState, limits};
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/api/v1/sync", get(upgrade))
+}
+
+/// How many sync connections each user holds open.
+#[derive(Debug, Default)]
+pub struct ConnectionCounts(std::sync::Mutex<std::collections::HashMap<String, usize>>);
+
+/// One open connection, counted until dropped.
+#[derive(Debug)]
+pub(crate) struct Counted {
+    counts: std::sync::Arc<ConnectionCounts>,
+    user: String,
+}
+
+impl ConnectionCounts {
+    /// Counts a new connection of `user`, or `None` past the limit.
+    fn admit(self: &std::sync::Arc<Self>, user: &str) -> Option<Counted> {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(user.to_owned()).or_default();
+        if *n >= limits::MAX_CONNECTIONS_PER_USER {
+            return None;
+        }
+        *n += 1;
+        Some(Counted {
+            counts: self.clone(),
+            user: user.to_owned(),
+        })
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let mut m = self.counts.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.user) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.user);
+            }
+        }
+    }
 }
 
 /// The caller is extracted first, so an unauthenticated upgrade is refused before
@@ -52,7 +99,29 @@ async fn upgrade(
         )
         .into_response();
     };
+    let Some(counted) = state.connections.admit(&caller.user.name) else {
+        crate::api::audit(
+            &state,
+            Some(&caller),
+            "denied",
+            "sync",
+            "too_many_connections",
+        )
+        .await;
+        return AppError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "too_many_connections",
+            format!(
+                "a user may hold at most {} sync connections open",
+                limits::MAX_CONNECTIONS_PER_USER
+            ),
+        )
+        .into_response();
+    };
     ws.max_message_size(limits::MAX_WS_MESSAGE)
         .max_frame_size(limits::MAX_WS_FRAME)
-        .on_upgrade(move |socket| connection::serve(socket, state, caller))
+        .on_upgrade(move |socket| async move {
+            connection::serve(socket, state, caller).await;
+            drop(counted);
+        })
 }

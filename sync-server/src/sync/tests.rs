@@ -1,45 +1,60 @@
 //! The document registry in process, against real SQLite storage: what is stored
-//! when, what a failure leaves behind, and when documents leave memory.
+//! when, what is refused and what that leaves behind, and when documents leave memory.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use automerge::sync::{self, ChunkList, SyncDoc};
 use automerge::transaction::Transactable;
-use automerge::{ActorId, AutoCommit};
+use automerge::{ActorId, AutoCommit, ReadDoc};
 use chrono::Utc;
-use wardcheck_core::inspection::{Inspection, PhotoRef, Stamp, State};
+use wardcheck_core::inspection::{Answer, Inspection, PhotoRef, Stamp, State};
+use wardcheck_core::policy::DocKind;
 
 use super::docs::{DocHandle, Documents, Exchanged, Failure, decode_message};
+use super::guard::DocContext;
 use crate::inspections::{self, CreateInspection, encode_heads};
 use crate::limits;
-use crate::storage::{InspectionRecord, SqliteStorage, Storage};
+use crate::storage::{InspectionRecord, Role, SqliteStorage, Storage};
 
 struct Fixture {
     _dir: tempfile::TempDir,
     storage: Arc<dyn Storage>,
     rec: InspectionRecord,
+    /// Ann's actor, bound to her.
+    actor: ActorId,
 }
 
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let storage: Arc<dyn Storage> = Arc::new(SqliteStorage::open(dir.path()).unwrap());
+    storage
+        .add_user("ann", "Ann", &Role::Inspector, "x")
+        .unwrap();
+    storage
+        .add_user("zed", "Zed", &Role::Inspector, "x")
+        .unwrap();
     let rec = inspections::create(
         &*storage,
         &CreateInspection {
             trust: "RJ1".into(),
             sites: vec![],
             checklist: "cqc-onsite-cyber".into(),
-            assign: vec![],
+            assign: vec!["ann".into()],
         },
         "test",
         Utc::now(),
     )
     .unwrap();
+    let actor = ActorId::random();
+    storage
+        .bind_actor(actor.to_bytes(), "ann", None, Utc::now())
+        .unwrap();
     Fixture {
         _dir: dir,
         storage,
         rec,
+        actor,
     }
 }
 
@@ -47,6 +62,35 @@ impl Fixture {
     fn stored_heads(&self) -> Vec<u8> {
         self.storage.load_doc(self.rec.id).unwrap().unwrap().heads
     }
+
+    /// Ann's replica of the inspection, as her device would hold it.
+    fn replica(&self) -> Inspection {
+        let checklist = inspections::pinned_checklist(&*self.storage, &self.rec).unwrap();
+        let stored = self.storage.load_doc(self.rec.id).unwrap().unwrap();
+        Inspection::load(&stored.snapshot, checklist, self.actor.clone()).unwrap()
+    }
+
+    fn item(&self) -> String {
+        let checklist = inspections::pinned_checklist(&*self.storage, &self.rec).unwrap();
+        checklist
+            .items()
+            .find(|(s, _)| s.scope == wardcheck_core::checklist::Scope::Inspection)
+            .map(|(_, i)| i.id.clone())
+            .unwrap()
+    }
+
+    fn ctx(&self, sender: &str) -> DocContext {
+        DocContext {
+            kind: DocKind::Inspection,
+            record: self.storage.inspection(self.rec.id).unwrap().unwrap(),
+            checklist: Some(inspections::pinned_checklist(&*self.storage, &self.rec).unwrap()),
+            sender: sender.into(),
+        }
+    }
+}
+
+fn stamp() -> Stamp {
+    Stamp::new("ann", Utc::now())
 }
 
 /// A client replica: anything that speaks the sync protocol.
@@ -79,7 +123,7 @@ struct Session {
     client: sync::State,
     server: Option<sync::State>,
     read_only: bool,
-    index: Option<InspectionRecord>,
+    sender: String,
 }
 
 impl Session {
@@ -90,7 +134,7 @@ impl Session {
             client: sync::State::new(),
             server: None,
             read_only,
-            index: Some(f.rec.clone()),
+            sender: "ann".into(),
         }
     }
 
@@ -99,6 +143,7 @@ impl Session {
     async fn sync(
         &mut self,
         docs: &Documents,
+        f: &Fixture,
         replica: &mut dyn Replica,
     ) -> Result<usize, Failure> {
         let mut stored = 0;
@@ -108,13 +153,17 @@ impl Session {
             };
             let mut state = self.server.take().unwrap_or_default();
             state.set_read_only(self.read_only);
+            let mut m = m;
+            if self.read_only {
+                m.changes = ChunkList::empty();
+            }
             let ex = docs
                 .exchange(
                     &self.handle,
                     "device-1".into(),
                     state,
                     m,
-                    self.index.clone(),
+                    f.ctx(&self.sender),
                 )
                 .await?;
             stored += usize::from(ex.stored.is_some());
@@ -133,8 +182,8 @@ impl Session {
     async fn exchange_until_stored(
         &mut self,
         docs: &Documents,
+        f: &Fixture,
         replica: &mut dyn Replica,
-        index: Option<InspectionRecord>,
     ) -> Exchanged {
         for _ in 0..5 {
             let m = replica
@@ -142,7 +191,13 @@ impl Session {
                 .expect("the client has a change to offer");
             let state = self.server.take().unwrap_or_default();
             let ex = docs
-                .exchange(&self.handle, "device-1".into(), state, m, index.clone())
+                .exchange(
+                    &self.handle,
+                    "device-1".into(),
+                    state,
+                    m,
+                    f.ctx(&self.sender),
+                )
                 .await
                 .unwrap();
             if ex.stored.is_some() {
@@ -164,16 +219,19 @@ async fn changes_are_stored_before_the_reply_that_acknowledges_them() {
     let docs = Documents::new(f.storage.clone());
     let mut s = Session::open(&docs, &f, false);
     let mut client = AutoCommit::new();
-    s.sync(&docs, &mut client).await.unwrap();
+    s.sync(&docs, &f, &mut client).await.unwrap();
     assert_eq!(
         encode_heads(&client.get_heads()),
         f.stored_heads(),
         "a client that starts empty receives the whole stored document"
     );
 
-    client.put(automerge::ROOT, "probe", "one").unwrap();
-    let ours = client.get_heads();
-    let ex = s.exchange_until_stored(&docs, &mut client, None).await;
+    let mut insp = f.replica();
+    let mut s = Session::open(&docs, &f, false);
+    s.sync(&docs, &f, &mut insp).await.unwrap();
+    insp.set_answer(&f.item(), Answer::Met, &stamp()).unwrap();
+    let ours = insp.heads();
+    let ex = s.exchange_until_stored(&docs, &f, &mut insp).await;
     assert_eq!(
         f.stored_heads(),
         encode_heads(&ours),
@@ -198,35 +256,24 @@ async fn a_readers_changes_never_reach_storage() {
     let f = fixture();
     let docs = Documents::new(f.storage.clone());
     let mut s = Session::open(&docs, &f, true);
-    let mut client = AutoCommit::new();
-    s.sync(&docs, &mut client).await.unwrap();
+    let mut insp = f.replica();
+    s.sync(&docs, &f, &mut insp).await.unwrap();
     let before = f.stored_heads();
-    assert_eq!(
-        encode_heads(&client.get_heads()),
-        before,
-        "a reader still receives the document"
-    );
-
-    client
-        .put(automerge::ROOT, "probe", "from a reader")
-        .unwrap();
-    let stored = s.sync(&docs, &mut client).await.unwrap();
+    insp.set_answer(&f.item(), Answer::Met, &stamp()).unwrap();
+    let stored = s.sync(&docs, &f, &mut insp).await.unwrap();
     assert_eq!(stored, 0, "no exchange stored anything");
     assert_eq!(f.stored_heads(), before, "storage is unchanged");
 }
 
 #[tokio::test]
-async fn malformed_changes_are_refused_before_any_document_is_touched() {
+async fn malformed_and_oversized_changes_are_refused_before_any_document_is_touched() {
     let mut client = AutoCommit::new();
     client.put(automerge::ROOT, "probe", "x").unwrap();
     let valid = client
         .sync()
         .generate_sync_message(&mut sync::State::new())
         .unwrap();
-    assert!(
-        decode_message(&valid.clone().encode()).is_ok(),
-        "a valid message decodes"
-    );
+    assert!(decode_message(&valid.clone().encode(), true).is_ok());
 
     // Garbage where the changes go: Automerge would drop it silently.
     let mut garbage = vec![0x85, 0x6f, 0x4a, 0x83];
@@ -234,29 +281,54 @@ async fn malformed_changes_are_refused_before_any_document_is_touched() {
     for chunk in [garbage, vec![1, 2, 3], vec![]] {
         let mut m = valid.clone();
         m.changes = ChunkList::from(vec![chunk.clone()]);
-        let r = decode_message(&m.encode());
+        let bytes = m.encode();
+        let r = decode_message(&bytes, true);
         assert!(
             matches!(r, Err(Failure::Refused(_))),
             "a malformed chunk {chunk:?} is refused, got {r:?}"
         );
+        // A reader's chunks are never looked at (the caller drops them).
+        assert!(decode_message(&bytes, false).is_ok());
     }
     assert!(matches!(
-        decode_message(b"not a sync message"),
+        decode_message(b"not a sync message", true),
         Err(Failure::Refused(_))
     ));
+
+    // A compressed change that inflates past the budget.
+    let zeros = vec![0u8; limits::MAX_INFLATED_CHANGES + 1];
+    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut enc, &zeros).unwrap();
+    let deflated = enc.finish().unwrap();
+    let mut chunk = vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 2];
+    let mut n = deflated.len() as u64;
+    loop {
+        let b = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            chunk.push(b);
+            break;
+        }
+        chunk.push(b | 0x80);
+    }
+    chunk.extend(&deflated);
+    let mut m = valid.clone();
+    m.changes = ChunkList::from(vec![chunk]);
+    let r = decode_message(&m.encode(), true);
+    assert!(matches!(r, Err(Failure::Limit(_))), "{r:?}");
 }
 
 #[tokio::test]
-async fn a_document_past_the_size_limit_is_refused() {
+async fn a_document_past_the_size_limit_is_refused_and_nothing_is_lost() {
     let f = fixture();
     let stored = f.storage.load_doc(f.rec.id).unwrap().unwrap();
     let size = stored.snapshot.len();
     let docs = Documents::with_max_doc_bytes(f.storage.clone(), size + 2_000);
     let mut s = Session::open(&docs, &f, false);
-    let mut client = AutoCommit::new();
-    s.sync(&docs, &mut client).await.unwrap();
+    let mut insp = f.replica();
+    s.sync(&docs, &f, &mut insp).await.unwrap();
 
-    // 10 KB that does not compress.
+    // 10 KB of a note that does not compress.
     let mut x: u32 = 12345;
     let noise: String = (0..10_000)
         .map(|_| {
@@ -264,23 +336,22 @@ async fn a_document_past_the_size_limit_is_refused() {
             char::from(b'a' + ((x >> 16) % 26) as u8)
         })
         .collect();
-    client.put(automerge::ROOT, "big", noise).unwrap();
-    let r = s.sync(&docs, &mut client).await;
+    insp.edit_note(&f.item(), &noise, &stamp()).unwrap();
+    let r = s.sync(&docs, &f, &mut insp).await;
     assert!(
         matches!(r, Err(Failure::TooLarge { max, .. }) if max == size + 2_000),
         "the growth is refused, got {r:?}"
     );
     assert_eq!(f.stored_heads(), stored.heads, "nothing was stored");
-    assert_eq!(docs.loaded(), 0, "the document left memory unsaved");
 
-    // Another peer syncs: the document is reloaded from storage, without the refused change.
+    // Another peer syncs: the document it gets is the stored one.
     let mut other = Session::open(&docs, &f, false);
-    let mut fresh = AutoCommit::new();
-    other.sync(&docs, &mut fresh).await.unwrap();
-    assert_eq!(encode_heads(&fresh.get_heads()), stored.heads);
-    fresh.put(automerge::ROOT, "small", "ok").unwrap();
+    let mut fresh = f.replica();
+    other.sync(&docs, &f, &mut fresh).await.unwrap();
+    assert_eq!(encode_heads(&fresh.heads()), stored.heads);
+    fresh.set_answer(&f.item(), Answer::Met, &stamp()).unwrap();
     assert_eq!(
-        other.sync(&docs, &mut fresh).await.unwrap(),
+        other.sync(&docs, &f, &mut fresh).await.unwrap(),
         1,
         "small changes are still stored"
     );
@@ -293,7 +364,70 @@ async fn a_document_past_the_size_limit_is_refused() {
 }
 
 #[tokio::test]
-async fn damaged_storage_is_not_served() {
+async fn a_change_against_the_policy_is_refused_whole_and_the_live_document_stays() {
+    let f = fixture();
+    let docs = Documents::new(f.storage.clone());
+    let mut s = Session::open(&docs, &f, false);
+    let mut insp = f.replica();
+    s.sync(&docs, &f, &mut insp).await.unwrap();
+    let before = f.stored_heads();
+
+    // Ann's own actor, but a change no typed operation makes: the trust is the server's.
+    let mut raw = AutoCommit::load(&insp.save())
+        .unwrap()
+        .with_actor(f.actor.clone());
+    let meta = raw.get(automerge::ROOT, "meta").unwrap().unwrap().1;
+    raw.put(&meta, "trust", "RTH").unwrap();
+    raw.commit();
+    let r = s.sync(&docs, &f, &mut raw).await;
+    match r {
+        Err(Failure::Policy(p)) => {
+            assert_eq!(p.code, "forbidden");
+            assert_eq!(p.author.as_deref(), Some("ann"));
+        }
+        other => panic!("expected a policy refusal, got {other:?}"),
+    }
+    assert_eq!(f.stored_heads(), before, "nothing was stored");
+    assert_eq!(
+        docs.loaded(),
+        1,
+        "the live document stayed in memory, untouched"
+    );
+
+    // An actor bound to nobody, and one bound to another user.
+    let mut stranger = f.replica();
+    stranger.set_actor(ActorId::random());
+    stranger
+        .set_answer(&f.item(), Answer::Met, &stamp())
+        .unwrap();
+    let mut s2 = Session::open(&docs, &f, false);
+    match s2.sync(&docs, &f, &mut stranger).await {
+        Err(Failure::Policy(p)) => assert_eq!(p.code, "unknown_actor"),
+        other => panic!("expected unknown_actor, got {other:?}"),
+    }
+    let mut s3 = Session::open(&docs, &f, false);
+    s3.sender = "zed".into();
+    let mut relayed = f.replica();
+    relayed
+        .set_answer(&f.item(), Answer::Met, &stamp())
+        .unwrap();
+    match s3.sync(&docs, &f, &mut relayed).await {
+        Err(Failure::Policy(p)) => assert_eq!(p.code, "foreign_actor"),
+        other => panic!("expected foreign_actor, got {other:?}"),
+    }
+    assert_eq!(f.stored_heads(), before, "still nothing stored");
+
+    // The honest change goes through.
+    let mut again = Session::open(&docs, &f, false);
+    let mut good = f.replica();
+    again.sync(&docs, &f, &mut good).await.unwrap();
+    good.set_answer(&f.item(), Answer::NotMet, &stamp())
+        .unwrap();
+    assert_eq!(again.sync(&docs, &f, &mut good).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_damaged_stored_document_is_rebuilt_and_served() {
     let f = fixture();
     let stored = f.storage.load_doc(f.rec.id).unwrap().unwrap();
     f.storage
@@ -301,10 +435,17 @@ async fn damaged_storage_is_not_served() {
         .unwrap();
     let docs = Documents::new(f.storage.clone());
     let mut s = Session::open(&docs, &f, false);
-    let r = s.sync(&docs, &mut AutoCommit::new()).await;
-    assert!(
-        matches!(r, Err(Failure::Load(_))),
-        "a document that does not reach its stored heads is refused, got {r:?}"
+    let mut client = AutoCommit::new();
+    s.sync(&docs, &f, &mut client).await.unwrap();
+    assert_eq!(
+        encode_heads(&client.get_heads()),
+        stored.heads,
+        "stale heads are rebuilt from the snapshot, which still loads"
+    );
+    assert_eq!(
+        f.stored_heads(),
+        stored.heads,
+        "the stored heads are mended"
     );
 }
 
@@ -318,7 +459,7 @@ async fn other_holders_hear_of_changes_and_idle_documents_leave_memory() {
     let watcher = docs.open(f.rec.id, c2, inbox2.clone());
     let writer = docs.open(f.rec.id, c1, inbox1.clone());
     let mut client = AutoCommit::new();
-    s.sync(&docs, &mut client).await.unwrap();
+    s.sync(&docs, &f, &mut client).await.unwrap();
     docs.notify_others(&writer);
     assert_eq!(inbox2.take(), vec![f.rec.id], "the other holder is told");
     assert!(
@@ -346,20 +487,12 @@ async fn other_holders_hear_of_changes_and_idle_documents_leave_memory() {
 async fn the_inspection_state_and_photo_references_follow_the_document() {
     let f = fixture();
     let docs = Documents::new(f.storage.clone());
-    let checklist = inspections::pinned_checklist(&*f.storage, &f.rec).unwrap();
-    let stored = f.storage.load_doc(f.rec.id).unwrap().unwrap();
-    let mut insp =
-        Inspection::load(&stored.snapshot, checklist.clone(), ActorId::random()).unwrap();
-    let stamp = Stamp::new("ann", Utc::now());
+    let mut insp = f.replica();
+    let stamp = stamp();
     insp.change_state(State::InProgress, &stamp).unwrap();
-    let item = checklist
-        .items()
-        .find(|(s, _)| s.scope == wardcheck_core::checklist::Scope::Inspection)
-        .map(|(_, i)| i.id.clone())
-        .unwrap();
     let hash = "ab".repeat(32);
     insp.attach_photo(
-        &item,
+        &f.item(),
         PhotoRef {
             hash: hash.clone(),
             size: 10,
@@ -373,7 +506,7 @@ async fn the_inspection_state_and_photo_references_follow_the_document() {
     )
     .unwrap();
     let mut s = Session::open(&docs, &f, false);
-    s.sync(&docs, &mut insp).await.unwrap();
+    s.sync(&docs, &f, &mut insp).await.unwrap();
     assert_eq!(
         f.storage.inspection(f.rec.id).unwrap().unwrap().state,
         State::InProgress,
@@ -385,10 +518,8 @@ async fn the_inspection_state_and_photo_references_follow_the_document() {
         "the photo is known to be referred to by the inspection"
     );
 
-    // The same, brought in step inside the exchange (as the HTTP API asks).
     insp.change_state(State::Submitted, &stamp).unwrap();
-    s.exchange_until_stored(&docs, &mut insp, Some(f.rec.clone()))
-        .await;
+    s.exchange_until_stored(&docs, &f, &mut insp).await;
     assert_eq!(
         f.storage.inspection(f.rec.id).unwrap().unwrap().state,
         State::Submitted,
@@ -397,28 +528,33 @@ async fn the_inspection_state_and_photo_references_follow_the_document() {
 }
 
 #[tokio::test]
-async fn compaction_keeps_every_change() {
+async fn compaction_keeps_every_change_and_the_previous_snapshot() {
     let f = fixture();
     let docs = Documents::new(f.storage.clone());
     let mut s = Session::open(&docs, &f, false);
-    let mut client = AutoCommit::new();
-    s.sync(&docs, &mut client).await.unwrap();
+    let mut insp = f.replica();
+    s.sync(&docs, &f, &mut insp).await.unwrap();
+    let item = f.item();
     for i in 0..=limits::COMPACT_AFTER {
-        client.put(automerge::ROOT, "n", i).unwrap();
-        s.sync(&docs, &mut client).await.unwrap();
+        insp.edit_note(&item, &format!("note {i}"), &stamp())
+            .unwrap();
+        s.sync(&docs, &f, &mut insp).await.unwrap();
     }
     assert!(
         f.storage.change_rows(f.rec.id).unwrap() < limits::COMPACT_AFTER,
         "the change rows were compacted"
     );
+    let prev = f.storage.previous_doc(f.rec.id).unwrap();
+    assert!(prev.snapshot.is_some(), "the snapshot before is kept");
+    assert!(prev.changes.len() as i64 > limits::COMPACT_AFTER / 2);
     drop(s);
     docs.evict_idle(Duration::ZERO);
     let mut again = Session::open(&docs, &f, false);
     let mut fresh = AutoCommit::new();
-    again.sync(&docs, &mut fresh).await.unwrap();
+    again.sync(&docs, &f, &mut fresh).await.unwrap();
     assert_eq!(
         fresh.get_heads(),
-        client.get_heads(),
+        insp.heads(),
         "a reload after compaction holds every change"
     );
 }

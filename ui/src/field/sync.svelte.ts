@@ -35,6 +35,16 @@ export class SyncStore {
     this.#started = false;
   }
 
+  /** Sets this device's copy of a refused document aside and takes the server's. */
+  async takeServersCopy(document: string): Promise<void> {
+    try {
+      this.status = await this.backend.takeServersCopy(document);
+      this.error = null;
+    } catch (e) {
+      this.error = AppError.from(e).message;
+    }
+  }
+
   /** Wakes the worker; the status it answers with is shown at once. */
   async syncNow(): Promise<void> {
     try {

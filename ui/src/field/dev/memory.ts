@@ -147,6 +147,7 @@ export class MemoryBackend implements FieldBackend {
       message: null,
       photos_fetched: 0,
       changes_received: 0,
+      refused: [],
     };
     const a = emptyView("11111111-1111-4111-8111-111111111111", "RJ1", ["RJ121", "RJ122"], this.checklist, this.user);
     const b = emptyView("22222222-2222-4222-8222-222222222222", "RQM", ["RQM01"], this.checklist, this.user);
@@ -316,6 +317,11 @@ export class MemoryBackend implements FieldBackend {
   }
 
   /** Plays a sync: uploads the pending photos in steps, then reports synced. */
+  async takeServersCopy(document: string): Promise<SyncStatus> {
+    this.emit({ refused: this.sync.refused.filter((r) => r.document !== document) });
+    return this.syncStatus();
+  }
+
   async syncNow(): Promise<SyncStatus> {
     if (!this.status.signed_in) return this.syncStatus();
     const photos = this.sync.pending_photos;

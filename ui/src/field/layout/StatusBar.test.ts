@@ -16,6 +16,24 @@ async function bar(opts = {}) {
 }
 
 describe("the status bar", () => {
+  it("shows a change the server refused, and takes the server's copy when asked", async () => {
+    const { backend } = await bar();
+    expect(screen.queryByTestId("refused")).toBeNull();
+    backend.emit({
+      state: "syncing",
+      refused: [{ document: "d1", inspection: "i1", code: "wrong_state", message: "answers cannot change while the inspection is submitted" }],
+    });
+    await tick();
+    const r = screen.getByTestId("refused");
+    expect(r.dataset.code).toBe("wrong_state");
+    expect(r.textContent).toContain("inspection i1");
+    expect(r.textContent).toContain("answers cannot change while the inspection is submitted");
+    screen.getByTestId("take-servers-copy").click();
+    await new Promise((ok) => setTimeout(ok, 0));
+    await tick();
+    expect(screen.queryByTestId("refused")).toBeNull();
+  });
+
   it("says Offline, Syncing, Synced at HH:MM and Not signed in as the worker reports", async () => {
     const { backend } = await bar();
     expect(screen.getByTestId("sync-status").textContent).toContain("Offline");

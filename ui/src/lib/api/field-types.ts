@@ -115,6 +115,15 @@ export interface UploadProgress {
   total_bytes: number;
 }
 
+/** A document whose change the server refused: kept on this device, not sent again. */
+export interface RefusedDoc {
+  document: string;
+  inspection: string;
+  /** The server's stable code, e.g. `wrong_state`. */
+  code: string;
+  message: string;
+}
+
 export interface SyncStatus {
   state: SyncState;
   /** RFC 3339. */
@@ -132,6 +141,8 @@ export interface SyncStatus {
   /** Times changes from the server (other people's edits) were stored since the app
    * started: when it moves, screens read the store again. */
   changes_received: number;
+  /** Documents whose changes the server refused (each waits for `takeServersCopy`). */
+  refused: RefusedDoc[];
 }
 
 /** The codes an `AppError` carries (docs/APP-IPC.md, Conventions). */
@@ -254,6 +265,8 @@ export interface FieldBackend {
   syncStatus(): Promise<SyncStatus>;
   /** Wakes the sync worker; never waits for the network. */
   syncNow(): Promise<SyncStatus>;
+  /** Sets this device's copy of a refused document aside and fetches the server's. */
+  takeServersCopy(document: string): Promise<SyncStatus>;
   /** Calls `cb` with each `sync-status` event; resolves to a function that stops listening. */
   onSyncStatus(cb: (s: SyncStatus) => void): Promise<() => void>;
 }

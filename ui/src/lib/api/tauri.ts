@@ -123,6 +123,10 @@ export class TauriBackend implements FieldBackend {
     return this.call("sync_now");
   }
 
+  takeServersCopy(document: string): Promise<SyncStatus> {
+    return this.call("take_servers_copy", { document });
+  }
+
   async onSyncStatus(cb: (s: SyncStatus) => void): Promise<() => void> {
     try {
       return await listen<SyncStatus>("sync-status", (e) => cb(e.payload));

@@ -1,0 +1,223 @@
+//! The server as guardian of the record: who wrote each change it receives, and whether
+//! they may.
+//!
+//! Every change that reaches a document (from a sync peer, or made by the API on a
+//! caller's behalf) is checked here before it is stored or forwarded:
+//!
+//! 1. **Its author is its actor's binding**, never what the change says. A device binds
+//!    the Automerge actors it writes with at sign-in (`POST /api/v1/actors`); an actor
+//!    bound to no one, to a revoked device or a disabled user is refused.
+//! 2. **A device sends its own user's changes.** Changes carry no signature: a change
+//!    claiming another user's actor cannot be told from a forgery of that user's work,
+//!    so one arriving over another user's connection is refused (`foreign_actor`).
+//!    Wardcheck's devices sync only with the server, so an honest device never relays
+//!    another user's change the server does not already hold (those are skipped before
+//!    anything is checked). A change relayed from the same user's other device is
+//!    checked against that device's binding.
+//! 3. **The author's rights on this inspection** come from the server's record (assigned,
+//!    team lead, the trust's lead once shared), and then the write policy
+//!    ([`wardcheck_core::policy::check_change`]) holds every operation to the table, the
+//!    schema and the stamps. The state used is the document's just before each change.
+//! 4. **Photo references are earned**: the author uploaded the photo, may already read
+//!    it, or the server does not hold it yet (the author's own upload will follow, and
+//!    the hash is known only to whoever holds the bytes).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use automerge::{ActorId, AutoCommit, Change, ChangeHash};
+use wardcheck_core::checklist::Checklist;
+use wardcheck_core::inspection::State;
+use wardcheck_core::policy::{Context, DocKind, Writer, check_change};
+
+use crate::access;
+use crate::storage::{InspectionRecord, SERVER_AUTHOR, Storage, User};
+
+/// What checking a document's changes needs to know about it and the sender.
+#[derive(Debug, Clone)]
+pub(crate) struct DocContext {
+    pub kind: DocKind,
+    pub record: InspectionRecord,
+    /// The inspection's checklist, for inspection and review documents.
+    pub checklist: Option<Arc<Checklist>>,
+    /// The user whose connection (or API call) brought the changes.
+    pub sender: String,
+}
+
+/// Why a change was refused, for the sender, the audit log and the logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refused {
+    /// A stable code: the policy's (`forbidden`, `forged_author`, ...) or the binding's
+    /// (`unknown_actor`, `foreign_actor`, `revoked_actor`).
+    pub code: &'static str,
+    pub message: String,
+    pub change: ChangeHash,
+    pub actor: ActorId,
+    /// The user the actor is bound to, when it is.
+    pub author: Option<String>,
+}
+
+impl Refused {
+    /// What the audit log's detail says: never content.
+    pub(crate) fn detail(&self) -> String {
+        let mut m: String = self
+            .message
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(300)
+            .collect();
+        if m.is_empty() {
+            m = "-".into();
+        }
+        format!(
+            "change {} actor {} author {}: {m}",
+            self.change,
+            self.actor.to_hex_string(),
+            self.author.as_deref().unwrap_or("-")
+        )
+    }
+}
+
+/// Checks every change in `new` (in causal order, as Automerge lists them), applied in
+/// `doc` on top of `before`. `state` is the inspection's state before the first.
+pub(crate) fn check(
+    storage: &dyn Storage,
+    ctx: &DocContext,
+    doc: &AutoCommit,
+    before: &[ChangeHash],
+    new: &[Change],
+    mut state: State,
+) -> Result<(), Box<Refused>> {
+    let mut heads: Vec<ChangeHash> = before.to_vec();
+    let mut authors: HashMap<ActorId, (Writer, Option<User>)> = HashMap::new();
+    for change in new {
+        let actor = change.actor_id().clone();
+        let refused = |code: &'static str, message: String, author: Option<String>| {
+            Box::new(Refused {
+                code,
+                message,
+                change: change.hash(),
+                actor: actor.clone(),
+                author,
+            })
+        };
+        if !authors.contains_key(&actor) {
+            let found = author(storage, ctx, &actor).map_err(|(code, m, a)| refused(code, m, a))?;
+            authors.insert(actor.clone(), found);
+        }
+        let (writer, user) = &authors[&actor];
+        let earned = |hash: &str| earned(storage, user.as_ref(), hash);
+        let pctx = Context {
+            kind: ctx.kind,
+            checklist: ctx.checklist.as_deref(),
+            state,
+            earned: &earned,
+        };
+        let checked = check_change(doc, &heads, change, writer, &pctx)
+            .map_err(|r| refused(r.code.as_str(), r.message, Some(writer.user.clone())))?;
+        if ctx.kind == DocKind::Inspection
+            && let Some(s) = checked.state
+        {
+            state = s;
+        }
+        heads.retain(|h| !change.deps().contains(h));
+        heads.push(change.hash());
+    }
+    Ok(())
+}
+
+type AuthorError = (&'static str, String, Option<String>);
+
+/// The writer an actor's changes are held to on this document, and their user.
+fn author(
+    storage: &dyn Storage,
+    ctx: &DocContext,
+    actor: &ActorId,
+) -> Result<(Writer, Option<User>), AuthorError> {
+    let internal = |e: crate::storage::StorageError| ("unchecked", e.to_string(), None);
+    let binding = storage
+        .actor_binding(actor.to_bytes())
+        .map_err(internal)?
+        .ok_or_else(|| {
+            (
+                "unknown_actor",
+                format!(
+                    "actor {} is bound to no user: a device registers its actors when it signs in",
+                    actor.to_hex_string()
+                ),
+                None,
+            )
+        })?;
+    let who = Some(binding.user.clone());
+    if binding.user == SERVER_AUTHOR && ctx.sender == SERVER_AUTHOR {
+        return Ok((access::server_writer(), None));
+    }
+    if binding.user != ctx.sender {
+        return Err((
+            "foreign_actor",
+            format!(
+                "the change was written by another user's actor ({}); a device sends only its own user's changes",
+                binding.user
+            ),
+            who,
+        ));
+    }
+    if binding.revoked {
+        return Err((
+            "revoked_actor",
+            "the device that bound this actor was revoked, or its user disabled".into(),
+            who,
+        ));
+    }
+    let user = storage
+        .user_by_name(&binding.user)
+        .map_err(internal)?
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| {
+            (
+                "revoked_actor",
+                "the actor's user is disabled".into(),
+                who.clone(),
+            )
+        })?;
+    let writer = access::writer(&user, &ctx.record, ctx.kind).ok_or_else(|| {
+        (
+            "no_right",
+            format!(
+                "{} may not write this {} document",
+                user.name,
+                ctx.kind.as_str().replace('_', " ")
+            ),
+            who.clone(),
+        )
+    })?;
+    Ok((writer, Some(user)))
+}
+
+/// Whether `user` may refer to the photo `hash` in a document.
+fn earned(storage: &dyn Storage, user: Option<&User>, hash: &str) -> bool {
+    let Some(user) = user else { return true };
+    let check = || -> crate::storage::Result<bool> {
+        if storage.blob_uploaded_by(hash, &user.name)? {
+            return Ok(true);
+        }
+        match storage.blob_status(hash)? {
+            Some(b) if b.complete => {}
+            // Not held yet: only whoever holds the bytes knows the hash; their upload
+            // follows and makes them its uploader.
+            _ => return Ok(true),
+        }
+        for doc in storage.photo_docs(hash)? {
+            if let Some(a) = storage.doc_access(doc)?
+                && access::doc_right(user, &a).can_read()
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    };
+    check().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "checking a photo reference failed; refused");
+        false
+    })
+}
