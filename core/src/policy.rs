@@ -537,6 +537,22 @@ fn exid(id: &OpId) -> ObjId {
     ObjId::Id(id.counter(), id.actor().clone(), 0)
 }
 
+/// Whether `obj.key` holds exactly one value in the document as it will be (the change's
+/// own, which the caller checks): nothing written concurrently beside it.
+fn alone<D: ReadDoc>(doc: &D, obj: &ObjectId, key: &str, at: &str) -> Result<(), Refusal> {
+    let o = match obj {
+        ObjectId::Root => automerge::ROOT,
+        ObjectId::Id(id) => exid(id),
+    };
+    let n = doc.get_all(&o, key).map_err(|e| bad(e.to_string()))?.len();
+    if n > 1 {
+        return Err(bad(format!(
+            "{at} already holds a value, which this would stand beside"
+        )));
+    }
+    Ok(())
+}
+
 impl<D: ReadDoc> Checker<'_, D> {
     fn object(&mut self, obj: &ObjectId) -> Result<(Vec<String>, ObjType), Refusal> {
         let id = match obj {
@@ -641,15 +657,28 @@ impl<D: ReadDoc> Checker<'_, D> {
             p.push(key.to_owned());
             shown(&p)
         };
-        // Objects are made once, where the schema makes them, never over a value.
+        // Objects are made once, where the schema makes them, never over a value nor
+        // beside one (a second object made concurrently at the same key would hide the
+        // first, and everything in it, behind a conflict).
+        let doc = self.doc;
+        let alone = || alone(doc, &op.obj, key, &at());
         let make = |want: ObjType| -> Result<(), Refusal> {
             match op.action {
-                OpType::Make(t) if t == want && op.pred.is_empty() => Ok(()),
+                OpType::Make(t) if t == want && op.pred.is_empty() => alone(),
                 OpType::Make(_) if !op.pred.is_empty() => Err(bad(format!(
                     "{} already exists and is not made again",
                     at()
                 ))),
                 _ => Err(bad(format!("{} holds a {want:?}", at()))),
+            }
+        };
+        // Comments, sign-offs and factual-accuracy comments are written once, by their
+        // author, and never replaced: not over a value, nor beside one.
+        let once = || -> Result<(), Refusal> {
+            if op.pred.is_empty() {
+                alone()
+            } else {
+                Err(bad(format!("{} is written once and never replaced", at())))
             }
         };
         match target {
@@ -770,6 +799,7 @@ impl<D: ReadDoc> Checker<'_, D> {
             }
             Target::Signoff(ref k) => {
                 self.permit(Part::Signoff)?;
+                once()?;
                 let s: Signoff = self.json(op, &at(), &["id", "role", "statement", "by", "at"])?;
                 if s.id.to_string() != *k {
                     return Err(bad(format!("sign-off {} must be keyed by its id", at())));
@@ -795,6 +825,7 @@ impl<D: ReadDoc> Checker<'_, D> {
             }
             Target::Accuracy(ref k) => {
                 self.permit(Part::Accuracy)?;
+                once()?;
                 let c: AccuracyComment =
                     self.json(op, &at(), &["id", "about", "text", "by", "at"])?;
                 if c.id.to_string() != *k {
@@ -806,6 +837,7 @@ impl<D: ReadDoc> Checker<'_, D> {
             }
             Target::Comment(ref k) => {
                 self.permit(Part::Comment)?;
+                once()?;
                 let c: Comment = self.json(op, &at(), &["id", "target", "text", "by", "at"])?;
                 if c.id.to_string() != *k {
                     return Err(bad(format!("comment {} must be keyed by its id", at())));
@@ -1015,6 +1047,52 @@ impl<D: ReadDoc> Checker<'_, D> {
     }
 
     fn finish(&mut self) -> Result<(), Refusal> {
+        // A sampled device or a finding is made whole in one change: every view reads
+        // each field, so one made without them would leave the inspection unreadable.
+        for (counter_actor, (path, _)) in &self.local {
+            let required: &[(&str, Option<ObjType>)] = match path
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .as_slice()
+            {
+                [DEVICES, _] => &[
+                    ("hostname", None),
+                    ("build_seen", None),
+                    ("added", None),
+                    ("observations", Some(ObjType::Map)),
+                ],
+                [FINDINGS, _] => &[
+                    ("severity", None),
+                    ("text", Some(ObjType::Text)),
+                    ("recommendation", Some(ObjType::Text)),
+                    ("items", Some(ObjType::Map)),
+                    ("created", None),
+                    ("edited", None),
+                ],
+                _ => continue,
+            };
+            if self.ctx.kind != DocKind::Inspection {
+                continue;
+            }
+            let obj = ObjId::Id(counter_actor.0, counter_actor.1.clone(), 0);
+            for (key, want) in required {
+                let found = self.doc.get(&obj, *key).map_err(|e| bad(e.to_string()))?;
+                let fits = match (found, want) {
+                    (Some((Value::Object(t), _)), Some(w)) => t == *w,
+                    (Some((Value::Scalar(v), _)), None) => {
+                        matches!(v.as_ref(), ScalarValue::Str(_))
+                    }
+                    _ => false,
+                };
+                if !fits {
+                    return Err(bad(format!(
+                        "{} is made without its {key}: a sampled device or a finding is made whole, in one change",
+                        shown(path)
+                    )));
+                }
+            }
+        }
         for (counter, actor) in std::mem::take(&mut self.texts) {
             let obj = ObjId::Id(counter, ActorId::from(actor), 0);
             let len = self
@@ -1048,6 +1126,8 @@ impl<D: ReadDoc> Checker<'_, D> {
 }
 
 const STAMPED: &[&str] = &["value", "by", "at", "resolved"];
+const DEVICES: &str = "devices";
+const FINDINGS: &str = "findings";
 
 fn strip_resolved(v: &mut serde_json::Value) {
     if let Some(o) = v.as_object_mut() {

@@ -496,6 +496,76 @@ fn raw_changes_no_typed_operation_makes_are_refused_with_their_code() {
     });
     assert_eq!(code(r), Code::Malformed);
 
+    // A device or a finding made without the fields every view reads: one such change
+    // would leave the inspection unreadable for everyone.
+    let r = refused(&mut insp, DocKind::Inspection, ip, LeadInspector, |d| {
+        let o = obj(d, &["devices"]);
+        d.put_object(&o, Uuid::from_u128(0xd7).to_string(), ObjType::Map)
+            .unwrap();
+    });
+    let r = r.expect_err("an empty device is refused");
+    assert!(
+        r.message.contains("made without its hostname"),
+        "{}",
+        r.message
+    );
+    let r = refused(&mut insp, DocKind::Inspection, ip, LeadInspector, |d| {
+        let o = obj(d, &["findings"]);
+        let f = d
+            .put_object(&o, Uuid::from_u128(0xf7).to_string(), ObjType::Map)
+            .unwrap();
+        d.put(&f, "severity", stamped(serde_json::json!("high"), "ann"))
+            .unwrap();
+    });
+    assert_eq!(code(r), Code::Malformed);
+    // A device made whole from a copy from before the device existed: Automerge would
+    // keep both maps as a conflict, and show only one of them.
+    {
+        let checklist = insp.checklist().clone();
+        let mut full = AutoCommit::load(&insp.save()).unwrap();
+        let created = full.get_changes(&[])[0].hash();
+        let mut stale = full.fork_at(&[created]).unwrap();
+        let devices = obj(&stale, &["devices"]);
+        let dev = stale
+            .put_object(&devices, DEVICE.to_string(), ObjType::Map)
+            .unwrap();
+        for k in ["hostname", "build_seen"] {
+            stale
+                .put(&dev, k, stamped(serde_json::json!("X"), "ann"))
+                .unwrap();
+        }
+        stale
+            .put(
+                &dev,
+                "added",
+                serde_json::json!({"by": "ann", "at": "2026-11-01T10:00:00Z"}).to_string(),
+            )
+            .unwrap();
+        stale
+            .put_object(&dev, "observations", ObjType::Map)
+            .unwrap();
+        stale.commit();
+        let change = stale.get_last_local_change().unwrap();
+        let before = full.get_heads();
+        full.apply_changes([change.clone()]).unwrap();
+        let none = |_: &str| false;
+        let r = check_change(
+            &full,
+            &before,
+            &change,
+            &writer(LeadInspector),
+            &Context {
+                kind: DocKind::Inspection,
+                checklist: Some(&checklist),
+                state: ip,
+                earned: &none,
+            },
+        );
+        let r = r.expect_err("a second device at the same key is refused");
+        assert_eq!(r.code, Code::Malformed);
+        assert!(r.message.contains("stand beside"), "{}", r.message);
+    }
+
     // Text over its limit.
     let r = refused(&mut insp, DocKind::Inspection, ip, LeadInspector, |d| {
         let o = obj(d, &["responses", "c1", "note"]);
@@ -706,6 +776,24 @@ fn the_trust_response_and_review_documents_have_their_own_rows() {
         d.put(&o, id.to_string(), v.to_string()).unwrap();
     };
     assert!(check(&mut vdoc, DocKind::Review, Role::Inspector, &c).is_ok());
+    // Another author's comment is never replaced (the trust would read the replacement
+    // as what was released), nor a value written beside it.
+    let overwrite = |d: &mut AutoCommit| {
+        let o = obj(d, &["comments"]);
+        let id = Uuid::from_u128(5);
+        let v = serde_json::json!({"id": id, "target": {"kind": "inspection"},
+            "text": "Nothing to see", "by": "ian", "at": "2026-11-01T10:00:00Z"});
+        d.put(&o, id.to_string(), v.to_string()).unwrap();
+    };
+    assert_eq!(
+        code(check(
+            &mut vdoc,
+            DocKind::Review,
+            Role::Inspector,
+            &overwrite
+        )),
+        Code::Malformed
+    );
     assert_eq!(
         code(check(&mut vdoc, DocKind::Review, Role::Admin, &c)),
         Code::Forbidden

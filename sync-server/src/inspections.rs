@@ -14,7 +14,7 @@ use wardcheck_core::response::TrustResponse;
 use wardcheck_core::review::Review;
 
 use crate::storage::{
-    DocKind, InspectionRecord, PublishedChecklist, SERVER_AUTHOR, Storage, StoredDoc,
+    DocKind, InspectionRecord, LEGACY_AUTHOR, PublishedChecklist, SERVER_AUTHOR, Storage, StoredDoc,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -203,6 +203,7 @@ pub fn migrate(storage: &dyn Storage, now: DateTime<Utc>) -> Result<usize, Creat
             continue;
         };
         let stamp = Stamp::new(SERVER_AUTHOR, now);
+        bind_history_actors(storage, &[rec.id, rec.response_doc], now)?;
         let actor = ActorId::random();
         storage.bind_actor(actor.to_bytes(), SERVER_AUTHOR, None, now)?;
         let mut moved = None;
@@ -253,6 +254,55 @@ pub fn migrate(storage: &dyn Storage, now: DateTime<Utc>) -> Result<usize, Creat
         tracing::info!(inspection = %rec.id, comments = comments.len(), "gave an inspection its review document");
     }
     Ok(ids.len())
+}
+
+/// Binds the actors that wrote the history of documents from before actors were bound
+/// (found by [`migrate`]): each to the one user its changes name (their commit
+/// messages' `by`), or to [`LEGACY_AUTHOR`] when they name none, several, or no user
+/// that exists, so that no one can write with it again. Until bound, anyone could claim
+/// such an actor, seen in a document they read, and so lock its device out.
+fn bind_history_actors(
+    storage: &dyn Storage,
+    docs: &[Uuid],
+    now: DateTime<Utc>,
+) -> Result<usize, CreateError> {
+    let mut names: HashMap<ActorId, std::collections::BTreeSet<String>> = HashMap::new();
+    for id in docs {
+        let Some(stored) = storage.load_doc(*id)? else {
+            continue;
+        };
+        let Ok(mut doc) = wardcheck_core::store::load_checked(
+            *id,
+            &stored.snapshot,
+            stored.changes.iter().map(Vec::as_slice),
+            &stored.heads,
+        ) else {
+            continue;
+        };
+        for c in doc.get_changes(&[]) {
+            let by = c
+                .message()
+                .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
+                .and_then(|v| v.get("by").and_then(|b| b.as_str().map(str::to_owned)));
+            let entry = names.entry(c.actor_id().clone()).or_default();
+            entry.insert(by.unwrap_or_default());
+        }
+    }
+    let mut bound = 0;
+    for (actor, by) in names {
+        if storage.actor_binding(actor.to_bytes())?.is_some() {
+            continue;
+        }
+        let one = (by.len() == 1).then(|| by.iter().next().cloned()).flatten();
+        let user = match one {
+            Some(n) if n == SERVER_AUTHOR => n,
+            Some(n) if !n.is_empty() && storage.user_by_name(&n)?.is_some() => n,
+            _ => LEGACY_AUTHOR.to_owned(),
+        };
+        storage.bind_actor(actor.to_bytes(), &user, None, now)?;
+        bound += 1;
+    }
+    Ok(bound)
 }
 
 /// Heads as stored: sorted, 32 bytes each (the same encoding as the field app's store).

@@ -423,9 +423,11 @@ fn user(storage: &dyn Storage, c: UserCommand) -> Result<()> {
             if name.trim().is_empty()
                 || name.chars().count() > limits::MAX_NAME_CHARS
                 || name.chars().any(|c| c.is_control() || c.is_whitespace())
+                || name.starts_with('@')
             {
                 bail!(
-                    "a user name is 1 to {} characters with no spaces",
+                    "a user name is 1 to {} characters with no spaces, not starting with @ \
+                     (kept for the server's own names)",
                     limits::MAX_NAME_CHARS
                 );
             }

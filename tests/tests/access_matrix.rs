@@ -121,14 +121,10 @@ impl Ctx {
         let rec = json_ok(res, StatusCode::CREATED, "fixture").await;
         let id: Uuid = rec["id"].as_str().unwrap().parse().unwrap();
         if shared {
-            let res = self
-                .c
-                .post(self.url(&format!("/api/v1/inspections/{id}/share")))
-                .bearer_auth(rita)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(res.status(), StatusCode::OK, "sharing the fixture");
+            // The operator's share (the CLI), which leaves the draft a draft: the
+            // reviewer's (`POST .../share`) moves a submitted inspection on, and has its
+            // own row.
+            self.s.cli(&["inspection", "share", &id.to_string()], "");
         }
         Fixture {
             id,
@@ -372,6 +368,10 @@ async fn try_cell(ctx: &mut Ctx, row: &str, col: usize) -> Option<String> {
         | "POST /api/v1/inspections/{id}/share"
         | "POST /api/v1/inspections/{id}/state" => {
             let action = row.rsplit('/').next().unwrap();
+            if action == "share" {
+                // Only a submitted inspection is shared.
+                submit(ctx, &f).await;
+            }
             let body = match action {
                 "assign" => Some(json!({ "user": "bob" })),
                 "state" => Some(json!({ "state": "in_progress" })),

@@ -117,13 +117,8 @@ async fn listings_come_in_full_capped_pages_of_what_each_role_may_see() {
             rx2.insert(id.clone());
         }
         if i % 5 == 0 {
-            let res = c
-                .post(s.url(&format!("/api/v1/inspections/{id}/share")))
-                .bearer_auth(&rita)
-                .send()
-                .await
-                .unwrap();
-            json_ok(res, StatusCode::OK, "share").await;
+            // The operator's share: these drafts are only listed.
+            s.cli(&["inspection", "share", &id], "");
             if trust == "RJ1" {
                 rj1_shared.insert(id);
             } else {
@@ -515,22 +510,38 @@ async fn create_assign_share_and_state_refuse_the_wrong_roles() {
     assert_eq!(state["by"], "ann", "stamped with the caller");
     assert_eq!(v["record"]["state"], "submitted", "and the record follows");
 
-    // share: trust lead reads it afterwards; sharing twice keeps the first time.
+    // share: the reviewer's move of a submitted inspection, not the admin's; the trust
+    // lead reads it afterwards; sharing twice is no move at all.
+    let res = c
+        .get(s.url(&format!("/api/v1/inspections/{id}")))
+        .bearer_auth(&lead1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::NOT_FOUND,
+        "not the lead's before it is shared"
+    );
+    assert_eq!(
+        post("/share".into(), root.clone(), None).await.status(),
+        StatusCode::FORBIDDEN,
+        "admins do not share"
+    );
     let rec = json_ok(
-        post("/share".into(), root.clone(), None).await,
+        post("/share".into(), rita.clone(), None).await,
         StatusCode::OK,
         "share",
     )
     .await;
     let first = rec["shared_at"].clone();
-    assert!(first.is_string());
-    let rec = json_ok(
-        post("/share".into(), rita.clone(), None).await,
-        StatusCode::OK,
-        "again",
-    )
-    .await;
-    assert_eq!(rec["shared_at"], first);
+    assert!(first.is_string(), "{rec}");
+    assert_eq!(rec["state"], "shared_with_trust");
+    let res = post("/share".into(), rita.clone(), None).await;
+    assert_eq!(
+        error(res, StatusCode::CONFLICT, "shared again").await.0,
+        "illegal_transition"
+    );
     let res = c
         .get(s.url(&format!("/api/v1/inspections/{id}")))
         .bearer_auth(&lead1)

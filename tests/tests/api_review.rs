@@ -381,9 +381,7 @@ async fn comments_cross_every_limit_with_a_clear_error() {
         t.state(id, to).await;
     }
     t.share(id).await;
-    for to in ["shared_with_trust", "closed"] {
-        t.state(id, to).await;
-    }
+    t.state(id, "closed").await;
     let res = t
         .post(
             &t.rita,
@@ -504,6 +502,9 @@ async fn a_trust_lead_responds_to_findings_once_shared_and_others_see_it() {
         absent.bytes().await.unwrap(),
         "not shared yet: the same answer as a missing inspection"
     );
+    for to in ["in_progress", "submitted"] {
+        t.state(id, to).await;
+    }
     t.share(id).await;
 
     // A lead of another trust: the same 404 as a missing one, even once shared.
@@ -807,7 +808,6 @@ async fn internal_comments_stay_internal_until_a_reviewer_releases_one() {
         t.state(id, to).await;
     }
     t.share(id).await;
-    t.state(id, "shared_with_trust").await;
 
     // The trust's lead: no comment in the view, and no way to sync the review document.
     let v = t.detail(&t.lead1, id).await;

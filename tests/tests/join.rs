@@ -383,13 +383,7 @@ async fn answers_and_sampled_devices_are_set_beside_the_trusts_telemetry() {
     let lead2 = token(&c, &s, "lead2").await;
     let res = get_join(&c, &s, &lead1, rj1).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND, "not shared yet");
-    let res = c
-        .post(s.url(&format!("/api/v1/inspections/{rj1}/share")))
-        .bearer_auth(&rita)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+    s.cli(&["inspection", "share", &rj1.to_string()], "");
     let res = get_join(&c, &s, &lead1, rj1).await;
     json_ok(res, StatusCode::OK, "RJ1's lead reads the shared join").await;
     let denied = get_join(&c, &s, &lead2, rj1).await;

@@ -64,7 +64,7 @@ fn stamp(i: usize) -> Stamp {
 
 fn edit(insp: &mut Inspection, items: &[String], i: usize) {
     let item = &items[i % items.len()];
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         insp.edit_note(item, &format!("note {i}: seen on site"), &stamp(i))
             .unwrap();
     } else {

@@ -15,7 +15,6 @@ use std::sync::Arc;
 
 use automerge::{ActorId, AutoCommit};
 use axum::http::StatusCode;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use wardcheck_core::checklist::Checklist;
 use wardcheck_core::inspection::{Inspection, InspectionError, InspectionView, TeamMember};
@@ -26,7 +25,7 @@ use wardcheck_core::review::{Review, ReviewError, ReviewView};
 use crate::auth::Caller;
 use crate::error::AppError;
 use crate::inspections;
-use crate::storage::{InspectionRecord, Role, Storage};
+use crate::storage::{AuditEvent, InspectionRecord, Role, Storage};
 use crate::sync::{DocContext, Failure};
 use crate::{AppState, access};
 
@@ -34,15 +33,6 @@ pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, AppError> + Send + 'static,
 ) -> Result<T, AppError> {
     tokio::task::spawn_blocking(f).await?
-}
-
-/// The actor the API writes with for one device: the same every time, bound to the
-/// device's user, so each dashboard device adds one actor to a document, not one per
-/// change. Changes on it are made under the document's lock, one at a time, so its
-/// sequence numbers never collide.
-fn api_actor(device: i64) -> ActorId {
-    let d = Sha256::digest(format!("wardcheck api actor of device {device}").as_bytes());
-    ActorId::from(&d[..16])
 }
 
 fn checklist_of(storage: &dyn Storage, rec: &InspectionRecord) -> Result<Arc<Checklist>, AppError> {
@@ -98,18 +88,22 @@ async fn change<R: Send + 'static>(
             caller.user.role.name()
         )));
     };
-    let actor = api_actor(caller.device.id);
     let storage = state.storage.clone();
     let (r, user, device) = (rec.clone(), caller.user.name.clone(), caller.device.id);
-    let a = actor.clone();
-    let checklist = blocking(move || {
-        storage
-            .bind_actor(a.to_bytes(), &user, Some(device), chrono::Utc::now())
+    // The actor the API writes with for this device: one per device, so each dashboard
+    // adds one actor to a document, not one per change; made at random (so no one can
+    // bind it first), and used under the document's lock, so its sequence numbers never
+    // collide.
+    let (actor, checklist) = blocking(move || {
+        let fresh = ActorId::random();
+        let actor = storage
+            .api_actor(device, &user, fresh.to_bytes(), chrono::Utc::now())
             .map_err(AppError::internal)?;
-        match kind {
-            DocKind::TrustResponse => Ok(None),
-            _ => checklist_of(&*storage, &r).map(Some),
-        }
+        let checklist = match kind {
+            DocKind::TrustResponse => None,
+            _ => Some(checklist_of(&*storage, &r)?),
+        };
+        Ok((ActorId::from(actor.as_slice()), checklist))
     })
     .await?;
     let ctx = DocContext {
@@ -124,8 +118,29 @@ async fn change<R: Send + 'static>(
         .edit(&handle, ctx, move |fork| {
             make(fork.with_actor(actor), writer, checklist)
         })
-        .await
-        .map_err(failure)?;
+        .await;
+    let result = match result {
+        Ok(r) => r,
+        Err(f) => {
+            // A change the server's checks refused (typed operations refuse first, so
+            // this is rare): audited as a refused sync change is, with its actor.
+            if let Failure::Policy(r) = &f {
+                state
+                    .audit(AuditEvent {
+                        at: chrono::Utc::now(),
+                        actor: caller.user.name.clone(),
+                        device: Some(caller.device.id),
+                        action: "change_refused".into(),
+                        target: doc.to_string(),
+                        from: caller.from.clone(),
+                        outcome: r.code.into(),
+                        detail: Some(r.detail()),
+                    })
+                    .await;
+            }
+            return Err(failure(f));
+        }
+    };
     state.docs.notify_others(&handle);
     result
 }

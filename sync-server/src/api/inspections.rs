@@ -313,24 +313,32 @@ pub(super) async fn assign(
     Ok(Json(rec))
 }
 
+/// Shares an inspection with its trust: the reviewer's move of its state from submitted
+/// to shared with the trust, held to the write policy like any other (so a draft is
+/// never shared, and only a reviewer shares). The record's `shared_at` follows the state.
 pub(super) async fn share(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<InspectionRecord>, AppError> {
-    if !access::can_manage(&caller.user) {
+    if !matches!(caller.user.role, Role::Reviewer) {
         return Err(forbidden(&state, &caller, "inspections", "share inspections").await);
     }
     let rec = visible(&state, &caller, &id).await?;
-    let storage = state.storage.clone();
     let id = rec.id;
-    let rec = blocking(move || {
-        storage.share(id, chrono::Utc::now())?;
-        storage.inspection(id)?.ok_or_else(AppError::not_found)
-    })
-    .await?;
-    audit(&state, Some(&caller), "share", &target(id), "ok").await;
-    Ok(Json(rec))
+    let result = change_state_in_doc(
+        &state,
+        &caller,
+        rec,
+        wardcheck_core::inspection::State::SharedWithTrust,
+    )
+    .await;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(e) => e.code,
+    };
+    audit(&state, Some(&caller), "share", &target(id), outcome).await;
+    result.map(Json)
 }
 
 pub(super) async fn change_state(

@@ -142,6 +142,10 @@ pub struct ActorBinding {
 /// are bound to. Not a valid user name, so no one can sign in as it.
 pub const SERVER_AUTHOR: &str = "@server";
 
+/// The user name the actors of documents from before actors were bound are bound to,
+/// when their changes do not name one existing user: no one may write with them again.
+pub const LEGACY_AUTHOR: &str = "@legacy";
+
 /// A stored row set aside because it could no longer be loaded: kept, never deleted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AsideRow {
@@ -309,6 +313,15 @@ pub trait Storage:
         now: DateTime<Utc>,
     ) -> Result<()>;
     fn actor_binding(&self, actor: &[u8]) -> Result<Option<ActorBinding>>;
+    /// The actor the API writes with for `device`: bound to `user` the first time (as
+    /// `fresh`, which the caller makes at random), the same one afterwards.
+    fn api_actor(
+        &self,
+        device: i64,
+        user: &str,
+        fresh: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<u8>>;
     /// Whether the device is still signed in: not revoked, and its user not disabled.
     fn device_live(&self, id: i64) -> Result<bool>;
 

@@ -162,6 +162,12 @@ ALTER TABLE audit ADD COLUMN detail TEXT;
 ALTER TABLE changes ADD COLUMN hashes BLOB;
 ALTER TABLE compacted ADD COLUMN hashes BLOB;
 ",
+    "
+-- The actor the API writes with for each device, made at random on its first change:
+-- one derived from the device's number could be bound by someone else first.
+ALTER TABLE actors ADD COLUMN api INTEGER NOT NULL DEFAULT 0;
+CREATE UNIQUE INDEX actors_api ON actors(device) WHERE api = 1;
+",
 ];
 
 #[derive(Debug)]
@@ -522,6 +528,33 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
+    fn api_actor(
+        &self,
+        device: i64,
+        user: &str,
+        fresh: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<u8>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let found: Option<Vec<u8>> = tx
+            .query_row(
+                "SELECT actor FROM actors WHERE device = ?1 AND api = 1",
+                params![device],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(a) = found {
+            return Ok(a);
+        }
+        tx.execute(
+            "INSERT INTO actors (actor, user_name, device, bound_at, api) VALUES (?1, ?2, ?3, ?4, 1)",
+            params![fresh, user, device, ts(now)],
+        )?;
+        tx.commit()?;
+        Ok(fresh.to_vec())
+    }
+
     fn actor_binding(&self, actor: &[u8]) -> Result<Option<ActorBinding>> {
         Ok(self
             .conn()
@@ -671,9 +704,19 @@ impl Storage for SqliteStorage {
     }
 
     fn set_state(&self, inspection: Uuid, state: State) -> Result<()> {
+        // Shared with the trust from the moment the state says so (and for good: the
+        // trust keeps what it was shown once the inspection closes).
+        let shared = matches!(state, State::SharedWithTrust | State::Closed);
         let n = self.conn().execute(
-            "UPDATE inspections SET state = ?2 WHERE id = ?1",
-            params![inspection.to_string(), state_name(state)],
+            "UPDATE inspections SET state = ?2,
+                    shared_at = CASE WHEN ?3 AND shared_at IS NULL THEN ?4 ELSE shared_at END
+              WHERE id = ?1",
+            params![
+                inspection.to_string(),
+                state_name(state),
+                shared,
+                ts(Utc::now())
+            ],
         )?;
         if n == 0 {
             return Err(not_found(format!("inspection {inspection}")));

@@ -40,6 +40,8 @@ struct ConnDoc {
     /// The document id as the client spells it, for our messages about it.
     doc_id: String,
     read_audited: bool,
+    /// The peer's changes that wait for changes they depend on (`Documents::exchange`).
+    pending: Vec<Vec<u8>>,
 }
 
 struct Conn {
@@ -355,6 +357,7 @@ impl Conn {
                     state: Some(docs::decode_state(stored)),
                     doc_id: d.document_id.clone(),
                     read_audited: false,
+                    pending: Vec::new(),
                 },
             );
         }
@@ -387,22 +390,47 @@ impl Conn {
             checklist,
             sender: self.caller.user.name.clone(),
         };
+        // What waited for its dependencies elsewhere on this connection, which this
+        // document's may not push past the limit.
+        let waiting_elsewhere: usize = self
+            .docs
+            .iter()
+            .filter(|(k, _)| **k != id)
+            .map(|(_, cd)| cd.pending.iter().map(Vec::len).sum::<usize>())
+            .sum();
         let cd = self.docs.get_mut(&id).expect("inserted above");
         let mut state = cd.state.take().unwrap_or_default();
         state.set_read_only(!right.can_write());
+        let pending = std::mem::take(&mut cd.pending);
         // An inspection's state column and photo references are brought in step
         // before the reply, so that once a peer hears its change is stored, a photo it
         // attached is readable by those who may read the inspection.
         let result = self
             .app
             .docs
-            .exchange(&cd.handle, self.peer_key.clone(), state, message, ctx)
+            .exchange(
+                &cd.handle,
+                self.peer_key.clone(),
+                state,
+                message,
+                ctx,
+                pending,
+            )
             .await;
         let ex = match result {
             Ok(ex) => ex,
             Err(f) => return self.failed(socket, id, &d.document_id, f).await,
         };
         cd.state = Some(ex.state);
+        cd.pending = ex.pending;
+        let waiting = waiting_elsewhere + cd.pending.iter().map(Vec::len).sum::<usize>();
+        if waiting > limits::MAX_PENDING_BYTES {
+            let f = Failure::Limit(format!(
+                "{waiting} bytes of changes wait for changes they depend on, more than the {} one connection may leave waiting",
+                limits::MAX_PENDING_BYTES
+            ));
+            return self.failed(socket, id, &d.document_id, f).await;
+        }
         let first_read = !std::mem::replace(&mut cd.read_audited, true);
         if ex.stored.is_some() {
             self.app.docs.notify_others(&cd.handle);

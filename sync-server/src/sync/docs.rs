@@ -243,6 +243,10 @@ pub(crate) struct Exchanged {
     pub reply: Option<sync::Message>,
     /// Bytes committed to storage, when the message brought new changes.
     pub stored: Option<usize>,
+    /// The peer's changes that wait for changes they depend on (see
+    /// [`Documents::exchange`]): kept by the connection and given back with its next
+    /// message.
+    pub pending: Vec<Vec<u8>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -653,6 +657,16 @@ impl Documents {
     /// Receives a peer's sync message, checks and commits any new changes, then
     /// generates the reply. `peer` keys the stored sync state; `ctx` says what the
     /// changes are checked against.
+    ///
+    /// A change whose dependencies the server does not hold yet (the peer left one out,
+    /// as the sync protocol may when its Bloom filter errs) cannot be applied: Automerge
+    /// queues it and asks for what is missing. That queue must not outlive the exchange
+    /// in the document that every connection shares, where a later message from another
+    /// user would apply it and be held to account for it, and where a writer could grow
+    /// it without end. So the reply is made with the queue (it asks the peer for what is
+    /// missing), then the trial copy is dropped, and the queued changes go back to this
+    /// connection as `pending`, to be given back with its next message: bounded there by
+    /// [`limits::MAX_PENDING_BYTES`].
     pub(crate) async fn exchange(
         &self,
         handle: &DocHandle,
@@ -660,17 +674,23 @@ impl Documents {
         mut state: sync::State,
         message: sync::Message,
         ctx: DocContext,
+        pending: Vec<Vec<u8>>,
     ) -> Result<Exchanged, Failure> {
         let max = self.max_doc_bytes;
         let id = handle.entry.id;
         self.with_doc(handle, move |loaded, storage| {
-            let incoming: usize = message.changes.iter().map(<[u8]>::len).sum();
+            let incoming: usize = message.changes.iter().map(<[u8]>::len).sum::<usize>()
+                + pending.iter().map(Vec::len).sum::<usize>();
             if incoming > max {
                 return Err(Failure::TooLarge {
                     size: incoming,
                     max,
                 });
             }
+            // What may end up waiting: the parts of this message and what waited before.
+            let earlier = pending.len();
+            let mut parts = pending;
+            parts.extend(message.changes.iter().map(<[u8]>::to_vec));
             let before = loaded.trial().get_heads();
             let state_before = state_of(loaded.trial(), &ctx);
             let received = {
@@ -679,7 +699,13 @@ impl Documents {
                     trial
                         .sync()
                         .receive_sync_message(&mut state, message)
-                        .map_err(|e| Failure::Refused(e.to_string()))
+                        .map_err(|e| Failure::Refused(e.to_string()))?;
+                    if earlier > 0 {
+                        trial
+                            .load_incremental(&parts[..earlier].concat())
+                            .map_err(|e| Failure::Refused(e.to_string()))?;
+                    }
+                    Ok(())
                 })
             };
             if let Err(f) = received {
@@ -698,6 +724,7 @@ impl Documents {
                     return Err(f);
                 }
             };
+            let pending = take_queued(loaded, parts)?;
             // Only shared heads are kept; losing them costs a longer next sync.
             if let Err(e) = storage.put_sync_state(id, &peer, &state.encode()) {
                 tracing::warn!(doc = %id, %peer, error = %e, "saving a sync state failed");
@@ -706,6 +733,7 @@ impl Documents {
                 state,
                 reply,
                 stored,
+                pending,
             })
         })
         .await
@@ -775,6 +803,40 @@ impl Documents {
         })
         .await
     }
+}
+
+/// After an exchange: if the trial copy holds changes it could not apply yet, drops it
+/// (so that the queue leaves the shared document) and returns those of `parts` it held,
+/// for the connection to give back with its next message. A part that is not one change
+/// (an honest peer sends one change a part) is not kept.
+fn take_queued(loaded: &mut Loaded, parts: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, Failure> {
+    let Some(trial) = loaded.trial.as_mut() else {
+        return Ok(Vec::new());
+    };
+    if trial.get_missing_deps(&[]).is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut waiting = Vec::new();
+    let mut bytes = 0;
+    for part in parts {
+        let Ok(change) =
+            guarded(|| Change::try_from(&part[..]).map_err(|e| Failure::Refused(e.to_string())))
+        else {
+            continue;
+        };
+        if trial.get_change_by_hash(&change.hash()).is_none() {
+            bytes += part.len();
+            waiting.push(part);
+        }
+    }
+    loaded.trial = None;
+    if bytes > limits::MAX_PENDING_BYTES {
+        return Err(Failure::Limit(format!(
+            "{bytes} bytes of changes wait for changes they depend on, more than the {} one connection may leave waiting",
+            limits::MAX_PENDING_BYTES
+        )));
+    }
+    Ok(waiting)
 }
 
 /// The inspection's state before a change: the inspection document's own, or (for its

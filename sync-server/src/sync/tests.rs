@@ -124,6 +124,8 @@ struct Session {
     server: Option<sync::State>,
     read_only: bool,
     sender: String,
+    /// Changes waiting on this session for their dependencies.
+    pending: Vec<Vec<u8>>,
 }
 
 impl Session {
@@ -135,6 +137,7 @@ impl Session {
             server: None,
             read_only,
             sender: "ann".into(),
+            pending: Vec::new(),
         }
     }
 
@@ -164,10 +167,12 @@ impl Session {
                     state,
                     m,
                     f.ctx(&self.sender),
+                    std::mem::take(&mut self.pending),
                 )
                 .await?;
             stored += usize::from(ex.stored.is_some());
             self.server = Some(ex.state);
+            self.pending = ex.pending;
             if let Some(r) = ex.reply {
                 replica.receive(&mut self.client, r);
             }
@@ -197,6 +202,7 @@ impl Session {
                     state,
                     m,
                     f.ctx(&self.sender),
+                    std::mem::take(&mut self.pending),
                 )
                 .await
                 .unwrap();
@@ -204,6 +210,7 @@ impl Session {
                 return ex;
             }
             self.server = Some(ex.state);
+            self.pending = ex.pending;
             let reply = ex
                 .reply
                 .expect("a reply while the client's change is missing");
@@ -557,4 +564,148 @@ async fn compaction_keeps_every_change_and_the_previous_snapshot() {
         insp.heads(),
         "a reload after compaction holds every change"
     );
+}
+
+#[tokio::test]
+async fn changes_waiting_for_their_dependencies_stay_with_their_connection_and_are_bounded() {
+    let f = fixture();
+    let docs = Documents::new(f.storage.clone());
+    let mut s = Session::open(&docs, &f, false);
+    let mut insp = f.replica();
+    s.sync(&docs, &f, &mut insp).await.unwrap();
+    let item = f.item();
+    let before = f.stored_heads();
+
+    // Two changes, the second on the first; a message carries only the second (as when
+    // the peer's Bloom filter errs and it leaves the first out).
+    insp.set_answer(&item, Answer::Met, &stamp()).unwrap();
+    let first = insp.heads();
+    insp.edit_note(&item, "Door propped open.", &stamp())
+        .unwrap();
+    let second = insp.save_after(&first);
+    let mut m = insp
+        .generate_sync_message(&mut s.client)
+        .expect("a message with the new changes");
+    m.changes = ChunkList::from(vec![second]);
+    // As the peer sees it, the first was never sent (it thought the server had it).
+    for h in &first {
+        s.client.sent_hashes.remove(h);
+    }
+    let ex = docs
+        .exchange(
+            &s.handle,
+            "device-1".into(),
+            s.server.take().unwrap_or_default(),
+            m,
+            f.ctx("ann"),
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        ex.stored.is_none(),
+        "nothing applies without its dependency"
+    );
+    assert_eq!(ex.pending.len(), 1, "the change waits with its connection");
+    let reply = ex.reply.expect("the server answers");
+    assert_eq!(reply.need, first, "and asks for what it depends on");
+    assert_eq!(f.stored_heads(), before);
+
+    // Meanwhile another user's change is taken, and held to account for itself only:
+    // the waiting change is not in the shared document for it to apply.
+    f.storage
+        .add_user("rita", "Rita", &Role::Reviewer, "x")
+        .unwrap();
+    let rita_actor = ActorId::random();
+    f.storage
+        .bind_actor(rita_actor.to_bytes(), "rita", None, Utc::now())
+        .unwrap();
+    let mut rita = f.replica();
+    rita.set_actor(rita_actor);
+    let mut rs = Session::open(&docs, &f, false);
+    rs.sender = "rita".into();
+    rs.sync(&docs, &f, &mut rita).await.unwrap();
+    rita.add_finding(
+        wardcheck_core::inspection::NewFinding {
+            id: uuid::Uuid::new_v4(),
+            severity: wardcheck_core::checklist::Severity::High,
+            text: "Unsupported devices in imaging".into(),
+            items: vec![],
+            recommendation: "Isolate them".into(),
+        },
+        &Stamp::new("rita", Utc::now()),
+    )
+    .unwrap();
+    assert!(
+        rs.sync(&docs, &f, &mut rita).await.unwrap() >= 1,
+        "rita's finding is stored"
+    );
+
+    // Ann's next message brings the first change: both are taken, checked as hers.
+    s.server = Some(ex.state);
+    s.pending = ex.pending;
+    insp.receive_sync_message(&mut s.client, reply).unwrap();
+    s.sync(&docs, &f, &mut insp).await.unwrap();
+    let view = {
+        let mut c = f.replica();
+        let mut cs = Session::open(&docs, &f, false);
+        cs.sync(&docs, &f, &mut c).await.unwrap();
+        c.view().unwrap()
+    };
+    assert_eq!(view.responses[&item].note, "Door propped open.");
+    assert_eq!(view.findings.len(), 1, "rita's finding is there too");
+
+    // Changes on history the server will never get wait, but only up to the limit.
+    let held = f.stored_heads();
+    let mut flood = AutoCommit::load(&insp.save())
+        .unwrap()
+        .with_actor(ActorId::random());
+    let mut session = Session::open(&docs, &f, false);
+    let mut seed: u64 = 7;
+    let mut refused = None;
+    for i in 0..(limits::MAX_PENDING_BYTES / (1 << 20) + 4) {
+        flood.put(automerge::ROOT, "hidden", i as i64).unwrap();
+        flood.commit();
+        let hidden = flood.get_heads();
+        let noise: String = (0..(1 << 20))
+            .map(|_| {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                char::from(b'a' + ((seed >> 33) % 26) as u8)
+            })
+            .collect();
+        flood.put(automerge::ROOT, "noise", noise).unwrap();
+        flood.commit();
+        let mut m = flood
+            .sync()
+            .generate_sync_message(&mut sync::State::new())
+            .unwrap();
+        m.changes = ChunkList::from(vec![flood.save_after(&hidden)]);
+        let r = docs
+            .exchange(
+                &session.handle,
+                "device-2".into(),
+                sync::State::new(),
+                m,
+                f.ctx("ann"),
+                std::mem::take(&mut session.pending),
+            )
+            .await;
+        match r {
+            Ok(ex) => {
+                assert!(ex.stored.is_none());
+                session.pending = ex.pending;
+            }
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    assert!(
+        matches!(refused, Some(Failure::Limit(_))),
+        "changes waiting past the limit are refused, got {refused:?}"
+    );
+    assert_eq!(f.stored_heads(), held, "storage holds what it held");
 }
