@@ -344,6 +344,10 @@ fn user_names_and_display_names_are_one_printable_field() {
         "ann\tsmith",
         "ann\nsmith",
         &"a".repeat(101),
+        // The server's own names: a user by either could pass for the server or claim
+        // the actors of old documents.
+        "@server",
+        "@legacy",
     ] {
         d.fails(
             &["user", "add", bad, "--role", "inspector"],

@@ -670,3 +670,131 @@ async fn a_partial_upload_given_up_on_is_pruned_and_one_in_progress_kept() {
         "with every byte it had"
     );
 }
+
+/// A reference made before its photo is on the server whole is taken (the field app
+/// syncs documents and uploads photos side by side), but it lets the document's readers
+/// read the photo only once its author has uploaded it whole: naming the hash of someone
+/// else's upload in progress gains nothing, now or when that upload completes.
+#[tokio::test]
+async fn a_reference_made_before_the_upload_counts_only_once_its_author_uploads() {
+    use wardcheck_core::inspection::{Inspection, PhotoRef, Stamp};
+    use wardcheck_tests::client::{SyncClient, sign_in};
+
+    let s = server_with_users();
+    let c = client();
+    let ours = s.create_inspection("RJ1", &["ann"]);
+    let theirs = s.create_inspection("RX2", &["bob"]);
+    s.cli(&["inspection", "share", &ours.to_string()], "");
+    s.cli(&["inspection", "share", &theirs.to_string()], "");
+    let ann = sign_in(&s, "ann").await;
+    let bob = sign_in(&s, "bob").await;
+    let lead1 = token(&c, &s, "lead1").await;
+    let lead2 = token(&c, &s, "lead2").await;
+    let checklist = std::sync::Arc::new(wardcheck_tests::crash_checklist());
+    let item = wardcheck_tests::crash_items(&checklist)[0].clone();
+    let attach = |name: &'static str,
+                  who: wardcheck_tests::client::Login,
+                  id: uuid::Uuid,
+                  sha: String,
+                  size: usize| {
+        let (s_url, checklist, item) = (s.ws_url(), checklist.clone(), item.clone());
+        async move {
+            let mut sync = SyncClient::connect(&s_url, Some(&who.token)).await.unwrap();
+            let doc = sync.fetch(id).await.unwrap();
+            let mut insp =
+                Inspection::from_doc(doc.with_actor(who.actor.clone()), checklist).unwrap();
+            let photo = PhotoRef {
+                hash: sha,
+                size: size as u64,
+                width: 400,
+                height: 300,
+                mime: "image/jpeg".into(),
+                caption: "comms room".into(),
+                captured_at: None,
+            };
+            insp.attach_photo(&item, photo, &Stamp::new(name, chrono::Utc::now()))
+                .unwrap();
+            let r = sync.sync(id, &mut insp).await;
+            sync.close().await;
+            r
+        }
+    };
+    let get = |t: &str, sha: &str| {
+        c.get(s.url(&format!("/api/v1/blobs/{sha}")))
+            .bearer_auth(t.to_owned())
+            .send()
+    };
+
+    // Ann's photo is half uploaded when bob, who has seen its hash somewhere, names it
+    // in his own inspection: taken, as a reference to a photo not yet held whole.
+    let photo = jpeg(400, 300, 21);
+    let sha = sha256(&photo);
+    let half = photo.len() / 2;
+    let res = c
+        .put(s.url(&format!("/api/v1/blobs/{sha}")))
+        .bearer_auth(&ann.token)
+        .header(
+            header::CONTENT_RANGE,
+            format!("bytes 0-{}/{}", half - 1, photo.len()),
+        )
+        .body(photo[..half].to_vec())
+        .send()
+        .await
+        .unwrap();
+    json_ok(res, StatusCode::OK, "half of ann's photo").await;
+    attach("bob", bob.clone(), theirs, sha.clone(), photo.len())
+        .await
+        .expect("a reference to a photo not held whole is taken");
+
+    // Ann finishes her upload and attaches it to her inspection.
+    let res = c
+        .put(s.url(&format!("/api/v1/blobs/{sha}")))
+        .bearer_auth(&ann.token)
+        .header(
+            header::CONTENT_RANGE,
+            format!("bytes {half}-{}/{}", photo.len() - 1, photo.len()),
+        )
+        .body(photo[half..].to_vec())
+        .send()
+        .await
+        .unwrap();
+    json_ok(res, StatusCode::CREATED, "the rest of ann's photo").await;
+    attach("ann", ann.clone(), ours, sha.clone(), photo.len())
+        .await
+        .unwrap();
+
+    // Her inspection's readers read it; bob's inspection gained nothing.
+    assert_eq!(get(&lead1, &sha).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        get(&bob.token, &sha).await.unwrap().status(),
+        StatusCode::NOT_FOUND,
+        "bob's claim was never earned"
+    );
+    assert_eq!(
+        get(&lead2, &sha).await.unwrap().status(),
+        StatusCode::NOT_FOUND,
+        "nor is it read through bob's inspection"
+    );
+
+    // The honest order the other way round: bob attaches his own photo before his
+    // upload; his inspection's readers read it once he has uploaded it whole.
+    let his = jpeg(400, 300, 22);
+    let his_sha = sha256(&his);
+    attach("bob", bob.clone(), theirs, his_sha.clone(), his.len())
+        .await
+        .unwrap();
+    assert_eq!(
+        get(&lead2, &his_sha).await.unwrap().status(),
+        StatusCode::NOT_FOUND,
+        "not on the server yet"
+    );
+    assert_eq!(
+        put_photo(&c, &s, &bob.token, &his).await.status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        get(&lead2, &his_sha).await.unwrap().status(),
+        StatusCode::OK,
+        "readable through bob's inspection once he uploaded it"
+    );
+}

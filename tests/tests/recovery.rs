@@ -222,3 +222,164 @@ async fn damaged_rows_are_set_aside_and_the_inspection_opens_with_everything_tha
     c.fetch(other).await.expect("loads after a restart");
     c.close().await;
 }
+
+/// An inspection from before review documents and bound actors is brought up to date
+/// when its server starts: the comments its inspection document held move to a new
+/// review document (out of what its trust lead may sync), and the actors of its history
+/// are bound, each to the one user its changes name, or to no one who may write again,
+/// so that no one can claim them later and lock their device out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inspection_from_before_review_documents_is_migrated() {
+    use automerge::transaction::{CommitOptions, Transactable};
+    use automerge::{ActorId, AutoCommit};
+    use wardcheck_server::inspections::encode_heads;
+
+    let mut server = Server::start();
+    server
+        .add_user("ann", "inspector")
+        .add_user("rita", "reviewer")
+        .add_user("lead1", "trust-lead:RJ1");
+    let id = server.create_inspection("RJ1", &["ann"]);
+    server.cli(&["inspection", "share", &id.to_string()], "");
+    server.stop();
+
+    // Made as the old server made them: a comment in the inspection document itself,
+    // written by an actor no one bound; a second actor whose changes name two users.
+    const SECRET: &str = "Telemetry shows hundreds of Windows 7 devices in imaging";
+    let (legacy, mixed) = (ActorId::random(), ActorId::random());
+    {
+        let storage = SqliteStorage::open(server.data()).unwrap();
+        let stored = storage.load_doc(id).unwrap().unwrap();
+        let doc = wardcheck_core::store::load_checked(
+            id,
+            &stored.snapshot,
+            stored.changes.iter().map(Vec::as_slice),
+            &stored.heads,
+        )
+        .unwrap();
+        let mut doc: AutoCommit = doc.with_actor(legacy.clone());
+        let before = doc.get_heads();
+        let comments = doc.get(automerge::ROOT, "comments").unwrap().unwrap().1;
+        let cid = Uuid::new_v4();
+        let comment = serde_json::json!({"id": cid, "target": {"kind": "inspection"},
+            "text": SECRET, "by": "rita", "at": "2026-10-01T10:00:00Z"});
+        doc.put(&comments, cid.to_string(), comment.to_string())
+            .unwrap();
+        doc.commit_with(
+            CommitOptions::default().with_message(r#"{"op":"comment","by":"rita"}"#.to_owned()),
+        );
+        doc.set_actor(mixed.clone());
+        for by in ["ann", "zed"] {
+            let c2 = Uuid::new_v4();
+            let v = serde_json::json!({"id": c2, "target": {"kind": "inspection"},
+                "text": "x", "by": by, "at": "2026-10-01T10:00:00Z"});
+            doc.put(&comments, c2.to_string(), v.to_string()).unwrap();
+            doc.commit_with(
+                CommitOptions::default().with_message(format!(r#"{{"op":"comment","by":"{by}"}}"#)),
+            );
+        }
+        let bytes = doc.save_after(&before);
+        let hashes: Vec<u8> = doc
+            .get_changes(&before)
+            .iter()
+            .flat_map(|c| c.hash().0)
+            .collect();
+        storage
+            .append_changes(id, &bytes, &hashes, &encode_heads(&doc.get_heads()))
+            .unwrap();
+        let db = db(&server);
+        let review: String = db
+            .query_row(
+                "SELECT review_doc FROM inspections WHERE id = ?1",
+                params![id.to_string()],
+                |r| r.get(0),
+            )
+            .unwrap();
+        db.execute("DELETE FROM documents WHERE doc_id = ?1", params![review])
+            .unwrap();
+        db.execute(
+            "UPDATE inspections SET review_doc = NULL WHERE id = ?1",
+            params![id.to_string()],
+        )
+        .unwrap();
+    }
+
+    server.restart();
+    let rec = SqliteStorage::open(server.data())
+        .unwrap()
+        .inspection(id)
+        .unwrap()
+        .unwrap();
+    assert!(rec.history_holds_comments, "its history still holds them");
+    let rita = sign_in(&server, "rita").await;
+    let lead1 = sign_in(&server, "lead1").await;
+
+    // The comments are in the new review document, and no longer in the inspection's.
+    let mut c = SyncClient::connect(&server.ws_url(), Some(&rita.token))
+        .await
+        .unwrap();
+    let review = wardcheck_core::review::Review::from_doc(c.fetch(rec.review_doc).await.unwrap())
+        .unwrap()
+        .view()
+        .unwrap();
+    let insp =
+        Inspection::from_doc(c.fetch(id).await.unwrap(), Arc::new(crash_checklist())).unwrap();
+    c.close().await;
+    assert!(
+        review.comments.iter().any(|c| c.text == SECRET),
+        "the comment moved: {:?}",
+        review.comments
+    );
+    assert_eq!(review.comments.len(), 3);
+    assert!(
+        insp.legacy_comments().unwrap().is_empty(),
+        "and left the inspection"
+    );
+
+    // The trust's lead reads the inspection through the API's views only (its history
+    // holds the comments), and sees none of them.
+    let res = reqwest::Client::new()
+        .get(server.url(&format!("/api/v1/inspections/{id}")))
+        .bearer_auth(&lead1.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::OK);
+    assert!(
+        !res.text().await.unwrap().contains(SECRET),
+        "no internal comment in the lead's view"
+    );
+    let mut c = SyncClient::connect(&server.ws_url(), Some(&lead1.token))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            c.fetch(id).await,
+            Err(wardcheck_tests::client::ClientError::Unavailable(_))
+        ),
+        "the lead never syncs a history that holds internal comments"
+    );
+    c.close().await;
+
+    // The history's actors are bound: the legacy one to the user its change names, the
+    // mixed one to no one who may write. Neither can be claimed now.
+    let storage = SqliteStorage::open(server.data()).unwrap();
+    let b = storage.actor_binding(legacy.to_bytes()).unwrap().unwrap();
+    assert_eq!(b.user, "rita");
+    let b = storage.actor_binding(mixed.to_bytes()).unwrap().unwrap();
+    assert_eq!(b.user, "@legacy");
+    for actor in [&legacy, &mixed] {
+        let res = reqwest::Client::new()
+            .post(server.url("/api/v1/actors"))
+            .bearer_auth(&lead1.token)
+            .json(&serde_json::json!({ "actor": actor.to_hex_string() }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            reqwest::StatusCode::CONFLICT,
+            "a history's actor is not claimed"
+        );
+    }
+}

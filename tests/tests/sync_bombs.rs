@@ -290,3 +290,130 @@ async fn bombs_and_mutated_chunks_are_refused_and_memory_stays_bounded() {
         .expect("an honest change is still taken");
     c.close().await;
 }
+
+/// One user's sync connections, and the documents one connection follows, are capped
+/// (`limits::MAX_CONNECTIONS_PER_USER`, `MAX_DOCS_PER_CONNECTION`): past either the
+/// server refuses with a clear answer, audits it, and keeps serving everyone else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_user_and_documents_per_connection_are_capped() {
+    const MAX_CONNECTIONS: usize = 16;
+    const MAX_DOCS: usize = 1000;
+    let server = Server::start();
+    server
+        .add_user("rita", "reviewer")
+        .add_user("ann", "inspector");
+    let rita = sign_in(&server, "rita").await;
+    let ann = sign_in(&server, "ann").await;
+
+    let mut open = Vec::new();
+    for _ in 0..MAX_CONNECTIONS {
+        open.push(
+            SyncClient::connect(&server.ws_url(), Some(&rita.token))
+                .await
+                .expect("a connection within the cap"),
+        );
+    }
+    match SyncClient::connect(&server.ws_url(), Some(&rita.token)).await {
+        Err(wardcheck_tests::client::ClientError::Refused { status, body }) => {
+            assert_eq!(status, 429, "{body}");
+            assert!(body.contains("too_many_connections"), "{body}");
+        }
+        other => panic!(
+            "a connection past the cap is refused, got {:?}",
+            other.map(|_| ())
+        ),
+    }
+    // Another user is not held to rita's count.
+    SyncClient::connect(&server.ws_url(), Some(&ann.token))
+        .await
+        .expect("ann connects")
+        .close()
+        .await;
+    // A closed connection frees its place.
+    open.pop().unwrap().close().await;
+    let mut again = None;
+    for _ in 0..100 {
+        if let Ok(c) = SyncClient::connect(&server.ws_url(), Some(&rita.token)).await {
+            again = Some(c);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(again.is_some(), "a place freed is taken again");
+    for c in open.drain(..) {
+        c.close().await;
+    }
+    again.unwrap().close().await;
+    let audit = server.cli(&["audit", "tail", "-n", "50"], "");
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\trita\t") && l.contains("too_many_connections")),
+        "the refusal is audited:\n{audit}"
+    );
+
+    // Documents: three to an inspection; a reviewer reads them all.
+    let http = reqwest::Client::new();
+    let mut docs = Vec::new();
+    while docs.len() <= MAX_DOCS {
+        let rec: serde_json::Value = http
+            .post(server.url("/api/v1/inspections"))
+            .bearer_auth(&rita.token)
+            .json(&serde_json::json!({ "trust": "RJ1", "checklist": "cqc-onsite-cyber", "assign": [] }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for k in ["id", "response_doc", "review_doc"] {
+            docs.push(rec[k].as_str().unwrap().parse::<Uuid>().unwrap());
+        }
+    }
+    let mut c = SyncClient::connect(&server.ws_url(), Some(&rita.token))
+        .await
+        .unwrap();
+    // Asked for all at once, as a client opening its list would, each is answered.
+    let first = AutoCommit::new()
+        .sync()
+        .generate_sync_message(&mut sync::State::new())
+        .unwrap()
+        .encode();
+    for d in &docs[..MAX_DOCS] {
+        c.send(&WireMessage::Request(DocMessage {
+            sender_id: c.peer_id.clone(),
+            target_id: c.server_id.clone(),
+            document_id: uuid_to_doc_id(*d),
+            data: first.clone(),
+        }))
+        .await
+        .unwrap();
+    }
+    let mut answered = std::collections::HashSet::new();
+    while answered.len() < MAX_DOCS {
+        match c.recv().await {
+            Ok(Incoming::Message(WireMessage::Sync(d))) => {
+                answered.insert(d.document_id);
+            }
+            other => panic!("each document within the cap is answered, got {other:?}"),
+        }
+    }
+    match c.fetch(docs[MAX_DOCS]).await {
+        Err(wardcheck_tests::client::ClientError::Server(m)) => {
+            assert!(m.contains("at most 1000 documents"), "{m}")
+        }
+        other => panic!(
+            "a document past the cap is refused, got {:?}",
+            other.map(|_| ())
+        ),
+    }
+    // A new connection reads it: the cap is per connection.
+    let mut fresh = SyncClient::connect(&server.ws_url(), Some(&rita.token))
+        .await
+        .unwrap();
+    fresh
+        .fetch(docs[MAX_DOCS])
+        .await
+        .expect("read on a new connection");
+    fresh.close().await;
+}

@@ -374,8 +374,13 @@ pub trait Storage:
     fn reset_sync_state(&self, doc: Uuid, peer: &str) -> Result<()>;
     /// Records which photos a document refers to (replacing the previous list).
     fn set_photo_refs(&self, doc: Uuid, hashes: &[String]) -> Result<()>;
-    /// The documents that refer to a photo.
+    /// The documents that refer to a photo, and whose reference was earned: not one
+    /// claimed (below) by a user who has not uploaded the photo whole.
     fn photo_docs(&self, sha256: &str) -> Result<Vec<Uuid>>;
+    /// Records references to photos that were not held whole when a change made them,
+    /// each (photo, author): the reference lets a document's readers read the photo only
+    /// once its author has uploaded it whole.
+    fn add_photo_claims(&self, doc: Uuid, claims: &[(String, String)]) -> Result<()>;
 
     // photos
     fn blob_status(&self, sha256: &str) -> Result<Option<BlobStatus>>;

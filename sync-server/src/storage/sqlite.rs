@@ -167,6 +167,14 @@ ALTER TABLE compacted ADD COLUMN hashes BLOB;
 -- one derived from the device's number could be bound by someone else first.
 ALTER TABLE actors ADD COLUMN api INTEGER NOT NULL DEFAULT 0;
 CREATE UNIQUE INDEX actors_api ON actors(device) WHERE api = 1;
+-- A reference to a photo the server did not hold whole when the change was taken: it
+-- counts toward reading the photo only once its author has uploaded the photo whole.
+CREATE TABLE photo_claims (
+    doc_id TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    user_name TEXT NOT NULL,
+    PRIMARY KEY (doc_id, sha256, user_name)
+);
 ",
 ];
 
@@ -989,8 +997,18 @@ impl Storage for SqliteStorage {
 
     fn photo_docs(&self, sha256: &str) -> Result<Vec<Uuid>> {
         let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT doc_id FROM photo_refs WHERE sha256 = ?1 ORDER BY doc_id")?;
+        // A reference claimed by someone who has not uploaded the photo whole gives its
+        // document no claim on it.
+        let mut stmt = conn.prepare(
+            "SELECT r.doc_id FROM photo_refs r
+              WHERE r.sha256 = ?1
+                AND NOT EXISTS (
+                    SELECT 1 FROM photo_claims c
+                     WHERE c.doc_id = r.doc_id AND c.sha256 = r.sha256
+                       AND c.user_name NOT IN
+                           (SELECT user_name FROM blob_uploaders WHERE sha256 = r.sha256))
+              ORDER BY r.doc_id",
+        )?;
         let ids: Vec<String> = stmt
             .query_map(params![sha256], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
@@ -1103,6 +1121,19 @@ impl Storage for SqliteStorage {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?)
+    }
+
+    fn add_photo_claims(&self, doc: Uuid, claims: &[(String, String)]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for (sha256, user) in claims {
+            tx.execute(
+                "INSERT OR IGNORE INTO photo_claims (doc_id, sha256, user_name) VALUES (?1, ?2, ?3)",
+                params![doc.to_string(), sha256, user],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     fn add_blob_uploader(&self, sha256: &str, user_name: &str) -> Result<()> {

@@ -865,10 +865,13 @@ fn accept(
         return Ok(None);
     }
     let new: Vec<Change> = trial.get_changes(before);
-    if let Err(r) = guard::check(storage, ctx, trial, before, &new, state_before) {
-        loaded.trial = None;
-        return Err(Failure::Policy(r));
-    }
+    let claims = match guard::check(storage, ctx, trial, before, &new, state_before) {
+        Ok(c) => c,
+        Err(r) => {
+            loaded.trial = None;
+            return Err(Failure::Policy(r));
+        }
+    };
     let bytes = trial.save_after(&loaded.persisted);
     let size = loaded.stored_bytes + bytes.len();
     if size > max {
@@ -890,6 +893,15 @@ fn accept(
         return Err(Failure::Unstorable(format!(
             "document {id}: the changes do not reach heads {after:?} from their stored form ({round_trip:?})"
         )));
+    }
+    // Claims first: a claim for a change that then fails to store grants nothing, while
+    // a stored reference without its claim would.
+    if !claims.is_empty()
+        && let Err(e) = storage.add_photo_claims(id, &claims)
+    {
+        // The live copy already holds the changes (the round trip): it leaves memory.
+        loaded.damaged = true;
+        return Err(Failure::Storage(e.to_string()));
     }
     let heads = encode_heads(&after);
     let hashes: Vec<u8> = new.iter().flat_map(|c| c.hash().0).collect();

@@ -18,9 +18,10 @@
 //!    team lead, the trust's lead once shared), and then the write policy
 //!    ([`wardcheck_core::policy::check_change`]) holds every operation to the table, the
 //!    schema and the stamps. The state used is the document's just before each change.
-//! 4. **Photo references are earned**: the author uploaded the photo, may already read
-//!    it, or the server does not hold it yet (the author's own upload will follow, and
-//!    the hash is known only to whoever holds the bytes).
+//! 4. **Photo references are earned**: the author uploaded the photo, or may already
+//!    read it. A reference to a photo the server does not hold whole yet is taken (the
+//!    author's own upload is likely under way) but counts for reading the photo only once
+//!    the author has uploaded it whole ([`Earned::Claimed`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -80,6 +81,8 @@ impl Refused {
 
 /// Checks every change in `new` (in causal order, as Automerge lists them), applied in
 /// `doc` on top of `before`. `state` is the inspection's state before the first.
+/// Returns the photo references that were let through before their photo was held
+/// whole, (photo, author), for the caller to record as claims with the changes.
 pub(crate) fn check(
     storage: &dyn Storage,
     ctx: &DocContext,
@@ -87,9 +90,10 @@ pub(crate) fn check(
     before: &[ChangeHash],
     new: &[Change],
     mut state: State,
-) -> Result<(), Box<Refused>> {
+) -> Result<Vec<(String, String)>, Box<Refused>> {
     let mut heads: Vec<ChangeHash> = before.to_vec();
     let mut authors: HashMap<ActorId, (Writer, Option<User>)> = HashMap::new();
+    let claims: std::cell::RefCell<Vec<(String, String)>> = Default::default();
     for change in new {
         let actor = change.actor_id().clone();
         let refused = |code: &'static str, message: String, author: Option<String>| {
@@ -106,7 +110,16 @@ pub(crate) fn check(
             authors.insert(actor.clone(), found);
         }
         let (writer, user) = &authors[&actor];
-        let earned = |hash: &str| earned(storage, user.as_ref(), hash);
+        let earned = |hash: &str| match earned(storage, user.as_ref(), hash) {
+            Earned::Yes => true,
+            Earned::Claimed => {
+                if let Some(u) = user {
+                    claims.borrow_mut().push((hash.to_owned(), u.name.clone()));
+                }
+                true
+            }
+            Earned::No => false,
+        };
         let pctx = Context {
             kind: ctx.kind,
             checklist: ctx.checklist.as_deref(),
@@ -123,7 +136,7 @@ pub(crate) fn check(
         heads.retain(|h| !change.deps().contains(h));
         heads.push(change.hash());
     }
-    Ok(())
+    Ok(claims.into_inner())
 }
 
 type AuthorError = (&'static str, String, Option<String>);
@@ -194,30 +207,42 @@ fn author(
     Ok((writer, Some(user)))
 }
 
+/// Whether a reference to a photo is earned.
+enum Earned {
+    /// The author uploaded it, or may already read it.
+    Yes,
+    /// The server does not hold it whole yet: only whoever holds the bytes knows the
+    /// hash, and the author's own upload is likely under way (the field app syncs
+    /// documents and uploads photos side by side). Taken, but the reference lets its
+    /// document's readers read the photo only once the author has uploaded it whole
+    /// (`Storage::add_photo_claims`): naming the hash of someone else's upload in
+    /// progress gains nothing.
+    Claimed,
+    No,
+}
+
 /// Whether `user` may refer to the photo `hash` in a document.
-fn earned(storage: &dyn Storage, user: Option<&User>, hash: &str) -> bool {
-    let Some(user) = user else { return true };
-    let check = || -> crate::storage::Result<bool> {
+fn earned(storage: &dyn Storage, user: Option<&User>, hash: &str) -> Earned {
+    let Some(user) = user else { return Earned::Yes };
+    let check = || -> crate::storage::Result<Earned> {
         if storage.blob_uploaded_by(hash, &user.name)? {
-            return Ok(true);
+            return Ok(Earned::Yes);
         }
         match storage.blob_status(hash)? {
             Some(b) if b.complete => {}
-            // Not held yet: only whoever holds the bytes knows the hash; their upload
-            // follows and makes them its uploader.
-            _ => return Ok(true),
+            _ => return Ok(Earned::Claimed),
         }
         for doc in storage.photo_docs(hash)? {
             if let Some(a) = storage.doc_access(doc)?
                 && access::doc_right(user, &a).can_read()
             {
-                return Ok(true);
+                return Ok(Earned::Yes);
             }
         }
-        Ok(false)
+        Ok(Earned::No)
     };
     check().unwrap_or_else(|e| {
         tracing::warn!(error = %e, "checking a photo reference failed; refused");
-        false
+        Earned::No
     })
 }

@@ -424,6 +424,49 @@ async fn a_change_against_the_policy_is_refused_whole_and_the_live_document_stay
     }
     assert_eq!(f.stored_heads(), before, "still nothing stored");
 
+    // An actor of ann's device that was revoked (lost), its change relayed by ann's
+    // other device: refused, as the lost device's own would be.
+    let ann = f.storage.user_by_name("ann").unwrap().unwrap();
+    let lost = f
+        .storage
+        .add_device(ann.id, "lost tablet", &[7; 32], Utc::now())
+        .unwrap();
+    let lost_actor = ActorId::random();
+    f.storage
+        .bind_actor(lost_actor.to_bytes(), "ann", Some(lost), Utc::now())
+        .unwrap();
+    f.storage.revoke_device(lost).unwrap();
+    let mut relayed = f.replica();
+    relayed.set_actor(lost_actor);
+    relayed
+        .set_answer(&f.item(), Answer::Met, &stamp())
+        .unwrap();
+    let mut s4 = Session::open(&docs, &f, false);
+    match s4.sync(&docs, &f, &mut relayed).await {
+        Err(Failure::Policy(p)) => assert_eq!(p.code, "revoked_actor"),
+        other => panic!("expected revoked_actor, got {other:?}"),
+    }
+    // And a user taken off the inspection: their own actor no longer writes it.
+    f.storage
+        .add_user("ian", "Ian", &Role::Inspector, "x")
+        .unwrap();
+    let ian_actor = ActorId::random();
+    f.storage
+        .bind_actor(ian_actor.to_bytes(), "ian", None, Utc::now())
+        .unwrap();
+    let mut unassigned = f.replica();
+    unassigned.set_actor(ian_actor);
+    unassigned
+        .set_answer(&f.item(), Answer::Met, &Stamp::new("ian", Utc::now()))
+        .unwrap();
+    let mut s5 = Session::open(&docs, &f, false);
+    s5.sender = "ian".into();
+    match s5.sync(&docs, &f, &mut unassigned).await {
+        Err(Failure::Policy(p)) => assert_eq!(p.code, "no_right"),
+        other => panic!("expected no_right, got {other:?}"),
+    }
+    assert_eq!(f.stored_heads(), before, "still nothing stored");
+
     // The honest change goes through.
     let mut again = Session::open(&docs, &f, false);
     let mut good = f.replica();
@@ -519,6 +562,12 @@ async fn the_inspection_state_and_photo_references_follow_the_document() {
         State::InProgress,
         "the state column follows the document"
     );
+    assert!(
+        f.storage.photo_docs(&hash).unwrap().is_empty(),
+        "a reference to a photo not yet uploaded gives no claim on it"
+    );
+    // Ann's upload completes: her reference now counts.
+    f.storage.add_blob_uploader(&hash, "ann").unwrap();
     assert_eq!(
         f.storage.photo_docs(&hash).unwrap(),
         vec![f.rec.id],
