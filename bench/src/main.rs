@@ -16,7 +16,11 @@
 //!
 //! Build and run (release; the server binary is found beside this one):
 //! `cargo build --release -p wardcheck-server -p wardcheck-bench && target/release/sync-bench`
+//!
+//! `--bombs` measures instead our server's memory under the largest message a client
+//! may send, of chunks that inflate past every limit ([`bombs`]).
 
+mod bombs;
 mod client;
 mod servers;
 
@@ -59,6 +63,10 @@ struct Args {
     /// How long one sync may take before it counts as a failure, in seconds.
     #[arg(long, default_value_t = 30)]
     timeout: u64,
+    /// Instead: our server's memory under the largest message a reader, and a writer,
+    /// may send, of chunks that inflate past every limit (`bombs.rs`).
+    #[arg(long)]
+    bombs: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -73,6 +81,13 @@ const WARMUP_EDITS: usize = 5;
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if args.bombs {
+        let bin = server_bin(&args)?;
+        return tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(bombs::run(&bin));
+    }
     raise_open_files_limit(args.clients.iter().copied().max().unwrap_or(0));
     let checklist = Arc::new(
         checklist::bundled()

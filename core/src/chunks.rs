@@ -541,6 +541,23 @@ pub fn scan(part: &[u8], budget: &mut Budget) -> Result<(), ChunkError> {
     Ok(())
 }
 
+/// The change chunks (plain or compressed) of one part of a sync message, each as its
+/// own bytes, in order; document chunks are left out. A part may hold several chunks
+/// back to back (Automerge's own messages join every change into one part). Only the
+/// headers are read: [`scan`] the part first.
+pub fn changes_in(part: &[u8]) -> Result<Vec<&[u8]>, ChunkError> {
+    let mut r = Reader::new(part);
+    let mut out = Vec::new();
+    while !r.done() {
+        let start = r.pos;
+        let chunk = next_chunk(&mut r)?;
+        if matches!(chunk.typ, TYPE_CHANGE | TYPE_COMPRESSED) {
+            out.push(&part[start..r.pos]);
+        }
+    }
+    Ok(out)
+}
+
 fn as_refs<'b>(v: &'b [Expanded<'_>]) -> Vec<(u32, &'b [u8])> {
     v.iter().map(|(s, d)| (*s, d.as_ref())).collect()
 }
@@ -550,6 +567,28 @@ mod tests {
     use super::*;
     use automerge::transaction::Transactable;
     use automerge::{AutoCommit, ObjType};
+
+    #[test]
+    fn a_part_of_several_changes_splits_into_each_change() {
+        let mut doc = AutoCommit::new();
+        for i in 0..3 {
+            doc.put(automerge::ROOT, "k", i).unwrap();
+            doc.commit();
+        }
+        let changes = doc.get_changes(&[]);
+        let joined: Vec<u8> = changes
+            .iter()
+            .flat_map(|c| c.raw_bytes().to_vec())
+            .collect();
+        let split = changes_in(&joined).unwrap();
+        assert_eq!(split.len(), 3);
+        for (c, bytes) in changes.iter().zip(split) {
+            assert_eq!(automerge::Change::try_from(bytes).unwrap().hash(), c.hash());
+        }
+        // A document chunk is not a change.
+        assert!(changes_in(&doc.save()).unwrap().is_empty());
+        assert!(changes_in(&joined[..joined.len() - 1]).is_err());
+    }
 
     fn limits() -> Limits {
         Limits {

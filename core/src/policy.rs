@@ -783,11 +783,7 @@ impl<D: ReadDoc> Checker<'_, D> {
             }
             Target::FindingItem(item) => {
                 self.permit(Part::Finding)?;
-                if let Some(c) = self.ctx.checklist
-                    && c.item(&item).is_none()
-                {
-                    return Err(bad(format!("no checklist item {item:?} to link")));
-                }
+                self.known_item(&item, "to link")?;
                 if matches!(op.action, OpType::Delete) {
                     return Ok(());
                 }
@@ -843,10 +839,8 @@ impl<D: ReadDoc> Checker<'_, D> {
                     return Err(bad(format!("comment {} must be keyed by its id", at())));
                 }
                 self.by(&c.by, &at())?;
-                if let (CommentTarget::Item(item), Some(cl)) = (&c.target, self.ctx.checklist)
-                    && cl.item(item).is_none()
-                {
-                    return Err(bad(format!("no checklist item {item:?} to comment on")));
+                if let CommentTarget::Item(item) = &c.target {
+                    self.known_item(item, "to comment on")?;
                 }
                 text("comment", &c.text, true)
             }
@@ -900,6 +894,18 @@ impl<D: ReadDoc> Checker<'_, D> {
             permits_move(self.writer.role, current, v.value)?;
         }
         Ok(())
+    }
+
+    /// An item of the inspection's checklist (which must be at hand: a change naming
+    /// items is never taken unchecked).
+    fn known_item(&self, item: &str, what: &str) -> Result<(), Refusal> {
+        match self.ctx.checklist {
+            Some(c) if c.item(item).is_some() => Ok(()),
+            Some(_) => Err(bad(format!("no checklist item {item:?} {what}"))),
+            None => Err(bad(
+                "the inspection's checklist is needed to check an item it names",
+            )),
+        }
     }
 
     fn answer(&self, item: &str, answer: &Answer, scope: Scope) -> Result<(), Refusal> {

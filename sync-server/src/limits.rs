@@ -60,12 +60,14 @@ pub const MAX_INFLATED_CHANGES: usize = 2 * MAX_DOC_BYTES;
 /// bytes on the wire) is refused. Automerge holds tens of bytes per operation: measured
 /// in BENCHMARKS.md ("the largest message").
 pub const MAX_OPS_PER_MESSAGE: u64 = 500_000;
-/// Bytes of a peer's changes that may wait, per connection, for changes they depend on
-/// that the peer left out (the sync protocol asks for them, and an honest peer sends them
-/// in its next message). One message's worth: an offline week whose first change was
-/// left out waits whole. Past this the connection is refused, as a writer could otherwise
-/// hold the server's memory with changes that depend on nothing it will ever send.
-pub const MAX_PENDING_BYTES: usize = MAX_WS_MESSAGE;
+/// Bytes (once inflated) of a peer's changes that may wait, per connection, for changes
+/// they depend on that the peer left out (the sync protocol asks for them, and an honest
+/// peer sends them in its next message). Waiting changes are parsed again with each of
+/// the connection's messages, so they are held to a message's worth of work, and counted
+/// inflated: an offline week of one inspector is about a megabyte. Past this nothing
+/// waits and the connection is closed, as a writer could otherwise hold the server's
+/// memory and time with changes that depend on nothing it will ever send.
+pub const MAX_PENDING_INFLATED: usize = 16 * 1024 * 1024;
 /// Changes one sync message may hold: an offline week of one inspector is a few thousand.
 pub const MAX_CHANGES_PER_MESSAGE: u64 = 50_000;
 /// Sync connections one user may hold open at once: a field device holds one, a

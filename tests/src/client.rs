@@ -94,7 +94,18 @@ pub async fn bind_actor(base: &str, token: &str, actor: &ActorId) -> Result<()> 
 
 /// `POST /api/v1/login`, binding a fresh actor; `base` is e.g. `http://127.0.0.1:8080`.
 pub async fn login(base: &str, user: &str, password: &str, device: &str) -> Result<Login> {
-    let actor = ActorId::random();
+    login_with(base, user, password, device, ActorId::random()).await
+}
+
+/// `POST /api/v1/login`, binding `actor` (as a device that signs in again does, with
+/// the actor its store writes with).
+pub async fn login_with(
+    base: &str,
+    user: &str,
+    password: &str,
+    device: &str,
+    actor: ActorId,
+) -> Result<Login> {
     let res = reqwest::Client::new()
         .post(format!("{base}/api/v1/login"))
         .json(

@@ -681,13 +681,15 @@ async fn a_reference_made_before_the_upload_counts_only_once_its_author_uploads(
     use wardcheck_tests::client::{SyncClient, sign_in};
 
     let s = server_with_users();
+    s.add_user("ian", "inspector");
     let c = client();
-    let ours = s.create_inspection("RJ1", &["ann"]);
+    let ours = s.create_inspection("RJ1", &["ann", "ian"]);
     let theirs = s.create_inspection("RX2", &["bob"]);
     s.cli(&["inspection", "share", &ours.to_string()], "");
     s.cli(&["inspection", "share", &theirs.to_string()], "");
     let ann = sign_in(&s, "ann").await;
     let bob = sign_in(&s, "bob").await;
+    let ian = sign_in(&s, "ian").await;
     let lead1 = token(&c, &s, "lead1").await;
     let lead2 = token(&c, &s, "lead2").await;
     let checklist = std::sync::Arc::new(wardcheck_tests::crash_checklist());
@@ -745,6 +747,11 @@ async fn a_reference_made_before_the_upload_counts_only_once_its_author_uploads(
     attach("bob", bob.clone(), theirs, sha.clone(), photo.len())
         .await
         .expect("a reference to a photo not held whole is taken");
+    // Ian, on ann's team, names it in their inspection too, and never uploads it: his
+    // claim must not hide ann's photo from the inspection's readers.
+    attach("ian", ian.clone(), ours, sha.clone(), photo.len())
+        .await
+        .expect("taken, as a claim");
 
     // Ann finishes her upload and attaches it to her inspection.
     let res = c
@@ -763,7 +770,8 @@ async fn a_reference_made_before_the_upload_counts_only_once_its_author_uploads(
         .await
         .unwrap();
 
-    // Her inspection's readers read it; bob's inspection gained nothing.
+    // Her inspection's readers read it (ian's claim hides nothing); bob's inspection
+    // gained nothing.
     assert_eq!(get(&lead1, &sha).await.unwrap().status(), StatusCode::OK);
     assert_eq!(
         get(&bob.token, &sha).await.unwrap().status(),

@@ -74,6 +74,8 @@ async fn damaged_rows_are_set_aside_and_the_inspection_opens_with_everything_tha
         .unwrap();
     let kept = o.heads();
     sync(&server, &ann, other, &mut o).await;
+    // The reviewer's copy holds everything, Ann's changes among them.
+    let mut r = load(&server, &rita, id).await;
     server.stop();
 
     {
@@ -199,7 +201,11 @@ async fn damaged_rows_are_set_aside_and_the_inspection_opens_with_everything_tha
         "the audit log says what was set aside:\n{audit}"
     );
 
-    // Ann's device still holds the change the server lost: her next sync brings it back.
+    // The reviewer's device still holds the change the server lost, though it is Ann's:
+    // the server took it once, so its next sync restores it (whoever relays it), rather
+    // than refusing another user's change and locking the reviewer out.
+    sync(&server, &rita, id, &mut r).await;
+    // And Ann's, which holds it too, syncs as before.
     sync(&server, &ann, id, &mut a).await;
     let mut c = SyncClient::connect(&server.ws_url(), Some(&rita.token))
         .await

@@ -16,38 +16,9 @@ use uuid::Uuid;
 use wardcheck_core::inspection::{Answer, Inspection, Stamp};
 use wardcheck_core::sync::{DocMessage, WireMessage, uuid_to_doc_id};
 use wardcheck_tests::client::{Incoming, Login, SyncClient, sign_in};
+use wardcheck_tests::hostile::{MAGIC, inflating_chunk, uleb};
 use wardcheck_tests::server::Server;
 use wardcheck_tests::{crash_checklist, crash_items};
-
-const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
-
-fn uleb(mut v: u64, out: &mut Vec<u8>) {
-    loop {
-        let b = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(b);
-            return;
-        }
-        out.push(b | 0x80);
-    }
-}
-
-/// A compressed change chunk whose body inflates to `size` zero bytes.
-fn inflating_chunk(size: usize) -> Vec<u8> {
-    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
-    let zeros = vec![0u8; 1 << 20];
-    for _ in 0..size / zeros.len() {
-        std::io::Write::write_all(&mut enc, &zeros).unwrap();
-    }
-    let deflated = enc.finish().unwrap();
-    let mut out = MAGIC.to_vec();
-    out.extend([0, 0, 0, 0]);
-    out.push(2);
-    uleb(deflated.len() as u64, &mut out);
-    out.extend(&deflated);
-    out
-}
 
 /// A change chunk (checksum right) whose action column holds a run of 10^9 operations.
 fn op_bomb(actor: &[u8]) -> Vec<u8> {

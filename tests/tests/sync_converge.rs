@@ -338,3 +338,72 @@ async fn a_device_revoked_while_connected_is_cut_off_and_its_change_refused() {
         "nothing of the revoked device's change is kept"
     );
 }
+
+/// An inspector signs out (which revokes the device's token) with work not yet synced,
+/// then signs in again on the same device: the store's actor moves to the new sign-in,
+/// and the work is taken. Another user cannot take the actor over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_signed_out_and_in_again_keeps_its_offline_work() {
+    use wardcheck_tests::client::{login, login_with};
+    use wardcheck_tests::server::PASSWORD;
+
+    let server = Server::start();
+    server
+        .add_user("ann", "inspector")
+        .add_user("bob", "inspector")
+        .add_user("rita", "reviewer");
+    let id = server.create_inspection("RJ1", &["ann"]);
+    let base = server.url("");
+    let base = base.trim_end_matches('/');
+    let first = login(base, "ann", PASSWORD, "tablet").await.unwrap();
+    let mut c = SyncClient::connect(&server.ws_url(), Some(&first.token))
+        .await
+        .unwrap();
+    let mut ann = load(&mut c, id, &first.actor).await;
+    c.close().await;
+    let item = compliance_items(&checklist())[0].clone();
+    ann.set_answer(&item, Answer::NotMet, &Stamp::new("ann", Utc::now()))
+        .unwrap();
+
+    let res = reqwest::Client::new()
+        .post(server.url("/api/v1/logout"))
+        .bearer_auth(&first.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::NO_CONTENT);
+    // Bob cannot claim ann's actor.
+    assert!(
+        login_with(base, "bob", PASSWORD, "laptop", first.actor.clone())
+            .await
+            .is_err(),
+        "another user's actor is refused at sign-in"
+    );
+    let again = login_with(base, "ann", PASSWORD, "tablet", first.actor.clone())
+        .await
+        .expect("ann signs in again with her store's actor");
+    let mut c = SyncClient::connect(&server.ws_url(), Some(&again.token))
+        .await
+        .unwrap();
+    c.sync(id, &mut ann)
+        .await
+        .expect("the work made before signing out is taken");
+    c.close().await;
+
+    let rita = sign_in(&server, "rita").await;
+    let mut c = SyncClient::connect(&server.ws_url(), Some(&rita.token))
+        .await
+        .unwrap();
+    let seen = Inspection::from_doc(c.fetch(id).await.unwrap(), checklist())
+        .unwrap()
+        .view()
+        .unwrap();
+    c.close().await;
+    assert_eq!(
+        seen.responses[&item]
+            .answer
+            .as_ref()
+            .map(|a| a.current().value.clone()),
+        Some(Answer::NotMet)
+    );
+}

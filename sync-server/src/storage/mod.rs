@@ -213,6 +213,16 @@ pub struct Rebuilt {
     pub aside: Vec<(String, Option<i64>, Vec<u8>, String)>,
 }
 
+/// A reference to a photo in a document, as a change made it: by whom, and whether
+/// they had earned it then (uploaded it, or could read it). One made before the photo
+/// was held whole earns it once its author uploads it whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhotoClaim {
+    pub sha256: String,
+    pub user: String,
+    pub earned: bool,
+}
+
 /// A photo upload: complete once its bytes hash to its id and decode as an image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BlobStatus {
@@ -355,6 +365,9 @@ pub trait Storage:
     fn write_rebuilt(&self, doc: Uuid, rebuilt: &Rebuilt, now: DateTime<Utc>) -> Result<()>;
     /// The rows of a document set aside, oldest first.
     fn set_aside(&self, doc: Uuid) -> Result<Vec<AsideRow>>;
+    /// Whether a change with this hash was in a row set aside by a rebuild: the server
+    /// took it once, so a peer that sends it again restores it.
+    fn was_set_aside(&self, hash: &[u8]) -> Result<bool>;
     /// Adds a review document to an inspection that had none (the migration), in one
     /// transaction with the change that moves the comments out of its inspection
     /// document.
@@ -374,13 +387,12 @@ pub trait Storage:
     fn reset_sync_state(&self, doc: Uuid, peer: &str) -> Result<()>;
     /// Records which photos a document refers to (replacing the previous list).
     fn set_photo_refs(&self, doc: Uuid, hashes: &[String]) -> Result<()>;
-    /// The documents that refer to a photo, and whose reference was earned: not one
-    /// claimed (below) by a user who has not uploaded the photo whole.
+    /// The documents that refer to a photo through an earned reference: one its author
+    /// had earned when making it, or has since by uploading the photo whole.
     fn photo_docs(&self, sha256: &str) -> Result<Vec<Uuid>>;
-    /// Records references to photos that were not held whole when a change made them,
-    /// each (photo, author): the reference lets a document's readers read the photo only
-    /// once its author has uploaded it whole.
-    fn add_photo_claims(&self, doc: Uuid, claims: &[(String, String)]) -> Result<()>;
+    /// Records who referred to photos in a document and whether they had earned them
+    /// then ([`PhotoClaim`]); an earned one stays earned.
+    fn add_photo_claims(&self, doc: Uuid, claims: &[PhotoClaim]) -> Result<()>;
 
     // photos
     fn blob_status(&self, sha256: &str) -> Result<Option<BlobStatus>>;

@@ -167,14 +167,20 @@ ALTER TABLE compacted ADD COLUMN hashes BLOB;
 -- one derived from the device's number could be bound by someone else first.
 ALTER TABLE actors ADD COLUMN api INTEGER NOT NULL DEFAULT 0;
 CREATE UNIQUE INDEX actors_api ON actors(device) WHERE api = 1;
--- A reference to a photo the server did not hold whole when the change was taken: it
--- counts toward reading the photo only once its author has uploaded the photo whole.
+-- Who referred to each photo in each document, and whether they had earned it then
+-- (uploaded it, or could read it). A reference made before the photo was held whole
+-- earns it once its author has uploaded it whole. A document with references recorded
+-- here lets its readers read the photo only through an earned one.
 CREATE TABLE photo_claims (
     doc_id TEXT NOT NULL,
     sha256 TEXT NOT NULL,
     user_name TEXT NOT NULL,
+    earned INTEGER NOT NULL,
     PRIMARY KEY (doc_id, sha256, user_name)
 );
+-- The hashes of the changes a set-aside row held: a peer that sends one of them again
+-- restores it (the server took it once).
+ALTER TABLE set_aside ADD COLUMN hashes BLOB;
 ",
 ];
 
@@ -506,7 +512,23 @@ impl Storage for SqliteStorage {
             )
             .optional()?;
         match bound {
-            Some(u) if u == user => return Ok(()),
+            Some(u) if u == user => {
+                // The same user signing in again (after signing out, or on a new device
+                // after the old one was revoked) with the actor their store writes with:
+                // the binding moves to the device signing in, so the work it holds is
+                // taken. Only the user can do this; a live device keeps its binding.
+                if let Some(d) = device {
+                    tx.execute(
+                        "UPDATE actors SET device = ?2
+                          WHERE actor = ?1 AND api = 0
+                            AND (device IS NULL
+                                 OR device IN (SELECT id FROM devices WHERE revoked = 1))",
+                        params![actor, d],
+                    )?;
+                    tx.commit()?;
+                }
+                return Ok(());
+            }
             Some(_) => {
                 return Err(StorageError::Exists(format!(
                     "actor {} is bound to another user",
@@ -712,9 +734,10 @@ impl Storage for SqliteStorage {
     }
 
     fn set_state(&self, inspection: Uuid, state: State) -> Result<()> {
-        // Shared with the trust from the moment the state says so (and for good: the
-        // trust keeps what it was shown once the inspection closes).
-        let shared = matches!(state, State::SharedWithTrust | State::Closed);
+        // Shared with the trust from the moment the state moves there (and for good: the
+        // trust keeps what it was shown once the inspection closes). Only that move
+        // shares: an inspection closed without ever being shared stays unshared.
+        let shared = state == State::SharedWithTrust;
         let n = self.conn().execute(
             "UPDATE inspections SET state = ?2,
                     shared_at = CASE WHEN ?3 AND shared_at IS NULL THEN ?4 ELSE shared_at END
@@ -857,9 +880,17 @@ impl Storage for SqliteStorage {
         let key = doc.to_string();
         for (kind, seq, bytes, reason) in &rebuilt.aside {
             tx.execute(
-                "INSERT INTO set_aside (doc_id, kind, seq, bytes, reason, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO set_aside (doc_id, kind, seq, bytes, reason, at, hashes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6,
+                         (SELECT hashes FROM changes WHERE doc_id = ?1 AND seq = ?3))",
                 params![key, kind, seq, bytes, reason, ts(now)],
             )?;
+        }
+        if !rebuilt.aside.is_empty() {
+            // A change the API made may be among those set aside, and peers may hold it:
+            // the API's actors start afresh, so that no new change reuses its sequence
+            // number (peers would refuse the document for good).
+            tx.execute("UPDATE actors SET api = 0 WHERE api = 1", [])?;
         }
         // Everything that still loaded is inside the rebuilt snapshot.
         tx.execute("DELETE FROM changes WHERE doc_id = ?1", params![key])?;
@@ -872,6 +903,19 @@ impl Storage for SqliteStorage {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    fn was_set_aside(&self, hash: &[u8]) -> Result<bool> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT hashes FROM set_aside WHERE hashes IS NOT NULL")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let hashes: Vec<u8> = r.get(0)?;
+            if hashes.chunks(32).any(|h| h == hash) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     fn set_aside(&self, doc: Uuid) -> Result<Vec<AsideRow>> {
@@ -997,16 +1041,19 @@ impl Storage for SqliteStorage {
 
     fn photo_docs(&self, sha256: &str) -> Result<Vec<Uuid>> {
         let conn = self.conn();
-        // A reference claimed by someone who has not uploaded the photo whole gives its
-        // document no claim on it.
+        // A document counts through an earned reference: one earned when it was made,
+        // or by an author who has since uploaded the photo whole. (Documents whose
+        // references were never recorded are the server's own, or older than the record.)
         let mut stmt = conn.prepare(
             "SELECT r.doc_id FROM photo_refs r
               WHERE r.sha256 = ?1
-                AND NOT EXISTS (
-                    SELECT 1 FROM photo_claims c
-                     WHERE c.doc_id = r.doc_id AND c.sha256 = r.sha256
-                       AND c.user_name NOT IN
-                           (SELECT user_name FROM blob_uploaders WHERE sha256 = r.sha256))
+                AND (NOT EXISTS (SELECT 1 FROM photo_claims c
+                                  WHERE c.doc_id = r.doc_id AND c.sha256 = r.sha256)
+                     OR EXISTS (SELECT 1 FROM photo_claims c
+                                 WHERE c.doc_id = r.doc_id AND c.sha256 = r.sha256
+                                   AND (c.earned = 1 OR c.user_name IN
+                                        (SELECT user_name FROM blob_uploaders
+                                          WHERE sha256 = r.sha256))))
               ORDER BY r.doc_id",
         )?;
         let ids: Vec<String> = stmt
@@ -1123,13 +1170,14 @@ impl Storage for SqliteStorage {
             .optional()?)
     }
 
-    fn add_photo_claims(&self, doc: Uuid, claims: &[(String, String)]) -> Result<()> {
+    fn add_photo_claims(&self, doc: Uuid, claims: &[PhotoClaim]) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        for (sha256, user) in claims {
+        for c in claims {
             tx.execute(
-                "INSERT OR IGNORE INTO photo_claims (doc_id, sha256, user_name) VALUES (?1, ?2, ?3)",
-                params![doc.to_string(), sha256, user],
+                "INSERT INTO photo_claims (doc_id, sha256, user_name, earned) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (doc_id, sha256, user_name) DO UPDATE SET earned = max(earned, ?4)",
+                params![doc.to_string(), c.sha256, c.user, c.earned],
             )?;
         }
         tx.commit()?;

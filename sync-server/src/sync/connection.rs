@@ -17,7 +17,7 @@ use wardcheck_core::sync::{
     DocMessage, MAX_ERROR_CHARS, PROTOCOL_V1, PeerMetadata, WireMessage, doc_id_to_uuid,
 };
 
-use super::docs::{self, DocHandle, Failure, Inbox};
+use super::docs::{self, DocHandle, Failure, Inbox, Waiting};
 use super::guard::DocContext;
 use crate::access::{self, DocRight};
 use crate::auth::Caller;
@@ -41,7 +41,7 @@ struct ConnDoc {
     doc_id: String,
     read_audited: bool,
     /// The peer's changes that wait for changes they depend on (`Documents::exchange`).
-    pending: Vec<Vec<u8>>,
+    pending: Waiting,
 }
 
 struct Conn {
@@ -357,7 +357,7 @@ impl Conn {
                     state: Some(docs::decode_state(stored)),
                     doc_id: d.document_id.clone(),
                     read_audited: false,
-                    pending: Vec::new(),
+                    pending: Waiting::default(),
                 },
             );
         }
@@ -369,21 +369,26 @@ impl Conn {
         }
         // What the changes are checked against: the record (rights, team, state) and, for
         // the documents that name checklist items, the pinned checklist.
-        let checklist = if message.changes.is_empty() || access.kind == DocKind::TrustResponse {
-            None
-        } else {
-            let rec = access.inspection.clone();
-            let storage = self.app.storage.clone();
-            match tokio::task::spawn_blocking(move || {
-                crate::inspections::pinned_checklist(&*storage, &rec)
-            })
-            .await
-            {
-                Ok(Ok(c)) => Some(c),
-                Ok(Err(e)) => return self.internal(socket, e.to_string()).await,
-                Err(e) => return self.internal(socket, e.to_string()).await,
-            }
-        };
+        let waits = self
+            .docs
+            .get(&id)
+            .is_some_and(|cd| !cd.pending.parts.is_empty());
+        let checklist =
+            if (message.changes.is_empty() && !waits) || access.kind == DocKind::TrustResponse {
+                None
+            } else {
+                let rec = access.inspection.clone();
+                let storage = self.app.storage.clone();
+                match tokio::task::spawn_blocking(move || {
+                    crate::inspections::pinned_checklist(&*storage, &rec)
+                })
+                .await
+                {
+                    Ok(Ok(c)) => Some(c),
+                    Ok(Err(e)) => return self.internal(socket, e.to_string()).await,
+                    Err(e) => return self.internal(socket, e.to_string()).await,
+                }
+            };
         let ctx = DocContext {
             kind: access.kind,
             record: access.inspection.clone(),
@@ -396,12 +401,12 @@ impl Conn {
             .docs
             .iter()
             .filter(|(k, _)| **k != id)
-            .map(|(_, cd)| cd.pending.iter().map(Vec::len).sum::<usize>())
+            .map(|(_, cd)| cd.pending.inflated)
             .sum();
         let cd = self.docs.get_mut(&id).expect("inserted above");
         let mut state = cd.state.take().unwrap_or_default();
         state.set_read_only(!right.can_write());
-        let pending = std::mem::take(&mut cd.pending);
+        let pending = std::mem::take(&mut cd.pending).parts;
         // An inspection's state column and photo references are brought in step
         // before the reply, so that once a peer hears its change is stored, a photo it
         // attached is readable by those who may read the inspection.
@@ -422,19 +427,27 @@ impl Conn {
             Err(f) => return self.failed(socket, id, &d.document_id, f).await,
         };
         cd.state = Some(ex.state);
+        let waiting = waiting_elsewhere + ex.pending.inflated;
+        let over = ex.pending.over.clone().or_else(|| {
+            (waiting > limits::MAX_PENDING_INFLATED).then(|| {
+                format!(
+                    "{waiting} bytes (inflated) of changes would wait, more than the {} one connection may leave waiting",
+                    limits::MAX_PENDING_INFLATED
+                )
+            })
+        });
         cd.pending = ex.pending;
-        let waiting = waiting_elsewhere + cd.pending.iter().map(Vec::len).sum::<usize>();
-        if waiting > limits::MAX_PENDING_BYTES {
-            let f = Failure::Limit(format!(
-                "{waiting} bytes of changes wait for changes they depend on, more than the {} one connection may leave waiting",
-                limits::MAX_PENDING_BYTES
-            ));
-            return self.failed(socket, id, &d.document_id, f).await;
-        }
-        let first_read = !std::mem::replace(&mut cd.read_audited, true);
         if ex.stored.is_some() {
             self.app.docs.notify_others(&cd.handle);
         }
+        if let Some(why) = over {
+            // What applied is stored (and others have heard of it); what waits is not
+            // kept: the peer starts afresh and sends it again, in order.
+            return self
+                .failed(socket, id, &d.document_id, Failure::Waiting(why))
+                .await;
+        }
+        let first_read = !std::mem::replace(&mut cd.read_audited, true);
         let mut flow = Flow::Continue;
         if let Some(reply) = ex.reply {
             flow = self.send_sync(socket, &d.document_id, reply).await;
@@ -569,7 +582,7 @@ impl Conn {
             other => tracing::error!(doc = %id, result = ?other, "resetting a sync state failed"),
         }
         let code = match f {
-            Failure::TooLarge { .. } | Failure::Limit(_) => close_code::SIZE,
+            Failure::TooLarge { .. } | Failure::Limit(_) | Failure::Waiting(_) => close_code::SIZE,
             Failure::Refused(_) | Failure::Panicked(_) | Failure::Policy(_) => close_code::POLICY,
             Failure::Unstorable(_) => close_code::POLICY,
             Failure::Load(_) | Failure::Storage(_) => close_code::ERROR,

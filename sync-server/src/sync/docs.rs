@@ -172,6 +172,9 @@ pub(crate) enum Failure {
     Refused(String),
     /// The message's changes inflate or expand past the limits.
     Limit(String),
+    /// Changes waiting for their dependencies went past their limit; what applied was
+    /// stored.
+    Waiting(String),
     /// A change broke the record's rules: its author, their rights, the write policy.
     Policy(Box<Refused>),
     /// Automerge panicked.
@@ -196,6 +199,9 @@ impl Failure {
             Failure::Limit(e) => format!(
                 "the sync message for document {doc_id} was refused: {e}; nothing of it was stored"
             ),
+            Failure::Waiting(e) => format!(
+                "changes to document {doc_id} that wait for changes they depend on were dropped ({e}); what could be applied was stored; the session is closed and will start afresh"
+            ),
             Failure::Policy(r) => format!(
                 "change {} to document {doc_id} was refused ({}): {}; nothing of it was stored",
                 r.change, r.code, r.message
@@ -219,7 +225,7 @@ impl Failure {
     pub(crate) fn code(&self) -> &'static str {
         match self {
             Failure::Refused(_) => "refused",
-            Failure::Limit(_) => "too_large",
+            Failure::Limit(_) | Failure::Waiting(_) => "too_large",
             Failure::Policy(r) => r.code,
             Failure::Panicked(_) => "panic",
             Failure::TooLarge { .. } => "too_large",
@@ -246,7 +252,7 @@ pub(crate) struct Exchanged {
     /// The peer's changes that wait for changes they depend on (see
     /// [`Documents::exchange`]): kept by the connection and given back with its next
     /// message.
-    pub pending: Vec<Vec<u8>>,
+    pub pending: Waiting,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -666,7 +672,7 @@ impl Documents {
     /// it without end. So the reply is made with the queue (it asks the peer for what is
     /// missing), then the trial copy is dropped, and the queued changes go back to this
     /// connection as `pending`, to be given back with its next message: bounded there by
-    /// [`limits::MAX_PENDING_BYTES`].
+    /// [`limits::MAX_PENDING_INFLATED`].
     pub(crate) async fn exchange(
         &self,
         handle: &DocHandle,
@@ -724,7 +730,7 @@ impl Documents {
                     return Err(f);
                 }
             };
-            let pending = take_queued(loaded, parts)?;
+            let pending = take_queued(loaded, parts);
             // Only shared heads are kept; losing them costs a longer next sync.
             if let Err(e) = storage.put_sync_state(id, &peer, &state.encode()) {
                 tracing::warn!(doc = %id, %peer, error = %e, "saving a sync state failed");
@@ -806,37 +812,64 @@ impl Documents {
 }
 
 /// After an exchange: if the trial copy holds changes it could not apply yet, drops it
-/// (so that the queue leaves the shared document) and returns those of `parts` it held,
-/// for the connection to give back with its next message. A part that is not one change
-/// (an honest peer sends one change a part) is not kept.
-fn take_queued(loaded: &mut Loaded, parts: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, Failure> {
+/// (so that the queue leaves the shared document) and returns the changes of `parts` it
+/// held, each as its own part, for the connection to give back with its next message.
+/// What waits is held to a budget once inflated ([`limits::MAX_PENDING_INFLATED`], and the
+/// message's operation and change counts), since it is parsed again with every message:
+/// past it nothing waits, and [`Waiting::over`] says why.
+fn take_queued(loaded: &mut Loaded, parts: Vec<Vec<u8>>) -> Waiting {
     let Some(trial) = loaded.trial.as_mut() else {
-        return Ok(Vec::new());
+        return Waiting::default();
     };
     if trial.get_missing_deps(&[]).is_empty() {
-        return Ok(Vec::new());
+        return Waiting::default();
     }
-    let mut waiting = Vec::new();
-    let mut bytes = 0;
-    for part in parts {
-        let Ok(change) =
-            guarded(|| Change::try_from(&part[..]).map_err(|e| Failure::Refused(e.to_string())))
-        else {
+    let mut budget = chunks::Budget::new(chunks::Limits {
+        inflated_bytes: limits::MAX_PENDING_INFLATED,
+        ops: limits::MAX_OPS_PER_MESSAGE,
+        changes: limits::MAX_CHANGES_PER_MESSAGE,
+    });
+    let mut waiting = Waiting::default();
+    'parts: for part in &parts {
+        // Automerge's own messages join every change into one part.
+        let Ok(changes) = chunks::changes_in(part) else {
             continue;
         };
-        if trial.get_change_by_hash(&change.hash()).is_none() {
-            bytes += part.len();
-            waiting.push(part);
+        for bytes in changes {
+            let Ok(change) =
+                guarded(|| Change::try_from(bytes).map_err(|e| Failure::Refused(e.to_string())))
+            else {
+                continue;
+            };
+            if trial.get_change_by_hash(&change.hash()).is_some() {
+                continue;
+            }
+            if let Err(e) = chunks::scan(bytes, &mut budget) {
+                waiting.parts.clear();
+                waiting.over = Some(e.to_string());
+                break 'parts;
+            }
+            waiting.parts.push(bytes.to_vec());
         }
     }
+    waiting.inflated = if waiting.over.is_some() {
+        0
+    } else {
+        budget.inflated()
+    };
     loaded.trial = None;
-    if bytes > limits::MAX_PENDING_BYTES {
-        return Err(Failure::Limit(format!(
-            "{bytes} bytes of changes wait for changes they depend on, more than the {} one connection may leave waiting",
-            limits::MAX_PENDING_BYTES
-        )));
-    }
-    Ok(waiting)
+    waiting
+}
+
+/// A peer's changes that wait for changes they depend on.
+#[derive(Debug, Default)]
+pub(crate) struct Waiting {
+    /// One change a part.
+    pub parts: Vec<Vec<u8>>,
+    /// Their size once inflated.
+    pub inflated: usize,
+    /// Set when they were past the budget: then nothing waits.
+    pub over: Option<String>,
 }
 
 /// The inspection's state before a change: the inspection document's own, or (for its

@@ -32,7 +32,7 @@ use wardcheck_core::inspection::State;
 use wardcheck_core::policy::{Context, DocKind, Writer, check_change};
 
 use crate::access;
-use crate::storage::{InspectionRecord, SERVER_AUTHOR, Storage, User};
+use crate::storage::{InspectionRecord, PhotoClaim, SERVER_AUTHOR, Storage, User};
 
 /// What checking a document's changes needs to know about it and the sender.
 #[derive(Debug, Clone)]
@@ -81,8 +81,12 @@ impl Refused {
 
 /// Checks every change in `new` (in causal order, as Automerge lists them), applied in
 /// `doc` on top of `before`. `state` is the inspection's state before the first.
-/// Returns the photo references that were let through before their photo was held
-/// whole, (photo, author), for the caller to record as claims with the changes.
+/// Returns the photo references the changes make, with their authors and whether they
+/// were earned, for the caller to record with the changes.
+///
+/// A change the server took once and then set aside in a rebuild (its row was damaged,
+/// or what it depended on was lost) is taken again as it was, whoever relays it: it is
+/// the same change, byte for byte (its hash says so), so it restores the record.
 pub(crate) fn check(
     storage: &dyn Storage,
     ctx: &DocContext,
@@ -90,10 +94,10 @@ pub(crate) fn check(
     before: &[ChangeHash],
     new: &[Change],
     mut state: State,
-) -> Result<Vec<(String, String)>, Box<Refused>> {
+) -> Result<Vec<PhotoClaim>, Box<Refused>> {
     let mut heads: Vec<ChangeHash> = before.to_vec();
     let mut authors: HashMap<ActorId, (Writer, Option<User>)> = HashMap::new();
-    let claims: std::cell::RefCell<Vec<(String, String)>> = Default::default();
+    let claims: std::cell::RefCell<Vec<PhotoClaim>> = Default::default();
     for change in new {
         let actor = change.actor_id().clone();
         let refused = |code: &'static str, message: String, author: Option<String>| {
@@ -106,19 +110,31 @@ pub(crate) fn check(
             })
         };
         if !authors.contains_key(&actor) {
-            let found = author(storage, ctx, &actor).map_err(|(code, m, a)| refused(code, m, a))?;
-            authors.insert(actor.clone(), found);
+            match author(storage, ctx, &actor) {
+                Ok(found) => {
+                    authors.insert(actor.clone(), found);
+                }
+                Err(_) if restored(storage, change) => {
+                    heads.retain(|h| !change.deps().contains(h));
+                    heads.push(change.hash());
+                    continue;
+                }
+                Err((code, m, a)) => return Err(refused(code, m, a)),
+            }
         }
         let (writer, user) = &authors[&actor];
-        let earned = |hash: &str| match earned(storage, user.as_ref(), hash) {
-            Earned::Yes => true,
-            Earned::Claimed => {
-                if let Some(u) = user {
-                    claims.borrow_mut().push((hash.to_owned(), u.name.clone()));
-                }
-                true
+        let earned = |hash: &str| {
+            let e = earned(storage, user.as_ref(), hash);
+            if let Some(u) = user
+                && !matches!(e, Earned::No)
+            {
+                claims.borrow_mut().push(PhotoClaim {
+                    sha256: hash.to_owned(),
+                    user: u.name.clone(),
+                    earned: matches!(e, Earned::Yes),
+                });
             }
-            Earned::No => false,
+            !matches!(e, Earned::No)
         };
         let pctx = Context {
             kind: ctx.kind,
@@ -126,8 +142,21 @@ pub(crate) fn check(
             state,
             earned: &earned,
         };
-        let checked = check_change(doc, &heads, change, writer, &pctx)
-            .map_err(|r| refused(r.code.as_str(), r.message, Some(writer.user.clone())))?;
+        let checked = match check_change(doc, &heads, change, writer, &pctx) {
+            Ok(c) => c,
+            Err(_) if restored(storage, change) => {
+                heads.retain(|h| !change.deps().contains(h));
+                heads.push(change.hash());
+                continue;
+            }
+            Err(r) => {
+                return Err(refused(
+                    r.code.as_str(),
+                    r.message,
+                    Some(writer.user.clone()),
+                ));
+            }
+        };
         if ctx.kind == DocKind::Inspection
             && let Some(s) = checked.state
         {
@@ -205,6 +234,15 @@ fn author(
         )
     })?;
     Ok((writer, Some(user)))
+}
+
+/// Whether `change` is one the server took once and a rebuild set aside (checked only
+/// for a change that would otherwise be refused).
+fn restored(storage: &dyn Storage, change: &Change) -> bool {
+    storage.was_set_aside(&change.hash().0).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "looking for a set-aside change failed");
+        false
+    })
 }
 
 /// Whether a reference to a photo is earned.
