@@ -19,6 +19,8 @@ use crate::servers::{self, ServerProcess};
 
 /// Each chunk inflates to this many bytes: 512 MiB of zeros in about half a megabyte.
 const CHUNK_INFLATES_TO: usize = 512 << 20;
+/// Connections of one writer sending the message at once.
+const CROWD: usize = 8;
 /// Room left in the message for its framing (CBOR envelope, sync message header).
 const FRAMING: usize = 64 << 10;
 
@@ -80,6 +82,31 @@ pub async fn run(bin: &std::path::Path) -> Result<()> {
     let writer_took = t.elapsed();
     let after_writer = peak(&server)?;
 
+    // Eight of the writer's connections at once (a user may hold 16).
+    let mut many = Vec::new();
+    for _ in 0..CROWD {
+        many.push(first_sync(&server.ws_url, &made.tokens[0], &doc).await?);
+    }
+    let t = Instant::now();
+    let sent = many.into_iter().map(|mut c| {
+        let bomb = bomb.clone();
+        let doc = doc.clone();
+        tokio::spawn(async move {
+            let _ = c.send(false, &doc, bomb).await;
+            let r = reply(&mut c).await;
+            c.close().await;
+            r
+        })
+    });
+    let mut refusals = 0;
+    for h in sent.collect::<Vec<_>>() {
+        if h.await?.contains("refused") {
+            refusals += 1;
+        }
+    }
+    let crowd_took = t.elapsed();
+    let after_crowd = peak(&server)?;
+
     // And the server still serves the inspection.
     let check = first_sync(&server.ws_url, &made.tokens[0], &doc).await;
     reader.close().await;
@@ -111,9 +138,16 @@ pub async fn run(bin: &std::path::Path) -> Result<()> {
         refused
     );
     println!(
-        "  ratio to rest: reader {:.2}, writer {:.2}; the inspection still loads afterwards: {}",
+        "    after {CROWD} of the writer's at once       {:>7.1} MiB (+{:.1}), {refusals} refused in {:.0} ms",
+        after_crowd,
+        after_crowd - rest,
+        crowd_took.as_secs_f64() * 1e3,
+    );
+    println!(
+        "  ratio to rest: reader {:.2}, writer {:.2}, {CROWD} writers {:.2}; the inspection still loads afterwards: {}",
         after_reader / rest,
         after_writer / rest,
+        after_crowd / rest,
         if check.is_ok() { "yes" } else { "NO" }
     );
     if check.is_err() {

@@ -302,6 +302,36 @@ step("a reviewer comments on the inspection and an item; the comments are kept a
   assert.ok(mine.every((c) => c.by === "rita"), "stamped with the reviewer");
 });
 
+step("a reviewer shares a submitted inspection with its trust from the page; a draft has no such button", async () => {
+  // A page of its own, so the reviewer's open page stays on the contradiction.
+  const own = await newPage();
+  const page = own.page;
+  await signIn(page, "rita");
+  const list = await (await page.request.get(`${base}/api/v1/inspections?limit=200`)).json();
+  const submitted = list.items.find((r) => r.state === "submitted");
+  assert.ok(submitted, "the demo holds a submitted inspection");
+  assert.equal(submitted.shared_at, null, "not shared yet");
+  await page.goto(`${base}/inspections/${submitted.id}`);
+  const review = page.locator("[data-testid=review]");
+  await review.getByRole("button", { name: "Share with the trust" }).click();
+  await review.getByText("The inspection is now shared with trust.").waitFor();
+  const after = await (await page.request.get(`${base}/api/v1/inspections/${submitted.id}`)).json();
+  assert.equal(after.record.state, "shared_with_trust", "sharing is the move to shared with the trust");
+  assert.ok(after.record.shared_at, "and the record says since when");
+  assert.equal(after.inspection.meta.state.values[0].value, "shared_with_trust", "made in the document");
+  assert.equal(after.inspection.meta.state.values[0].by, "rita", "by the reviewer");
+  // Sharing a draft is refused by the server, whatever a page offers.
+  const draft = list.items.find((r) => r.state === "draft");
+  assert.ok(draft, "the demo holds a draft");
+  const refused = await page.request.post(`${base}/api/v1/inspections/${draft.id}/share`);
+  assert.equal(refused.status(), 409, "a draft is never shared");
+  assert.equal((await refused.json()).error.code, "illegal_transition");
+  await page.goto(`${base}/inspections/${draft.id}`);
+  await page.locator("h1").first().waitFor();
+  assert.equal(await page.getByRole("button", { name: "Share with the trust" }).count(), 0, "no share button on a draft");
+  await own.context.close();
+});
+
 const RESPONSE = "We are isolating the remaining Windows 7 imaging workstations on their own VLAN by March.";
 let respondedFinding = null;
 

@@ -33,6 +33,9 @@ enum Flow {
 }
 
 /// A document this connection follows.
+/// Writers' messages being inflated and checked at once ([`limits::MAX_INFLATING`]).
+static INFLATING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(limits::MAX_INFLATING);
+
 struct ConnDoc {
     handle: DocHandle,
     /// Taken while an exchange runs; `None` afterwards only if it failed.
@@ -318,7 +321,20 @@ impl Conn {
         // A writer's chunks are walked under the message budget before anything else
         // sees them; a reader's are dropped unread, never inflated.
         let scan = right.can_write();
+        // Inflating holds up to a message's budget: only so many at once, server-wide,
+        // so that many connections sending bombs together cannot add up past memory.
+        let _permit = if scan {
+            Some(
+                INFLATING
+                    .acquire()
+                    .await
+                    .expect("the semaphore is never closed"),
+            )
+        } else {
+            None
+        };
         let decoded = tokio::task::spawn_blocking(move || docs::decode_message(&data, scan)).await;
+        drop(_permit);
         let mut message = match decoded {
             Ok(Ok(m)) => m,
             Ok(Err(f)) => return self.failed(socket, id, &d.document_id, f).await,

@@ -50,6 +50,8 @@ use crate::storage::{AuditEvent, Rebuilt, Storage, StoredDoc};
 /// The documents in memory, each with the connections subscribed to it.
 pub struct Documents {
     storage: Arc<dyn Storage>,
+    /// Who each actor is bound to, as the guard last read it.
+    authors: Arc<guard::Authors>,
     entries: Mutex<HashMap<Uuid, Arc<Entry>>>,
     next_connection: AtomicU64,
     max_doc_bytes: usize,
@@ -525,6 +527,7 @@ impl Documents {
     pub fn new(storage: Arc<dyn Storage>) -> Self {
         Documents {
             storage,
+            authors: Arc::default(),
             entries: Mutex::new(HashMap::new()),
             next_connection: AtomicU64::new(1),
             max_doc_bytes: limits::MAX_DOC_BYTES,
@@ -630,10 +633,13 @@ impl Documents {
     async fn with_doc<R: Send + 'static>(
         &self,
         handle: &DocHandle,
-        f: impl FnOnce(&mut Loaded, &dyn Storage) -> Result<R, Failure> + Send + 'static,
+        f: impl FnOnce(&mut Loaded, &dyn Storage, &guard::Authors) -> Result<R, Failure>
+        + Send
+        + 'static,
     ) -> Result<R, Failure> {
         let mut guard = handle.entry.slot.clone().lock_owned().await;
         let storage = self.storage.clone();
+        let authors = self.authors.clone();
         let id = handle.entry.id;
         let res = tokio::task::spawn_blocking(move || {
             // Out of the slot while in use: if anything panics, the slot stays empty
@@ -642,7 +648,7 @@ impl Documents {
                 Some(l) => l,
                 None => load(&*storage, id)?,
             };
-            match catch_unwind(AssertUnwindSafe(|| f(&mut loaded, &*storage))) {
+            match catch_unwind(AssertUnwindSafe(|| f(&mut loaded, &*storage, &authors))) {
                 Err(panic) => Err(Failure::Panicked(panic_text(panic))),
                 Ok(r) => {
                     if !loaded.damaged {
@@ -684,7 +690,7 @@ impl Documents {
     ) -> Result<Exchanged, Failure> {
         let max = self.max_doc_bytes;
         let id = handle.entry.id;
-        self.with_doc(handle, move |loaded, storage| {
+        self.with_doc(handle, move |loaded, storage, authors| {
             let incoming: usize = message.changes.iter().map(<[u8]>::len).sum::<usize>()
                 + pending.iter().map(Vec::len).sum::<usize>();
             if incoming > max {
@@ -718,7 +724,16 @@ impl Documents {
                 loaded.trial = None;
                 return Err(f);
             }
-            let stored = accept(loaded, storage, id, &ctx, &before, state_before, max)?;
+            let stored = accept(
+                loaded,
+                storage,
+                authors,
+                id,
+                &ctx,
+                &before,
+                state_before,
+                max,
+            )?;
             let reply = {
                 let trial = loaded.trial();
                 guarded(|| Ok(trial.sync().generate_sync_message(&mut state)))
@@ -757,7 +772,7 @@ impl Documents {
     ) -> Result<R, Failure> {
         let max = self.max_doc_bytes;
         let id = handle.entry.id;
-        self.with_doc(handle, move |loaded, storage| {
+        self.with_doc(handle, move |loaded, storage, authors| {
             let fork = loaded.doc.fork();
             let (bytes, answer) = make(fork);
             let Some(bytes) = bytes.filter(|b| !b.is_empty()) else {
@@ -778,7 +793,16 @@ impl Documents {
                 loaded.trial = None;
                 return Err(f);
             }
-            accept(loaded, storage, id, &ctx, &before, state_before, max)?;
+            accept(
+                loaded,
+                storage,
+                authors,
+                id,
+                &ctx,
+                &before,
+                state_before,
+                max,
+            )?;
             Ok(answer)
         })
         .await
@@ -792,7 +816,7 @@ impl Documents {
     ) -> Result<R, Failure> {
         // `f` only reads: it gets the document mutably so that it can lend it to a
         // typed wrapper without a copy (`Inspection::read_in`).
-        self.with_doc(handle, move |loaded, _| Ok(f(&mut loaded.doc)))
+        self.with_doc(handle, move |loaded, _, _| Ok(f(&mut loaded.doc)))
             .await
     }
 
@@ -802,7 +826,7 @@ impl Documents {
         handle: &DocHandle,
         mut state: sync::State,
     ) -> Result<(sync::State, Option<sync::Message>), Failure> {
-        self.with_doc(handle, move |loaded, _| {
+        self.with_doc(handle, move |loaded, _, _| {
             let trial = loaded.trial();
             let m = guarded(|| Ok(trial.sync().generate_sync_message(&mut state)))?;
             Ok((state, m))
@@ -883,9 +907,11 @@ fn state_of(doc: &AutoCommit, ctx: &DocContext) -> wardcheck_core::inspection::S
 
 /// Checks, round-trips and commits what the trial copy gained over the live one.
 /// Returns the bytes stored, or `None` if there was nothing new.
+#[allow(clippy::too_many_arguments)] // each is a different fact about the one change
 fn accept(
     loaded: &mut Loaded,
     storage: &dyn Storage,
+    authors: &guard::Authors,
     id: Uuid,
     ctx: &DocContext,
     before: &[ChangeHash],
@@ -898,13 +924,14 @@ fn accept(
         return Ok(None);
     }
     let new: Vec<Change> = trial.get_changes(before);
-    let claims = match guard::check(storage, ctx, trial, before, &new, state_before) {
-        Ok(c) => c,
-        Err(r) => {
-            loaded.trial = None;
-            return Err(Failure::Policy(r));
-        }
-    };
+    let guard::Checked { claims, indexed } =
+        match guard::check(storage, authors, ctx, trial, before, &new, state_before) {
+            Ok(c) => c,
+            Err(r) => {
+                loaded.trial = None;
+                return Err(Failure::Policy(r));
+            }
+        };
     let bytes = trial.save_after(&loaded.persisted);
     let size = loaded.stored_bytes + bytes.len();
     if size > max {
@@ -946,7 +973,9 @@ fn accept(
     loaded.stored_bytes = size;
     loaded.change_rows += 1;
     compact_if_due(loaded, storage, id);
-    if ctx.kind == DocKind::Inspection {
+    // Only when the changes may have moved what the record indexes: reading the state and
+    // every item's photos is most of the work of taking an answer otherwise.
+    if ctx.kind == DocKind::Inspection && (indexed || loaded.indexed_state.is_none()) {
         // Derived columns: a failure is logged; the changes are stored.
         if let Err(e) = guarded(|| update_index(loaded, storage, id, ctx.record.state)) {
             tracing::warn!(doc = %id, error = ?e, "updating the inspection's state and photo references failed");

@@ -29,10 +29,11 @@ use std::sync::Arc;
 use automerge::{ActorId, AutoCommit, Change, ChangeHash};
 use wardcheck_core::checklist::Checklist;
 use wardcheck_core::inspection::State;
-use wardcheck_core::policy::{Context, DocKind, Writer, check_change};
+use wardcheck_core::policy::{Context, DocKind, Part, Writer, check_change};
 
 use crate::access;
-use crate::storage::{InspectionRecord, PhotoClaim, SERVER_AUTHOR, Storage, User};
+use crate::limits;
+use crate::storage::{ActorBinding, InspectionRecord, PhotoClaim, SERVER_AUTHOR, Storage, User};
 
 /// What checking a document's changes needs to know about it and the sender.
 #[derive(Debug, Clone)]
@@ -89,15 +90,17 @@ impl Refused {
 /// the same change, byte for byte (its hash says so), so it restores the record.
 pub(crate) fn check(
     storage: &dyn Storage,
+    authors_seen: &Authors,
     ctx: &DocContext,
     doc: &AutoCommit,
     before: &[ChangeHash],
     new: &[Change],
     mut state: State,
-) -> Result<Vec<PhotoClaim>, Box<Refused>> {
+) -> Result<Checked, Box<Refused>> {
     let mut heads: Vec<ChangeHash> = before.to_vec();
     let mut authors: HashMap<ActorId, (Writer, Option<User>)> = HashMap::new();
     let claims: std::cell::RefCell<Vec<PhotoClaim>> = Default::default();
+    let mut indexed = false;
     for change in new {
         let actor = change.actor_id().clone();
         let refused = |code: &'static str, message: String, author: Option<String>| {
@@ -110,11 +113,12 @@ pub(crate) fn check(
             })
         };
         if !authors.contains_key(&actor) {
-            match author(storage, ctx, &actor) {
+            match author(storage, authors_seen, ctx, &actor) {
                 Ok(found) => {
                     authors.insert(actor.clone(), found);
                 }
                 Err(_) if restored(storage, change) => {
+                    indexed = true;
                     heads.retain(|h| !change.deps().contains(h));
                     heads.push(change.hash());
                     continue;
@@ -145,6 +149,7 @@ pub(crate) fn check(
         let checked = match check_change(doc, &heads, change, writer, &pctx) {
             Ok(c) => c,
             Err(_) if restored(storage, change) => {
+                indexed = true;
                 heads.retain(|h| !change.deps().contains(h));
                 heads.push(change.hash());
                 continue;
@@ -157,6 +162,13 @@ pub(crate) fn check(
                 ));
             }
         };
+        // What the record indexes (its state column, the photos it refers to) changes
+        // only with these parts; the server's own changes may touch anything.
+        indexed |= writer.role == wardcheck_core::policy::Role::Server
+            || checked
+                .parts
+                .iter()
+                .any(|p| matches!(p, Part::State | Part::Photo | Part::Shape));
         if ctx.kind == DocKind::Inspection
             && let Some(s) = checked.state
         {
@@ -165,31 +177,85 @@ pub(crate) fn check(
         heads.retain(|h| !change.deps().contains(h));
         heads.push(change.hash());
     }
-    Ok(claims.into_inner())
+    Ok(Checked {
+        claims: claims.into_inner(),
+        indexed,
+    })
+}
+
+/// What the checked changes need of the caller besides storing them.
+#[derive(Debug, Default)]
+pub(crate) struct Checked {
+    /// The photo references they make ([`PhotoClaim`]), to record with them.
+    pub claims: Vec<PhotoClaim>,
+    /// Whether they may change what the record indexes (the inspection's state, the
+    /// photos it refers to).
+    pub indexed: bool,
 }
 
 type AuthorError = (&'static str, String, Option<String>);
 
+/// Who each actor is bound to, and that user, as storage said at most
+/// [`limits::DEVICE_RECHECK`] ago: two reads per change otherwise, through the one
+/// connection every commit holds. A revocation (of a device, or a user disabled) reaches
+/// the actor's changes within that time, as it reaches the device's open connections.
+#[derive(Debug, Default)]
+pub(crate) struct Authors(std::sync::Mutex<HashMap<Vec<u8>, (std::time::Instant, Seen)>>);
+
+type Seen = (Option<ActorBinding>, Option<User>);
+
+impl Authors {
+    /// Entries kept at most: one a device's actor, cleared whole past this.
+    const MAX: usize = 100_000;
+
+    fn look_up(&self, storage: &dyn Storage, actor: &ActorId) -> crate::storage::Result<Seen> {
+        let key = actor.to_bytes().to_vec();
+        let now = std::time::Instant::now();
+        {
+            let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((at, seen)) = m.get(&key)
+                && now.duration_since(*at) < limits::DEVICE_RECHECK
+                // Only a live binding is kept: an unknown or revoked one is read again,
+                // so a device that binds, or signs in again, is seen at once.
+                && seen.0.as_ref().is_some_and(|b| !b.revoked)
+            {
+                return Ok(seen.clone());
+            }
+        }
+        let binding = storage.actor_binding(&key)?;
+        let user = match &binding {
+            Some(b) => storage.user_by_name(&b.user)?,
+            None => None,
+        };
+        let seen = (binding, user);
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() >= Self::MAX {
+            m.clear();
+        }
+        m.insert(key, (now, seen.clone()));
+        Ok(seen)
+    }
+}
+
 /// The writer an actor's changes are held to on this document, and their user.
 fn author(
     storage: &dyn Storage,
+    authors: &Authors,
     ctx: &DocContext,
     actor: &ActorId,
 ) -> Result<(Writer, Option<User>), AuthorError> {
     let internal = |e: crate::storage::StorageError| ("unchecked", e.to_string(), None);
-    let binding = storage
-        .actor_binding(actor.to_bytes())
-        .map_err(internal)?
-        .ok_or_else(|| {
-            (
-                "unknown_actor",
-                format!(
-                    "actor {} is bound to no user: a device registers its actors when it signs in",
-                    actor.to_hex_string()
-                ),
-                None,
-            )
-        })?;
+    let (binding, user) = authors.look_up(storage, actor).map_err(internal)?;
+    let binding = binding.ok_or_else(|| {
+        (
+            "unknown_actor",
+            format!(
+                "actor {} is bound to no user: a device registers its actors when it signs in",
+                actor.to_hex_string()
+            ),
+            None,
+        )
+    })?;
     let who = Some(binding.user.clone());
     if binding.user == SERVER_AUTHOR && ctx.sender == SERVER_AUTHOR {
         return Ok((access::server_writer(), None));
@@ -211,17 +277,13 @@ fn author(
             who,
         ));
     }
-    let user = storage
-        .user_by_name(&binding.user)
-        .map_err(internal)?
-        .filter(|u| !u.disabled)
-        .ok_or_else(|| {
-            (
-                "revoked_actor",
-                "the actor's user is disabled".into(),
-                who.clone(),
-            )
-        })?;
+    let user = user.filter(|u| !u.disabled).ok_or_else(|| {
+        (
+            "revoked_actor",
+            "the actor's user is disabled".into(),
+            who.clone(),
+        )
+    })?;
     let writer = access::writer(&user, &ctx.record, ctx.kind).ok_or_else(|| {
         (
             "no_right",
