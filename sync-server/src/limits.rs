@@ -68,12 +68,17 @@ pub const MAX_OPS_PER_MESSAGE: u64 = 500_000;
 /// waits and the connection is closed, as a writer could otherwise hold the server's
 /// memory and time with changes that depend on nothing it will ever send.
 pub const MAX_PENDING_INFLATED: usize = 16 * 1024 * 1024;
-/// Writers' messages inflated and checked at once, server-wide. Each may hold up to
-/// [`MAX_INFLATED_CHANGES`] while it is walked (about 160 MiB at peak for a message at
-/// the limit, BENCHMARKS.md "The largest message"): two at once keep both cores busy,
-/// and a crowd of connections sending such messages together waits its turn rather than
-/// adding up past the machine's memory.
+/// Writers' large messages inflated, checked and applied at once, server-wide. Each
+/// may hold up to [`MAX_INFLATED_CHANGES`] inflated, and Automerge holds copies of what
+/// it applies (about 160 MiB at peak for a message at the limit, BENCHMARKS.md "The
+/// largest message"): two at once keep both cores busy, and a crowd of such messages
+/// waits its turn rather than adding up past the machine's memory. A user has one turn
+/// at a time, whatever their connections, so one account never holds both.
 pub const MAX_INFLATING: usize = 2;
+/// A writer's message (with what waits on its connection) at most this large once
+/// inflated lets go of the server-wide turn as soon as its size is known: an edit is a
+/// few hundred bytes, an offline day a few hundred kilobytes.
+pub const SMALL_MESSAGE: usize = 1024 * 1024;
 /// Changes one sync message may hold: an offline week of one inspector is a few thousand.
 pub const MAX_CHANGES_PER_MESSAGE: u64 = 50_000;
 /// Sync connections one user may hold open at once: a field device holds one, a

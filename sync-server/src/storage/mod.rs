@@ -367,7 +367,7 @@ pub trait Storage:
     fn set_aside(&self, doc: Uuid) -> Result<Vec<AsideRow>>;
     /// Whether a change with this hash was in a row set aside by a rebuild: the server
     /// took it once, so a peer that sends it again restores it.
-    fn was_set_aside(&self, hash: &[u8]) -> Result<bool>;
+    fn was_set_aside(&self, doc: Uuid, hash: &[u8]) -> Result<bool>;
     /// Adds a review document to an inspection that had none (the migration), in one
     /// transaction with the change that moves the comments out of its inspection
     /// document.

@@ -178,9 +178,13 @@ CREATE TABLE photo_claims (
     earned INTEGER NOT NULL,
     PRIMARY KEY (doc_id, sha256, user_name)
 );
--- The hashes of the changes a set-aside row held: a peer that sends one of them again
--- restores it (the server took it once).
-ALTER TABLE set_aside ADD COLUMN hashes BLOB;
+-- The changes a rebuild set aside, by hash: a peer that sends one of them again restores
+-- it (the server took it once).
+CREATE TABLE aside_changes (
+    doc_id TEXT NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (doc_id, hash)
+);
 ",
 ];
 
@@ -880,11 +884,28 @@ impl Storage for SqliteStorage {
         let key = doc.to_string();
         for (kind, seq, bytes, reason) in &rebuilt.aside {
             tx.execute(
-                "INSERT INTO set_aside (doc_id, kind, seq, bytes, reason, at, hashes)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6,
-                         (SELECT hashes FROM changes WHERE doc_id = ?1 AND seq = ?3))",
+                "INSERT INTO set_aside (doc_id, kind, seq, bytes, reason, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![key, kind, seq, bytes, reason, ts(now)],
             )?;
+            // The hashes the row's changes had when they were taken (its bytes may no
+            // longer say).
+            let hashes: Option<Vec<u8>> = match seq {
+                Some(seq) => tx
+                    .query_row(
+                        "SELECT hashes FROM changes WHERE doc_id = ?1 AND seq = ?2",
+                        params![key, seq],
+                        |r| r.get(0),
+                    )
+                    .optional()?
+                    .flatten(),
+                None => None,
+            };
+            for h in hashes.iter().flat_map(|h| h.chunks(32)) {
+                tx.execute(
+                    "INSERT OR IGNORE INTO aside_changes (doc_id, hash) VALUES (?1, ?2)",
+                    params![key, h],
+                )?;
+            }
         }
         if !rebuilt.aside.is_empty() {
             // A change the API made may be among those set aside, and peers may hold it:
@@ -905,17 +926,16 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
-    fn was_set_aside(&self, hash: &[u8]) -> Result<bool> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT hashes FROM set_aside WHERE hashes IS NOT NULL")?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            let hashes: Vec<u8> = r.get(0)?;
-            if hashes.chunks(32).any(|h| h == hash) {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+    fn was_set_aside(&self, doc: Uuid, hash: &[u8]) -> Result<bool> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT 1 FROM aside_changes WHERE doc_id = ?1 AND hash = ?2",
+                params![doc.to_string(), hash],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
     }
 
     fn set_aside(&self, doc: Uuid) -> Result<Vec<AsideRow>> {

@@ -33,8 +33,26 @@ enum Flow {
 }
 
 /// A document this connection follows.
-/// Writers' messages being inflated and checked at once ([`limits::MAX_INFLATING`]).
+/// Writers' large messages being inflated, checked and applied at once, server-wide
+/// ([`limits::MAX_INFLATING`]).
 static INFLATING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(limits::MAX_INFLATING);
+
+/// Each user's turn at heavy work, shared by their connections while any is open.
+static TURNS: std::sync::LazyLock<
+    std::sync::Mutex<HashMap<String, std::sync::Weak<tokio::sync::Semaphore>>>,
+> = std::sync::LazyLock::new(Default::default);
+
+fn turn_of(user: &str) -> Arc<tokio::sync::Semaphore> {
+    let mut m = TURNS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(t) = m.get(user).and_then(std::sync::Weak::upgrade) {
+        return t;
+    }
+    // Forget the users with no connection open.
+    m.retain(|_, w| w.strong_count() > 0);
+    let t = Arc::new(tokio::sync::Semaphore::new(1));
+    m.insert(user.to_owned(), Arc::downgrade(&t));
+    t
+}
 
 struct ConnDoc {
     handle: DocHandle,
@@ -59,11 +77,15 @@ struct Conn {
     docs: HashMap<Uuid, ConnDoc>,
     /// When the device was last found still signed in.
     device_checked: Instant,
+    /// The user's turn at heavy work: one writer's message at a time per user, across
+    /// their connections.
+    heavy: Arc<tokio::sync::Semaphore>,
 }
 
 /// Serves one upgraded connection until it closes.
 pub(crate) async fn serve(mut socket: WebSocket, app: AppState, caller: Caller) {
     let (id, inbox) = app.docs.connection();
+    let heavy = turn_of(&caller.user.name);
     let mut conn = Conn {
         id,
         peer_key: format!("device-{}", caller.device.id),
@@ -73,6 +95,7 @@ pub(crate) async fn serve(mut socket: WebSocket, app: AppState, caller: Caller) 
         inbox: inbox.clone(),
         docs: HashMap::new(),
         device_checked: Instant::now(),
+        heavy,
     };
     let mut keepalive = tokio::time::interval_at(
         tokio::time::Instant::now() + limits::KEEPALIVE,
@@ -318,23 +341,7 @@ impl Conn {
             return flow;
         };
         let data = d.data;
-        // A writer's chunks are walked under the message budget before anything else
-        // sees them; a reader's are dropped unread, never inflated.
-        let scan = right.can_write();
-        // Inflating holds up to a message's budget: only so many at once, server-wide,
-        // so that many connections sending bombs together cannot add up past memory.
-        let _permit = if scan {
-            Some(
-                INFLATING
-                    .acquire()
-                    .await
-                    .expect("the semaphore is never closed"),
-            )
-        } else {
-            None
-        };
-        let decoded = tokio::task::spawn_blocking(move || docs::decode_message(&data, scan)).await;
-        drop(_permit);
+        let decoded = tokio::task::spawn_blocking(move || docs::decode_message(&data)).await;
         let mut message = match decoded {
             Ok(Ok(m)) => m,
             Ok(Err(f)) => return self.failed(socket, id, &d.document_id, f).await,
@@ -343,6 +350,48 @@ impl Conn {
                 return self.failed(socket, id, &d.document_id, f).await;
             }
         };
+        // A reader's changes are dropped unread, never inflated. A writer's are walked
+        // under the message's budget before anything else sees them, and the work of
+        // inflating and applying them is rationed: one message at a time per user, and
+        // at most `MAX_INFLATING` large ones at once server-wide (small ones, as honest
+        // edits are, let go of the server-wide turn once their size is known).
+        let waiting = self.docs.get(&id).map_or(0, |cd| cd.pending.inflated);
+        let mut _turns = None;
+        if right.can_write() && (!message.changes.is_empty() || waiting > 0) {
+            let mine = self
+                .heavy
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            let all = INFLATING
+                .acquire()
+                .await
+                .expect("the semaphore is never closed");
+            let joined = tokio::task::spawn_blocking(move || {
+                let r = docs::scan_message(&message);
+                (message, r)
+            })
+            .await;
+            let (m, scanned) = match joined {
+                Ok(x) => x,
+                Err(e) => {
+                    let f = Failure::Panicked(e.to_string());
+                    return self.failed(socket, id, &d.document_id, f).await;
+                }
+            };
+            message = m;
+            let inflated = match scanned {
+                Ok(n) => n,
+                Err(f) => return self.failed(socket, id, &d.document_id, f).await,
+            };
+            _turns = Some(if inflated + waiting <= limits::SMALL_MESSAGE {
+                drop(all);
+                (mine, None)
+            } else {
+                (mine, Some(all))
+            });
+        }
         if !self.docs.contains_key(&id) {
             if self.docs.len() >= limits::MAX_DOCS_PER_CONNECTION {
                 return self
@@ -422,7 +471,7 @@ impl Conn {
         let cd = self.docs.get_mut(&id).expect("inserted above");
         let mut state = cd.state.take().unwrap_or_default();
         state.set_read_only(!right.can_write());
-        let pending = std::mem::take(&mut cd.pending).parts;
+        let pending = std::mem::take(&mut cd.pending);
         // An inspection's state column and photo references are brought in step
         // before the reply, so that once a peer hears its change is stored, a photo it
         // attached is readable by those who may read the inspection.
@@ -458,7 +507,13 @@ impl Conn {
         }
         if let Some(why) = over {
             // What applied is stored (and others have heard of it); what waits is not
-            // kept: the peer starts afresh and sends it again, in order.
+            // kept. The reply still goes first: it names what the server lacks, which an
+            // honest peer sends first when it starts afresh.
+            if let Some(reply) = ex.reply
+                && let Flow::Close = self.send_sync(socket, &d.document_id, reply).await
+            {
+                return Flow::Close;
+            }
             return self
                 .failed(socket, id, &d.document_id, Failure::Waiting(why))
                 .await;

@@ -279,33 +279,37 @@ fn guarded<R>(f: impl FnOnce() -> Result<R, Failure>) -> Result<R, Failure> {
     }
 }
 
-/// Decodes a peer's sync message. For a writer (`scan`), every chunk of changes in it is
-/// walked first under the message's budget ([`wardcheck_core::chunks`]): sizes are counted
-/// after decompression, while inflating, and operations from their run headers, so
-/// nothing past the limits is ever held in full. A reader's changes are never inflated:
-/// the caller drops them unread. Never panics.
-pub(crate) fn decode_message(bytes: &[u8], scan: bool) -> Result<sync::Message, Failure> {
+/// Decodes a peer's sync message: its structure only (the changes stay as the bytes the
+/// peer sent, never inflated). Never panics.
+pub(crate) fn decode_message(bytes: &[u8]) -> Result<sync::Message, Failure> {
     guarded(|| {
-        let m = sync::Message::decode(bytes)
-            .map_err(|e| Failure::Refused(format!("not an Automerge sync message: {e}")))?;
-        if scan {
-            let mut budget = chunks::Budget::new(chunks::Limits {
-                inflated_bytes: limits::MAX_INFLATED_CHANGES,
-                ops: limits::MAX_OPS_PER_MESSAGE,
-                changes: limits::MAX_CHANGES_PER_MESSAGE,
-            });
-            for part in m.changes.iter() {
-                chunks::scan(part, &mut budget).map_err(|e| match e {
-                    chunks::ChunkError::Malformed(_) | chunks::ChunkError::Unsupported(_) => {
-                        Failure::Refused(format!(
-                            "a chunk of changes in the sync message is malformed: {e}"
-                        ))
-                    }
-                    other => Failure::Limit(other.to_string()),
-                })?;
-            }
+        sync::Message::decode(bytes)
+            .map_err(|e| Failure::Refused(format!("not an Automerge sync message: {e}")))
+    })
+}
+
+/// Walks every chunk of a writer's changes under the message's budget
+/// ([`wardcheck_core::chunks`]): sizes are counted after decompression, while
+/// inflating, and operations from their run headers, so nothing past the limits is ever
+/// held in full. Returns the bytes they inflate to. Never panics.
+pub(crate) fn scan_message(m: &sync::Message) -> Result<usize, Failure> {
+    guarded(|| {
+        let mut budget = chunks::Budget::new(chunks::Limits {
+            inflated_bytes: limits::MAX_INFLATED_CHANGES,
+            ops: limits::MAX_OPS_PER_MESSAGE,
+            changes: limits::MAX_CHANGES_PER_MESSAGE,
+        });
+        for part in m.changes.iter() {
+            chunks::scan(part, &mut budget).map_err(|e| match e {
+                chunks::ChunkError::Malformed(_) | chunks::ChunkError::Unsupported(_) => {
+                    Failure::Refused(format!(
+                        "a chunk of changes in the sync message is malformed: {e}"
+                    ))
+                }
+                other => Failure::Limit(other.to_string()),
+            })?;
         }
-        Ok(m)
+        Ok(budget.inflated())
     })
 }
 
@@ -519,6 +523,16 @@ fn rebuild(
     if let Err(e) = storage.audit(&event) {
         tracing::error!(error = %e, "writing the audit log failed");
     }
+    // What the record indexes follows what the rebuilt inspection says (a rebuild may
+    // have lost a state change); other documents have no such facts.
+    if let Ok(facts) = guarded(|| index_facts(&doc).map_err(|e| Failure::Load(e.to_string()))) {
+        let refreshed = storage
+            .set_state(id, facts.state)
+            .and_then(|()| storage.set_photo_refs(id, &facts.photos));
+        if let Err(e) = refreshed {
+            tracing::warn!(doc = %id, error = %e, "refreshing a rebuilt inspection's record failed");
+        }
+    }
     tracing::warn!(doc = %id, set_aside = rebuilt.aside.len(), "a damaged document was rebuilt");
     Ok(Loaded::new(doc, snapshot.len(), 0))
 }
@@ -686,22 +700,36 @@ impl Documents {
         mut state: sync::State,
         message: sync::Message,
         ctx: DocContext,
-        pending: Vec<Vec<u8>>,
+        pending: Waiting,
     ) -> Result<Exchanged, Failure> {
         let max = self.max_doc_bytes;
         let id = handle.entry.id;
         self.with_doc(handle, move |loaded, storage, authors| {
+            // What waited is tried again only when it may now apply: this message brings
+            // a change it waits for, or another connection stored one. Otherwise it keeps
+            // waiting untouched, so that a stream of small messages cannot make the server
+            // parse it again and again.
+            let replay = !pending.parts.is_empty()
+                && (brings_any(&message, &pending.needs)
+                    || pending
+                        .needs
+                        .iter()
+                        .any(|h| loaded.doc.get_change_by_hash(h).is_some()));
+            let (mut parts, kept) = if replay {
+                (pending.parts, Waiting::default())
+            } else {
+                (Vec::new(), pending)
+            };
             let incoming: usize = message.changes.iter().map(<[u8]>::len).sum::<usize>()
-                + pending.iter().map(Vec::len).sum::<usize>();
+                + parts.iter().map(Vec::len).sum::<usize>();
             if incoming > max {
                 return Err(Failure::TooLarge {
                     size: incoming,
                     max,
                 });
             }
-            // What may end up waiting: the parts of this message and what waited before.
-            let earlier = pending.len();
-            let mut parts = pending;
+            // What may end up waiting: what waited before and the parts of this message.
+            let earlier = parts.len();
             parts.extend(message.changes.iter().map(<[u8]>::to_vec));
             let before = loaded.trial().get_heads();
             let state_before = state_of(loaded.trial(), &ctx);
@@ -745,7 +773,8 @@ impl Documents {
                     return Err(f);
                 }
             };
-            let pending = take_queued(loaded, parts);
+            let mut pending = take_queued(loaded, parts);
+            pending.keep(kept);
             // Only shared heads are kept; losing them costs a longer next sync.
             if let Err(e) = storage.put_sync_state(id, &peer, &state.encode()) {
                 tracing::warn!(doc = %id, %peer, error = %e, "saving a sync state failed");
@@ -845,7 +874,8 @@ fn take_queued(loaded: &mut Loaded, parts: Vec<Vec<u8>>) -> Waiting {
     let Some(trial) = loaded.trial.as_mut() else {
         return Waiting::default();
     };
-    if trial.get_missing_deps(&[]).is_empty() {
+    let needs = trial.get_missing_deps(&[]);
+    if needs.is_empty() {
         return Waiting::default();
     }
     let mut budget = chunks::Budget::new(chunks::Limits {
@@ -876,11 +906,10 @@ fn take_queued(loaded: &mut Loaded, parts: Vec<Vec<u8>>) -> Waiting {
             waiting.parts.push(bytes.to_vec());
         }
     }
-    waiting.inflated = if waiting.over.is_some() {
-        0
-    } else {
-        budget.inflated()
-    };
+    if waiting.over.is_none() {
+        waiting.inflated = budget.inflated();
+        waiting.needs = needs;
+    }
     loaded.trial = None;
     waiting
 }
@@ -892,8 +921,49 @@ pub(crate) struct Waiting {
     pub parts: Vec<Vec<u8>>,
     /// Their size once inflated.
     pub inflated: usize,
+    /// The changes they wait for.
+    pub needs: Vec<ChangeHash>,
     /// Set when they were past the budget: then nothing waits.
     pub over: Option<String>,
+}
+
+impl Waiting {
+    /// Adds what waited before and was not tried again.
+    fn keep(&mut self, earlier: Waiting) {
+        if self.over.is_some() || earlier.parts.is_empty() {
+            return;
+        }
+        self.parts.extend(earlier.parts);
+        self.inflated += earlier.inflated;
+        self.needs.extend(earlier.needs);
+        self.needs.sort();
+        self.needs.dedup();
+        if self.inflated > limits::MAX_PENDING_INFLATED {
+            self.over = Some(format!(
+                "{} bytes (inflated) of changes would wait, more than the {} one connection may leave waiting",
+                self.inflated,
+                limits::MAX_PENDING_INFLATED
+            ));
+            self.parts.clear();
+            self.needs.clear();
+            self.inflated = 0;
+        }
+    }
+}
+
+/// Whether one of `m`'s changes is one of `needs`.
+fn brings_any(m: &sync::Message, needs: &[ChangeHash]) -> bool {
+    if needs.is_empty() {
+        return false;
+    }
+    m.changes.iter().any(|part| {
+        chunks::changes_in(part).is_ok_and(|changes| {
+            changes.into_iter().any(|bytes| {
+                guarded(|| Change::try_from(bytes).map_err(|e| Failure::Refused(e.to_string())))
+                    .is_ok_and(|c| needs.contains(&c.hash()))
+            })
+        })
+    })
 }
 
 /// The inspection's state before a change: the inspection document's own, or (for its
@@ -924,14 +994,17 @@ fn accept(
         return Ok(None);
     }
     let new: Vec<Change> = trial.get_changes(before);
-    let guard::Checked { claims, indexed } =
-        match guard::check(storage, authors, ctx, trial, before, &new, state_before) {
-            Ok(c) => c,
-            Err(r) => {
-                loaded.trial = None;
-                return Err(Failure::Policy(r));
-            }
-        };
+    let guard::Checked {
+        claims,
+        indexed,
+        shared,
+    } = match guard::check(storage, authors, ctx, trial, before, &new, state_before) {
+        Ok(c) => c,
+        Err(r) => {
+            loaded.trial = None;
+            return Err(Failure::Policy(r));
+        }
+    };
     let bytes = trial.save_after(&loaded.persisted);
     let size = loaded.stored_bytes + bytes.len();
     if size > max {
@@ -976,8 +1049,18 @@ fn accept(
     // Only when the changes may have moved what the record indexes: reading the state and
     // every item's photos is most of the work of taking an answer otherwise.
     if ctx.kind == DocKind::Inspection && (indexed || loaded.indexed_state.is_none()) {
-        // Derived columns: a failure is logged; the changes are stored.
-        if let Err(e) = guarded(|| update_index(loaded, storage, id, ctx.record.state)) {
+        // Derived columns: a failure is logged, and tried again with the next change;
+        // the changes are stored.
+        let refreshed = guarded(|| update_index(loaded, storage, id, ctx.record.state));
+        let shared = if shared {
+            storage
+                .share(id, chrono::Utc::now())
+                .map_err(|e| Failure::Storage(e.to_string()))
+        } else {
+            Ok(())
+        };
+        if let Err(e) = refreshed.and(shared) {
+            loaded.indexed_state = None;
             tracing::warn!(doc = %id, error = ?e, "updating the inspection's state and photo references failed");
         }
     }

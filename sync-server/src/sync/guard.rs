@@ -86,8 +86,9 @@ impl Refused {
 /// were earned, for the caller to record with the changes.
 ///
 /// A change the server took once and then set aside in a rebuild (its row was damaged,
-/// or what it depended on was lost) is taken again as it was, whoever relays it: it is
-/// the same change, byte for byte (its hash says so), so it restores the record.
+/// or what it depended on was lost) may come back from any device that holds it, its
+/// author's or not: it is the same change, byte for byte (its hash says so). It is held
+/// to the write policy as its author's, in the inspection's state now.
 pub(crate) fn check(
     storage: &dyn Storage,
     authors_seen: &Authors,
@@ -101,6 +102,7 @@ pub(crate) fn check(
     let mut authors: HashMap<ActorId, (Writer, Option<User>)> = HashMap::new();
     let claims: std::cell::RefCell<Vec<PhotoClaim>> = Default::default();
     let mut indexed = false;
+    let mut shared = false;
     for change in new {
         let actor = change.actor_id().clone();
         let refused = |code: &'static str, message: String, author: Option<String>| {
@@ -112,21 +114,27 @@ pub(crate) fn check(
                 author,
             })
         };
-        if !authors.contains_key(&actor) {
-            match author(storage, authors_seen, ctx, &actor) {
-                Ok(found) => {
-                    authors.insert(actor.clone(), found);
+        // A change the server took once and a rebuild set aside is held to its own
+        // author's rights, whoever relays it; any other to its sender's.
+        let relayed;
+        let found: &(Writer, Option<User>) = if authors.contains_key(&actor) {
+            &authors[&actor]
+        } else {
+            match author(storage, authors_seen, ctx, &actor, false) {
+                Ok(f) => {
+                    authors.insert(actor.clone(), f);
+                    &authors[&actor]
                 }
-                Err(_) if restored(storage, change) => {
+                Err(e) if restored(storage, ctx, change) => {
                     indexed = true;
-                    heads.retain(|h| !change.deps().contains(h));
-                    heads.push(change.hash());
-                    continue;
+                    relayed = author(storage, authors_seen, ctx, &actor, true)
+                        .map_err(|_| refused(e.0, e.1.clone(), e.2.clone()))?;
+                    &relayed
                 }
                 Err((code, m, a)) => return Err(refused(code, m, a)),
             }
-        }
-        let (writer, user) = &authors[&actor];
+        };
+        let (writer, user) = found;
         let earned = |hash: &str| {
             let e = earned(storage, user.as_ref(), hash);
             if let Some(u) = user
@@ -148,12 +156,6 @@ pub(crate) fn check(
         };
         let checked = match check_change(doc, &heads, change, writer, &pctx) {
             Ok(c) => c,
-            Err(_) if restored(storage, change) => {
-                indexed = true;
-                heads.retain(|h| !change.deps().contains(h));
-                heads.push(change.hash());
-                continue;
-            }
             Err(r) => {
                 return Err(refused(
                     r.code.as_str(),
@@ -173,6 +175,7 @@ pub(crate) fn check(
             && let Some(s) = checked.state
         {
             state = s;
+            shared |= s == State::SharedWithTrust;
         }
         heads.retain(|h| !change.deps().contains(h));
         heads.push(change.hash());
@@ -180,6 +183,7 @@ pub(crate) fn check(
     Ok(Checked {
         claims: claims.into_inner(),
         indexed,
+        shared,
     })
 }
 
@@ -191,6 +195,9 @@ pub(crate) struct Checked {
     /// Whether they may change what the record indexes (the inspection's state, the
     /// photos it refers to).
     pub indexed: bool,
+    /// Whether one of them shared the inspection with its trust (even if a later one in
+    /// the same batch closed it).
+    pub shared: bool,
 }
 
 type AuthorError = (&'static str, String, Option<String>);
@@ -238,11 +245,15 @@ impl Authors {
 }
 
 /// The writer an actor's changes are held to on this document, and their user.
+///
+/// `restoring`: the change is one the server took once (a rebuild set it aside), so it
+/// may come from another user's device, and from a device revoked since.
 fn author(
     storage: &dyn Storage,
     authors: &Authors,
     ctx: &DocContext,
     actor: &ActorId,
+    restoring: bool,
 ) -> Result<(Writer, Option<User>), AuthorError> {
     let internal = |e: crate::storage::StorageError| ("unchecked", e.to_string(), None);
     let (binding, user) = authors.look_up(storage, actor).map_err(internal)?;
@@ -257,10 +268,10 @@ fn author(
         )
     })?;
     let who = Some(binding.user.clone());
-    if binding.user == SERVER_AUTHOR && ctx.sender == SERVER_AUTHOR {
+    if binding.user == SERVER_AUTHOR && (ctx.sender == SERVER_AUTHOR || restoring) {
         return Ok((access::server_writer(), None));
     }
-    if binding.user != ctx.sender {
+    if binding.user != ctx.sender && !restoring {
         return Err((
             "foreign_actor",
             format!(
@@ -270,7 +281,7 @@ fn author(
             who,
         ));
     }
-    if binding.revoked {
+    if binding.revoked && !restoring {
         return Err((
             "revoked_actor",
             "the device that bound this actor was revoked, or its user disabled".into(),
@@ -298,13 +309,20 @@ fn author(
     Ok((writer, Some(user)))
 }
 
-/// Whether `change` is one the server took once and a rebuild set aside (checked only
-/// for a change that would otherwise be refused).
-fn restored(storage: &dyn Storage, change: &Change) -> bool {
-    storage.was_set_aside(&change.hash().0).unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "looking for a set-aside change failed");
-        false
-    })
+/// Whether `change` is one the server took once and a rebuild set aside from this
+/// document (looked up only for a change whose actor would otherwise be refused).
+fn restored(storage: &dyn Storage, ctx: &DocContext, change: &Change) -> bool {
+    let doc = match ctx.kind {
+        DocKind::Inspection => ctx.record.id,
+        DocKind::TrustResponse => ctx.record.response_doc,
+        DocKind::Review => ctx.record.review_doc,
+    };
+    storage
+        .was_set_aside(doc, &change.hash().0)
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "looking for a set-aside change failed");
+            false
+        })
 }
 
 /// Whether a reference to a photo is earned.

@@ -11,7 +11,7 @@ use chrono::Utc;
 use wardcheck_core::inspection::{Answer, Inspection, PhotoRef, Stamp, State};
 use wardcheck_core::policy::DocKind;
 
-use super::docs::{DocHandle, Documents, Exchanged, Failure, decode_message};
+use super::docs::{DocHandle, Documents, Exchanged, Failure, decode_message, scan_message};
 use super::guard::DocContext;
 use crate::inspections::{self, CreateInspection, encode_heads};
 use crate::limits;
@@ -125,7 +125,7 @@ struct Session {
     read_only: bool,
     sender: String,
     /// Changes waiting on this session for their dependencies.
-    pending: Vec<Vec<u8>>,
+    pending: super::docs::Waiting,
 }
 
 impl Session {
@@ -137,7 +137,7 @@ impl Session {
             server: None,
             read_only,
             sender: "ann".into(),
-            pending: Vec::new(),
+            pending: Default::default(),
         }
     }
 
@@ -172,7 +172,7 @@ impl Session {
                 .await?;
             stored += usize::from(ex.stored.is_some());
             self.server = Some(ex.state);
-            self.pending = ex.pending.parts;
+            self.pending = ex.pending;
             if let Some(r) = ex.reply {
                 replica.receive(&mut self.client, r);
             }
@@ -210,7 +210,7 @@ impl Session {
                 return ex;
             }
             self.server = Some(ex.state);
-            self.pending = ex.pending.parts;
+            self.pending = ex.pending;
             let reply = ex
                 .reply
                 .expect("a reply while the client's change is missing");
@@ -280,7 +280,8 @@ async fn malformed_and_oversized_changes_are_refused_before_any_document_is_touc
         .sync()
         .generate_sync_message(&mut sync::State::new())
         .unwrap();
-    assert!(decode_message(&valid.clone().encode(), true).is_ok());
+    let scanned = |bytes: &[u8]| decode_message(bytes).and_then(|m| scan_message(&m));
+    assert!(scanned(&valid.clone().encode()).is_ok());
 
     // Garbage where the changes go: Automerge would drop it silently.
     let mut garbage = vec![0x85, 0x6f, 0x4a, 0x83];
@@ -289,16 +290,16 @@ async fn malformed_and_oversized_changes_are_refused_before_any_document_is_touc
         let mut m = valid.clone();
         m.changes = ChunkList::from(vec![chunk.clone()]);
         let bytes = m.encode();
-        let r = decode_message(&bytes, true);
+        let r = scanned(&bytes);
         assert!(
             matches!(r, Err(Failure::Refused(_))),
             "a malformed chunk {chunk:?} is refused, got {r:?}"
         );
         // A reader's chunks are never looked at (the caller drops them).
-        assert!(decode_message(&bytes, false).is_ok());
+        assert!(decode_message(&bytes).is_ok());
     }
     assert!(matches!(
-        decode_message(b"not a sync message", true),
+        decode_message(b"not a sync message"),
         Err(Failure::Refused(_))
     ));
 
@@ -321,7 +322,7 @@ async fn malformed_and_oversized_changes_are_refused_before_any_document_is_touc
     chunk.extend(&deflated);
     let mut m = valid.clone();
     m.changes = ChunkList::from(vec![chunk]);
-    let r = decode_message(&m.encode(), true);
+    let r = scanned(&m.encode());
     assert!(matches!(r, Err(Failure::Limit(_))), "{r:?}");
 }
 
@@ -649,7 +650,7 @@ async fn changes_waiting_for_their_dependencies_stay_with_their_connection_and_a
             s.server.take().unwrap_or_default(),
             m,
             f.ctx("ann"),
-            Vec::new(),
+            Default::default(),
         )
         .await
         .unwrap();
@@ -698,7 +699,7 @@ async fn changes_waiting_for_their_dependencies_stay_with_their_connection_and_a
 
     // Ann's next message brings the first change: both are taken, checked as hers.
     s.server = Some(ex.state);
-    s.pending = ex.pending.parts;
+    s.pending = ex.pending;
     insp.receive_sync_message(&mut s.client, reply).unwrap();
     s.sync(&docs, &f, &mut insp).await.unwrap();
     let view = {
@@ -755,11 +756,47 @@ async fn changes_waiting_for_their_dependencies_stay_with_their_connection_and_a
             break;
         }
         assert!(ex.pending.inflated <= limits::MAX_PENDING_INFLATED);
-        session.pending = ex.pending.parts;
+        session.pending = ex.pending;
     }
     assert!(
         refused.is_some(),
         "changes waiting past the limit are dropped"
     );
     assert_eq!(f.stored_heads(), held, "storage holds what it held");
+}
+
+#[tokio::test]
+async fn sharing_and_closing_in_one_message_still_shares() {
+    let f = fixture();
+    let docs = Documents::new(f.storage.clone());
+    let mut ann = f.replica();
+    let mut s = Session::open(&docs, &f, false);
+    s.sync(&docs, &f, &mut ann).await.unwrap();
+    ann.change_state(State::InProgress, &stamp()).unwrap();
+    ann.change_state(State::Submitted, &stamp()).unwrap();
+    s.sync(&docs, &f, &mut ann).await.unwrap();
+
+    f.storage
+        .add_user("rita", "Rita", &Role::Reviewer, "x")
+        .unwrap();
+    let actor = ActorId::random();
+    f.storage
+        .bind_actor(actor.to_bytes(), "rita", None, Utc::now())
+        .unwrap();
+    let mut rita = f.replica();
+    rita.set_actor(actor);
+    let mut rs = Session::open(&docs, &f, false);
+    rs.sender = "rita".into();
+    rs.sync(&docs, &f, &mut rita).await.unwrap();
+    // Shared, then closed, offline: both reach the server in one message.
+    let by = Stamp::new("rita", Utc::now());
+    rita.change_state(State::SharedWithTrust, &by).unwrap();
+    rita.change_state(State::Closed, &by).unwrap();
+    rs.sync(&docs, &f, &mut rita).await.unwrap();
+    let rec = f.storage.inspection(f.rec.id).unwrap().unwrap();
+    assert_eq!(rec.state, State::Closed);
+    assert!(
+        rec.shared_at.is_some(),
+        "the trust was shown the inspection on its way to closed"
+    );
 }
