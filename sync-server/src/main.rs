@@ -165,6 +165,10 @@ enum AuditCommand {
         #[arg(short = 'n', long, default_value_t = 50)]
         lines: usize,
     },
+    /// Check the audit log's chain: every row linked to the one before. Names the first
+    /// row changed, removed or inserted in the database; prints the last link, to keep
+    /// elsewhere (a row taken off the end shows only against it).
+    Verify,
 }
 
 fn main() -> ExitCode {
@@ -223,6 +227,20 @@ fn run(cli: Cli) -> Result<()> {
             wardcheck_server::telemetry::cli::run(&*storage, c, &mut |action, target| {
                 audit(&*storage, action, target)
             })
+        }
+        Command::Audit(AuditCommand::Verify) => {
+            let v = storage.audit_verify()?;
+            if let Some((seq, why)) = v.broken {
+                bail!(
+                    "the audit log is broken at row {seq}: {why} ({} rows before it hold)",
+                    v.rows
+                );
+            }
+            println!(
+                "the audit log holds: {} rows, each linked to the one before; last link {}",
+                v.rows, v.head
+            );
+            Ok(())
         }
         Command::Audit(AuditCommand::Tail { lines }) => {
             for e in storage.audit_tail(lines)? {

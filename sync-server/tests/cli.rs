@@ -700,3 +700,70 @@ fn admin_actions_are_audited_and_tail_shows_the_newest_in_order() {
         "the password is in neither the audit output nor the database"
     );
 }
+
+/// The audit log is a chain: each row linked to the one before. `audit verify` walks it;
+/// a row changed in the database, or one removed, is named; the rows before it hold.
+#[test]
+fn the_audit_log_is_a_chain_and_a_row_changed_or_removed_is_named() {
+    let d = Data::new();
+    for name in ["ann", "bob", "cat", "dan"] {
+        d.ok(
+            &["user", "add", name, "--role", "inspector"],
+            &format!("{PASSWORD}\n"),
+        );
+    }
+    let out = d.ok(&["audit", "verify"], "");
+    assert!(
+        out.contains("the audit log holds: 4 rows"),
+        "four user_add rows, linked: {out}"
+    );
+
+    let db = rusqlite::Connection::open(d.dir.path().join("data/wardcheck.db")).unwrap();
+    let target: String = db
+        .query_row("SELECT target FROM audit WHERE seq = 2", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(target, "bob");
+    // Someone with the database rewrites who a row says was added.
+    db.execute("UPDATE audit SET target = 'mallory' WHERE seq = 2", [])
+        .unwrap();
+    let err = d.fails(&["audit", "verify"], "", "the audit log is broken at row 2");
+    assert!(err.contains("1 rows before it hold"), "{err}");
+    db.execute("UPDATE audit SET target = 'bob' WHERE seq = 2", [])
+        .unwrap();
+    d.ok(&["audit", "verify"], "");
+
+    // A row removed: the next one names the gap.
+    db.execute("DELETE FROM audit WHERE seq = 3", []).unwrap();
+    let err = d.fails(&["audit", "verify"], "", "the audit log is broken at row 4");
+    assert!(err.contains("the rows between are gone"), "{err}");
+    // Renumbering to hide the gap breaks the links instead.
+    db.execute("UPDATE audit SET seq = 3 WHERE seq = 4", [])
+        .unwrap();
+    d.fails(&["audit", "verify"], "", "the audit log is broken at row 3");
+}
+
+/// Rows from before the log was a chain are linked once, when the folder is first
+/// opened; a link cleared afterwards is never made anew.
+#[test]
+fn audit_rows_from_before_the_chain_are_linked_once() {
+    let d = Data::new();
+    for name in ["ann", "bob"] {
+        d.ok(
+            &["user", "add", name, "--role", "inspector"],
+            &format!("{PASSWORD}\n"),
+        );
+    }
+    let db = rusqlite::Connection::open(d.dir.path().join("data/wardcheck.db")).unwrap();
+    // As a folder from before: no links, and not linked yet.
+    db.execute_batch("UPDATE audit SET hash = NULL; DELETE FROM audit_linked;")
+        .unwrap();
+    let out = d.ok(&["audit", "verify"], "");
+    assert!(out.contains("the audit log holds: 2 rows"), "{out}");
+    // Clearing a link afterwards (to rewrite a row) shows.
+    db.execute(
+        "UPDATE audit SET hash = NULL, target = 'mallory' WHERE seq = 1",
+        [],
+    )
+    .unwrap();
+    d.fails(&["audit", "verify"], "", "the audit log is broken at row 1");
+}

@@ -146,6 +146,18 @@ pub const SERVER_AUTHOR: &str = "@server";
 /// when their changes do not name one existing user: no one may write with them again.
 pub const LEGACY_AUTHOR: &str = "@legacy";
 
+/// What walking the audit log's chain found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditVerdict {
+    /// Rows whose links held, from the first.
+    pub rows: u64,
+    /// The last link that held (hex): write it down elsewhere to tell, later, that no
+    /// row was taken off the end.
+    pub head: String,
+    /// The first row that breaks the chain, and why.
+    pub broken: Option<(i64, String)>,
+}
+
 /// A stored row set aside because it could no longer be loaded: kept, never deleted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AsideRow {
@@ -433,4 +445,8 @@ pub trait Storage:
     // audit
     fn audit(&self, event: &AuditEvent) -> Result<()>;
     fn audit_tail(&self, n: usize) -> Result<Vec<AuditEvent>>;
+    /// Walks the audit log's chain from its first row and says where it breaks, if it
+    /// does: each row is linked to the one before (the SHA-256 of that row's link and
+    /// its own fields).
+    fn audit_verify(&self) -> Result<AuditVerdict>;
 }

@@ -180,6 +180,13 @@ CREATE TABLE photo_claims (
 );
 -- The changes a rebuild set aside, by hash: a peer that sends one of them again restores
 -- it (the server took it once).
+-- Each audit row's link in a chain: the SHA-256 of the row before's link and this row
+-- (`audit_link`), so that a row changed, removed or inserted in the database afterwards
+-- shows (`wardcheck-server audit verify`). Rows from before are linked at open.
+ALTER TABLE audit ADD COLUMN hash BLOB;
+-- Set once the rows from before were linked: never again, so that a link cleared later
+-- is not silently made anew.
+CREATE TABLE audit_linked (only INTEGER PRIMARY KEY CHECK (only = 1), at TEXT NOT NULL);
 CREATE TABLE aside_changes (
     doc_id TEXT NOT NULL,
     hash BLOB NOT NULL,
@@ -225,6 +232,7 @@ impl SqliteStorage {
             tx.execute_batch(&format!("PRAGMA user_version = {known}"))?;
             tx.commit()?;
         }
+        link_audit(&mut conn)?;
         // Telemetry lives in a file of its own, so that a long import never holds this
         // file's write lock; attached, its tables are visible on this connection too.
         let telemetry = crate::telemetry::TelemetryDb::open(dir)?;
@@ -1288,21 +1296,106 @@ impl Storage for SqliteStorage {
     }
 
     fn audit(&self, e: &AuditEvent) -> Result<()> {
-        self.conn().execute(
-            "INSERT INTO audit (at, actor, device, action, target, origin, outcome, detail)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        let mut conn = self.conn();
+        // The previous link is read in the same write transaction: the CLI beside the
+        // server appends to the same log.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let last: Option<(i64, Option<Vec<u8>>)> = tx
+            .query_row(
+                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let (seq, prev) = match last {
+            Some((s, h)) => (s + 1, link_of(h)?),
+            None => (1, [0; 32]),
+        };
+        let row = AuditRow {
+            seq,
+            at: ts(e.at),
+            actor: e.actor.clone(),
+            device: e.device,
+            action: e.action.clone(),
+            target: e.target.clone(),
+            origin: e.from.clone(),
+            outcome: e.outcome.clone(),
+            detail: e.detail.clone(),
+        };
+        tx.execute(
+            "INSERT INTO audit (seq, at, actor, device, action, target, origin, outcome, detail, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
-                ts(e.at),
-                e.actor,
-                e.device,
-                e.action,
-                e.target,
-                e.from,
-                e.outcome,
-                e.detail
+                row.seq,
+                row.at,
+                row.actor,
+                row.device,
+                row.action,
+                row.target,
+                row.origin,
+                row.outcome,
+                row.detail,
+                audit_link(&prev, &row).to_vec()
             ],
         )?;
+        tx.commit()?;
         Ok(())
+    }
+
+    fn audit_verify(&self) -> Result<AuditVerdict> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT seq, at, actor, device, action, target, origin, outcome, detail, hash
+               FROM audit ORDER BY seq",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut prev = [0u8; 32];
+        let mut expected_seq = 1;
+        let mut n = 0;
+        while let Some(r) = rows.next()? {
+            let row = AuditRow {
+                seq: r.get(0)?,
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                device: r.get(3)?,
+                action: r.get(4)?,
+                target: r.get(5)?,
+                origin: r.get(6)?,
+                outcome: r.get(7)?,
+                detail: r.get(8)?,
+            };
+            let stored: Option<Vec<u8>> = r.get(9)?;
+            let want = audit_link(&prev, &row);
+            let why = if row.seq != expected_seq {
+                Some(format!(
+                    "row {} follows row {}: the rows between are gone",
+                    row.seq,
+                    expected_seq - 1
+                ))
+            } else if stored.as_deref() != Some(&want[..]) {
+                Some(format!(
+                    "row {} ({} {} {}) does not match its link: it, or a row before it, was changed, removed or inserted",
+                    row.seq, row.at, row.actor, row.action
+                ))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Ok(AuditVerdict {
+                    rows: n,
+                    head: hex::encode(prev),
+                    broken: Some((row.seq, why)),
+                });
+            }
+            prev = want;
+            expected_seq = row.seq + 1;
+            n += 1;
+        }
+        Ok(AuditVerdict {
+            rows: n,
+            head: hex::encode(prev),
+            broken: None,
+        })
     }
 
     fn audit_tail(&self, n: usize) -> Result<Vec<AuditEvent>> {
@@ -1327,6 +1420,112 @@ impl Storage for SqliteStorage {
             .collect::<rusqlite::Result<_>>()?;
         Ok(rows)
     }
+}
+
+/// One audit row as its link covers it.
+struct AuditRow {
+    seq: i64,
+    /// As stored (RFC 3339 text).
+    at: String,
+    actor: String,
+    device: Option<i64>,
+    action: String,
+    target: String,
+    origin: String,
+    outcome: String,
+    detail: Option<String>,
+}
+
+/// A row's link in the audit chain: SHA-256 of the previous link and every field of the
+/// row, each length-prefixed (so no two rows serialise alike), the sequence number
+/// first (so a removed row shows).
+fn audit_link(prev: &[u8; 32], row: &AuditRow) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"wardcheck audit v1");
+    h.update(prev);
+    let device = row.device.map(|d| d.to_string());
+    let fields: [Option<&str>; 9] = [
+        Some(&row.seq.to_string()),
+        Some(&row.at),
+        Some(&row.actor),
+        device.as_deref(),
+        Some(&row.action),
+        Some(&row.target),
+        Some(&row.origin),
+        Some(&row.outcome),
+        row.detail.as_deref(),
+    ];
+    for f in fields {
+        match f {
+            Some(v) => {
+                h.update([1]);
+                h.update((v.len() as u64).to_be_bytes());
+                h.update(v.as_bytes());
+            }
+            None => h.update([0]),
+        }
+    }
+    h.finalize().into()
+}
+
+fn link_of(stored: Option<Vec<u8>>) -> Result<[u8; 32]> {
+    stored
+        .and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok())
+        .ok_or_else(|| StorageError::Corrupt("the audit log's last row has no link".into()))
+}
+
+/// Links the audit rows written before rows were linked (once, at open).
+fn link_audit(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let done: bool = tx.query_row("SELECT count(*) > 0 FROM audit_linked", [], |r| r.get(0))?;
+    if done {
+        return Ok(());
+    }
+    tx.execute(
+        "INSERT INTO audit_linked (only, at) VALUES (1, ?1)",
+        params![ts(Utc::now())],
+    )?;
+    let rows: Vec<(AuditRow, Option<Vec<u8>>)> = {
+        let mut stmt = tx.prepare(
+            "SELECT seq, at, actor, device, action, target, origin, outcome, detail, hash
+               FROM audit ORDER BY seq",
+        )?;
+        stmt.query_map([], |r| {
+            Ok((
+                AuditRow {
+                    seq: r.get(0)?,
+                    at: r.get(1)?,
+                    actor: r.get(2)?,
+                    device: r.get(3)?,
+                    action: r.get(4)?,
+                    target: r.get(5)?,
+                    origin: r.get(6)?,
+                    outcome: r.get(7)?,
+                    detail: r.get(8)?,
+                },
+                r.get(9)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?
+    };
+    let mut prev = [0u8; 32];
+    for (row, stored) in rows {
+        let link = match stored {
+            Some(h) if h.len() == 32 => <[u8; 32]>::try_from(h.as_slice()).expect("32 bytes"),
+            _ => {
+                let l = audit_link(&prev, &row);
+                tx.execute(
+                    "UPDATE audit SET hash = ?2 WHERE seq = ?1",
+                    params![row.seq, l.to_vec()],
+                )?;
+                l
+            }
+        };
+        prev = link;
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 fn checklist_row(r: &Row<'_>) -> rusqlite::Result<PublishedChecklist> {
