@@ -1344,27 +1344,13 @@ impl Storage for SqliteStorage {
 
     fn audit_verify(&self) -> Result<AuditVerdict> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT seq, at, actor, device, action, target, origin, outcome, detail, hash
-               FROM audit ORDER BY seq",
-        )?;
+        let mut stmt = conn.prepare(AuditRow::SELECT)?;
         let mut rows = stmt.query([])?;
         let mut prev = [0u8; 32];
         let mut expected_seq = 1;
         let mut n = 0;
         while let Some(r) = rows.next()? {
-            let row = AuditRow {
-                seq: r.get(0)?,
-                at: r.get(1)?,
-                actor: r.get(2)?,
-                device: r.get(3)?,
-                action: r.get(4)?,
-                target: r.get(5)?,
-                origin: r.get(6)?,
-                outcome: r.get(7)?,
-                detail: r.get(8)?,
-            };
-            let stored: Option<Vec<u8>> = r.get(9)?;
+            let (row, stored) = AuditRow::read(r)?;
             let want = audit_link(&prev, &row);
             let why = if row.seq != expected_seq {
                 Some(format!(
@@ -1436,6 +1422,31 @@ struct AuditRow {
     detail: Option<String>,
 }
 
+impl AuditRow {
+    /// Every row, oldest first, as [`AuditRow::read`] takes them.
+    const SELECT: &str =
+        "SELECT seq, at, actor, device, action, target, origin, outcome, detail, hash
+                            FROM audit ORDER BY seq";
+
+    /// One row of [`AuditRow::SELECT`], with its stored link.
+    fn read(r: &Row<'_>) -> rusqlite::Result<(AuditRow, Option<Vec<u8>>)> {
+        Ok((
+            AuditRow {
+                seq: r.get(0)?,
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                device: r.get(3)?,
+                action: r.get(4)?,
+                target: r.get(5)?,
+                origin: r.get(6)?,
+                outcome: r.get(7)?,
+                detail: r.get(8)?,
+            },
+            r.get(9)?,
+        ))
+    }
+}
+
 /// A row's link in the audit chain: SHA-256 of the previous link and every field of the
 /// row, each length-prefixed (so no two rows serialise alike), the sequence number
 /// first (so a removed row shows).
@@ -1487,27 +1498,9 @@ fn link_audit(conn: &mut Connection) -> Result<()> {
         params![ts(Utc::now())],
     )?;
     let rows: Vec<(AuditRow, Option<Vec<u8>>)> = {
-        let mut stmt = tx.prepare(
-            "SELECT seq, at, actor, device, action, target, origin, outcome, detail, hash
-               FROM audit ORDER BY seq",
-        )?;
-        stmt.query_map([], |r| {
-            Ok((
-                AuditRow {
-                    seq: r.get(0)?,
-                    at: r.get(1)?,
-                    actor: r.get(2)?,
-                    device: r.get(3)?,
-                    action: r.get(4)?,
-                    target: r.get(5)?,
-                    origin: r.get(6)?,
-                    outcome: r.get(7)?,
-                    detail: r.get(8)?,
-                },
-                r.get(9)?,
-            ))
-        })?
-        .collect::<rusqlite::Result<_>>()?
+        let mut stmt = tx.prepare(AuditRow::SELECT)?;
+        stmt.query_map([], AuditRow::read)?
+            .collect::<rusqlite::Result<_>>()?
     };
     let mut prev = [0u8; 32];
     for (row, stored) in rows {

@@ -884,27 +884,16 @@ fn take_queued(loaded: &mut Loaded, parts: Vec<Vec<u8>>) -> Waiting {
         changes: limits::MAX_CHANGES_PER_MESSAGE,
     });
     let mut waiting = Waiting::default();
-    'parts: for part in &parts {
-        // Automerge's own messages join every change into one part.
-        let Ok(changes) = chunks::changes_in(part) else {
+    for (bytes, change) in parts.iter().flat_map(|p| changes_of(p)) {
+        if trial.get_change_by_hash(&change.hash()).is_some() {
             continue;
-        };
-        for bytes in changes {
-            let Ok(change) =
-                guarded(|| Change::try_from(bytes).map_err(|e| Failure::Refused(e.to_string())))
-            else {
-                continue;
-            };
-            if trial.get_change_by_hash(&change.hash()).is_some() {
-                continue;
-            }
-            if let Err(e) = chunks::scan(bytes, &mut budget) {
-                waiting.parts.clear();
-                waiting.over = Some(e.to_string());
-                break 'parts;
-            }
-            waiting.parts.push(bytes.to_vec());
         }
+        if let Err(e) = chunks::scan(bytes, &mut budget) {
+            waiting.parts.clear();
+            waiting.over = Some(e.to_string());
+            break;
+        }
+        waiting.parts.push(bytes.to_vec());
     }
     if waiting.over.is_none() {
         waiting.inflated = budget.inflated();
@@ -953,17 +942,25 @@ impl Waiting {
 
 /// Whether one of `m`'s changes is one of `needs`.
 fn brings_any(m: &sync::Message, needs: &[ChangeHash]) -> bool {
-    if needs.is_empty() {
-        return false;
-    }
-    m.changes.iter().any(|part| {
-        chunks::changes_in(part).is_ok_and(|changes| {
-            changes.into_iter().any(|bytes| {
-                guarded(|| Change::try_from(bytes).map_err(|e| Failure::Refused(e.to_string())))
-                    .is_ok_and(|c| needs.contains(&c.hash()))
-            })
+    !needs.is_empty()
+        && m.changes
+            .iter()
+            .flat_map(changes_of)
+            .any(|(_, c)| needs.contains(&c.hash()))
+}
+
+/// Each change of one part of a sync message, with its bytes (Automerge's own messages
+/// join every change into one part); what does not parse is left out. Never panics.
+fn changes_of(part: &[u8]) -> Vec<(&[u8], Change)> {
+    chunks::changes_in(part)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|bytes| {
+            guarded(|| Change::try_from(bytes).map_err(|e| Failure::Refused(e.to_string())))
+                .ok()
+                .map(|c| (bytes, c))
         })
-    })
+        .collect()
 }
 
 /// The inspection's state before a change: the inspection document's own, or (for its
