@@ -342,13 +342,46 @@ pub enum SignoffRole {
     Reviewer,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What a link of the sign-off chain is ([`crate::seal`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkKind {
+    #[default]
+    SignOff,
+    /// A reviewer reopened the signed inspection; the statement is the reason.
+    Reopen,
+}
+
+impl LinkKind {
+    fn is_sign_off(&self) -> bool {
+        *self == LinkKind::SignOff
+    }
+}
+
+/// A sign-off, or a reopening: one link of the chain ([`crate::seal`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signoff {
     pub id: Uuid,
     pub role: SignoffRole,
+    #[serde(default, skip_serializing_if = "LinkKind::is_sign_off")]
+    pub kind: LinkKind,
+    /// The statement signed, or the reason for reopening.
     pub statement: String,
     pub by: String,
     pub at: DateTime<Utc>,
+    /// The document's heads when it was made (hex), which are the change's dependencies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub heads: Vec<String>,
+    /// The SHA-256 of the signed content at `heads` ([`crate::seal::content_hash`]);
+    /// `None` only for sign-offs from before sign-offs were sealed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// The hash of the link before it; `None` for the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev: Option<String>,
+    /// This link's hash ([`crate::seal::link_hash`]): set in views, never stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
 }
 
 /// A field that can hold a conflict, named for [`Inspection::resolve`].
@@ -375,7 +408,12 @@ pub struct InspectionView {
     pub devices: Vec<DeviceView>,
     pub findings: Vec<FindingView>,
     pub comments: Vec<Comment>,
+    /// The sign-offs and reopenings in chain order (those from before sign-offs were
+    /// sealed first), each sealed one with its hash.
     pub signoffs: Vec<Signoff>,
+    /// A lead inspector's sign-off stands: answers, notes, photos, devices and findings
+    /// take no change until a reviewer reopens the inspection.
+    pub frozen: bool,
     pub progress: Vec<SectionProgress>,
     /// Every field that holds concurrent values.
     pub conflicts: Vec<FieldRef>,
@@ -857,7 +895,10 @@ impl Inspection {
         Ok(())
     }
 
-    /// Signs off a submitted inspection.
+    /// Signs off a submitted inspection: a link of the sign-off chain ([`crate::seal`])
+    /// that pins the document's heads and the SHA-256 of the signed content. The lead
+    /// inspector's sign-off freezes answers, notes, photos, devices and findings; the
+    /// reviewer signs after it. Refused while a signed field holds concurrent values.
     pub fn sign_off(
         &mut self,
         id: Uuid,
@@ -881,21 +922,102 @@ impl Inspection {
         }
         check_required("sign-off statement", statement)?;
         check_text("sign-off statement", statement)?;
+        let seal = self.chain()?.seal();
+        policy::may_link(role, LinkKind::SignOff, &seal)?;
+        let view = self.view()?;
+        if let Some(c) = view.conflicts.iter().find(|c| **c != FieldRef::State) {
+            return Err(Refusal {
+                code: policy::Code::Malformed,
+                message: format!(
+                    "{c:?} holds values made at the same time: pick one before signing"
+                ),
+            }
+            .into());
+        }
+        self.link(id, role, LinkKind::SignOff, statement, stamp, &view, seal)?;
+        self.commit("sign_off", stamp);
+        Ok(())
+    }
+
+    /// Reopens a signed inspection, as a reviewer, for `reason`: a link of the chain and
+    /// the move back to in progress, in one change. A new sign-off is then needed.
+    pub fn reopen(&mut self, id: Uuid, reason: &str, stamp: &Stamp) -> Result<()> {
+        let state = self.state()?.current().value;
+        if state != State::Submitted {
+            return Err(InspectionError::WrongState("reopening", State::Submitted));
+        }
+        self.begin(Part::Signoff, stamp)?;
+        if let Some(w) = &self.writer {
+            policy::permits_move(w.role, State::Submitted, State::InProgress)?;
+        }
+        check_required("reason for reopening", reason)?;
+        check_text("reason for reopening", reason)?;
+        let seal = self.chain()?.seal();
+        policy::may_link(SignoffRole::Reviewer, LinkKind::Reopen, &seal)?;
+        let view = self.view()?;
+        self.link(
+            id,
+            SignoffRole::Reviewer,
+            LinkKind::Reopen,
+            reason,
+            stamp,
+            &view,
+            seal,
+        )?;
+        let meta = self.object(&automerge::ROOT, META)?;
+        self.doc
+            .put(&meta, "state", to_json(&stamped(State::InProgress, stamp)))?;
+        self.commit("reopen", stamp);
+        Ok(())
+    }
+
+    /// Every value the fields of `subject` held, oldest first ([`crate::history`]).
+    pub fn history(
+        &mut self,
+        subject: &crate::history::Subject,
+        max: usize,
+    ) -> (Vec<crate::history::Entry>, bool) {
+        crate::history::of(&mut self.doc, subject, max)
+    }
+
+    /// The sign-offs and reopenings, in chain order ([`crate::seal::Chain`]).
+    pub fn chain(&self) -> Result<crate::seal::Chain> {
+        Ok(crate::seal::Chain::from_links(self.json_values(SIGNOFFS)?))
+    }
+
+    /// Writes one link of the chain (uncommitted).
+    #[allow(clippy::too_many_arguments)] // the link's own fields
+    fn link(
+        &mut self,
+        id: Uuid,
+        role: SignoffRole,
+        kind: LinkKind,
+        statement: &str,
+        stamp: &Stamp,
+        view: &InspectionView,
+        seal: crate::seal::Seal,
+    ) -> Result<Signoff> {
         let signoffs = self.object(&automerge::ROOT, SIGNOFFS)?;
         let key = id.to_string();
         if self.doc.get(&signoffs, key.as_str())?.is_some() {
             return Err(InspectionError::Duplicate("sign-off", id));
         }
+        let mut heads: Vec<String> = self.doc.get_heads().iter().map(|h| h.to_string()).collect();
+        heads.sort();
         let s = Signoff {
             id,
             role,
+            kind,
             statement: statement.to_owned(),
             by: stamp.by.clone(),
             at: stamp.at,
+            heads,
+            content: Some(crate::seal::content_hash(view)),
+            prev: seal.tip,
+            hash: None,
         };
         self.doc.put(&signoffs, key.as_str(), to_json(&s))?;
-        self.commit("sign_off", stamp);
-        Ok(())
+        Ok(s)
     }
 
     /// Resolves a conflict by picking one of the field's values (by its candidate id).
@@ -1046,8 +1168,10 @@ impl Inspection {
         }
         findings.sort_by_key(|f| (f.created.at, f.id));
 
-        let mut signoffs: Vec<Signoff> = self.json_values(SIGNOFFS)?;
-        signoffs.sort_by_key(|s| (s.at, s.id));
+        let chain = crate::seal::Chain::from_links(self.json_values(SIGNOFFS)?);
+        let frozen = chain.seal().frozen;
+        let mut signoffs = chain.unsealed;
+        signoffs.extend(chain.links);
 
         let progress = self
             .checklist
@@ -1076,6 +1200,7 @@ impl Inspection {
             // who may read them adds them (`crate::review`).
             comments: Vec::new(),
             signoffs,
+            frozen,
             progress,
             conflicts,
         })
@@ -1195,10 +1320,15 @@ impl Inspection {
                     }
                     .into());
                 }
-                policy::permits(w.role, part, state)?;
+                let frozen = policy::FROZEN.contains(&part) && self.chain()?.seal().frozen;
+                policy::permits_sealed(w.role, part, state, frozen)?;
             }
             None if state == State::Closed => return Err(InspectionError::Closed),
-            None => {}
+            None => {
+                if policy::FROZEN.contains(&part) && self.chain()?.seal().frozen {
+                    return Err(policy::frozen(part).into());
+                }
+            }
         }
         self.upgrade_schema()
     }

@@ -11,6 +11,8 @@
 //!   which of them are released to the trust.
 //! - [`policy`]: the write policy: who may change which part of each document, when;
 //!   the typed operations obey it and [`policy::check_change`] holds any change to it.
+//! - [`seal`]: the signed record: sign-offs that pin the content they sign, in a chain.
+//! - [`history`]: every value a field of an item, finding or device has held.
 //! - [`chunks`]: reading a peer's change chunks under byte and operation limits.
 //! - [`photo`]: decoding under strict limits, stripping metadata, thumbnails, hashing.
 //! - [`sync`]: the automerge-repo wire protocol (CBOR messages, document ids), with
@@ -18,10 +20,12 @@
 
 pub mod checklist;
 pub mod chunks;
+pub mod history;
 pub mod inspection;
 pub mod photo;
 pub mod policy;
 pub mod response;
 pub mod review;
+pub mod seal;
 pub mod store;
 pub mod sync;

@@ -48,10 +48,11 @@ use uuid::Uuid;
 
 use crate::checklist::{Checklist, Scope, Severity};
 use crate::inspection::{
-    Answer, Comment, CommentTarget, MAX_SHORT_CHARS, MAX_TEXT_CHARS, Observation, PhotoRef,
-    SCHEMA_VERSION, Signoff, SignoffRole, Stamp, Stamped, State, check_answer_against,
+    Answer, Comment, CommentTarget, LinkKind, MAX_SHORT_CHARS, MAX_TEXT_CHARS, Observation,
+    PhotoRef, SCHEMA_VERSION, Signoff, SignoffRole, Stamp, Stamped, State, check_answer_against,
 };
 use crate::response::AccuracyComment;
+use crate::seal::{Seal, is_hash as is_sha256};
 
 /// Longest string scalar any place holds, in bytes: the longest JSON value is a comment
 /// or a text answer of [`MAX_TEXT_CHARS`] characters (at most 4 bytes each) with its
@@ -274,6 +275,61 @@ pub fn rule(role: Role, part: Part) -> Rule {
     }
 }
 
+/// The parts a standing lead inspector's sign-off freezes, for everyone ([`crate::seal`]).
+pub const FROZEN: [Part; 5] = [
+    Part::Answer,
+    Part::Note,
+    Part::Photo,
+    Part::Device,
+    Part::Finding,
+];
+
+/// [`permits`], where the sign-off chain stands: a part a standing sign-off froze is
+/// refused as frozen to every role that may otherwise change it.
+pub fn permits_sealed(
+    role: Role,
+    part: Part,
+    state: State,
+    frozen_now: bool,
+) -> Result<(), Refusal> {
+    if frozen_now && FROZEN.contains(&part) && matches!(rule(role, part), Rule::In(_)) {
+        return Err(frozen(part));
+    }
+    permits(role, part, state)
+}
+
+/// The refusal of a change to a frozen part.
+pub fn frozen(part: Part) -> Refusal {
+    refuse(
+        Code::Frozen,
+        format!(
+            "the inspection is signed off: its {} are frozen until a reviewer reopens it",
+            part.label()
+        ),
+    )
+}
+
+/// Whether a link of `kind` by `role` may follow where the chain stands: the lead
+/// inspector signs what is not signed; the reviewer signs once after the lead inspector,
+/// or reopens what the lead inspector signed.
+pub fn may_link(role: SignoffRole, kind: LinkKind, seal: &Seal) -> Result<(), Refusal> {
+    let why = match (kind, role) {
+        (LinkKind::SignOff, SignoffRole::LeadInspector) if seal.frozen => {
+            "the lead inspector has signed it already; a reviewer reopens it before it is signed again"
+        }
+        (LinkKind::SignOff, SignoffRole::Reviewer) if !seal.frozen => {
+            "the reviewer signs off after the lead inspector"
+        }
+        (LinkKind::SignOff, SignoffRole::Reviewer) if seal.reviewer_signed => {
+            "a reviewer has signed it already"
+        }
+        (LinkKind::Reopen, SignoffRole::LeadInspector) => "only a reviewer reopens an inspection",
+        (LinkKind::Reopen, _) if !seal.frozen => "only a signed inspection is reopened",
+        _ => return Ok(()),
+    };
+    Err(refuse(Code::WrongState, why))
+}
+
 /// The sign-off a role makes, if it makes one.
 pub fn signoff_role(role: Role) -> Option<SignoffRole> {
     match role {
@@ -310,6 +366,8 @@ pub enum Code {
     TooLong,
     /// A photo the author neither uploaded nor could already read.
     UnearnedPhoto,
+    /// A part a standing sign-off froze, or a sign-off that does not pin what it signs.
+    Frozen,
 }
 
 impl Code {
@@ -322,6 +380,7 @@ impl Code {
             Code::Malformed => "malformed_change",
             Code::TooLong => "too_long",
             Code::UnearnedPhoto => "unearned_photo",
+            Code::Frozen => "frozen",
         }
     }
 }
@@ -449,6 +508,8 @@ pub struct Context<'a> {
     /// Whether the author may refer to the photo with this hash: they uploaded it, or
     /// could already read it.
     pub earned: &'a dyn Fn(&str) -> bool,
+    /// Where the sign-off chain stood just before the change.
+    pub seal: &'a Seal,
 }
 
 impl std::fmt::Debug for Context<'_> {
@@ -466,6 +527,9 @@ pub struct Checked {
     pub parts: BTreeSet<Part>,
     /// The state the change put, if it put one.
     pub state: Option<State>,
+    /// The sign-off or reopening the change added, if it added one: the caller checks its
+    /// content hash against the document at its heads ([`crate::seal`]).
+    pub link: Option<Signoff>,
 }
 
 /// Checks one change against the policy, for `writer`.
@@ -504,6 +568,7 @@ pub fn check_change<D: ReadDoc>(
         local: HashMap::new(),
         texts: BTreeSet::new(),
         releases: Vec::new(),
+        deps: change.deps().to_vec(),
         out: Checked::default(),
     };
     let expanded = change.decode();
@@ -530,6 +595,8 @@ struct Checker<'a, D> {
     texts: BTreeSet<(u64, Vec<u8>)>,
     /// Comments released, which must exist at the end.
     releases: Vec<String>,
+    /// The change's dependencies: a sign-off's heads must be these.
+    deps: Vec<ChangeHash>,
     out: Checked,
 }
 
@@ -610,7 +677,7 @@ impl<D: ReadDoc> Checker<'_, D> {
     }
 
     fn permit(&mut self, part: Part) -> Result<(), Refusal> {
-        permits(self.writer.role, part, self.ctx.state)?;
+        permits_sealed(self.writer.role, part, self.ctx.state, self.ctx.seal.frozen)?;
         self.out.parts.insert(part);
         Ok(())
     }
@@ -796,7 +863,21 @@ impl<D: ReadDoc> Checker<'_, D> {
             Target::Signoff(ref k) => {
                 self.permit(Part::Signoff)?;
                 once()?;
-                let s: Signoff = self.json(op, &at(), &["id", "role", "statement", "by", "at"])?;
+                let s: Signoff = self.json(
+                    op,
+                    &at(),
+                    &[
+                        "id",
+                        "role",
+                        "kind",
+                        "statement",
+                        "by",
+                        "at",
+                        "heads",
+                        "content",
+                        "prev",
+                    ],
+                )?;
                 if s.id.to_string() != *k {
                     return Err(bad(format!("sign-off {} must be keyed by its id", at())));
                 }
@@ -811,7 +892,8 @@ impl<D: ReadDoc> Checker<'_, D> {
                         ),
                     ));
                 }
-                text("sign-off statement", &s.statement, true)
+                text("sign-off statement", &s.statement, true)?;
+                self.link(s)
             }
             Target::Response(ref k) => {
                 self.permit(Part::Response)?;
@@ -893,6 +975,41 @@ impl<D: ReadDoc> Checker<'_, D> {
         if current != v.value {
             permits_move(self.writer.role, current, v.value)?;
         }
+        Ok(())
+    }
+
+    /// A link of the sign-off chain: sealed, following the chain's last link, pinning the
+    /// heads the change was made on, one per change, and allowed where the chain stands.
+    /// Its content hash is checked by the caller, who has the document at its heads.
+    fn link(&mut self, s: Signoff) -> Result<(), Refusal> {
+        if self.writer.role == Role::Server {
+            return Ok(());
+        }
+        if self.out.link.is_some() {
+            return Err(bad("a change adds one sign-off at most"));
+        }
+        let mut deps: Vec<String> = self.deps.iter().map(ChangeHash::to_string).collect();
+        deps.sort();
+        let sealed = s.content.as_deref().is_some_and(is_sha256);
+        if !sealed || s.heads != deps {
+            return Err(refuse(
+                Code::Frozen,
+                "a sign-off records the document's heads (the change's dependencies) and \
+                 the SHA-256 of what it signs",
+            ));
+        }
+        if s.prev != self.ctx.seal.tip {
+            return Err(refuse(
+                Code::Frozen,
+                format!(
+                    "the sign-off follows {}, but the chain's last link is {}: sync and sign again",
+                    s.prev.as_deref().unwrap_or("nothing"),
+                    self.ctx.seal.tip.as_deref().unwrap_or("nothing")
+                ),
+            ));
+        }
+        may_link(s.role, s.kind, self.ctx.seal)?;
+        self.out.link = Some(s);
         Ok(())
     }
 
@@ -1053,6 +1170,27 @@ impl<D: ReadDoc> Checker<'_, D> {
     }
 
     fn finish(&mut self) -> Result<(), Refusal> {
+        // A reopening moves the inspection back to in progress in the same change, and a
+        // signed inspection goes back to in progress only by a reopening (with a reason).
+        if self.writer.role != Role::Server && self.ctx.kind == DocKind::Inspection {
+            let reopens = self
+                .out
+                .link
+                .as_ref()
+                .is_some_and(|l| l.kind == LinkKind::Reopen);
+            let back = self.out.state == Some(State::InProgress);
+            if reopens && !back {
+                return Err(bad(
+                    "a reopening moves the inspection back to in progress in the same change",
+                ));
+            }
+            if back && self.ctx.seal.frozen && !reopens {
+                return Err(refuse(
+                    Code::Frozen,
+                    "the inspection is signed off: a reviewer reopens it, with a reason",
+                ));
+            }
+        }
         // A sampled device or a finding is made whole in one change: every view reads
         // each field, so one made without them would leave the inspection unreadable.
         for (counter_actor, (path, _)) in &self.local {

@@ -138,6 +138,7 @@ fn ctx<'a>(kind: DocKind, insp: &'a Inspection, state: State) -> Context<'a> {
         checklist: Some(insp.checklist()),
         state,
         earned: &earned_all,
+        seal: &wardcheck_core::seal::Seal::UNSIGNED,
     }
 }
 
@@ -328,6 +329,7 @@ fn refused(
             checklist: Some(&checklist),
             state,
             earned: &none,
+            seal: &wardcheck_core::seal::Seal::UNSIGNED,
         },
     )
 }
@@ -403,6 +405,7 @@ fn raw_changes_no_typed_operation_makes_are_refused_with_their_code() {
             checklist: Some(&checklist),
             state: ip,
             earned: &none,
+            seal: &wardcheck_core::seal::Seal::UNSIGNED,
         },
     );
     assert_eq!(code(r), Code::ForgedAuthor);
@@ -559,6 +562,7 @@ fn raw_changes_no_typed_operation_makes_are_refused_with_their_code() {
                 checklist: Some(&checklist),
                 state: ip,
                 earned: &none,
+                seal: &wardcheck_core::seal::Seal::UNSIGNED,
             },
         );
         let r = r.expect_err("a second device at the same key is refused");
@@ -670,6 +674,7 @@ fn the_trust_response_and_review_documents_have_their_own_rows() {
                 checklist: None,
                 state: shared,
                 earned: &none,
+                seal: &wardcheck_core::seal::Seal::UNSIGNED,
             },
         )
     };

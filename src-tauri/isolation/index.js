@@ -22,6 +22,7 @@ const ALLOWED = new Set([
   "resolve_conflict",
   "submit_inspection",
   "sign_off",
+  "inspection_history",
   "sync_status",
   "sync_now",
   "take_servers_copy",

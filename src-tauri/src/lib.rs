@@ -66,6 +66,7 @@ pub fn run() {
             commands::resolve_conflict,
             commands::submit_inspection,
             commands::sign_off,
+            commands::inspection_history,
             commands::sync_status,
             commands::sync_now,
             commands::take_servers_copy,

@@ -9,6 +9,7 @@
 //! - [`telemetry`]: NHS Digital's device feeds, imported as dated snapshots for the join.
 //! - [`join`]: each telemetry check of an inspection beside the inspector's answer, and
 //!   each sampled device matched with its telemetry record.
+//! - [`sealed`]: the signed record: sign-off links audited as taken, `inspection verify`.
 //! - [`demo`]: `demo-data`, a believable data folder (telemetry, users, inspections).
 //! - [`dashboard`]: the review dashboard's built files (`ui/dist`), with strict headers.
 //!
@@ -27,6 +28,7 @@ pub mod dashboard;
 pub mod demo;
 pub mod inspections;
 pub mod join;
+pub mod sealed;
 mod session;
 pub mod sync;
 pub mod telemetry;

@@ -141,6 +141,10 @@ enum InspectionCommand {
     Share { id: Uuid },
     /// List inspections.
     List,
+    /// Recompute an inspection's sign-off chain from storage: each link's content hash
+    /// at its heads, its place in the chain, the audit log's record of it. Names every
+    /// link that no longer matches (and exits non-zero); prints the last link.
+    Verify { id: Uuid },
 }
 
 #[derive(Debug, Subcommand)]
@@ -548,6 +552,54 @@ fn inspection(storage: &dyn Storage, c: InspectionCommand) -> Result<()> {
             storage.share(id, chrono::Utc::now())?;
             audit(storage, "inspection_share", &id.to_string())?;
             println!("inspection {id} shared with its trust");
+        }
+        InspectionCommand::Verify { id } => {
+            let v = wardcheck_server::sealed::verify(storage, id)?;
+            println!("inspection {id}: sign-off chain of {} links", v.links.len());
+            for u in &v.unsealed {
+                println!(
+                    "  before the chain: {} by {} at {} (from before sign-offs were sealed: not verifiable)",
+                    if u.role == wardcheck_core::inspection::SignoffRole::Reviewer {
+                        "reviewer's sign-off"
+                    } else {
+                        "lead inspector's sign-off"
+                    },
+                    one_field(&u.by),
+                    u.at.to_rfc3339()
+                );
+            }
+            let mut bad = Vec::new();
+            for (n, l) in v.links.iter().enumerate() {
+                let name = wardcheck_server::sealed::describe(n + 1, &l.link);
+                let verdict = if l.problems.is_empty() {
+                    "matches".to_owned()
+                } else {
+                    bad.push(format!("{name}: {}", l.problems.join("; ")));
+                    format!("DOES NOT MATCH: {}", l.problems.join("; "))
+                };
+                println!("  {}: {verdict}", one_field(&name));
+                println!(
+                    "    hash {} content {} prev {}",
+                    l.link.hash.as_deref().unwrap_or("-"),
+                    l.link.content.as_deref().unwrap_or("-"),
+                    l.link.prev.as_deref().unwrap_or("-")
+                );
+                println!("    \"{}\"", one_field(&l.link.statement));
+            }
+            for p in &v.problems {
+                println!("  PROBLEM: {}", one_field(p));
+            }
+            if !v.ok() {
+                bad.extend(v.problems.iter().cloned());
+                bail!(
+                    "inspection {id}: the signed record does not match: {}",
+                    one_field(&bad.join(" | "))
+                );
+            }
+            println!(
+                "the signed record holds; last link {}",
+                v.tip.as_deref().unwrap_or("- (nothing signed yet)")
+            );
         }
         InspectionCommand::List => {
             let mut after = None;

@@ -3,11 +3,12 @@
 // Started by tests/tests/dashboard.rs, which starts the real server on demo data and
 // passes its address. Talks to that test on stdin/stdout, one line each way:
 //   we print   `wardcheck-e2e: ready-for-edit`  when the inspection page is open;
-//   it answers `edited`                         once a Rust sync client has changed a finding.
+//   it answers `edited`                         once the trust's lead has answered a finding.
 // Everything else we print goes to stderr. Exits non-zero on the first failure.
 //
 //   node tests/e2e/dashboard.test.mjs --base http://127.0.0.1:PORT --artifacts DIR \
-//     --inspection ID --item ITEM --other ID --password PASSWORD --note TEXT
+//     --inspection ID --item ITEM --other ID --password PASSWORD --note TEXT \
+//     --history-inspection ID --history-item ITEM
 
 import { createRequire } from "node:module";
 import { execFileSync } from "node:child_process";
@@ -25,7 +26,7 @@ const args = Object.fromEntries(
     .slice(2)
     .reduce((pairs, a, i, all) => (a.startsWith("--") ? [...pairs, [a.slice(2), all[i + 1]]] : pairs), []),
 );
-for (const k of ["base", "artifacts", "inspection", "item", "other", "password", "note"]) {
+for (const k of ["base", "artifacts", "inspection", "item", "other", "password", "note", "history-inspection", "history-item"]) {
   if (!args[k]) throw new Error(`missing --${k}`);
 }
 const base = args.base.replace(/\/$/, "");
@@ -145,16 +146,16 @@ step("the inspection page shows the contradiction beside the answer, devices and
   await page.screenshot({ path: join(shots, "dashboard-inspection.png") });
 });
 
-step("an edit a Rust sync client makes appears on the open page without a reload", async () => {
+step("an edit another user makes (the trust lead's response) appears on the open page without a reload", async () => {
   await page.evaluate(() => (window.__wardcheckNotReloaded = true));
   process.stdout.write("wardcheck-e2e: ready-for-edit\n");
   const lines = createInterface({ input: process.stdin });
   const answer = await new Promise((resolve) => lines.once("line", resolve));
   lines.close();
   assert.equal(answer.trim(), "edited");
-  // A reviewer's edit of a finding's recommendation (the inspection is shared: the write
-  // policy lets reviewers edit findings, and no one its notes).
-  const rec = page.locator(".wc-finding .nhsuk-card__description");
+  // The trust lead's response to a finding (the inspection is signed off: its findings
+  // are frozen, and the trust's response is what changes now).
+  const rec = page.locator("[data-testid=trust-response]");
   await rec.filter({ hasText: args.note }).waitFor({ timeout: 15_000 });
   assert.equal(await page.evaluate(() => window.__wardcheckNotReloaded), true, "the page was not reloaded");
 });
@@ -170,8 +171,8 @@ step("the CSV export neutralises formulas and quotes cells as RFC 4180 says", as
   const rows = parseCsv(text);
   const header = rows[0];
   const recHeader = rows.find((r) => r[0] === "record" && r.includes("recommendation"));
-  assert.ok(recHeader, "the findings' header row");
-  const recCol = recHeader.indexOf("recommendation");
+  assert.ok(recHeader && recHeader.includes("trust_response"), "the findings' header row");
+  const recCol = recHeader.indexOf("trust_response");
   const row = rows.find((r) => r[0] === "finding" && r[recCol]?.includes("rechecked on site"));
   assert.ok(row, "a row for the edited finding");
   assert.equal(row[recCol], `'${args.note}`, "the cell starts with ' so it is text, not a formula");
@@ -196,6 +197,12 @@ step("the printable report holds the findings, verdicts and every photo's SHA-25
   const onPage = await report.innerText();
   for (const f of findings) assert.ok(onPage.includes(f), `finding on the page: ${f}`);
   assert.match(onPage, /Contradicted/);
+  // The sign-off chain, each link with its hash and the hash of what it signed.
+  const links = detail.inspection.signoffs;
+  assert.ok(links.length >= 2 && links.every((l) => l.hash && l.content), "the demo inspection is signed, and its links sealed");
+  assert.equal(await report.locator("[data-testid=signoff-link]").count(), links.length, "every link of the chain is printed");
+  for (const l of links) assert.ok(onPage.includes(l.hash) && onPage.includes(l.content), `link ${l.hash} and its content hash printed`);
+  assert.equal(links[1].prev, links[0].hash, "the reviewer's sign-off follows the lead inspector's");
   await page.screenshot({ path: join(shots, "dashboard-report.png"), fullPage: true });
   await page.emulateMedia({ media: "print" });
   const pdf = join(shots, "dashboard-report.pdf");
@@ -206,6 +213,7 @@ step("the printable report holds the findings, verdicts and every photo's SHA-25
     const text = execFileSync("/usr/bin/pdftotext", [pdf, "-"]).toString().replace(/\s+/g, " ");
     for (const f of findings) assert.ok(text.includes(f.replace(/\s+/g, " ")), `finding in the PDF: ${f}`);
     for (const h of hashes) assert.ok(text.replace(/ /g, "").includes(h), `SHA-256 in the PDF: ${h}`);
+    for (const l of links) assert.ok(text.replace(/ /g, "").includes(l.hash), `sign-off link in the PDF: ${l.hash}`);
     assert.doesNotMatch(text, /Print or save as PDF|Sign in as someone else/, "no buttons or header in print");
   } else {
     log("pdftotext not installed (poppler-utils): checked the page's text instead of the PDF's");
@@ -300,6 +308,28 @@ step("a reviewer comments on the inspection and an item; the comments are kept a
   const mine = detail.inspection.comments.filter((c) => c.text.startsWith(COMMENT));
   assert.equal(mine.length, 2, "both comments are in the document");
   assert.ok(mine.every((c) => c.by === "rita"), "stamped with the reviewer");
+});
+
+step("the history of an item three people answered lists every value with its author, device and time", async () => {
+  await page.goto(`${base}/inspections/${args["history-inspection"]}`);
+  const item = page.locator(`[data-item="${args["history-item"]}"]`);
+  await item.locator("[data-testid=history] summary").click();
+  const entries = item.locator("[data-testid=history-entry]").filter({ hasText: "Answer:" });
+  await entries.nth(2).waitFor();
+  const texts = await entries.allInnerTexts();
+  assert.equal(texts.length, 3, `three answers: ${texts.join(" | ")}`);
+  const expected = [
+    ["Met", "ann"],
+    ["Partly met", "ian"],
+    ["Not met", "ivy"],
+  ];
+  expected.forEach(([answer, who], i) => {
+    assert.match(texts[i], new RegExp(`Answer: ${answer}\\b`), texts[i]);
+    assert.match(texts[i], new RegExp(`by ${who} on ${who}'s tablet, \\d`), `author, device and time: ${texts[i]}`);
+  });
+  await item.screenshot({ path: join(shots, "dashboard-history.png") });
+  await page.goto(`${base}/inspections/${args.inspection}`);
+  await page.locator(`[data-item="${args.item}"]`).waitFor();
 });
 
 step("a reviewer shares a submitted inspection with its trust from the page; a draft has no such button", async () => {

@@ -252,6 +252,28 @@ async fn submit(ctx: &Ctx, f: &Fixture) {
     }
 }
 
+/// Signs the fixture's submitted inspection off as its lead inspector (from her device,
+/// as the field app does: there is no API for it).
+async fn lead_signs(ctx: &Ctx, f: &Fixture) {
+    let ann = Some(ctx.tokens["ann"].clone());
+    let mut client = connect(ctx, &ann).await.expect("ann connects");
+    let doc = client.fetch(f.id).await.expect("ann reads her inspection");
+    let mut insp =
+        Inspection::from_doc(doc.with_actor(ctx.actors["ann"].clone()), checklist()).unwrap();
+    insp.sign_off(
+        Uuid::new_v4(),
+        wardcheck_core::inspection::SignoffRole::LeadInspector,
+        "A fair account.",
+        &Stamp::new("ann", chrono::Utc::now()),
+    )
+    .unwrap();
+    client
+        .sync(f.id, &mut insp)
+        .await
+        .expect("ann's sign-off syncs");
+    client.close().await;
+}
+
 /// Whether the reviewer, reading afresh, finds change `hash` in document `doc`.
 async fn stored(ctx: &Ctx, doc: Uuid, hash: &automerge::ChangeHash) -> bool {
     let rita = Some(ctx.tokens["rita"].clone());
@@ -391,6 +413,16 @@ async fn try_cell(ctx: &mut Ctx, row: &str, col: usize) -> Option<String> {
                 status(&res)
             }
         }
+        "GET /api/v1/inspections/{id}/history" => {
+            let item = wardcheck_tests::crash_items(&checklist())[0].clone();
+            let url = |id: Uuid| ctx.url(&format!("/api/v1/inspections/{id}/history?item={item}"));
+            let res = ctx.send(c.get(url(f.id)), &token).await;
+            if res.status() == StatusCode::NOT_FOUND {
+                same_404(ctx, res, c.get(url(random)), &token, &what).await
+            } else {
+                status(&res)
+            }
+        }
         "GET /api/v1/inspections/{id}/telemetry-summary" => {
             let url = |id: Uuid| ctx.url(&format!("/api/v1/inspections/{id}/telemetry-summary"));
             let res = ctx.send(c.get(url(f.id)), &token).await;
@@ -400,15 +432,26 @@ async fn try_cell(ctx: &mut Ctx, row: &str, col: usize) -> Option<String> {
                 status(&res)
             }
         }
-        "POST /api/v1/inspections/{id}/comments" | "POST /api/v1/inspections/{id}/signoffs" => {
+        "POST /api/v1/inspections/{id}/comments"
+        | "POST /api/v1/inspections/{id}/signoffs"
+        | "POST /api/v1/inspections/{id}/reopen" => {
             let (action, body) = if row.ends_with("comments") {
                 (
                     "comments",
                     json!({ "target": { "kind": "inspection" }, "text": "Checked with the trust." }),
                 )
+            } else if row.ends_with("signoffs") {
+                // The reviewer signs after the lead inspector.
+                submit(ctx, &f).await;
+                lead_signs(ctx, &f).await;
+                ("signoffs", json!({ "statement": "Reviewed and agreed." }))
             } else {
                 submit(ctx, &f).await;
-                ("signoffs", json!({ "statement": "Reviewed and agreed." }))
+                lead_signs(ctx, &f).await;
+                (
+                    "reopen",
+                    json!({ "reason": "The device sample is too small." }),
+                )
             };
             let build = |id: Uuid| {
                 c.post(ctx.url(&format!("/api/v1/inspections/{id}/{action}")))

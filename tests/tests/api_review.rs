@@ -176,6 +176,26 @@ impl Setup {
         client.close().await;
         finding
     }
+
+    /// Signs the submitted inspection off as ann, its lead inspector, through sync.
+    async fn lead_signs(&self, id: Uuid) {
+        let mut client = SyncClient::connect(&self.s.ws_url(), Some(&self.ann))
+            .await
+            .unwrap();
+        let doc = client.fetch(id).await.unwrap();
+        let mut insp =
+            Inspection::from_doc(doc.with_actor(self.ann_login.actor.clone()), checklist())
+                .unwrap();
+        insp.sign_off(
+            Uuid::new_v4(),
+            wardcheck_core::inspection::SignoffRole::LeadInspector,
+            "A fair account of what we saw.",
+            &Stamp::new("ann", chrono::Utc::now()),
+        )
+        .unwrap();
+        client.sync(id, &mut insp).await.unwrap();
+        client.close().await;
+    }
 }
 
 fn first_item() -> String {
@@ -439,6 +459,14 @@ async fn only_reviewers_comment_and_sign_off_and_only_once_submitted() {
         .await;
     let (code, _) = error(res, StatusCode::UNPROCESSABLE_ENTITY, "a long statement").await;
     assert_eq!(code, "too_long");
+    // The reviewer signs after the lead inspector.
+    let res = t
+        .post(&t.rita, &path, json!({ "statement": "Too early." }))
+        .await;
+    let (code, message) = error(res, StatusCode::CONFLICT, "before the lead inspector").await;
+    assert_eq!(code, "wrong_state", "{message}");
+    assert!(message.contains("after the lead inspector"), "{message}");
+    t.lead_signs(id).await;
     let res = t
         .post(
             &t.rita,
@@ -455,12 +483,16 @@ async fn only_reviewers_comment_and_sign_off_and_only_once_submitted() {
     let signoffs = v["inspection"]["signoffs"].as_array().unwrap();
     assert_eq!(
         signoffs.len(),
-        1,
-        "the inspector sees the reviewer's sign-off"
+        2,
+        "the inspector sees her own sign-off and the reviewer's"
     );
     assert_eq!(
-        signoffs[0]["statement"],
+        signoffs[1]["statement"],
         "Reviewed against telemetry; agreed."
+    );
+    assert_eq!(
+        signoffs[1]["prev"], signoffs[0]["hash"],
+        "the reviewer's sign-off follows the lead inspector's"
     );
 
     let audit = t.s.cli(&["audit", "tail", "-n", "100"], "");

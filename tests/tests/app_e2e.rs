@@ -731,6 +731,60 @@ async fn a_conflict_made_while_offline_is_shown_and_resolved() {
     .await;
     steps.check(Some(&app), "server-has-one-value", r).await;
 
+    // A third inspector answers the item from her device; the app's history of the item
+    // (read from its own copy) lists every value with its author and time.
+    server.add_user("ivy", "inspector");
+    server.cli(&["inspection", "assign", &id.to_string(), "ivy"], "");
+    let ivy_login = sign_in(&server, "ivy").await;
+    let mut c = SyncClient::connect(&server.ws_url(), Some(&ivy_login.token))
+        .await
+        .expect("ivy connects");
+    let doc = c.fetch(id).await.expect("ivy fetches the inspection");
+    let mut ivy = Inspection::from_doc(
+        doc.with_actor(ivy_login.actor.clone()),
+        std::sync::Arc::new(crash_checklist()),
+    )
+    .unwrap();
+    ivy.set_answer(&p.item, Answer::PartlyMet, &Stamp::new("ivy", Utc::now()))
+        .unwrap();
+    c.sync(id, &mut ivy).await.expect("ivy's answer is taken");
+    c.close().await;
+    let r = async {
+        show_item(&app, &p.section, &p.item).await?;
+        app.wait_text(
+            &item_css(&p.item, "answer-current"),
+            "ivy's answer",
+            SYNC_TIMEOUT,
+            |t| t.contains("Partly met"),
+        )
+        .await?;
+        app.click(&format!("{} summary", item_css(&p.item, "history")))
+            .await?;
+        let text = app
+            .wait_text(
+                &item_css(&p.item, "history"),
+                "four answers",
+                SYNC_TIMEOUT,
+                |t| t.matches("Answer:").count() >= 4,
+            )
+            .await?;
+        for want in [
+            "Answer: Met by ann",
+            "Answer: Not met by rev",
+            "Answer: Not met (picked by ann) by rev",
+            "Answer: Partly met by ivy",
+        ] {
+            ensure!(text.contains(want), "the history says {want:?}: {text:?}");
+        }
+        ensure!(
+            text.contains(&Utc::now().format("%Y").to_string()),
+            "each value has its time: {text:?}"
+        );
+        Ok(())
+    }
+    .await;
+    steps.check(Some(&app), "history-in-the-app", r).await;
+
     steps
         .check(None, "quit-at-end", quit(&driver, app).await)
         .await;

@@ -7,7 +7,8 @@
 //! formula neutralisation, the printable report as a PDF, and that another trust's
 //! inspection is exactly a missing one in the page and in the API. Half-way it waits
 //! while this test changes a finding through a Rust sync client (`wardcheck_tests::client`),
-//! and then checks that the open page shows it without a reload. Then the editing and
+//! and then checks that the open page shows it without a reload (the trust's response to a
+//! finding: the inspection is signed off, so its findings are frozen). Then the editing and
 //! charts: the trust's telemetry charts with the API's figures; a reviewer's comments
 //! (refused with a clear error when too long, kept after a reload); RJ1's lead writing a
 //! response to a finding, which the reviewer's open page then shows; and signing out,
@@ -19,14 +20,13 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
-use wardcheck_core::inspection::{Inspection, Stamp};
+use wardcheck_core::inspection::{Answer, Inspection, Stamp};
 use wardcheck_server::demo::{CONTRADICTION_INSPECTION, CONTRADICTION_ITEM, DEMO_PASSWORD};
 use wardcheck_tests::client::{SyncClient, login};
 use wardcheck_tests::server::cli;
-use wardcheck_tests::{crash_checklist, workspace_binary, workspace_root};
+use wardcheck_tests::{workspace_binary, workspace_root};
 
 /// The demo's RTH inspection: shared with RTH, so RJ1's lead must not reach it.
 const OTHER_TRUST_INSPECTION: &str = "d3e00000-0000-4000-8000-000000000002";
@@ -99,40 +99,104 @@ fn start_server(data: &Path, dist: &Path) -> (Killed, String) {
     (Killed(child), base)
 }
 
-/// A reviewer's edit, made as the field app makes it: sign in, sync the document,
-/// change it with a core operation, sync it back. The inspection is shared with its
-/// trust, so the write policy lets a reviewer edit its findings (and no one its notes):
-/// the edit is a finding's recommendation.
-async fn edit_finding_through_sync(base: &str) {
-    let ann = login(base, "rita", DEMO_PASSWORD, "dashboard e2e")
+/// Another user's edit while the reviewer's page is open: RJ1's trust lead answers the
+/// first finding (the inspection is signed off and shared, so its findings are frozen;
+/// the trust's response is what changes now). Made through the API, it reaches the open
+/// page the way any change does: through the sync engine's push.
+async fn respond_as_the_trust(base: &str) {
+    let lead = login(base, "lead-rj1", DEMO_PASSWORD, "dashboard e2e")
         .await
-        .expect("rita signs in");
-    let ws = format!("{}/api/v1/sync", base.replacen("http://", "ws://", 1));
-    let mut client = SyncClient::connect(&ws, Some(&ann.token))
-        .await
-        .expect("ann connects to sync");
+        .expect("RJ1's lead signs in");
+    let c = reqwest::Client::new();
     let id = CONTRADICTION_INSPECTION;
-    let doc = client.fetch(id).await.expect("ann fetches the inspection");
-    let mut insp = Inspection::from_doc(
-        doc.with_actor(ann.actor.clone()),
-        Arc::new(crash_checklist()),
-    )
-    .expect("the demo inspection loads with the bundled checklist");
-    let finding = insp.view().unwrap().findings[0].id;
-    insp.edit_finding(
-        finding,
-        wardcheck_core::inspection::FindingEdit {
-            recommendation: Some(NOTE.into()),
-            ..Default::default()
-        },
-        &Stamp::new("rita", chrono::Utc::now()),
-    )
-    .expect("rita edits the finding");
-    client
-        .sync(id, &mut insp)
+    let detail: serde_json::Value = c
+        .get(format!("{base}/api/v1/inspections/{id}"))
+        .bearer_auth(&lead.token)
+        .send()
         .await
-        .expect("the edit reaches the server");
-    client.close().await;
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let finding = detail["inspection"]["findings"][0]["id"]
+        .as_str()
+        .expect("the demo inspection has findings")
+        .to_owned();
+    let res = c
+        .put(format!(
+            "{base}/api/v1/inspections/{id}/responses/{finding}"
+        ))
+        .bearer_auth(&lead.token)
+        .json(&serde_json::json!({ "text": NOTE }))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        res.status().is_success(),
+        "the trust's response: {}",
+        res.status()
+    );
+}
+
+/// An RJ1 inspection whose first item three inspectors answered in turn, each from their
+/// own device through sync: what the history step reads. Returns its id and the item.
+async fn answered_by_three(base: &str, data: &Path) -> (uuid::Uuid, String) {
+    for u in ["ian", "ivy"] {
+        let (ok, out, err) = cli(
+            data,
+            &["user", "add", u, "--role", "inspector"],
+            &format!("{DEMO_PASSWORD}\n"),
+        );
+        assert!(ok, "adding {u}: {out}{err}");
+    }
+    let (ok, out, err) = cli(
+        data,
+        &[
+            "inspection",
+            "create",
+            "--trust",
+            "RJ1",
+            "--assign",
+            "ann",
+            "--assign",
+            "ian",
+            "--assign",
+            "ivy",
+        ],
+        "",
+    );
+    assert!(ok, "{out}{err}");
+    let id: uuid::Uuid = out.trim().parse().unwrap();
+    let item = wardcheck_tests::crash_items(&wardcheck_tests::crash_checklist())[0].clone();
+    let ws = format!("{}/api/v1/sync", base.replacen("http://", "ws://", 1));
+    for (who, answer) in [
+        ("ann", Answer::Met),
+        ("ian", Answer::PartlyMet),
+        ("ivy", Answer::NotMet),
+    ] {
+        let l = login(base, who, DEMO_PASSWORD, &format!("{who}'s tablet"))
+            .await
+            .expect("signs in");
+        let mut client = SyncClient::connect(&ws, Some(&l.token)).await.unwrap();
+        let doc = client.fetch(id).await.unwrap();
+        let mut insp = Inspection::from_doc(
+            doc.with_actor(l.actor.clone()),
+            std::sync::Arc::new(wardcheck_tests::crash_checklist()),
+        )
+        .unwrap();
+        let st = Stamp::new(who, chrono::Utc::now());
+        if who == "ann" {
+            insp.change_state(wardcheck_core::inspection::State::InProgress, &st)
+                .unwrap();
+        }
+        insp.set_answer(&item, answer, &st).unwrap();
+        client
+            .sync(id, &mut insp)
+            .await
+            .expect("the answer is taken");
+        client.close().await;
+    }
+    (id, item)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,6 +218,7 @@ async fn the_review_dashboard_works_in_chromium() {
     let (ok, out, err) = cli(&data, &["demo-data"], "");
     assert!(ok, "demo-data: {out}\n{err}");
     let (_server, base) = start_server(&data, &ui.join("dist"));
+    let (three, three_item) = answered_by_three(&base, &data).await;
 
     let artifacts = root.join("artifacts");
     let mut node = Killed(
@@ -166,6 +231,8 @@ async fn the_review_dashboard_works_in_chromium() {
             .args(["--other", OTHER_TRUST_INSPECTION])
             .args(["--password", DEMO_PASSWORD])
             .args(["--note", NOTE])
+            .args(["--history-inspection", &three.to_string()])
+            .args(["--history-item", &three_item])
             .env("CHROMIUM", &chromium)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -193,7 +260,7 @@ async fn the_review_dashboard_works_in_chromium() {
             Err(_) => panic!("the browser script took longer than {BROWSER_TIMEOUT:?}"),
             Ok(None) => break,
             Ok(Some(line)) if line.trim() == "wardcheck-e2e: ready-for-edit" => {
-                edit_finding_through_sync(&base).await;
+                respond_as_the_trust(&base).await;
                 writeln!(stdin, "edited").expect("telling the script the edit is made");
                 stdin.flush().unwrap();
                 edited = true;

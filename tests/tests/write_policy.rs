@@ -233,7 +233,20 @@ fn write(doc: &mut AutoCommit, part: Part, by: &str, f: &Fixture, to: State, sig
             let role = policy::signoff_role(signer)
                 .map(|r| serde_json::to_value(r).unwrap())
                 .unwrap_or(json!("lead_inspector"));
-            let v = json!({ "id": id, "role": role, "statement": "A fair account.", "by": by, "at": at() });
+            // Sealed, as a sign-off must be: the heads it is made on and the hash of
+            // the content there (the reviewer's still comes before the lead
+            // inspector's, which the fixture lacks: see `expected`).
+            let mut heads: Vec<String> = doc.get_heads().iter().map(|h| h.to_string()).collect();
+            heads.sort();
+            let content = wardcheck_core::inspection::Inspection::from_doc(
+                doc.clone(),
+                std::sync::Arc::new(wardcheck_tests::crash_checklist()),
+            )
+            .and_then(|i| i.view())
+            .map(|v| wardcheck_core::seal::content_hash(&v))
+            .unwrap_or_default();
+            let v = json!({ "id": id, "role": role, "statement": "A fair account.", "by": by,
+                "at": at(), "heads": heads, "content": content });
             doc.put(&s, id.as_str(), v.to_string()).unwrap();
         }
         Part::LegacyComment => {
@@ -291,6 +304,8 @@ fn expected(role: Role, kind: DocKind, part: Part, state: State, to: State) -> S
         }
     });
     match verdict {
+        // Every fixture is unsigned, and a reviewer signs after the lead inspector.
+        Ok(()) if part == Part::Signoff && role == Role::Reviewer => "refused wrong_state".into(),
         Ok(()) => "stored".into(),
         Err(r) => format!("refused {}", r.code.as_str()),
     }

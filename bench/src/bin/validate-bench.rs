@@ -142,6 +142,7 @@ fn main() -> Result<()> {
                 checklist: Some(&checklist),
                 state: State::InProgress,
                 earned: &earned,
+                seal: &wardcheck_core::seal::Seal::UNSIGNED,
             };
             check_change(&trial, &before, c, &writer, &ctx)
                 .map_err(|r| anyhow::anyhow!("refused: {r}"))?;

@@ -220,6 +220,15 @@ pub async fn sign_off(
 }
 
 #[tauri::command]
+pub async fn inspection_history(
+    app: State<'_, App>,
+    id: Uuid,
+    subject: crate::service::views::HistorySubject,
+) -> Result<crate::service::views::History, AppError> {
+    blocking(&app, move |app| app.history(id, subject)).await
+}
+
+#[tauri::command]
 pub async fn sync_status(app: State<'_, App>) -> Result<SyncStatus, AppError> {
     Ok(app.sync_status())
 }

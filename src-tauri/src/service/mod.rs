@@ -562,6 +562,28 @@ impl App {
         Ok(OpenInspection { view, checklist })
     }
 
+    /// Every value the fields of one item, finding or device of inspection `id` held,
+    /// from this device's copy (so it works with no network): each with the author its
+    /// value names, which the server held to the change's actor binding when it took it.
+    pub fn history(
+        &self,
+        id: Uuid,
+        subject: views::HistorySubject,
+    ) -> Result<views::History, AppError> {
+        self.signed_in()?;
+        let subject = subject.into_core()?;
+        let mut local = self.local()?;
+        let insp = match local.try_doc(id) {
+            Ok(insp) => insp,
+            Err(e) => {
+                self.report_damaged(&local);
+                return Err(e.into());
+            }
+        };
+        let (entries, truncated) = insp.history(&subject, views::MAX_HISTORY);
+        Ok(views::History { entries, truncated })
+    }
+
     /// The signed-in user as the write policy knows them on inspection `id`: their role,
     /// and for an inspector their place on its team (from the server's list, or the team
     /// the inspection was made with, before any list).

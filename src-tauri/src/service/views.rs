@@ -162,3 +162,44 @@ pub struct PhotoAdded {
     pub bytes: u64,
     pub view: InspectionView,
 }
+
+/// Most entries one history lists (the oldest first).
+pub const MAX_HISTORY: usize = 2_000;
+
+/// What a history is of: exactly one of an item, a finding, a device.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistorySubject {
+    #[serde(default)]
+    pub item: Option<String>,
+    #[serde(default)]
+    pub finding: Option<uuid::Uuid>,
+    #[serde(default)]
+    pub device: Option<uuid::Uuid>,
+}
+
+impl HistorySubject {
+    pub fn into_core(self) -> Result<wardcheck_core::history::Subject, crate::error::AppError> {
+        use wardcheck_core::history::Subject;
+        match (self.item, self.finding, self.device) {
+            (Some(i), None, None)
+                if !i.is_empty()
+                    && i.chars().count() <= wardcheck_core::inspection::MAX_SHORT_CHARS =>
+            {
+                Ok(Subject::Item(i))
+            }
+            (None, Some(f), None) => Ok(Subject::Finding(f)),
+            (None, None, Some(d)) => Ok(Subject::Device(d)),
+            _ => Err(crate::error::AppError::invalid(
+                "name exactly one of item, finding or device",
+            )),
+        }
+    }
+}
+
+/// `inspection_history`'s answer.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct History {
+    pub entries: Vec<wardcheck_core::history::Entry>,
+    pub truncated: bool,
+}

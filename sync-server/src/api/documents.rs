@@ -44,7 +44,7 @@ fn failure(f: Failure) -> AppError {
     match f {
         Failure::Policy(r) => {
             let status = match r.code {
-                "wrong_state" | "illegal_transition" => StatusCode::CONFLICT,
+                "wrong_state" | "illegal_transition" | "frozen" => StatusCode::CONFLICT,
                 "too_long" | "malformed_change" => StatusCode::UNPROCESSABLE_ENTITY,
                 _ => StatusCode::FORBIDDEN,
             };
@@ -62,6 +62,7 @@ pub(super) fn refusal(r: Refusal) -> AppError {
     let status = match r.code {
         Code::WrongState | Code::IllegalTransition => StatusCode::CONFLICT,
         Code::TooLong | Code::Malformed => StatusCode::UNPROCESSABLE_ENTITY,
+        Code::Frozen => StatusCode::CONFLICT,
         Code::Forbidden | Code::ForgedAuthor | Code::UnearnedPhoto => StatusCode::FORBIDDEN,
     };
     AppError::new(status, r.code.as_str(), r.message)
@@ -236,7 +237,7 @@ pub(super) async fn edit_review(
     .await
 }
 
-fn read_failure(f: Failure) -> AppError {
+pub(super) fn read_failure(f: Failure) -> AppError {
     AppError::internal(format!("reading a document: {f:?}"))
 }
 

@@ -17,6 +17,7 @@
 //! (`AppError::not_found`), so ids cannot be probed.
 
 mod documents;
+mod history;
 mod inspections;
 mod join;
 mod review;
@@ -63,6 +64,11 @@ pub fn routes() -> Router<AppState> {
             post(review::release),
         )
         .route("/api/v1/inspections/{id}/signoffs", post(review::sign_off))
+        .route("/api/v1/inspections/{id}/reopen", post(review::reopen))
+        .route(
+            "/api/v1/inspections/{id}/history",
+            get(history::get_history),
+        )
         .route(
             "/api/v1/inspections/{id}/responses/{finding}",
             put(review::respond),

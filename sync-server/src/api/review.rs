@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use wardcheck_core::inspection::{
-    Comment, CommentTarget, MAX_TEXT_CHARS, Signoff, SignoffRole, Stamp,
+    Comment, CommentTarget, LinkKind, MAX_TEXT_CHARS, Signoff, SignoffRole, Stamp,
 };
 use wardcheck_core::response::ResponseView;
 
@@ -154,9 +154,14 @@ pub(super) async fn sign_off(
     let signoff = Signoff {
         id: Uuid::new_v4(),
         role: SignoffRole::Reviewer,
+        kind: LinkKind::SignOff,
         statement,
         by: caller.user.name.clone(),
         at: chrono::Utc::now(),
+        heads: Vec::new(),
+        content: None,
+        prev: None,
+        hash: None,
     };
     let s = signoff.clone();
     let result = edit_inspection(&state, &caller, &rec, move |insp| {
@@ -165,6 +170,36 @@ pub(super) async fn sign_off(
     .await;
     audited(&state, &caller, &what, "sign_off", result).await?;
     Ok((StatusCode::CREATED, Json(signoff)).into_response())
+}
+
+/// A reviewer reopens a signed inspection, with a reason (a link of the sign-off chain and
+/// the move back to in progress, in one change); a new sign-off is then needed.
+pub(super) async fn reopen(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: JsonBody,
+) -> Result<Response, AppError> {
+    if !access::can_review(&caller.user) {
+        return Err(forbidden(&state, &caller, "inspections", "reopen inspections").await);
+    }
+    let rec = visible(&state, &caller, &id).await?;
+    let ReopenBody { reason } = body.parse()?;
+    let what = target(rec.id);
+    let link = Uuid::new_v4();
+    let by = caller.user.name.clone();
+    let result = edit_inspection(&state, &caller, &rec, move |insp| {
+        insp.reopen(link, &reason, &Stamp::new(by, chrono::Utc::now()))
+    })
+    .await;
+    audited(&state, &caller, &what, "reopen", result).await?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "id": link }))).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ReopenBody {
+    reason: String,
 }
 
 pub(super) async fn respond(

@@ -375,6 +375,8 @@ fn create(
     hashes.sort();
     hashes.dedup();
     storage.set_photo_refs(plan.id, &hashes)?;
+    // The sign-offs go into the audit log's chain, as the sync path records those it takes.
+    crate::sealed::audit_links(storage, plan.id, w.insp.doc())?;
     Ok(w.storage_photos.len())
 }
 

@@ -445,6 +445,9 @@ pub trait Storage:
     // audit
     fn audit(&self, event: &AuditEvent) -> Result<()>;
     fn audit_tail(&self, n: usize) -> Result<Vec<AuditEvent>>;
+    /// The audit rows about `target` with one of `actions`, oldest first, with their
+    /// `seq`.
+    fn audit_about(&self, target: &str, actions: &[&str]) -> Result<Vec<(i64, AuditEvent)>>;
     /// Walks the audit log's chain from its first row and says where it breaks, if it
     /// does: each row is linked to the one before (the SHA-256 of that row's link and
     /// its own fields).

@@ -193,6 +193,10 @@ CREATE TABLE aside_changes (
     PRIMARY KEY (doc_id, hash)
 );
 ",
+    "
+-- `inspection verify` reads an inspection's audit rows (its sign-off links) by target.
+CREATE INDEX audit_target ON audit(target);
+",
 ];
 
 #[derive(Debug)]
@@ -1382,6 +1386,35 @@ impl Storage for SqliteStorage {
             head: hex::encode(prev),
             broken: None,
         })
+    }
+
+    fn audit_about(&self, target: &str, actions: &[&str]) -> Result<Vec<(i64, AuditEvent)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT seq, at, actor, device, action, target, origin, outcome, detail FROM audit
+               WHERE target = ?1 ORDER BY seq",
+        )?;
+        let rows: Vec<(i64, AuditEvent)> = stmt
+            .query_map(params![target], |r| {
+                Ok((
+                    r.get(0)?,
+                    AuditEvent {
+                        at: parse_ts(&r.get::<_, String>(1)?)?,
+                        actor: r.get(2)?,
+                        device: r.get(3)?,
+                        action: r.get(4)?,
+                        target: r.get(5)?,
+                        from: r.get(6)?,
+                        outcome: r.get(7)?,
+                        detail: r.get(8)?,
+                    },
+                ))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, e)| actions.contains(&e.action.as_str()))
+            .collect())
     }
 
     fn audit_tail(&self, n: usize) -> Result<Vec<AuditEvent>> {

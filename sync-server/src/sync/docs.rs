@@ -964,11 +964,17 @@ fn changes_of(part: &[u8]) -> Vec<(&[u8], Change)> {
 }
 
 /// The inspection's state before a change: the inspection document's own, or (for its
-/// other documents) the record's.
-fn state_of(doc: &AutoCommit, ctx: &DocContext) -> wardcheck_core::inspection::State {
+/// other documents) the record's; and the inspection document's sign-off chain.
+fn state_of(doc: &AutoCommit, ctx: &DocContext) -> guard::Standing {
     match ctx.kind {
-        DocKind::Inspection => current_state(doc).unwrap_or(ctx.record.state),
-        _ => ctx.record.state,
+        DocKind::Inspection => guard::Standing {
+            state: current_state(doc).unwrap_or(ctx.record.state),
+            seal: crate::sealed::chain_of(doc).seal(),
+        },
+        _ => guard::Standing {
+            state: ctx.record.state,
+            seal: wardcheck_core::seal::Seal::UNSIGNED,
+        },
     }
 }
 
@@ -982,7 +988,7 @@ fn accept(
     id: Uuid,
     ctx: &DocContext,
     before: &[ChangeHash],
-    state_before: wardcheck_core::inspection::State,
+    state_before: guard::Standing,
     max: usize,
 ) -> Result<Option<usize>, Failure> {
     let trial = loaded.trial.as_mut().expect("made by the caller");
@@ -995,6 +1001,7 @@ fn accept(
         claims,
         indexed,
         shared,
+        links,
     } = match guard::check(storage, authors, ctx, trial, before, &new, state_before) {
         Ok(c) => c,
         Err(r) => {
@@ -1042,6 +1049,32 @@ fn accept(
     loaded.persisted = after;
     loaded.stored_bytes = size;
     loaded.change_rows += 1;
+    // Each link of the sign-off chain goes into the audit log's chain too: `inspection
+    // verify` holds the document's chain to it.
+    for l in &links {
+        let (action, role) = match l.link.kind {
+            wardcheck_core::inspection::LinkKind::SignOff => ("signed_off", l.link.role),
+            wardcheck_core::inspection::LinkKind::Reopen => ("reopened", l.link.role),
+        };
+        let event = crate::storage::AuditEvent {
+            at: chrono::Utc::now(),
+            actor: l.link.by.clone(),
+            device: None,
+            action: action.into(),
+            target: format!("inspection:{}", ctx.record.id),
+            from: "-".into(),
+            outcome: "ok".into(),
+            detail: Some(crate::sealed::audit_detail(
+                &l.link,
+                &l.hash,
+                Some(&l.change),
+                role,
+            )),
+        };
+        if let Err(e) = storage.audit(&event) {
+            tracing::error!(doc = %id, error = %e, "auditing a sign-off failed");
+        }
+    }
     compact_if_due(loaded, storage, id);
     // Only when the changes may have moved what the record indexes: reading the state and
     // every item's photos is most of the work of taking an answer otherwise.

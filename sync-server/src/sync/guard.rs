@@ -28,8 +28,9 @@ use std::sync::Arc;
 
 use automerge::{ActorId, AutoCommit, Change, ChangeHash};
 use wardcheck_core::checklist::Checklist;
-use wardcheck_core::inspection::State;
+use wardcheck_core::inspection::{Inspection, LinkKind, Signoff, State};
 use wardcheck_core::policy::{Context, DocKind, Part, Writer, check_change};
+use wardcheck_core::seal::Seal;
 
 use crate::access;
 use crate::limits;
@@ -93,16 +94,21 @@ pub(crate) fn check(
     storage: &dyn Storage,
     authors_seen: &Authors,
     ctx: &DocContext,
-    doc: &AutoCommit,
+    doc: &mut AutoCommit,
     before: &[ChangeHash],
     new: &[Change],
-    mut state: State,
+    standing: Standing,
 ) -> Result<Checked, Box<Refused>> {
+    let Standing {
+        mut state,
+        mut seal,
+    } = standing;
     let mut heads: Vec<ChangeHash> = before.to_vec();
     let mut authors: HashMap<ActorId, (Writer, Option<User>)> = HashMap::new();
     let claims: std::cell::RefCell<Vec<PhotoClaim>> = Default::default();
     let mut indexed = false;
     let mut shared = false;
+    let mut links = Vec::new();
     for change in new {
         let actor = change.actor_id().clone();
         let refused = |code: &'static str, message: String, author: Option<String>| {
@@ -153,8 +159,9 @@ pub(crate) fn check(
             checklist: ctx.checklist.as_deref(),
             state,
             earned: &earned,
+            seal: &seal,
         };
-        let checked = match check_change(doc, &heads, change, writer, &pctx) {
+        let checked = match check_change(&*doc, &heads, change, writer, &pctx) {
             Ok(c) => c,
             Err(r) => {
                 return Err(refused(
@@ -179,12 +186,80 @@ pub(crate) fn check(
         }
         heads.retain(|h| !change.deps().contains(h));
         heads.push(change.hash());
+        if let Some(link) = checked.link {
+            if let Err(m) = sealed_content(ctx, doc, &link, &heads) {
+                return Err(refused("frozen", m, Some(writer.user.clone())));
+            }
+            seal = seal.after(&link);
+            links.push(Linked {
+                hash: wardcheck_core::seal::link_hash(&link),
+                link,
+                change: change.hash(),
+            });
+        }
     }
     Ok(Checked {
         claims: claims.into_inner(),
         indexed,
         shared,
+        links,
     })
+}
+
+/// Where the inspection stood before the first change: its state and its sign-off chain.
+#[derive(Debug, Clone)]
+pub(crate) struct Standing {
+    pub state: State,
+    pub seal: Seal,
+}
+
+/// A sign-off or reopening taken, for the audit log.
+#[derive(Debug, Clone)]
+pub(crate) struct Linked {
+    pub link: Signoff,
+    pub hash: String,
+    pub change: ChangeHash,
+}
+
+/// That a link pins what it says: its content hash is the signed content's at its heads
+/// and, for a sign-off, still the content once the change is in (nothing the signer had
+/// not seen reached the server first: it would stand unsigned beside the signature).
+fn sealed_content(
+    ctx: &DocContext,
+    doc: &mut AutoCommit,
+    link: &Signoff,
+    after: &[ChangeHash],
+) -> Result<(), String> {
+    let Some(checklist) = ctx.checklist.clone() else {
+        return Err("the inspection's checklist is needed to check a sign-off".into());
+    };
+    let heads: Vec<ChangeHash> = link
+        .heads
+        .iter()
+        .map(|h| h.parse())
+        .collect::<Result<_, _>>()
+        .map_err(|_| "a sign-off's heads are change hashes".to_string())?;
+    let content_at = |doc: &mut AutoCommit, at: &[ChangeHash]| -> Result<String, String> {
+        let fork = doc.fork_at(at).map_err(|e| e.to_string())?;
+        let insp = Inspection::from_doc(fork, checklist.clone()).map_err(|e| e.to_string())?;
+        let view = insp.view().map_err(|e| e.to_string())?;
+        Ok(wardcheck_core::seal::content_hash(&view))
+    };
+    let signed = content_at(doc, &heads)?;
+    if link.content.as_deref() != Some(signed.as_str()) {
+        return Err(format!(
+            "the sign-off says it signs content {}, but the inspection at its heads hashes to {signed}",
+            link.content.as_deref().unwrap_or("-")
+        ));
+    }
+    if link.kind == LinkKind::SignOff && content_at(doc, after)? != signed {
+        return Err(
+            "the inspection changed since the heads this sign-off records (another change reached \
+             the server first): sync, read it again and sign again"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 /// What the checked changes need of the caller besides storing them.
@@ -198,6 +273,8 @@ pub(crate) struct Checked {
     /// Whether one of them shared the inspection with its trust (even if a later one in
     /// the same batch closed it).
     pub shared: bool,
+    /// The sign-offs and reopenings they add, for the audit log.
+    pub links: Vec<Linked>,
 }
 
 type AuthorError = (&'static str, String, Option<String>);

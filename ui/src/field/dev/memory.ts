@@ -17,7 +17,7 @@ import {
   type PhotoAdded,
   type SyncStatus,
 } from "../../lib/api/field-types";
-import type { Answer, Candidate, Field, InspectionView, Severity, State } from "../../lib/api/types";
+import type { Answer, Candidate, Field, History, HistoryEntry, HistorySubject, InspectionView, Severity, State } from "../../lib/api/types";
 
 const CHECKLIST = "cqc-onsite-cyber";
 const VERSION = "2025.1";
@@ -301,6 +301,18 @@ export class MemoryBackend implements FieldBackend {
       // step); only the end state shows here.
       v.meta.state = field<State>("submitted", this.user);
     });
+  }
+
+  /** The dev backend keeps no change log: the history is what each field holds now. */
+  async history(id: string, subject: HistorySubject): Promise<History> {
+    const v = this.view(id);
+    const entries: HistoryEntry[] = [];
+    if ("item" in subject) {
+      for (const c of v.responses[subject.item]?.answer?.values ?? []) {
+        entries.push({ field: "answer", about: null, value: { value: c.value, by: c.by, at: c.at }, author: c.by, device: null, at: c.at, change: c.id });
+      }
+    }
+    return { entries, truncated: false };
   }
 
   async signOff(id: string, statement: string): Promise<InspectionView> {

@@ -6,6 +6,8 @@ import type {
   Comment,
   CommentTarget,
   Detail,
+  History,
+  HistorySubject,
   InspectionRecord,
   Join,
   ListFilter,
@@ -49,6 +51,10 @@ export interface Backend {
   comment(id: string, target: CommentTarget, text: string): Promise<Comment>;
   /** A reviewer's sign-off of a submitted inspection. */
   signOff(id: string, statement: string): Promise<Signoff>;
+  /** A reviewer reopens a signed inspection, with a reason; a new sign-off is then needed. */
+  reopen(id: string, reason: string): Promise<void>;
+  /** Every value a field of one item, finding or device has held, with author and time. */
+  history(id: string, subject: HistorySubject): Promise<History>;
   /** Moves the inspection through its life (reviewers; assigned inspectors). */
   changeState(id: string, state: State): Promise<InspectionRecord>;
   /** Lets the inspection's trust lead read it (reviewers and admins). */

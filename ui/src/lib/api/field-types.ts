@@ -4,7 +4,7 @@
 // a fake. Shapes shared with the server (InspectionView and its parts) come from
 // types.ts, unchanged.
 import { ApiError } from "./backend";
-import type { Answer, CommentTarget, InspectionView, Severity, State } from "./types";
+import type { Answer, CommentTarget, History, HistorySubject, InspectionView, Severity, State } from "./types";
 
 /** Where the store's key and the device token are kept. */
 export type Keystore = "os" | "test" | "unavailable";
@@ -261,6 +261,8 @@ export interface FieldBackend {
   resolveConflict(id: string, field: FieldRef, candidate: string): Promise<InspectionView>;
   submitInspection(id: string): Promise<InspectionView>;
   signOff(id: string, statement: string): Promise<InspectionView>;
+  /** Every value the fields of an item, finding or device held, from this device's copy. */
+  history(id: string, subject: HistorySubject): Promise<History>;
 
   syncStatus(): Promise<SyncStatus>;
   /** Wakes the sync worker; never waits for the network. */

@@ -6,6 +6,8 @@ import type {
   Comment,
   CommentTarget,
   Detail,
+  History,
+  HistorySubject,
   InspectionRecord,
   Join,
   ListFilter,
@@ -133,6 +135,15 @@ export class HttpBackend implements Backend {
 
   signOff(id: string, statement: string): Promise<Signoff> {
     return call<Signoff>(`${inspectionPath(id)}/signoffs`, json("POST", { statement }));
+  }
+
+  async reopen(id: string, reason: string): Promise<void> {
+    await call<unknown>(`${inspectionPath(id)}/reopen`, json("POST", { reason }));
+  }
+
+  history(id: string, subject: HistorySubject): Promise<History> {
+    const [k, v] = Object.entries(subject)[0];
+    return call<History>(`${inspectionPath(id)}/history${query({ [k]: v })}`);
   }
 
   changeState(id: string, state: State): Promise<InspectionRecord> {

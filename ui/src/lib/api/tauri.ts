@@ -4,7 +4,7 @@
 // contract's code.
 import { invoke as tauriInvoke, type InvokeArgs, type InvokeOptions } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
-import type { Answer, InspectionView, Severity } from "./types";
+import type { Answer, History, HistoryEntry, HistorySubject, InspectionView, Severity } from "./types";
 import {
   AppError,
   MAX_PHOTO_BYTES,
@@ -113,6 +113,16 @@ export class TauriBackend implements FieldBackend {
 
   signOff(id: string, statement: string): Promise<InspectionView> {
     return this.call("sign_off", { id, statement });
+  }
+
+  async history(id: string, subject: HistorySubject): Promise<History> {
+    // The shell's entries name the author their values carry (which the server held to
+    // the change's actor binding); the device is the server's to say.
+    const h = await this.call<{ entries: (Omit<HistoryEntry, "author" | "device"> & { by: string | null })[]; truncated: boolean }>(
+      "inspection_history",
+      { id, subject },
+    );
+    return { truncated: h.truncated, entries: h.entries.map((e) => ({ ...e, author: e.by ?? "-", device: null })) };
   }
 
   syncStatus(): Promise<SyncStatus> {

@@ -123,13 +123,39 @@ export interface Comment {
   at: string;
 }
 
+/** A link of the sign-off chain: a sign-off, or a reviewer's reopening (its reason as
+ *  the statement). Sealed links pin the document's heads and the SHA-256 of the signed
+ *  content, and name the link before them. */
 export interface Signoff {
   id: string;
   role: "lead_inspector" | "reviewer";
+  kind?: "sign_off" | "reopen";
   statement: string;
   by: string;
   at: string;
+  heads?: string[];
+  content?: string;
+  prev?: string;
+  hash?: string;
 }
+
+/** One value a field held: `GET /api/v1/inspections/{id}/history`. */
+export interface HistoryEntry {
+  field: string;
+  about: string | null;
+  value: unknown;
+  author: string;
+  device: string | null;
+  at: string;
+  change: string;
+}
+
+export interface History {
+  entries: HistoryEntry[];
+  truncated: boolean;
+}
+
+export type HistorySubject = { item: string } | { finding: string } | { device: string };
 
 export interface TeamMember {
   user: string;
@@ -154,6 +180,8 @@ export interface InspectionView {
   findings: FindingView[];
   comments: Comment[];
   signoffs: Signoff[];
+  /** A lead inspector's sign-off stands: the signed parts are frozen. */
+  frozen?: boolean;
   progress: { section: string; answered: number; total: number }[];
   conflicts: unknown[];
 }
