@@ -55,10 +55,17 @@ pub struct Entry {
     pub actor: String,
 }
 
+/// Most changes one history reads: a document holds far fewer (a busy inspection a few
+/// thousand); past it the answer says it is cut short.
+pub const MAX_CHANGES: usize = 200_000;
+
 /// Every value the fields of `subject` held, oldest first (in the causal order of the
-/// changes), at most `max` of them; and whether there were more.
+/// changes), at most `max` of them; and whether there were more (or more changes than
+/// [`MAX_CHANGES`] to read).
 pub fn of(doc: &mut AutoCommit, subject: &Subject, max: usize) -> (Vec<Entry>, bool) {
-    let changes = doc.get_changes(&[]);
+    let mut changes = doc.get_changes(&[]);
+    let cut = changes.len() > MAX_CHANGES;
+    changes.truncate(MAX_CHANGES);
     let mut paths: HashMap<ObjKey, Option<Vec<String>>> = HashMap::new();
     let mut out = Vec::new();
     for change in &changes {
@@ -145,7 +152,7 @@ pub fn of(doc: &mut AutoCommit, subject: &Subject, max: usize) -> (Vec<Entry>, b
             return (out, true);
         }
     }
-    (out, false)
+    (out, cut)
 }
 
 /// The field a put at `path.key` is, for `subject`.

@@ -1047,6 +1047,17 @@ impl Inspection {
             .ok_or_else(|| malformed(format!("{field:?} holds a non-text value")))?;
         let mut json: serde_json::Value =
             serde_json::from_str(&picked).map_err(|e| malformed(format!("{field:?}: {e}")))?;
+        // Picking a state is a move from where the inspection stands, unless it stays.
+        if *field == FieldRef::State
+            && let Some(w) = &self.writer
+        {
+            let current = self.state()?.current().value;
+            let to: State = serde_json::from_value(json["value"].clone())
+                .map_err(|e| malformed(format!("the state picked: {e}")))?;
+            if to != current {
+                policy::permits_move(w.role, current, to)?;
+            }
+        }
         json["resolved"] = serde_json::to_value(stamp).expect("a stamp serialises");
         self.doc.put(&obj, key.as_str(), json.to_string())?;
         self.commit("resolve", stamp);

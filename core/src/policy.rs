@@ -949,12 +949,21 @@ impl<D: ReadDoc> Checker<'_, D> {
     ) -> Result<(), Refusal> {
         self.permit(Part::State)?;
         let v: Stamped<State> = self.stamped(op, path, key, STAMPED)?;
+        if self.out.state.is_some() && self.writer.role != Role::Server {
+            // Two puts in one change would leave one of them standing beside the other
+            // as a concurrent value, to be picked later without the move being checked.
+            return Err(bad("a change moves the state once"));
+        }
         self.out.state = Some(v.value);
-        if v.resolved.is_some() {
-            // A pick between the values the field held (checked in `stamped`).
+        if self.writer.role == Role::Server {
             return Ok(());
         }
-        if self.writer.role == Role::Server {
+        if v.resolved.is_some() {
+            // A pick between the values the field held (checked in `stamped`): a move
+            // from where the inspection stands, unless it stays there.
+            if self.ctx.state != v.value {
+                permits_move(self.writer.role, self.ctx.state, v.value)?;
+            }
             return Ok(());
         }
         // What the author saw: the states this one overwrites.

@@ -19,8 +19,8 @@
 //! ([`Chain::frozen`]; the write policy refuses with `frozen`).
 //!
 //! # Canonical serialisation
-//! [`content_hash`] is the SHA-256 of the compact JSON (serde_json) of [`SignedContent`]:
-//! fields in declaration order, maps (answers by item id) in key order, devices and
+//! [`content_hash`] is the SHA-256 of the compact JSON (serde_json) of [`SignedContent`]
+//! (its `format` first, [`CONTENT_FORMAT`]): fields in declaration order, maps (answers by item id) in key order, devices and
 //! findings in the order the view lists them (by creation time, then id), each field with
 //! every value it holds and that value's author and time. [`link_hash`] is the SHA-256 of
 //! the compact JSON of the link as stored (its fields in declaration order, `hash` left
@@ -38,9 +38,15 @@ use crate::inspection::{
     DeviceView, FindingView, InspectionView, LinkKind, ResponseView, Signoff, SignoffRole,
 };
 
+/// The form of [`SignedContent`] this code hashes: a later form is a new number, and
+/// sign-offs made under this one are checked with this one.
+pub const CONTENT_FORMAT: u32 = 1;
+
 /// What a sign-off signs, in its canonical order.
 #[derive(Debug, Serialize)]
 pub struct SignedContent<'a> {
+    /// [`CONTENT_FORMAT`].
+    pub format: u32,
     pub id: Uuid,
     pub trust: &'a str,
     pub sites: &'a [String],
@@ -55,6 +61,7 @@ pub struct SignedContent<'a> {
 impl<'a> SignedContent<'a> {
     pub fn of(v: &'a InspectionView) -> Self {
         SignedContent {
+            format: CONTENT_FORMAT,
             id: v.id,
             trust: &v.meta.trust,
             sites: &v.meta.sites,

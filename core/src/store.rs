@@ -242,12 +242,22 @@ impl Store {
     /// Opens (or creates) the store at `path` with `key`.
     pub fn open(path: &Path, key: &StoreKey) -> Result<Store> {
         let conn = Connection::open(path)?;
-        // The key must be the first statement on the connection.
-        conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", hex::encode(key.0)))?;
-        // Prove the key with a read, before any statement that could write.
-        if let Err(e) = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
-            r.get::<_, i64>(0)
-        }) {
+        // The key must be the first statement on the connection. Keying sets up
+        // SQLCipher's crypto provider the first time in a process; two threads doing that
+        // at once have been seen to fail ("PRAGMA key requires a key of one or more
+        // characters"), so stores are keyed one at a time (they are opened rarely).
+        static KEYING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let keyed = {
+            let _one = KEYING.lock().unwrap_or_else(|p| p.into_inner());
+            conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", hex::encode(key.0)))
+                .and_then(|()| {
+                    // Prove the key with a read, before any statement that could write.
+                    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                        r.get::<_, i64>(0)
+                    })
+                })
+        };
+        if let Err(e) = keyed {
             return Err(match e.sqlite_error_code() {
                 Some(ErrorCode::NotADatabase) => StoreError::WrongKey(path.display().to_string()),
                 _ => e.into(),

@@ -314,3 +314,64 @@ fn a_sign_off_over_concurrent_values_is_refused() {
         .unwrap_err();
     assert!(e.to_string().contains("pick one before signing"), "{e}");
 }
+
+#[test]
+fn a_state_is_moved_once_per_change_and_a_pick_is_a_move_from_where_it_stands() {
+    use Role::*;
+    let mut insp = signed_in_progress();
+    insp.change_state(State::Submitted, &stamp("ann", 10))
+        .unwrap();
+    // Two puts of the state in one change: refused, whatever they say.
+    let r = raw(&mut insp, Reviewer, |d| {
+        let m = obj(d, &["meta"]);
+        d.put(
+            &m,
+            "state",
+            stamped(serde_json::json!("shared_with_trust"), "rita"),
+        )
+        .unwrap();
+        d.put(
+            &m,
+            "state",
+            stamped(serde_json::json!("in_progress"), "rita"),
+        )
+        .unwrap();
+    });
+    assert!(r.unwrap_err().message.contains("moves the state once"));
+
+    // A reviewer shared it on one copy while another copy went back to in progress: the
+    // two values stand side by side. Picking the shared one is a move from where the
+    // inspection stands, which a reviewer may not make from in progress.
+    let mut other =
+        Inspection::load(&insp.save(), insp.checklist().clone(), ActorId::random()).unwrap();
+    insp.change_state(State::SharedWithTrust, &stamp("rita", 11))
+        .unwrap();
+    other
+        .change_state(State::InProgress, &stamp("rita", 12))
+        .unwrap();
+    insp.merge(&mut other).unwrap();
+    let state = insp.state().unwrap();
+    assert!(state.is_conflict());
+    let current = state.current().value;
+    let loser = state
+        .values
+        .iter()
+        .find(|c| c.value.value != current)
+        .unwrap()
+        .id
+        .clone();
+    let r = both(&mut insp, Reviewer, 13, |i, s| {
+        i.resolve(&FieldRef::State, &loser, s)
+    });
+    let allowed = wardcheck_core::policy::permits_move(
+        Role::Reviewer,
+        current,
+        if current == State::InProgress {
+            State::SharedWithTrust
+        } else {
+            State::InProgress
+        },
+    )
+    .is_ok();
+    assert_eq!(r.is_ok(), allowed, "{r:?}");
+}

@@ -83,7 +83,7 @@ pub fn remote(parts: &Parts) -> String {
 
 /// The token a request carries, from the header, the cookie, or (upgrade only) the
 /// query.
-fn presented_token(parts: &Parts) -> Option<String> {
+pub(crate) fn presented_token(parts: &Parts) -> Option<String> {
     if let Some(v) = parts.headers.get(header::AUTHORIZATION) {
         // The scheme name is case-insensitive (RFC 9110 §11.1).
         return v.to_str().ok().and_then(|s| {
@@ -150,6 +150,33 @@ impl FromRequestParts<AppState> for Caller {
             None
         };
         let Some((device, user)) = found else {
+            // A device revoked with a wipe is told so, until its app says it has
+            // deleted its data: that is how the app learns to.
+            let storage = state.storage.clone();
+            let to_wipe = if well_formed {
+                tokio::task::spawn_blocking(move || storage.device_to_wipe(&hash)).await??
+            } else {
+                None
+            };
+            if let Some(d) = to_wipe {
+                state
+                    .audit(AuditEvent {
+                        at: chrono::Utc::now(),
+                        actor: d.user_name.clone(),
+                        device: Some(d.id),
+                        action: "token_rejected".into(),
+                        target: parts.uri.path().to_owned(),
+                        from: from.clone(),
+                        outcome: "wipe".into(),
+                        detail: None,
+                    })
+                    .await;
+                return Err(AppError::new(
+                    axum::http::StatusCode::UNAUTHORIZED,
+                    "device_wiped",
+                    "this device was reported lost or retired: Wardcheck deletes its data on it",
+                ));
+            }
             state
                 .audit(AuditEvent {
                     at: chrono::Utc::now(),

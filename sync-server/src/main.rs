@@ -109,7 +109,14 @@ enum DeviceCommand {
     /// List devices and who they belong to.
     List,
     /// Revoke a device's token.
-    Revoke { id: i64 },
+    Revoke {
+        id: i64,
+        /// Also delete Wardcheck's data on the device (its store and keychain entries) at
+        /// its next contact: for a device lost or retired. The audit log records the wipe
+        /// and how many changes the device still held unsynced.
+        #[arg(long)]
+        wipe: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -144,7 +151,13 @@ enum InspectionCommand {
     /// Recompute an inspection's sign-off chain from storage: each link's content hash
     /// at its heads, its place in the chain, the audit log's record of it. Names every
     /// link that no longer matches (and exits non-zero); prints the last link.
-    Verify { id: Uuid },
+    Verify {
+        id: Uuid,
+        /// The last link printed by an earlier verify, kept elsewhere: links taken off the
+        /// end (with their audit rows) show only against it.
+        #[arg(long)]
+        expect_tip: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -212,15 +225,26 @@ fn run(cli: Cli) -> Result<()> {
                     d.last_seen
                         .map(|t| t.to_rfc3339())
                         .unwrap_or_else(|| "never".into()),
-                    if d.revoked { "revoked" } else { "active" }
+                    match (d.revoked, d.wipe_requested, d.wiped_at) {
+                        (_, _, Some(at)) => format!("wiped {}", at.to_rfc3339()),
+                        (_, Some(_), None) => "revoked, wipe pending".into(),
+                        (true, None, None) => "revoked".into(),
+                        (false, _, _) => "active".into(),
+                    }
                 );
             }
             Ok(())
         }
-        Command::Device(DeviceCommand::Revoke { id }) => {
-            storage.revoke_device(id)?;
-            audit(&*storage, "device_revoke", &id.to_string())?;
-            println!("device {id} revoked");
+        Command::Device(DeviceCommand::Revoke { id, wipe }) => {
+            if wipe {
+                storage.revoke_and_wipe(id, chrono::Utc::now())?;
+                audit(&*storage, "device_revoke_wipe", &id.to_string())?;
+                println!("device {id} revoked; its app deletes its data at its next contact");
+            } else {
+                storage.revoke_device(id)?;
+                audit(&*storage, "device_revoke", &id.to_string())?;
+                println!("device {id} revoked");
+            }
             Ok(())
         }
         Command::Inspection(c) => inspection(&*storage, c),
@@ -553,8 +577,18 @@ fn inspection(storage: &dyn Storage, c: InspectionCommand) -> Result<()> {
             audit(storage, "inspection_share", &id.to_string())?;
             println!("inspection {id} shared with its trust");
         }
-        InspectionCommand::Verify { id } => {
-            let v = wardcheck_server::sealed::verify(storage, id)?;
+        InspectionCommand::Verify { id, expect_tip } => {
+            let mut v = wardcheck_server::sealed::verify(storage, id)?;
+            if let Some(want) = expect_tip
+                && !v
+                    .links
+                    .iter()
+                    .any(|l| l.link.hash.as_deref() == Some(want.as_str()))
+            {
+                v.problems.push(format!(
+                    "the chain no longer holds the link {want} you kept: links were taken off"
+                ));
+            }
             println!("inspection {id}: sign-off chain of {} links", v.links.len());
             for u in &v.unsealed {
                 println!(

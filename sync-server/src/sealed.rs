@@ -130,17 +130,48 @@ pub fn verify(storage: &dyn Storage, id: Uuid) -> anyhow::Result<Verdict> {
             Err(e) => problems.push(format!("change row {seq} does not load: {e}")),
         }
     }
+    // Rows removed whole: changes left waiting for what they depend on, or heads short of
+    // those the server recorded with its last write.
+    let missing = doc.get_missing_deps(&[]);
+    if !missing.is_empty() {
+        problems.push(format!(
+            "the stored changes depend on {} change(s) no row holds (first {}): rows were removed",
+            missing.len(),
+            missing[0]
+        ));
+    }
+    if let Ok(recorded) = wardcheck_core::store::decode_heads(&stored.heads) {
+        let mut recorded: Vec<String> = recorded.iter().map(ToString::to_string).collect();
+        let mut held: Vec<String> = doc.get_heads().iter().map(ToString::to_string).collect();
+        recorded.sort();
+        held.sort();
+        if recorded != held {
+            problems.push(format!(
+                "the stored rows reach heads {held:?}, not the {recorded:?} the server recorded with its last write"
+            ));
+        }
+    }
+    // The audit log's own chain: its record of the links is worth only as much.
+    let audit = storage.audit_verify()?;
+    if let Some((seq, why)) = audit.broken {
+        problems.push(format!("the audit log's chain breaks at row {seq}: {why}"));
+    }
     let chain = chain_of(&doc);
     problems.extend(chain.broken.iter().cloned());
 
     // The audit log's record of the links.
-    let audited: BTreeMap<String, (i64, String)> = storage
+    // link hash -> (row, action, the change that held it, when the sync path recorded it)
+    let audited: BTreeMap<String, (i64, String, Option<ChangeHash>)> = storage
         .audit_about(&format!("inspection:{id}"), &LINK_ACTIONS)?
         .into_iter()
         .filter_map(|(seq, e)| {
             let d = e.detail?;
-            let hash = d.strip_prefix("link ")?.split(' ').next()?.to_owned();
-            Some((hash, (seq, e.action)))
+            let mut words = d.split(' ');
+            let hash = (words.next()? == "link").then(|| words.next())??.to_owned();
+            let change = (words.next() == Some("change"))
+                .then(|| words.next().and_then(|c| c.parse().ok()))
+                .flatten();
+            Some((hash, (seq, e.action, change)))
         })
         .collect();
 
@@ -180,15 +211,31 @@ pub fn verify(storage: &dyn Storage, id: Uuid) -> anyhow::Result<Verdict> {
                 Err(e) => why.push(format!("the document now does not read: {e}")),
             }
         }
-        if !audited.contains_key(&hash) {
-            why.push("the audit log has no record of it".to_owned());
+        match audited.get(&hash) {
+            None => why.push("the audit log has no record of it".to_owned()),
+            // The change the audit log says held it: in the document, made on its heads.
+            Some((seq, _, Some(change))) => match doc.get_change_by_hash(change) {
+                None => why.push(format!(
+                    "the change audit row {seq} says held it, {change}, is not in the document"
+                )),
+                Some(c) => {
+                    let mut deps: Vec<String> = c.deps().iter().map(ToString::to_string).collect();
+                    deps.sort();
+                    if deps != l.heads {
+                        why.push(format!(
+                            "the change audit row {seq} says held it was not made on its heads"
+                        ));
+                    }
+                }
+            },
+            Some((_, _, None)) => {}
         }
         links.push(CheckedLink {
             link: l.clone(),
             problems: why,
         });
     }
-    for (hash, (seq, action)) in &audited {
+    for (hash, (seq, action, _)) in &audited {
         if !chain.links.iter().any(|l| l.hash.as_deref() == Some(hash)) {
             problems.push(format!(
                 "audit row {seq} records a link ({action}) {hash} that the document no longer holds"

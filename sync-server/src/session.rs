@@ -26,6 +26,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/me", get(me))
         .route("/api/v1/logout", post(logout))
         .route("/api/v1/actors", post(bind_actor))
+        .route("/api/v1/devices/wiped", post(wiped))
+        .route("/api/v1/devices/{id}/revoke", post(revoke))
         .route("/healthz", get(|| async { "ok" }))
 }
 
@@ -358,4 +360,147 @@ mod tests {
         assert_eq!(neutralise("ann", 2), "an");
         assert!(!neutralise("x\n\r\u{85}", 100).chars().any(char::is_control));
     }
+}
+
+/// What an app whose device was revoked with a wipe reports once it has deleted its data.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Wiped {
+    /// Changes it held that had not reached the server (lost with the wipe).
+    unsynced_changes: u64,
+    /// Photos likewise.
+    unsynced_photos: u64,
+}
+
+/// Most changes or photos a report may say were lost: more is not a count a device holds.
+const MAX_REPORTED: u64 = 10_000_000;
+
+/// `POST /api/v1/devices/wiped`, with the revoked device's own token: the only call that
+/// token is still good for, once. The audit records the wipe and what was lost with it.
+async fn wiped(
+    State(state): State<AppState>,
+    parts: axum::http::request::Parts,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
+    let from = auth::remote(&parts);
+    let token = auth::presented_token(&parts).unwrap_or_default();
+    let well_formed = token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit());
+    let hash = auth::token_hash(&token);
+    let storage = state.storage.clone();
+    let device = if well_formed {
+        tokio::task::spawn_blocking(move || storage.device_to_wipe(&hash)).await??
+    } else {
+        None
+    };
+    let Some(device) = device else {
+        state
+            .audit(AuditEvent {
+                target: "device:?".into(),
+                ..event("-", None, "device_wiped", &from, "denied")
+            })
+            .await;
+        return Err(AppError::unauthorized(
+            "only a device revoked with a wipe reports one, once, with its own token",
+        ));
+    };
+    if body.len() > 1024 {
+        return Err(AppError::too_large("a wipe report is a few bytes"));
+    }
+    let report: Wiped = serde_json::from_slice(&body)
+        .map_err(|e| AppError::bad_request("bad_json", format!("the wipe report: {e}")))?;
+    if report.unsynced_changes > MAX_REPORTED || report.unsynced_photos > MAX_REPORTED {
+        return Err(AppError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "too_large",
+            format!("a device reports at most {MAX_REPORTED} lost changes or photos"),
+        ));
+    }
+    let storage = state.storage.clone();
+    let id = device.id;
+    let marked =
+        tokio::task::spawn_blocking(move || storage.mark_wiped(id, chrono::Utc::now())).await??;
+    if !marked {
+        return Err(AppError::unauthorized("the wipe is already recorded"));
+    }
+    state
+        .audit(AuditEvent {
+            target: format!("device:{id}"),
+            detail: Some(format!(
+                "unsynced changes {}, unsynced photos {}",
+                report.unsynced_changes, report.unsynced_photos
+            )),
+            ..event(&device.user_name, Some(id), "device_wiped", &from, "ok")
+        })
+        .await;
+    Ok(axum::http::StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Revoke {
+    /// Also delete the app's data on the device at its next contact.
+    #[serde(default)]
+    wipe: bool,
+}
+
+/// `POST /api/v1/devices/{id}/revoke` (admins): as `device revoke ID [--wipe]`.
+async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    body: crate::api::JsonBody,
+) -> Result<Json<serde_json::Value>, AppError> {
+    if caller.user.role != Role::Admin {
+        state
+            .audit(AuditEvent {
+                target: format!("device:{id}"),
+                ..event(
+                    &caller.user.name,
+                    Some(caller.device.id),
+                    "device_revoke",
+                    &caller.from,
+                    "denied",
+                )
+            })
+            .await;
+        return Err(AppError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "forbidden",
+            "only an admin revokes another device",
+        ));
+    }
+    let Ok(id) = id.parse::<i64>() else {
+        return Err(AppError::not_found());
+    };
+    let Revoke { wipe } = body.parse()?;
+    let storage = state.storage.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        if wipe {
+            storage.revoke_and_wipe(id, chrono::Utc::now())
+        } else {
+            storage.revoke_device(id)
+        }
+    })
+    .await?;
+    match done {
+        Ok(()) => {}
+        Err(StorageError::NotFound(_)) => return Err(AppError::not_found()),
+        Err(e) => return Err(e.into()),
+    }
+    state
+        .audit(AuditEvent {
+            target: format!("device:{id}"),
+            detail: wipe.then(|| "with a wipe".to_owned()),
+            ..event(
+                &caller.user.name,
+                Some(caller.device.id),
+                "device_revoke",
+                &caller.from,
+                "ok",
+            )
+        })
+        .await;
+    Ok(Json(
+        serde_json::json!({ "id": id, "revoked": true, "wipe": wipe }),
+    ))
 }

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use wardcheck_core::checklist::Severity;
 use wardcheck_core::inspection::{Inspection, NewFinding, PhotoRef, Stamp};
-use wardcheck_tests::client::{ClientError, SyncClient};
+use wardcheck_tests::client::{ClientError, SyncClient, sign_in};
 use wardcheck_tests::server::{PASSWORD, Server};
 
 const COLUMNS: [&str; 8] = [
@@ -412,6 +412,21 @@ async fn try_cell(ctx: &mut Ctx, row: &str, col: usize) -> Option<String> {
             } else {
                 status(&res)
             }
+        }
+        "POST /api/v1/devices/{id}/revoke" => {
+            // A device of its own to revoke: the shared tokens must outlive this row.
+            let victim = sign_in(&ctx.s, "bob").await;
+            let req = c
+                .post(ctx.url(&format!("/api/v1/devices/{}/revoke", victim.device_id)))
+                .json(&json!({ "wipe": true }));
+            status(&ctx.send(req, &token).await)
+        }
+        "POST /api/v1/devices/wiped" => {
+            // Only a device revoked with a wipe may report one: no live token can.
+            let req = c
+                .post(ctx.url("/api/v1/devices/wiped"))
+                .json(&json!({ "unsynced_changes": 0, "unsynced_photos": 0 }));
+            status(&ctx.send(req, &token).await)
         }
         "GET /api/v1/inspections/{id}/history" => {
             let item = wardcheck_tests::crash_items(&checklist())[0].clone();

@@ -937,6 +937,41 @@ async fn a_change_the_server_refuses_is_shown_and_the_rest_keep_syncing() {
     .await;
     steps.check(Some(&app), "servers-copy-taken", r).await;
 
+    // The device is reported lost: revoked with a wipe. At its next contact the app
+    // deletes its store and keychain entries and says why on screen.
+    let devices = server.cli(&["device", "list"], "");
+    let device = devices
+        .lines()
+        .filter(|l| l.contains("\tactive") && l.contains("\tWardcheck on "))
+        .filter_map(|l| l.split('\t').next())
+        .next_back()
+        .expect("the app's device is listed (the app names it \"Wardcheck on HOST\")")
+        .to_owned();
+    server.cli(&["device", "revoke", &device, "--wipe"], "");
+    let r = async {
+        // The open connection is closed within the server's recheck interval; the worker's
+        // next contact is refused with `device_wiped`.
+        let text = app
+            .wait_text(&tid("wiped"), "the wipe notice", SYNC_TIMEOUT, |t| {
+                t.contains("has been deleted")
+            })
+            .await?;
+        ensure!(
+            text.contains("lost or retired") && text.contains("The server has recorded the wipe"),
+            "the notice says why and that the server knows: {text:?}"
+        );
+        app.visible(&tid("signin-server")).await.map(drop)
+    }
+    .await;
+    steps.check(Some(&app), "wiped", r).await;
+    let audit = server.cli(&["audit", "tail", "-n", "300"], "");
+    assert!(
+        audit.lines().any(|l| l.contains("\tdevice_wiped\t")
+            && l.contains(&format!("device:{device}"))
+            && l.contains("unsynced changes 0")),
+        "the wipe is audited with what was lost:\n{audit}"
+    );
+
     steps
         .check(None, "quit-at-end", quit(&driver, app).await)
         .await;

@@ -225,6 +225,23 @@ async fn a_signed_inspection_is_frozen_reopened_with_a_reason_signed_again_and_v
     assert!(out.contains(&tip), "verify prints the last link: {out}");
     let (ok, _, _) = s.try_cli(&["audit", "verify"], "");
     assert!(ok, "the audit log holds");
+    let ids = id.to_string();
+    let (ok, _, err) = s.try_cli(&["inspection", "verify", &ids, "--expect-tip", &tip], "");
+    assert!(ok, "the kept tip is the chain's: {err}");
+    let gone = chain.links[3].prev.clone().unwrap();
+    let (ok, _, _) = s.try_cli(&["inspection", "verify", &ids, "--expect-tip", &gone], "");
+    assert!(ok, "a link still in the chain is found");
+    let (ok, _, err) = s.try_cli(
+        &[
+            "inspection",
+            "verify",
+            &ids,
+            "--expect-tip",
+            &"e".repeat(64),
+        ],
+        "",
+    );
+    assert!(!ok && err.contains("links were taken off"), "{err}");
 
     // Tampering, with the server stopped: an audit row's detail changed (the reopening's
     // record made to say another link) ...

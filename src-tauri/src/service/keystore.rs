@@ -175,6 +175,11 @@ impl Keystore {
     pub fn delete_token(&self) -> Result<(), KeystoreError> {
         self.backend.delete(DEVICE_TOKEN)
     }
+
+    /// Deletes the store's key: only with the store itself (a wipe).
+    pub fn delete_store_key(&self) -> Result<(), KeystoreError> {
+        self.backend.delete(STORE_KEY)
+    }
 }
 
 /// The OS keychain through `keyring`.

@@ -46,6 +46,8 @@ use views::{AppStatus, InspectionSummary, OpenInspection, PhotoAdded, SignedIn};
 
 /// The store's file name inside the app's data folder.
 pub const STORE_FILE: &str = "wardcheck.db";
+/// What the app says after a wipe the server asked for ([`views::Wiped`]).
+pub const WIPED_FILE: &str = "wiped.json";
 
 /// What the app starts with.
 #[derive(Debug, Clone)]
@@ -373,7 +375,87 @@ impl App {
                 role: s.settings.role,
                 device_id: s.settings.device_id,
             }),
+            wiped: std::fs::read(self.inner.data_dir.join(WIPED_FILE))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok()),
         }
+    }
+
+    /// Deletes this device's Wardcheck data because the server asked (the device was
+    /// revoked with a wipe): first it tells the server how many changes and photos were
+    /// not yet there (best effort: the token goes with the wipe), then it closes and
+    /// deletes the store, deletes the keychain entries (the store's key and the token)
+    /// and the settings, and leaves `wiped.json` to say why. The worker stops.
+    pub(crate) async fn wipe(&self, reason: &str) {
+        let session = self.session();
+        let (changes, photos) = match (self.peer(), self.local()) {
+            (Some(peer), Ok(mut local)) => (local.pending_total(&peer), local.pending_photos().0),
+            _ => (0, 0),
+        };
+        let mut reported = false;
+        if let Some(s) = &session {
+            for _ in 0..3 {
+                match remote::report_wiped(
+                    self.inner.http(),
+                    &s.settings.server,
+                    &s.token,
+                    changes,
+                    photos,
+                )
+                .await
+                {
+                    Ok(()) => {
+                        reported = true;
+                        break;
+                    }
+                    Err(e) if e.is_transient() => {
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!("the server did not take the wipe report: {e}");
+                        break;
+                    }
+                }
+            }
+        }
+        // The store closes when it is dropped; then its files go.
+        *self.inner.local.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let path = self.inner.data_dir.join(format!("{STORE_FILE}{suffix}"));
+            if let Err(e) = std::fs::remove_file(&path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::error!("deleting {}: {e}", path.display());
+            }
+        }
+        if let Some(ks) = &self.inner.keystore
+            && let Err(e) = ks.delete_token().and_then(|()| ks.delete_store_key())
+        {
+            tracing::error!("deleting the keychain entries: {e}");
+        }
+        let _ = std::fs::remove_file(settings::path(&self.inner.data_dir));
+        let notice = views::Wiped {
+            at: Utc::now(),
+            reason: reason.to_owned(),
+            unsynced_changes: changes,
+            unsynced_photos: photos,
+            reported,
+        };
+        if let Ok(json) = serde_json::to_vec_pretty(&notice)
+            && let Err(e) = std::fs::write(self.inner.data_dir.join(WIPED_FILE), json)
+        {
+            tracing::error!("writing {WIPED_FILE}: {e}");
+        }
+        *self
+            .inner
+            .session
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = None;
+        self.inner.hub.set_signed_in(false);
+        self.inner.session_gen.send_modify(|g| *g += 1);
+        tracing::warn!(
+            "this device's Wardcheck data was deleted at the server's request ({changes} changes, {photos} photos not yet on the server)"
+        );
     }
 
     /// Signs in on the server; the token goes to the keystore, who and where to
@@ -443,6 +525,8 @@ impl App {
         if let Ok(mut local) = self.local() {
             local.reset_counts();
         }
+        // Signed in afresh: the notice of an earlier wipe has been read.
+        let _ = std::fs::remove_file(self.inner.data_dir.join(WIPED_FILE));
         self.inner.hub.set_signed_in(true);
         self.inner.session_gen.send_modify(|g| *g += 1);
         self.refresh_pending();

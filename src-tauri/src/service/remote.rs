@@ -9,6 +9,9 @@ use uuid::Uuid;
 use super::limits;
 use crate::error::{AppError, ErrorCode};
 
+/// The code of a 401 that tells a device revoked with a wipe to delete its data.
+pub const WIPED_CODE: &str = "device_wiped";
+
 /// Why a request to the server failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RemoteError {
@@ -18,6 +21,9 @@ pub enum RemoteError {
     /// 401: a wrong password, or a revoked token.
     #[error("{0}")]
     Unauthorized(String),
+    /// 401 `device_wiped`: the device was revoked with a wipe; the app deletes its data.
+    #[error("{0}")]
+    Wiped(String),
     /// Any other refusal, with the server's stable code (empty when the body was not
     /// the server's `{"error": {...}}`, so not in a Wardcheck server's words).
     #[error("the server answered {status}: {message}")]
@@ -57,7 +63,9 @@ impl From<RemoteError> for AppError {
                 ErrorCode::Offline,
                 format!("The server cannot be reached ({m}): check the address and the network"),
             ),
-            RemoteError::Unauthorized(m) => AppError::new(ErrorCode::Unauthorized, m),
+            RemoteError::Unauthorized(m) | RemoteError::Wiped(m) => {
+                AppError::new(ErrorCode::Unauthorized, m)
+            }
             RemoteError::Refused {
                 status: 429,
                 message,
@@ -243,6 +251,9 @@ async fn refusal(res: reqwest::Response) -> RemoteError {
         ),
     };
     if status == StatusCode::UNAUTHORIZED {
+        if code == WIPED_CODE {
+            return RemoteError::Wiped(message);
+        }
         return RemoteError::Unauthorized(message);
     }
     RemoteError::Refused {
@@ -532,6 +543,32 @@ pub async fn put_chunk(
         return Ok(s);
     }
     Err(refusal(res).await)
+}
+
+/// `POST /api/v1/devices/wiped`: tells the server this device deleted its data, and what
+/// it held that the server never had.
+pub async fn report_wiped(
+    http: &reqwest::Client,
+    server: &str,
+    token: &str,
+    unsynced_changes: u64,
+    unsynced_photos: u64,
+) -> Result<(), RemoteError> {
+    let res = http
+        .post(format!("{server}/api/v1/devices/wiped"))
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .json(&serde_json::json!({
+            "unsynced_changes": unsynced_changes,
+            "unsynced_photos": unsynced_photos,
+        }))
+        .send()
+        .await
+        .map_err(|e| RemoteError::Offline(e.to_string()))?;
+    if res.status().is_success() {
+        Ok(())
+    } else {
+        Err(refusal(res).await)
+    }
 }
 
 #[cfg(test)]

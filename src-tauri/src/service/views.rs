@@ -15,6 +15,24 @@ pub struct AppStatus {
     pub keystore: KeystoreKind,
     pub keystore_error: Option<String>,
     pub signed_in: Option<SignedIn>,
+    /// This device's Wardcheck data was deleted because the server asked (the device was
+    /// revoked with a wipe): why, when, and what was lost with it. Kept until the next
+    /// sign-in.
+    pub wiped: Option<Wiped>,
+}
+
+/// What the app says after it deleted its data at the server's request (`wiped.json`
+/// in the data folder: nothing secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Wiped {
+    pub at: DateTime<Utc>,
+    /// The server's words.
+    pub reason: String,
+    /// Changes and photos that had not reached the server, deleted with the rest.
+    pub unsynced_changes: u64,
+    pub unsynced_photos: u64,
+    /// Whether the server heard the count (its audit log records it).
+    pub reported: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

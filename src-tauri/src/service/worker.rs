@@ -110,12 +110,15 @@ enum End {
     Offline(String),
     /// The server refused us (a revoked token).
     Refused(String),
+    /// The device was revoked with a wipe: the app deletes its data.
+    Wiped(String),
 }
 
 impl From<remote::RemoteError> for End {
     fn from(e: remote::RemoteError) -> Self {
         match e {
             remote::RemoteError::Offline(m) => End::Offline(m),
+            remote::RemoteError::Wiped(m) => End::Wiped(m),
             remote::RemoteError::Unauthorized(_) => End::Refused(
                 "The server no longer accepts this device's sign-in: sign in again".into(),
             ),
@@ -179,6 +182,11 @@ pub(crate) async fn run(app: App) {
             End::Refused(why) => {
                 tracing::warn!("sync: refused ({why})");
                 inner.hub.set_link(Link::Failed(why), false);
+            }
+            End::Wiped(why) => {
+                tracing::warn!("sync: the server asks this device to delete its data ({why})");
+                app.wipe(&why).await;
+                return;
             }
         }
         now_rx.borrow_and_update();
@@ -393,7 +401,20 @@ async fn open(server: &str, token: &str) -> Result<Ws, End> {
         Err(_) => Err(End::Offline("connecting timed out".into())),
         Ok(Ok((ws, _))) => Ok(ws),
         Ok(Err(tungstenite::Error::Http(res))) if res.status().as_u16() == 401 => {
-            Err(remote::RemoteError::Unauthorized(String::new()).into())
+            let body: Option<serde_json::Value> = res
+                .body()
+                .as_deref()
+                .and_then(|b| serde_json::from_slice(b).ok());
+            let code = body
+                .as_ref()
+                .and_then(|b| b["error"]["code"].as_str())
+                .unwrap_or_default();
+            if code == remote::WIPED_CODE {
+                let message = body.as_ref().and_then(|b| b["error"]["message"].as_str());
+                Err(End::Wiped(message.unwrap_or("wiped").to_owned()))
+            } else {
+                Err(remote::RemoteError::Unauthorized(String::new()).into())
+            }
         }
         // A 5xx, 408 or 429 is offline (retried); anything else an error.
         Ok(Err(tungstenite::Error::Http(res))) => {

@@ -641,6 +641,127 @@ async fn a_revoked_device_is_told_to_sign_in_again() {
     worker.kill().await;
 }
 
+/// Files in a folder (none if it is gone).
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn post_status(server: &Server, token: &str, path: &str, body: serde_json::Value) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{}{path}", server.url()))
+        .header("authorization", format!("Bearer {token}"))
+        .json(&body)
+        .send()
+        .await
+        .expect("POST")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_revoked_with_a_wipe_deletes_its_data_and_the_audit_counts_what_was_lost() {
+    let scratch = tempfile::tempdir().unwrap();
+    let server = Server::start_on(&scratch.path().join("server"), "127.0.0.1:0");
+    server.add_inspector("wes");
+    let id = server.create_inspection("RJ1", "wes");
+    let dirs = AppDirs::new();
+    let app = dirs.open();
+    let worker = Worker::start(&app);
+    sign_in_and_fetch(&app, &server, "wes", id).await;
+    let device = app.app_status().signed_in.unwrap().device_id;
+    // Two answers the server never gets: the worker is stopped (the device is offline).
+    worker.kill().await;
+    let items = compliance_items(&app, id);
+    app.set_answer(id, &items[0], Answer::Met).unwrap();
+    app.set_answer(id, &items[1], Answer::NotMet).unwrap();
+    assert_eq!(app.sync_status().pending_changes, 2);
+    assert!(dirs.data.join(STORE_FILE).is_file());
+    assert_eq!(
+        files_in(&dirs.keys).len(),
+        2,
+        "the store's key and the token"
+    );
+
+    // As an attacker: an active token cannot report a wipe, nor a non-admin revoke.
+    let other = support::token(&server, "wes").await;
+    let body = serde_json::json!({ "unsynced_changes": 0, "unsynced_photos": 0 });
+    assert_eq!(
+        post_status(&server, &other, "/api/v1/devices/wiped", body.clone()).await,
+        401
+    );
+    let revoke = format!("/api/v1/devices/{device}/revoke");
+    assert_eq!(
+        post_status(
+            &server,
+            &other,
+            &revoke,
+            serde_json::json!({ "wipe": true })
+        )
+        .await,
+        403
+    );
+
+    let out = server.cli(&["device", "revoke", &device.to_string(), "--wipe"], "");
+    assert!(
+        out.contains("deletes its data at its next contact"),
+        "{out}"
+    );
+    // The next contact: the worker starts again (the device comes back online).
+    let worker = Worker::start(&app);
+    app.sync_now();
+    let wiped = wait_for(SYNC_LIMIT, "the wipe", || {
+        let app = app.clone();
+        async move { app.app_status().wiped }
+    })
+    .await;
+    assert_eq!((wiped.unsynced_changes, wiped.unsynced_photos), (2, 0));
+    assert!(wiped.reported, "the server heard the count");
+    assert!(wiped.reason.contains("lost or retired"), "{}", wiped.reason);
+    assert!(app.app_status().signed_in.is_none());
+    let left: Vec<String> = files_in(&dirs.data)
+        .into_iter()
+        .filter(|f| f.starts_with(STORE_FILE) || f == "settings.json")
+        .collect();
+    assert!(
+        left.is_empty(),
+        "the store and the settings are gone: {left:?}"
+    );
+    assert!(
+        files_in(&dirs.keys).is_empty(),
+        "the keychain entries are gone"
+    );
+    assert!(app.list_inspections().is_err(), "nothing left to list");
+
+    let audit = server.cli(&["audit", "tail", "-n", "100"], "");
+    let line = audit
+        .lines()
+        .find(|l| l.contains("\tdevice_wiped\t") && l.contains("\tok"))
+        .unwrap_or_else(|| panic!("the wipe is audited:\n{audit}"));
+    assert!(
+        line.contains("unsynced changes 2, unsynced photos 0"),
+        "{line}"
+    );
+    assert!(line.contains(&format!("device:{device}")), "{line}");
+    let list = server.cli(&["device", "list"], "");
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with(&format!("{device}\t")) && l.contains("wiped")),
+        "{list}"
+    );
+    worker.kill().await;
+
+    // Started again: a fresh, empty store, and the notice until the next sign-in.
+    let again = dirs.open();
+    assert!(again.app_status().wiped.is_some());
+    assert!(again.app_status().signed_in.is_none());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_photo_taken_on_another_device_is_fetched_and_shown() {
     let scratch = tempfile::tempdir().unwrap();

@@ -92,12 +92,18 @@ pub(super) async fn get_history(
         .map_err(read_failure)?;
     drop(handle);
     let storage = state.storage.clone();
+    // Which device an inspector used is the inspection team's business, not the trust's.
+    let devices_shown = !matches!(caller.user.role, crate::storage::Role::TrustLead(_));
     let entries = blocking(move || {
-        let devices: HashMap<i64, String> = storage
-            .list_devices()?
-            .into_iter()
-            .map(|d| (d.id, d.name))
-            .collect();
+        let devices: HashMap<i64, String> = if entries.is_empty() || !devices_shown {
+            HashMap::new()
+        } else {
+            storage
+                .list_devices()?
+                .into_iter()
+                .map(|d| (d.id, d.name))
+                .collect()
+        };
         let mut bound: HashMap<String, (String, Option<String>)> = HashMap::new();
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
@@ -110,6 +116,7 @@ pub(super) async fn get_history(
                 bound.insert(e.actor.clone(), who);
             }
             let (author, device) = bound[&e.actor].clone();
+            let device = device.filter(|_| devices_shown);
             let author = if author == "-" && e.by.as_deref() == Some(SERVER_AUTHOR) {
                 SERVER_AUTHOR.to_owned()
             } else {

@@ -82,6 +82,10 @@ pub struct Device {
     pub created_at: DateTime<Utc>,
     pub last_seen: Option<DateTime<Utc>>,
     pub revoked: bool,
+    /// Revoked with a wipe: at its next contact the app deletes its data (set when asked).
+    pub wipe_requested: Option<DateTime<Utc>>,
+    /// When the app said it had deleted its data.
+    pub wiped_at: Option<DateTime<Utc>>,
 }
 
 /// An inspection's facts that access decisions and listings need, kept in columns
@@ -323,6 +327,13 @@ pub trait Storage:
     fn touch_device(&self, id: i64, now: DateTime<Utc>) -> Result<()>;
     fn list_devices(&self) -> Result<Vec<Device>>;
     fn revoke_device(&self, id: i64) -> Result<()>;
+    /// Revokes a device and asks its app to delete its data at its next contact.
+    fn revoke_and_wipe(&self, id: i64, now: DateTime<Utc>) -> Result<()>;
+    /// The device holding this token, if it is revoked with a wipe not yet done, and its
+    /// user's name.
+    fn device_to_wipe(&self, token_hash: &[u8; 32]) -> Result<Option<Device>>;
+    /// Records that the device deleted its data; false if it was not waiting for a wipe.
+    fn mark_wiped(&self, id: i64, now: DateTime<Utc>) -> Result<bool>;
     /// Binds an Automerge actor to the user it writes for (and the device that binds it,
     /// if any). Binding again to the same user changes nothing; an actor bound to another
     /// user is refused (`Exists`), and so is a device past

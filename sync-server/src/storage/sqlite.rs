@@ -196,6 +196,10 @@ CREATE TABLE aside_changes (
     "
 -- `inspection verify` reads an inspection's audit rows (its sign-off links) by target.
 CREATE INDEX audit_target ON audit(target);
+-- A device revoked with a wipe: its app deletes its data at its next contact, and says
+-- when it has (`device revoke ID --wipe`).
+ALTER TABLE devices ADD COLUMN wipe_requested TEXT;
+ALTER TABLE devices ADD COLUMN wiped_at TEXT;
 ",
 ];
 
@@ -317,6 +321,14 @@ fn device_row(r: &Row<'_>) -> rusqlite::Result<Device> {
             .map(|s| parse_ts(&s))
             .transpose()?,
         revoked: r.get("revoked")?,
+        wipe_requested: r
+            .get::<_, Option<String>>("wipe_requested")?
+            .map(|s| parse_ts(&s))
+            .transpose()?,
+        wiped_at: r
+            .get::<_, Option<String>>("wiped_at")?
+            .map(|s| parse_ts(&s))
+            .transpose()?,
     })
 }
 
@@ -499,6 +511,40 @@ impl Storage for SqliteStorage {
             )
             .optional()?;
         Ok(live.is_some())
+    }
+
+    fn revoke_and_wipe(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
+        let n = self.conn().execute(
+            "UPDATE devices SET revoked = 1, wipe_requested = COALESCE(wipe_requested, ?2)
+               WHERE id = ?1",
+            params![id, ts(now)],
+        )?;
+        if n == 0 {
+            return Err(not_found(format!("device {id}")));
+        }
+        Ok(())
+    }
+
+    fn device_to_wipe(&self, token_hash: &[u8; 32]) -> Result<Option<Device>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT d.*, u.name AS user_name FROM devices d JOIN users u ON u.id = d.user_id
+                 WHERE d.token_hash = ?1 AND d.revoked = 1 AND d.wipe_requested IS NOT NULL
+                   AND d.wiped_at IS NULL",
+                params![&token_hash[..]],
+                device_row,
+            )
+            .optional()?)
+    }
+
+    fn mark_wiped(&self, id: i64, now: DateTime<Utc>) -> Result<bool> {
+        let n = self.conn().execute(
+            "UPDATE devices SET wiped_at = ?2
+               WHERE id = ?1 AND wipe_requested IS NOT NULL AND wiped_at IS NULL",
+            params![id, ts(now)],
+        )?;
+        Ok(n == 1)
     }
 
     fn revoke_device(&self, id: i64) -> Result<()> {

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use automerge::{ActorId, AutoCommit, Change, ChangeHash};
 use wardcheck_core::checklist::Checklist;
-use wardcheck_core::inspection::{Inspection, LinkKind, Signoff, State};
+use wardcheck_core::inspection::{Inspection, Signoff, State};
 use wardcheck_core::policy::{Context, DocKind, Part, Writer, check_change};
 use wardcheck_core::seal::Seal;
 
@@ -184,10 +184,11 @@ pub(crate) fn check(
             state = s;
             shared |= s == State::SharedWithTrust;
         }
+        let before_change = heads.clone();
         heads.retain(|h| !change.deps().contains(h));
         heads.push(change.hash());
         if let Some(link) = checked.link {
-            if let Err(m) = sealed_content(ctx, doc, &link, &heads) {
+            if let Err(m) = sealed_content(ctx, doc, &link, &before_change, &heads) {
                 return Err(refused("frozen", m, Some(writer.user.clone())));
             }
             seal = seal.after(&link);
@@ -221,43 +222,50 @@ pub(crate) struct Linked {
     pub change: ChangeHash,
 }
 
-/// That a link pins what it says: its content hash is the signed content's at its heads
-/// and, for a sign-off, still the content once the change is in (nothing the signer had
-/// not seen reached the server first: it would stand unsigned beside the signature).
+/// That a link pins what it says. It is made on the heads the server holds just before
+/// it (nothing it had not seen reached the server first: that would stand unsigned beside
+/// the signature), and its content hash is the signed content's there. The change itself
+/// changes no signed part, so that is the content once it is in: read in place when it is
+/// the batch's last change (no replay of the history), else on a copy at its heads.
 fn sealed_content(
     ctx: &DocContext,
     doc: &mut AutoCommit,
     link: &Signoff,
+    before: &[ChangeHash],
     after: &[ChangeHash],
 ) -> Result<(), String> {
     let Some(checklist) = ctx.checklist.clone() else {
         return Err("the inspection's checklist is needed to check a sign-off".into());
     };
-    let heads: Vec<ChangeHash> = link
-        .heads
-        .iter()
-        .map(|h| h.parse())
-        .collect::<Result<_, _>>()
-        .map_err(|_| "a sign-off's heads are change hashes".to_string())?;
-    let content_at = |doc: &mut AutoCommit, at: &[ChangeHash]| -> Result<String, String> {
-        let fork = doc.fork_at(at).map_err(|e| e.to_string())?;
-        let insp = Inspection::from_doc(fork, checklist.clone()).map_err(|e| e.to_string())?;
-        let view = insp.view().map_err(|e| e.to_string())?;
-        Ok(wardcheck_core::seal::content_hash(&view))
+    let mut held: Vec<String> = before.iter().map(ChangeHash::to_string).collect();
+    held.sort();
+    if link.heads != held {
+        return Err(
+            "the sign-off was made on heads the server has moved past (another change \
+             reached it first): sync, read the inspection again and sign again"
+                .into(),
+        );
+    }
+    let content = |insp: &Inspection| {
+        insp.view()
+            .map(|v| wardcheck_core::seal::content_hash(&v))
+            .map_err(|e| e.to_string())
     };
-    let signed = content_at(doc, &heads)?;
+    let mut now = doc.get_heads();
+    now.sort();
+    let mut at = after.to_vec();
+    at.sort();
+    let signed = if now == at {
+        Inspection::read_in(doc, checklist, content).map_err(|e| e.to_string())??
+    } else {
+        let fork = doc.fork_at(after).map_err(|e| e.to_string())?;
+        content(&Inspection::from_doc(fork, checklist).map_err(|e| e.to_string())?)?
+    };
     if link.content.as_deref() != Some(signed.as_str()) {
         return Err(format!(
             "the sign-off says it signs content {}, but the inspection at its heads hashes to {signed}",
             link.content.as_deref().unwrap_or("-")
         ));
-    }
-    if link.kind == LinkKind::SignOff && content_at(doc, after)? != signed {
-        return Err(
-            "the inspection changed since the heads this sign-off records (another change reached \
-             the server first): sync, read it again and sign again"
-                .into(),
-        );
     }
     Ok(())
 }

@@ -23,6 +23,18 @@ export interface AppStatus {
   /** Why no keychain could be used; shown alone when `keystore` is "unavailable". */
   keystore_error: string | null;
   signed_in: SignedIn | null;
+  /** Set when this device's data was deleted at the server's request (revoked with a
+   *  wipe): why, when, and what had not reached the server. Kept until the next sign-in. */
+  wiped?: Wiped | null;
+}
+
+export interface Wiped {
+  at: string;
+  reason: string;
+  unsynced_changes: number;
+  unsynced_photos: number;
+  /** Whether the server heard the count. */
+  reported: boolean;
 }
 
 /** One row of the home screen: everything is read from the local store. */
