@@ -226,7 +226,8 @@ fn run(cli: Cli) -> Result<()> {
                         .map(|t| t.to_rfc3339())
                         .unwrap_or_else(|| "never".into()),
                     match (d.revoked, d.wipe_requested, d.wiped_at) {
-                        (_, _, Some(at)) => format!("wiped {}", at.to_rfc3339()),
+                        (_, _, Some(at)) =>
+                            format!("wiped {} (as the device reported)", at.to_rfc3339()),
                         (_, Some(_), None) => "revoked, wipe pending".into(),
                         (true, None, None) => "revoked".into(),
                         (false, _, _) => "active".into(),

@@ -450,10 +450,12 @@ async fn revoke(
     axum::extract::Path(id): axum::extract::Path<String>,
     body: crate::api::JsonBody,
 ) -> Result<Json<serde_json::Value>, AppError> {
+    // The id as given, bounded, for the audit log (parsed below).
+    let shown: String = id.chars().take(24).collect();
     if caller.user.role != Role::Admin {
         state
             .audit(AuditEvent {
-                target: format!("device:{id}"),
+                target: format!("device:{shown}"),
                 ..event(
                     &caller.user.name,
                     Some(caller.device.id),
@@ -473,6 +475,12 @@ async fn revoke(
         return Err(AppError::not_found());
     };
     let Revoke { wipe } = body.parse()?;
+    if id == caller.device.id {
+        return Err(AppError::conflict(
+            "own_device",
+            "this is the device you are using: sign out instead",
+        ));
+    }
     let storage = state.storage.clone();
     let done = tokio::task::spawn_blocking(move || {
         if wipe {
@@ -490,11 +498,15 @@ async fn revoke(
     state
         .audit(AuditEvent {
             target: format!("device:{id}"),
-            detail: wipe.then(|| "with a wipe".to_owned()),
             ..event(
                 &caller.user.name,
                 Some(caller.device.id),
-                "device_revoke",
+                // As the command line records it.
+                if wipe {
+                    "device_revoke_wipe"
+                } else {
+                    "device_revoke"
+                },
                 &caller.from,
                 "ok",
             )

@@ -382,44 +382,30 @@ impl App {
     }
 
     /// Deletes this device's Wardcheck data because the server asked (the device was
-    /// revoked with a wipe): first it tells the server how many changes and photos were
-    /// not yet there (best effort: the token goes with the wipe), then it closes and
-    /// deletes the store, deletes the keychain entries (the store's key and the token)
-    /// and the settings, and leaves `wiped.json` to say why. The worker stops.
+    /// revoked with a wipe). What was only here is counted first; then the session and
+    /// the store go (nothing more is read or written), the store's files, its key and the
+    /// settings are deleted, and `wiped.json` says why. A fresh, empty store is opened so
+    /// the app can be signed in again. Then the server is told the counts; the token, the
+    /// only thing left, goes once it has heard (or refused for good). If it cannot be
+    /// reached, the token stays for one purpose: the report is tried again at the next
+    /// start ([`App::retry_wipe_report`]).
     pub(crate) async fn wipe(&self, reason: &str) {
         let session = self.session();
         let (changes, photos) = match (self.peer(), self.local()) {
             (Some(peer), Ok(mut local)) => (local.pending_total(&peer), local.pending_photos().0),
             _ => (0, 0),
         };
-        let mut reported = false;
-        if let Some(s) = &session {
-            for _ in 0..3 {
-                match remote::report_wiped(
-                    self.inner.http(),
-                    &s.settings.server,
-                    &s.token,
-                    changes,
-                    photos,
-                )
-                .await
-                {
-                    Ok(()) => {
-                        reported = true;
-                        break;
-                    }
-                    Err(e) if e.is_transient() => {
-                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    }
-                    Err(e) => {
-                        tracing::warn!("the server did not take the wipe report: {e}");
-                        break;
-                    }
-                }
-            }
-        }
+        // Nothing more is read or written: the session goes (every command needs it), then
+        // the store. The screens hear of it once the server has been told (below), so
+        // that they show the whole notice.
+        *self
+            .inner
+            .session
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = None;
         // The store closes when it is dropped; then its files go.
         *self.inner.local.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let store_path = self.inner.data_dir.join(STORE_FILE);
         for suffix in ["", "-wal", "-shm", "-journal"] {
             let path = self.inner.data_dir.join(format!("{STORE_FILE}{suffix}"));
             if let Err(e) = std::fs::remove_file(&path)
@@ -429,33 +415,107 @@ impl App {
             }
         }
         if let Some(ks) = &self.inner.keystore
-            && let Err(e) = ks.delete_token().and_then(|()| ks.delete_store_key())
+            && let Err(e) = ks.delete_store_key()
         {
-            tracing::error!("deleting the keychain entries: {e}");
+            tracing::error!("deleting the store's key from the keychain: {e}");
         }
         let _ = std::fs::remove_file(settings::path(&self.inner.data_dir));
-        let notice = views::Wiped {
+        let mut notice = views::Wiped {
             at: Utc::now(),
             reason: reason.to_owned(),
             unsynced_changes: changes,
             unsynced_photos: photos,
-            reported,
+            reported: false,
+            server: session.as_ref().map(|s| s.settings.server.clone()),
         };
-        if let Ok(json) = serde_json::to_vec_pretty(&notice)
+        self.write_wiped(&notice);
+        // A fresh, empty store (a new key): the device may be signed in again.
+        if let Some(ks) = &self.inner.keystore
+            && !store_path.exists()
+        {
+            match ks
+                .store_key(&store_path)
+                .map_err(|e| e.to_string())
+                .and_then(|key| Store::open(&store_path, &key).map_err(|e| e.to_string()))
+            {
+                Ok(store) => {
+                    *self.inner.local.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(Local::new(store));
+                }
+                Err(e) => tracing::error!("opening a fresh store after the wipe: {e}"),
+            }
+        }
+        tracing::warn!(
+            "this device's Wardcheck data was deleted at the server's request ({changes} changes, {photos} photos not yet on the server)"
+        );
+        if let Some(s) = session {
+            notice.reported = self
+                .report_wipe(&s.settings.server, &s.token, changes, photos)
+                .await;
+            self.write_wiped(&notice);
+        }
+        self.inner.hub.set_signed_in(false);
+        self.inner.session_gen.send_modify(|g| *g += 1);
+    }
+
+    /// Tells the server the wipe is done; deletes the token once it has heard or refused
+    /// for good, and keeps it (for the next start) while the server cannot be reached.
+    async fn report_wipe(&self, server: &str, token: &str, changes: u64, photos: u64) -> bool {
+        let mut outcome = None;
+        for _ in 0..3 {
+            match remote::report_wiped(self.inner.http(), server, token, changes, photos).await {
+                Ok(()) => {
+                    outcome = Some(true);
+                    break;
+                }
+                Err(e) if e.is_transient() => {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                Err(e) => {
+                    tracing::warn!("the server did not take the wipe report: {e}");
+                    outcome = Some(false);
+                    break;
+                }
+            }
+        }
+        if outcome.is_some()
+            && let Some(ks) = &self.inner.keystore
+            && let Err(e) = ks.delete_token()
+        {
+            tracing::error!("deleting the device token from the keychain: {e}");
+        }
+        outcome == Some(true)
+    }
+
+    /// A wipe whose report did not reach the server: tried again at start.
+    pub(crate) async fn retry_wipe_report(&self) {
+        let Some(mut notice) = self.app_status().wiped else {
+            return;
+        };
+        if notice.reported || self.session().is_some() {
+            return;
+        }
+        let (Some(server), Some(ks)) = (notice.server.clone(), &self.inner.keystore) else {
+            return;
+        };
+        let Ok(Some(token)) = ks.token() else { return };
+        notice.reported = self
+            .report_wipe(
+                &server,
+                &token,
+                notice.unsynced_changes,
+                notice.unsynced_photos,
+            )
+            .await;
+        self.write_wiped(&notice);
+    }
+
+    fn write_wiped(&self, notice: &views::Wiped) {
+        if let Ok(json) = serde_json::to_vec_pretty(notice)
             && let Err(e) = std::fs::write(self.inner.data_dir.join(WIPED_FILE), json)
         {
             tracing::error!("writing {WIPED_FILE}: {e}");
         }
-        *self
-            .inner
-            .session
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = None;
-        self.inner.hub.set_signed_in(false);
-        self.inner.session_gen.send_modify(|g| *g += 1);
-        tracing::warn!(
-            "this device's Wardcheck data was deleted at the server's request ({changes} changes, {photos} photos not yet on the server)"
-        );
     }
 
     /// Signs in on the server; the token goes to the keystore, who and where to

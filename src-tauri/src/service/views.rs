@@ -33,6 +33,9 @@ pub struct Wiped {
     pub unsynced_photos: u64,
     /// Whether the server heard the count (its audit log records it).
     pub reported: bool,
+    /// The server to tell, while it has not heard.
+    #[serde(default)]
+    pub server: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -139,6 +139,8 @@ pub(crate) async fn run(app: App) {
     let mut backoff = Backoff::default();
     // While retrying, the status keeps saying why the last try failed.
     let mut retrying = false;
+    // A wipe done while the server could not be told: tell it now.
+    app.retry_wipe_report().await;
     loop {
         if app.local().is_err() {
             // No store (no keychain, or it failed to open): nothing to do, ever.
@@ -186,7 +188,10 @@ pub(crate) async fn run(app: App) {
             End::Wiped(why) => {
                 tracing::warn!("sync: the server asks this device to delete its data ({why})");
                 app.wipe(&why).await;
-                return;
+                // Signed out, on a fresh store: the loop waits for a sign-in.
+                backoff.reset();
+                retrying = false;
+                continue;
             }
         }
         now_rx.borrow_and_update();

@@ -687,6 +687,7 @@ async fn a_device_revoked_with_a_wipe_deletes_its_data_and_the_audit_counts_what
         2,
         "the store's key and the token"
     );
+    let old_key = std::fs::read(dirs.keys.join("store-key")).expect("the store's key");
 
     // As an attacker: an active token cannot report a wipe, nor a non-admin revoke.
     let other = support::token(&server, "wes").await;
@@ -715,28 +716,32 @@ async fn a_device_revoked_with_a_wipe_deletes_its_data_and_the_audit_counts_what
     // The next contact: the worker starts again (the device comes back online).
     let worker = Worker::start(&app);
     app.sync_now();
-    let wiped = wait_for(SYNC_LIMIT, "the wipe", || {
+    let wiped = wait_for(SYNC_LIMIT, "the wipe, reported", || {
         let app = app.clone();
-        async move { app.app_status().wiped }
+        async move { app.app_status().wiped.filter(|w| w.reported) }
     })
     .await;
     assert_eq!((wiped.unsynced_changes, wiped.unsynced_photos), (2, 0));
     assert!(wiped.reported, "the server heard the count");
     assert!(wiped.reason.contains("lost or retired"), "{}", wiped.reason);
     assert!(app.app_status().signed_in.is_none());
-    let left: Vec<String> = files_in(&dirs.data)
-        .into_iter()
-        .filter(|f| f.starts_with(STORE_FILE) || f == "settings.json")
-        .collect();
     assert!(
-        left.is_empty(),
-        "the store and the settings are gone: {left:?}"
+        !dirs.data.join("settings.json").exists(),
+        "the settings are gone"
     );
-    assert!(
-        files_in(&dirs.keys).is_empty(),
-        "the keychain entries are gone"
+    // The old store's key and the token are gone; what is left is a fresh, empty store
+    // with a key of its own, so the device can be signed in again.
+    assert_eq!(
+        files_in(&dirs.keys),
+        ["store-key"],
+        "only a new store's key"
     );
-    assert!(app.list_inspections().is_err(), "nothing left to list");
+    assert_ne!(
+        std::fs::read(dirs.keys.join("store-key")).unwrap(),
+        old_key,
+        "a new key: the old store could not be opened with anything left here"
+    );
+    assert!(app.list_inspections().is_err(), "not signed in");
 
     let audit = server.cli(&["audit", "tail", "-n", "100"], "");
     let line = audit
@@ -754,12 +759,17 @@ async fn a_device_revoked_with_a_wipe_deletes_its_data_and_the_audit_counts_what
             .any(|l| l.starts_with(&format!("{device}\t")) && l.contains("wiped")),
         "{list}"
     );
+    let again = app
+        .sign_in(&server.url(), "wes", support::PASSWORD)
+        .await
+        .expect("signing in again on the fresh store");
+    assert!(again.wiped.is_none(), "the notice goes with a new sign-in");
+    let fresh = app.list_inspections().expect("the fresh store lists");
+    assert!(
+        fresh.iter().all(|i| i.answered == 0),
+        "nothing of the wiped answers is on the device: {fresh:?}"
+    );
     worker.kill().await;
-
-    // Started again: a fresh, empty store, and the notice until the next sign-in.
-    let again = dirs.open();
-    assert!(again.app_status().wiped.is_some());
-    assert!(again.app_status().signed_in.is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -196,6 +196,8 @@ CREATE TABLE aside_changes (
     "
 -- `inspection verify` reads an inspection's audit rows (its sign-off links) by target.
 CREATE INDEX audit_target ON audit(target);
+",
+    "
 -- A device revoked with a wipe: its app deletes its data at its next contact, and says
 -- when it has (`device revoke ID --wipe`).
 ALTER TABLE devices ADD COLUMN wipe_requested TEXT;
