@@ -12,19 +12,21 @@
 //! It prints the median and p99 of each and the ratios.
 //! `cargo run --release -p wardcheck-bench --bin seal-bench`
 
-use std::sync::Arc;
+#[path = "../synthetic.rs"]
+mod synthetic;
+
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use automerge::{ActorId, AutoCommit, Change};
-use chrono::{TimeZone, Utc};
 use clap::Parser;
 use uuid::Uuid;
-use wardcheck_core::checklist::{self, Checklist};
 use wardcheck_core::history::{self, Subject};
-use wardcheck_core::inspection::{Answer, Inspection, NewInspection, SignoffRole, Stamp, State};
+use wardcheck_core::inspection::{Answer, Inspection, NewInspection, SignoffRole, State};
 use wardcheck_core::policy::{Context, DocKind, Role, Writer, check_change};
 use wardcheck_core::seal;
+
+use synthetic::{ms, pct, stamp, synthetic_checklist};
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -34,39 +36,6 @@ struct Args {
     /// Runs of each figure.
     #[arg(long, default_value_t = 30)]
     runs: usize,
-}
-
-fn synthetic_checklist(n: usize) -> Arc<Checklist> {
-    let mut toml = String::from(
-        "id = \"bench\"\nversion = \"1\"\ntitle = \"Benchmark\"\napplies_to = [\"acute\"]\n",
-    );
-    for s in 0..n.div_ceil(20) {
-        toml.push_str(&format!(
-            "\n[[sections]]\nid = \"s{s}\"\ntitle = \"Section {s}\"\n"
-        ));
-        for i in (s * 20)..((s + 1) * 20).min(n) {
-            toml.push_str(&format!(
-                "\n[[sections.items]]\nid = \"item-{i}\"\nprompt = \"Prompt {i}\"\n\
-                 guidance = \"Guidance {i}\"\nanswer = \"compliance\"\nseverity = \"high\"\n"
-            ));
-        }
-    }
-    Arc::new(checklist::load_str("bench.toml", &toml, None).expect("synthetic checklist loads"))
-}
-
-fn stamp(i: usize) -> Stamp {
-    Stamp::new(
-        "ann",
-        Utc.timestamp_opt(1_790_000_000 + i as i64, 0).unwrap(),
-    )
-}
-
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 fn time(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<(Duration, Duration)> {

@@ -15,17 +15,19 @@
 //! It prints the median and p99 of each, their ratio, and the policy check alone.
 //! `cargo run --release -p wardcheck-bench --bin validate-bench`
 
-use std::sync::Arc;
+#[path = "../synthetic.rs"]
+mod synthetic;
+
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use automerge::{ActorId, AutoCommit, ChangeHash};
-use chrono::{TimeZone, Utc};
 use clap::Parser;
 use uuid::Uuid;
-use wardcheck_core::checklist::{self, Checklist};
-use wardcheck_core::inspection::{Answer, Inspection, NewInspection, Stamp, State};
+use wardcheck_core::inspection::{Answer, Inspection, NewInspection, State};
 use wardcheck_core::policy::{Context, DocKind, Role, Writer, check_change};
+
+use synthetic::{ms, pct, stamp, synthetic_checklist};
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -37,31 +39,6 @@ struct Args {
     changes: usize,
 }
 
-fn synthetic_checklist(n: usize) -> Arc<Checklist> {
-    let mut toml = String::from(
-        "id = \"bench\"\nversion = \"1\"\ntitle = \"Benchmark\"\napplies_to = [\"acute\"]\n",
-    );
-    for s in 0..n.div_ceil(20) {
-        toml.push_str(&format!(
-            "\n[[sections]]\nid = \"s{s}\"\ntitle = \"Section {s}\"\n"
-        ));
-        for i in (s * 20)..((s + 1) * 20).min(n) {
-            toml.push_str(&format!(
-                "\n[[sections.items]]\nid = \"item-{i}\"\nprompt = \"Prompt {i}\"\n\
-                 guidance = \"Guidance {i}\"\nanswer = \"compliance\"\nseverity = \"high\"\n"
-            ));
-        }
-    }
-    Arc::new(checklist::load_str("bench.toml", &toml, None).expect("synthetic checklist loads"))
-}
-
-fn stamp(i: usize) -> Stamp {
-    Stamp::new(
-        "ann",
-        Utc.timestamp_opt(1_790_000_000 + i as i64, 0).unwrap(),
-    )
-}
-
 fn edit(insp: &mut Inspection, items: &[String], i: usize) {
     let item = &items[i % items.len()];
     if i.is_multiple_of(10) {
@@ -71,14 +48,6 @@ fn edit(insp: &mut Inspection, items: &[String], i: usize) {
         let a = [Answer::Met, Answer::PartlyMet, Answer::NotMet][i % 3].clone();
         insp.set_answer(item, a, &stamp(i)).unwrap();
     }
-}
-
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 fn main() -> Result<()> {
