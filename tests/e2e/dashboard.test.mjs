@@ -128,6 +128,13 @@ step("the inspection page shows the contradiction beside the answer, devices and
   assert.match(text, /\d[\d,]* of [\d,]+ endpoints run an unsupported OS/, "the figures are shown");
   const statuses = await page.locator("[data-testid=devices] tr[data-status]").evaluateAll((rs) => rs.map((r) => r.dataset.status));
   for (const s of ["matched", "unmanaged", "build_differs", "stale"]) assert.ok(statuses.includes(s), `a device ${s}: ${statuses}`);
+  // A device-scope item is judged device by device, beside each device's own record; an
+  // unmanaged device is never judged by the estate.
+  const os = page.locator('[data-item="w10-os-supported"]');
+  const judged = await os.locator("[data-testid=device-verdict]").evaluateAll((es) => es.map((e) => [e.dataset.verdict, e.textContent]));
+  assert.ok(judged.length >= 4, `each sampled device's verdict: ${JSON.stringify(judged)}`);
+  assert.ok(judged.some(([v, t]) => v === "unmanaged" && /not judged by the estate/.test(t)), `the unmanaged device: ${JSON.stringify(judged)}`);
+  assert.match(await os.locator(".wc-verdict").innerText(), /sampled devices' own records .*context, not the verdict/s);
   // A thumbnail opens the photo full size; Escape closes it and gives focus back.
   const thumb = page.locator(".wc-thumb").first();
   await thumb.scrollIntoViewIfNeeded();

@@ -105,14 +105,21 @@ async function main() {
   })
   const heads = A.getHeads(handle.doc())
 
-  // The server has the edit once an independent client fetching the document sees it.
+  // The server has the edits once an independent client fetching the documents sees
+  // them: both, the note in the inspection and the comment in the review document (the
+  // two documents sync independently, so one may arrive before the other).
+  const noteAfter = String(handle.doc().responses[item].note)
   const deadline = Date.now() + timeoutMs
   let confirmed = false
   while (!confirmed && Date.now() < deadline) {
     const probe = connect(args.url, token)
     try {
-      const h = await withTimeout(probe.find(args.review), Math.max(1, deadline - Date.now()), "probing")
-      confirmed = h.doc().comments?.[comment.id] !== undefined
+      const left = () => Math.max(1, deadline - Date.now())
+      const r = await withTimeout(probe.find(args.review), left(), "probing")
+      const i = await withTimeout(probe.find(args.doc), left(), "probing")
+      confirmed =
+        r.doc().comments?.[comment.id] !== undefined &&
+        String(i.doc().responses?.[item]?.note ?? "") === noteAfter
     } catch {
       // Not yet: try again.
     }

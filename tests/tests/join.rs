@@ -347,12 +347,45 @@ async fn answers_and_sampled_devices_are_set_beside_the_trusts_telemetry() {
     );
     let encryption = item(&join, "ndg9-encryption");
     assert_eq!(
-        encryption["verdict"], "contradicted",
-        "'not met' where telemetry sees BitLocker on everywhere: {encryption}"
+        encryption["verdict"], "telemetry_silent",
+        "'not met' where telemetry sees BitLocker on everywhere: a problem it does not \
+         see, not a contradiction: {encryption}"
     );
+    assert_eq!(join["totals"]["telemetry_silent"].as_u64(), Some(1));
+    // A device-scope item is judged by each sampled device's own record: the three
+    // Windows 10 22H2 devices answered 'met' agree with theirs, and the unmanaged one is
+    // not judged. The trust's three Windows 7 devices are context, not the verdict.
     let device_item = item(&join, "w10-os-supported");
-    assert_eq!(device_item["verdict"], "contradicted", "{device_item}");
+    assert_eq!(device_item["verdict"], "corroborated", "{device_item}");
     assert_eq!(device_item["devices_answered"], 4);
+    let judged = device_item["judged_devices"].as_array().unwrap();
+    let verdicts: Vec<(&str, &Value)> = judged
+        .iter()
+        .map(|j| (j["hostname"].as_str().unwrap(), &j["verdict"]))
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("RJ1-WS-0001", &json!("corroborated")),
+            ("rj1-ws-0002.GSTT.nhs.uk", &json!("corroborated")),
+            ("rj1-ws-0003", &json!("corroborated")),
+            ("RJ1-LAB-PC07", &Value::Null),
+        ],
+        "{device_item}"
+    );
+    assert!(
+        judged[3]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("unmanaged, not judged by the estate")
+    );
+    let summary = device_item["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("3 of 4 sampled devices' own records agree")
+            && summary.contains("context, not the verdict")
+            && summary.contains("3 of 10 endpoints run an unsupported OS"),
+        "{summary}"
+    );
 
     let status = |host: &str| device(&join, host)["status"].as_str().unwrap().to_owned();
     assert_eq!(status("RJ1-WS-0001"), "matched", "short name, other case");

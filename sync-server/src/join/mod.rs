@@ -28,11 +28,20 @@
 //!
 //! See [`verdict()`]: 'met' beside a count above zero is **contradicted**, beside zero
 //! **corroborated**; 'not met' or 'partly met' beside a count above zero is corroborated,
-//! beside zero contradicted (telemetry sees no problem); no answer or 'not applicable'
+//! beside zero **telemetry_silent** (a problem the telemetry does not see: never a
+//! contradiction); no answer or 'not applicable'
 //! gives the figures with `unanswered`; a trust with no rows in the feed's latest snapshot
-//! (or no snapshot at all) gives **no_telemetry**. A device-scope item (answered once per
-//! sampled device) is judged on the worst of its devices' answers: 'met' only when every
-//! sampled device met it.
+//! (or no snapshot at all) gives **no_telemetry**.
+//!
+//! A device-scope item (answered once per sampled device, the `w10-*` items) is judged
+//! **device by device**: each sampled device's answer beside its own telemetry record
+//! (matched by host name, below), by the same table ([`DeviceJudgement`]). The item is
+//! contradicted if any device's record contradicts its answer, else corroborated if any
+//! agrees; a device the telemetry does not know is `unmanaged` and never judged by the
+//! estate; a record that does not report the field (e.g. not onboarded) does not say.
+//! The trust's figures stay beside it as context, never as the verdict: one bad device
+//! among 100,000 does not contradict three clean sampled ones (issue 12, "device-scope
+//! verdicts from the device").
 //!
 //! # Sampled devices
 //!
@@ -122,6 +131,10 @@ pub struct ItemJoin {
     /// How many sampled devices answered a device-scope item.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub devices_answered: Option<usize>,
+    /// A device-scope item: each answering device's answer beside its own record. The
+    /// item's verdict is theirs; the counts are the estate's, shown as context.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub judged_devices: Vec<DeviceJudgement>,
     /// Null with `no_telemetry`.
     pub count: Option<u64>,
     pub total: Option<u64>,
@@ -169,6 +182,160 @@ pub struct DeviceMatch {
     /// The record matched (the most recently seen, if the host name appears twice).
     pub telemetry: Option<DeviceRecord>,
     pub summary: String,
+}
+
+/// One sampled device's answer to a device-scope item beside its own telemetry record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceJudgement {
+    pub device: Uuid,
+    pub hostname: String,
+    pub answer: Compliance,
+    /// `None` for a device the telemetry does not know (`unmanaged`): it is never judged
+    /// by the estate.
+    pub verdict: Option<Verdict>,
+    /// In words, e.g. "met; its record has BitLocker on".
+    pub reason: String,
+}
+
+/// Whether a device's own record shows the problem a check counts: `None` when the
+/// record does not say (a field the device did not report, a platform or build the
+/// lifecycle table does not cover). Alerts and firewalls are not devices' checks.
+fn device_shows(check: TelemetryCheck, r: &DeviceRecord, as_of: NaiveDate) -> Option<bool> {
+    use TelemetryCheck::*;
+    match check {
+        EndpointsUnsupportedOs => match lifecycle::support(&r.os_platform, r.os_build, as_of) {
+            lifecycle::Support::Supported => Some(false),
+            lifecycle::Support::Unsupported => Some(true),
+            lifecycle::Support::Unknown => None,
+        },
+        EndpointsSmb1Enabled => r.smb1_enabled,
+        EndpointsNotOnboarded => Some(r.onboarding_status != "onboarded"),
+        EndpointsMissingSecurityUpdates => r.missing_security_updates.map(|n| n > 0),
+        EndpointsBitlockerOff => r.bitlocker_on.map(|on| !on),
+        EndpointsSecureBootOff => r.secure_boot_on.map(|on| !on),
+        EndpointsCredentialGuardOff => r.credential_guard_running.map(|on| !on),
+        EndpointsFirewallProfileOff => {
+            match (r.firewall_domain, r.firewall_private, r.firewall_public) {
+                (Some(d), Some(p), Some(u)) => Some(!(d && p && u)),
+                (d, p, u) if [d, p, u].contains(&Some(false)) => Some(true),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// One sampled device's answer beside its own record.
+fn judge_device(
+    check: TelemetryCheck,
+    answer: Compliance,
+    m: &DeviceMatch,
+    as_of: Option<NaiveDate>,
+) -> DeviceJudgement {
+    let (_, what) = phrase(check);
+    let said = match answer {
+        Compliance::Met => "met",
+        Compliance::PartlyMet => "partly met",
+        Compliance::NotMet => "not met",
+        Compliance::NotApplicable => "not applicable",
+    };
+    let (verdict, reason) = match (&m.telemetry, as_of, m.status) {
+        (_, _, DeviceStatus::Unmanaged) => (
+            None,
+            format!("{said}; no telemetry record: unmanaged, not judged by the estate"),
+        ),
+        (Some(r), Some(as_of), _) => match device_shows(check, r, as_of) {
+            None => (
+                Some(Verdict::NoTelemetry),
+                format!("{said}; its record does not say"),
+            ),
+            Some(bad) => {
+                let v = verdict(Some(answer), Some(u64::from(bad)));
+                let record = if bad {
+                    format!("its record shows it {}", singular(what))
+                } else {
+                    format!("its record shows nothing wrong ({})", m.summary)
+                };
+                (Some(v), format!("{said}; {record}"))
+            }
+        },
+        _ => (
+            Some(Verdict::NoTelemetry),
+            format!("{said}; no endpoint telemetry for the trust"),
+        ),
+    };
+    DeviceJudgement {
+        device: m.device,
+        hostname: m.hostname.clone(),
+        answer,
+        verdict,
+        reason,
+    }
+}
+
+/// "have BitLocker off" said of one device: "has BitLocker off".
+fn singular(what: &str) -> String {
+    if let Some(rest) = what.strip_prefix("have ") {
+        format!("has {rest}")
+    } else if let Some(rest) = what.strip_prefix("are ") {
+        format!("is {rest}")
+    } else if let Some(rest) = what.strip_prefix("do not run ") {
+        format!("does not run {rest}")
+    } else if let Some(rest) = what.strip_prefix("run ") {
+        format!("runs {rest}")
+    } else {
+        what.to_owned()
+    }
+}
+
+/// A device-scope item's verdict from its devices': contradicted if any device's record
+/// contradicts its answer, else corroborated if any corroborates it, else telemetry silent
+/// if a record shows nothing of a problem reported; with no device judged (all unmanaged,
+/// or records that do not say), no telemetry; no answer at all, unanswered.
+fn device_verdict(answer: Option<Compliance>, judged: &[DeviceJudgement]) -> Verdict {
+    let is = |v: Verdict| judged.iter().any(|j| j.verdict == Some(v));
+    match answer {
+        None | Some(Compliance::NotApplicable) => Verdict::Unanswered,
+        Some(_) if is(Verdict::Contradicted) => Verdict::Contradicted,
+        Some(_) if is(Verdict::Corroborated) => Verdict::Corroborated,
+        Some(_) if is(Verdict::TelemetrySilent) => Verdict::TelemetrySilent,
+        Some(_) => Verdict::NoTelemetry,
+    }
+}
+
+/// "2 of 3 sampled devices' records agree; 1 contradicts; 1 unmanaged".
+fn devices_summary(judged: &[DeviceJudgement]) -> String {
+    let n = |v: Option<Verdict>| judged.iter().filter(|j| j.verdict == v).count();
+    let mut parts = vec![format!(
+        "{} of {} sampled devices' own records agree with their answers",
+        n(Some(Verdict::Corroborated)),
+        judged.len()
+    )];
+    for (v, one, many) in [
+        (
+            Some(Verdict::Contradicted),
+            "contradicts its answer",
+            "contradict theirs",
+        ),
+        (
+            Some(Verdict::TelemetrySilent),
+            "shows nothing of the problem reported",
+            "show nothing of the problems reported",
+        ),
+        (Some(Verdict::NoTelemetry), "does not say", "do not say"),
+        (
+            None,
+            "is unmanaged (not judged)",
+            "are unmanaged (not judged)",
+        ),
+    ] {
+        match n(v) {
+            0 => {}
+            1 => parts.push(format!("1 {one}")),
+            k => parts.push(format!("{k} {many}")),
+        }
+    }
+    parts.join("; ")
 }
 
 /// What a check counts, as the end of "N of M ...".
@@ -242,95 +409,6 @@ pub fn join(
     let trust = view.meta.trust.as_str();
     let t = trust_telemetry(conn, trust)?;
 
-    let mut items = Vec::new();
-    for (section, item) in checklist.items() {
-        let Some(check) = item.telemetry else {
-            continue;
-        };
-        let (answer, devices_answered) = match section.scope {
-            Scope::Inspection => (
-                view.responses
-                    .get(&item.id)
-                    .and_then(|r| r.answer.as_ref())
-                    .and_then(|a| Compliance::of(&a.current().value)),
-                None,
-            ),
-            Scope::Device => {
-                let answers: Vec<Compliance> = view
-                    .devices
-                    .iter()
-                    .filter_map(|d| d.observations.get(&item.id))
-                    .filter_map(|o| Compliance::of(&o.current().value.answer))
-                    .collect();
-                (
-                    Compliance::worst(answers.iter().copied()),
-                    Some(answers.len()),
-                )
-            }
-        };
-        let snapshot = snapshot_of(&t, check).cloned();
-        let counts = t
-            .figures
-            .trust
-            .get(check.name())
-            .copied()
-            .filter(|c| c.total > 0 && snapshot.is_some());
-        let verdict = verdict(answer, counts.map(|c| c.count));
-        let groups: &[OsGroup] = if check == TelemetryCheck::EndpointsUnsupportedOs {
-            &t.unsupported[..t.unsupported.len().min(MAX_OS_GROUPS)]
-        } else {
-            &[]
-        };
-        let summary = match (&counts, &snapshot) {
-            (Some(c), _) => summary(check, c, groups),
-            (None, Some(s)) => format!(
-                "no {} rows for {trust} in the {} snapshot of {}",
-                feed(check),
-                feed(check),
-                s.as_of
-            ),
-            (None, None) => format!("no {} telemetry has been imported", feed(check)),
-        };
-        let sites = if counts.is_some() && feed(check) != "alerts" {
-            view.meta
-                .sites
-                .iter()
-                .map(|site| SiteCounts {
-                    site: site.clone(),
-                    counts: t
-                        .figures
-                        .sites
-                        .get(site)
-                        .and_then(|m| m.get(check.name()))
-                        .copied()
-                        .unwrap_or_default(),
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        items.push(ItemJoin {
-            item: item.id.clone(),
-            section: section.id.clone(),
-            scope: section.scope,
-            check,
-            verdict,
-            answer,
-            devices_answered,
-            count: counts.map(|c| c.count),
-            total: counts.map(|c| c.total),
-            unknown: counts.map(|c| c.unknown),
-            summary,
-            snapshot,
-            sites,
-            breakdown: if counts.is_some() {
-                groups.to_vec()
-            } else {
-                Vec::new()
-            },
-        });
-    }
-
     let has_endpoints = t
         .figures
         .trust
@@ -388,14 +466,138 @@ pub fn join(
         });
     }
 
+    let mut items = Vec::new();
+    for (section, item) in checklist.items() {
+        let Some(check) = item.telemetry else {
+            continue;
+        };
+        let (answer, devices_answered) = match section.scope {
+            Scope::Inspection => (
+                view.responses
+                    .get(&item.id)
+                    .and_then(|r| r.answer.as_ref())
+                    .and_then(|a| Compliance::of(&a.current().value)),
+                None,
+            ),
+            Scope::Device => {
+                let answers: Vec<Compliance> = view
+                    .devices
+                    .iter()
+                    .filter_map(|d| d.observations.get(&item.id))
+                    .filter_map(|o| Compliance::of(&o.current().value.answer))
+                    .collect();
+                (
+                    Compliance::worst(answers.iter().copied()),
+                    Some(answers.len()),
+                )
+            }
+        };
+        // A device-scope item is judged device by device, each sampled device's answer
+        // beside its own telemetry record; the estate's figures are context.
+        let judged: Vec<DeviceJudgement> = if section.scope == Scope::Device {
+            view.devices
+                .iter()
+                .filter_map(|d| {
+                    let answer = d
+                        .observations
+                        .get(&item.id)
+                        .and_then(|o| Compliance::of(&o.current().value.answer))?;
+                    let m = devices.iter().find(|m| m.device == d.id)?;
+                    let as_of = t.endpoints.as_ref().map(|s| s.as_of);
+                    Some(judge_device(check, answer, m, as_of))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let snapshot = snapshot_of(&t, check).cloned();
+        let counts = t
+            .figures
+            .trust
+            .get(check.name())
+            .copied()
+            .filter(|c| c.total > 0 && snapshot.is_some());
+        let verdict = if section.scope == Scope::Device && counts.is_some() {
+            device_verdict(answer, &judged)
+        } else {
+            verdict(answer, counts.map(|c| c.count))
+        };
+        let groups: &[OsGroup] = if check == TelemetryCheck::EndpointsUnsupportedOs {
+            &t.unsupported[..t.unsupported.len().min(MAX_OS_GROUPS)]
+        } else {
+            &[]
+        };
+        let summary = match (&counts, &snapshot) {
+            (Some(c), _) if section.scope == Scope::Device => format!(
+                "{}; across the trust (context, not the verdict): {}",
+                devices_summary(&judged),
+                summary(check, c, groups)
+            ),
+            (Some(c), _) => summary(check, c, groups),
+            (None, Some(s)) => format!(
+                "no {} rows for {trust} in the {} snapshot of {}",
+                feed(check),
+                feed(check),
+                s.as_of
+            ),
+            (None, None) => format!("no {} telemetry has been imported", feed(check)),
+        };
+        let sites = if counts.is_some() && feed(check) != "alerts" {
+            view.meta
+                .sites
+                .iter()
+                .map(|site| SiteCounts {
+                    site: site.clone(),
+                    counts: t
+                        .figures
+                        .sites
+                        .get(site)
+                        .and_then(|m| m.get(check.name()))
+                        .copied()
+                        .unwrap_or_default(),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        items.push(ItemJoin {
+            item: item.id.clone(),
+            section: section.id.clone(),
+            scope: section.scope,
+            check,
+            verdict,
+            answer,
+            devices_answered,
+            judged_devices: judged,
+            count: counts.map(|c| c.count),
+            total: counts.map(|c| c.total),
+            unknown: counts.map(|c| c.unknown),
+            summary,
+            snapshot,
+            sites,
+            breakdown: if counts.is_some() {
+                groups.to_vec()
+            } else {
+                Vec::new()
+            },
+        });
+    }
+
     let mut totals = BTreeMap::new();
-    for name in ["corroborated", "contradicted", "unanswered", "no_telemetry"] {
+    for name in [
+        "corroborated",
+        "contradicted",
+        "telemetry_silent",
+        "unanswered",
+        "no_telemetry",
+    ] {
         totals.insert(name, 0);
     }
     for i in &items {
         let name = match i.verdict {
             Verdict::Corroborated => "corroborated",
             Verdict::Contradicted => "contradicted",
+            Verdict::TelemetrySilent => "telemetry_silent",
             Verdict::Unanswered => "unanswered",
             Verdict::NoTelemetry => "no_telemetry",
         };
@@ -493,6 +695,14 @@ mod tests {
             os_build: build,
             last_seen: last_seen.into(),
             onboarding_status: "onboarded".into(),
+            missing_security_updates: Some(0),
+            smb1_enabled: Some(false),
+            bitlocker_on: Some(true),
+            firewall_domain: Some(true),
+            firewall_private: Some(true),
+            firewall_public: Some(true),
+            credential_guard_running: Some(true),
+            secure_boot_on: Some(true),
         }
     }
 
@@ -520,6 +730,147 @@ mod tests {
         );
         let (status, stale, _) = match_record(&record(Some(19045), old), Some(17763), as_of);
         assert_eq!((status, stale), (DeviceStatus::BuildDiffers, true));
+    }
+
+    fn matched(r: DeviceRecord) -> DeviceMatch {
+        DeviceMatch {
+            device: Uuid::from_u128(1),
+            hostname: "RJ1-WS-1".into(),
+            build_seen: "build 19045".into(),
+            observed_build: Some(19045),
+            status: DeviceStatus::Matched,
+            stale: false,
+            telemetry: Some(r),
+            summary: "rj1-ws-1.gstt.nhs.uk in telemetry".into(),
+        }
+    }
+
+    /// Each row: the check, the device's answer, what its record says, the device's verdict.
+    #[test]
+    fn a_sampled_device_is_judged_by_its_own_record() {
+        use Compliance::*;
+        use TelemetryCheck::*;
+        let as_of = Some(NaiveDate::from_ymd_opt(2026, 11, 29).unwrap());
+        let fresh = "2026-11-28T10:00:00Z";
+        let clean = record(Some(19045), fresh);
+        let mut bitlocker_off = clean.clone();
+        bitlocker_off.bitlocker_on = Some(false);
+        let mut unreported = clean.clone();
+        unreported.bitlocker_on = None;
+        unreported.firewall_public = None;
+        let mut one_profile_off = unreported.clone();
+        one_profile_off.firewall_domain = Some(false);
+        let win7 = DeviceRecord {
+            os_platform: "Windows7".into(),
+            os_build: Some(7601),
+            ..clean.clone()
+        };
+        let rows: [(TelemetryCheck, Compliance, &DeviceRecord, Option<Verdict>); 9] = [
+            (
+                EndpointsBitlockerOff,
+                Met,
+                &clean,
+                Some(Verdict::Corroborated),
+            ),
+            (
+                EndpointsBitlockerOff,
+                Met,
+                &bitlocker_off,
+                Some(Verdict::Contradicted),
+            ),
+            (
+                EndpointsBitlockerOff,
+                NotMet,
+                &bitlocker_off,
+                Some(Verdict::Corroborated),
+            ),
+            (
+                EndpointsBitlockerOff,
+                NotMet,
+                &clean,
+                Some(Verdict::TelemetrySilent),
+            ),
+            (
+                EndpointsBitlockerOff,
+                Met,
+                &unreported,
+                Some(Verdict::NoTelemetry),
+            ),
+            (
+                EndpointsFirewallProfileOff,
+                Met,
+                &unreported,
+                Some(Verdict::NoTelemetry),
+            ),
+            (
+                EndpointsFirewallProfileOff,
+                Met,
+                &one_profile_off,
+                Some(Verdict::Contradicted),
+            ),
+            (
+                EndpointsUnsupportedOs,
+                Met,
+                &win7,
+                Some(Verdict::Contradicted),
+            ),
+            (
+                EndpointsUnsupportedOs,
+                Met,
+                &clean,
+                Some(Verdict::Corroborated),
+            ),
+        ];
+        for (check, answer, r, want) in rows {
+            let j = judge_device(check, answer, &matched(r.clone()), as_of);
+            assert_eq!(j.verdict, want, "{check:?} {answer:?}: {}", j.reason);
+        }
+        let mut unmanaged = matched(clean.clone());
+        unmanaged.status = DeviceStatus::Unmanaged;
+        unmanaged.telemetry = None;
+        let j = judge_device(EndpointsBitlockerOff, Met, &unmanaged, as_of);
+        assert_eq!(j.verdict, None);
+        assert!(
+            j.reason.contains("unmanaged, not judged by the estate"),
+            "{}",
+            j.reason
+        );
+        let j = judge_device(EndpointsBitlockerOff, Met, &matched(bitlocker_off), as_of);
+        assert_eq!(j.reason, "met; its record shows it has BitLocker off");
+    }
+
+    #[test]
+    fn a_device_item_takes_its_verdict_from_its_devices_not_the_estate() {
+        use Compliance::*;
+        let j = |v: Option<Verdict>| DeviceJudgement {
+            device: Uuid::nil(),
+            hostname: String::new(),
+            answer: Met,
+            verdict: v,
+            reason: String::new(),
+        };
+        let ok = j(Some(Verdict::Corroborated));
+        let bad = j(Some(Verdict::Contradicted));
+        let silent = j(Some(Verdict::NoTelemetry));
+        let unmanaged = j(None);
+        assert_eq!(
+            device_verdict(Some(Met), &[ok.clone(), ok.clone()]),
+            Verdict::Corroborated
+        );
+        assert_eq!(
+            device_verdict(Some(Met), &[ok.clone(), bad]),
+            Verdict::Contradicted
+        );
+        assert_eq!(
+            device_verdict(Some(Met), &[unmanaged.clone(), silent.clone()]),
+            Verdict::NoTelemetry,
+            "no device judged: never the estate's verdict"
+        );
+        assert_eq!(device_verdict(None, &[]), Verdict::Unanswered);
+        assert_eq!(
+            devices_summary(&[ok, silent, unmanaged]),
+            "1 of 3 sampled devices' own records agree with their answers; 1 does not say; 1 is unmanaged (not judged)"
+        );
     }
 
     #[test]

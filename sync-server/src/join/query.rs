@@ -107,6 +107,16 @@ pub struct DeviceRecord {
     pub os_build: Option<i64>,
     pub last_seen: String,
     pub onboarding_status: String,
+    /// The configuration the device reported (NULL, `None`, when it reported none: e.g.
+    /// not onboarded): what a device-scope item is judged on.
+    pub missing_security_updates: Option<i64>,
+    pub smb1_enabled: Option<bool>,
+    pub bitlocker_on: Option<bool>,
+    pub firewall_domain: Option<bool>,
+    pub firewall_private: Option<bool>,
+    pub firewall_public: Option<bool>,
+    pub credential_guard_running: Option<bool>,
+    pub secure_boot_on: Option<bool>,
 }
 
 /// The latest snapshot of a feed (`endpoints`, `network`, `alerts`): the newest day.
@@ -369,7 +379,9 @@ pub fn device_records(
 ) -> rusqlite::Result<Vec<DeviceRecord>> {
     let mut stmt = conn.prepare_cached(
         "SELECT device_id, device_name, site, os_platform, os_version, os_build, last_seen,
-                onboarding_status
+                onboarding_status, missing_security_updates, smb1_enabled, bitlocker_on,
+                firewall_domain, firewall_private, firewall_public, credential_guard_running,
+                secure_boot_on
          FROM endpoints WHERE snapshot = ?1 AND hostname_lower = ?2 AND trust = ?3
          ORDER BY last_seen DESC",
     )?;
@@ -383,6 +395,14 @@ pub fn device_records(
             os_build: r.get(5)?,
             last_seen: r.get(6)?,
             onboarding_status: r.get(7)?,
+            missing_security_updates: r.get(8)?,
+            smb1_enabled: r.get(9)?,
+            bitlocker_on: r.get(10)?,
+            firewall_domain: r.get(11)?,
+            firewall_private: r.get(12)?,
+            firewall_public: r.get(13)?,
+            credential_guard_running: r.get(14)?,
+            secure_boot_on: r.get(15)?,
         })
     })?
     .collect()

@@ -5,9 +5,14 @@
 //! | answer | count > 0 | count == 0 |
 //! |---|---|---|
 //! | met | contradicted | corroborated |
-//! | partly met | corroborated | contradicted |
-//! | not met | corroborated | contradicted (telemetry sees no problem) |
+//! | partly met | corroborated | telemetry silent |
+//! | not met | corroborated | telemetry silent |
 //! | not applicable, or none yet | unanswered | unanswered |
+//!
+//! **Telemetry silent**, not a contradiction: many items join paperwork with a technical
+//! fact (a patching strategy, a registration, a process), so a problem the inspector saw
+//! is one the telemetry may simply not see (issue 12: "'Not met' beside a zero count is
+//! called a contradiction").
 //!
 //! and `no_telemetry` whatever the answer when the feed has no rows for the trust (or
 //! does not carry the field the check needs).
@@ -21,6 +26,8 @@ use wardcheck_core::inspection::Answer;
 pub enum Verdict {
     Corroborated,
     Contradicted,
+    /// The answer reports a problem the telemetry does not see: never a contradiction.
+    TelemetrySilent,
     /// The figures, beside an item that has no compliance answer to judge.
     Unanswered,
     NoTelemetry,
@@ -75,7 +82,7 @@ pub fn verdict(answer: Option<Compliance>, count: Option<u64>) -> Verdict {
         (Some(Compliance::Met), true) => Verdict::Contradicted,
         (Some(Compliance::Met), false) => Verdict::Corroborated,
         (Some(Compliance::PartlyMet | Compliance::NotMet), true) => Verdict::Corroborated,
-        (Some(Compliance::PartlyMet | Compliance::NotMet), false) => Verdict::Contradicted,
+        (Some(Compliance::PartlyMet | Compliance::NotMet), false) => Verdict::TelemetrySilent,
         (Some(Compliance::NotApplicable) | None, _) => Verdict::Unanswered,
     }
 }
@@ -91,7 +98,8 @@ mod tests {
         assert_eq!(verdict(Some(Met), Some(0)), Verdict::Corroborated);
         assert_eq!(verdict(Some(NotMet), Some(3)), Verdict::Corroborated);
         assert_eq!(verdict(Some(PartlyMet), Some(3)), Verdict::Corroborated);
-        assert_eq!(verdict(Some(NotMet), Some(0)), Verdict::Contradicted);
+        assert_eq!(verdict(Some(NotMet), Some(0)), Verdict::TelemetrySilent);
+        assert_eq!(verdict(Some(PartlyMet), Some(0)), Verdict::TelemetrySilent);
         assert_eq!(verdict(Some(NotApplicable), Some(5)), Verdict::Unanswered);
         assert_eq!(verdict(None, Some(5)), Verdict::Unanswered);
         assert_eq!(verdict(Some(Met), None), Verdict::NoTelemetry);

@@ -50,6 +50,7 @@ export function answerColour(a: Answer | null | undefined): string {
 export const VERDICT_LABEL: Record<Verdict, string> = {
   corroborated: "Corroborated",
   contradicted: "Contradicted",
+  telemetry_silent: "Telemetry silent",
   no_telemetry: "No telemetry",
   unanswered: "Not answered",
 };
@@ -57,6 +58,7 @@ export const VERDICT_LABEL: Record<Verdict, string> = {
 export const VERDICT_COLOUR: Record<Verdict, string> = {
   corroborated: "green",
   contradicted: "red",
+  telemetry_silent: "blue",
   no_telemetry: "grey",
   unanswered: "white",
 };

@@ -199,7 +199,7 @@ export interface Detail {
   trust_response: TrustResponseView | null;
 }
 
-export type Verdict = "corroborated" | "contradicted" | "no_telemetry" | "unanswered";
+export type Verdict = "corroborated" | "contradicted" | "telemetry_silent" | "no_telemetry" | "unanswered";
 
 export interface SnapshotRef {
   id: number;
@@ -214,11 +214,23 @@ export interface ItemJoin {
   verdict: Verdict;
   answer: "met" | "partly_met" | "not_met" | "not_applicable" | null;
   devices_answered?: number;
+  /** A device-scope item: each answering device's answer beside its own record (null
+   *  verdict: unmanaged, not judged). The item's verdict is theirs; the counts are the
+   *  trust's, as context. */
+  judged_devices?: DeviceJudgement[];
   count: number | null;
   total: number | null;
   unknown: number | null;
   summary: string;
   snapshot: SnapshotRef | null;
+}
+
+export interface DeviceJudgement {
+  device: string;
+  hostname: string;
+  answer: "met" | "partly_met" | "not_met" | "not_applicable";
+  verdict: Verdict | null;
+  reason: string;
 }
 
 export type DeviceStatus = "matched" | "unmanaged" | "build_differs" | "stale" | "no_telemetry";
