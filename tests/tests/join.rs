@@ -143,7 +143,8 @@ fn import_telemetry(s: &Server) {
         &format!(
             "device_id,trust,site,vendor,model,firmware,vendor_supported,last_rule_review,admin_interface_exposed\n\
              rj1-fw-01,RJ1,RJ121,Palo Alto Networks,PA-3220,10.2.9,true,{},false\n\
-             rj1-fw-02,RJ1,RJ122,Palo Alto Networks,PA-3220,10.2.9,true,{},false\n",
+             rj1-fw-02,RJ1,RJ122,Palo Alto Networks,PA-3220,10.2.9,true,{},false\n\
+             rj1-fw-03,RJ1,RJ122,Fortinet,FG-100F,7.2.8,true,,false\n",
             day(30),
             day(400)
         ),
@@ -336,14 +337,14 @@ async fn answers_and_sampled_devices_are_set_beside_the_trusts_telemetry() {
     assert_eq!(firmware["verdict"], "corroborated", "{firmware}");
     assert_eq!(
         (firmware["count"].as_u64(), firmware["total"].as_u64()),
-        (Some(0), Some(2))
+        (Some(0), Some(3))
     );
     let review = item(&join, "fw-rule-review");
     assert_eq!(review["verdict"], "unanswered", "figures without an answer");
     assert_eq!(
-        review["count"].as_u64(),
-        Some(1),
-        "one review over a year old"
+        (review["count"].as_u64(), review["unknown"].as_u64()),
+        (Some(2), Some(0)),
+        "one review over a year old, and one firewall with none recorded: overdue, not unknown"
     );
     let encryption = item(&join, "ndg9-encryption");
     assert_eq!(

@@ -16,7 +16,7 @@
 //! | `endpoints.firewall_profile_off` | any of the domain, private, public profiles off | endpoints |
 //! | `firewalls.unsupported_firmware` | firmware not supported by the vendor | firewalls |
 //! | `firewalls.admin_interface_exposed` | admin interface reachable from the internet | firewalls |
-//! | `firewalls.rule_review_overdue` | last rule review more than 365 days before the snapshot | firewalls |
+//! | `firewalls.rule_review_overdue` | last rule review more than 365 days before the snapshot, or none recorded | firewalls |
 //! | `alerts.unacknowledged_48h` | alerts acknowledged more than 48 hours after issue, or not acknowledged 48 hours after issue by the end of the snapshot's day | alerts |
 //!
 //! A field the feed does not know (NULL: e.g. no configuration from a device that is not
@@ -354,7 +354,10 @@ fn phrase(check: TelemetryCheck) -> (&'static str, &'static str) {
         FirewallsAdminInterfaceExposed => {
             ("firewalls", "expose their admin interface to the internet")
         }
-        FirewallsRuleReviewOverdue => ("firewalls", "have had no rule review in 12 months"),
+        FirewallsRuleReviewOverdue => (
+            "firewalls",
+            "have no recorded rule review in the last 12 months",
+        ),
         AlertsUnacknowledged48h => ("cyber alerts", "were not acknowledged within 48 hours"),
     }
 }

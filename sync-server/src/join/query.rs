@@ -302,13 +302,15 @@ pub fn count_checks(
 
     if let Some(snap) = &t.network {
         // "More than 12 months old": reviewed before this day a year before the snapshot.
+        // A firewall with no recorded review is overdue, not unknown: a review that left
+        // no record is one an inspector cannot rely on (issue 12, "the checks fixed").
         let year_ago = (snap.as_of - Duration::days(365)).to_string();
         let mut stmt = conn.prepare_cached(
             "SELECT site, count(*),
                     coalesce(sum(vendor_supported = 0), 0),
                     coalesce(sum(admin_interface_exposed = 1), 0),
-                    coalesce(sum(last_rule_review < ?3), 0),
-                    coalesce(sum(last_rule_review IS NULL), 0)
+                    coalesce(sum(last_rule_review < ?3 OR last_rule_review IS NULL), 0),
+                    0
              FROM network_devices WHERE snapshot = ?1 AND trust = ?2 GROUP BY site",
         )?;
         let mut rows = stmt.query(params![snap.id, trust, year_ago])?;
