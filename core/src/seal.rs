@@ -86,6 +86,29 @@ pub fn content_hash(view: &InspectionView) -> String {
     sha256_hex(&json)
 }
 
+/// The SHA-256 of the signed content of inspection document `doc` as it stood at `heads`:
+/// read in place when those are its heads now (no replay of the history), else on a copy
+/// made at them.
+pub fn content_at(
+    doc: &mut automerge::AutoCommit,
+    heads: &[automerge::ChangeHash],
+    checklist: std::sync::Arc<crate::checklist::Checklist>,
+) -> Result<String, crate::inspection::InspectionError> {
+    use crate::inspection::Inspection;
+    let mut now = doc.get_heads();
+    let mut at = heads.to_vec();
+    now.sort();
+    at.sort();
+    if now == at {
+        Inspection::read_in(doc, checklist, |i| i.view().map(|v| content_hash(&v)))?
+    } else {
+        let fork = doc.fork_at(heads)?;
+        Ok(content_hash(
+            &Inspection::from_doc(fork, checklist)?.view()?,
+        ))
+    }
+}
+
 /// The hash of a link as stored (without its view-only `hash`).
 pub fn link_hash(link: &Signoff) -> String {
     let mut l = link.clone();

@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use automerge::{AutoCommit, ChangeHash, ReadDoc};
 use serde::Serialize;
 use uuid::Uuid;
-use wardcheck_core::inspection::{Inspection, LinkKind, Signoff, SignoffRole};
-use wardcheck_core::seal::{Chain, content_hash};
+use wardcheck_core::inspection::{LinkKind, Signoff, SignoffRole};
+use wardcheck_core::seal::Chain;
 
 use crate::inspections;
 use crate::storage::Storage;
@@ -175,10 +175,8 @@ pub fn verify(storage: &dyn Storage, id: Uuid) -> anyhow::Result<Verdict> {
         })
         .collect();
 
-    let content_at = |doc: &mut AutoCommit, heads: &[ChangeHash]| -> Result<String, String> {
-        let fork = doc.fork_at(heads).map_err(|e| e.to_string())?;
-        let insp = Inspection::from_doc(fork, checklist.clone()).map_err(|e| e.to_string())?;
-        Ok(content_hash(&insp.view().map_err(|e| e.to_string())?))
+    let content_at = |doc: &mut AutoCommit, heads: &[ChangeHash]| {
+        wardcheck_core::seal::content_at(doc, heads, checklist.clone()).map_err(|e| e.to_string())
     };
     let standing = chain.standing().and_then(|l| l.hash.clone());
     let mut links = Vec::new();

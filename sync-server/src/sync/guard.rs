@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use automerge::{ActorId, AutoCommit, Change, ChangeHash};
 use wardcheck_core::checklist::Checklist;
-use wardcheck_core::inspection::{Inspection, Signoff, State};
+use wardcheck_core::inspection::{Signoff, State};
 use wardcheck_core::policy::{Context, DocKind, Part, Writer, check_change};
 use wardcheck_core::seal::Seal;
 
@@ -246,21 +246,8 @@ fn sealed_content(
                 .into(),
         );
     }
-    let content = |insp: &Inspection| {
-        insp.view()
-            .map(|v| wardcheck_core::seal::content_hash(&v))
-            .map_err(|e| e.to_string())
-    };
-    let mut now = doc.get_heads();
-    now.sort();
-    let mut at = after.to_vec();
-    at.sort();
-    let signed = if now == at {
-        Inspection::read_in(doc, checklist, content).map_err(|e| e.to_string())??
-    } else {
-        let fork = doc.fork_at(after).map_err(|e| e.to_string())?;
-        content(&Inspection::from_doc(fork, checklist).map_err(|e| e.to_string())?)?
-    };
+    let signed =
+        wardcheck_core::seal::content_at(doc, after, checklist).map_err(|e| e.to_string())?;
     if link.content.as_deref() != Some(signed.as_str()) {
         return Err(format!(
             "the sign-off says it signs content {}, but the inspection at its heads hashes to {signed}",
