@@ -40,6 +40,7 @@ use std::io::Read;
 use std::path::{Component, Path};
 use std::sync::LazyLock;
 
+use crate::judge::{self, DeviceKind, Judge, Span, Tolerance};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use toml::Spanned;
@@ -101,6 +102,10 @@ pub struct Item {
     /// How serious a 'not met' is.
     pub severity: Severity,
     pub telemetry: Option<TelemetryCheck>,
+    /// How the check judges the answer: the item's `judge` table, or the check's default
+    /// ([`Judge::default_for`]). `None` without a check.
+    #[serde(default)]
+    pub judge: Option<Judge>,
 }
 
 /// The kind of answer an item takes.
@@ -193,11 +198,13 @@ pub enum TelemetryCheck {
     FirewallsAdminInterfaceExposed,
     #[serde(rename = "firewalls.rule_review_overdue")]
     FirewallsRuleReviewOverdue,
+    #[serde(rename = "alerts.unremediated")]
+    AlertsUnremediated,
 }
 
 impl TelemetryCheck {
     /// Every check, in the order `checklists/README.md` lists them.
-    pub const ALL: [TelemetryCheck; 12] = [
+    pub const ALL: [TelemetryCheck; 13] = [
         Self::EndpointsUnsupportedOs,
         Self::EndpointsSmb1Enabled,
         Self::EndpointsNotOnboarded,
@@ -210,6 +217,7 @@ impl TelemetryCheck {
         Self::FirewallsAdminInterfaceExposed,
         Self::FirewallsRuleReviewOverdue,
         Self::AlertsUnacknowledged48h,
+        Self::AlertsUnremediated,
     ];
 
     /// The name a checklist file uses (the same as the serde name).
@@ -227,6 +235,7 @@ impl TelemetryCheck {
             Self::FirewallsAdminInterfaceExposed => "firewalls.admin_interface_exposed",
             Self::FirewallsRuleReviewOverdue => "firewalls.rule_review_overdue",
             Self::AlertsUnacknowledged48h => "alerts.unacknowledged_48h",
+            Self::AlertsUnremediated => "alerts.unremediated",
         }
     }
 
@@ -262,6 +271,9 @@ impl TelemetryCheck {
             }
             Self::AlertsUnacknowledged48h => {
                 "high-severity NHS cyber alerts not acknowledged within 48 hours of issue"
+            }
+            Self::AlertsUnremediated => {
+                "high-severity NHS cyber alerts not closed (remediated) within the deadline"
             }
         }
     }
@@ -618,7 +630,16 @@ const ITEM_FIELDS: &[&str] = &[
     "evidence",
     "severity",
     "telemetry",
+    "judge",
     "refs",
+];
+const JUDGE_FIELDS: &[&str] = &[
+    "devices",
+    "discovered",
+    "tolerance",
+    "coverage",
+    "window",
+    "deadline",
 ];
 const ANSWER_FIELDS: &[&str] = &["kind", "min", "max", "unit"];
 const REF_FIELDS: &[&str] = &["ndg", "dspt", "caf", "cyber_essentials", "cis", "kloe"];
@@ -629,6 +650,12 @@ const ORG_TYPES: &[(&str, OrgType)] = &[
     ("ambulance", OrgType::Ambulance),
     ("mental-health", OrgType::MentalHealth),
     ("community", OrgType::Community),
+];
+const DEVICE_KINDS: &[(&str, DeviceKind)] = &[
+    ("end-user", DeviceKind::EndUser),
+    ("server", DeviceKind::Server),
+    ("medical", DeviceKind::Medical),
+    ("other", DeviceKind::Other),
 ];
 const SCOPES: &[(&str, Scope)] = &[("inspection", Scope::Inspection), ("device", Scope::Device)];
 const EVIDENCE: &[(&str, Evidence)] = &[
@@ -1213,6 +1240,21 @@ fn parse_item(
         }
         found
     });
+    let judge = match (telemetry, table.get("judge")) {
+        (Some(t), Some(v)) => parse_judge(check, v, &field("judge"), t),
+        (Some(t), None) => Some(Judge::default_for(t)),
+        (None, Some(v)) => {
+            if table.get("telemetry").is_none() {
+                check.report(
+                    v.span().start,
+                    &field("judge"),
+                    "a judge needs a telemetry check: give `telemetry` too",
+                );
+            }
+            None
+        }
+        (None, None) => None,
+    };
     let refs = table
         .get("refs")
         .map(|v| parse_refs(check, v, &field("refs")))
@@ -1229,10 +1271,118 @@ fn parse_item(
             refs,
             severity,
             telemetry,
+            judge,
         }),
         _ => None,
     };
     (id, item)
+}
+
+/// `judge = { devices = ["end-user"], discovered = false, tolerance = "1%", coverage =
+/// "80%", window = "12 months", deadline = "14 days" }`: every field optional, each one
+/// not given taken from the check's default; a field the check cannot use is an error.
+fn parse_judge(
+    check: &mut FileCheck,
+    value: &Value,
+    field: &str,
+    telemetry: TelemetryCheck,
+) -> Option<Judge> {
+    let DeValue::Table(table) = value.get_ref() else {
+        check.wrong_type(value, field, "a table", value.get_ref());
+        return None;
+    };
+    check.unknown_fields(table, field, JUDGE_FIELDS);
+    let mut judge = Judge::default_for(telemetry);
+    let sub = |key: &str| join(field, key);
+    let refuse = |check: &mut FileCheck, v: &Value, key: &str, why: &str| {
+        check.report(v.span().start, &sub(key), format!("{telemetry} {why}"));
+    };
+    if let Some(v) = table.get("devices") {
+        if !judge::counts_endpoints(telemetry) {
+            refuse(
+                check,
+                v,
+                "devices",
+                "does not count endpoints: only endpoint checks take devices",
+            );
+        } else {
+            let kinds = check.choices(v, &sub("devices"), DEVICE_KINDS, "device kind");
+            if kinds.is_empty() {
+                check.report(
+                    v.span().start,
+                    &sub("devices"),
+                    "name at least one kind of device",
+                );
+            } else {
+                judge.devices = kinds;
+            }
+        }
+    }
+    if let Some(v) = table.get("discovered") {
+        match v.get_ref() {
+            DeValue::Boolean(b) if judge::counts_endpoints(telemetry) => judge.discovered = *b,
+            DeValue::Boolean(_) => refuse(
+                check,
+                v,
+                "discovered",
+                "does not count endpoints: only endpoint checks take discovered",
+            ),
+            other => check.wrong_type(v, &sub("discovered"), "true or false", other),
+        }
+    }
+    if let Some(v) = table.get("tolerance") {
+        match v.get_ref() {
+            DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
+                Ok(n) if n >= 0 => judge.tolerance = Tolerance::Count(n as u64),
+                _ => check.report(
+                    v.span().start,
+                    &sub("tolerance"),
+                    "a count must be a whole number, 0 or more",
+                ),
+            },
+            DeValue::String(s) => match Tolerance::parse_share(s) {
+                Ok(t) => judge.tolerance = t,
+                Err(m) => check.report(v.span().start, &sub("tolerance"), m),
+            },
+            other => check.wrong_type(
+                v,
+                &sub("tolerance"),
+                "a count (e.g. 2) or a share (e.g. \"1%\")",
+                other,
+            ),
+        }
+    }
+    if let Some(v) = table.get("coverage")
+        && let Some(s) = check.string(v, &sub("coverage"))
+    {
+        match judge::percent(s) {
+            Ok(p) => judge.coverage = p,
+            Err(m) => check.report(v.span().start, &sub("coverage"), m),
+        }
+    }
+    for key in ["window", "deadline"] {
+        let Some(v) = table.get(key) else { continue };
+        let allowed = match key {
+            "window" => judge::takes_window(telemetry),
+            _ => telemetry == TelemetryCheck::AlertsUnremediated,
+        };
+        if !allowed {
+            let why = match key {
+                "window" => "has no dates in its feed to apply a window to",
+                _ => "has no deadline: only alerts.unremediated takes one",
+            };
+            refuse(check, v, key, why);
+            continue;
+        }
+        if let Some(s) = check.string(v, &sub(key)) {
+            match Span::parse(s) {
+                Ok(span) if key == "window" => judge.window = Some(span),
+                Ok(span) => judge.deadline = Some(span),
+                Err(m) => check.report(v.span().start, &sub(key), m),
+            }
+        }
+    }
+    Some(judge)
 }
 
 /// `answer = "compliance"` (or "number", "date", "text"), or a table for a number with
@@ -2131,10 +2281,10 @@ refs = { ndg = 8, dspt = "8.2.1", kloe = "W6.7" }
         assert_eq!(
             summaries,
             [
-                "dspt-ndg@2025.1",
+                "dspt-ndg@2026.1",
                 "windows10-endpoint@2025.1",
-                "firewall-boundary@2025.1",
-                "cqc-onsite-cyber@2025.1"
+                "firewall-boundary@2026.1",
+                "cqc-onsite-cyber@2026.1"
             ]
         );
         let template = bundled()

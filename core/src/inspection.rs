@@ -1723,6 +1723,7 @@ mod tests {
                     refs: References::default(),
                     severity: Severity::Low,
                     telemetry: None,
+                    judge: None,
                 }],
             }],
             pin: ChecklistPin {

@@ -14,6 +14,7 @@
 //! - [`seal`]: the signed record: sign-offs that pin the content they sign, in a chain.
 //! - [`history`]: every value a field of an item, finding or device has held.
 //! - [`chunks`]: reading a peer's change chunks under byte and operation limits.
+//! - [`judge`]: how a telemetry check judges an answer (devices, tolerance, window, coverage).
 //! - [`photo`]: decoding under strict limits, stripping metadata, thumbnails, hashing.
 //! - [`sync`]: the automerge-repo wire protocol (CBOR messages, document ids), with
 //!   no transport.
@@ -22,6 +23,7 @@ pub mod checklist;
 pub mod chunks;
 pub mod history;
 pub mod inspection;
+pub mod judge;
 pub mod photo;
 pub mod policy;
 pub mod response;

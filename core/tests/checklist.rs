@@ -183,7 +183,7 @@ fn bundled_checklists_are_the_files_on_disk() {
     }
     let summaries = checklist::bundled_summaries();
     assert!(
-        summaries.contains(&"cqc-onsite-cyber@2025.1".to_owned()),
+        summaries.contains(&"cqc-onsite-cyber@2026.1".to_owned()),
         "{summaries:?}"
     );
 }

@@ -46,7 +46,7 @@ fn validate_accepts_the_shipped_checklists() {
     assert_eq!(ok_lines.len(), 4, "one ok line per file:\n{stdout}");
     let template = ok_lines
         .iter()
-        .find(|l| l.contains("cqc-onsite-cyber@2025.1"))
+        .find(|l| l.contains("cqc-onsite-cyber@2026.1"))
         .unwrap();
     assert!(
         template.contains(" sections, ") && template.contains(" items  sha256 "),
@@ -75,7 +75,7 @@ fn validate_reports_every_problem_and_fails() {
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(!out.status.success(), "non-zero exit when any file fails");
     assert!(
-        stdout.contains("ok  ") && stdout.contains("dspt-ndg@2025.1"),
+        stdout.contains("ok  ") && stdout.contains("dspt-ndg@2026.1"),
         "{stdout}"
     );
     let name = bad.display().to_string();
@@ -543,12 +543,12 @@ fn cqc_copy(dir: &Path, version: &str) -> PathBuf {
         std::fs::copy(shipped(f), dir.join(f)).unwrap();
     }
     let template = std::fs::read_to_string(shipped("cqc-onsite-cyber.toml")).unwrap();
-    assert!(template.contains("version = \"2025.1\""));
+    assert!(template.contains("version = \"2026.1\""));
     let path = dir.join("cqc-onsite-cyber.toml");
     std::fs::write(
         &path,
         template.replacen(
-            "version = \"2025.1\"",
+            "version = \"2026.1\"",
             &format!("version = \"{version}\""),
             1,
         ),
@@ -563,13 +563,13 @@ fn a_published_checklist_can_be_pinned_by_new_inspections() {
     let shipped_cqc = shipped("cqc-onsite-cyber.toml");
     let out = d.ok(&["checklist", "publish", shipped_cqc.to_str().unwrap()], "");
     assert!(
-        out.starts_with("published cqc-onsite-cyber@2025.1 sha256 "),
+        out.starts_with("published cqc-onsite-cyber@2026.1 sha256 "),
         "{out}"
     );
     d.fails(
         &["checklist", "publish", shipped_cqc.to_str().unwrap()],
         "",
-        "checklist cqc-onsite-cyber@2025.1 already exists",
+        "checklist cqc-onsite-cyber@2026.1 already exists",
     );
     let id = d
         .ok(
@@ -579,7 +579,7 @@ fn a_published_checklist_can_be_pinned_by_new_inspections() {
                 "--trust",
                 "RJ1",
                 "--checklist",
-                "cqc-onsite-cyber@2025.1",
+                "cqc-onsite-cyber@2026.1",
             ],
             "",
         )
@@ -588,7 +588,7 @@ fn a_published_checklist_can_be_pinned_by_new_inspections() {
     let list = d.ok(&["inspection", "list"], "");
     assert!(
         list.lines()
-            .any(|l| l.starts_with(&id) && l.contains("\tcqc-onsite-cyber@2025.1\t")),
+            .any(|l| l.starts_with(&id) && l.contains("\tcqc-onsite-cyber@2026.1\t")),
         "the inspection pins the published version:\n{list}"
     );
 

@@ -43,7 +43,7 @@ fn import_telemetry(s: &Server) {
         "device_id,device_name,os_platform,os_version,os_build,first_seen,last_seen,\
          onboarding_status,health_status,exposure_level,missing_security_updates,\
          smb1_enabled,bitlocker_on,firewall_domain,firewall_private,firewall_public,\
-         credential_guard_running,secure_boot_on,is_medical_device,trust,site\n",
+         credential_guard_running,secure_boot_on,is_medical_device,trust,site,os_edition\n",
     );
     // (name, platform, version, build, days since seen, site)
     let rows = [
@@ -74,8 +74,8 @@ fn import_telemetry(s: &Server) {
         (
             "rj1-ws-0001.gstt.nhs.uk",
             "Windows10",
-            "22H2",
-            "19045",
+            "21H2",
+            "19044",
             0,
             "RJ121",
         ),
@@ -129,9 +129,16 @@ fn import_telemetry(s: &Server) {
         ),
     ];
     for (i, (name, platform, version, build, seen, site)) in rows.iter().enumerate() {
+        // The optional edition column: given for the IoT LTSC device only (build 19044 is
+        // supported only in its long-term editions: issue 12).
+        let edition = if *build == "19044" {
+            "IoTEnterpriseS"
+        } else {
+            ""
+        };
         endpoints.push_str(&format!(
             "dev-{i},{name},{platform},{version},{build},{},{}T09:00:00Z,onboarded,Active,Low,0,\
-             false,true,true,true,true,true,true,false,RJ1,{site}\n",
+             false,true,true,true,true,true,true,false,RJ1,{site},{edition}\n",
             day(900),
             day(*seen),
         ));
@@ -261,7 +268,7 @@ async fn answers_and_sampled_devices_are_set_beside_the_trusts_telemetry() {
     let devices = [
         (
             "RJ1-WS-0001",
-            "Windows 10 Enterprise 22H2, build 19045.5011",
+            "Windows 10 IoT Enterprise LTSC 2021, build 19044.5011",
         ),
         (
             "rj1-ws-0002.GSTT.nhs.uk",
@@ -319,12 +326,29 @@ async fn answers_and_sampled_devices_are_set_beside_the_trusts_telemetry() {
     );
     assert_eq!(
         unsupported["summary"],
-        "3 of 10 endpoints run an unsupported OS (3 Windows7 build 7601)"
+        "3 of 10 endpoints run an unsupported OS (33.3% of those with data, tolerance none): \
+         3 Windows7 build 7601; 5 are Windows 10 22H2, supported only with ESU evidence; \
+         1 gives no data (coverage 90%, the check needs 90%)",
+        "Windows 11 24H2 with no edition: Pro ended in Oct 2026, Enterprise did not"
+    );
+    assert_eq!(unsupported["esu_only"], 5);
+    assert!(
+        unsupported["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("answered met, but 3 of 9 endpoints with data run an unsupported OS"),
+        "{unsupported}"
     );
     assert_eq!(
         unsupported["sites"],
-        json!([{ "site": "RJ121", "count": 2, "total": 5, "unknown": 0 }]),
+        json!([{ "site": "RJ121", "count": 2, "total": 5, "unknown": 0, "esu_only": 2 }]),
         "the named site's own figures"
+    );
+    let closed = item(&join, "ndg6-cyber-alerts-closed");
+    assert_eq!(
+        (closed["count"].as_u64(), closed["total"].as_u64()),
+        (Some(2), Some(2)),
+        "neither alert was closed within 14 days: {closed}"
     );
 
     let alerts = item(&join, "ndg6-cyber-alerts-48h");
@@ -353,9 +377,10 @@ async fn answers_and_sampled_devices_are_set_beside_the_trusts_telemetry() {
          see, not a contradiction: {encryption}"
     );
     assert_eq!(join["totals"]["telemetry_silent"].as_u64(), Some(1));
-    // A device-scope item is judged by each sampled device's own record: the three
-    // Windows 10 22H2 devices answered 'met' agree with theirs, and the unmanaged one is
-    // not judged. The trust's three Windows 7 devices are context, not the verdict.
+    // A device-scope item is judged by each sampled device's own record: the IoT LTSC
+    // 2021 device answered 'met' agrees with its own; the two Windows 10 22H2 records
+    // cannot say (supported only with ESU, which telemetry does not show), and the
+    // unmanaged one is not judged. The trust's Windows 7 devices are context only.
     let device_item = item(&join, "w10-os-supported");
     assert_eq!(device_item["verdict"], "corroborated", "{device_item}");
     assert_eq!(device_item["devices_answered"], 4);
@@ -368,8 +393,8 @@ async fn answers_and_sampled_devices_are_set_beside_the_trusts_telemetry() {
         verdicts,
         [
             ("RJ1-WS-0001", &json!("corroborated")),
-            ("rj1-ws-0002.GSTT.nhs.uk", &json!("corroborated")),
-            ("rj1-ws-0003", &json!("corroborated")),
+            ("rj1-ws-0002.GSTT.nhs.uk", &json!("no_telemetry")),
+            ("rj1-ws-0003", &json!("no_telemetry")),
             ("RJ1-LAB-PC07", &Value::Null),
         ],
         "{device_item}"
@@ -380,9 +405,17 @@ async fn answers_and_sampled_devices_are_set_beside_the_trusts_telemetry() {
             .unwrap()
             .contains("unmanaged, not judged by the estate")
     );
+    assert!(
+        judged[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("supported only with Extended Security Updates"),
+        "{}",
+        judged[1]
+    );
     let summary = device_item["summary"].as_str().unwrap();
     assert!(
-        summary.starts_with("3 of 4 sampled devices' own records agree")
+        summary.starts_with("1 of 4 sampled devices' own records agree")
             && summary.contains("context, not the verdict")
             && summary.contains("3 of 10 endpoints run an unsupported OS"),
         "{summary}"
@@ -394,6 +427,11 @@ async fn answers_and_sampled_devices_are_set_beside_the_trusts_telemetry() {
     assert_eq!(
         device(&join, "rj1-ws-0002.GSTT.nhs.uk")["observed_build"],
         19044
+    );
+    assert_eq!(
+        device(&join, "RJ1-WS-0001")["telemetry"]["os_edition"],
+        "iot-ltsc",
+        "the edition column, read and kept as its class"
     );
     assert_eq!(status("rj1-ws-0003"), "stale", "last seen 60 days before");
     assert_eq!(status("RJ1-LAB-PC07"), "unmanaged");

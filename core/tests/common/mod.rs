@@ -18,6 +18,7 @@ pub fn item(id: &str, answer: AnswerKind) -> Item {
         refs: References::default(),
         severity: Severity::High,
         telemetry: None,
+        judge: None,
     }
 }
 

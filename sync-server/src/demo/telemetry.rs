@@ -122,7 +122,7 @@ impl Row<'_> {
         };
         writeln!(
             out,
-            "{},{},{},{},{build},{}T06:00:00Z,{}T{:02}:{:02}:00Z,{},{},{},{kbs},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{build},{}T06:00:00Z,{}T{:02}:{:02}:00Z,{},{},{},{kbs},{},{},{},{},{},{},{},{},{},{},{}",
             self.device_id,
             self.name,
             self.platform,
@@ -144,7 +144,22 @@ impl Row<'_> {
             b(self.medical),
             self.trust,
             self.site,
+            edition(self.platform, self.build, self.medical),
         )
+    }
+}
+
+/// The `EditionID` a demo device reports: long-term servicing where a build is only
+/// serviced as LTSC (1809 desktops; 21H2 medical devices as IoT LTSC), general
+/// availability otherwise, so 21H2 office desktops show as the unsupported Enterprise
+/// release they are (issue 12); none for platforms without one.
+fn edition(platform: &str, build: u32, medical: bool) -> &'static str {
+    match (platform, build) {
+        ("Windows10", 17763 | 14393) => "EnterpriseS",
+        ("Windows10", 19044) if medical => "IoTEnterpriseS",
+        ("Windows10" | "Windows11", _) => "Enterprise",
+        (p, _) if p.starts_with("WindowsServer") => "ServerStandard",
+        _ => "",
     }
 }
 

@@ -1,71 +1,350 @@
 //! Whether an endpoint's operating system still receives security updates, from the OS
-//! platform and build that the endpoint feed reports (Defender for Endpoint's
-//! `osPlatform` and `osBuild`), as of a date (the snapshot's).
+//! platform, build and edition that the endpoint feed reports (Defender for Endpoint's
+//! `osPlatform` and `osBuild`; the edition from the optional `os_edition` column), as of
+//! a date (the snapshot's). Issue 12: "a lifecycle table that knows editions and ESU".
 //!
-//! The table is REFERENCE §4 plus Microsoft's published lifecycle dates. Every date below
-//! is marked: **[C]** confirmed in REFERENCE, **[U]** background knowledge not checked
-//! against a source (verify before relying on it), **[A]** an assumption we make on
-//! purpose. Change a date here and the join follows; nothing else encodes it.
+//! [`TABLE`] is the whole table, one row per platform, build and edition class, each with
+//! its end of support and the page it comes from. Change a date there and the join, the
+//! charts and the device verdicts follow; nothing else encodes one. Dates are REFERENCE
+//! §8.1, checked against Microsoft's lifecycle pages with the search tools (the closing
+//! note of issue 12 says what was found).
 //!
-//! - Windows XP, Vista, 7, 8, 8.1, Server 2003, 2008 and 2008 R2: out of support (DSPT 8.1.4
-//!   names XP, Vista, 7, 8.1 and Server 2008 **[C]**). Server 2012 and 2012 R2 ended
-//!   10 Oct 2023 **[U]**.
-//! - Windows 10, by build: long-term servicing builds 14393 (LTSB 2016), 17763 (LTSC 2019)
-//!   and 19044 (LTSC 2021) **[C]** until their LTSC end dates **[U]**; 10240 (LTSB 2015)
-//!   until 14 Oct 2025 **[U]**; 19045 (22H2) left general support on 14 Oct 2025 **[U]**
-//!   but is counted as supported until 10 Oct 2028 **[A]**: we assume NHS Windows 10
-//!   devices are enrolled in Microsoft's paid Extended Security Updates (up to three
-//!   years). Every other Windows 10 build (1511-21H1: 10586-19043) is out of support.
-//!   The feed does not say whether a 14393, 17763 or 19044 device runs the LTSC edition;
-//!   we count those builds as supported, as the brief for the join asks, and the
-//!   inspector checks the edition on a sampled device (checklist item `w10-os-supported`).
-//! - Windows 11 (Enterprise and Education dates), by build: 22000 (21H2) until 8 Oct 2024,
-//!   22621 (22H2) until 14 Oct 2025, 22631 (23H2) until 10 Nov 2026, 26100 (24H2) until
-//!   12 Oct 2027, 26200 (25H2) until 10 Oct 2028 **[U]**; a build newer than the table
-//!   knows is counted as supported.
-//! - Windows Server 2016 until 12 Jan 2027, 2019 until 9 Jan 2029, 2022 until 14 Oct 2031,
-//!   2025 until 10 Oct 2034 **[U]** (extended support).
-//! - Anything else (Linux, macOS, mobile, an unknown or missing platform or build) is not
-//!   judged: it is neither counted as unsupported nor as supported, and the join says how
-//!   many endpoints it could not judge.
+//! How a row is read, on the snapshot's day:
+//! - on or before `end`: **supported**;
+//! - after `end` and on or before `esu_end`: **supported only with ESU evidence**
+//!   ([`Support::EsuOnly`]). Windows 10 22H2 (19045) ended on 14 Oct 2025; Extended
+//!   Security Updates are bought per device, per year, and Defender for Endpoint's machine
+//!   data cannot show them, so the inspector asks for the licence (`slmgr /dlv`);
+//! - later: **unsupported**.
+//!
+//! Editions, by class (`telemetry::fields::edition_class`): builds 19044, 17763, 14393
+//! and 10240 are supported only as long-term servicing editions (LTSC/LTSB, IoT LTSC):
+//! the general-availability editions of the same build ended years earlier. When the
+//! feed gives no edition (or one the table does not know), the row set for the build
+//! is read for every edition: if they all agree, that is the answer (Windows 10 1607 is
+//! unsupported in late 2026 whatever the edition); if not, **support unknown**
+//! ([`Support::Unknown`]), never "supported".
+//!
+//! Always unsupported, whatever the build: Windows XP, Vista, 7, 8, 8.1, Server 2003,
+//! 2008 and 2008 R2 (DSPT 8.1.4 names XP, Vista, 7, 8.1 and Server 2008, REFERENCE §2).
+//! A Windows 10 build the table does not list is a general-availability release past its
+//! end (1511 to 21H1); a Windows 11 build newer than the table knows is counted as
+//! supported; anything else (Linux, macOS, mobile, a missing build) is not judged.
 
 use chrono::NaiveDate;
 
-/// What the lifecycle table says about one platform and build on a date.
+/// What the lifecycle table says about one platform, build and edition on a date.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Support {
     Supported,
     Unsupported,
-    /// Not a platform the table covers, or the build is missing.
+    /// Past its end, inside the paid Extended Security Updates period: supported only
+    /// on a device that has an ESU licence, which telemetry does not show.
+    EsuOnly,
+    /// Not a platform the table covers, a missing build, or an edition the answer
+    /// depends on that the feed does not give.
     Unknown,
 }
 
-fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+impl Support {
+    /// The name the API and the charts use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Support::Supported => "supported",
+            Support::Unsupported => "unsupported",
+            Support::EsuOnly => "esu_only",
+            Support::Unknown => "unknown",
+        }
+    }
+}
+
+/// One row of the table.
+#[derive(Debug)]
+pub struct Row {
+    /// Normalised platform ([`normalise`]): `windows10`, `windows11`, `windowsserver2019`.
+    pub platform: &'static str,
+    /// `None`: every build of the platform.
+    pub build: Option<i64>,
+    /// Edition classes the row is for; empty: every edition.
+    pub editions: &'static [&'static str],
+    /// The last day of security updates.
+    pub end: (i32, u32, u32),
+    /// The last day of paid Extended Security Updates, if there are any.
+    pub esu_end: Option<(i32, u32, u32)>,
+    pub source: &'static str,
+}
+
+const GA: &[&str] = &["enterprise", "education", "pro", "home"];
+const ENT: &[&str] = &["enterprise", "education"];
+const CONSUMER: &[&str] = &["pro", "home"];
+const LTSC: &[&str] = &["ltsc"];
+const IOT: &[&str] = &["iot-ltsc"];
+const ANY_LTSC: &[&str] = &["ltsc", "iot-ltsc"];
+
+/// Every dated row. `source` is the Microsoft lifecycle page (under
+/// `https://learn.microsoft.com/lifecycle/products/`) or the page named.
+pub const TABLE: &[Row] = &[
+    // Windows 10 22H2: end 14 Oct 2025; commercial ESU, per device and year, to 10 Oct 2028.
+    Row {
+        platform: "windows10",
+        build: Some(19045),
+        editions: &[],
+        end: (2025, 10, 14),
+        esu_end: Some((2028, 10, 10)),
+        source: "windows-10-enterprise-and-education; windows-10-home-and-pro; learn.microsoft.com/windows/whats-new/extended-security-updates",
+    },
+    // Windows 10 21H2 (19044).
+    Row {
+        platform: "windows10",
+        build: Some(19044),
+        editions: ENT,
+        end: (2024, 6, 11),
+        esu_end: None,
+        source: "windows-10-enterprise-and-education (21H2)",
+    },
+    Row {
+        platform: "windows10",
+        build: Some(19044),
+        editions: CONSUMER,
+        end: (2023, 6, 13),
+        esu_end: None,
+        source: "windows-10-home-and-pro (21H2)",
+    },
+    Row {
+        platform: "windows10",
+        build: Some(19044),
+        editions: LTSC,
+        end: (2027, 1, 12),
+        esu_end: None,
+        source: "windows-10-enterprise-ltsc-2021",
+    },
+    Row {
+        platform: "windows10",
+        build: Some(19044),
+        editions: IOT,
+        end: (2032, 1, 13),
+        esu_end: None,
+        source: "windows-10-iot-enterprise-ltsc-2021",
+    },
+    // Windows 10 1809 (17763): only the LTSC 2019 editions are still serviced.
+    Row {
+        platform: "windows10",
+        build: Some(17763),
+        editions: GA,
+        end: (2021, 5, 11),
+        esu_end: None,
+        source: "windows-10-enterprise-and-education (1809)",
+    },
+    Row {
+        platform: "windows10",
+        build: Some(17763),
+        editions: ANY_LTSC,
+        end: (2029, 1, 9),
+        esu_end: None,
+        source: "windows-10-enterprise-ltsc-2019; windows-10-iot-enterprise-ltsc-2019",
+    },
+    // Windows 10 1607 (14393): LTSB 2016 only.
+    Row {
+        platform: "windows10",
+        build: Some(14393),
+        editions: GA,
+        end: (2019, 4, 9),
+        esu_end: None,
+        source: "windows-10-enterprise-and-education (1607)",
+    },
+    Row {
+        platform: "windows10",
+        build: Some(14393),
+        editions: ANY_LTSC,
+        end: (2026, 10, 13),
+        esu_end: None,
+        source: "windows-10-enterprise-2016-ltsb; windows-10-iot-enterprise-ltsb-2016",
+    },
+    // Windows 10 1507 (10240): LTSB 2015 only.
+    Row {
+        platform: "windows10",
+        build: Some(10240),
+        editions: GA,
+        end: (2017, 5, 9),
+        esu_end: None,
+        source: "windows-10-enterprise-and-education (1507)",
+    },
+    Row {
+        platform: "windows10",
+        build: Some(10240),
+        editions: ANY_LTSC,
+        end: (2025, 10, 14),
+        esu_end: None,
+        source: "windows-10-2015-ltsb",
+    },
+    // Windows 11, by release: Enterprise/Education get 36 months, Home/Pro 24.
+    Row {
+        platform: "windows11",
+        build: Some(22000),
+        editions: ENT,
+        end: (2024, 10, 8),
+        esu_end: None,
+        source: "windows-11-enterprise-and-education (21H2)",
+    },
+    Row {
+        platform: "windows11",
+        build: Some(22000),
+        editions: CONSUMER,
+        end: (2023, 10, 10),
+        esu_end: None,
+        source: "windows-11-home-and-pro (21H2)",
+    },
+    Row {
+        platform: "windows11",
+        build: Some(22621),
+        editions: ENT,
+        end: (2025, 10, 14),
+        esu_end: None,
+        source: "windows-11-enterprise-and-education (22H2)",
+    },
+    Row {
+        platform: "windows11",
+        build: Some(22621),
+        editions: CONSUMER,
+        end: (2024, 10, 8),
+        esu_end: None,
+        source: "windows-11-home-and-pro (22H2)",
+    },
+    Row {
+        platform: "windows11",
+        build: Some(22631),
+        editions: ENT,
+        end: (2026, 11, 10),
+        esu_end: None,
+        source: "windows-11-enterprise-and-education (23H2)",
+    },
+    Row {
+        platform: "windows11",
+        build: Some(22631),
+        editions: CONSUMER,
+        end: (2025, 11, 11),
+        esu_end: None,
+        source: "windows-11-home-and-pro (23H2)",
+    },
+    Row {
+        platform: "windows11",
+        build: Some(26100),
+        editions: ENT,
+        end: (2027, 10, 12),
+        esu_end: None,
+        source: "windows-11-enterprise-and-education (24H2)",
+    },
+    Row {
+        platform: "windows11",
+        build: Some(26100),
+        editions: CONSUMER,
+        end: (2026, 10, 13),
+        esu_end: None,
+        source: "windows-11-home-and-pro (24H2)",
+    },
+    Row {
+        platform: "windows11",
+        build: Some(26100),
+        editions: LTSC,
+        end: (2029, 10, 9),
+        esu_end: None,
+        source: "windows-11-enterprise-ltsc-2024",
+    },
+    Row {
+        platform: "windows11",
+        build: Some(26100),
+        editions: IOT,
+        end: (2034, 10, 10),
+        esu_end: None,
+        source: "windows-11-iot-enterprise-ltsc-2024",
+    },
+    Row {
+        platform: "windows11",
+        build: Some(26200),
+        editions: ENT,
+        end: (2028, 10, 10),
+        esu_end: None,
+        source: "windows-11-enterprise-and-education (25H2)",
+    },
+    Row {
+        platform: "windows11",
+        build: Some(26200),
+        editions: CONSUMER,
+        end: (2027, 10, 12),
+        esu_end: None,
+        source: "windows-11-home-and-pro (25H2)",
+    },
+    // Servers, extended support, any build.
+    Row {
+        platform: "windowsserver2012",
+        build: None,
+        editions: &[],
+        end: (2023, 10, 10),
+        esu_end: None,
+        source: "windows-server-2012",
+    },
+    Row {
+        platform: "windowsserver2012r2",
+        build: None,
+        editions: &[],
+        end: (2023, 10, 10),
+        esu_end: None,
+        source: "windows-server-2012-r2",
+    },
+    Row {
+        platform: "windowsserver2016",
+        build: None,
+        editions: &[],
+        end: (2027, 1, 12),
+        esu_end: None,
+        source: "windows-server-2016",
+    },
+    Row {
+        platform: "windowsserver2019",
+        build: None,
+        editions: &[],
+        end: (2029, 1, 9),
+        esu_end: None,
+        source: "windows-server-2019",
+    },
+    Row {
+        platform: "windowsserver2022",
+        build: None,
+        editions: &[],
+        end: (2031, 10, 14),
+        esu_end: None,
+        source: "windows-server-2022",
+    },
+    Row {
+        platform: "windowsserver2025",
+        build: None,
+        editions: &[],
+        end: (2034, 11, 14),
+        esu_end: None,
+        source: "windows-server-2025 (revised in 2026 from the pre-release 10 Oct 2034)",
+    },
+];
+
+/// Platforms out of support whatever their build (REFERENCE §2, DSPT 8.1.4).
+const ALWAYS_UNSUPPORTED: &[&str] = &[
+    "windowsxp",
+    "windowsvista",
+    "windows7",
+    "windows8",
+    "windows8.1",
+    "windows81",
+    "windows8blue",
+    "windowsserver2003",
+    "windowsserver2003r2",
+    "windowsserver2008",
+    "windowsserver2008r2",
+];
+
+/// The newest Windows 11 build in the table: a newer one is a release we have not listed.
+const NEWEST_WINDOWS11: i64 = 26200;
+
+fn date((y, m, d): (i32, u32, u32)) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).expect("a valid date in the lifecycle table")
-}
-
-/// Windows 10 builds still serviced, with the day support ends.
-fn windows10_end(build: i64) -> Option<NaiveDate> {
-    match build {
-        10240 => Some(date(2025, 10, 14)), // LTSB 2015 [U]
-        14393 => Some(date(2026, 10, 13)), // LTSB 2016 [U]
-        17763 => Some(date(2029, 1, 9)),   // LTSC 2019 [U]
-        19044 => Some(date(2027, 1, 12)),  // LTSC 2021 [U]
-        19045 => Some(date(2028, 10, 10)), // 22H2 with Extended Security Updates [A]
-        _ => None,
-    }
-}
-
-/// Windows 11 builds, with the day support ends (Enterprise and Education).
-fn windows11_end(build: i64) -> Option<NaiveDate> {
-    match build {
-        22000 => Some(date(2024, 10, 8)),  // 21H2 [U]
-        22621 => Some(date(2025, 10, 14)), // 22H2 [U]
-        22631 => Some(date(2026, 11, 10)), // 23H2 [U]
-        26100 => Some(date(2027, 10, 12)), // 24H2 [U]
-        26200 => Some(date(2028, 10, 10)), // 25H2 [U]
-        _ => None,
-    }
 }
 
 /// `WindowsServer2019`, `Windows Server 2019`, `windows_server_2019` all become
@@ -78,47 +357,57 @@ fn normalise(platform: &str) -> String {
         .collect()
 }
 
-/// Whether `platform` at `build` receives security updates on `on`.
-pub fn support(platform: &str, build: Option<i64>, on: NaiveDate) -> Support {
-    let p = normalise(platform);
-    let until = |end: NaiveDate| {
-        if on <= end {
+impl Row {
+    fn on(&self, day: NaiveDate) -> Support {
+        if day <= date(self.end) {
             Support::Supported
+        } else if self.esu_end.is_some_and(|e| day <= date(e)) {
+            Support::EsuOnly
         } else {
             Support::Unsupported
         }
+    }
+}
+
+/// Whether `platform` at `build`, of edition class `edition` (`None`: not given),
+/// receives security updates on `on`.
+pub fn support(
+    platform: &str,
+    build: Option<i64>,
+    edition: Option<&str>,
+    on: NaiveDate,
+) -> Support {
+    let p = normalise(platform);
+    if ALWAYS_UNSUPPORTED.contains(&p.as_str()) {
+        return Support::Unsupported;
+    }
+    let rows: Vec<&Row> = TABLE
+        .iter()
+        .filter(|r| r.platform == p && (r.build.is_none() || r.build == build))
+        .collect();
+    if rows.is_empty() {
+        return match (p.as_str(), build) {
+            ("windows10" | "windows11", None) => Support::Unknown,
+            ("windows11", Some(b)) if b > NEWEST_WINDOWS11 => Support::Supported,
+            ("windows10" | "windows11", Some(_)) => Support::Unsupported,
+            _ => Support::Unknown,
+        };
+    }
+    let known_edition = edition.filter(|e| rows.iter().any(|r| r.editions.contains(e)));
+    let candidates: Vec<&&Row> = match known_edition {
+        Some(e) => rows
+            .iter()
+            .filter(|r| r.editions.is_empty() || r.editions.contains(&e))
+            .collect(),
+        // No edition, or one no row of the build names: every row of the build.
+        None => rows.iter().collect(),
     };
-    match p.as_str() {
-        "windowsxp"
-        | "windowsvista"
-        | "windows7"
-        | "windows8"
-        | "windows8.1"
-        | "windows81"
-        | "windows8blue"
-        | "windowsserver2003"
-        | "windowsserver2003r2"
-        | "windowsserver2008"
-        | "windowsserver2008r2" => Support::Unsupported,
-        "windowsserver2012" | "windowsserver2012r2" => until(date(2023, 10, 10)),
-        "windowsserver2016" => until(date(2027, 1, 12)),
-        "windowsserver2019" => until(date(2029, 1, 9)),
-        "windowsserver2022" => until(date(2031, 10, 14)),
-        "windowsserver2025" => until(date(2034, 10, 10)),
-        "windows10" => match build {
-            None => Support::Unknown,
-            Some(b) => windows10_end(b).map_or(Support::Unsupported, until),
-        },
-        "windows11" => match build {
-            None => Support::Unknown,
-            Some(b) => match windows11_end(b) {
-                Some(end) => until(end),
-                // Newer than the table: a release we have not listed yet.
-                None if b > 26200 => Support::Supported,
-                None => Support::Unsupported,
-            },
-        },
-        _ => Support::Unknown,
+    let mut answers = candidates.iter().map(|r| r.on(on));
+    let first = answers.next().unwrap_or(Support::Unknown);
+    if answers.all(|a| a == first) {
+        first
+    } else {
+        Support::Unknown
     }
 }
 
@@ -161,59 +450,137 @@ mod tests {
     use super::*;
 
     fn on() -> NaiveDate {
-        date(2026, 11, 29)
+        day(2026, 11, 29)
+    }
+
+    fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+        date((y, m, d))
     }
 
     #[test]
     fn old_platforms_are_out_of_support_whatever_the_build() {
         for p in ["Windows7", "WindowsXP", "Windows8.1", "WindowsServer2008R2"] {
-            assert_eq!(support(p, Some(7601), on()), Support::Unsupported, "{p}");
-            assert_eq!(support(p, None, on()), Support::Unsupported, "{p}");
+            assert_eq!(
+                support(p, Some(7601), None, on()),
+                Support::Unsupported,
+                "{p}"
+            );
+            assert_eq!(
+                support(p, None, Some("ltsc"), on()),
+                Support::Unsupported,
+                "{p}"
+            );
         }
     }
 
     #[test]
-    fn windows10_builds_before_19044_are_out_of_support_except_long_term_servicing() {
-        let w10 = |b| support("Windows10", Some(b), on());
+    fn windows10_22h2_is_supported_only_with_esu_evidence() {
+        let w = |d| support("Windows10", Some(19045), None, d);
+        assert_eq!(w(day(2025, 10, 14)), Support::Supported, "its last day");
+        assert_eq!(w(day(2025, 10, 15)), Support::EsuOnly);
+        assert_eq!(w(on()), Support::EsuOnly, "whatever the edition");
+        assert_eq!(w(day(2028, 10, 11)), Support::Unsupported, "ESU over");
+        assert_eq!(
+            support("Windows10", Some(19045), Some("pro"), on()),
+            Support::EsuOnly
+        );
+    }
+
+    /// Issue 12: "19044, 17763 and 14393 are supported only as LTSC/LTSB/IoT editions
+    /// with their own end dates; an unknown edition on such a build is support unknown".
+    #[test]
+    fn long_term_builds_are_supported_only_in_their_long_term_editions() {
+        let w = |b, e| support("Windows10", Some(b), e, on());
+        assert_eq!(
+            w(19044, Some("pro")),
+            Support::Unsupported,
+            "21H2 Pro ended 2023"
+        );
+        assert_eq!(
+            w(19044, Some("enterprise")),
+            Support::Unsupported,
+            "ended 2024"
+        );
+        assert_eq!(
+            w(19044, Some("ltsc")),
+            Support::Supported,
+            "LTSC 2021 to Jan 2027"
+        );
+        assert_eq!(
+            w(19044, Some("iot-ltsc")),
+            Support::Supported,
+            "IoT LTSC 2021 to 2032"
+        );
+        assert_eq!(
+            w(19044, None),
+            Support::Unknown,
+            "no edition: support unknown"
+        );
+        assert_eq!(w(19044, Some("other")), Support::Unknown);
+        assert_eq!(
+            support("Windows10", Some(19044), Some("ltsc"), day(2027, 1, 13)),
+            Support::Unsupported,
+            "LTSC 2021 ended"
+        );
+        assert_eq!(w(17763, Some("ltsc")), Support::Supported);
+        assert_eq!(w(17763, Some("education")), Support::Unsupported);
+        assert_eq!(w(17763, None), Support::Unknown);
+        assert_eq!(
+            w(14393, None),
+            Support::Unsupported,
+            "every 1607 edition has ended"
+        );
+        assert_eq!(
+            support("Windows10", Some(14393), None, day(2026, 6, 1)),
+            Support::Unknown,
+            "the date decides: LTSB 2016 was serviced until Oct 2026"
+        );
         for b in [
             10586, 15063, 16299, 17134, 18362, 18363, 19041, 19042, 19043,
         ] {
-            assert_eq!(w10(b), Support::Unsupported, "build {b}");
+            assert_eq!(w(b, Some("ltsc")), Support::Unsupported, "build {b}");
         }
-        for b in [17763, 19044, 19045] {
-            assert_eq!(w10(b), Support::Supported, "build {b}");
-        }
-        assert_eq!(
-            w10(14393),
-            Support::Unsupported,
-            "LTSB 2016 ended in Oct 2026"
-        );
-        assert_eq!(
-            support("Windows10", Some(14393), date(2026, 6, 1)),
-            Support::Supported,
-            "the date decides"
-        );
-        assert_eq!(support("Windows10", None, on()), Support::Unknown);
+        assert_eq!(support("Windows10", None, None, on()), Support::Unknown);
     }
 
     #[test]
     fn windows11_and_server_follow_their_dates_and_other_platforms_are_not_judged() {
+        let w = |b, e| support("Windows11", Some(b), e, on());
         assert_eq!(
-            support("Windows11", Some(22631), on()),
+            w(22631, None),
+            Support::Unsupported,
+            "23H2 ended for every edition"
+        );
+        assert_eq!(w(26100, Some("enterprise")), Support::Supported);
+        assert_eq!(
+            w(26100, Some("pro")),
+            Support::Unsupported,
+            "24H2 Pro ended Oct 2026"
+        );
+        assert_eq!(w(26100, None), Support::Unknown);
+        assert_eq!(w(26200, None), Support::Supported);
+        assert_eq!(w(27000, None), Support::Supported);
+        assert_eq!(
+            support("Windows Server 2012 R2", Some(9600), None, on()),
             Support::Unsupported
         );
-        assert_eq!(support("Windows11", Some(26100), on()), Support::Supported);
-        assert_eq!(support("Windows11", Some(27000), on()), Support::Supported);
         assert_eq!(
-            support("Windows Server 2012 R2", Some(9600), on()),
-            Support::Unsupported
-        );
-        assert_eq!(
-            support("WindowsServer2019", Some(17763), on()),
+            support("WindowsServer2019", Some(17763), None, on()),
             Support::Supported
         );
-        assert_eq!(support("Linux", Some(5), on()), Support::Unknown);
-        assert_eq!(support("macOS", None, on()), Support::Unknown);
+        assert_eq!(support("Linux", Some(5), None, on()), Support::Unknown);
+        assert_eq!(support("macOS", None, None, on()), Support::Unknown);
+    }
+
+    #[test]
+    fn every_row_has_a_source_and_valid_dates() {
+        for r in TABLE {
+            assert!(!r.source.is_empty());
+            let end = date(r.end);
+            if let Some(e) = r.esu_end {
+                assert!(date(e) > end);
+            }
+        }
     }
 
     #[test]

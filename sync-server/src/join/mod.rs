@@ -66,6 +66,8 @@
 
 pub mod lifecycle;
 mod query;
+#[cfg(test)]
+mod scenarios;
 mod summary;
 mod verdict;
 
@@ -77,17 +79,20 @@ use serde::Serialize;
 use uuid::Uuid;
 use wardcheck_core::checklist::{Checklist, Scope, TelemetryCheck};
 use wardcheck_core::inspection::InspectionView;
+use wardcheck_core::judge::{DeviceKind, Judge, trim_float};
+
+use lifecycle::Support;
 
 pub use crate::telemetry::thousands;
 pub use query::{
-    Counts, DeviceRecord, OsGroup, SnapshotRef, TrustTelemetry, count_checks, latest_snapshot,
-    trust_telemetry,
+    Counts, DeviceRecord, OsGroup, Sensor, SnapshotRef, TrustTelemetry, count_checks,
+    latest_snapshot, trust_telemetry,
 };
 pub use summary::{
     AckBucket, AlertSummary, EndpointSummary, Onboarding, OsShare, Smb1, SummarySnapshots,
     SupportMix, TrustSummary, telemetry_summary,
 };
-pub use verdict::{Compliance, Verdict, verdict};
+pub use verdict::{Compliance, Verdict, judge, verdict};
 
 /// A record last seen this many days or more before its snapshot is stale.
 pub const STALE_AFTER_DAYS: i64 = 30;
@@ -135,12 +140,24 @@ pub struct ItemJoin {
     /// item's verdict is theirs; the counts are the estate's, shown as context.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub judged_devices: Vec<DeviceJudgement>,
-    /// Null with `no_telemetry`.
+    /// Null with `no_telemetry`: the bad ones, those counted, those with no data.
     pub count: Option<u64>,
     pub total: Option<u64>,
     pub unknown: Option<u64>,
-    /// The figures in words, e.g. "412 of 9,860 endpoints run an unsupported OS".
+    /// `endpoints.unsupported_os`: devices supported only with ESU evidence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub esu_only: Option<u64>,
+    /// The share (percent) of those counted that give data.
+    pub coverage: Option<f64>,
+    /// How the check judges this item (the checklist's `judge`, or the check's default).
+    pub judge: Judge,
+    /// The judge in words: "end-user devices that can carry a sensor; tolerance 1%; ...".
+    pub rule: String,
+    /// The figures in words, e.g. "3 of 4,250 end-user devices have BitLocker off
+    /// (0.07% of those with data, tolerance 1%)".
     pub summary: String,
+    /// Why the verdict is what it is, in one sentence.
+    pub reason: String,
     /// The snapshot the figures come from.
     pub snapshot: Option<SnapshotRef>,
     /// The same check for each site the inspection names.
@@ -197,31 +214,50 @@ pub struct DeviceJudgement {
     pub reason: String,
 }
 
-/// Whether a device's own record shows the problem a check counts: `None` when the
-/// record does not say (a field the device did not report, a platform or build the
-/// lifecycle table does not cover). Alerts and firewalls are not devices' checks.
-fn device_shows(check: TelemetryCheck, r: &DeviceRecord, as_of: NaiveDate) -> Option<bool> {
+/// Whether a device's own record shows the problem a check counts, or why it does not
+/// say (a field the device did not report, a sensor that is not reporting, a platform,
+/// build or edition the lifecycle table cannot judge). Alerts and firewalls are not
+/// devices' checks.
+fn device_shows(check: TelemetryCheck, r: &DeviceRecord, as_of: NaiveDate) -> Result<bool, String> {
     use TelemetryCheck::*;
+    let unreported = || Err("the device did not report it".to_owned());
+    let sensor = Sensor::of(&r.onboarding_status, &r.health_status);
     match check {
-        EndpointsUnsupportedOs => match lifecycle::support(&r.os_platform, r.os_build, as_of) {
-            lifecycle::Support::Supported => Some(false),
-            lifecycle::Support::Unsupported => Some(true),
-            lifecycle::Support::Unknown => None,
-        },
-        EndpointsSmb1Enabled => r.smb1_enabled,
-        EndpointsNotOnboarded => Some(r.onboarding_status != "onboarded"),
-        EndpointsMissingSecurityUpdates => r.missing_security_updates.map(|n| n > 0),
-        EndpointsBitlockerOff => r.bitlocker_on.map(|on| !on),
-        EndpointsSecureBootOff => r.secure_boot_on.map(|on| !on),
-        EndpointsCredentialGuardOff => r.credential_guard_running.map(|on| !on),
-        EndpointsFirewallProfileOff => {
-            match (r.firewall_domain, r.firewall_private, r.firewall_public) {
-                (Some(d), Some(p), Some(u)) => Some(!(d && p && u)),
-                (d, p, u) if [d, p, u].contains(&Some(false)) => Some(true),
-                _ => None,
+        EndpointsUnsupportedOs => {
+            match lifecycle::support(&r.os_platform, r.os_build, r.os_edition.as_deref(), as_of) {
+                Support::Supported => Ok(false),
+                Support::Unsupported => Ok(true),
+                Support::EsuOnly => Err(
+                    "its build is supported only with Extended Security Updates, which telemetry cannot show: the answer stands on the licence the inspector saw".to_owned(),
+                ),
+                Support::Unknown => Err(match &r.os_edition {
+                    None => "its support depends on the edition, which the feed does not give".to_owned(),
+                    Some(_) => "the lifecycle table does not judge its platform, build and edition".to_owned(),
+                }),
             }
         }
-        _ => None,
+        EndpointsNotOnboarded => Ok(sensor != Sensor::Reporting),
+        _ if sensor != Sensor::Reporting => Err(format!(
+            "its sensor is not reporting (onboarding {}, health {}): no configuration data",
+            r.onboarding_status, r.health_status
+        )),
+        EndpointsSmb1Enabled => r.smb1_enabled.map_or_else(unreported, Ok),
+        EndpointsMissingSecurityUpdates => r
+            .missing_security_updates
+            .map_or_else(unreported, |n| Ok(n > 0)),
+        EndpointsBitlockerOff => r.bitlocker_on.map_or_else(unreported, |on| Ok(!on)),
+        EndpointsSecureBootOff => r.secure_boot_on.map_or_else(unreported, |on| Ok(!on)),
+        EndpointsCredentialGuardOff => r
+            .credential_guard_running
+            .map_or_else(unreported, |on| Ok(!on)),
+        EndpointsFirewallProfileOff => {
+            match (r.firewall_domain, r.firewall_private, r.firewall_public) {
+                (Some(d), Some(p), Some(u)) => Ok(!(d && p && u)),
+                (d, p, u) if [d, p, u].contains(&Some(false)) => Ok(true),
+                _ => unreported(),
+            }
+        }
+        _ => Err("not a device's check".to_owned()),
     }
 }
 
@@ -245,11 +281,11 @@ fn judge_device(
             format!("{said}; no telemetry record: unmanaged, not judged by the estate"),
         ),
         (Some(r), Some(as_of), _) => match device_shows(check, r, as_of) {
-            None => (
+            Err(why) => (
                 Some(Verdict::NoTelemetry),
-                format!("{said}; its record does not say"),
+                format!("{said}; its record does not say: {why}"),
             ),
-            Some(bad) => {
+            Ok(bad) => {
                 let v = verdict(Some(answer), Some(u64::from(bad)));
                 let record = if bad {
                     format!("its record shows it {}", singular(what))
@@ -359,6 +395,7 @@ fn phrase(check: TelemetryCheck) -> (&'static str, &'static str) {
             "have no recorded rule review in the last 12 months",
         ),
         AlertsUnacknowledged48h => ("cyber alerts", "were not acknowledged within 48 hours"),
+        AlertsUnremediated => ("cyber alerts", "were not closed (remediated) in time"),
     }
 }
 
@@ -379,13 +416,41 @@ fn snapshot_of(t: &TrustTelemetry, check: TelemetryCheck) -> Option<&SnapshotRef
     }
 }
 
-fn summary(check: TelemetryCheck, counts: &Counts, groups: &[OsGroup]) -> String {
-    let (noun, what) = phrase(check);
+/// What the judge counts, as a noun: "end-user devices", "firewalls", "cyber alerts".
+fn noun(check: TelemetryCheck, rule: &Judge) -> String {
+    let (noun, _) = phrase(check);
+    if !wardcheck_core::judge::counts_endpoints(check)
+        || rule.devices.len() == DeviceKind::ALL.len()
+    {
+        return noun.to_owned();
+    }
+    let names: Vec<&str> = rule.devices.iter().map(|k| k.plural()).collect();
+    match names.as_slice() {
+        [one] => (*one).to_owned(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+        [] => noun.to_owned(),
+    }
+}
+
+/// The figures in words: "3 of 4,250 end-user devices have BitLocker off (0.07%,
+/// tolerance 1%); 120 give no data (coverage 97%, the check needs 80%)".
+fn summary(check: TelemetryCheck, rule: &Judge, counts: &Counts, groups: &[OsGroup]) -> String {
+    let (_, what) = phrase(check);
+    let known = counts.total.saturating_sub(counts.unknown);
     let mut s = format!(
-        "{} of {} {noun} {what}",
+        "{} of {} {} {what} ({} of those with data, tolerance {})",
         thousands(counts.count),
-        thousands(counts.total)
+        thousands(counts.total),
+        noun(check, rule),
+        verdict::share(counts.count, known),
+        rule.tolerance
     );
+    if let Some(w) = rule.window {
+        s.push_str(&match check {
+            TelemetryCheck::FirewallsRuleReviewOverdue => format!(" (review due every {w})"),
+            _ => format!(" (issued in the last {w})"),
+        });
+    }
     if !groups.is_empty() {
         let list: Vec<String> = groups
             .iter()
@@ -394,12 +459,90 @@ fn summary(check: TelemetryCheck, counts: &Counts, groups: &[OsGroup]) -> String
                 None => format!("{} {}", thousands(g.count), g.os_platform),
             })
             .collect();
-        s.push_str(&format!(" ({})", list.join(", ")));
+        s.push_str(&format!(": {}", list.join(", ")));
+    }
+    if counts.esu_only > 0 {
+        s.push_str(&format!(
+            "; {} are Windows 10 22H2, supported only with ESU evidence",
+            thousands(counts.esu_only)
+        ));
     }
     if counts.unknown > 0 {
-        s.push_str(&format!("; {} not known", thousands(counts.unknown)));
+        s.push_str(&format!(
+            "; {} {} no data (coverage {}",
+            thousands(counts.unknown),
+            if counts.unknown == 1 { "gives" } else { "give" },
+            verdict::share(known, counts.total)
+        ));
+        if rule.coverage > 0.0 {
+            s.push_str(&format!(", the check needs {}%", trim_float(rule.coverage)));
+        }
+        s.push(')');
     }
     s
+}
+
+/// Why the verdict is what it is, in one sentence.
+fn reason(
+    check: TelemetryCheck,
+    rule: &Judge,
+    answer: Option<Compliance>,
+    counts: Option<&Counts>,
+    verdict: Verdict,
+) -> String {
+    let (_, what) = phrase(check);
+    let said = match answer {
+        Some(Compliance::Met) => "met",
+        Some(Compliance::PartlyMet) => "partly met",
+        Some(Compliance::NotMet) => "not met",
+        Some(Compliance::NotApplicable) => "not applicable",
+        None => "no answer",
+    };
+    let Some(c) = counts else {
+        return "no telemetry for the trust in this feed".to_owned();
+    };
+    let known = c.total.saturating_sub(c.unknown);
+    let n = noun(check, rule);
+    match verdict {
+        Verdict::Contradicted => format!(
+            "answered met, but {} of {} {n} with data {what}: more than the tolerance ({})",
+            thousands(c.count),
+            thousands(known),
+            rule.tolerance
+        ),
+        Verdict::Corroborated if answer == Some(Compliance::Met) && c.count == 0 => {
+            format!(
+                "answered met, and none of the {} {n} with data {what}",
+                thousands(known)
+            )
+        }
+        Verdict::Corroborated if answer == Some(Compliance::Met) => format!(
+            "answered met, and {} of {} {n} with data {what}: within the tolerance ({})",
+            thousands(c.count),
+            thousands(known),
+            rule.tolerance
+        ),
+        Verdict::Corroborated => format!(
+            "answered {said}, and telemetry sees it: {} of {} {n} with data {what}",
+            thousands(c.count),
+            thousands(known)
+        ),
+        Verdict::TelemetrySilent => format!(
+            "answered {said}; telemetry sees none of the {} {n} with data that {what}: a problem it cannot see, never a contradiction",
+            thousands(known)
+        ),
+        Verdict::InsufficientCoverage => format!(
+            "answered {said}; only {} of the {} {n} give data ({}), below the {}% the check needs: a clean count over so few says nothing",
+            thousands(known),
+            thousands(c.total),
+            verdict::share(known, c.total),
+            trim_float(rule.coverage)
+        ),
+        Verdict::Unanswered => format!("{said}: the figures are shown, not judged"),
+        Verdict::NoTelemetry => {
+            format!("answered {said}; telemetry holds no {n} of the trust for this check")
+        }
+    }
 }
 
 /// The join of an inspection (its typed view, and the checklist it pins) with the
@@ -412,11 +555,7 @@ pub fn join(
     let trust = view.meta.trust.as_str();
     let t = trust_telemetry(conn, trust)?;
 
-    let has_endpoints = t
-        .figures
-        .trust
-        .get(TelemetryCheck::EndpointsUnsupportedOs.name())
-        .is_some_and(|c| c.total > 0);
+    let has_endpoints = t.has_rows(TelemetryCheck::EndpointsUnsupportedOs);
     let mut devices = Vec::new();
     for d in &view.devices {
         let hostname = d.hostname.current().value.clone();
@@ -513,30 +652,31 @@ pub fn join(
         } else {
             Vec::new()
         };
+        let rule = item
+            .judge
+            .clone()
+            .unwrap_or_else(|| Judge::default_for(check));
         let snapshot = snapshot_of(&t, check).cloned();
-        let counts = t
-            .figures
-            .trust
-            .get(check.name())
-            .copied()
-            .filter(|c| c.total > 0 && snapshot.is_some());
+        let counts = t.counts(check, &rule, None);
         let verdict = if section.scope == Scope::Device && counts.is_some() {
             device_verdict(answer, &judged)
         } else {
-            verdict(answer, counts.map(|c| c.count))
+            verdict::judge(answer, counts.as_ref(), &rule)
         };
-        let groups: &[OsGroup] = if check == TelemetryCheck::EndpointsUnsupportedOs {
-            &t.unsupported[..t.unsupported.len().min(MAX_OS_GROUPS)]
+        let groups: Vec<OsGroup> = if check == TelemetryCheck::EndpointsUnsupportedOs {
+            let mut g = t.unsupported_groups(&rule);
+            g.truncate(MAX_OS_GROUPS);
+            g
         } else {
-            &[]
+            Vec::new()
         };
         let summary = match (&counts, &snapshot) {
             (Some(c), _) if section.scope == Scope::Device => format!(
                 "{}; across the trust (context, not the verdict): {}",
                 devices_summary(&judged),
-                summary(check, c, groups)
+                summary(check, &rule, c, &groups)
             ),
-            (Some(c), _) => summary(check, c, groups),
+            (Some(c), _) => summary(check, &rule, c, &groups),
             (None, Some(s)) => format!(
                 "no {} rows for {trust} in the {} snapshot of {}",
                 feed(check),
@@ -545,19 +685,18 @@ pub fn join(
             ),
             (None, None) => format!("no {} telemetry has been imported", feed(check)),
         };
+        let reason = if section.scope == Scope::Device && counts.is_some() {
+            format!("judged device by device: {}", devices_summary(&judged))
+        } else {
+            reason(check, &rule, answer, counts.as_ref(), verdict)
+        };
         let sites = if counts.is_some() && feed(check) != "alerts" {
             view.meta
                 .sites
                 .iter()
                 .map(|site| SiteCounts {
                     site: site.clone(),
-                    counts: t
-                        .figures
-                        .sites
-                        .get(site)
-                        .and_then(|m| m.get(check.name()))
-                        .copied()
-                        .unwrap_or_default(),
+                    counts: t.counts(check, &rule, Some(site)).unwrap_or_default(),
                 })
                 .collect()
         } else {
@@ -575,36 +714,26 @@ pub fn join(
             count: counts.map(|c| c.count),
             total: counts.map(|c| c.total),
             unknown: counts.map(|c| c.unknown),
+            esu_only: counts.map(|c| c.esu_only).filter(|n| *n > 0),
+            coverage: counts
+                .filter(|c| c.total > 0)
+                .map(|c| (verdict::coverage(&c) * 10.0).round() / 10.0),
+            rule: rule.describe(check),
+            judge: rule,
             summary,
+            reason,
             snapshot,
             sites,
-            breakdown: if counts.is_some() {
-                groups.to_vec()
-            } else {
-                Vec::new()
-            },
+            breakdown: if counts.is_some() { groups } else { Vec::new() },
         });
     }
 
     let mut totals = BTreeMap::new();
-    for name in [
-        "corroborated",
-        "contradicted",
-        "telemetry_silent",
-        "unanswered",
-        "no_telemetry",
-    ] {
-        totals.insert(name, 0);
+    for v in Verdict::ALL {
+        totals.insert(v.name(), 0);
     }
     for i in &items {
-        let name = match i.verdict {
-            Verdict::Corroborated => "corroborated",
-            Verdict::Contradicted => "contradicted",
-            Verdict::TelemetrySilent => "telemetry_silent",
-            Verdict::Unanswered => "unanswered",
-            Verdict::NoTelemetry => "no_telemetry",
-        };
-        *totals.entry(name).or_default() += 1;
+        *totals.entry(i.verdict.name()).or_default() += 1;
     }
 
     Ok(Join {
@@ -698,6 +827,8 @@ mod tests {
             os_build: build,
             last_seen: last_seen.into(),
             onboarding_status: "onboarded".into(),
+            health_status: "Active".into(),
+            os_edition: None,
             missing_security_updates: Some(0),
             smb1_enabled: Some(false),
             bitlocker_on: Some(true),
@@ -768,7 +899,26 @@ mod tests {
             os_build: Some(7601),
             ..clean.clone()
         };
-        let rows: [(TelemetryCheck, Compliance, &DeviceRecord, Option<Verdict>); 9] = [
+        let mut inactive = bitlocker_off.clone();
+        inactive.health_status = "Inactive".into();
+        let win11 = DeviceRecord {
+            os_platform: "Windows11".into(),
+            os_build: Some(26200),
+            ..clean.clone()
+        };
+        let rows: [(TelemetryCheck, Compliance, &DeviceRecord, Option<Verdict>); 12] = [
+            (
+                EndpointsBitlockerOff,
+                Met,
+                &inactive,
+                Some(Verdict::NoTelemetry),
+            ),
+            (
+                EndpointsNotOnboarded,
+                Met,
+                &inactive,
+                Some(Verdict::Contradicted),
+            ),
             (
                 EndpointsBitlockerOff,
                 Met,
@@ -821,6 +971,12 @@ mod tests {
                 EndpointsUnsupportedOs,
                 Met,
                 &clean,
+                Some(Verdict::NoTelemetry),
+            ),
+            (
+                EndpointsUnsupportedOs,
+                Met,
+                &win11,
                 Some(Verdict::Corroborated),
             ),
         ];

@@ -8,10 +8,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock, Mutex};
 
-use chrono::{Duration, NaiveDate};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use wardcheck_core::checklist::TelemetryCheck;
+use wardcheck_core::judge::{DeviceKind, Judge, Span, SpanUnit};
 
 use super::lifecycle::{self, Support};
 
@@ -25,23 +26,20 @@ pub struct SnapshotRef {
     pub sha256: String,
 }
 
-/// Counts for one check over one scope (the trust, or one site).
+/// Counts for one check over one scope (the trust, or one site), after the item's judge
+/// chose which devices count.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
-    /// Rows where the check finds the bad thing.
+    /// Those where the check finds the bad thing.
     pub count: u64,
-    /// Rows in scope.
+    /// Those counted: the devices (firewalls, alerts) the judge selects.
     pub total: u64,
-    /// Rows the feed could not judge (field unknown, platform not in the lifecycle table).
+    /// Those counted that give no data for the check (field unknown, sensor not
+    /// reporting, an edition the lifecycle table needs but the feed does not give).
     pub unknown: u64,
-}
-
-impl Counts {
-    fn add(&mut self, bad: u64, total: u64, unknown: u64) {
-        self.count += bad;
-        self.total += total;
-        self.unknown += unknown;
-    }
+    /// `endpoints.unsupported_os`: those supported only with ESU evidence (Windows 10
+    /// 22H2 past its end), neither bad nor known good.
+    pub esu_only: u64,
 }
 
 /// One (platform, build) group of unsupported endpoints.
@@ -52,48 +50,242 @@ pub struct OsGroup {
     pub count: u64,
 }
 
-/// Everything the join needs from one feed for one trust: counts per check, for the
-/// trust and per site.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FeedFigures {
-    /// By check name ([`TelemetryCheck::name`]).
-    pub trust: BTreeMap<&'static str, Counts>,
-    pub sites: BTreeMap<String, BTreeMap<&'static str, Counts>>,
+/// Where a device's sensor stands (`telemetry::counts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sensor {
+    /// Onboarded and reporting: the only state whose configuration is data.
+    Reporting,
+    /// Onboarded, but the sensor has stopped reporting (inactive, impaired).
+    Inactive,
+    /// A sensor could run here but does not.
+    CanOnboard,
+    /// Only discovered on the network: no sensor can run on it.
+    Discovered,
 }
 
-impl FeedFigures {
-    fn add(
-        &mut self,
-        site: Option<&str>,
-        check: TelemetryCheck,
-        bad: u64,
-        total: u64,
-        unknown: u64,
-    ) {
-        self.trust
-            .entry(check.name())
-            .or_default()
-            .add(bad, total, unknown);
-        if let Some(site) = site {
-            self.sites
-                .entry(site.to_owned())
-                .or_default()
-                .entry(check.name())
-                .or_default()
-                .add(bad, total, unknown);
+impl Sensor {
+    fn from_name(s: &str) -> Sensor {
+        match s {
+            "reporting" => Sensor::Reporting,
+            "inactive" => Sensor::Inactive,
+            "can-onboard" => Sensor::CanOnboard,
+            _ => Sensor::Discovered,
+        }
+    }
+
+    /// From a device row's onboarding and health status (as `telemetry::counts::sensor`).
+    pub fn of(onboarding: &str, health: &str) -> Sensor {
+        match (onboarding, health) {
+            ("onboarded", "Active") => Sensor::Reporting,
+            ("onboarded", _) => Sensor::Inactive,
+            ("CanBeOnboarded", _) => Sensor::CanOnboard,
+            _ => Sensor::Discovered,
         }
     }
 }
 
-/// What the latest snapshots say about one trust.
+/// One group of a trust's endpoints, as `endpoint_counts` holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointGroup {
+    pub site: String,
+    pub os_platform: String,
+    pub os_build: Option<i64>,
+    pub os_edition: Option<String>,
+    pub kind: DeviceKind,
+    pub sensor: Sensor,
+    pub devices: u64,
+    /// (bad, unknown) for each of [`CONFIG_CHECKS`], in order.
+    pub flags: [(u64, u64); 6],
+}
+
+/// One firewall of the trust.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirewallRow {
+    pub site: String,
+    pub vendor_supported: bool,
+    pub admin_interface_exposed: bool,
+    pub last_rule_review: Option<NaiveDate>,
+}
+
+/// One high-severity alert sent to the trust.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertRow {
+    pub issued: DateTime<Utc>,
+    pub acknowledged: Option<DateTime<Utc>>,
+    pub closed: Option<DateTime<Utc>>,
+}
+
+/// What the latest snapshots say about one trust: its endpoint groups, firewalls and
+/// alerts, from which each item's figures are counted under its own judge
+/// ([`TrustTelemetry::counts`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrustTelemetry {
     pub endpoints: Option<SnapshotRef>,
     pub network: Option<SnapshotRef>,
     pub alerts: Option<SnapshotRef>,
-    pub figures: FeedFigures,
-    /// Unsupported endpoints by platform and build, largest first.
-    pub unsupported: Vec<OsGroup>,
+    pub groups: Vec<EndpointGroup>,
+    pub firewalls: Vec<FirewallRow>,
+    pub alert_rows: Vec<AlertRow>,
+}
+
+/// The end of a snapshot's day, the moment its figures are judged at.
+pub fn end_of_day(d: NaiveDate) -> DateTime<Utc> {
+    (d + Duration::days(1))
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc()
+}
+
+impl TrustTelemetry {
+    /// Whether the trust has rows in the latest snapshot of the check's feed.
+    pub fn has_rows(&self, check: TelemetryCheck) -> bool {
+        match check.name().split('.').next() {
+            Some("firewalls") => self.network.is_some() && !self.firewalls.is_empty(),
+            Some("alerts") => self.alerts.is_some() && !self.alert_rows.is_empty(),
+            _ => self.endpoints.is_some() && !self.groups.is_empty(),
+        }
+    }
+
+    /// The check's figures for the trust (`site`: one of its sites) under `judge`;
+    /// `None` when the trust has no rows in the feed's latest snapshot.
+    pub fn counts(
+        &self,
+        check: TelemetryCheck,
+        judge: &Judge,
+        site: Option<&str>,
+    ) -> Option<Counts> {
+        if !self.has_rows(check) {
+            return None;
+        }
+        let in_site = |s: &str| site.is_none_or(|x| x == s);
+        let mut c = Counts::default();
+        match check.name().split('.').next() {
+            Some("firewalls") => {
+                let as_of = self.network.as_ref()?.as_of;
+                let window = judge.window.unwrap_or(Span::months(12));
+                let oldest = window.before(end_of_day(as_of)).date_naive();
+                for f in self.firewalls.iter().filter(|f| in_site(&f.site)) {
+                    c.total += 1;
+                    let bad = match check {
+                        TelemetryCheck::FirewallsUnsupportedFirmware => !f.vendor_supported,
+                        TelemetryCheck::FirewallsAdminInterfaceExposed => f.admin_interface_exposed,
+                        // No recorded review is overdue, not unknown (issue 12).
+                        _ => f.last_rule_review.is_none_or(|d| d < oldest),
+                    };
+                    c.count += u64::from(bad);
+                }
+            }
+            Some("alerts") => {
+                // Alerts have no site: the trust's figures stand for every site.
+                let end = end_of_day(self.alerts.as_ref()?.as_of);
+                let from = judge.window.map(|w| w.before(end));
+                for a in &self.alert_rows {
+                    if from.is_some_and(|f| a.issued < f) || a.issued >= end {
+                        continue;
+                    }
+                    c.total += 1;
+                    let (done, within) = match check {
+                        TelemetryCheck::AlertsUnremediated => {
+                            (a.closed, judge.deadline.unwrap_or(Span::days(14)))
+                        }
+                        _ => (
+                            a.acknowledged,
+                            Span {
+                                amount: 48,
+                                unit: SpanUnit::Hours,
+                            },
+                        ),
+                    };
+                    let due = within.after(a.issued);
+                    let late = match done {
+                        Some(t) => t > due,
+                        None => due < end,
+                    };
+                    c.count += u64::from(late);
+                }
+            }
+            _ => {
+                let as_of = self.endpoints.as_ref()?.as_of;
+                for g in self.groups.iter().filter(|g| in_site(&g.site)) {
+                    if !judge.devices.contains(&g.kind)
+                        || (!judge.discovered && g.sensor == Sensor::Discovered)
+                    {
+                        continue;
+                    }
+                    let n = g.devices;
+                    c.total += n;
+                    match check {
+                        TelemetryCheck::EndpointsUnsupportedOs => {
+                            match lifecycle::support(
+                                &g.os_platform,
+                                g.os_build,
+                                g.os_edition.as_deref(),
+                                as_of,
+                            ) {
+                                Support::Unsupported => c.count += n,
+                                Support::Supported => {}
+                                Support::EsuOnly => c.esu_only += n,
+                                Support::Unknown => c.unknown += n,
+                            }
+                        }
+                        TelemetryCheck::EndpointsNotOnboarded => {
+                            if g.sensor != Sensor::Reporting {
+                                c.count += n;
+                            }
+                        }
+                        _ => {
+                            let i = CONFIG_CHECKS
+                                .iter()
+                                .position(|(k, _, _)| *k == check)
+                                .expect("an endpoint configuration check");
+                            if g.sensor == Sensor::Reporting {
+                                c.count += g.flags[i].0;
+                                c.unknown += g.flags[i].1;
+                            } else {
+                                // A sensor that is not reporting gives no configuration.
+                                c.unknown += n;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Some(c)
+    }
+
+    /// Unsupported endpoints under `judge`, by platform and build, largest first.
+    pub fn unsupported_groups(&self, judge: &Judge) -> Vec<OsGroup> {
+        let Some(snap) = &self.endpoints else {
+            return Vec::new();
+        };
+        let mut by: BTreeMap<(String, Option<i64>), u64> = BTreeMap::new();
+        for g in &self.groups {
+            if !judge.devices.contains(&g.kind)
+                || (!judge.discovered && g.sensor == Sensor::Discovered)
+            {
+                continue;
+            }
+            if lifecycle::support(
+                &g.os_platform,
+                g.os_build,
+                g.os_edition.as_deref(),
+                snap.as_of,
+            ) == Support::Unsupported
+            {
+                *by.entry((g.os_platform.clone(), g.os_build)).or_default() += g.devices;
+            }
+        }
+        let mut groups: Vec<OsGroup> = by
+            .into_iter()
+            .map(|((os_platform, os_build), count)| OsGroup {
+                os_platform,
+                os_build,
+                count,
+            })
+            .collect();
+        groups.sort_by_key(|g| std::cmp::Reverse(g.count));
+        groups
+    }
 }
 
 /// A sampled device's record in the endpoint snapshot.
@@ -107,6 +299,9 @@ pub struct DeviceRecord {
     pub os_build: Option<i64>,
     pub last_seen: String,
     pub onboarding_status: String,
+    pub health_status: String,
+    /// The edition class, when the feed gives one.
+    pub os_edition: Option<String>,
     /// The configuration the device reported (NULL, `None`, when it reported none: e.g.
     /// not onboarded): what a device-scope item is judged on.
     pub missing_security_updates: Option<i64>,
@@ -142,16 +337,15 @@ pub fn latest_snapshot(conn: &Connection, kind: &str) -> rusqlite::Result<Option
     .optional()
 }
 
-/// The endpoint checks, with the `endpoint_counts` columns holding each one's bad and
-/// unknown devices (see `telemetry::counts` for their definitions; "unknown" means the
-/// feed does not know, never "off").
-const ENDPOINT_CHECKS: &[(TelemetryCheck, &str, &str)] = &[
+/// The endpoint configuration checks, with the `endpoint_counts` columns holding each
+/// one's bad and unknown devices (`telemetry::counts` has their definitions; "unknown"
+/// means the feed does not know, never "off").
+pub const CONFIG_CHECKS: [(TelemetryCheck, &str, &str); 6] = [
     (
         TelemetryCheck::EndpointsSmb1Enabled,
         "smb1_enabled",
         "smb1_unknown",
     ),
-    (TelemetryCheck::EndpointsNotOnboarded, "not_onboarded", "0"),
     (
         TelemetryCheck::EndpointsMissingSecurityUpdates,
         "missing_updates",
@@ -179,20 +373,16 @@ const ENDPOINT_CHECKS: &[(TelemetryCheck, &str, &str)] = &[
     ),
 ];
 
-/// The per-site, per-build figures of a trust, read from `endpoint_counts`: the importer
-/// counts every check's bad and unknown devices as it reads the file (with the same
-/// definitions as the checks above), so a trust's figures are a few dozen rows rather
-/// than a scan of every endpoint.
+/// A trust's groups, read from `endpoint_counts` (the importer counts as it reads, so a
+/// trust's figures are a few hundred rows rather than a scan of every endpoint).
 fn endpoint_sql() -> String {
     let mut cols = String::new();
-    for (_, bad, unknown) in ENDPOINT_CHECKS {
-        cols.push_str(&format!(
-            ", coalesce(sum({bad}), 0), coalesce(sum({unknown}), 0)"
-        ));
+    for (_, bad, unknown) in CONFIG_CHECKS {
+        cols.push_str(&format!(", {bad}, {unknown}"));
     }
     format!(
-        "SELECT site, os_platform, os_build, sum(devices){cols} FROM endpoint_counts
-         WHERE snapshot = ?1 AND trust = ?2 GROUP BY site, os_platform, os_build"
+        "SELECT site, os_platform, os_build, os_edition, kind, sensor, devices{cols}
+         FROM endpoint_counts WHERE snapshot = ?1 AND trust = ?2"
     )
 }
 
@@ -243,7 +433,8 @@ pub fn trust_telemetry(conn: &Connection, trust: &str) -> rusqlite::Result<Arc<T
     Ok(t)
 }
 
-/// The aggregate queries behind [`trust_telemetry`].
+/// The queries behind [`trust_telemetry`]: the trust's endpoint groups, its firewalls
+/// and its alerts, each through an index on (snapshot, trust).
 pub fn count_checks(
     conn: &Connection,
     trust: &str,
@@ -257,116 +448,79 @@ pub fn count_checks(
         alerts,
         ..Default::default()
     };
+    let conversion = |i: usize, e: String| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+    };
 
     if let Some(snap) = &t.endpoints {
-        let mut unsupported: BTreeMap<(String, Option<i64>), u64> = BTreeMap::new();
         let mut stmt = conn.prepare_cached(&endpoint_sql())?;
         let mut rows = stmt.query(params![snap.id, trust])?;
         while let Some(r) = rows.next()? {
-            let site: String = r.get(0)?;
-            let platform: String = r.get(1)?;
-            let build: Option<i64> = r.get(2)?;
-            let n = r.get::<_, i64>(3)? as u64;
-            let (bad, unknown) = match lifecycle::support(&platform, build, snap.as_of) {
-                Support::Unsupported => (n, 0),
-                Support::Supported => (0, 0),
-                Support::Unknown => (0, n),
-            };
-            if bad > 0 {
-                *unsupported.entry((platform.clone(), build)).or_default() += bad;
+            let kind: String = r.get(4)?;
+            let mut flags = [(0u64, 0u64); 6];
+            for (i, f) in flags.iter_mut().enumerate() {
+                *f = (
+                    r.get::<_, i64>(7 + 2 * i)? as u64,
+                    r.get::<_, i64>(8 + 2 * i)? as u64,
+                );
             }
-            t.figures.add(
-                Some(&site),
-                TelemetryCheck::EndpointsUnsupportedOs,
-                bad,
-                n,
-                unknown,
-            );
-            for (i, (check, _, _)) in ENDPOINT_CHECKS.iter().enumerate() {
-                let bad = r.get::<_, i64>(4 + 2 * i)? as u64;
-                let unknown = r.get::<_, i64>(5 + 2 * i)? as u64;
-                t.figures.add(Some(&site), *check, bad, n, unknown);
-            }
+            t.groups.push(EndpointGroup {
+                site: r.get(0)?,
+                os_platform: r.get(1)?,
+                os_build: r.get(2)?,
+                os_edition: r.get(3)?,
+                kind: DeviceKind::from_name(&kind)
+                    .ok_or_else(|| conversion(4, format!("unknown kind {kind}")))?,
+                sensor: Sensor::from_name(&r.get::<_, String>(5)?),
+                devices: r.get::<_, i64>(6)? as u64,
+                flags,
+            });
         }
-        let mut groups: Vec<OsGroup> = unsupported
-            .into_iter()
-            .map(|((os_platform, os_build), count)| OsGroup {
-                os_platform,
-                os_build,
-                count,
-            })
-            .collect();
-        groups.sort_by_key(|g| std::cmp::Reverse(g.count));
-        t.unsupported = groups;
     }
 
     if let Some(snap) = &t.network {
-        // "More than 12 months old": reviewed before this day a year before the snapshot.
-        // A firewall with no recorded review is overdue, not unknown: a review that left
-        // no record is one an inspector cannot rely on (issue 12, "the checks fixed").
-        let year_ago = (snap.as_of - Duration::days(365)).to_string();
         let mut stmt = conn.prepare_cached(
-            "SELECT site, count(*),
-                    coalesce(sum(vendor_supported = 0), 0),
-                    coalesce(sum(admin_interface_exposed = 1), 0),
-                    coalesce(sum(last_rule_review < ?3 OR last_rule_review IS NULL), 0),
-                    0
-             FROM network_devices WHERE snapshot = ?1 AND trust = ?2 GROUP BY site",
+            "SELECT site, vendor_supported, admin_interface_exposed, last_rule_review
+             FROM network_devices WHERE snapshot = ?1 AND trust = ?2",
         )?;
-        let mut rows = stmt.query(params![snap.id, trust, year_ago])?;
+        let mut rows = stmt.query(params![snap.id, trust])?;
         while let Some(r) = rows.next()? {
-            let site: String = r.get(0)?;
-            let n = r.get::<_, i64>(1)? as u64;
-            let get = |i| r.get::<_, i64>(i).map(|v| v as u64);
-            let f = &mut t.figures;
-            f.add(
-                Some(&site),
-                TelemetryCheck::FirewallsUnsupportedFirmware,
-                get(2)?,
-                n,
-                0,
-            );
-            f.add(
-                Some(&site),
-                TelemetryCheck::FirewallsAdminInterfaceExposed,
-                get(3)?,
-                n,
-                0,
-            );
-            f.add(
-                Some(&site),
-                TelemetryCheck::FirewallsRuleReviewOverdue,
-                get(4)?,
-                n,
-                get(5)?,
-            );
+            let review: Option<String> = r.get(3)?;
+            t.firewalls.push(FirewallRow {
+                site: r.get(0)?,
+                vendor_supported: r.get(1)?,
+                admin_interface_exposed: r.get(2)?,
+                last_rule_review: match review {
+                    Some(d) => Some(
+                        NaiveDate::parse_from_str(&d, "%Y-%m-%d")
+                            .map_err(|e| conversion(3, e.to_string()))?,
+                    ),
+                    None => None,
+                },
+            });
         }
     }
 
     if let Some(snap) = &t.alerts {
-        // An alert still unacknowledged is late once 48 hours have passed by the end of
-        // the snapshot's day; one acknowledged is late if that took more than 48 hours.
-        let cutoff = format!(
-            "{}T00:00:00Z",
-            snap.as_of + Duration::days(1) - Duration::days(2)
-        );
-        let (n, late): (i64, i64) = conn
-            .prepare_cached(
-                "SELECT count(*), coalesce(sum(CASE
-                     WHEN acknowledged IS NULL THEN issued < ?3
-                     ELSE julianday(acknowledged) - julianday(issued) > 2.0 END), 0)
-                 FROM alerts WHERE snapshot = ?1 AND trust = ?2",
-            )?
-            .query_row(params![snap.id, trust, cutoff], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
-        t.figures.add(
-            None,
-            TelemetryCheck::AlertsUnacknowledged48h,
-            late as u64,
-            n as u64,
-            0,
-        );
+        let mut stmt = conn.prepare_cached(
+            "SELECT issued, acknowledged, closed FROM alerts WHERE snapshot = ?1 AND trust = ?2",
+        )?;
+        let mut rows = stmt.query(params![snap.id, trust])?;
+        let time = |i: usize, v: Option<String>| -> rusqlite::Result<Option<DateTime<Utc>>> {
+            v.map(|s| {
+                DateTime::parse_from_rfc3339(&s)
+                    .map(|t| t.to_utc())
+                    .map_err(|e| conversion(i, e.to_string()))
+            })
+            .transpose()
+        };
+        while let Some(r) = rows.next()? {
+            t.alert_rows.push(AlertRow {
+                issued: time(0, Some(r.get(0)?))?.expect("given"),
+                acknowledged: time(1, r.get(1)?)?,
+                closed: time(2, r.get(2)?)?,
+            });
+        }
     }
     Ok(t)
 }
@@ -383,7 +537,7 @@ pub fn device_records(
         "SELECT device_id, device_name, site, os_platform, os_version, os_build, last_seen,
                 onboarding_status, missing_security_updates, smb1_enabled, bitlocker_on,
                 firewall_domain, firewall_private, firewall_public, credential_guard_running,
-                secure_boot_on
+                secure_boot_on, health_status, os_edition
          FROM endpoints WHERE snapshot = ?1 AND hostname_lower = ?2 AND trust = ?3
          ORDER BY last_seen DESC",
     )?;
@@ -397,6 +551,8 @@ pub fn device_records(
             os_build: r.get(5)?,
             last_seen: r.get(6)?,
             onboarding_status: r.get(7)?,
+            health_status: r.get(16)?,
+            os_edition: r.get(17)?,
             missing_security_updates: r.get(8)?,
             smb1_enabled: r.get(9)?,
             bitlocker_on: r.get(10)?,

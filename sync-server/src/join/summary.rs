@@ -44,7 +44,11 @@ pub struct SummarySnapshots {
 pub struct SupportMix {
     pub supported: u64,
     pub unsupported: u64,
-    /// A platform or build the lifecycle table does not judge.
+    /// Supported only with Extended Security Updates, which telemetry cannot show
+    /// (Windows 10 22H2 after 14 Oct 2025).
+    pub esu_only: u64,
+    /// A platform, build or edition the lifecycle table cannot judge (e.g. build 19044
+    /// with no edition: LTSC is supported, Enterprise is not).
     pub unknown: u64,
 }
 
@@ -53,6 +57,7 @@ impl SupportMix {
         match support {
             Support::Supported => self.supported += n,
             Support::Unsupported => self.unsupported += n,
+            Support::EsuOnly => self.esu_only += n,
             Support::Unknown => self.unknown += n,
         }
     }
@@ -63,6 +68,8 @@ impl SupportMix {
 pub struct OsShare {
     pub os_platform: String,
     pub os_build: Option<i64>,
+    /// The edition class, when the feed gives one.
+    pub os_edition: Option<String>,
     pub devices: u64,
     pub support: &'static str,
 }
@@ -76,8 +83,14 @@ pub struct Smb1 {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Onboarding {
+    /// Onboarded, sensor reporting.
     pub onboarded: u64,
+    /// Onboarded, but the sensor has stopped reporting (inactive, impaired).
+    pub inactive: u64,
+    /// A sensor could run there but does not.
     pub not_onboarded: u64,
+    /// Only discovered on the network (printers, IoT): no sensor can run there.
+    pub discovered: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -162,10 +175,15 @@ fn endpoint_summary(
     trust: &str,
 ) -> rusqlite::Result<Option<EndpointSummary>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT os_platform, os_build, sum(devices), sum(smb1_enabled), sum(smb1_unknown),
-                sum(not_onboarded)
+        "SELECT os_platform, os_build, os_edition, sum(devices),
+                sum(CASE WHEN sensor = 'reporting' THEN smb1_enabled ELSE 0 END),
+                sum(CASE WHEN sensor = 'reporting' THEN smb1_unknown ELSE devices END),
+                sum(CASE WHEN sensor = 'reporting' THEN devices ELSE 0 END),
+                sum(CASE WHEN sensor = 'inactive' THEN devices ELSE 0 END),
+                sum(CASE WHEN sensor = 'can-onboard' THEN devices ELSE 0 END),
+                sum(CASE WHEN sensor = 'discovered' THEN devices ELSE 0 END)
          FROM endpoint_counts WHERE snapshot = ?1 AND trust = ?2
-         GROUP BY os_platform, os_build",
+         GROUP BY os_platform, os_build, os_edition",
     )?;
     let mut rows = stmt.query(params![snap.id, trust])?;
     let mut s = EndpointSummary {
@@ -180,44 +198,44 @@ fn endpoint_summary(
     while let Some(r) = rows.next()? {
         let platform: String = r.get(0)?;
         let build: Option<i64> = r.get(1)?;
+        let edition: Option<String> = r.get(2)?;
         let n = |i| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
-        let (devices, smb1, smb1_unknown, not_onboarded) = (n(2)?, n(3)?, n(4)?, n(5)?);
-        let support = lifecycle::support(&platform, build, snap.as_of);
+        let (devices, smb1, smb1_unknown) = (n(3)?, n(4)?, n(5)?);
+        let support = lifecycle::support(&platform, build, edition.as_deref(), snap.as_of);
         s.devices += devices;
         s.support.add(support, devices);
+        // As in the join: a sensor that is not reporting gives no configuration.
         s.smb1.enabled += smb1;
         s.smb1.unknown += smb1_unknown;
         s.smb1.disabled += devices.saturating_sub(smb1 + smb1_unknown);
-        s.onboarding.not_onboarded += not_onboarded;
-        s.onboarding.onboarded += devices.saturating_sub(not_onboarded);
-        groups.push((platform, build, devices, support));
+        s.onboarding.onboarded += n(6)?;
+        s.onboarding.inactive += n(7)?;
+        s.onboarding.not_onboarded += n(8)?;
+        s.onboarding.discovered += n(9)?;
+        groups.push((platform, build, edition, devices, support));
     }
     if s.devices == 0 {
         return Ok(None);
     }
     // Largest first; ties in a fixed order, so the page does not reshuffle.
-    groups.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| (&a.0, a.1).cmp(&(&b.0, b.1))));
-    for (i, (platform, build, devices, support)) in groups.into_iter().enumerate() {
+    groups.sort_by(|a, b| {
+        b.3.cmp(&a.3)
+            .then_with(|| (&a.0, a.1, &a.2).cmp(&(&b.0, b.1, &b.2)))
+    });
+    for (i, (platform, build, edition, devices, support)) in groups.into_iter().enumerate() {
         if i < limits::TELEMETRY_SUMMARY_OS_GROUPS {
             s.os.push(OsShare {
                 os_platform: platform,
                 os_build: build,
+                os_edition: edition,
                 devices,
-                support: support_name(support),
+                support: support.name(),
             });
         } else {
             s.os_other.add(support, devices);
         }
     }
     Ok(Some(s))
-}
-
-fn support_name(s: Support) -> &'static str {
-    match s {
-        Support::Supported => "supported",
-        Support::Unsupported => "unsupported",
-        Support::Unknown => "unknown",
-    }
 }
 
 fn alert_summary(
@@ -314,13 +332,16 @@ mod tests {
                  (1, 'endpoints', '2026-11-29', 'a', 0, 0, '', ''),
                  (2, 'alerts', '2026-11-29', 'b', 0, 0, '', '');
              CREATE TABLE endpoint_counts (snapshot, trust, site, os_platform, os_build,
-                 devices, smb1_enabled, smb1_unknown, not_onboarded);
+                 os_edition, kind, sensor, devices, smb1_enabled, smb1_unknown);
              INSERT INTO endpoint_counts VALUES
-                 (1, 'RJ1', 'RJ121', 'Windows10', 19045, 900, 10, 5, 20),
-                 (1, 'RJ1', 'RJ122', 'Windows10', 19045, 100, 0, 0, 0),
-                 (1, 'RJ1', 'RJ121', 'Windows7', 7601, 40, 30, 0, 40),
-                 (1, 'RJ1', 'RJ121', 'Linux', NULL, 3, 0, 3, 3),
-                 (1, 'RTH', 'RTH01', 'Windows7', 7601, 999, 0, 0, 0);
+                 (1, 'RJ1', 'RJ121', 'Windows10', 19045, NULL, 'end-user', 'reporting', 880, 10, 5),
+                 (1, 'RJ1', 'RJ121', 'Windows10', 19045, NULL, 'end-user', 'inactive', 20, 3, 0),
+                 (1, 'RJ1', 'RJ122', 'Windows10', 19045, NULL, 'end-user', 'reporting', 100, 0, 0),
+                 (1, 'RJ1', 'RJ121', 'Windows10', 19044, 'ltsc', 'medical', 'reporting', 7, 0, 0),
+                 (1, 'RJ1', 'RJ121', 'Windows10', 19044, NULL, 'end-user', 'reporting', 5, 0, 0),
+                 (1, 'RJ1', 'RJ121', 'Windows7', 7601, NULL, 'medical', 'can-onboard', 40, 30, 0),
+                 (1, 'RJ1', 'RJ121', 'Linux', NULL, NULL, 'server', 'discovered', 3, 0, 3),
+                 (1, 'RTH', 'RTH08', 'Windows7', 7601, NULL, 'end-user', 'reporting', 999, 0, 0);
              CREATE TABLE alerts (snapshot, trust, alert_id, issued, acknowledged, closed);
              INSERT INTO alerts VALUES
                  (2, 'RJ1', 'a1', '2026-11-01T00:00:00Z', '2026-11-01T02:00:00Z', NULL),
@@ -338,27 +359,38 @@ mod tests {
     fn endpoints_are_summed_by_build_and_judged_by_the_lifecycle_table() {
         let s = telemetry_summary(&db(), "RJ1").unwrap();
         let e = s.endpoints.expect("RJ1 has endpoints");
-        assert_eq!(e.devices, 1043);
+        assert_eq!(e.devices, 1055);
         assert_eq!(
             e.support,
             SupportMix {
-                supported: 1000,
+                supported: 7,
                 unsupported: 40,
-                unknown: 3
-            }
+                esu_only: 1000,
+                unknown: 8
+            },
+            "22H2 is ESU-only; 19044 is supported as LTSC, unknown with no edition"
         );
         assert_eq!(e.os[0].devices, 1000, "the two sites' 19045 are one group");
+        assert_eq!(e.os[0].support, "esu_only");
         assert_eq!(e.os[1].support, "unsupported");
         assert_eq!(
             e.smb1,
             Smb1 {
-                enabled: 40,
-                disabled: 995,
-                unknown: 8
+                enabled: 10,
+                disabled: 977,
+                unknown: 68
+            },
+            "a sensor that is not reporting gives no data"
+        );
+        assert_eq!(
+            e.onboarding,
+            Onboarding {
+                onboarded: 992,
+                inactive: 20,
+                not_onboarded: 40,
+                discovered: 3
             }
         );
-        assert_eq!(e.onboarding.not_onboarded, 63);
-        assert_eq!(e.onboarding.onboarded, 980);
     }
 
     #[test]

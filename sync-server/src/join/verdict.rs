@@ -1,6 +1,30 @@
 //! The verdict: an inspector's answer set beside what telemetry counts.
 //!
-//! Every telemetry check counts something bad (`TelemetryCheck`'s contract), so:
+//! # An item's verdict ([`judge`])
+//!
+//! Each item's check counts, under the item's judge (`wardcheck_core::judge`), the bad
+//! ones among the devices (firewalls, alerts) it selects: `count` of `total`, of which
+//! `unknown` give no data. `known = total - unknown`. In this order:
+//!
+//! 1. no rows for the trust in the feed's latest snapshot: **no_telemetry**;
+//! 2. no compliance answer, or 'not applicable': **unanswered** (the figures beside);
+//! 3. no device the judge selects (`total` 0): **no_telemetry**;
+//! 4. more bad ones than the tolerance allows (a count, or a share of `known`): 'met' is
+//!    **contradicted**, 'partly met' and 'not met' **corroborated**, whatever the
+//!    coverage: those bad devices are facts;
+//! 5. 'partly met' or 'not met' beside bad ones within the tolerance: **corroborated**
+//!    (the telemetry sees the problem, at a level the check would let pass as 'met');
+//! 6. too few devices with data (`known / total` below the judge's coverage):
+//!    **insufficient_coverage**: a clean count over a fraction of the estate
+//!    corroborates nothing;
+//! 7. 'met': **corroborated**; 'partly met' or 'not met' beside none: **telemetry_silent**
+//!    (a problem the telemetry cannot see: never a contradiction).
+//!
+//! # One sampled device ([`verdict`])
+//!
+//! A device-scope item's answer for one device is set beside that device's own record,
+//! which shows the problem or not (tolerance and coverage are the estate's, not a
+//! device's). Every telemetry check counts something bad (`TelemetryCheck`'s contract), so:
 //!
 //! | answer | count > 0 | count == 0 |
 //! |---|---|---|
@@ -19,6 +43,9 @@
 
 use serde::Serialize;
 use wardcheck_core::inspection::Answer;
+use wardcheck_core::judge::{Judge, trim_float};
+
+use super::query::Counts;
 
 /// How an answer stands against telemetry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -28,6 +55,9 @@ pub enum Verdict {
     Contradicted,
     /// The answer reports a problem the telemetry does not see: never a contradiction.
     TelemetrySilent,
+    /// Too large a share of the devices the check counts gives no data for a clean
+    /// count to mean anything (the threshold is the item's judge's).
+    InsufficientCoverage,
     /// The figures, beside an item that has no compliance answer to judge.
     Unanswered,
     NoTelemetry,
@@ -72,6 +102,85 @@ impl Compliance {
     }
 }
 
+impl Verdict {
+    /// Every verdict, in the order totals list them.
+    pub const ALL: [Verdict; 6] = [
+        Verdict::Corroborated,
+        Verdict::Contradicted,
+        Verdict::TelemetrySilent,
+        Verdict::InsufficientCoverage,
+        Verdict::Unanswered,
+        Verdict::NoTelemetry,
+    ];
+
+    /// The name the API uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Corroborated => "corroborated",
+            Verdict::Contradicted => "contradicted",
+            Verdict::TelemetrySilent => "telemetry_silent",
+            Verdict::InsufficientCoverage => "insufficient_coverage",
+            Verdict::Unanswered => "unanswered",
+            Verdict::NoTelemetry => "no_telemetry",
+        }
+    }
+}
+
+/// An item's verdict: its answer beside the figures its judge counted (`None`: the
+/// trust has no rows in the feed), by the rules of the module doc.
+pub fn judge(answer: Option<Compliance>, counts: Option<&Counts>, rule: &Judge) -> Verdict {
+    let Some(c) = counts else {
+        return Verdict::NoTelemetry;
+    };
+    let answer = match answer {
+        None | Some(Compliance::NotApplicable) => return Verdict::Unanswered,
+        Some(a) => a,
+    };
+    if c.total == 0 {
+        return Verdict::NoTelemetry;
+    }
+    let known = c.total.saturating_sub(c.unknown);
+    if rule.tolerance.exceeded(c.count, known) {
+        return match answer {
+            Compliance::Met => Verdict::Contradicted,
+            _ => Verdict::Corroborated,
+        };
+    }
+    if answer != Compliance::Met && c.count > 0 {
+        return Verdict::Corroborated;
+    }
+    if coverage(c) < rule.coverage {
+        return Verdict::InsufficientCoverage;
+    }
+    match answer {
+        Compliance::Met => Verdict::Corroborated,
+        _ => Verdict::TelemetrySilent,
+    }
+}
+
+/// The share (percent) of those counted that give data.
+pub fn coverage(c: &Counts) -> f64 {
+    if c.total == 0 {
+        return 0.0;
+    }
+    (c.total.saturating_sub(c.unknown)) as f64 * 100.0 / c.total as f64
+}
+
+/// "0.07%": a share with enough decimals to not read as zero when it is not.
+pub fn share(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return "-".into();
+    }
+    let p = part as f64 * 100.0 / whole as f64;
+    if part > 0 && p < 0.01 {
+        "<0.01%".into()
+    } else if p < 1.0 && part > 0 {
+        format!("{p:.2}%")
+    } else {
+        format!("{}%", trim_float((p * 10.0).round() / 10.0))
+    }
+}
+
 /// The verdict for an answer beside a count of bad things; `None` figures mean the
 /// feed has nothing for the trust.
 pub fn verdict(answer: Option<Compliance>, count: Option<u64>) -> Verdict {
@@ -104,6 +213,59 @@ mod tests {
         assert_eq!(verdict(None, Some(5)), Verdict::Unanswered);
         assert_eq!(verdict(Some(Met), None), Verdict::NoTelemetry);
         assert_eq!(verdict(None, None), Verdict::NoTelemetry);
+    }
+
+    #[test]
+    fn an_item_is_judged_by_its_tolerance_and_coverage() {
+        use Compliance::*;
+        use wardcheck_core::judge::Tolerance;
+        let rule = Judge {
+            tolerance: Tolerance::Share(1.0),
+            coverage: 80.0,
+            ..Judge::default_for(wardcheck_core::checklist::TelemetryCheck::EndpointsBitlockerOff)
+        };
+        let c = |count, total, unknown| Counts {
+            count,
+            total,
+            unknown,
+            esu_only: 0,
+        };
+        let v = |a, counts: Counts| judge(Some(a), Some(&counts), &rule);
+        assert_eq!(
+            v(Met, c(3, 4_250, 0)),
+            Verdict::Corroborated,
+            "0.07% within 1%"
+        );
+        assert_eq!(
+            v(Met, c(100, 4_250, 0)),
+            Verdict::Contradicted,
+            "2.4% over 1%"
+        );
+        assert_eq!(v(NotMet, c(100, 4_250, 0)), Verdict::Corroborated);
+        assert_eq!(
+            v(NotMet, c(3, 4_250, 0)),
+            Verdict::Corroborated,
+            "seen, within"
+        );
+        assert_eq!(v(NotMet, c(0, 4_250, 0)), Verdict::TelemetrySilent);
+        assert_eq!(
+            v(Met, c(0, 4_250, 3_000)),
+            Verdict::InsufficientCoverage,
+            "clean, over 29% of the estate"
+        );
+        assert_eq!(v(NotMet, c(0, 4_250, 3_000)), Verdict::InsufficientCoverage);
+        assert_eq!(
+            v(Met, c(200, 4_250, 3_000)),
+            Verdict::Contradicted,
+            "16% of those with data are bad: a fact, whatever the coverage"
+        );
+        assert_eq!(v(Met, c(0, 0, 0)), Verdict::NoTelemetry, "none selected");
+        assert_eq!(judge(None, Some(&c(3, 10, 0)), &rule), Verdict::Unanswered);
+        assert_eq!(judge(Some(Met), None, &rule), Verdict::NoTelemetry);
+        assert_eq!(share(3, 4_250), "0.07%");
+        assert_eq!(share(1, 1_000_000), "<0.01%");
+        assert_eq!(share(412, 9_860), "4.2%");
+        assert_eq!(share(0, 10), "0%");
     }
 
     #[test]

@@ -1,13 +1,26 @@
-//! Endpoint counts per (trust, site, OS platform, OS build), written with each endpoint
-//! snapshot into `endpoint_counts`, so that a trust's figures are a few dozen rows to
-//! read rather than a scan of every one of its devices (225,000 for a large trust).
+//! Endpoint counts per (trust, site, OS platform, OS build, edition, kind, sensor state),
+//! written with each endpoint snapshot into `endpoint_counts`, so that a trust's figures
+//! are a few hundred rows to read rather than a scan of every one of its devices
+//! (225,000 for a large trust), and each check can still choose which devices it counts
+//! (`judge` in a checklist: issue 12).
+//!
+//! A device's **kind** ([`kind`], [`KIND_SQL`]): `medical` when the row says it is a
+//! medical device; else `server` for Windows Server and Linux; `other` for an unknown
+//! platform; else `end-user` (Windows client, macOS, iOS, Android).
+//!
+//! Its **sensor** state ([`sensor`], [`SENSOR_SQL`]), from Defender for Endpoint's
+//! onboarding and health status: `reporting` (onboarded, health `Active`); `inactive`
+//! (onboarded, any other health: the sensor stopped reporting, e.g. `Inactive` after 7
+//! days without a signal); `can-onboard` (`CanBeOnboarded`: a sensor could run there but
+//! does not); `discovered` (`Unsupported` or `InsufficientInfo`: a device Defender only
+//! found on the network, such as a printer, on which no sensor runs).
 //!
 //! Each device check counts its *bad* devices and its *unknown* ones (the feed does not
-//! say: NULL), never taking unknown for good or bad:
+//! say: NULL), never taking unknown for good or bad. The join treats every device that
+//! is not `reporting` as giving no configuration data, whatever its row holds:
 //!
 //! | column | bad | unknown column |
 //! |---|---|---|
-//! | `not_onboarded` | onboarding status other than `onboarded` | (always known) |
 //! | `smb1_enabled` | SMBv1 on | `smb1_unknown` |
 //! | `missing_updates` | one or more security updates missing | `missing_updates_unknown` |
 //! | `bitlocker_off` | BitLocker off | `bitlocker_unknown` |
@@ -15,21 +28,55 @@
 //! | `credential_guard_off` | Credential Guard not running | `credential_guard_unknown` |
 //! | `firewall_off` | any of the domain, private, public profiles off | `firewall_unknown`: none off, one or more unknown |
 //!
-//! plus `devices` and `medical_devices`.
+//! plus `devices`.
 
 use std::collections::HashMap;
 
 use rusqlite::{Transaction, params};
 
-use super::fields::{OnboardingStatus, OsPlatform};
+use super::fields::{HealthStatus, OnboardingStatus, OsPlatform};
 use super::rows::Endpoint;
+
+/// A device's kind, as [`kind`] derives it, in SQL over an endpoint table's columns.
+pub(crate) const KIND_SQL: &str = "CASE WHEN is_medical_device = 1 THEN 'medical'
+    WHEN os_platform LIKE 'WindowsServer%' OR os_platform = 'Linux' THEN 'server'
+    WHEN os_platform = 'Unknown' THEN 'other' ELSE 'end-user' END";
+
+/// A device's sensor state, as [`sensor`] derives it, in SQL.
+pub(crate) const SENSOR_SQL: &str = "CASE
+    WHEN onboarding_status = 'onboarded' AND health_status = 'Active' THEN 'reporting'
+    WHEN onboarding_status = 'onboarded' THEN 'inactive'
+    WHEN onboarding_status = 'CanBeOnboarded' THEN 'can-onboard' ELSE 'discovered' END";
+
+/// A device's kind (the names of `wardcheck_core::judge::DeviceKind`).
+pub(crate) fn kind(e: &Endpoint) -> &'static str {
+    if e.is_medical_device {
+        "medical"
+    } else if e.os_platform.as_str().starts_with("WindowsServer")
+        || e.os_platform == OsPlatform::Linux
+    {
+        "server"
+    } else if e.os_platform == OsPlatform::Unknown {
+        "other"
+    } else {
+        "end-user"
+    }
+}
+
+/// A device's sensor state.
+pub(crate) fn sensor(e: &Endpoint) -> &'static str {
+    match (e.onboarding_status, e.health_status) {
+        (OnboardingStatus::Onboarded, HealthStatus::Active) => "reporting",
+        (OnboardingStatus::Onboarded, _) => "inactive",
+        (OnboardingStatus::CanBeOnboarded, _) => "can-onboard",
+        _ => "discovered",
+    }
+}
 
 /// One group's counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Counts {
     devices: u64,
-    medical_devices: u64,
-    not_onboarded: u64,
     smb1_enabled: u64,
     smb1_unknown: u64,
     missing_updates: u64,
@@ -56,8 +103,6 @@ fn off(value: Option<bool>, bad: &mut u64, unknown: &mut u64) {
 impl Counts {
     fn add(&mut self, e: &Endpoint) {
         self.devices += 1;
-        self.medical_devices += u64::from(e.is_medical_device);
-        self.not_onboarded += u64::from(e.onboarding_status != OnboardingStatus::Onboarded);
         match e.smb1_enabled {
             Some(true) => self.smb1_enabled += 1,
             None => self.smb1_unknown += 1,
@@ -92,11 +137,20 @@ impl Counts {
     }
 }
 
-/// One site's counts: its trust, and its counts by platform and build.
-type SiteCounts = (String, HashMap<(OsPlatform, Option<u32>), Counts>);
+/// A group's key within a site: platform, build, edition class, kind, sensor state.
+type GroupKey = (
+    OsPlatform,
+    Option<u32>,
+    Option<&'static str>,
+    &'static str,
+    &'static str,
+);
+
+/// One site's counts: its trust, and its counts by group.
+type SiteCounts = (String, HashMap<GroupKey, Counts>);
 
 /// The counts of one snapshot as its rows are read: by site (which names its trust),
-/// then by platform and build.
+/// then by group.
 #[derive(Debug, Default)]
 pub(crate) struct EndpointCounts {
     by_site: HashMap<String, SiteCounts>,
@@ -111,7 +165,7 @@ impl EndpointCounts {
         }
         let (_, groups) = self.by_site.get_mut(&e.site).expect("inserted above");
         groups
-            .entry((e.os_platform, e.os_build))
+            .entry((e.os_platform, e.os_build, e.os_edition, kind(e), sensor(e)))
             .or_default()
             .add(e);
     }
@@ -119,16 +173,16 @@ impl EndpointCounts {
     /// Writes every group as a row of `endpoint_counts` for `snapshot`.
     pub(crate) fn write(&self, tx: &Transaction<'_>, snapshot: i64) -> rusqlite::Result<()> {
         let mut insert = tx.prepare(
-            "INSERT INTO endpoint_counts (snapshot, trust, site, os_platform, os_build, devices,
-                medical_devices, not_onboarded, smb1_enabled, smb1_unknown, missing_updates,
+            "INSERT INTO endpoint_counts (snapshot, trust, site, os_platform, os_build,
+                os_edition, kind, sensor, devices, smb1_enabled, smb1_unknown, missing_updates,
                 missing_updates_unknown, bitlocker_off, bitlocker_unknown, secure_boot_off,
                 secure_boot_unknown, credential_guard_off, credential_guard_unknown,
                 firewall_off, firewall_unknown)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                ?18, ?19, ?20)",
+                ?18, ?19, ?20, ?21)",
         )?;
         for (site, (trust, groups)) in &self.by_site {
-            for ((platform, build), c) in groups {
+            for ((platform, build, edition, kind, sensor), c) in groups {
                 let n = |v: u64| v as i64;
                 insert.execute(params![
                     snapshot,
@@ -136,9 +190,10 @@ impl EndpointCounts {
                     site,
                     platform.as_str(),
                     build,
+                    edition,
+                    kind,
+                    sensor,
                     n(c.devices),
-                    n(c.medical_devices),
-                    n(c.not_onboarded),
                     n(c.smb1_enabled),
                     n(c.smb1_unknown),
                     n(c.missing_updates),
@@ -171,21 +226,24 @@ mod tests {
         out.push('\n');
         let tri = ["true", "false", ""];
         let mut i = 0;
-        for onboarding in ["onboarded", "CanBeOnboarded"] {
+        for onboarding in ["onboarded", "CanBeOnboarded", "Unsupported"] {
             for updates in ["0", "3", ""] {
                 for a in tri {
                     for b in tri {
                         for c in tri {
                             i += 1;
-                            let (platform, build) = if i % 3 == 0 {
-                                ("Windows7", "7601")
-                            } else {
-                                ("Windows10", "19045")
+                            let (platform, build) = match i % 7 {
+                                0 => ("WindowsServer2019", "17763"),
+                                1 | 4 => ("Windows7", "7601"),
+                                _ => ("Windows10", "19045"),
                             };
                             let site = if i % 2 == 0 { "RJ121" } else { "RJ122" };
+                            let health = if i % 4 == 0 { "Inactive" } else { "Active" };
+                            let edition =
+                                ["EnterpriseS", "", "Professional", "IoTEnterpriseS"][i % 4];
                             out.push_str(&format!(
-                                "d{i},h{i},{platform},,{build},,2026-11-28,{onboarding},Active,Low,\
-                                 {updates},{a},{b},{a},{b},{c},{c},{a},{},RJ1,{site}\n",
+                                "d{i},h{i},{platform},,{build},,2026-11-28,{onboarding},{health},Low,\
+                                 {updates},{a},{b},{a},{b},{c},{c},{a},{},RJ1,{site},{edition}\n",
                                 i % 5 == 0
                             ));
                         }
@@ -229,7 +287,7 @@ mod tests {
         let conn = db.reader();
         let all = |conn: &rusqlite::Connection| -> Vec<Vec<rusqlite::types::Value>> {
             let mut stmt = conn
-                .prepare("SELECT * FROM endpoint_counts ORDER BY site, os_platform, os_build")
+                .prepare("SELECT * FROM endpoint_counts ORDER BY site, os_platform, os_build, os_edition, kind, sensor")
                 .unwrap();
             let n = stmt.column_count();
             stmt.query_map([], |r| (0..n).map(|i| r.get(i)).collect())
@@ -238,7 +296,11 @@ mod tests {
                 .unwrap()
         };
         let read = all(&conn);
-        assert_eq!(read.len(), 4, "two sites by two platforms: {read:?}");
+        assert!(
+            read.len() > 40,
+            "sites by platforms, editions, kinds and sensor states: {}",
+            read.len()
+        );
         conn.execute_batch("DELETE FROM endpoint_counts").unwrap();
         conn.execute_batch(&count_endpoints_sql(snapshot.id))
             .unwrap();
@@ -250,11 +312,42 @@ mod tests {
 
         // A folder from before `endpoint_counts` (schema 1) gets its snapshots counted
         // when it is opened.
-        conn.execute_batch("DROP TABLE endpoint_counts; PRAGMA user_version = 1;")
-            .unwrap();
+        // Schema 1 had neither `endpoint_counts` nor the edition column.
+        conn.execute_batch(&format!(
+            "DROP TABLE endpoint_counts; PRAGMA user_version = 1;
+             DROP VIEW endpoints;
+             ALTER TABLE endpoints_none DROP COLUMN os_edition;
+             ALTER TABLE {t} DROP COLUMN os_edition;
+             CREATE VIEW endpoints AS SELECT 1;",
+            t = super::super::store::endpoint_table(snapshot.id)
+        ))
+        .unwrap();
+        super::super::store::rebuild_endpoints_view(&conn).unwrap();
         drop(conn);
         drop(db);
         let db = TelemetryDb::open(dir.path()).unwrap();
-        assert_eq!(all(&db.reader()), read, "counted on migration");
+        // Its rows had no edition column: the same counts, with the editions merged.
+        use rusqlite::types::Value;
+        let merged = |rows: Vec<Vec<Value>>| {
+            let mut m: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
+            for r in rows {
+                let key = format!("{:?}", [&r[0..5], &r[6..8]].concat());
+                let nums: Vec<i64> = r[8..]
+                    .iter()
+                    .map(|v| match v {
+                        Value::Integer(i) => *i,
+                        other => panic!("{other:?}"),
+                    })
+                    .collect();
+                let e = m.entry(key).or_insert_with(|| vec![0; nums.len()]);
+                for (a, b) in e.iter_mut().zip(nums) {
+                    *a += b;
+                }
+            }
+            m
+        };
+        let migrated = all(&db.reader());
+        assert!(migrated.iter().all(|r| r[5] == Value::Null), "no edition");
+        assert_eq!(merged(migrated), merged(read), "counted on migration");
     }
 }

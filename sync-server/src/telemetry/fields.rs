@@ -240,6 +240,37 @@ pub(crate) fn hostname_key(name: &str) -> String {
     name.split('.').next().unwrap_or(name).to_lowercase()
 }
 
+/// The classes of Windows edition the lifecycle table tells apart, from the registry's
+/// `EditionID` (`EnterpriseS`, `IoTEnterpriseS`, `Professional`, `Core` ...) or a product
+/// name (`Windows 10 Enterprise LTSC 2021`), in any case and spacing:
+/// `iot-ltsc`, `ltsc` (LTSC and LTSB), `server`, `education`, `enterprise`, `pro`, `home`,
+/// and `other` for anything else (counted as an edition the table does not know).
+pub fn edition_class(text: &str) -> &'static str {
+    let t: String = text
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    let ltsc = t.contains("ltsc") || t.contains("ltsb") || t.contains("enterprises");
+    if t.contains("iot") && ltsc {
+        "iot-ltsc"
+    } else if ltsc {
+        "ltsc"
+    } else if t.contains("server") {
+        "server"
+    } else if t.contains("education") {
+        "education"
+    } else if t.contains("enterprise") {
+        "enterprise"
+    } else if t.contains("pro") {
+        "pro"
+    } else if t.contains("home") || t == "core" || t.starts_with("core") {
+        "home"
+    } else {
+        "other"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

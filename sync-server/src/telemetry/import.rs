@@ -464,9 +464,9 @@ impl<'t> Writer<'t> {
                 hostname_lower, os_platform, os_version, os_build, first_seen, last_seen,
                 onboarding_status, health_status, exposure_level, missing_security_updates,
                 smb1_enabled, bitlocker_on, firewall_domain, firewall_private, firewall_public,
-                credential_guard_running, secure_boot_on, is_medical_device)
+                credential_guard_running, secure_boot_on, is_medical_device, os_edition)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
+                ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
             store::endpoint_table(snapshot)
         );
         let sql = match kind {
@@ -552,6 +552,7 @@ impl<'t> Writer<'t> {
                 e.credential_guard_running,
                 e.secure_boot_on,
                 e.is_medical_device,
+                e.os_edition,
             ])?,
             Row::Network(n) => self.insert.execute(params![
                 self.snapshot,

@@ -166,9 +166,13 @@ fn field<'a>(name: &str, bytes: &'a [u8]) -> Result<&'a str, String> {
     })
 }
 
-/// Where each of the kind's columns is in the header; a problem with the header is a
-/// bad row on line 1 and stops the reading.
-fn header_order(names: &[String], columns: &[&str]) -> Result<Vec<usize>, String> {
+/// Columns a CSV header may leave out (read as empty, "not known"), added after files in
+/// the older shape were in use: `os_edition` (issue 12, the lifecycle table needs it).
+pub(crate) const OPTIONAL_COLUMNS: &[&str] = &["os_edition"];
+
+/// Where each of the kind's columns is in the header (`None`: an optional column it
+/// leaves out); a problem with the header is a bad row on line 1 and stops the reading.
+fn header_order(names: &[String], columns: &[&str]) -> Result<Vec<Option<usize>>, String> {
     let mut problems = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for n in names {
@@ -181,7 +185,7 @@ fn header_order(names: &[String], columns: &[&str]) -> Result<Vec<usize>, String
     let missing: Vec<&str> = columns
         .iter()
         .copied()
-        .filter(|c| !names.iter().any(|n| n == c))
+        .filter(|c| !OPTIONAL_COLUMNS.contains(c) && !names.iter().any(|n| n == c))
         .collect();
     if !missing.is_empty() {
         problems.push(format!("missing column(s): {}", missing.join(", ")));
@@ -189,7 +193,7 @@ fn header_order(names: &[String], columns: &[&str]) -> Result<Vec<usize>, String
     if problems.is_empty() {
         Ok(columns
             .iter()
-            .map(|c| names.iter().position(|n| n == c).expect("checked above"))
+            .map(|c| names.iter().position(|n| n == c))
             .collect())
     } else {
         Err(format!(
@@ -219,7 +223,7 @@ fn read_csv<R: Read>(
         .from_reader(input);
     let mut rec = csv::ByteRecord::new();
     let mut records = 0u64;
-    let mut order: Option<Vec<usize>> = None;
+    let mut order: Option<Vec<Option<usize>>> = None;
     let mut header_len = 0;
     loop {
         let start = rdr.position().clone();
@@ -305,7 +309,11 @@ fn read_csv<R: Read>(
         let mut fields = Vec::with_capacity(columns.len());
         let mut problems = Vec::new();
         for (name, &at) in columns.iter().zip(order) {
-            match field(name, &rec[at]) {
+            let bytes: &[u8] = match at {
+                Some(at) => &rec[at],
+                None => b"",
+            };
+            match field(name, bytes) {
                 Ok(f) => fields.push(f),
                 Err(p) => problems.push(p),
             }

@@ -116,6 +116,9 @@ pub struct Endpoint {
     pub is_medical_device: bool,
     pub trust: String,
     pub site: String,
+    /// The Windows edition class ([`fields::edition_class`]), from the optional
+    /// `os_edition` column; `None` when the feed does not say.
+    pub os_edition: Option<&'static str>,
 }
 
 impl Endpoint {
@@ -141,6 +144,7 @@ impl Endpoint {
         "is_medical_device",
         "trust",
         "site",
+        "os_edition",
     ];
 
     /// Parses one row given in [`Self::COLUMNS`] order.
@@ -163,6 +167,7 @@ impl Endpoint {
         }
         let is_medical_device = c.required(18, fields::boolean);
         let (trust, site) = c.trust_and_site(19, 20);
+        let os_edition = c.optional_text(21).map(|e| fields::edition_class(&e));
         if let (Some(Some(first)), Some(last)) = (first_seen, last_seen)
             && first > last
         {
@@ -200,6 +205,7 @@ impl Endpoint {
                 is_medical_device: is_medical_device?,
                 trust: trust?,
                 site: site?,
+                os_edition,
             })
         })();
         c.finish(row)
@@ -379,12 +385,18 @@ mod tests {
             "false",
             "RJ1",
             "RJ121",
+            "Windows 10 Enterprise LTSC 2021",
         ]
     }
 
     #[test]
     fn a_good_endpoint_row_parses() {
         let e = Endpoint::parse(&endpoint_values()).unwrap();
+        assert_eq!(
+            e.os_edition,
+            Some("ltsc"),
+            "the edition is kept as its class"
+        );
         assert_eq!(e.os_platform, OsPlatform::Windows10);
         assert_eq!(e.onboarding_status, OnboardingStatus::Onboarded);
         assert_eq!(e.os_build, Some(19045));

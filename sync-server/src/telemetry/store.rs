@@ -7,6 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use super::counts::{KIND_SQL, SENSOR_SQL};
 use super::fields::TrustType;
 use super::{
     ImportReport, ImportRequest, Kind, Progress, Snapshot, TelemetryError, TelemetryStore, Trust,
@@ -125,6 +126,39 @@ CREATE TABLE endpoint_counts (
 );
 CREATE INDEX endpoint_counts_trust ON endpoint_counts(snapshot, trust, site);
 ",
+    "
+-- Issue 12: each check declares which devices it counts (kind; with a sensor or only
+-- discovered), and the lifecycle table needs the Windows edition. Endpoint tables get
+-- `os_edition` (the edition class, NULL when the feed did not say; added to each
+-- snapshot's table by `open`), and the counts are grouped by edition, kind and sensor
+-- state too (recounted from the rows by `open`).
+ALTER TABLE endpoints_none ADD COLUMN os_edition TEXT;
+DROP TABLE endpoint_counts;
+CREATE TABLE endpoint_counts (
+    snapshot INTEGER NOT NULL,
+    trust TEXT NOT NULL,
+    site TEXT NOT NULL,
+    os_platform TEXT NOT NULL,
+    os_build INTEGER,
+    os_edition TEXT,
+    kind TEXT NOT NULL,
+    sensor TEXT NOT NULL,
+    devices INTEGER NOT NULL,
+    smb1_enabled INTEGER NOT NULL,
+    smb1_unknown INTEGER NOT NULL,
+    missing_updates INTEGER NOT NULL,
+    missing_updates_unknown INTEGER NOT NULL,
+    bitlocker_off INTEGER NOT NULL,
+    bitlocker_unknown INTEGER NOT NULL,
+    secure_boot_off INTEGER NOT NULL,
+    secure_boot_unknown INTEGER NOT NULL,
+    credential_guard_off INTEGER NOT NULL,
+    credential_guard_unknown INTEGER NOT NULL,
+    firewall_off INTEGER NOT NULL,
+    firewall_unknown INTEGER NOT NULL
+);
+CREATE INDEX endpoint_counts_trust ON endpoint_counts(snapshot, trust, site);
+",
 ];
 
 /// The table of one endpoint snapshot: the columns of `endpoints_none`, rows in file
@@ -154,7 +188,8 @@ pub(crate) fn create_endpoint_table(conn: &Connection, snapshot: i64) -> rusqlit
             firewall_public INTEGER,
             credential_guard_running INTEGER,
             secure_boot_on INTEGER,
-            is_medical_device INTEGER NOT NULL
+            is_medical_device INTEGER NOT NULL,
+            os_edition TEXT
         )",
         t = endpoint_table(snapshot)
     ))
@@ -185,9 +220,8 @@ pub(crate) fn count_endpoints_sql(snapshot: i64) -> String {
     // unknown when no profile is off and one is NULL, which is when the OR is NULL.
     format!(
         "INSERT INTO endpoint_counts
-         SELECT {snapshot}, trust, site, os_platform, os_build, count(*),
-            coalesce(sum(is_medical_device = 1), 0),
-            coalesce(sum(onboarding_status <> 'onboarded'), 0),
+         SELECT {snapshot}, trust, site, os_platform, os_build, os_edition, {KIND_SQL},
+            {SENSOR_SQL}, count(*),
             coalesce(sum(smb1_enabled = 1), 0), coalesce(sum(smb1_enabled IS NULL), 0),
             coalesce(sum(missing_security_updates > 0), 0),
             coalesce(sum(missing_security_updates IS NULL), 0),
@@ -198,7 +232,7 @@ pub(crate) fn count_endpoints_sql(snapshot: i64) -> String {
             coalesce(sum(firewall_domain = 0 OR firewall_private = 0 OR firewall_public = 0), 0),
             coalesce(sum((firewall_domain = 0 OR firewall_private = 0 OR firewall_public = 0)
                 IS NULL), 0)
-         FROM {} GROUP BY trust, site, os_platform, os_build",
+         FROM {} GROUP BY trust, site, os_platform, os_build, os_edition, 7, 8",
         endpoint_table(snapshot)
     )
 }
@@ -272,9 +306,10 @@ impl TelemetryDb {
             for sql in &MIGRATIONS[found.min(known) as usize..] {
                 tx.execute_batch(sql)?;
             }
-            if (1..2).contains(&found) {
-                // Migration 2 added `endpoint_counts`: count the endpoint snapshots
-                // imported before it.
+            if (1..3).contains(&found) {
+                // Migration 2 added `endpoint_counts`, and 3 regrouped it and added
+                // `os_edition`: give each endpoint snapshot's table the column, then
+                // count the snapshots imported before.
                 let mut stmt =
                     tx.prepare("SELECT id FROM telemetry_snapshots WHERE kind = 'endpoints'")?;
                 let ids: Vec<i64> = stmt
@@ -282,8 +317,13 @@ impl TelemetryDb {
                     .collect::<rusqlite::Result<_>>()?;
                 drop(stmt);
                 for id in ids {
+                    tx.execute_batch(&format!(
+                        "ALTER TABLE {} ADD COLUMN os_edition TEXT",
+                        endpoint_table(id)
+                    ))?;
                     tx.execute_batch(&count_endpoints_sql(id))?;
                 }
+                rebuild_endpoints_view(&tx)?;
             }
             tx.execute_batch(&format!("PRAGMA user_version = {known}"))?;
             tx.commit()?;

@@ -51,6 +51,7 @@ export const VERDICT_LABEL: Record<Verdict, string> = {
   corroborated: "Corroborated",
   contradicted: "Contradicted",
   telemetry_silent: "Telemetry silent",
+  insufficient_coverage: "Insufficient coverage",
   no_telemetry: "No telemetry",
   unanswered: "Not answered",
 };
@@ -59,6 +60,7 @@ export const VERDICT_COLOUR: Record<Verdict, string> = {
   corroborated: "green",
   contradicted: "red",
   telemetry_silent: "blue",
+  insufficient_coverage: "yellow",
   no_telemetry: "grey",
   unanswered: "white",
 };

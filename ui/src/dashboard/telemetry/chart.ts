@@ -2,6 +2,7 @@
 export interface Bar {
   label: string;
   value: number;
-  /** good (green), bad (red), unknown (grey), neutral (blue). */
-  tone: "good" | "bad" | "unknown" | "neutral";
+  /** good (green), bad (red), unknown (grey), neutral (blue), esu (amber: supported
+   *  only with Extended Security Updates evidence). */
+  tone: "good" | "bad" | "unknown" | "neutral" | "esu";
 }

@@ -20,7 +20,7 @@ import {
 import type { Answer, Candidate, Field, History, HistoryEntry, HistorySubject, InspectionView, Severity, State } from "../../lib/api/types";
 
 const CHECKLIST = "cqc-onsite-cyber";
-const VERSION = "2025.1";
+const VERSION = "2026.1";
 
 let clockMs = Date.parse("2026-11-29T09:00:00Z");
 /** Each change a minute after the last: deterministic times for tests. */

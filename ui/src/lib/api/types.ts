@@ -199,7 +199,13 @@ export interface Detail {
   trust_response: TrustResponseView | null;
 }
 
-export type Verdict = "corroborated" | "contradicted" | "telemetry_silent" | "no_telemetry" | "unanswered";
+export type Verdict =
+  | "corroborated"
+  | "contradicted"
+  | "telemetry_silent"
+  | "insufficient_coverage"
+  | "no_telemetry"
+  | "unanswered";
 
 export interface SnapshotRef {
   id: number;
@@ -221,7 +227,16 @@ export interface ItemJoin {
   count: number | null;
   total: number | null;
   unknown: number | null;
+  /** `endpoints.unsupported_os`: devices supported only with ESU evidence. */
+  esu_only?: number;
+  /** The share (percent) of those counted that give data. */
+  coverage: number | null;
+  /** How the check judges this item, in words. */
+  rule: string;
+  /** The figures in words. */
   summary: string;
+  /** Why the verdict is what it is, in one sentence. */
+  reason: string;
   snapshot: SnapshotRef | null;
 }
 
@@ -269,10 +284,12 @@ export interface Join {
 export interface SupportMix {
   supported: number;
   unsupported: number;
+  /** Windows 10 22H2 past its end: supported only with ESU evidence. */
+  esu_only: number;
   unknown: number;
 }
 
-export type Support = "supported" | "unsupported" | "unknown";
+export type Support = "supported" | "unsupported" | "esu_only" | "unknown";
 
 /** `GET /api/v1/inspections/{id}/telemetry-summary`: the figures behind the trust's charts. */
 export interface TelemetrySummary {
@@ -282,11 +299,11 @@ export interface TelemetrySummary {
     devices: number;
     support: SupportMix;
     /** The largest OS platform and build groups, largest first (at most 12). */
-    os: { os_platform: string; os_build: number | null; devices: number; support: Support }[];
+    os: { os_platform: string; os_build: number | null; os_edition: string | null; devices: number; support: Support }[];
     /** Every group not listed in `os`, summed. */
     os_other: SupportMix;
     smb1: { enabled: number; disabled: number; unknown: number };
-    onboarding: { onboarded: number; not_onboarded: number };
+    onboarding: { onboarded: number; inactive: number; not_onboarded: number; discovered: number };
   } | null;
   alerts: {
     alerts: number;
