@@ -2264,6 +2264,95 @@ refs = { ndg = 8, dspt = "8.2.1", kloe = "W6.7" }
         assert!(errors[0].message.contains("limit"), "{errors:?}");
     }
 
+    /// A judge is read next to its check; every field the check cannot use, and every
+    /// value out of range, is reported with its line.
+    #[test]
+    fn judges_are_read_and_their_mistakes_reported() {
+        let with = |telemetry: &str, judge: &str| {
+            MINIMAL.replace(
+                "severity = \"high\"\n",
+                &format!("severity = \"high\"\n{telemetry}\n{judge}\n"),
+            )
+        };
+        let good = with(
+            "telemetry = \"endpoints.bitlocker_off\"",
+            "judge = { devices = [\"end-user\"], tolerance = \"1%\", coverage = \"80%\" }",
+        );
+        let c = load_str("t.toml", &good, None).unwrap();
+        let j = c.sections[0].items[0].judge.clone().unwrap();
+        assert_eq!(j.devices, [DeviceKind::EndUser]);
+        assert_eq!(j.tolerance, Tolerance::Share(1.0));
+        assert!(!j.discovered, "the check's default kept");
+        let plain = with("telemetry = \"alerts.unremediated\"", "");
+        let c = load_str("t.toml", &plain, None).unwrap();
+        assert_eq!(
+            c.sections[0].items[0].judge,
+            Some(Judge::default_for(TelemetryCheck::AlertsUnremediated)),
+            "no judge: the default"
+        );
+        for (telemetry, judge, part) in [
+            (
+                "telemetry = \"endpoints.bitlocker_off\"",
+                "judge = { window = \"12 months\" }",
+                "has no dates in its feed",
+            ),
+            (
+                "telemetry = \"alerts.unacknowledged_48h\"",
+                "judge = { devices = [\"server\"] }",
+                "only endpoint checks take devices",
+            ),
+            (
+                "telemetry = \"alerts.unacknowledged_48h\"",
+                "judge = { deadline = \"14 days\" }",
+                "only alerts.unremediated takes one",
+            ),
+            (
+                "telemetry = \"endpoints.bitlocker_off\"",
+                "judge = { tolerance = -1 }",
+                "0 or more",
+            ),
+            (
+                "telemetry = \"endpoints.bitlocker_off\"",
+                "judge = { tolerance = \"150%\" }",
+                "outside 0% to 100%",
+            ),
+            (
+                "telemetry = \"endpoints.bitlocker_off\"",
+                "judge = { coverage = \"80\" }",
+                "not a percentage",
+            ),
+            (
+                "telemetry = \"endpoints.bitlocker_off\"",
+                "judge = { devices = [] }",
+                "at least one kind",
+            ),
+            (
+                "telemetry = \"endpoints.bitlocker_off\"",
+                "judge = { devices = [\"laptop\"] }",
+                "unknown device kind",
+            ),
+            (
+                "telemetry = \"alerts.unremediated\"",
+                "judge = { window = \"0 days\" }",
+                "between 1 and",
+            ),
+            (
+                "telemetry = \"endpoints.bitlocker_off\"",
+                "judge = { tolerence = 1 }",
+                "unknown field",
+            ),
+            ("", "judge = { tolerance = 1 }", "needs a telemetry check"),
+        ] {
+            let errors = errors_of(&with(telemetry, judge));
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.message.contains(part) && e.line == 18),
+                "{judge}: {errors:?}"
+            );
+        }
+    }
+
     #[test]
     fn telemetry_names_match_serde_and_parse_back() {
         for check in TelemetryCheck::ALL {
