@@ -1241,6 +1241,14 @@ fn parse_item(
         found
     });
     let judge = match (telemetry, table.get("judge")) {
+        (Some(_), Some(v)) if scope == Scope::Device => {
+            check.report(
+                v.span().start,
+                &field("judge"),
+                "a device-scope item is judged device by device, each sampled device by its own record: a judge here would never be used",
+            );
+            None
+        }
         (Some(t), Some(v)) => parse_judge(check, v, &field("judge"), t),
         (Some(t), None) => Some(Judge::default_for(t)),
         (None, Some(v)) => {
@@ -1320,6 +1328,12 @@ fn parse_judge(
     }
     if let Some(v) = table.get("discovered") {
         match v.get_ref() {
+            DeValue::Boolean(true) if telemetry == TelemetryCheck::EndpointsNotOnboarded => refuse(
+                check,
+                v,
+                "discovered",
+                "cannot count discovered devices: no sensor can run on them, so they are never 'not onboarded'",
+            ),
             DeValue::Boolean(b) if judge::counts_endpoints(telemetry) => judge.discovered = *b,
             DeValue::Boolean(_) => refuse(
                 check,
@@ -2342,6 +2356,11 @@ refs = { ndg = 8, dspt = "8.2.1", kloe = "W6.7" }
                 "unknown field",
             ),
             ("", "judge = { tolerance = 1 }", "needs a telemetry check"),
+            (
+                "telemetry = \"endpoints.not_onboarded\"",
+                "judge = { discovered = true }",
+                "never 'not onboarded'",
+            ),
         ] {
             let errors = errors_of(&with(telemetry, judge));
             assert!(

@@ -326,9 +326,9 @@ async fn answers_and_sampled_devices_are_set_beside_the_trusts_telemetry() {
     );
     assert_eq!(
         unsupported["summary"],
-        "3 of 10 endpoints run an unsupported OS (33.3% of those with data, tolerance none): \
-         3 Windows7 build 7601; 5 are Windows 10 22H2, supported only with ESU evidence; \
-         1 gives no data (coverage 90%, the check needs 90%)",
+        "3 of 10 endpoints run an unsupported OS (75% of those with data, tolerance none): \
+         3 Windows7 build 7601; 5 are Windows 10 22H2, supported only with ESU evidence \
+         telemetry cannot show; 1 gives no data (coverage 40%, the check needs 90%)",
         "Windows 11 24H2 with no edition: Pro ended in Oct 2026, Enterprise did not"
     );
     assert_eq!(unsupported["esu_only"], 5);
@@ -336,7 +336,7 @@ async fn answers_and_sampled_devices_are_set_beside_the_trusts_telemetry() {
         unsupported["reason"]
             .as_str()
             .unwrap()
-            .starts_with("answered met, but 3 of 9 endpoints with data run an unsupported OS"),
+            .starts_with("answered met, but 3 of 4 endpoints with data run an unsupported OS"),
         "{unsupported}"
     );
     assert_eq!(

@@ -369,6 +369,13 @@ impl Row {
     }
 }
 
+/// Whether the table judges `platform` at all (Windows client and server); anything
+/// else (Linux, macOS, mobile, unknown) is outside `endpoints.unsupported_os`.
+pub fn covers(platform: &str) -> bool {
+    let p = normalise(platform);
+    ALWAYS_UNSUPPORTED.contains(&p.as_str()) || TABLE.iter().any(|r| r.platform == p)
+}
+
 /// Whether `platform` at `build`, of edition class `edition` (`None`: not given),
 /// receives security updates on `on`.
 pub fn support(

@@ -147,6 +147,10 @@ pub struct ItemJoin {
     /// `endpoints.unsupported_os`: devices supported only with ESU evidence.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub esu_only: Option<u64>,
+    /// `endpoints.unsupported_os`: devices on platforms the lifecycle table does not
+    /// cover (Linux, macOS, mobile), not in `total`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_judged: Option<u64>,
     /// The share (percent) of those counted that give data.
     pub coverage: Option<f64>,
     /// How the check judges this item (the checklist's `judge`, or the check's default).
@@ -392,7 +396,7 @@ fn phrase(check: TelemetryCheck) -> (&'static str, &'static str) {
         }
         FirewallsRuleReviewOverdue => (
             "firewalls",
-            "have no recorded rule review in the last 12 months",
+            "have no recorded rule review within the review period",
         ),
         AlertsUnacknowledged48h => ("cyber alerts", "were not acknowledged within 48 hours"),
         AlertsUnremediated => ("cyber alerts", "were not closed (remediated) in time"),
@@ -436,7 +440,7 @@ fn noun(check: TelemetryCheck, rule: &Judge) -> String {
 /// tolerance 1%); 120 give no data (coverage 97%, the check needs 80%)".
 fn summary(check: TelemetryCheck, rule: &Judge, counts: &Counts, groups: &[OsGroup]) -> String {
     let (_, what) = phrase(check);
-    let known = counts.total.saturating_sub(counts.unknown);
+    let known = verdict::known(counts);
     let mut s = format!(
         "{} of {} {} {what} ({} of those with data, tolerance {})",
         thousands(counts.count),
@@ -463,21 +467,32 @@ fn summary(check: TelemetryCheck, rule: &Judge, counts: &Counts, groups: &[OsGro
     }
     if counts.esu_only > 0 {
         s.push_str(&format!(
-            "; {} are Windows 10 22H2, supported only with ESU evidence",
+            "; {} are Windows 10 22H2, supported only with ESU evidence telemetry cannot show",
             thousands(counts.esu_only)
         ));
     }
     if counts.unknown > 0 {
         s.push_str(&format!(
-            "; {} {} no data (coverage {}",
+            "; {} {} no data",
             thousands(counts.unknown),
             if counts.unknown == 1 { "gives" } else { "give" },
+        ));
+    }
+    if counts.unknown + counts.esu_only > 0 {
+        s.push_str(&format!(
+            " (coverage {}",
             verdict::share(known, counts.total)
         ));
         if rule.coverage > 0.0 {
             s.push_str(&format!(", the check needs {}%", trim_float(rule.coverage)));
         }
         s.push(')');
+    }
+    if counts.not_judged > 0 {
+        s.push_str(&format!(
+            "; {} on platforms the lifecycle table does not cover (Linux, macOS, mobile) are not counted",
+            thousands(counts.not_judged)
+        ));
     }
     s
 }
@@ -501,7 +516,7 @@ fn reason(
     let Some(c) = counts else {
         return "no telemetry for the trust in this feed".to_owned();
     };
-    let known = c.total.saturating_sub(c.unknown);
+    let known = verdict::known(c);
     let n = noun(check, rule);
     match verdict {
         Verdict::Contradicted => format!(
@@ -531,13 +546,28 @@ fn reason(
             "answered {said}; telemetry sees none of the {} {n} with data that {what}: a problem it cannot see, never a contradiction",
             thousands(known)
         ),
-        Verdict::InsufficientCoverage => format!(
-            "answered {said}; only {} of the {} {n} give data ({}), below the {}% the check needs: a clean count over so few says nothing",
-            thousands(known),
-            thousands(c.total),
-            verdict::share(known, c.total),
-            trim_float(rule.coverage)
-        ),
+        Verdict::InsufficientCoverage => {
+            let mut r = format!(
+                "answered {said}; only {} of the {} {n} give data telemetry can judge ({})",
+                thousands(known),
+                thousands(c.total),
+                verdict::share(known, c.total),
+            );
+            if rule.coverage > 0.0 {
+                r.push_str(&format!(
+                    ", below the {}% the check needs",
+                    trim_float(rule.coverage)
+                ));
+            }
+            if c.esu_only > 0 {
+                r.push_str(&format!(
+                    "; {} are Windows 10 22H2, supported only with ESU licences telemetry cannot show: ask for them (slmgr /dlv)",
+                    thousands(c.esu_only)
+                ));
+            }
+            r.push_str(": a clean count over so few says nothing");
+            r
+        }
         Verdict::Unanswered => format!("{said}: the figures are shown, not judged"),
         Verdict::NoTelemetry => {
             format!("answered {said}; telemetry holds no {n} of the trust for this check")
@@ -715,6 +745,7 @@ pub fn join(
             total: counts.map(|c| c.total),
             unknown: counts.map(|c| c.unknown),
             esu_only: counts.map(|c| c.esu_only).filter(|n| *n > 0),
+            not_judged: counts.map(|c| c.not_judged).filter(|n| *n > 0),
             coverage: counts
                 .filter(|c| c.total > 0)
                 .map(|c| (verdict::coverage(&c) * 10.0).round() / 10.0),

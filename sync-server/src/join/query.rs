@@ -39,7 +39,16 @@ pub struct Counts {
     pub unknown: u64,
     /// `endpoints.unsupported_os`: those supported only with ESU evidence (Windows 10
     /// 22H2 past its end), neither bad nor known good.
+    #[serde(skip_serializing_if = "is_zero")]
     pub esu_only: u64,
+    /// `endpoints.unsupported_os`: devices the judge selects on platforms the lifecycle
+    /// table does not cover (Linux, macOS, mobile): not in `total`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub not_judged: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One (platform, build) group of unsupported endpoints.
@@ -163,7 +172,10 @@ impl TrustTelemetry {
             Some("firewalls") => {
                 let as_of = self.network.as_ref()?.as_of;
                 let window = judge.window.unwrap_or(Span::months(12));
-                let oldest = window.before(end_of_day(as_of)).date_naive();
+                // Overdue when reviewed before the day a window before the snapshot's.
+                let oldest = window
+                    .before(as_of.and_hms_opt(0, 0, 0).expect("midnight").and_utc())
+                    .date_naive();
                 for f in self.firewalls.iter().filter(|f| in_site(&f.site)) {
                     c.total += 1;
                     let bad = match check {
@@ -213,6 +225,12 @@ impl TrustTelemetry {
                         continue;
                     }
                     let n = g.devices;
+                    if check == TelemetryCheck::EndpointsUnsupportedOs
+                        && !lifecycle::covers(&g.os_platform)
+                    {
+                        c.not_judged += n;
+                        continue;
+                    }
                     c.total += n;
                     match check {
                         TelemetryCheck::EndpointsUnsupportedOs => {

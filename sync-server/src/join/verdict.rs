@@ -4,7 +4,9 @@
 //!
 //! Each item's check counts, under the item's judge (`wardcheck_core::judge`), the bad
 //! ones among the devices (firewalls, alerts) it selects: `count` of `total`, of which
-//! `unknown` give no data. `known = total - unknown`. In this order:
+//! `unknown` give no data and `esu_only` are Windows 10 22H2, supported only with ESU
+//! evidence telemetry cannot show (neither bad nor known good).
+//! `known = total - unknown - esu_only`. In this order:
 //!
 //! 1. no rows for the trust in the feed's latest snapshot: **no_telemetry**;
 //! 2. no compliance answer, or 'not applicable': **unanswered** (the figures beside);
@@ -14,9 +16,10 @@
 //!    coverage: those bad devices are facts;
 //! 5. 'partly met' or 'not met' beside bad ones within the tolerance: **corroborated**
 //!    (the telemetry sees the problem, at a level the check would let pass as 'met');
-//! 6. too few devices with data (`known / total` below the judge's coverage):
+//! 6. nothing known, or too few (`known / total` below the judge's coverage):
 //!    **insufficient_coverage**: a clean count over a fraction of the estate
-//!    corroborates nothing;
+//!    corroborates nothing (an estate of Windows 10 22H2 does not corroborate "no
+//!    unsupported OS": its ESU licences are not in telemetry);
 //! 7. 'met': **corroborated**; 'partly met' or 'not met' beside none: **telemetry_silent**
 //!    (a problem the telemetry cannot see: never a contradiction).
 //!
@@ -139,7 +142,7 @@ pub fn judge(answer: Option<Compliance>, counts: Option<&Counts>, rule: &Judge) 
     if c.total == 0 {
         return Verdict::NoTelemetry;
     }
-    let known = c.total.saturating_sub(c.unknown);
+    let known = known(c);
     if rule.tolerance.exceeded(c.count, known) {
         return match answer {
             Compliance::Met => Verdict::Contradicted,
@@ -149,7 +152,8 @@ pub fn judge(answer: Option<Compliance>, counts: Option<&Counts>, rule: &Judge) 
     if answer != Compliance::Met && c.count > 0 {
         return Verdict::Corroborated;
     }
-    if coverage(c) < rule.coverage {
+    // Nothing known at all corroborates nothing, whatever coverage the judge asks for.
+    if known == 0 || coverage(c) < rule.coverage {
         return Verdict::InsufficientCoverage;
     }
     match answer {
@@ -158,12 +162,18 @@ pub fn judge(answer: Option<Compliance>, counts: Option<&Counts>, rule: &Judge) 
     }
 }
 
-/// The share (percent) of those counted that give data.
+/// Those counted whose state telemetry knows: neither without data nor supported only
+/// with ESU evidence telemetry cannot show (a Windows 10 22H2 device is not known good).
+pub fn known(c: &Counts) -> u64 {
+    c.total.saturating_sub(c.unknown).saturating_sub(c.esu_only)
+}
+
+/// The share (percent) of those counted whose state telemetry knows.
 pub fn coverage(c: &Counts) -> f64 {
     if c.total == 0 {
         return 0.0;
     }
-    (c.total.saturating_sub(c.unknown)) as f64 * 100.0 / c.total as f64
+    known(c) as f64 * 100.0 / c.total as f64
 }
 
 /// "0.07%": a share with enough decimals to not read as zero when it is not.
@@ -228,7 +238,7 @@ mod tests {
             count,
             total,
             unknown,
-            esu_only: 0,
+            ..Counts::default()
         };
         let v = |a, counts: Counts| judge(Some(a), Some(&counts), &rule);
         assert_eq!(
@@ -260,6 +270,24 @@ mod tests {
             "16% of those with data are bad: a fact, whatever the coverage"
         );
         assert_eq!(v(Met, c(0, 0, 0)), Verdict::NoTelemetry, "none selected");
+        let lax = Judge {
+            coverage: 0.0,
+            ..rule.clone()
+        };
+        assert_eq!(
+            judge(Some(Met), Some(&c(0, 100, 100)), &lax),
+            Verdict::InsufficientCoverage,
+            "nothing known corroborates nothing, even with no coverage asked for"
+        );
+        let esu = Counts {
+            esu_only: 100,
+            ..c(0, 100, 0)
+        };
+        assert_eq!(
+            judge(Some(Met), Some(&esu), &rule),
+            Verdict::InsufficientCoverage,
+            "an all-22H2 estate is not known to be supported"
+        );
         assert_eq!(judge(None, Some(&c(3, 10, 0)), &rule), Verdict::Unanswered);
         assert_eq!(judge(Some(Met), None, &rule), Verdict::NoTelemetry);
         assert_eq!(share(3, 4_250), "0.07%");

@@ -251,7 +251,19 @@ pub fn edition_class(text: &str) -> &'static str {
         .filter(|c| c.is_ascii_alphanumeric())
         .map(|c| c.to_ascii_lowercase())
         .collect();
-    let ltsc = t.contains("ltsc") || t.contains("ltsb") || t.contains("enterprises");
+    // The registry's long-term servicing EditionIDs exactly (`EnterpriseS`, its N and
+    // evaluation variants, `IoTEnterpriseS`); in a product name, only the words LTSC and
+    // LTSB ("Enterprise, Semi-Annual Channel" is not long-term).
+    let ltsc_id = matches!(
+        t.as_str(),
+        "enterprises"
+            | "enterprisesn"
+            | "enterpriseseval"
+            | "enterprisesneval"
+            | "iotenterprises"
+            | "iotenterprisesk"
+    );
+    let ltsc = ltsc_id || t.contains("ltsc") || t.contains("ltsb");
     if t.contains("iot") && ltsc {
         "iot-ltsc"
     } else if ltsc {
@@ -273,6 +285,27 @@ pub fn edition_class(text: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn editions_are_classed_by_their_exact_ids_or_the_words_ltsc_and_ltsb() {
+        use super::edition_class as e;
+        assert_eq!(e("EnterpriseS"), "ltsc");
+        assert_eq!(e("EnterpriseSN"), "ltsc");
+        assert_eq!(e("IoTEnterpriseS"), "iot-ltsc");
+        assert_eq!(e("Windows 10 IoT Enterprise LTSC 2021"), "iot-ltsc");
+        assert_eq!(e("Windows 10 Enterprise LTSB 2016"), "ltsc");
+        assert_eq!(
+            e("Windows 10 Enterprise, Semi-Annual Channel"),
+            "enterprise"
+        );
+        assert_eq!(e("Enterprise"), "enterprise");
+        assert_eq!(e("IoTEnterprise"), "enterprise");
+        assert_eq!(e("Professional"), "pro");
+        assert_eq!(e("Core"), "home");
+        assert_eq!(e("ServerStandard"), "server");
+        assert_eq!(e("Education"), "education");
+        assert_eq!(e("something new"), "other");
+    }
+
     use super::*;
 
     #[test]

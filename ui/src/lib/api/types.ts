@@ -229,6 +229,8 @@ export interface ItemJoin {
   unknown: number | null;
   /** `endpoints.unsupported_os`: devices supported only with ESU evidence. */
   esu_only?: number;
+  /** `endpoints.unsupported_os`: devices on platforms the lifecycle table does not cover. */
+  not_judged?: number;
   /** The share (percent) of those counted that give data. */
   coverage: number | null;
   /** How the check judges this item, in words. */
@@ -266,6 +268,8 @@ export interface DeviceMatch {
     os_build: number | null;
     last_seen: string | null;
     onboarding_status: string | null;
+    health_status: string | null;
+    os_edition: string | null;
   } | null;
   summary: string;
 }
