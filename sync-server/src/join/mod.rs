@@ -84,6 +84,7 @@ use wardcheck_core::judge::{DeviceKind, Judge, trim_float};
 use lifecycle::Support;
 
 pub use crate::telemetry::thousands;
+use query::feed;
 pub use query::{
     Counts, DeviceRecord, OsGroup, Sensor, SnapshotRef, TrustTelemetry, count_checks,
     latest_snapshot, trust_telemetry,
@@ -400,15 +401,6 @@ fn phrase(check: TelemetryCheck) -> (&'static str, &'static str) {
         ),
         AlertsUnacknowledged48h => ("cyber alerts", "were not acknowledged within 48 hours"),
         AlertsUnremediated => ("cyber alerts", "were not closed (remediated) in time"),
-    }
-}
-
-/// The feed a check reads: `endpoints`, `network` or `alerts`.
-fn feed(check: TelemetryCheck) -> &'static str {
-    match check.name().split('.').next() {
-        Some("firewalls") => "network",
-        Some("alerts") => "alerts",
-        _ => "endpoints",
     }
 }
 

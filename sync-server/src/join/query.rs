@@ -107,6 +107,15 @@ pub struct EndpointGroup {
     pub flags: [(u64, u64); 6],
 }
 
+impl EndpointGroup {
+    /// Whether a judge counts this group's devices: its kind, and whether it counts
+    /// devices Defender only discovered.
+    fn selected_by(&self, judge: &Judge) -> bool {
+        judge.devices.contains(&self.kind)
+            && (judge.discovered || self.sensor != Sensor::Discovered)
+    }
+}
+
 /// One firewall of the trust.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FirewallRow {
@@ -137,6 +146,15 @@ pub struct TrustTelemetry {
     pub alert_rows: Vec<AlertRow>,
 }
 
+/// The feed a check reads: `endpoints`, `network` or `alerts`.
+pub(super) fn feed(check: TelemetryCheck) -> &'static str {
+    match check.name().split('.').next() {
+        Some("firewalls") => "network",
+        Some("alerts") => "alerts",
+        _ => "endpoints",
+    }
+}
+
 /// The end of a snapshot's day, the moment its figures are judged at.
 pub fn end_of_day(d: NaiveDate) -> DateTime<Utc> {
     (d + Duration::days(1))
@@ -148,9 +166,9 @@ pub fn end_of_day(d: NaiveDate) -> DateTime<Utc> {
 impl TrustTelemetry {
     /// Whether the trust has rows in the latest snapshot of the check's feed.
     pub fn has_rows(&self, check: TelemetryCheck) -> bool {
-        match check.name().split('.').next() {
-            Some("firewalls") => self.network.is_some() && !self.firewalls.is_empty(),
-            Some("alerts") => self.alerts.is_some() && !self.alert_rows.is_empty(),
+        match feed(check) {
+            "network" => self.network.is_some() && !self.firewalls.is_empty(),
+            "alerts" => self.alerts.is_some() && !self.alert_rows.is_empty(),
             _ => self.endpoints.is_some() && !self.groups.is_empty(),
         }
     }
@@ -168,8 +186,8 @@ impl TrustTelemetry {
         }
         let in_site = |s: &str| site.is_none_or(|x| x == s);
         let mut c = Counts::default();
-        match check.name().split('.').next() {
-            Some("firewalls") => {
+        match feed(check) {
+            "network" => {
                 let as_of = self.network.as_ref()?.as_of;
                 let window = judge.window.unwrap_or(Span::months(12));
                 // Overdue when reviewed before the day a window before the snapshot's.
@@ -187,7 +205,7 @@ impl TrustTelemetry {
                     c.count += u64::from(bad);
                 }
             }
-            Some("alerts") => {
+            "alerts" => {
                 // Alerts have no site: the trust's figures stand for every site.
                 let end = end_of_day(self.alerts.as_ref()?.as_of);
                 let from = judge.window.map(|w| w.before(end));
@@ -219,9 +237,7 @@ impl TrustTelemetry {
             _ => {
                 let as_of = self.endpoints.as_ref()?.as_of;
                 for g in self.groups.iter().filter(|g| in_site(&g.site)) {
-                    if !judge.devices.contains(&g.kind)
-                        || (!judge.discovered && g.sensor == Sensor::Discovered)
-                    {
+                    if !g.selected_by(judge) {
                         continue;
                     }
                     let n = g.devices;
@@ -278,9 +294,7 @@ impl TrustTelemetry {
         };
         let mut by: BTreeMap<(String, Option<i64>), u64> = BTreeMap::new();
         for g in &self.groups {
-            if !judge.devices.contains(&g.kind)
-                || (!judge.discovered && g.sensor == Sensor::Discovered)
-            {
+            if !g.selected_by(judge) {
                 continue;
             }
             if lifecycle::support(
