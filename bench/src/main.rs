@@ -312,6 +312,7 @@ async fn seed(url: &str, setup: &Setup, n: usize) -> Result<Vec<Uuid>> {
                 team: vec![],
                 visit_start: None,
                 visit_end: None,
+                org: None,
             },
             setup.checklist.clone(),
             ActorId::random(),

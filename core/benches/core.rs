@@ -53,6 +53,7 @@ fn new_inspection(id: u128) -> NewInspection {
         team: vec![],
         visit_start: None,
         visit_end: None,
+        org: None,
     }
 }
 

@@ -86,6 +86,45 @@ pub struct Section {
     pub source: String,
     pub scope: Scope,
     pub items: Vec<Item>,
+    /// The organisation types the section is for; empty: every type its checklist
+    /// applies to. An inspection of a trust of another type does not hold it.
+    #[serde(default)]
+    pub applies_to: Vec<OrgType>,
+    /// Only for a trust that runs a major trauma centre.
+    #[serde(default)]
+    pub major_trauma_centre: bool,
+}
+
+/// The organisation an inspection is of, as far as checklists care: its type, and
+/// whether it runs a major trauma centre (the trusts feed says both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Org {
+    #[serde(rename = "type")]
+    pub kind: OrgType,
+    pub major_trauma_centre: bool,
+}
+
+impl Section {
+    /// Whether an inspection of `org` holds this section; with no org known (a trust the
+    /// trusts feed does not list), every section.
+    pub fn applies(&self, org: Option<&Org>) -> bool {
+        let Some(org) = org else {
+            return true;
+        };
+        (self.applies_to.is_empty() || self.applies_to.contains(&org.kind))
+            && (!self.major_trauma_centre || org.major_trauma_centre)
+    }
+}
+
+impl OrgType {
+    /// The name checklists and the trusts feed use: `acute`, `mental-health` ...
+    pub fn name(self) -> &'static str {
+        name_of(ORG_TYPES, &self)
+    }
+
+    pub fn from_name(name: &str) -> Option<OrgType> {
+        ORG_TYPES.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -449,7 +488,7 @@ pub fn load_files(files: &[(String, String)]) -> Result<Checklist, ChecklistErro
 const BUNDLED_DIR: &str = "checklists";
 
 /// The checklist files shipped in this build, by file name, embedded at compile time.
-pub const BUNDLED_FILES: [(&str, &str); 4] = [
+pub const BUNDLED_FILES: [(&str, &str); 6] = [
     (
         "dspt-ndg.toml",
         include_str!("../../checklists/dspt-ndg.toml"),
@@ -461,6 +500,14 @@ pub const BUNDLED_FILES: [(&str, &str); 4] = [
     (
         "firewall-boundary.toml",
         include_str!("../../checklists/firewall-boundary.toml"),
+    ),
+    (
+        "trust-governance.toml",
+        include_str!("../../checklists/trust-governance.toml"),
+    ),
+    (
+        "legacy-medical-workstation.toml",
+        include_str!("../../checklists/legacy-medical-workstation.toml"),
     ),
     (
         "cqc-onsite-cyber.toml",
@@ -620,7 +667,7 @@ const ROOT_FIELDS: &[&str] = &[
     "sections",
     "include",
 ];
-const SECTION_FIELDS: &[&str] = &["id", "title", "items"];
+const SECTION_FIELDS: &[&str] = &["id", "title", "items", "applies_to", "major_trauma_centre"];
 const ITEM_FIELDS: &[&str] = &[
     "id",
     "prompt",
@@ -708,6 +755,8 @@ struct DraftSection {
     /// Items that were complete; `item_ids` also has the ids of those that were not.
     items: Vec<Item>,
     item_ids: Vec<(String, usize)>,
+    applies_to: Vec<OrgType>,
+    major_trauma_centre: bool,
 }
 
 impl DraftSection {
@@ -718,6 +767,8 @@ impl DraftSection {
             source: checklist.id.clone().unwrap_or_default(),
             scope: checklist.scope,
             items: self.items.clone(),
+            applies_to: self.applies_to.clone(),
+            major_trauma_centre: self.major_trauma_centre,
         }
     }
 }
@@ -1055,7 +1106,7 @@ fn parse_draft(check: &mut FileCheck, text: &str) -> Option<Draft> {
     };
 
     let sections = sections_value
-        .map(|v| parse_sections(check, v, scope))
+        .map(|v| parse_sections(check, v, scope, &applies_to))
         .unwrap_or_default();
     let includes = include_value
         .map(|v| parse_includes(check, v))
@@ -1072,7 +1123,12 @@ fn parse_draft(check: &mut FileCheck, text: &str) -> Option<Draft> {
     })
 }
 
-fn parse_sections(check: &mut FileCheck, value: &Value, scope: Scope) -> Vec<DraftSection> {
+fn parse_sections(
+    check: &mut FileCheck,
+    value: &Value,
+    scope: Scope,
+    file_applies_to: &[OrgType],
+) -> Vec<DraftSection> {
     let Some(tables) = check.tables(value, "sections", "sections") else {
         return Vec::new();
     };
@@ -1117,6 +1173,46 @@ fn parse_sections(check: &mut FileCheck, value: &Value, scope: Scope) -> Vec<Dra
         let title = check
             .required(table, offset, &label, "title")
             .and_then(|v| check.text(v, &join(&label, "title")));
+        // A section for some organisation types only: each one the file's own.
+        let applies_to = match table.get("applies_to") {
+            Some(v) => {
+                let field = join(&label, "applies_to");
+                let orgs = check.choices(v, &field, ORG_TYPES, "organisation type");
+                if orgs.is_empty() && matches!(v.get_ref(), DeValue::Array(a) if a.is_empty()) {
+                    check.report(
+                        v.span().start,
+                        &field,
+                        "must name at least one organisation type, or be left out",
+                    );
+                }
+                for o in &orgs {
+                    if !file_applies_to.contains(o) {
+                        check.report(
+                            v.span().start,
+                            &field,
+                            format!("'{}' is not in the checklist's applies_to", o.name()),
+                        );
+                    }
+                }
+                orgs
+            }
+            None => Vec::new(),
+        };
+        let major_trauma_centre = match table.get("major_trauma_centre") {
+            Some(v) => match v.get_ref() {
+                DeValue::Boolean(b) => *b,
+                other => {
+                    check.wrong_type(
+                        v,
+                        &join(&label, "major_trauma_centre"),
+                        "true or false",
+                        other,
+                    );
+                    false
+                }
+            },
+            None => false,
+        };
 
         let mut items = Vec::new();
         let mut item_ids = Vec::new();
@@ -1162,6 +1258,8 @@ fn parse_sections(check: &mut FileCheck, value: &Value, scope: Scope) -> Vec<Dra
                 title: title.unwrap_or_default(),
                 items,
                 item_ids,
+                applies_to,
+                major_trauma_centre,
             });
         }
     }
@@ -1870,7 +1968,12 @@ fn check_dspt(s: &str) -> Result<u8, String> {
 
 /// The NCSC CAF principles and the last contributing-outcome letter of each (CAF 3.x):
 /// A1.a to A1.c and so on.
-const CAF_PRINCIPLES: &[(&str, char)] = &[
+/// The CAF-aligned DSPT's contributing outcomes: NCSC CAF v3.2's principles A1-D2
+/// (REFERENCE §8.2), and the DSPT's own objective E, "Using and sharing information
+/// appropriately" (E1.a; E2.a-c; E3.a-b; E4.a-b: found with the search tools in the DSPT's
+/// assessment screens, Dec 2026; its principle titles are unconfirmed). Each principle
+/// with its last outcome letter.
+pub const CAF_PRINCIPLES: &[(&str, char)] = &[
     ("A1", 'c'),
     ("A2", 'b'),
     ("A3", 'a'),
@@ -1885,7 +1988,19 @@ const CAF_PRINCIPLES: &[(&str, char)] = &[
     ("C2", 'b'),
     ("D1", 'c'),
     ("D2", 'b'),
+    ("E1", 'a'),
+    ("E2", 'c'),
+    ("E3", 'b'),
+    ("E4", 'b'),
 ];
+
+/// Every contributing outcome id, in order: "A1.a" ... "E4.b".
+pub fn caf_outcomes() -> Vec<String> {
+    CAF_PRINCIPLES
+        .iter()
+        .flat_map(|(p, last)| ('a'..=*last).map(move |l| format!("{p}.{l}")))
+        .collect()
+}
 
 /// A CAF contributing outcome such as "B4.b".
 fn check_caf(s: &str) -> Result<(), String> {
@@ -1902,7 +2017,7 @@ fn check_caf(s: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "'{s}' is not a CAF contributing outcome; expected a principle A1-A4, B1-B6, C1-C2 or D1-D2 and an outcome letter, like 'B4.b'"
+            "'{s}' is not a CAF contributing outcome; expected a principle A1-A4, B1-B6, C1-C2, D1-D2 or the DSPT's E1-E4 and an outcome letter, like 'B4.b'"
         ))
     }
 }
@@ -1922,6 +2037,10 @@ fn check_cyber_essentials(s: &str) -> Result<(), String> {
 /// dot-separated sub-section numbers (e.g. "9", "2.3", "18.9.11").
 fn check_cis(s: &str) -> Result<(), String> {
     match dotted_numbers(s, 3) {
+        // Section 4 (Restricted Groups) holds no recommendations (REFERENCE §8.2).
+        Some(parts) if parts[0] == 4 => Err(format!(
+            "'{s}': CIS Windows 10 section 4 (Restricted Groups) holds no recommendations; cite the section that does"
+        )),
         Some(parts) if (1..=19).contains(&parts[0]) && parts.len() <= 5 => Ok(()),
         _ => Err(format!(
             "'{s}' is not a CIS benchmark section; expected a section 1 to 19 with optional sub-sections, like '9' or '2.3.7'"
@@ -2163,16 +2282,16 @@ refs = { ndg = 8, dspt = "8.2.1", kloe = "W6.7" }
         ] {
             assert!(check_dspt(bad).is_err(), "{bad} should be refused");
         }
-        for good in ["B4.b", "A1.a", "C1.e", "D2.b"] {
+        for good in ["B4.b", "A1.a", "C1.e", "D2.b", "E1.a", "E2.c", "E4.b"] {
             assert!(check_caf(good).is_ok(), "{good}");
         }
-        for bad in ["B4", "B7.a", "A3.b", "E1.a", "b4.b", "B4.bb"] {
+        for bad in ["B4", "B7.a", "A3.b", "E1.b", "E5.a", "b4.b", "B4.bb"] {
             assert!(check_caf(bad).is_err(), "{bad} should be refused");
         }
         for good in ["9", "2.3", "18.9.11", "1.2"] {
             assert!(check_cis(good).is_ok(), "{good}");
         }
-        for bad in ["20", "0", "9.", "a.1", "1.2.3.4.5.6"] {
+        for bad in ["20", "0", "9.", "a.1", "1.2.3.4.5.6", "4", "4.1"] {
             assert!(check_cis(bad).is_err(), "{bad} should be refused");
         }
         for good in ["W6.7", "W6", "S1", "E7.2"] {
@@ -2390,8 +2509,10 @@ refs = { ndg = 8, dspt = "8.2.1", kloe = "W6.7" }
             summaries,
             [
                 "dspt-ndg@2026.1",
-                "windows10-endpoint@2025.1",
+                "windows10-endpoint@2026.1",
                 "firewall-boundary@2026.1",
+                "trust-governance@2026.1",
+                "legacy-medical-workstation@2026.1",
                 "cqc-onsite-cyber@2026.1"
             ]
         );

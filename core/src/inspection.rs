@@ -52,7 +52,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::checklist::{AnswerKind, Checklist, ChecklistPin, Scope, Severity};
+use crate::checklist::{AnswerKind, Checklist, ChecklistPin, Org, Scope, Severity};
 use crate::policy::{self, Part, Refusal, Writer};
 
 /// The schema this code writes.
@@ -266,6 +266,9 @@ pub struct NewInspection {
     pub team: Vec<TeamMember>,
     pub visit_start: Option<NaiveDate>,
     pub visit_end: Option<NaiveDate>,
+    /// The trust's type and whether it runs a major trauma centre, when known: the
+    /// inspection then holds only the sections that apply to it (`Section::applies`).
+    pub org: Option<Org>,
 }
 
 /// A photo as the document records it; the bytes live in the blob store under `hash`.
@@ -429,6 +432,10 @@ pub struct MetaView {
     pub visit_start: Option<NaiveDate>,
     pub visit_end: Option<NaiveDate>,
     pub state: Field<State>,
+    /// The organisation the inspection was made for; `None` for one made before this
+    /// was recorded, or of a trust the trusts feed did not know (every section).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub org: Option<Org>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -524,9 +531,14 @@ impl Inspection {
         doc.put(&meta, "created", to_json(stamp))?;
         doc.put(&meta, "dates", to_json(&(new.visit_start, new.visit_end)))?;
         doc.put(&meta, "state", to_json(&stamped(State::Draft, stamp)))?;
+        if let Some(org) = &new.org {
+            doc.put(&meta, "org", to_json(org))?;
+        }
         let responses = doc.put_object(automerge::ROOT, RESPONSES, ObjType::Map)?;
         for (section, item) in checklist.items() {
-            if section.scope != Scope::Inspection {
+            // Only the sections that apply to the trust: an acute trust's inspection
+            // holds no ambulance section, and nobody but the server adds one later.
+            if section.scope != Scope::Inspection || !section.applies(new.org.as_ref()) {
                 continue;
             }
             let r = doc.put_object(&responses, item.id.as_str(), ObjType::Map)?;
@@ -1087,6 +1099,10 @@ impl Inspection {
             visit_start: dates.0,
             visit_end: dates.1,
             state: self.state()?,
+            org: match doc.get(&meta, "org")? {
+                Some((v, _)) => Some(from_json(&scalar_str(&v).unwrap_or_default())?),
+                None => None,
+            },
         };
         let mut conflicts = Vec::new();
         if meta_view.state.is_conflict() {
@@ -1188,7 +1204,7 @@ impl Inspection {
             .checklist
             .sections
             .iter()
-            .filter(|s| s.scope == Scope::Inspection)
+            .filter(|s| s.scope == Scope::Inspection && s.applies(meta_view.org.as_ref()))
             .map(|s| SectionProgress {
                 section: s.id.clone(),
                 total: s.items.len(),
@@ -1713,6 +1729,8 @@ mod tests {
                 title: "s".into(),
                 source: "t".into(),
                 scope: Scope::Inspection,
+                applies_to: Vec::new(),
+                major_trauma_centre: false,
                 items: vec![Item {
                     id: "a".into(),
                     prompt: "p".into(),
@@ -1746,6 +1764,7 @@ mod tests {
             team: vec![],
             visit_start: None,
             visit_end: None,
+            org: None,
         };
         Inspection::create(new, checklist(), ActorId::random(), &stamp(0)).unwrap()
     }

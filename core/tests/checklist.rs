@@ -77,7 +77,12 @@ fn ndg_checklist_covers_all_ten_standards() {
         alerts.telemetry,
         Some(TelemetryCheck::AlertsUnacknowledged48h)
     );
-    assert_eq!(alerts.refs.dspt.as_deref(), Some("6.3.2"));
+    assert_eq!(
+        alerts.refs.caf.as_deref(),
+        Some("B4.d"),
+        "acting on NHS cyber alerts is vulnerability management (REFERENCE §8.2)"
+    );
+    assert_eq!(alerts.refs.dspt, None, "no GP (Category 4) numbering");
     let (_, unsupported) = c
         .item("ndg8-no-unsupported")
         .expect("the unsupported systems item");
@@ -145,7 +150,8 @@ fn cqc_template_resolves_the_others_by_reference() {
     let ndg = load_shipped("dspt-ndg.toml");
     let firewall = load_shipped("firewall-boundary.toml");
     let windows = load_shipped("windows10-endpoint.toml");
-    let expected: usize = [&ndg, &firewall, &windows]
+    let governance = load_shipped("trust-governance.toml");
+    let expected: usize = [&ndg, &firewall, &windows, &governance]
         .iter()
         .map(|c| c.items().count())
         .sum();
@@ -155,7 +161,7 @@ fn cqc_template_resolves_the_others_by_reference() {
         "the template takes every section"
     );
     for section in &template.sections {
-        let source = [&ndg, &firewall, &windows]
+        let source = [&ndg, &firewall, &windows, &governance]
             .into_iter()
             .find(|c| c.id == section.source)
             .unwrap_or_else(|| panic!("section {} has an unknown source", section.id));
@@ -170,13 +176,22 @@ fn cqc_template_resolves_the_others_by_reference() {
         template.sections[0].source, "dspt-ndg",
         "include order is kept"
     );
-    assert_eq!(template.sections.last().unwrap().scope, Scope::Device);
+    let device: Vec<&str> = template
+        .sections
+        .iter()
+        .filter(|s| s.scope == Scope::Device)
+        .map(|s| s.source.as_str())
+        .collect();
+    assert!(
+        !device.is_empty() && device.iter().all(|s| *s == "windows10-endpoint"),
+        "the Windows sections keep their device scope: {device:?}"
+    );
 }
 
 #[test]
 fn bundled_checklists_are_the_files_on_disk() {
     let bundled = checklist::bundled();
-    assert_eq!(bundled.len(), 4);
+    assert_eq!(bundled.len(), 6);
     for c in &bundled {
         let on_disk = load_shipped(&format!("{}.toml", c.id));
         assert_eq!(c.pin, on_disk.pin, "embedded {} matches the file", c.id);
@@ -185,6 +200,92 @@ fn bundled_checklists_are_the_files_on_disk() {
     assert!(
         summaries.contains(&"cqc-onsite-cyber@2026.1".to_owned()),
         "{summaries:?}"
+    );
+}
+
+/// Issue 12: every item cites at least one framework, and every CAF-aligned DSPT outcome
+/// is cited by a shipped item or listed in the README as deliberately not covered.
+#[test]
+fn every_caf_outcome_is_covered_or_listed_as_not() {
+    let mut cited = std::collections::BTreeSet::new();
+    for c in checklist::bundled() {
+        for (_, item) in c.items() {
+            let r = &item.refs;
+            assert!(
+                r.caf.is_some() || r.ndg.is_some() || r.kloe.is_some() || r.cis.is_some(),
+                "{} cites a framework",
+                item.id
+            );
+            cited.extend(r.caf.clone());
+        }
+    }
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../checklists/README.md"),
+    )
+    .unwrap();
+    let section = readme
+        .split("### CAF outcomes not covered")
+        .nth(1)
+        .expect("the README lists the outcomes not covered")
+        .split("\n### ")
+        .next()
+        .unwrap();
+    let listed: std::collections::BTreeSet<String> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .map(str::to_owned)
+        .collect();
+    let all = checklist::caf_outcomes();
+    for o in &all {
+        assert!(
+            cited.contains(o) || listed.contains(o),
+            "{o} is neither cited by a shipped item nor listed as not covered"
+        );
+        assert!(
+            !(cited.contains(o) && listed.contains(o)),
+            "{o} is cited and also listed as not covered: take it off the list"
+        );
+    }
+    for o in &listed {
+        assert!(all.contains(o), "{o} in the README is not an outcome");
+    }
+}
+
+/// Issue 12: an ambulance trust's inspection holds the ambulance section and an acute
+/// trust's does not; the trauma centre section only at a major trauma centre.
+#[test]
+fn sections_apply_by_trust_type_and_trauma_centre() {
+    use checklist::{Org, OrgType};
+    let c = checklist::bundled()
+        .into_iter()
+        .find(|c| c.id == "cqc-onsite-cyber")
+        .unwrap();
+    let held = |org: Option<Org>| -> Vec<String> {
+        c.sections
+            .iter()
+            .filter(|s| s.applies(org.as_ref()))
+            .map(|s| s.id.clone())
+            .collect()
+    };
+    let org = |kind, mtc| {
+        Some(Org {
+            kind,
+            major_trauma_centre: mtc,
+        })
+    };
+    let ambulance = held(org(OrgType::Ambulance, false));
+    let acute = held(org(OrgType::Acute, false));
+    let mtc = held(org(OrgType::Acute, true));
+    assert!(ambulance.contains(&"amb-operations".to_owned()));
+    assert!(!acute.contains(&"amb-operations".to_owned()));
+    assert!(!acute.contains(&"mtc-critical-services".to_owned()));
+    assert!(mtc.contains(&"mtc-critical-services".to_owned()));
+    assert!(!ambulance.contains(&"mtc-critical-services".to_owned()));
+    assert_eq!(
+        held(None).len(),
+        c.sections.len(),
+        "unknown org: every section"
     );
 }
 

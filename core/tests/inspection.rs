@@ -504,3 +504,61 @@ fn sync_protocol_brings_two_replicas_together() {
     assert_eq!(a.view().unwrap(), b.view().unwrap());
     assert_eq!(a.view().unwrap().devices.len(), 1);
 }
+
+/// Issue 12: an inspection holds only the sections that apply to its trust, records the
+/// trust's type, and a section left out cannot be answered.
+#[test]
+fn an_inspection_holds_only_the_sections_for_its_trust() {
+    use wardcheck_core::checklist::{Org, OrgType};
+    let cqc = std::sync::Arc::new(
+        wardcheck_core::checklist::bundled()
+            .into_iter()
+            .find(|c| c.id == "cqc-onsite-cyber")
+            .unwrap(),
+    );
+    let make = |org: Option<Org>| {
+        let mut new = new_inspection(7);
+        new.org = org;
+        Inspection::create(new, cqc.clone(), ActorId::random(), &stamp("ann", 0)).unwrap()
+    };
+    let amb = make(Some(Org {
+        kind: OrgType::Ambulance,
+        major_trauma_centre: false,
+    }));
+    let view = amb.view().unwrap();
+    assert!(view.responses.contains_key("amb-cad-fallback"));
+    assert!(!view.responses.contains_key("mtc-imaging-continuity"));
+    assert_eq!(view.meta.org.map(|o| o.kind), Some(OrgType::Ambulance));
+    assert!(
+        !view
+            .progress
+            .iter()
+            .any(|p| p.section == "mtc-critical-services")
+    );
+    let mut acute = make(Some(Org {
+        kind: OrgType::Acute,
+        major_trauma_centre: false,
+    }));
+    assert!(
+        !acute
+            .view()
+            .unwrap()
+            .responses
+            .contains_key("amb-cad-fallback")
+    );
+    acute
+        .set_answer("gov-security-policy", Answer::Met, &stamp("ann", 4))
+        .expect("an item the inspection holds is answered");
+    assert!(
+        acute
+            .set_answer("amb-cad-fallback", Answer::Met, &stamp("ann", 5))
+            .is_err(),
+        "an item of a section the inspection does not hold cannot be answered"
+    );
+    let unknown = make(None).view().unwrap();
+    assert!(
+        unknown.responses.contains_key("amb-cad-fallback")
+            && unknown.responses.contains_key("mtc-imaging-continuity")
+    );
+    assert_eq!(unknown.meta.org, None);
+}

@@ -8,7 +8,7 @@ use automerge::ActorId;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use uuid::Uuid;
-use wardcheck_core::checklist::{self, Checklist};
+use wardcheck_core::checklist::{self, Checklist, Org, OrgType};
 use wardcheck_core::inspection::{Inspection, NewInspection, Stamp, State, TeamMember, TeamRole};
 use wardcheck_core::response::TrustResponse;
 use wardcheck_core::review::Review;
@@ -107,6 +107,21 @@ pub fn pinned_checklist(
     Ok(c)
 }
 
+/// The trust's type and trauma-centre flag from the trusts feed: they choose the sections
+/// an inspection holds (an ambulance trust's has the ambulance section, an acute trust's
+/// does not). `None` for a trust the feed does not list: every section.
+pub fn org_of(
+    storage: &dyn Storage,
+    trust: &str,
+) -> Result<Option<Org>, crate::storage::StorageError> {
+    Ok(storage.trust(trust)?.and_then(|t| {
+        Some(Org {
+            kind: OrgType::from_name(t.trust_type.as_str())?,
+            major_trauma_centre: t.major_trauma_centre,
+        })
+    }))
+}
+
 /// Creates an inspection and its trust response document, stored in one transaction.
 pub fn create(
     storage: &dyn Storage,
@@ -140,6 +155,7 @@ pub fn create(
     // The server's own actor for the documents it makes, bound to the server.
     let actor = ActorId::random();
     storage.bind_actor(actor.to_bytes(), SERVER_AUTHOR, None, now)?;
+    let org = org_of(storage, &req.trust)?;
     let mut insp = Inspection::create(
         NewInspection {
             id,
@@ -148,6 +164,7 @@ pub fn create(
             team: team.clone(),
             visit_start: None,
             visit_end: None,
+            org,
         },
         checklist.clone(),
         actor.clone(),

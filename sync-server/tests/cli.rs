@@ -539,6 +539,7 @@ fn cqc_copy(dir: &Path, version: &str) -> PathBuf {
         "dspt-ndg.toml",
         "windows10-endpoint.toml",
         "firewall-boundary.toml",
+        "trust-governance.toml",
     ] {
         std::fs::copy(shipped(f), dir.join(f)).unwrap();
     }

@@ -126,6 +126,9 @@ step("the inspection page shows the contradiction beside the answer, devices and
   assert.match(text, /Met/, "the inspector's answer is shown");
   assert.match(text, /Contradicted/);
   assert.match(text, /\d[\d,]* of [\d,]+ endpoints run an unsupported OS/, "the figures are shown");
+  // The verdict's reason in one sentence, and the rule it was judged by (issue 12).
+  assert.match(await item.locator("[data-testid=verdict-reason]").innerText(), /^answered met, but [\d,]+ of [\d,]+ endpoints with data run an unsupported OS: more than the tolerance/);
+  assert.match(await item.locator("[data-testid=verdict-rule]").innerText(), /^Judged on: all devices, discovered ones too; tolerance none; needs 90% coverage$/);
   const statuses = await page.locator("[data-testid=devices] tr[data-status]").evaluateAll((rs) => rs.map((r) => r.dataset.status));
   for (const s of ["matched", "unmanaged", "build_differs", "stale"]) assert.ok(statuses.includes(s), `a device ${s}: ${statuses}`);
   // A device-scope item is judged device by device, beside each device's own record; an
@@ -270,6 +273,13 @@ step("the trust's telemetry charts render, with the figures the API gives", asyn
   assert.equal(await figure("os-support", "Supported"), summary.endpoints.support.supported);
   assert.equal(await figure("smb1", "SMBv1 enabled"), summary.endpoints.smb1.enabled);
   assert.equal(await figure("onboarding", "Not onboarded"), summary.endpoints.onboarding.not_onboarded);
+  assert.equal(await figure("onboarding", "Onboarded, sensor inactive"), summary.endpoints.onboarding.inactive);
+  // Windows 10 22H2 is its own group, in its own colour: supported only with ESU evidence.
+  const esu = "Supported only with ESU evidence (Windows 10 22H2)";
+  assert.ok(summary.endpoints.support.esu_only > 0, "the demo trust has 22H2 devices");
+  assert.equal(await figure("os-support", esu), summary.endpoints.support.esu_only);
+  const esuFill = await charts.locator("[data-testid=chart-os-support] rect.wc-bar--esu").evaluate((r) => getComputedStyle(r).fill);
+  assert.equal(esuFill, "rgb(255, 184, 28)", "amber, not the red of unsupported or the grey of unknown");
   assert.equal(await figure("alerts", "Not acknowledged, past 48 hours"), summary.alerts.open_overdue);
   const headline = await page.locator("[data-testid=telemetry-headline]").innerText();
   assert.ok(headline.includes(`${n(summary.endpoints.support.unsupported)} of ${n(summary.endpoints.devices)} endpoints`), headline);

@@ -514,6 +514,33 @@ async fn the_inspectors_day_offline_then_synced() {
     .await;
     steps.check(Some(&app), "answered-10", r).await;
 
+    // An item shows its framework references and the telemetry check its answer will be
+    // set beside, with how that check judges (issue 12).
+    let r = async {
+        show_item(&app, "ndg9", "ndg9-encryption").await?;
+        let refs = app
+            .text(&format!(
+                "{}[data-item=\"ndg9-encryption\"] .wc-refs",
+                tid("item")
+            ))
+            .await?;
+        let telemetry = app
+            .text(&item_css("ndg9-encryption", "item-telemetry"))
+            .await?;
+        if refs.contains("NDG standard 9")
+            && refs.contains("CAF-aligned DSPT B3.c")
+            && telemetry.contains("endpoints.bitlocker_off")
+            && telemetry.contains("end-user devices")
+            && telemetry.contains("tolerance 1%")
+        {
+            Ok(())
+        } else {
+            Err(anyhow!("references {refs:?}; telemetry {telemetry:?}"))
+        }
+    }
+    .await;
+    steps.check(Some(&app), "item-references", r).await;
+
     let sha = steps
         .check(
             Some(&app),

@@ -149,9 +149,9 @@ fn import_telemetry(s: &Server) {
         "network.csv",
         &format!(
             "device_id,trust,site,vendor,model,firmware,vendor_supported,last_rule_review,admin_interface_exposed\n\
-             rj1-fw-01,RJ1,RJ121,Palo Alto Networks,PA-3220,10.2.9,true,{},false\n\
-             rj1-fw-02,RJ1,RJ122,Palo Alto Networks,PA-3220,10.2.9,true,{},false\n\
-             rj1-fw-03,RJ1,RJ122,Fortinet,FG-100F,7.2.8,true,,false\n",
+             rj1-fw-01,RJ1,RJ121,Palo Alto Networks,PA-3220,11.2.4,true,{},false\n\
+             rj1-fw-02,RJ1,RJ122,Palo Alto Networks,PA-3220,11.2.4,true,{},false\n\
+             rj1-fw-03,RJ1,RJ122,Fortinet,FG-100F,7.4.8,true,,false\n",
             day(30),
             day(400)
         ),

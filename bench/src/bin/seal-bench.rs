@@ -61,6 +61,7 @@ fn main() -> Result<()> {
             team: vec![],
             visit_start: None,
             visit_end: None,
+            org: None,
         },
         checklist.clone(),
         ActorId::random(),

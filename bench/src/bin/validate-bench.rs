@@ -63,6 +63,7 @@ fn main() -> Result<()> {
             team: vec![],
             visit_start: None,
             visit_end: None,
+            org: None,
         },
         checklist.clone(),
         author,

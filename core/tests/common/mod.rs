@@ -50,12 +50,16 @@ pub fn checklist_with(n: usize) -> Arc<Checklist> {
                 source: "test".into(),
                 scope: Scope::Inspection,
                 items,
+                applies_to: Vec::new(),
+                major_trauma_centre: false,
             },
             Section {
                 id: "dev".into(),
                 title: "Device".into(),
                 source: "test".into(),
                 scope: Scope::Device,
+                applies_to: Vec::new(),
+                major_trauma_centre: false,
                 items: vec![
                     item("w1", AnswerKind::Compliance),
                     item("w2", AnswerKind::Compliance),
@@ -94,5 +98,6 @@ pub fn new_inspection(id: u128) -> NewInspection {
         }],
         visit_start: None,
         visit_end: None,
+        org: None,
     }
 }

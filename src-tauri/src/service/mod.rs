@@ -701,7 +701,14 @@ impl App {
             }
         };
         let mut view = insp.view()?;
-        let checklist = views::ChecklistForApp::of(insp.checklist());
+        let mut checklist = views::ChecklistForApp::of(insp.checklist());
+        // The sections this inspection holds: an inspection-scope section only if its
+        // items are in the document (the server leaves out those that do not apply to
+        // the trust: an acute trust's inspection has no ambulance section).
+        checklist.sections.retain(|s| {
+            s.scope == wardcheck_core::checklist::Scope::Device
+                || s.items.iter().any(|i| view.responses.contains_key(&i.id))
+        });
         view.comments = local.comments(id);
         Ok(OpenInspection { view, checklist })
     }
@@ -1163,6 +1170,7 @@ mod tests {
                 team: vec![],
                 visit_start: None,
                 visit_end: None,
+                org: None,
             },
             checklist,
             actor,

@@ -116,6 +116,11 @@ pub struct ItemForApp {
     /// For device checks: how to observe it on the device.
     pub observe: Option<String>,
     pub evidence: Vec<Evidence>,
+    /// The central telemetry check set beside the answer, and how it judges, in words:
+    /// "Telemetry: endpoints.bitlocker_off (endpoints whose system drive is not
+    /// BitLocker-protected); judged on end-user devices ...; tolerance 1%; ..." (issue 12:
+    /// the inspector knows on site what the answer will be set beside).
+    pub telemetry: Option<String>,
 }
 
 impl ChecklistForApp {
@@ -143,12 +148,32 @@ impl ChecklistForApp {
                             answer: i.answer.clone(),
                             observe: i.observe.clone(),
                             evidence: i.evidence.clone(),
+                            telemetry: i.telemetry.map(|t| telemetry_text(t, s.scope, i)),
                         })
                         .collect(),
                 })
                 .collect(),
         }
     }
+}
+
+/// The check beside an item, and how it judges, in words.
+fn telemetry_text(
+    check: wardcheck_core::checklist::TelemetryCheck,
+    scope: Scope,
+    item: &wardcheck_core::checklist::Item,
+) -> String {
+    let how = match scope {
+        Scope::Device => "each sampled device is judged by its own telemetry record".to_owned(),
+        Scope::Inspection => {
+            let judge = item
+                .judge
+                .clone()
+                .unwrap_or_else(|| wardcheck_core::judge::Judge::default_for(check));
+            format!("judged on {}", judge.describe(check))
+        }
+    };
+    format!("Telemetry: {check} ({}); {how}", check.description())
 }
 
 /// An item's references as the labels an inspector knows them by.
@@ -161,7 +186,7 @@ fn references(r: &References) -> Vec<String> {
         out.push(format!("DSPT {d}"));
     }
     if let Some(c) = &r.caf {
-        out.push(format!("CAF {c}"));
+        out.push(format!("CAF-aligned DSPT {c}"));
     }
     if let Some(c) = &r.cyber_essentials {
         out.push(format!("Cyber Essentials: {c}"));

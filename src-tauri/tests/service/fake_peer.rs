@@ -35,6 +35,7 @@ pub fn inspection(id: uuid::Uuid) -> AutoCommit {
             team: vec![],
             visit_start: None,
             visit_end: None,
+            org: None,
         },
         checklist,
         automerge::ActorId::random(),

@@ -66,7 +66,7 @@ const PLANS: &[Plan] = &[
     Plan {
         id: demo_id(2),
         trust: "RTH",
-        sites: &["RTH01"],
+        sites: &["RTH08"],
         state: State::SharedWithTrust,
         days_ago: 35,
         write: rth,
@@ -300,6 +300,7 @@ fn create(
             ],
             visit_start: Some(start),
             visit_end: Some(start + Duration::days(1)),
+            org: crate::inspections::org_of(storage, plan.trust)?,
         },
         checklist.clone(),
         actor.clone(),
@@ -446,6 +447,11 @@ fn demo_jpeg(width: u32, height: u32, seed: u32) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// What an inspector notes when a Windows 10 22H2 device is 'met': the ESU licence
+/// (REFERENCE §8.1; telemetry cannot show it).
+const ESU_SEEN: &str =
+    "ESU licence seen: slmgr /dlv shows the Windows 10 ESU year-2 add-on licensed.";
+
 // ----- the visits -----
 
 fn rj1(w: &mut Writer) -> Result<()> {
@@ -516,7 +522,9 @@ fn rj1(w: &mut Writer) -> Result<()> {
     // Sampled devices: one as telemetry has it, one it does not know (unmanaged), one
     // whose build differs from its record, one whose record is stale.
     let matched = w.device(1, &a.matched.to_ascii_lowercase(), a.matched_build_text)?;
-    w.observe(matched, "w10-os-supported", Answer::Met, "")?;
+    // Answers that agree with the devices (issue 12): 22H2 is met only with an ESU
+    // licence seen on screen; 21H2 on a general-availability edition is not met.
+    w.observe(matched, "w10-os-supported", Answer::Met, ESU_SEEN)?;
     w.observe(matched, "w10-smb1-disabled", Answer::Met, "")?;
     w.observe(matched, "w10-mde-onboarded", Answer::Met, "")?;
     let unmanaged = w.device(2, a.unmanaged, "Windows 10 Pro 21H2, build 19044.1288")?;
@@ -526,11 +534,21 @@ fn rj1(w: &mut Writer) -> Result<()> {
         Answer::NotMet,
         "No Defender sensor service.",
     )?;
-    w.observe(unmanaged, "w10-os-supported", Answer::Met, "")?;
+    w.observe(
+        unmanaged,
+        "w10-os-supported",
+        Answer::NotMet,
+        "Windows 10 Pro 21H2: out of support since June 2023.",
+    )?;
     let differs = w.device(3, &format!("{}.{}", a.differs, a.domain), a.differs_seen)?;
-    w.observe(differs, "w10-os-supported", Answer::Met, "")?;
+    w.observe(
+        differs,
+        "w10-os-supported",
+        Answer::NotMet,
+        "Windows 10 Enterprise 21H2 (not LTSC): out of support since June 2024.",
+    )?;
     let stale = w.device(4, a.stale, "Windows 10 Enterprise 22H2, build 19045.4894")?;
-    w.observe(stale, "w10-os-supported", Answer::Met, "")?;
+    w.observe(stale, "w10-os-supported", Answer::Met, ESU_SEEN)?;
 
     let late = w.finding(
         1,
@@ -607,7 +625,7 @@ fn rth(w: &mut Writer) -> Result<()> {
         3,
     )?;
     let d = w.device(11, a.matched, a.matched_build_text)?;
-    w.observe(d, "w10-os-supported", Answer::Met, "")?;
+    w.observe(d, "w10-os-supported", Answer::Met, ESU_SEEN)?;
     w.finding(
         11,
         Severity::High,
@@ -648,7 +666,7 @@ fn rj2(w: &mut Writer) -> Result<()> {
         "Plan lacks a telephony-loss scenario.",
     )?;
     let d = w.device(31, a.matched, a.matched_build_text)?;
-    w.observe(d, "w10-os-supported", Answer::Met, "")?;
+    w.observe(d, "w10-os-supported", Answer::Met, ESU_SEEN)?;
     w.comment(
         31,
         "rita",

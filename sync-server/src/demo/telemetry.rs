@@ -107,9 +107,13 @@ struct Row<'a> {
 impl Row<'_> {
     fn write(&self, out: &mut impl Write) -> std::io::Result<()> {
         let b = |v: bool| if v { "true" } else { "false" };
-        // A device not onboarded reports no configuration: those fields are empty.
+        // A device not onboarded reports no configuration: those fields are empty. So
+        // does a platform without them: Linux has no SMBv1 setting, BitLocker, Credential
+        // Guard or Windows firewall profiles to report.
         let known = self.onboarding == "onboarded";
+        let windows = self.platform.starts_with("Windows");
         let k = |v: bool| if known { b(v) } else { "" };
+        let w = |v: bool| if known && windows { b(v) } else { "" };
         let build = if self.build == 0 {
             String::new()
         } else {
@@ -134,12 +138,12 @@ impl Row<'_> {
             self.onboarding,
             self.health,
             self.exposure,
-            k(self.smb1),
-            k(self.bitlocker),
-            k(true),
-            k(true),
-            k(self.firewall_on),
-            k(self.credential_guard),
+            w(self.smb1),
+            w(self.bitlocker),
+            w(true),
+            w(true),
+            w(self.firewall_on),
+            w(self.credential_guard),
             k(self.secure_boot),
             b(self.medical),
             self.trust,
@@ -301,7 +305,9 @@ fn endpoint<'a>(
     let name = format!("{}-{kind}-{:06}.{}", trust.code, i + 1, trust.domain).to_lowercase();
     let onboarding = match platform {
         "WindowsXP" => "Unsupported",
-        "Windows7" if rng.random_bool(0.4) => "CanBeOnboarded",
+        // The MMA-based agent Windows 7 needed was retired in Aug 2024 (REFERENCE §8.4):
+        // most Windows 7 devices are not onboarded, and those that are report nothing.
+        "Windows7" if rng.random_bool(0.85) => "CanBeOnboarded",
         _ => match rng.random_range(0..1000) {
             0..970 => "onboarded",
             970..990 => "CanBeOnboarded",
@@ -314,6 +320,7 @@ fn endpoint<'a>(
         _ => rng.random_range(31..120),
     };
     let health = match (onboarding, seen_days) {
+        ("onboarded", _) if platform == "Windows7" => "Inactive",
         ("onboarded", 0..7) => "Active",
         ("onboarded", _) => "Inactive",
         _ => "NoSensorData",
@@ -362,6 +369,26 @@ fn endpoint<'a>(
     }
 }
 
+/// The end of vendor support of a firmware train, where it was confirmed (Dec 2026, with
+/// the search tools, from endoflife.date's copies of the vendors' pages: PAN-OS 10.2 ended
+/// 27 Aug 2025, FortiOS 7.2 on 30 Sep 2026, REFERENCE §8.5). Check Point and Cisco dates
+/// were not found: `None`.
+fn firmware_end(vendor: &str, firmware: &str) -> Option<NaiveDate> {
+    let train: String = firmware.split('.').take(2).collect::<Vec<_>>().join(".");
+    let (y, m, d) = match (vendor, train.as_str()) {
+        ("Palo Alto Networks", "9.0") => (2022, 3, 1),
+        ("Palo Alto Networks", "10.2") => (2025, 8, 27),
+        ("Palo Alto Networks", "11.1") => (2027, 5, 3),
+        ("Palo Alto Networks", "11.2") => (2027, 5, 2),
+        ("Fortinet", "6.0") => (2022, 9, 29),
+        ("Fortinet", "7.2") => (2026, 9, 30),
+        ("Fortinet", "7.4") => (2028, 11, 11),
+        ("Fortinet", "7.6") => (2030, 1, 25),
+        _ => return None,
+    };
+    NaiveDate::from_ymd_opt(y, m, d)
+}
+
 /// Writes the firewalls: two at each trust's data centre and one at each site, with a few
 /// on unsupported firmware (always RTH's Horton site, for the demo's corroboration) and a
 /// few with the admin interface reachable from the internet.
@@ -373,14 +400,14 @@ pub fn write_network(path: &Path, seed: u64, as_of: NaiveDate) -> Result<u64> {
         (
             "Palo Alto Networks",
             "PA-3220",
-            "10.2.9",
+            "11.2.4",
             "PA-850",
             "9.0.16",
         ),
         (
             "Fortinet",
             "FortiGate 600E",
-            "7.2.8",
+            "7.4.8",
             "FortiGate 100D",
             "6.0.18",
         ),
@@ -395,11 +422,14 @@ pub fn write_network(path: &Path, seed: u64, as_of: NaiveDate) -> Result<u64> {
         for (i, site) in sites.iter().enumerate() {
             let forced_old = trust.code == "RTH" && *site == "RTH05";
             let old = forced_old || (trust.code != "RJ1" && rng.random_bool(0.04));
-            let (m, f, supported) = if old {
-                (old_model, old_firmware, false)
+            let (m, f) = if old {
+                (old_model, old_firmware)
             } else {
-                (model, firmware, true)
+                (model, firmware)
             };
+            // Judged at the demo's date where the vendor's end of support is known; the
+            // feed's own flag otherwise (the old firmware is long out of support).
+            let supported = firmware_end(vendor, f).map_or(!old, |end| as_of <= end);
             let review = as_of - Duration::days(rng.random_range(20..500));
             let exposed = trust.code != "RJ1" && rng.random_bool(0.05);
             writeln!(

@@ -1,12 +1,15 @@
 //! The trusts the demo data is made for: twenty real NHS trusts in England, of each type,
 //! with their major trauma centres marked.
 //!
-//! ODS codes: RJ1, RJ2, RHW and RTH, and the sites RJ121, RJ122 and RTH01, are confirmed
-//! through a third-party code table (REFERENCE §7.6, [C-3p]). **Every other trust and
-//! site code here is unconfirmed** ([U], from memory of the ODS lists): they look real
-//! and are believed right, but check them against the ODS before showing them to anyone
-//! as fact. The site names are the hospitals' own; which site number each has is
-//! [U] too, beyond the confirmed three.
+//! ODS codes: RJ1, RJ2, RHW and RTH are confirmed through a third-party code table
+//! (REFERENCE §7.6, [C-3p]). Site codes checked against REFERENCE §8.5 with the search
+//! tools (Dec 2026, the RCPCH organisation list, github.com/rcpch/rcpch-nhs-organisations,
+//! Aug 2024): **RJ122 is St Thomas' Hospital** (not RJ121, as some generated tables have
+//! it), **RTH08 is the John Radcliffe** (not RTH01), RTH05 the Horton, RYJ01 St Mary's,
+//! RYJ03 Hammersmith, RJZ01 King's College Hospital. Guy's Hospital's code was not found
+//! (RJ121 here is a placeholder), nor Churchill's (RTH02) or Charing Cross's (RYJ02).
+//! **Every other trust and site code here is unconfirmed** ([U], from memory of the ODS
+//! lists): check them against the ODS before showing them to anyone as fact.
 //!
 //! Major trauma centres follow the nhs.uk list in REFERENCE §7.6 ([C]): John Radcliffe
 //! (RTH), King's College Hospital (RJZ), St Mary's (RYJ), Addenbrooke's (RGT), Leeds
@@ -61,8 +64,8 @@ pub const TRUSTS: &[DemoTrust] = &[
         kind: TrustType::Acute,
         trauma_centre: None,
         sites: &[
-            ("RJ121", "St Thomas' Hospital"),
-            ("RJ122", "Guy's Hospital"),
+            ("RJ121", "Guy's Hospital"),
+            ("RJ122", "St Thomas' Hospital"),
         ],
         share: 90,
         region: "London",
@@ -98,9 +101,9 @@ pub const TRUSTS: &[DemoTrust] = &[
         code: "RTH",
         name: "Oxford University Hospitals NHS Foundation Trust",
         kind: TrustType::Acute,
-        trauma_centre: Some("RTH01"),
+        trauma_centre: Some("RTH08"),
         sites: &[
-            ("RTH01", "John Radcliffe Hospital"),
+            ("RTH08", "John Radcliffe Hospital"),
             ("RTH02", "Churchill Hospital"),
             ("RTH05", "Horton General Hospital"),
         ],
@@ -127,10 +130,10 @@ pub const TRUSTS: &[DemoTrust] = &[
         code: "RYJ",
         name: "Imperial College Healthcare NHS Trust",
         kind: TrustType::Acute,
-        trauma_centre: Some("RYJ02"),
+        trauma_centre: Some("RYJ01"),
         sites: &[
-            ("RYJ02", "St Mary's Hospital"),
-            ("RYJ01", "Charing Cross Hospital"),
+            ("RYJ01", "St Mary's Hospital"),
+            ("RYJ02", "Charing Cross Hospital"),
             ("RYJ03", "Hammersmith Hospital"),
         ],
         share: 80,

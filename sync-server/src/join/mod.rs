@@ -635,6 +635,9 @@ pub fn join(
         let Some(check) = item.telemetry else {
             continue;
         };
+        if !section.applies(view.meta.org.as_ref()) {
+            continue;
+        }
         let (answer, devices_answered) = match section.scope {
             Scope::Inspection => (
                 view.responses

@@ -35,6 +35,7 @@ fn main() -> Result<()> {
                 team: vec![],
                 visit_start: None,
                 visit_end: None,
+                org: None,
             };
             let mut i = Inspection::create(new, checklist, store.actor(), &stamp())?;
             store.insert_inspection(&mut i, Utc::now())?;

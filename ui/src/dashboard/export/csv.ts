@@ -63,6 +63,8 @@ export function inspectionCsv(detail: Detail, join: Join | null, checklist: Chec
         continue;
       }
       const r = insp.responses[item.id];
+      // An item the inspection does not hold (a section that does not apply to the trust).
+      if (!r) continue;
       const a = r?.answer?.values ?? [];
       const answer = a.length > 1 ? a.map((c) => `${answerLabel(c.value)} (${c.by})`).join(" | conflict | ") : answerLabel(a[0]?.value);
       rows.push([

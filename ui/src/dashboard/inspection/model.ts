@@ -49,12 +49,16 @@ export function model(detail: Detail, join: Join | null): InspectionModel {
   });
   let sections: SectionModel[];
   if (c) {
-    sections = c.sections.map((s) => ({
-      id: s.id,
-      title: s.title,
-      scope: s.scope,
-      items: s.items.map((i) => item(i.id, i.prompt, i.severity, s.scope)),
-    }));
+    sections = c.sections
+      // The sections the inspection holds: the server leaves out those that do not apply
+      // to the trust (an acute trust's inspection has no ambulance section).
+      .filter((s) => s.scope === "device" || !insp || s.items.some((i) => i.id in insp.responses))
+      .map((s) => ({
+        id: s.id,
+        title: s.title,
+        scope: s.scope,
+        items: s.items.map((i) => item(i.id, i.prompt, i.severity, s.scope)),
+      }));
   } else {
     // A checklist this build does not carry: the items by id, in the server's order.
     sections = [

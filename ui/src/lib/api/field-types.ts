@@ -71,13 +71,16 @@ export interface ChecklistItemForApp {
   id: string;
   prompt: string;
   guidance: string;
-  /** Labels such as `NDG standard 7`, `DSPT 7.3.4`, `CIS Windows 10 9.1`. */
+  /** Labels such as `NDG standard 7`, `CAF-aligned DSPT B4.d`, `CIS Windows 10 9.1`. */
   references: string[];
   scope: Scope;
   answer: AnswerKind;
   /** For device checks: how to observe it on the device (the setting or command). */
   observe: string | null;
   evidence: Evidence[];
+  /** The central telemetry check set beside the answer and how it judges, in words;
+   *  null when the item has none. */
+  telemetry: string | null;
 }
 
 export interface ChecklistSectionForApp {
