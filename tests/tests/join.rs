@@ -471,3 +471,138 @@ async fn answers_and_sampled_devices_are_set_beside_the_trusts_telemetry() {
         "a denied join answers exactly like a missing one"
     );
 }
+
+/// Issue 12: an inspection holds only the sections for its trust's type, taken from the
+/// trusts feed; a raw client that adds a section the server left out (an ambulance item
+/// in an acute trust's inspection) is refused, audited, and nothing is stored.
+#[tokio::test]
+async fn an_inspection_holds_the_sections_for_its_trust_and_a_client_cannot_add_others() {
+    let s = Server::start();
+    s.add_user("ann", "inspector").add_user("rita", "reviewer");
+    let dir = tempfile::tempdir().unwrap();
+    let trusts = write(
+        dir.path(),
+        "trusts.csv",
+        "ods_code,name,trust_type,major_trauma_centre,region\n\
+         RJ1,Guy's and St Thomas' NHS Foundation Trust,acute,no,London\n\
+         RRU,London Ambulance Service NHS Trust,ambulance,no,London\n\
+         RTH,Oxford University Hospitals NHS Foundation Trust,acute,yes,South East\n",
+    );
+    s.cli(
+        &[
+            "telemetry",
+            "import",
+            "--kind",
+            "trusts",
+            &trusts,
+            "--as-of",
+            &as_of().to_string(),
+        ],
+        "",
+    );
+    let c = client();
+    let rita = token(&c, &s, "rita").await;
+    let mut ids = Vec::new();
+    for trust in ["RJ1", "RRU", "RTH", "RX9"] {
+        ids.push(
+            create(
+                &c,
+                &s,
+                &rita,
+                json!({ "trust": trust, "checklist": "cqc-onsite-cyber", "assign": ["ann"] }),
+            )
+            .await,
+        );
+    }
+    let mut held = Vec::new();
+    for id in &ids {
+        let res = c
+            .get(s.url(&format!("/api/v1/inspections/{id}")))
+            .bearer_auth(&rita)
+            .send()
+            .await
+            .unwrap();
+        let d = json_ok(res, StatusCode::OK, "the inspection").await;
+        let r = &d["inspection"]["responses"];
+        held.push((
+            r.get("amb-cad-fallback").is_some(),
+            r.get("mtc-imaging-continuity").is_some(),
+            d["inspection"]["meta"]["org"].clone(),
+        ));
+    }
+    assert_eq!(
+        held,
+        [
+            (
+                false,
+                false,
+                json!({ "type": "acute", "major_trauma_centre": false })
+            ),
+            (
+                true,
+                false,
+                json!({ "type": "ambulance", "major_trauma_centre": false })
+            ),
+            (
+                false,
+                true,
+                json!({ "type": "acute", "major_trauma_centre": true })
+            ),
+            (true, true, Value::Null),
+        ],
+        "RJ1 acute, RRU ambulance, RTH a major trauma centre, RX9 not in the feed (every section)"
+    );
+
+    // The attack: ann adds the ambulance section's item to the acute trust's inspection.
+    let ann = sign_in(&s, "ann").await;
+    let mut sync = SyncClient::connect(&s.ws_url(), Some(&ann.token))
+        .await
+        .expect("ann connects");
+    let mut base = sync
+        .fetch(ids[0])
+        .await
+        .expect("ann reads RJ1's inspection");
+    let before = base.get_heads();
+    let mut doc = base.with_actor(ann.actor.clone());
+    {
+        use automerge::ReadDoc;
+        use automerge::transaction::Transactable;
+        let responses = match doc.get(automerge::ROOT, "responses").unwrap() {
+            Some((_, o)) => o,
+            None => panic!("responses"),
+        };
+        let r = doc
+            .put_object(&responses, "amb-cad-fallback", automerge::ObjType::Map)
+            .unwrap();
+        doc.put(
+            &r,
+            "answer",
+            json!({ "value": { "kind": "met" }, "by": "ann", "at": Utc::now() }).to_string(),
+        )
+        .unwrap();
+    }
+    let refused = sync.sync(ids[0], &mut doc).await;
+    sync.close().await;
+    let message = format!("{refused:?}");
+    assert!(
+        refused.is_err() && message.contains("refused ("),
+        "the server refuses the change: {message}"
+    );
+    let mut reader = SyncClient::connect(&s.ws_url(), Some(&token(&c, &s, "rita").await))
+        .await
+        .unwrap();
+    let mut now = reader.fetch(ids[0]).await.unwrap();
+    reader.close().await;
+    let mut a = now.get_heads();
+    let mut b = before.clone();
+    a.sort();
+    b.sort();
+    assert_eq!(a, b, "nothing of the refused change is stored");
+    let audit = s.cli(&["audit", "tail", "-n", "50"], "");
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\tchange_refused\t") && l.contains(&ids[0].to_string())),
+        "the refusal is audited:\n{audit}"
+    );
+}
