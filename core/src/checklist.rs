@@ -537,6 +537,24 @@ pub fn bundled() -> Vec<Checklist> {
     BUNDLED.clone()
 }
 
+/// The files of the bundled checklist `id`, in the order its pin hashes them (a template
+/// first, then each file it includes): what a server stores so that an inspection pinned
+/// to this build's checklist can still be read after an upgrade ships another version.
+pub fn bundled_files(id: &str) -> Option<Vec<(String, String)>> {
+    let at = BUNDLED.iter().position(|c| c.id == id)?;
+    let (name, text) = BUNDLED_FILES[at];
+    let mut files = vec![(name.to_owned(), text.to_owned())];
+    let doc: toml::Table = text.parse().ok()?;
+    if let Some(includes) = doc.get("include").and_then(|i| i.as_array()) {
+        for inc in includes {
+            let file = inc.get("file")?.as_str()?;
+            let (n, t) = BUNDLED_FILES.iter().find(|(n, _)| *n == file)?;
+            files.push(((*n).to_owned(), (*t).to_owned()));
+        }
+    }
+    Some(files)
+}
+
 /// `id@version` of each checklist bundled into this build.
 pub fn bundled_summaries() -> Vec<String> {
     BUNDLED
@@ -2489,6 +2507,16 @@ refs = { ndg = 8, dspt = "8.2.1", kloe = "W6.7" }
                 "{judge}: {errors:?}"
             );
         }
+    }
+
+    #[test]
+    fn bundled_files_reproduce_each_bundled_pin() {
+        for c in bundled() {
+            let files = bundled_files(&c.id).unwrap();
+            let again = load_files(&files).unwrap();
+            assert_eq!(again.pin, c.pin, "{}", c.id);
+        }
+        assert!(bundled_files("no-such-checklist").is_none());
     }
 
     #[test]

@@ -107,6 +107,33 @@ pub fn pinned_checklist(
     Ok(c)
 }
 
+/// Stores a bundled checklist's files the first time an inspection pins it, so that the
+/// pin still resolves after an upgrade ships a newer version of the file (pins name
+/// bytes; a build carries only its own). A checklist already stored under its id and
+/// version is left as it is.
+pub fn keep_bundled(storage: &dyn Storage, c: &Checklist) -> Result<(), CreateError> {
+    if storage.checklist(&c.pin.id, &c.pin.version)?.is_some() {
+        return Ok(());
+    }
+    let Some(files) = checklist::bundled_files(&c.id) else {
+        return Ok(());
+    };
+    let stored = PublishedChecklist {
+        id: c.pin.id.clone(),
+        version: c.pin.version.clone(),
+        sha256: c.pin.sha256.clone(),
+        files,
+    };
+    if checklist::load_files(&stored.files).map(|again| again.pin) != Ok(c.pin.clone()) {
+        // Not this build's bytes (a published file of the same id): nothing to keep.
+        return Ok(());
+    }
+    match storage.publish_checklist(&stored) {
+        Ok(()) | Err(crate::storage::StorageError::Exists(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The trust's type and trauma-centre flag from the trusts feed: they choose the sections
 /// an inspection holds (an ambulance trust's has the ambulance section, an acute trust's
 /// does not). `None` for a trust the feed does not list: every section.
@@ -130,6 +157,7 @@ pub fn create(
     now: DateTime<Utc>,
 ) -> Result<InspectionRecord, CreateError> {
     let checklist = resolve_checklist(storage, &req.checklist)?;
+    keep_bundled(storage, &checklist)?;
     let mut team = Vec::new();
     for (i, name) in req.assign.iter().enumerate() {
         let Some(user) = storage.user_by_name(name)? else {

@@ -768,3 +768,40 @@ fn audit_rows_from_before_the_chain_are_linked_once() {
     .unwrap();
     d.fails(&["audit", "verify"], "", "the audit log is broken at row 1");
 }
+
+/// A bundled checklist is stored the first time an inspection pins it, so the pin still
+/// resolves after an upgrade ships another version of the file: publishing the same
+/// version afterwards finds it already there.
+#[test]
+fn a_bundled_checklist_is_kept_when_an_inspection_first_pins_it() {
+    let d = Data::new();
+    d.ok(
+        &[
+            "inspection",
+            "create",
+            "--trust",
+            "RJ1",
+            "--checklist",
+            "cqc-onsite-cyber",
+        ],
+        "",
+    );
+    let shipped_cqc = shipped("cqc-onsite-cyber.toml");
+    d.fails(
+        &["checklist", "publish", shipped_cqc.to_str().unwrap()],
+        "",
+        "checklist cqc-onsite-cyber@2026.1 already exists",
+    );
+    // A second inspection finds it stored and pins the same bytes.
+    d.ok(
+        &[
+            "inspection",
+            "create",
+            "--trust",
+            "RJ1",
+            "--checklist",
+            "cqc-onsite-cyber@2026.1",
+        ],
+        "",
+    );
+}

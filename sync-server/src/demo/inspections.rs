@@ -281,6 +281,7 @@ fn create(
         - Duration::days(7);
     let created = Stamp::new("rita", clock);
     let actor = ActorId::random();
+    crate::inspections::keep_bundled(storage, &checklist)?;
     let insp = Inspection::create(
         NewInspection {
             id: plan.id,
