@@ -836,3 +836,45 @@ async fn http_imports_for_reviewers_only() {
         "the refusal is audited:\n{audit}"
     );
 }
+
+/// Issue 12: a vocabulary value this build does not know (a new OS platform, health
+/// status, onboarding status or exposure level in a real export) is kept as `other` with
+/// a warning naming its line and column; the file is imported, not refused. A bad value
+/// of any other kind (a date, a number) still refuses the file.
+#[test]
+fn an_unknown_vocabulary_value_is_kept_as_other_with_a_warning_naming_its_line() {
+    let (s, dir) = server();
+    let good = ep("d1", "GSTT-LT-0001", "RJ1", "RJ121");
+    let new_platform = ep("d2", "GSTT-LT-0002", "RJ1", "RJ121").replace("Windows10", "WindowsNext");
+    let new_health = ep("d3", "GSTT-LT-0003", "RJ1", "RJ122").replace(",Active,", ",Hibernating,");
+    let file = write(dir.path(), "e.csv", csv(&[good, new_platform, new_health]));
+    let (ok, out, err) = import(&s, "endpoints", &file, "2026-11-28");
+    assert!(ok, "the file is imported: {out}{err}");
+    let f = file.display();
+    assert!(
+        err.contains(&format!(
+            "{f}:3: warning: os_platform: \"WindowsNext\" is not a known OS platform"
+        )) && err.contains(&format!(
+            "{f}:4: warning: health_status: \"Hibernating\" is not a known health status"
+        )) && err.contains("kept as 'other'"),
+        "each warning names its line and column: {err}"
+    );
+    assert!(
+        out.contains("2 values this build does not know kept as 'other'"),
+        "{out}"
+    );
+    let rows = stored(&s, latest(&s, Kind::Endpoints).id);
+    let texts: Vec<String> = rows.iter().map(|r| format!("{r:?}")).collect();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("\"d2\"") && t.contains("Text(\"other\")")),
+        "the unknown platform is stored as other: {texts:?}"
+    );
+    // A date that does not parse is still a bad row: nothing imported.
+    let bad_date =
+        ep("d4", "GSTT-LT-0004", "RJ1", "RJ121").replace("2026-11-28T10:00:00Z", "yesterday");
+    let file = write(dir.path(), "bad.csv", csv(&[bad_date]));
+    let (ok, _, err) = import(&s, "endpoints", &file, "2026-11-29");
+    assert!(!ok && err.contains("last_seen"), "{err}");
+}

@@ -158,13 +158,31 @@ fn import(
     let report = report?;
     let target = format!("telemetry:{kind}@{as_of}");
     match &report.outcome {
-        Outcome::Imported { replaced, .. } => {
+        Outcome::Imported {
+            replaced,
+            warnings,
+            warning_count,
+            ..
+        } => {
             let what = if replaced.is_some() {
                 "replaced"
             } else {
                 "imported"
             };
             audit("telemetry_import", &format!("{target} {what}"))?;
+            let mut err = std::io::stderr().lock();
+            for w in warnings {
+                writeln!(err, "{}:{}: warning: {}", file.display(), w.line, w.reason)?;
+            }
+            let listed = warnings.len() as u64;
+            if *warning_count > listed {
+                writeln!(
+                    err,
+                    "... and {} more warnings (the first {} are listed)",
+                    thousands(*warning_count - listed),
+                    limits::MAX_REPORTED_BAD_ROWS
+                )?;
+            }
             println!("{}", report.summary());
             Ok(())
         }

@@ -40,7 +40,7 @@ use super::rows::Endpoint;
 /// A device's kind, as [`kind`] derives it, in SQL over an endpoint table's columns.
 pub(crate) const KIND_SQL: &str = "CASE WHEN is_medical_device = 1 THEN 'medical'
     WHEN os_platform LIKE 'WindowsServer%' OR os_platform = 'Linux' THEN 'server'
-    WHEN os_platform = 'Unknown' THEN 'other' ELSE 'end-user' END";
+    WHEN os_platform IN ('Unknown', 'other') THEN 'other' ELSE 'end-user' END";
 
 /// A device's sensor state, as [`sensor`] derives it, in SQL.
 pub(crate) const SENSOR_SQL: &str = "CASE
@@ -56,7 +56,7 @@ pub(crate) fn kind(e: &Endpoint) -> &'static str {
         || e.os_platform == OsPlatform::Linux
     {
         "server"
-    } else if e.os_platform == OsPlatform::Unknown {
+    } else if matches!(e.os_platform, OsPlatform::Unknown | OsPlatform::Other) {
         "other"
     } else {
         "end-user"

@@ -93,6 +93,7 @@ vocabulary!(
         Ios => "iOS",
         Android => "Android",
         Unknown => "Unknown",
+        Other => "other",
     }
 );
 
@@ -103,6 +104,7 @@ vocabulary!(
         CanBeOnboarded => "CanBeOnboarded",
         Unsupported => "Unsupported",
         InsufficientInfo => "InsufficientInfo",
+        Other => "other",
     }
 );
 
@@ -115,6 +117,7 @@ vocabulary!(
         NoSensorData => "NoSensorData",
         NoSensorDataImpairedCommunication => "NoSensorDataImpairedCommunication",
         Unknown => "Unknown",
+        Other => "other",
     }
 );
 
@@ -125,6 +128,7 @@ vocabulary!(
         Low => "Low",
         Medium => "Medium",
         High => "High",
+        Other => "other",
     }
 );
 

@@ -125,7 +125,7 @@ pub(crate) fn import(
     };
     let file = File::open(req.path).map_err(TelemetryError::Io)?;
 
-    let (end, good, bad, counts) = std::thread::scope(|scope| {
+    let (end, good, bad, counts, warnings) = std::thread::scope(|scope| {
         let (send, receive) = sync_channel(BATCHES_IN_FLIGHT);
         let (kind, format) = (req.kind, req.format);
         let checking = std::thread::Builder::new()
@@ -139,7 +139,7 @@ pub(crate) fn import(
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         written?;
-        let (end, read_rows, mut bad, counts) = checked?;
+        let (end, read_rows, mut bad, counts, warnings) = checked?;
         progress(&Progress {
             phase: Phase::Finishing,
             bytes: end.bytes,
@@ -147,7 +147,7 @@ pub(crate) fn import(
             rows: read_rows,
         });
         writer.check_duplicates(&mut bad)?;
-        Ok::<_, TelemetryError>((end, writer.good, bad, counts))
+        Ok::<_, TelemetryError>((end, writer.good, bad, counts, warnings))
     })?;
 
     if good == 0 && bad.count == 0 {
@@ -210,9 +210,12 @@ pub(crate) fn import(
         snapshot_row,
     )?;
     tx.commit()?;
+    let warnings = warnings.refusal(false);
     Ok(report(Outcome::Imported {
         snapshot,
         replaced: previous,
+        warnings: warnings.bad_rows,
+        warning_count: warnings.bad_row_count,
     }))
 }
 
@@ -323,8 +326,9 @@ fn check_all(
     format: Format,
     trusts: HashSet<String>,
     send: SyncSender<Message>,
-) -> Result<(ReadEnd, u64, BadRows, EndpointCounts), TelemetryError> {
+) -> Result<(ReadEnd, u64, BadRows, EndpointCounts, BadRows), TelemetryError> {
     let mut checker = Checker {
+        warnings: BadRows::default(),
         kind,
         trusts,
         trust_lines: HashMap::new(),
@@ -337,7 +341,13 @@ fn check_all(
     };
     let end = read::read(file, format, kind.columns(), &mut checker)?;
     checker.flush()?;
-    Ok((end, checker.read, checker.bad, checker.counts))
+    Ok((
+        end,
+        checker.read,
+        checker.bad,
+        checker.counts,
+        checker.warnings,
+    ))
 }
 
 /// The [`Sink`] on the checking thread: parses and checks each row.
@@ -354,6 +364,8 @@ struct Checker {
     read: u64,
     /// For endpoints, the counts written beside the rows.
     counts: EndpointCounts,
+    /// Values kept as `other` (a vocabulary value this build does not know), by line.
+    warnings: BadRows,
 }
 
 /// The writer has stopped (it failed, and says why): reading stops too.
@@ -386,8 +398,11 @@ impl Checker {
     fn check(&mut self, line: u64, f: &[&str]) -> Result<(u64, Row), String> {
         Ok(match self.kind {
             Kind::Endpoints => {
-                let e = Endpoint::parse(f)?;
+                let (e, warnings) = Endpoint::parse_with_warnings(f)?;
                 self.known_trust(&e.trust)?;
+                for reason in warnings {
+                    self.warnings.push(BadRow { line, reason });
+                }
                 self.counts.add(&e);
                 (self.hasher.hash_one(&e.device_id), Row::Endpoint(e))
             }

@@ -287,6 +287,11 @@ pub enum Outcome {
     Imported {
         snapshot: Snapshot,
         replaced: Option<Snapshot>,
+        /// Values kept as `other` (a vocabulary value this build does not know), the
+        /// first by line: the file was imported, and these say what to look at.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        warnings: Vec<BadRow>,
+        warning_count: u64,
     },
     /// This very file is already the day's snapshot: nothing changed.
     AlreadyImported { snapshot: Snapshot },
@@ -324,7 +329,12 @@ impl ImportReport {
     pub fn summary(&self) -> String {
         let secs = self.elapsed.as_secs_f64();
         match &self.outcome {
-            Outcome::Imported { snapshot, replaced } => {
+            Outcome::Imported {
+                snapshot,
+                replaced,
+                warning_count,
+                ..
+            } => {
                 let rate = if secs > 0.0 {
                     snapshot.rows as f64 / secs
                 } else {
@@ -346,6 +356,13 @@ impl ImportReport {
                         self.as_of,
                         rows(old.rows),
                         old.sha256
+                    ));
+                }
+                if *warning_count > 0 {
+                    line.push_str(&format!(
+                        "; {} value{} this build does not know kept as 'other' (see the warnings)",
+                        thousands(*warning_count),
+                        if *warning_count == 1 { "" } else { "s" }
                     ));
                 }
                 line

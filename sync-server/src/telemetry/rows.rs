@@ -14,6 +14,9 @@ struct Cells<'a> {
     names: &'static [&'static str],
     values: &'a [&'a str],
     problems: Vec<String>,
+    /// Values kept as `other`: a vocabulary value this build does not know (issue 12: one
+    /// new platform name must not refuse a whole real export).
+    warnings: Vec<String>,
 }
 
 impl<'a> Cells<'a> {
@@ -23,7 +26,28 @@ impl<'a> Cells<'a> {
             names,
             values,
             problems: Vec::new(),
+            warnings: Vec::new(),
         }
+    }
+
+    /// A vocabulary value that must be there; one this build does not know is kept as
+    /// `other`, with a warning naming the column and the value.
+    fn vocab<T>(
+        &mut self,
+        col: usize,
+        parse: fn(&str) -> Result<T, String>,
+        other: T,
+    ) -> Option<T> {
+        let v = self.values[col];
+        if v.is_empty() {
+            self.problem(col, "missing".into());
+            return None;
+        }
+        Some(parse(v).unwrap_or_else(|m| {
+            self.warnings
+                .push(format!("{}: {m}; kept as 'other'", self.names[col]));
+            other
+        }))
     }
 
     fn problem(&mut self, col: usize, message: String) {
@@ -149,17 +173,24 @@ impl Endpoint {
 
     /// Parses one row given in [`Self::COLUMNS`] order.
     pub fn parse(values: &[&str]) -> Result<Self, String> {
+        Self::parse_with_warnings(values).map(|(row, _)| row)
+    }
+
+    /// Parses one row; a vocabulary value this build does not know (a new OS platform,
+    /// onboarding or health status, exposure level) is kept as `other` and named in the
+    /// warnings, not refused.
+    pub fn parse_with_warnings(values: &[&str]) -> Result<(Self, Vec<String>), String> {
         let mut c = Cells::new(Self::COLUMNS, values);
         let device_id = c.text(0);
         let device_name = c.text(1);
-        let os_platform = c.required(2, OsPlatform::parse);
+        let os_platform = c.vocab(2, OsPlatform::parse, OsPlatform::Other);
         let os_version = c.optional_text(3);
         let os_build = c.optional(4, fields::count);
         let first_seen = c.optional(5, fields::datetime);
         let last_seen = c.required(6, fields::datetime);
-        let onboarding_status = c.required(7, OnboardingStatus::parse);
-        let health_status = c.required(8, HealthStatus::parse);
-        let exposure_level = c.required(9, ExposureLevel::parse);
+        let onboarding_status = c.vocab(7, OnboardingStatus::parse, OnboardingStatus::Other);
+        let health_status = c.vocab(8, HealthStatus::parse, HealthStatus::Other);
+        let exposure_level = c.vocab(9, ExposureLevel::parse, ExposureLevel::Other);
         let missing_security_updates = c.optional(10, fields::count);
         let mut flags = [None; 7];
         for (i, flag) in flags.iter_mut().enumerate() {
@@ -208,7 +239,8 @@ impl Endpoint {
                 os_edition,
             })
         })();
-        c.finish(row)
+        let warnings = std::mem::take(&mut c.warnings);
+        c.finish(row).map(|r| (r, warnings))
     }
 }
 
