@@ -878,3 +878,129 @@ fn an_unknown_vocabulary_value_is_kept_as_other_with_a_warning_naming_its_line()
     let (ok, _, err) = import(&s, "endpoints", &file, "2026-11-29");
     assert!(!ok && err.contains("last_seen"), "{err}");
 }
+
+/// Issue 12: Defender for Endpoint's machine export is read in its own shapes: the API's
+/// JSON document (`{"value": [...]}`), JSON lines and CSV with its camelCase names
+/// (REFERENCE §7.1). Trust, site, the medical flag and the edition come from machine
+/// tags; the configuration the export does not carry is unknown, never off; fields
+/// nothing judges by are read and not kept.
+#[test]
+fn the_machine_export_is_read_in_the_shapes_defender_produces() {
+    let (s, dir) = server();
+    let machine = |id: &str, name: &str, platform: &str, build: u32, tags: &[&str]| {
+        json!({
+            "id": id, "computerDnsName": name, "firstSeen": "2024-01-02T03:04:05Z",
+            "lastSeen": "2026-11-28T10:00:00.123Z", "osPlatform": platform, "version": "22H2",
+            "osProcessor": "x64", "osBuild": build, "lastIpAddress": "10.1.2.3",
+            "lastExternalIpAddress": "81.2.69.160", "healthStatus": "Active",
+            "onboardingStatus": "Onboarded", "rbacGroupName": "RJ1 laptops",
+            "rbacGroupId": 140, "riskScore": "Medium", "exposureLevel": "Low",
+            "aadDeviceId": "80fe8ff8-2624-418e-9591-41f0491218f9", "isAadJoined": true,
+            "machineTags": tags, "agentVersion": "10.8750.19041.3693"
+        })
+    };
+    let values = [
+        machine(
+            "m1",
+            "gstt-lt-0001.gstt.nhs.uk",
+            "Windows10",
+            19045,
+            &["site:RJ121"],
+        ),
+        machine(
+            "m2",
+            "gstt-ct-0002",
+            "Windows10",
+            19044,
+            &["site:RJ122", "medical-device", "edition:IoTEnterpriseS"],
+        ),
+        machine("m3", "gstt-mac-0003", "macOS", 0, &["site:RJ121"]),
+    ];
+    let document = json!({
+        "@odata.context": "https://api.securitycenter.microsoft.com/api/$metadata#Machines",
+        "value": values
+    });
+    let out = import_ok(
+        &s,
+        "endpoints",
+        &write(dir.path(), "machines.json", document.to_string()),
+        "2026-11-28",
+    );
+    assert!(out.starts_with("imported 3 endpoint rows"), "{out}");
+    let rows = stored(&s, latest(&s, Kind::Endpoints).id);
+    let text = format!("{rows:?}");
+    for expected in [
+        "Text(\"RJ121\")",
+        "Text(\"RJ122\")",
+        "Text(\"iot-ltsc\")",
+        "Text(\"Medium\")",
+        "Text(\"81.2.69.160\")",
+        "Text(\"RJ1 laptops\")",
+        "Text(\"80fe8ff8-2624-418e-9591-41f0491218f9\")",
+        "Text(\"site:RJ122;medical-device;edition:IoTEnterpriseS\")",
+    ] {
+        assert!(text.contains(expected), "{expected} in {text}");
+    }
+    // The same machines as JSON lines and as the CSV a script writes with the API's names.
+    let jsonl: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+    let out = import_ok(
+        &s,
+        "endpoints",
+        &write(
+            dir.path(),
+            "machines.jsonl",
+            format!("{}\n", jsonl.join("\n")),
+        ),
+        "2026-11-29",
+    );
+    assert!(out.starts_with("imported 3 endpoint rows"), "{out}");
+    let csv = "id,computerDnsName,osPlatform,version,osBuild,firstSeen,lastSeen,\
+               onboardingStatus,healthStatus,exposureLevel,riskScore,lastIpAddress,\
+               lastExternalIpAddress,rbacGroupName,aadDeviceId,machineTags\n\
+               m1,gstt-lt-0001,Windows10,22H2,19045,2024-01-02T03:04:05Z,2026-11-28T10:00:00Z,\
+               Onboarded,Active,Low,Medium,10.1.2.3,81.2.69.160,RJ1 laptops,,site:RJ121\n";
+    let out = import_ok(
+        &s,
+        "endpoints",
+        &write(dir.path(), "m.csv", csv),
+        "2026-11-30",
+    );
+    assert!(out.starts_with("imported 1 endpoint row"), "{out}");
+    // The configuration the export does not carry is unknown (NULL), never off.
+    let one = stored(&s, latest(&s, Kind::Endpoints).id);
+    let nulls = one[0]
+        .iter()
+        .filter(|v| **v == rusqlite::types::Value::Null)
+        .count();
+    assert!(
+        nulls >= 8,
+        "SMBv1, BitLocker, firewall ... not known: {one:?}"
+    );
+
+    // A machine with no site tag and no trust column is a bad row that says how to fix it;
+    // a bad address is named; a document that is not one of records is refused.
+    let no_site = machine("m9", "x", "Windows10", 19045, &["laptop"]);
+    let mut bad_ip = machine("m8", "y", "Windows10", 19045, &["site:RJ121"]);
+    bad_ip["lastIpAddress"] = json!("10.1.2");
+    let file = write(
+        dir.path(),
+        "bad.json",
+        json!({ "value": [no_site, bad_ip] }).to_string(),
+    );
+    let (ok, _, err) = import(&s, "endpoints", &file, "2026-12-01");
+    assert!(!ok, "{err}");
+    let f = file.display();
+    assert!(
+        err.contains(&format!("{f}:1: trust: missing"))
+            && err.contains(&format!(
+                "{f}:2: last_ip_address: \"10.1.2\" is not an IP address"
+            )),
+        "{err}"
+    );
+    let file = write(dir.path(), "odd.json", "{\"value\": 3}");
+    let (ok, _, err) = import(&s, "endpoints", &file, "2026-12-01");
+    assert!(
+        !ok && err.contains("not a JSON document of records"),
+        "{err}"
+    );
+}

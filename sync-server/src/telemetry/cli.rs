@@ -65,6 +65,8 @@ impl From<KindArg> for Kind {
 pub enum FormatArg {
     Csv,
     Jsonl,
+    /// One JSON document, `{"value": [...]}` as Defender for Endpoint's API returns it.
+    Json,
 }
 
 /// Runs a `telemetry` command. `audit(action, target)` records what was done.
@@ -123,10 +125,11 @@ fn import(
     let format = match format {
         Some(FormatArg::Csv) => Format::Csv,
         Some(FormatArg::Jsonl) => Format::Jsonl,
+        Some(FormatArg::Json) => Format::Json,
         None => Format::from_path(file).with_context(|| {
             format!(
-                "cannot tell how {} is written from its extension: name it .csv or .jsonl, \
-                 or say --format csv|jsonl",
+                "cannot tell how {} is written from its extension: name it .csv, .jsonl or \
+                 .json, or say --format csv|jsonl|json",
                 file.display()
             )
         })?,

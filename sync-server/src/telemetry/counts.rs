@@ -243,7 +243,7 @@ mod tests {
                                 ["EnterpriseS", "", "Professional", "IoTEnterpriseS"][i % 4];
                             out.push_str(&format!(
                                 "d{i},h{i},{platform},,{build},,2026-11-28,{onboarding},{health},Low,\
-                                 {updates},{a},{b},{a},{b},{c},{c},{a},{},RJ1,{site},{edition}\n",
+                                 {updates},{a},{b},{a},{b},{c},{c},{a},{},RJ1,{site},{edition},,,,,,\n",
                                 i % 5 == 0
                             ));
                         }
@@ -312,12 +312,24 @@ mod tests {
 
         // A folder from before `endpoint_counts` (schema 1) gets its snapshots counted
         // when it is opened.
-        // Schema 1 had neither `endpoint_counts` nor the edition column.
+        // Schema 1 had neither `endpoint_counts`, the edition column nor Defender's fields.
         conn.execute_batch(&format!(
             "DROP TABLE endpoint_counts; PRAGMA user_version = 1;
              DROP VIEW endpoints;
              ALTER TABLE endpoints_none DROP COLUMN os_edition;
              ALTER TABLE {t} DROP COLUMN os_edition;
+             ALTER TABLE endpoints_none DROP COLUMN risk_score;
+             ALTER TABLE {t} DROP COLUMN risk_score;
+             ALTER TABLE endpoints_none DROP COLUMN last_ip_address;
+             ALTER TABLE {t} DROP COLUMN last_ip_address;
+             ALTER TABLE endpoints_none DROP COLUMN last_external_ip_address;
+             ALTER TABLE {t} DROP COLUMN last_external_ip_address;
+             ALTER TABLE endpoints_none DROP COLUMN rbac_group_name;
+             ALTER TABLE {t} DROP COLUMN rbac_group_name;
+             ALTER TABLE endpoints_none DROP COLUMN aad_device_id;
+             ALTER TABLE {t} DROP COLUMN aad_device_id;
+             ALTER TABLE endpoints_none DROP COLUMN machine_tags;
+             ALTER TABLE {t} DROP COLUMN machine_tags;
              CREATE VIEW endpoints AS SELECT 1;",
             t = super::super::store::endpoint_table(snapshot.id)
         ))

@@ -122,6 +122,24 @@ vocabulary!(
 );
 
 vocabulary!(
+    /// Defender for Endpoint's `riskScore` (REFERENCE §7.1).
+    RiskScore, "risk score", {
+        None => "None",
+        Informational => "Informational",
+        Low => "Low",
+        Medium => "Medium",
+        High => "High",
+        Other => "other",
+    }
+);
+
+/// An IP address, v4 or v6.
+pub(crate) fn ip_address(s: &str) -> Result<std::net::IpAddr, String> {
+    s.parse()
+        .map_err(|_| format!("{} is not an IP address", shown(s)))
+}
+
+vocabulary!(
     /// Defender for Endpoint's `exposureLevel` (REFERENCE §7.1).
     ExposureLevel, "exposure level", {
         None => "None",

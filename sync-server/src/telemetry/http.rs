@@ -67,6 +67,7 @@ fn media_format(headers: &HeaderMap) -> Option<Format> {
         "application/x-ndjson" | "application/jsonl" | "application/x-jsonlines" => {
             Some(Format::Jsonl)
         }
+        "application/json" => Some(Format::Json),
         _ => None,
     }
 }

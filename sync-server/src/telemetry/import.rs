@@ -339,7 +339,7 @@ fn check_all(
         read: 0,
         counts: EndpointCounts::default(),
     };
-    let end = read::read(file, format, kind.columns(), &mut checker)?;
+    let end = read::read(file, format, &kind.shape(), &mut checker)?;
     checker.flush()?;
     Ok((
         end,
@@ -479,9 +479,11 @@ impl<'t> Writer<'t> {
                 hostname_lower, os_platform, os_version, os_build, first_seen, last_seen,
                 onboarding_status, health_status, exposure_level, missing_security_updates,
                 smb1_enabled, bitlocker_on, firewall_domain, firewall_private, firewall_public,
-                credential_guard_running, secure_boot_on, is_medical_device, os_edition)
+                credential_guard_running, secure_boot_on, is_medical_device, os_edition,
+                risk_score, last_ip_address, last_external_ip_address, rbac_group_name,
+                aad_device_id, machine_tags)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
+                ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)",
             store::endpoint_table(snapshot)
         );
         let sql = match kind {
@@ -568,6 +570,12 @@ impl<'t> Writer<'t> {
                 e.secure_boot_on,
                 e.is_medical_device,
                 e.os_edition,
+                e.risk_score.map(|r| r.as_str()),
+                e.last_ip_address.map(|a| a.to_string()),
+                e.last_external_ip_address.map(|a| a.to_string()),
+                e.rbac_group_name,
+                e.aad_device_id,
+                e.machine_tags,
             ])?,
             Row::Network(n) => self.insert.execute(params![
                 self.snapshot,

@@ -4,8 +4,8 @@
 //!
 //! # Feeds
 //!
-//! Four kinds of file ([`Kind`]), each CSV with a header row (`.csv`) or JSON Lines, one
-//! object per line (`.jsonl`). The columns (CSV header names, JSON keys; lower case) are
+//! Four kinds of file ([`Kind`]), each CSV with a header row (`.csv`), JSON Lines, one
+//! object per line (`.jsonl`), or one JSON document of records (`.json`). The columns (CSV header names, JSON keys; lower case) are
 //! those of the row types, every one required in a CSV header, in any order; a value may
 //! be empty (JSON: null or absent) only where the type says `Option`:
 //!
@@ -13,7 +13,24 @@
 //!   machine export: device id and name, OS platform, version and build, first and last
 //!   seen, onboarding and health status, exposure level, missing security updates,
 //!   device checks (SMBv1, BitLocker, the three firewall profiles, Credential Guard,
-//!   Secure Boot), whether it is a medical device, and its trust and site.
+//!   Secure Boot), whether it is a medical device, and its trust and site; optionally the
+//!   Windows edition and Defender's risk score, last and last external IP address, device
+//!   group (`rbacGroupName`), Entra device id and machine tags.
+//!
+//!   **Defender's own shapes are read as they are** (issue 12): the API's JSON document
+//!   (`.json`, `{"value": [...]}`, read as a stream; a record's "line" is its position in
+//!   the list), JSON lines or CSV with the machine entity's camelCase names (REFERENCE
+//!   §7.1: `id`, `computerDnsName`, `osPlatform`, `osBuild`, `lastSeen`,
+//!   `onboardingStatus`, `healthStatus`, `riskScore`, `lastIpAddress`,
+//!   `lastExternalIpAddress`, `rbacGroupName`, `aadDeviceId`, `machineTags` ...;
+//!   [`Endpoint::ALIASES`], in any case); fields nothing judges by are read and not kept
+//!   ([`Endpoint::IGNORED`]). The configuration columns, which the machine export does
+//!   not carry, may be left out (unknown, never off). Trust, site, the medical flag and
+//!   the edition may come from machine tags instead of columns: `site:<ODS site code>`
+//!   (the trust is its first three characters), `medical-device`, `edition:<EditionID>`.
+//!   A vocabulary value this build does not know (a new platform, health or onboarding
+//!   status, exposure level, risk score) is kept as `other` with a warning naming its
+//!   line, not refused.
 //! - `network` ([`NetworkDevice`]): firewalls: vendor, model, firmware, vendor support,
 //!   last rule review, admin interface exposed.
 //! - `alerts` ([`Alert`]): each trust's response to each NHS cyber alert: issued,
@@ -193,6 +210,19 @@ impl Kind {
         }
     }
 
+    /// What its files may hold: columns, other names, ignored names, optional columns.
+    pub(crate) fn shape(self) -> read::Shape {
+        match self {
+            Kind::Endpoints => read::Shape {
+                columns: Endpoint::COLUMNS,
+                aliases: Endpoint::ALIASES,
+                ignored: Endpoint::IGNORED,
+                optional: Endpoint::OPTIONAL,
+            },
+            other => read::Shape::strict(other.columns()),
+        }
+    }
+
     /// Its columns, in the order its row type's parser takes them.
     pub fn columns(self) -> &'static [&'static str] {
         match self {
@@ -226,6 +256,9 @@ impl std::fmt::Display for Kind {
 pub enum Format {
     Csv,
     Jsonl,
+    /// One JSON document: `{"value": [records]}` as Defender for Endpoint's API returns
+    /// machines, or a bare list of records.
+    Json,
 }
 
 impl Format {
@@ -236,6 +269,8 @@ impl Format {
             Some(Format::Csv)
         } else if ext.eq_ignore_ascii_case("jsonl") {
             Some(Format::Jsonl)
+        } else if ext.eq_ignore_ascii_case("json") {
+            Some(Format::Json)
         } else {
             None
         }
@@ -535,7 +570,8 @@ mod tests {
     fn formats_come_from_extensions() {
         assert_eq!(Format::from_path(Path::new("a/b.CSV")), Some(Format::Csv));
         assert_eq!(Format::from_path(Path::new("b.jsonl")), Some(Format::Jsonl));
-        assert_eq!(Format::from_path(Path::new("b.json")), None);
+        assert_eq!(Format::from_path(Path::new("b.json")), Some(Format::Json));
+        assert_eq!(Format::from_path(Path::new("b.txt")), None);
         assert_eq!(Format::from_path(Path::new("b")), None);
     }
 }

@@ -54,14 +54,15 @@ pub(crate) struct ReadEnd {
 pub(crate) fn read(
     input: impl Read,
     format: Format,
-    columns: &[&str],
+    shape: &Shape,
     sink: &mut dyn Sink,
 ) -> Result<ReadEnd, TelemetryError> {
     let tap = Tap::new(input);
     let state = tap.state.clone();
     let stopped_early = match format {
-        Format::Csv => read_csv(tap, columns, sink)?,
-        Format::Jsonl => read_jsonl(tap, columns, sink)?,
+        Format::Csv => read_csv(tap, shape, sink)?,
+        Format::Jsonl => read_jsonl(tap, shape, sink)?,
+        Format::Json => read_json_document(tap, shape, sink)?,
     };
     let bytes = state.read.get();
     sink.progress(bytes);
@@ -166,26 +167,64 @@ fn field<'a>(name: &str, bytes: &'a [u8]) -> Result<&'a str, String> {
     })
 }
 
-/// Columns a CSV header may leave out (read as empty, "not known"), added after files in
-/// the older shape were in use: `os_edition` (issue 12, the lifecycle table needs it).
-pub(crate) const OPTIONAL_COLUMNS: &[&str] = &["os_edition"];
+/// What a kind's file may hold: its columns in order, other names a column goes by
+/// (Defender for Endpoint's machine export), names read and not kept, and columns a file
+/// may leave out (read as empty: "not known").
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shape {
+    pub columns: &'static [&'static str],
+    pub aliases: &'static [(&'static str, &'static str)],
+    pub ignored: &'static [&'static str],
+    pub optional: &'static [&'static str],
+}
+
+impl Shape {
+    /// A kind with only its own columns, every one required.
+    pub const fn strict(columns: &'static [&'static str]) -> Shape {
+        Shape {
+            columns,
+            aliases: &[],
+            ignored: &[],
+            optional: &[],
+        }
+    }
+
+    /// The column a name in a file stands for: itself, or what it is another name of;
+    /// `None` for a name read and not kept.
+    /// Other names match in any letter case (a CSV header's names are read in lower case).
+    fn canonical<'a>(&self, name: &'a str) -> Option<&'a str> {
+        if self.ignored.iter().any(|i| i.eq_ignore_ascii_case(name)) {
+            return None;
+        }
+        Some(
+            self.aliases
+                .iter()
+                .find(|(a, _)| a.eq_ignore_ascii_case(name))
+                .map_or(name, |(_, c)| c),
+        )
+    }
+}
 
 /// Where each of the kind's columns is in the header (`None`: an optional column it
 /// leaves out); a problem with the header is a bad row on line 1 and stops the reading.
-fn header_order(names: &[String], columns: &[&str]) -> Result<Vec<Option<usize>>, String> {
+fn header_order(names: &[String], shape: &Shape) -> Result<Vec<Option<usize>>, String> {
+    let columns = shape.columns;
     let mut problems = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for n in names {
-        if !seen.insert(n.as_str()) {
+    // Each header name as the column it stands for (`None`: read and not kept).
+    let canonical: Vec<Option<&str>> = names.iter().map(|n| shape.canonical(n)).collect();
+    for (n, c) in names.iter().zip(&canonical) {
+        let Some(c) = c else { continue };
+        if !seen.insert(*c) {
             problems.push(format!("column {} appears twice", shown(n)));
-        } else if !columns.contains(&n.as_str()) {
+        } else if !columns.contains(c) {
             problems.push(format!("unknown column {}", shown(n)));
         }
     }
     let missing: Vec<&str> = columns
         .iter()
         .copied()
-        .filter(|c| !OPTIONAL_COLUMNS.contains(c) && !names.iter().any(|n| n == c))
+        .filter(|c| !shape.optional.contains(c) && !canonical.contains(&Some(c)))
         .collect();
     if !missing.is_empty() {
         problems.push(format!("missing column(s): {}", missing.join(", ")));
@@ -193,7 +232,7 @@ fn header_order(names: &[String], columns: &[&str]) -> Result<Vec<Option<usize>>
     if problems.is_empty() {
         Ok(columns
             .iter()
-            .map(|c| names.iter().position(|n| n == c))
+            .map(|c| canonical.iter().position(|n| *n == Some(c)))
             .collect())
     } else {
         Err(format!(
@@ -207,9 +246,10 @@ fn header_order(names: &[String], columns: &[&str]) -> Result<Vec<Option<usize>>
 /// Returns whether the reading stopped early.
 fn read_csv<R: Read>(
     tap: Tap<R>,
-    columns: &[&str],
+    shape: &Shape,
     sink: &mut dyn Sink,
 ) -> Result<bool, TelemetryError> {
+    let columns = shape.columns;
     let state = tap.state.clone();
     let (input, bom) = skip_bom(tap).map_err(TelemetryError::Io)?;
     // `position()` counts from after the BOM; the tap counts the file's bytes.
@@ -283,7 +323,7 @@ fn read_csv<R: Read>(
                     }
                 }
             }
-            match header_order(&names, columns) {
+            match header_order(&names, shape) {
                 Ok(o) => {
                     header_len = rec.len();
                     order = Some(o);
@@ -401,16 +441,197 @@ fn json_text<'a>(name: &str, v: &'a serde_json::Value) -> Result<Cow<'a, str>, S
         Value::Null => Cow::Borrowed(""),
         Value::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
         Value::Number(n) => Cow::Owned(n.to_string()),
+        // A list of plain values (the machine export's `machineTags`): `;`-separated.
+        Value::Array(items) if items.iter().all(|i| matches!(i, Value::String(_))) => Cow::Owned(
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(";"),
+        ),
         Value::Array(_) | Value::Object(_) => {
             return Err(format!("{name}: a list or object where a value belongs"));
         }
     })
 }
 
+/// One JSON object as a record: its keys as the shape's columns (another name for a
+/// column is read as it; a name read and not kept is skipped; any other is a problem).
+fn json_object(
+    line: u64,
+    object: &serde_json::Map<String, serde_json::Value>,
+    shape: &Shape,
+    sink: &mut dyn Sink,
+) -> Result<(), TelemetryError> {
+    let columns = shape.columns;
+    let mut problems = Vec::new();
+    let mut by_column: Vec<Option<&serde_json::Value>> = vec![None; columns.len()];
+    for (k, v) in object {
+        match shape.canonical(k) {
+            None => {}
+            Some(c) => match columns.iter().position(|n| *n == c) {
+                Some(i) if by_column[i].is_none() => by_column[i] = Some(v),
+                Some(_) => problems.push(format!("field {} appears twice", shown(k))),
+                None => problems.push(format!("unknown field {}", shown(k))),
+            },
+        }
+    }
+    let mut texts = Vec::with_capacity(columns.len());
+    for (name, v) in columns.iter().zip(&by_column) {
+        match v.map_or(Ok(Cow::Borrowed("")), |v| json_text(name, v)) {
+            Ok(t) => texts.push(t),
+            Err(p) => {
+                problems.push(p);
+                texts.push(Cow::Borrowed(""));
+            }
+        }
+    }
+    let mut fields = Vec::with_capacity(columns.len());
+    for (name, t) in columns.iter().zip(&texts) {
+        match field(name, t.as_bytes()) {
+            Ok(f) => fields.push(f),
+            Err(p) => problems.push(p),
+        }
+    }
+    if problems.is_empty() {
+        sink.record(line, &fields)
+    } else {
+        sink.bad(BadRow {
+            line,
+            reason: problems.join("; "),
+        });
+        Ok(())
+    }
+}
+
+/// A JSON document as Defender for Endpoint's API returns machines: an object whose
+/// `value` is the list of records (`{"@odata.context": ..., "value": [{...}, ...]}`), or
+/// a bare list. Read as a stream, one record at a time: the `line` of a record is its
+/// position in the list (1 for the first). A record larger than the record limit stops
+/// the reading, reported as such.
+fn read_json_document<R: Read>(
+    tap: Tap<R>,
+    shape: &Shape,
+    sink: &mut dyn Sink,
+) -> Result<bool, TelemetryError> {
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    let state = tap.state.clone();
+    let (input, _) = skip_bom(tap).map_err(TelemetryError::Io)?;
+
+    /// Reads the list, handing each record to the sink; a sink error is kept and stops
+    /// the reading.
+    struct Records<'s, 'k> {
+        shape: &'s Shape,
+        sink: &'s mut dyn Sink,
+        state: Rc<TapState>,
+        failed: &'k mut Option<TelemetryError>,
+        seen: &'k mut bool,
+    }
+    impl<'de> Visitor<'de> for Records<'_, '_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object with a \"value\" list of records, or a list of records")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            *self.seen = true;
+            let mut n = 0u64;
+            loop {
+                // Room for one record, and the reader's buffer, past what is read.
+                let s = &self.state;
+                s.limit.set(
+                    s.read.get() + limits::MAX_TELEMETRY_RECORD as u64 + 2 * CSV_BUFFER as u64,
+                );
+                let Some(v) = seq.next_element::<serde_json::Value>()? else {
+                    break;
+                };
+                n += 1;
+                if n.is_multiple_of(PROGRESS_EVERY) {
+                    self.sink.progress(s.read.get());
+                }
+                match v {
+                    serde_json::Value::Object(o) => {
+                        if let Err(e) = json_object(n, &o, self.shape, self.sink) {
+                            *self.failed = Some(e);
+                            return Err(serde::de::Error::custom("the import stopped"));
+                        }
+                    }
+                    _ => self.sink.bad(BadRow {
+                        line: n,
+                        reason: "not a JSON object".into(),
+                    }),
+                }
+            }
+            self.state.limit.set(u64::MAX);
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut this = Some(self);
+            while let Some(key) = map.next_key::<String>()? {
+                match (key.as_str(), this.take()) {
+                    ("value", Some(v)) => map.next_value_seed(v)?,
+                    (_, keep) => {
+                        this = keep;
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+    impl<'de> DeserializeSeed<'de> for Records<'_, '_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    let mut failed = None;
+    let mut seen = false;
+    let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(CSV_BUFFER, input));
+    let r = Records {
+        shape,
+        sink,
+        state: state.clone(),
+        failed: &mut failed,
+        seen: &mut seen,
+    }
+    .deserialize(&mut de)
+    .and_then(|()| de.end());
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    match r {
+        Ok(()) if seen => Ok(false),
+        Ok(()) => {
+            sink.bad(BadRow {
+                line: 1,
+                reason: "no \"value\" list of records in the document".into(),
+            });
+            Ok(true)
+        }
+        Err(e) => {
+            let too_long = state.read.get() >= state.limit.get();
+            state.limit.set(u64::MAX);
+            sink.bad(BadRow {
+                line: 1,
+                reason: if too_long {
+                    format!(
+                        "a record longer than {} bytes; nothing after it was read",
+                        limits::MAX_TELEMETRY_RECORD
+                    )
+                } else {
+                    format!("not a JSON document of records: {e}; nothing after it was read")
+                },
+            });
+            Ok(true)
+        }
+    }
+}
+
 /// Returns whether the reading stopped early (never, for JSON lines).
 fn read_jsonl<R: Read>(
     tap: Tap<R>,
-    columns: &[&str],
+    shape: &Shape,
     sink: &mut dyn Sink,
 ) -> Result<bool, TelemetryError> {
     let state = tap.state.clone();
@@ -464,39 +685,7 @@ fn read_jsonl<R: Read>(
                 continue;
             }
         };
-        let mut problems: Vec<String> = object
-            .keys()
-            .filter(|k| !columns.contains(&k.as_str()))
-            .map(|k| format!("unknown field {}", shown(k)))
-            .collect();
-        let mut texts = Vec::with_capacity(columns.len());
-        for name in columns {
-            match object
-                .get(*name)
-                .map_or(Ok(Cow::Borrowed("")), |v| json_text(name, v))
-            {
-                Ok(t) => texts.push(t),
-                Err(p) => {
-                    problems.push(p);
-                    texts.push(Cow::Borrowed(""));
-                }
-            }
-        }
-        let mut fields = Vec::with_capacity(columns.len());
-        for (name, t) in columns.iter().zip(&texts) {
-            match field(name, t.as_bytes()) {
-                Ok(f) => fields.push(f),
-                Err(p) => problems.push(p),
-            }
-        }
-        if problems.is_empty() {
-            sink.record(line, &fields)?;
-        } else {
-            sink.bad(BadRow {
-                line,
-                reason: problems.join("; "),
-            });
-        }
+        json_object(line, &object, shape, sink)?;
     }
     Ok(false)
 }
@@ -527,7 +716,7 @@ mod tests {
 
     fn csv(text: &[u8]) -> (Collect, ReadEnd) {
         let mut c = Collect::default();
-        let end = read(text, Format::Csv, COLS, &mut c).unwrap();
+        let end = read(text, Format::Csv, &Shape::strict(COLS), &mut c).unwrap();
         (c, end)
     }
 
@@ -588,7 +777,7 @@ mod tests {
         let endless = io::repeat(b'x');
         let input = io::Cursor::new(b"a,b\n1,2\n3,\"".to_vec()).chain(endless);
         let mut c = Collect::default();
-        let end = read(input, Format::Csv, COLS, &mut c).unwrap();
+        let end = read(input, Format::Csv, &Shape::strict(COLS), &mut c).unwrap();
         assert!(end.stopped_early);
         assert_eq!(c.rows.len(), 1);
         assert_eq!(c.bad[0].line, 3, "{:?}", c.bad);
@@ -615,7 +804,7 @@ mod tests {
             "\u{feff}{{\"a\":1,\"b\":true}}\n\n{{\"a\":\"x\",\"c\":2}}\n{huge}\n[1]\n{{\"b\":null,\"a\":\"q\"}}\r\n"
         );
         let mut c = Collect::default();
-        read(text.as_bytes(), Format::Jsonl, COLS, &mut c).unwrap();
+        read(text.as_bytes(), Format::Jsonl, &Shape::strict(COLS), &mut c).unwrap();
         assert_eq!(c.rows[0], (1, vec!["1".into(), "true".into()]));
         assert_eq!(c.rows[1], (6, vec!["q".into(), "".into()]));
         let bad: Vec<(u64, &str)> = c.bad.iter().map(|b| (b.line, b.reason.as_str())).collect();

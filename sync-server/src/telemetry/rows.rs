@@ -7,7 +7,9 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
-use super::fields::{self, ExposureLevel, HealthStatus, OnboardingStatus, OsPlatform, TrustType};
+use super::fields::{
+    self, ExposureLevel, HealthStatus, OnboardingStatus, OsPlatform, RiskScore, TrustType,
+};
 
 /// The fields of one row, in column order, and the problems found so far.
 struct Cells<'a> {
@@ -91,6 +93,18 @@ impl<'a> Cells<'a> {
         (!v.is_empty()).then(|| v.to_owned())
     }
 
+    /// A value taken from a machine tag for column `col`, checked like the column.
+    fn tagged<T>(
+        &mut self,
+        col: usize,
+        v: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        parse(v)
+            .map_err(|m| self.problem(col, format!("from the machine tag: {m}")))
+            .ok()
+    }
+
     /// Trust and site, the site checked against the trust.
     fn trust_and_site(&mut self, trust: usize, site: usize) -> (Option<String>, Option<String>) {
         let t = self.required(trust, fields::trust_code);
@@ -141,8 +155,17 @@ pub struct Endpoint {
     pub trust: String,
     pub site: String,
     /// The Windows edition class ([`fields::edition_class`]), from the optional
-    /// `os_edition` column; `None` when the feed does not say.
+    /// `os_edition` column (or a machine tag `edition:<EditionID>`); `None` when the feed
+    /// does not say.
     pub os_edition: Option<&'static str>,
+    /// Defender for Endpoint's machine fields (REFERENCE §7.1), when the feed has them.
+    pub risk_score: Option<RiskScore>,
+    pub last_ip_address: Option<std::net::IpAddr>,
+    pub last_external_ip_address: Option<std::net::IpAddr>,
+    pub rbac_group_name: Option<String>,
+    pub aad_device_id: Option<String>,
+    /// The machine's tags, `;`-separated.
+    pub machine_tags: Option<String>,
 }
 
 impl Endpoint {
@@ -169,6 +192,77 @@ impl Endpoint {
         "trust",
         "site",
         "os_edition",
+        "risk_score",
+        "last_ip_address",
+        "last_external_ip_address",
+        "rbac_group_name",
+        "aad_device_id",
+        "machine_tags",
+    ];
+
+    /// Defender for Endpoint's machine export names (REFERENCE §7.1), read as these
+    /// columns: a file in the shape the API and portal produce is read as it is.
+    pub const ALIASES: &'static [(&'static str, &'static str)] = &[
+        ("id", "device_id"),
+        ("computerDnsName", "device_name"),
+        ("osPlatform", "os_platform"),
+        ("version", "os_version"),
+        ("osBuild", "os_build"),
+        ("firstSeen", "first_seen"),
+        ("lastSeen", "last_seen"),
+        ("onboardingStatus", "onboarding_status"),
+        ("healthStatus", "health_status"),
+        ("exposureLevel", "exposure_level"),
+        ("riskScore", "risk_score"),
+        ("lastIpAddress", "last_ip_address"),
+        ("lastExternalIpAddress", "last_external_ip_address"),
+        ("rbacGroupName", "rbac_group_name"),
+        ("aadDeviceId", "aad_device_id"),
+        ("machineTags", "machine_tags"),
+    ];
+
+    /// Machine export fields read and not kept (nothing here judges by them).
+    pub const IGNORED: &'static [&'static str] = &[
+        "osProcessor",
+        "osArchitecture",
+        "agentVersion",
+        "rbacGroupId",
+        "isAadJoined",
+        "managedBy",
+        "managedByStatus",
+        "deviceValue",
+        "ipAddresses",
+        "vmMetadata",
+        "isPotentialDuplication",
+        "isExcluded",
+        "exclusionReason",
+        "defenderAvStatus",
+        "osVersion",
+        "@odata.etag",
+    ];
+
+    /// Columns a file may leave out (read as empty): the configuration, which the machine
+    /// export does not carry (unknown, never off); trust, site and the medical flag, which
+    /// a machine tag can give instead; and Defender's own fields.
+    pub const OPTIONAL: &'static [&'static str] = &[
+        "os_edition",
+        "missing_security_updates",
+        "smb1_enabled",
+        "bitlocker_on",
+        "firewall_domain",
+        "firewall_private",
+        "firewall_public",
+        "credential_guard_running",
+        "secure_boot_on",
+        "is_medical_device",
+        "trust",
+        "site",
+        "risk_score",
+        "last_ip_address",
+        "last_external_ip_address",
+        "rbac_group_name",
+        "aad_device_id",
+        "machine_tags",
     ];
 
     /// Parses one row given in [`Self::COLUMNS`] order.
@@ -196,9 +290,63 @@ impl Endpoint {
         for (i, flag) in flags.iter_mut().enumerate() {
             *flag = c.optional(11 + i, fields::boolean);
         }
-        let is_medical_device = c.required(18, fields::boolean);
-        let (trust, site) = c.trust_and_site(19, 20);
-        let os_edition = c.optional_text(21).map(|e| fields::edition_class(&e));
+        let risk_score = c.optional(22, |s| Ok(RiskScore::parse(s).unwrap_or(RiskScore::Other)));
+        if let Some(Some(RiskScore::Other)) = risk_score
+            && RiskScore::parse(values[22]).is_err()
+        {
+            c.warnings.push(format!(
+                "risk_score: {} is not a known risk score; kept as 'other'",
+                fields::shown(values[22])
+            ));
+        }
+        let last_ip_address = c.optional(23, fields::ip_address);
+        let last_external_ip_address = c.optional(24, fields::ip_address);
+        let rbac_group_name = c.optional_text(25);
+        let aad_device_id = c.optional_text(26);
+        let machine_tags = c.optional_text(27);
+        // Trust, site, medical flag and edition from the machine tags when the columns
+        // are not given (the machine export's shape): `site:<ODS site code>` (the trust
+        // is the site code's first three characters), `medical-device`, `edition:<ID>`.
+        let tags: Vec<&str> = machine_tags
+            .as_deref()
+            .map(|t| {
+                t.split([';', ','])
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let tag = |prefix: &str| {
+            tags.iter().find_map(|t| {
+                t.get(..prefix.len())
+                    .filter(|p| p.eq_ignore_ascii_case(prefix))
+                    .map(|_| t[prefix.len()..].trim().to_owned())
+            })
+        };
+        let site_tag = tag("site:");
+        let is_medical_device = if values[18].is_empty() && machine_tags.is_some() {
+            Some(
+                tags.iter()
+                    .any(|t| t.eq_ignore_ascii_case("medical-device")),
+            )
+        } else {
+            c.required(18, fields::boolean)
+        };
+        let (trust, site) = match (&site_tag, values[19].is_empty() && values[20].is_empty()) {
+            (Some(s), true) if s.len() >= 3 && s.is_char_boundary(3) => {
+                let t = c.tagged(19, &s[..3], fields::trust_code);
+                let site = match &t {
+                    Some(t) => c.tagged(20, s, |v| fields::site_code(v, t)),
+                    None => None,
+                };
+                (t, site)
+            }
+            _ => c.trust_and_site(19, 20),
+        };
+        let os_edition = c
+            .optional_text(21)
+            .or_else(|| tag("edition:"))
+            .map(|e| fields::edition_class(&e));
         if let (Some(Some(first)), Some(last)) = (first_seen, last_seen)
             && first > last
         {
@@ -237,6 +385,12 @@ impl Endpoint {
                 trust: trust?,
                 site: site?,
                 os_edition,
+                risk_score: risk_score?,
+                last_ip_address: last_ip_address?,
+                last_external_ip_address: last_external_ip_address?,
+                rbac_group_name,
+                aad_device_id,
+                machine_tags,
             })
         })();
         let warnings = std::mem::take(&mut c.warnings);
@@ -418,6 +572,12 @@ mod tests {
             "RJ1",
             "RJ121",
             "Windows 10 Enterprise LTSC 2021",
+            "Medium",
+            "10.1.2.3",
+            "",
+            "RJ1 RJ121 Laptops",
+            "",
+            "",
         ]
     }
 

@@ -159,6 +159,26 @@ CREATE TABLE endpoint_counts (
 );
 CREATE INDEX endpoint_counts_trust ON endpoint_counts(snapshot, trust, site);
 ",
+    "
+-- Issue 12: Defender for Endpoint's machine fields, when the feed has them (added to
+-- each snapshot's table by `open`, as `MACHINE_COLUMNS`).
+ALTER TABLE endpoints_none ADD COLUMN risk_score TEXT;
+ALTER TABLE endpoints_none ADD COLUMN last_ip_address TEXT;
+ALTER TABLE endpoints_none ADD COLUMN last_external_ip_address TEXT;
+ALTER TABLE endpoints_none ADD COLUMN rbac_group_name TEXT;
+ALTER TABLE endpoints_none ADD COLUMN aad_device_id TEXT;
+ALTER TABLE endpoints_none ADD COLUMN machine_tags TEXT;
+",
+];
+
+/// The columns migration 4 added to every endpoint table, in order.
+const MACHINE_COLUMNS: &[&str] = &[
+    "risk_score",
+    "last_ip_address",
+    "last_external_ip_address",
+    "rbac_group_name",
+    "aad_device_id",
+    "machine_tags",
 ];
 
 /// The table of one endpoint snapshot: the columns of `endpoints_none`, rows in file
@@ -189,7 +209,13 @@ pub(crate) fn create_endpoint_table(conn: &Connection, snapshot: i64) -> rusqlit
             credential_guard_running INTEGER,
             secure_boot_on INTEGER,
             is_medical_device INTEGER NOT NULL,
-            os_edition TEXT
+            os_edition TEXT,
+            risk_score TEXT,
+            last_ip_address TEXT,
+            last_external_ip_address TEXT,
+            rbac_group_name TEXT,
+            aad_device_id TEXT,
+            machine_tags TEXT
         )",
         t = endpoint_table(snapshot)
     ))
@@ -306,22 +332,32 @@ impl TelemetryDb {
             for sql in &MIGRATIONS[found.min(known) as usize..] {
                 tx.execute_batch(sql)?;
             }
-            if (1..3).contains(&found) {
-                // Migration 2 added `endpoint_counts`, and 3 regrouped it and added
-                // `os_edition`: give each endpoint snapshot's table the column, then
-                // count the snapshots imported before.
+            if (1..4).contains(&found) {
+                // Migrations 3 and 4 added columns to the endpoint tables (`os_edition`;
+                // Defender's machine fields), and 2 and 3 made and regrouped
+                // `endpoint_counts`: give each snapshot's table the columns it lacks, in
+                // order, and count the snapshots imported before the regrouping.
                 let mut stmt =
                     tx.prepare("SELECT id FROM telemetry_snapshots WHERE kind = 'endpoints'")?;
                 let ids: Vec<i64> = stmt
                     .query_map([], |r| r.get(0))?
                     .collect::<rusqlite::Result<_>>()?;
                 drop(stmt);
+                let mut added: Vec<&str> = Vec::new();
+                if found < 3 {
+                    added.push("os_edition");
+                }
+                added.extend(MACHINE_COLUMNS);
                 for id in ids {
-                    tx.execute_batch(&format!(
-                        "ALTER TABLE {} ADD COLUMN os_edition TEXT",
-                        endpoint_table(id)
-                    ))?;
-                    tx.execute_batch(&count_endpoints_sql(id))?;
+                    for column in &added {
+                        tx.execute_batch(&format!(
+                            "ALTER TABLE {} ADD COLUMN {column} TEXT",
+                            endpoint_table(id)
+                        ))?;
+                    }
+                    if found < 3 {
+                        tx.execute_batch(&count_endpoints_sql(id))?;
+                    }
                 }
                 rebuild_endpoints_view(&tx)?;
             }
