@@ -386,9 +386,10 @@ fn every_bad_row_is_reported_with_its_line_and_nothing_is_imported() {
     line(
         ep("d7", "ok-7", "RJ1", "RJ121")
             .replace("19045", "19045.3803")
+            .replace("2024-01-02T03:04:05Z", "someday")
             .replace(",Low,", ",Severe,")
             .as_bytes(),
-    ); // 10: two bad values
+    ); // 10: two bad values (and an exposure level this build does not know: a warning)
     let bad = write(dir.path(), "bad.csv", &text);
     let (ok, out, err) = import(&s, "endpoints", &bad, "2026-11-28");
     assert!(!ok, "a file with bad rows fails: {out}{err}");
@@ -400,7 +401,7 @@ fn every_bad_row_is_reported_with_its_line_and_nothing_is_imported() {
         format!("{f}:8: device_id: duplicate \"d1\" (first on line 2)"),
         format!("{f}:9: site: site \"RTH01\" does not belong to trust RJ1"),
         format!(
-            "{f}:10: os_build: \"19045.3803\" is not a whole number; exposure_level: \"Severe\""
+            "{f}:10: os_build: \"19045.3803\" is not a whole number; first_seen: \"someday\" is not an RFC 3339"
         ),
     ] {
         assert!(
@@ -598,7 +599,10 @@ fn other_feeds_and_refusals_before_reading() {
         "{err}"
     );
     let (ok, _, err) = import(&s, "endpoints", &dir.path().join("e.txt"), "2026-11-28");
-    assert!(!ok && err.contains("name it .csv or .jsonl"), "{err}");
+    assert!(
+        !ok && err.contains("name it .csv, .jsonl or .json"),
+        "{err}"
+    );
     let (ok, _, err) = import(&s, "endpoints", &header_only, "2999-01-01");
     assert!(
         !ok && err.contains("as_of 2999-01-01 is in the future"),
@@ -801,7 +805,7 @@ async fn http_imports_for_reviewers_only() {
         (
             "endpoints",
             "2026-11-27",
-            "application/json",
+            "application/xml",
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
         ),
@@ -1002,5 +1006,123 @@ fn the_machine_export_is_read_in_the_shapes_defender_produces() {
     assert!(
         !ok && err.contains("not a JSON document of records"),
         "{err}"
+    );
+}
+
+/// Issue 12: Defender Vulnerability Management's secure configuration assessment (the
+/// advanced hunting table's own columns) is merged into the endpoint snapshot of its day:
+/// BitLocker, SMBv1, firewall profiles, Credential Guard and Secure Boot come from it; a
+/// configuration that is not applicable stays unknown; one no check reads is counted and
+/// not kept; with no endpoint snapshot for the day, or a duplicate, nothing is written.
+#[test]
+fn the_secure_configuration_assessment_is_merged_into_its_days_endpoints() {
+    let (s, dir) = server();
+    let machine = |id: &str, site: &str| {
+        json!({ "id": id, "computerDnsName": format!("{id}.gstt.nhs.uk"), "osPlatform": "Windows11",
+            "osBuild": 26200, "lastSeen": "2026-11-28T10:00:00Z", "onboardingStatus": "Onboarded",
+            "healthStatus": "Active", "exposureLevel": "Low", "machineTags": [format!("site:{site}")] })
+    };
+    let doc = json!({ "value": [machine("m1", "RJ121"), machine("m2", "RJ122")] });
+    import_ok(
+        &s,
+        "endpoints",
+        &write(dir.path(), "machines.json", doc.to_string()),
+        "2026-11-28",
+    );
+    let before = latest(&s, Kind::Endpoints);
+    let header = "DeviceId,DeviceName,OSPlatform,Timestamp,ConfigurationId,ConfigurationCategory,\
+                  ConfigurationSubcategory,ConfigurationImpact,IsCompliant,IsApplicable,Context,\
+                  IsExpectedUserImpact";
+    let row = |device: &str, scid: &str, compliant: bool, applicable: bool| {
+        format!(
+            "{device},{device}.gstt.nhs.uk,Windows11,2026-11-28T06:00:00Z,{scid},Security controls,,9,\
+             {compliant},{applicable},[],false"
+        )
+    };
+    let rows = [
+        row("m1", "scid-2090", true, true),
+        row("m1", "scid-54", false, true),
+        row("m1", "scid-2071", true, true),
+        row("m1", "scid-9999", false, true),
+        row("m2", "scid-2090", false, false),
+        row("m2", "scid-2080", false, true),
+    ];
+    let csv_text = format!("{header}\n{}\n", rows.join("\n"));
+    let out = import_ok(
+        &s,
+        "secure-config",
+        &write(dir.path(), "config.csv", &csv_text),
+        "2026-11-28",
+    );
+    assert!(
+        out.starts_with("imported 6 configuration assessment rows"),
+        "{out}"
+    );
+    let after = latest(&s, Kind::Endpoints);
+    assert_ne!(
+        after.sha256, before.sha256,
+        "a new endpoint snapshot for the day"
+    );
+    assert_eq!(after.as_of, before.as_of);
+    let conn = rusqlite::Connection::open(s.data().join("telemetry.db")).unwrap();
+    let flags = |id: &str| -> Vec<Option<i64>> {
+        conn.query_row(
+            "SELECT bitlocker_on, smb1_enabled, firewall_domain, credential_guard_running
+             FROM endpoints WHERE snapshot = ?1 AND device_id = ?2",
+            rusqlite::params![after.id, id],
+            |r| Ok(vec![r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?]),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        flags("m1"),
+        [Some(1), Some(1), Some(1), None],
+        "BitLocker on, SMBv1 server not disabled (so enabled), domain firewall on, CG not assessed"
+    );
+    assert_eq!(
+        flags("m2"),
+        [None, None, None, Some(0)],
+        "BitLocker not applicable: not known; Credential Guard not compliant: not running"
+    );
+    let counts: i64 = conn
+        .query_row(
+            "SELECT sum(bitlocker_off) + sum(bitlocker_unknown) FROM endpoint_counts WHERE snapshot = ?1",
+            rusqlite::params![after.id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(counts, 1, "the counts are made again from the merged rows");
+
+    // No endpoint snapshot for the day: refused, nothing written.
+    let (ok, _, err) = import(
+        &s,
+        "secure-config",
+        &write(dir.path(), "config2.csv", &csv_text),
+        "2026-11-27",
+    );
+    assert!(
+        !ok && err.contains("no endpoint snapshot for 2026-11-27"),
+        "{err}"
+    );
+    // The same device and configuration twice: refused.
+    let dup = format!(
+        "{header}\n{}\n{}\n",
+        row("m1", "scid-2090", true, true),
+        row("m1", "scid-2090", false, true)
+    );
+    let (ok, _, err) = import(
+        &s,
+        "secure-config",
+        &write(dir.path(), "dup.csv", dup),
+        "2026-11-28",
+    );
+    assert!(
+        !ok && err.contains("duplicate assessment of scid-2090"),
+        "{err}"
+    );
+    assert_eq!(
+        latest(&s, Kind::Endpoints).sha256,
+        after.sha256,
+        "nothing changed"
     );
 }

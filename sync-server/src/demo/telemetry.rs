@@ -216,7 +216,14 @@ fn device_id(rng: &mut SmallRng) -> String {
 pub fn write_endpoints(path: &Path, total: u64, seed: u64, as_of: NaiveDate) -> Result<u64> {
     let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    writeln!(out, "{}", Endpoint::COLUMNS.join(","))?;
+    // Our own columns up to the edition: Defender's optional machine fields are left out
+    // (the header may omit them).
+    let through_edition = Endpoint::COLUMNS
+        .iter()
+        .position(|c| *c == "os_edition")
+        .expect("an edition column")
+        + 1;
+    writeln!(out, "{}", Endpoint::COLUMNS[..through_edition].join(","))?;
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut progress = Progress::new("writing endpoints", total);
     let mut written = 0u64;
@@ -553,6 +560,8 @@ pub fn import_all(storage: &dyn Storage, data: &Path, opts: &Options) -> Result<
             Kind::Endpoints => write_endpoints(&path, opts.endpoints, opts.seed, opts.as_of)?,
             Kind::Network => write_network(&path, opts.seed, opts.as_of)?,
             Kind::Alerts => write_alerts(&path, opts.seed, opts.as_of)?,
+            // The demo's endpoint file carries its configuration itself.
+            Kind::SecureConfig => continue,
         };
         let mut progress = Progress::new(format!("importing {kind}"), rows);
         let mut last = 0;

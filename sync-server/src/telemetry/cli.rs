@@ -48,6 +48,8 @@ pub enum KindArg {
     Network,
     Alerts,
     Trusts,
+    /// Defender's secure configuration assessment, merged into the same day's endpoints.
+    SecureConfig,
 }
 
 impl From<KindArg> for Kind {
@@ -57,6 +59,7 @@ impl From<KindArg> for Kind {
             KindArg::Network => Kind::Network,
             KindArg::Alerts => Kind::Alerts,
             KindArg::Trusts => Kind::Trusts,
+            KindArg::SecureConfig => Kind::SecureConfig,
         }
     }
 }

@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use super::counts::EndpointCounts;
 use super::fields::{self, shown, stored_datetime};
 use super::read::{self, ReadEnd, Sink};
-use super::rows::{Alert, Endpoint, NetworkDevice, Trust};
+use super::rows::{Alert, ConfigAssessment, Endpoint, NetworkDevice, Trust};
 use super::store::{self, SNAPSHOT_COLUMNS, TelemetryDb, connect, snapshot_row};
 use super::{
     BadRow, Format, ImportReport, ImportRequest, Kind, Outcome, Phase, Progress, Refusal, Snapshot,
@@ -189,15 +189,22 @@ pub(crate) fn import(
                     params![old.id],
                 )?;
             }
-            // Trusts are merged, never removed (see the module doc).
-            Kind::Trusts => {}
+            // Trusts are merged, never removed (see the module doc); an assessment's rows
+            // live only in the endpoint snapshot it was merged into.
+            Kind::Trusts | Kind::SecureConfig => {}
         }
         tx.execute(
             "DELETE FROM telemetry_snapshots WHERE id = ?1",
             params![old.id],
         )?;
     }
-    if req.kind == Kind::Endpoints {
+    if req.kind == Kind::SecureConfig
+        && let Err(refusal) = merge_configuration(&tx, req, &sha_hex)?
+    {
+        // Dropping the transaction rolls it back: nothing was written.
+        return Ok(report(Outcome::Refused(refusal)));
+    }
+    if matches!(req.kind, Kind::Endpoints | Kind::SecureConfig) {
         store::rebuild_endpoints_view(&tx)?;
     }
     tx.execute(
@@ -217,6 +224,144 @@ pub(crate) fn import(
         warnings: warnings.bad_rows,
         warning_count: warnings.bad_row_count,
     }))
+}
+
+/// The configurations the endpoint checks read from the secure configuration assessment,
+/// with the column each sets (found with the search tools, Dec 2026, in public advanced
+/// hunting queries that name them: scid-53/54 "Disable SMBv1 client driver / server",
+/// scid-2090 "Encrypt all BitLocker-supported drives", scid-2071/2072/2073 "Secure
+/// Microsoft Defender Firewall domain / private / public profile", scid-2080 "Turn on
+/// Microsoft Defender Credential Guard", scid-2100 "Enable UEFI Secure Boot mode" (one
+/// source only: check it against `DeviceTvmSecureConfigurationAssessmentKB`)).
+pub(crate) const CONFIGURATIONS: &[(&str, &str)] = &[
+    ("scid-53", "smb1_enabled"),
+    ("scid-54", "smb1_enabled"),
+    ("scid-2090", "bitlocker_on"),
+    ("scid-2071", "firewall_domain"),
+    ("scid-2072", "firewall_private"),
+    ("scid-2073", "firewall_public"),
+    ("scid-2080", "credential_guard_running"),
+    ("scid-2100", "secure_boot_on"),
+];
+
+/// The secure configuration assessment, merged into the endpoint snapshot of its day: a
+/// new endpoint snapshot (its hash that of the two files) with each device's SMBv1,
+/// BitLocker, firewall profile, Credential Guard and Secure Boot flags taken from the
+/// assessment where it assesses them (compliant: on, or for SMBv1 off; not applicable:
+/// not known), the other values as they were; counted, indexed, and replacing the day's
+/// snapshot, all in the import's transaction. `Err` when the day has no endpoint
+/// snapshot to merge into.
+fn merge_configuration(
+    tx: &Transaction<'_>,
+    req: &ImportRequest<'_>,
+    sha_hex: &str,
+) -> Result<Result<(), Refusal>, TelemetryError> {
+    let old = tx
+        .query_row(
+            &format!(
+                "SELECT {SNAPSHOT_COLUMNS} FROM telemetry_snapshots
+                 WHERE kind = 'endpoints' AND as_of = ?1 ORDER BY id DESC LIMIT 1"
+            ),
+            params![req.as_of.to_string()],
+            snapshot_row,
+        )
+        .optional()?;
+    let Some(old) = old else {
+        return Ok(Err(Refusal {
+            bad_rows: vec![BadRow {
+                line: 1,
+                reason: format!(
+                    "no endpoint snapshot for {}: import that day's machine export first; \
+                     the assessment is merged into it",
+                    req.as_of
+                ),
+            }],
+            bad_row_count: 1,
+            stopped_early: false,
+        }));
+    };
+    let merged_sha = hex::encode(Sha256::digest(format!("{}+{sha_hex}", old.sha256)));
+    tx.execute(
+        "INSERT INTO telemetry_snapshots (kind, as_of, sha256, rows, bytes, imported_at, imported_by)
+         VALUES ('endpoints', ?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            req.as_of.to_string(),
+            merged_sha,
+            old.rows as i64,
+            old.bytes as i64,
+            stored_datetime(&req.now),
+            req.by
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    store::create_endpoint_table(tx, id)?;
+    // Per device, each column's value from the assessment: 1, 0, or NULL (not assessed,
+    // or not applicable).
+    let mut pivot = String::from("CREATE TEMP TABLE secure_config_pivot AS SELECT device_id");
+    for column in [
+        "smb1_enabled",
+        "bitlocker_on",
+        "firewall_domain",
+        "firewall_private",
+        "firewall_public",
+        "credential_guard_running",
+        "secure_boot_on",
+    ] {
+        let ids: Vec<String> = CONFIGURATIONS
+            .iter()
+            .filter(|(_, c)| *c == column)
+            .map(|(i, _)| format!("'{i}'"))
+            .collect();
+        // SMBv1 is bad when enabled: on when a configuration is not compliant.
+        let value = if column == "smb1_enabled" {
+            "1 - compliant"
+        } else {
+            "compliant"
+        };
+        pivot.push_str(&format!(
+            ", max(CASE WHEN applicable = 1 AND configuration_id IN ({}) THEN {value} END) AS {column}",
+            ids.join(", ")
+        ));
+    }
+    pivot.push_str(" FROM temp.secure_config_rows GROUP BY device_id");
+    tx.execute_batch(&format!(
+        "DROP TABLE IF EXISTS temp.secure_config_pivot;
+         {pivot};
+         CREATE INDEX temp.secure_config_pivot_device ON secure_config_pivot(device_id);"
+    ))?;
+    let t_new = store::endpoint_table(id);
+    let t_old = store::endpoint_table(old.id);
+    tx.execute_batch(&format!(
+        "INSERT INTO {t_new} SELECT e.line, e.trust, e.site, e.device_id, e.device_name,
+            e.hostname_lower, e.os_platform, e.os_version, e.os_build, e.first_seen,
+            e.last_seen, e.onboarding_status, e.health_status, e.exposure_level,
+            e.missing_security_updates,
+            coalesce(p.smb1_enabled, e.smb1_enabled),
+            coalesce(p.bitlocker_on, e.bitlocker_on),
+            coalesce(p.firewall_domain, e.firewall_domain),
+            coalesce(p.firewall_private, e.firewall_private),
+            coalesce(p.firewall_public, e.firewall_public),
+            coalesce(p.credential_guard_running, e.credential_guard_running),
+            coalesce(p.secure_boot_on, e.secure_boot_on),
+            e.is_medical_device, e.os_edition, e.risk_score, e.last_ip_address,
+            e.last_external_ip_address, e.rbac_group_name, e.aad_device_id, e.machine_tags
+         FROM {t_old} e LEFT JOIN temp.secure_config_pivot p ON p.device_id = e.device_id
+         ORDER BY e.rowid;
+         DROP TABLE temp.secure_config_pivot;
+         DELETE FROM temp.secure_config_rows;"
+    ))?;
+    store::index_endpoint_table(tx, id)?;
+    tx.execute_batch(&store::count_endpoints_sql(id))?;
+    tx.execute_batch(&format!("DROP TABLE {t_old}"))?;
+    tx.execute(
+        "DELETE FROM endpoint_counts WHERE snapshot = ?1",
+        params![old.id],
+    )?;
+    tx.execute(
+        "DELETE FROM telemetry_snapshots WHERE id = ?1",
+        params![old.id],
+    )?;
+    Ok(Ok(()))
 }
 
 /// The snapshot of the request's kind and day, if any.
@@ -301,6 +446,8 @@ enum Row {
     Network(NetworkDevice),
     Alert(Alert),
     Trust(Trust),
+    /// Only the configurations the checks read are kept; `None` for any other.
+    Config(Option<ConfigAssessment>),
 }
 
 #[derive(Debug)]
@@ -416,6 +563,14 @@ impl Checker {
                 self.known_trust(&a.trust)?;
                 (self.hasher.hash_one((&a.alert_id, &a.trust)), Row::Alert(a))
             }
+            Kind::SecureConfig => {
+                let a = ConfigAssessment::parse(f)?;
+                let key = self.hasher.hash_one((&a.device_id, &a.configuration_id));
+                let kept = CONFIGURATIONS
+                    .iter()
+                    .any(|(id, _)| *id == a.configuration_id);
+                (key, Row::Config(kept.then_some(a)))
+            }
             Kind::Trusts => {
                 let t = Trust::parse(f)?;
                 if let Some(first) = self.trust_lines.get(&t.ods_code) {
@@ -496,6 +651,16 @@ impl<'t> Writer<'t> {
             Kind::Alerts => {
                 "INSERT INTO alerts (snapshot, line, trust, alert_id, issued, acknowledged, closed)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+            }
+            Kind::SecureConfig => {
+                tx.execute_batch(
+                    "CREATE TEMP TABLE IF NOT EXISTS secure_config_rows (line INTEGER NOT NULL,
+                        device_id TEXT NOT NULL, configuration_id TEXT NOT NULL,
+                        applicable INTEGER NOT NULL, compliant INTEGER NOT NULL);
+                     DELETE FROM temp.secure_config_rows;",
+                )?;
+                "INSERT INTO temp.secure_config_rows (line, device_id, configuration_id,
+                    applicable, compliant) VALUES (?1, ?2, ?3, ?4, ?5)"
             }
             Kind::Trusts => {
                 "INSERT INTO trusts (ods_code, name, trust_type, major_trauma_centre, region, snapshot)
@@ -607,6 +772,18 @@ impl<'t> Writer<'t> {
                 t.region,
                 self.snapshot,
             ])?,
+            Row::Config(None) => {
+                // A configuration no check reads: counted, not kept.
+                self.good += 1;
+                return Ok(());
+            }
+            Row::Config(Some(a)) => self.insert.execute(params![
+                line,
+                a.device_id,
+                a.configuration_id,
+                a.applicable,
+                a.compliant,
+            ])?,
         };
         if self.kind != Kind::Trusts {
             self.keys.push((c.key, self.tx.last_insert_rowid()));
@@ -626,6 +803,7 @@ impl<'t> Writer<'t> {
         let (key_columns, what) = match self.kind {
             Kind::Endpoints | Kind::Network => ("device_id, NULL", "device_id"),
             Kind::Alerts => ("alert_id, trust", "alert_id"),
+            Kind::SecureConfig => ("device_id, configuration_id", "device_id"),
             Kind::Trusts => return Ok(()),
         };
         let table = match self.kind {
@@ -647,6 +825,10 @@ impl<'t> Writer<'t> {
                 let first = same[0].0;
                 for (line, key, trust) in &same[1..] {
                     let reason = match trust {
+                        Some(c) if self.kind == Kind::SecureConfig => format!(
+                            "{what}: duplicate assessment of {c} for device {} (first on line {first})",
+                            shown(key)
+                        ),
                         Some(t) => format!(
                             "{what}: duplicate alert {} for trust {t} (first on line {first})",
                             shown(key)

@@ -167,7 +167,7 @@ use serde::{Deserialize, Serialize};
 
 pub use fields::{ExposureLevel, HealthStatus, OnboardingStatus, OsPlatform, TrustType};
 pub(crate) use http::routes;
-pub use rows::{Alert, Endpoint, NetworkDevice, Trust};
+pub use rows::{Alert, ConfigAssessment, Endpoint, NetworkDevice, Trust};
 pub use store::{TelemetryDb, endpoint_table};
 
 use crate::limits;
@@ -181,10 +181,19 @@ pub enum Kind {
     Network,
     Alerts,
     Trusts,
+    /// Defender's secure configuration assessment: merged into the same day's endpoint
+    /// snapshot (see `import.rs`, "The secure configuration assessment").
+    SecureConfig,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Endpoints, Kind::Network, Kind::Alerts, Kind::Trusts];
+    pub const ALL: [Kind; 5] = [
+        Kind::Endpoints,
+        Kind::Network,
+        Kind::Alerts,
+        Kind::Trusts,
+        Kind::SecureConfig,
+    ];
 
     /// The name in commands, routes and `telemetry_snapshots.kind`.
     pub fn name(self) -> &'static str {
@@ -193,6 +202,7 @@ impl Kind {
             Kind::Network => "network",
             Kind::Alerts => "alerts",
             Kind::Trusts => "trusts",
+            Kind::SecureConfig => "secure-config",
         }
     }
 
@@ -207,6 +217,7 @@ impl Kind {
             Kind::Network => "network_devices",
             Kind::Alerts => "alerts",
             Kind::Trusts => "trusts",
+            Kind::SecureConfig => "temp.secure_config_rows",
         }
     }
 
@@ -219,6 +230,12 @@ impl Kind {
                 ignored: Endpoint::IGNORED,
                 optional: Endpoint::OPTIONAL,
             },
+            Kind::SecureConfig => read::Shape {
+                columns: ConfigAssessment::COLUMNS,
+                aliases: ConfigAssessment::ALIASES,
+                ignored: ConfigAssessment::IGNORED,
+                optional: ConfigAssessment::OPTIONAL,
+            },
             other => read::Shape::strict(other.columns()),
         }
     }
@@ -230,6 +247,7 @@ impl Kind {
             Kind::Network => NetworkDevice::COLUMNS,
             Kind::Alerts => Alert::COLUMNS,
             Kind::Trusts => Trust::COLUMNS,
+            Kind::SecureConfig => ConfigAssessment::COLUMNS,
         }
     }
 
@@ -240,6 +258,7 @@ impl Kind {
             Kind::Network => "network device",
             Kind::Alerts => "alert",
             Kind::Trusts => "trust",
+            Kind::SecureConfig => "configuration assessment",
         }
     }
 }

@@ -398,6 +398,85 @@ impl Endpoint {
     }
 }
 
+/// One row of Defender Vulnerability Management's secure configuration assessment
+/// (REFERENCE §8.4; advanced hunting's `DeviceTvmSecureConfigurationAssessment`): whether
+/// one device complies with one configuration (`scid-...`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigAssessment {
+    pub device_id: String,
+    pub configuration_id: String,
+    pub applicable: bool,
+    pub compliant: bool,
+    pub timestamp: Option<DateTime<Utc>>,
+}
+
+impl ConfigAssessment {
+    pub const COLUMNS: &'static [&'static str] = &[
+        "device_id",
+        "configuration_id",
+        "is_applicable",
+        "is_compliant",
+        "timestamp",
+    ];
+
+    /// The advanced hunting table's own names.
+    pub const ALIASES: &'static [(&'static str, &'static str)] = &[
+        ("DeviceId", "device_id"),
+        ("ConfigurationId", "configuration_id"),
+        ("IsApplicable", "is_applicable"),
+        ("IsCompliant", "is_compliant"),
+        ("Timestamp", "timestamp"),
+    ];
+
+    /// The table's other columns: read and not kept.
+    pub const IGNORED: &'static [&'static str] = &[
+        "DeviceName",
+        "OSPlatform",
+        "ConfigurationCategory",
+        "ConfigurationSubcategory",
+        "ConfigurationImpact",
+        "Context",
+        "IsExpectedUserImpact",
+        "TimeGenerated",
+        "TenantId",
+        "SourceSystem",
+        "Type",
+    ];
+
+    pub const OPTIONAL: &'static [&'static str] = &["timestamp"];
+
+    pub fn parse(values: &[&str]) -> Result<Self, String> {
+        let mut c = Cells::new(Self::COLUMNS, values);
+        let device_id = c.text(0);
+        let configuration_id = c.required(1, |s| {
+            let ok = s
+                .strip_prefix("scid-")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if ok {
+                Ok(s.to_owned())
+            } else {
+                Err(format!(
+                    "{} is not a configuration id like scid-2090",
+                    fields::shown(s)
+                ))
+            }
+        });
+        let applicable = c.required(2, fields::boolean);
+        let compliant = c.required(3, fields::boolean);
+        let timestamp = c.optional(4, fields::datetime);
+        let row = (|| {
+            Some(ConfigAssessment {
+                device_id: device_id?,
+                configuration_id: configuration_id?,
+                applicable: applicable?,
+                compliant: compliant?,
+                timestamp: timestamp?,
+            })
+        })();
+        c.finish(row)
+    }
+}
+
 /// One network device (a firewall) from the network feed (REFERENCE §5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NetworkDevice {
