@@ -1191,7 +1191,19 @@ fn parse_sections(
         let title = check
             .required(table, offset, &label, "title")
             .and_then(|v| check.text(v, &join(&label, "title")));
-        // A section for some organisation types only: each one the file's own.
+        // A section for some organisation types only: each one the file's own. Not for
+        // device checks: every sampled device answers them, whatever the trust.
+        if scope == Scope::Device {
+            for key in ["applies_to", "major_trauma_centre"] {
+                if let Some(v) = table.get(key) {
+                    check.report(
+                        v.span().start,
+                        &join(&label, key),
+                        "a device-scope section applies to every sampled device: only inspection-scope sections are chosen by trust",
+                    );
+                }
+            }
+        }
         let applies_to = match table.get("applies_to") {
             Some(v) => {
                 let field = join(&label, "applies_to");
@@ -2413,6 +2425,48 @@ refs = { ndg = 8, dspt = "8.2.1", kloe = "W6.7" }
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].line, 0);
         assert!(errors[0].message.contains("limit"), "{errors:?}");
+    }
+
+    /// Only inspection-scope sections are chosen by trust: a device-scope one with
+    /// `applies_to` or `major_trauma_centre` is refused.
+    #[test]
+    fn sections_choose_by_trust_only_in_inspection_scope() {
+        let section = |extra: &str| {
+            MINIMAL.replace(
+                "title = \"Section one\"\n",
+                &format!("title = \"Section one\"\n{extra}\n"),
+            )
+        };
+        let c = load_str(
+            "t.toml",
+            &section("applies_to = [\"acute\"]\nmajor_trauma_centre = true"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.sections[0].applies_to, [OrgType::Acute]);
+        assert!(c.sections[0].major_trauma_centre);
+        let errors = errors_of(&section("applies_to = [\"ambulance\"]"));
+        assert!(
+            errors.iter().any(|e| e
+                .message
+                .contains("'ambulance' is not in the checklist's applies_to")),
+            "{errors:?}"
+        );
+        let device = section("applies_to = [\"acute\"]").replace(
+            "applies_to = [\"acute\"]\n\n[[sections]]",
+            "applies_to = [\"acute\"]\nscope = \"device\"\n\n[[sections]]",
+        );
+        let device = device.replace(
+            "guidance = \"Look.\"",
+            "guidance = \"Look.\"\nobserve = \"On screen.\"",
+        );
+        let errors = errors_of(&device);
+        assert!(
+            errors.iter().any(|e| e
+                .message
+                .contains("only inspection-scope sections are chosen by trust")),
+            "{errors:?}"
+        );
     }
 
     /// A judge is read next to its check; every field the check cannot use, and every

@@ -112,6 +112,19 @@ pub fn pinned_checklist(
 /// bytes; a build carries only its own). A checklist already stored under its id and
 /// version is left as it is.
 pub fn keep_bundled(storage: &dyn Storage, c: &Checklist) -> Result<(), CreateError> {
+    let stored_other = |storage: &dyn Storage| -> Result<bool, CreateError> {
+        Ok(storage
+            .checklist(&c.pin.id, &c.pin.version)?
+            .is_some_and(|p| p.sha256 != c.pin.sha256))
+    };
+    if stored_other(storage)? {
+        // Another file was published under this id and version: an inspection pinned to
+        // these bytes could never be read back.
+        return Err(CreateError::BadChecklist(
+            format!("{}@{}", c.pin.id, c.pin.version),
+            "another file is stored under this id and version; bump the version".into(),
+        ));
+    }
     if storage.checklist(&c.pin.id, &c.pin.version)?.is_some() {
         return Ok(());
     }
@@ -129,7 +142,13 @@ pub fn keep_bundled(storage: &dyn Storage, c: &Checklist) -> Result<(), CreateEr
         return Ok(());
     }
     match storage.publish_checklist(&stored) {
-        Ok(()) | Err(crate::storage::StorageError::Exists(_)) => Ok(()),
+        Ok(()) => Ok(()),
+        // Published meanwhile: fine if it is these bytes.
+        Err(crate::storage::StorageError::Exists(_)) if !stored_other(storage)? => Ok(()),
+        Err(crate::storage::StorageError::Exists(_)) => Err(CreateError::BadChecklist(
+            format!("{}@{}", c.pin.id, c.pin.version),
+            "another file was stored under this id and version meanwhile".into(),
+        )),
         Err(e) => Err(e.into()),
     }
 }

@@ -1007,6 +1007,59 @@ fn the_machine_export_is_read_in_the_shapes_defender_produces() {
         !ok && err.contains("not a JSON document of records"),
         "{err}"
     );
+
+    // A document that is one page of several, or names its list twice, or holds a key
+    // larger than a record: refused, nothing imported, memory bounded.
+    let one = machine("m1", "a", "Windows10", 19045, &["site:RJ121"]);
+    for (name, doc, says) in [
+        (
+            "page.json",
+            json!({ "value": [one.clone()], "@odata.nextLink": "https://api/machines?$skip=10000" })
+                .to_string(),
+            "one page of several",
+        ),
+        (
+            "twice.json",
+            format!("{{\"value\": [{one}], \"value\": [{one}]}}"),
+            "appears twice",
+        ),
+        (
+            "key.json",
+            format!("{{\"{}\": 1, \"value\": []}}", "k".repeat(3 << 20)),
+            "longer than",
+        ),
+    ] {
+        let (ok, _, err) = import(&s, "endpoints", &write(dir.path(), name, doc), "2026-12-02");
+        assert!(!ok && err.contains(says), "{name}: {err}");
+    }
+    // Two site tags, or a tag that disagrees with the site column: a bad row.
+    let two = machine("m5", "b", "Windows10", 19045, &["site:RJ121", "site:RJ122"]);
+    let mut disagree = machine("m6", "c", "Windows10", 19045, &["site:RJ122"]);
+    disagree["site"] = json!("RJ121");
+    disagree["trust"] = json!("RJ1");
+    let (ok, _, err) = import(
+        &s,
+        "endpoints",
+        &write(
+            dir.path(),
+            "tags.json",
+            json!({ "value": [two, disagree] }).to_string(),
+        ),
+        "2026-12-02",
+    );
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains(":1: machine_tags: machine tags name 2 sites")
+            && err.contains(
+                ":2: machine_tags: the machine tag site:RJ122 disagrees with the site column RJ121"
+            ),
+        "{err}"
+    );
+    assert_eq!(
+        latest(&s, Kind::Endpoints).as_of.to_string(),
+        "2026-11-30",
+        "nothing refused was imported"
+    );
 }
 
 /// Issue 12: Defender Vulnerability Management's secure configuration assessment (the
@@ -1124,5 +1177,49 @@ fn the_secure_configuration_assessment_is_merged_into_its_days_endpoints() {
         latest(&s, Kind::Endpoints).sha256,
         after.sha256,
         "nothing changed"
+    );
+
+    // An assessment of devices the day's snapshot does not hold: refused.
+    let other = format!("{header}\n{}\n", row("zz", "scid-2090", true, true));
+    let (ok, _, err) = import(
+        &s,
+        "secure-config",
+        &write(dir.path(), "other.csv", other),
+        "2026-11-28",
+    );
+    assert!(
+        !ok && err.contains("none of the 1 devices assessed"),
+        "{err}"
+    );
+
+    // The day's machine export again replaces the merged snapshot: the report says the
+    // assessment is not carried over, and the same assessment file then merges again
+    // (not "already imported"), saying which assessed device the snapshot lacks.
+    let doc2 = json!({ "value": [machine("m1", "RJ121"), machine("m3", "RJ121")] });
+    let (ok, out, err) = import(
+        &s,
+        "endpoints",
+        &write(dir.path(), "machines2.json", doc2.to_string()),
+        "2026-11-28",
+    );
+    assert!(ok, "{out}{err}");
+    assert!(
+        err.contains("warning: the day's secure configuration assessment")
+            && err.contains("import it again"),
+        "{err}"
+    );
+    let (ok, out, err) = import(
+        &s,
+        "secure-config",
+        &write(dir.path(), "config.csv", &csv_text),
+        "2026-11-28",
+    );
+    assert!(
+        ok && out.starts_with("imported 6"),
+        "merged again, not 'already imported': {out}{err}"
+    );
+    assert!(
+        err.contains("1 of the 2 devices assessed are not in the endpoint snapshot"),
+        "m2 is gone from the new export: {err}"
     );
 }

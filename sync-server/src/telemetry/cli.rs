@@ -178,7 +178,11 @@ fn import(
             audit("telemetry_import", &format!("{target} {what}"))?;
             let mut err = std::io::stderr().lock();
             for w in warnings {
-                writeln!(err, "{}:{}: warning: {}", file.display(), w.line, w.reason)?;
+                match w.line {
+                    // About the file as a whole.
+                    0 => writeln!(err, "{}: warning: {}", file.display(), w.reason)?,
+                    n => writeln!(err, "{}:{n}: warning: {}", file.display(), w.reason)?,
+                }
             }
             let listed = warnings.len() as u64;
             if *warning_count > listed {

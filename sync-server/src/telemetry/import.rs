@@ -198,11 +198,39 @@ pub(crate) fn import(
             params![old.id],
         )?;
     }
-    if req.kind == Kind::SecureConfig
-        && let Err(refusal) = merge_configuration(&tx, req, &sha_hex)?
-    {
-        // Dropping the transaction rolls it back: nothing was written.
-        return Ok(report(Outcome::Refused(refusal)));
+    let mut warnings = warnings;
+    if req.kind == Kind::SecureConfig {
+        match merge_configuration(&tx, req, &sha_hex)? {
+            // Dropping the transaction rolls it back: nothing was written.
+            Err(refusal) => return Ok(report(Outcome::Refused(refusal))),
+            Ok(Some(reason)) => warnings.push(BadRow { line: 0, reason }),
+            Ok(None) => {}
+        }
+    }
+    if req.kind == Kind::Endpoints {
+        // The day's secure configuration assessment was merged into the snapshot this
+        // replaces: it is not carried over, and its record goes, so that importing it
+        // again merges it into this one (rather than "already imported").
+        let merged: Option<String> = tx
+            .query_row(
+                "SELECT sha256 FROM telemetry_snapshots WHERE kind = 'secure-config' AND as_of = ?1",
+                params![req.as_of.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(sha) = merged {
+            tx.execute(
+                "DELETE FROM telemetry_snapshots WHERE kind = 'secure-config' AND as_of = ?1",
+                params![req.as_of.to_string()],
+            )?;
+            warnings.push(BadRow {
+                line: 0,
+                reason: format!(
+                    "the day's secure configuration assessment (sha256 {sha}) was merged into \
+                     the snapshot this replaces and is not carried over: import it again"
+                ),
+            });
+        }
     }
     if matches!(req.kind, Kind::Endpoints | Kind::SecureConfig) {
         store::rebuild_endpoints_view(&tx)?;
@@ -255,7 +283,7 @@ fn merge_configuration(
     tx: &Transaction<'_>,
     req: &ImportRequest<'_>,
     sha_hex: &str,
-) -> Result<Result<(), Refusal>, TelemetryError> {
+) -> Result<Result<Option<String>, Refusal>, TelemetryError> {
     let old = tx
         .query_row(
             &format!(
@@ -295,10 +323,15 @@ fn merge_configuration(
     )?;
     let id = tx.last_insert_rowid();
     store::create_endpoint_table(tx, id)?;
-    // Per device, each column's value from the assessment: 1, 0, or NULL (not assessed,
-    // or not applicable).
+    // Per device, for each column the assessment sets: whether the assessment speaks of
+    // it at all (`<column>_assessed`), and its value: 1, 0, or NULL (not applicable). A
+    // column the assessment does not speak of keeps the value it had; one it speaks of
+    // takes the assessment's, NULL included (a second assessment of the day replaces the
+    // first's word on what it assesses). SMBv1 is enabled if either of its two
+    // configurations is not compliant, disabled only if both are compliant, else not
+    // known (half the evidence is not "off").
     let mut pivot = String::from("CREATE TEMP TABLE secure_config_pivot AS SELECT device_id");
-    for column in [
+    let columns = [
         "smb1_enabled",
         "bitlocker_on",
         "firewall_domain",
@@ -306,21 +339,27 @@ fn merge_configuration(
         "firewall_public",
         "credential_guard_running",
         "secure_boot_on",
-    ] {
+    ];
+    for column in columns {
         let ids: Vec<String> = CONFIGURATIONS
             .iter()
             .filter(|(_, c)| *c == column)
             .map(|(i, _)| format!("'{i}'"))
             .collect();
-        // SMBv1 is bad when enabled: on when a configuration is not compliant.
+        let ids = ids.join(", ");
+        let applicable = format!("applicable = 1 AND configuration_id IN ({ids})");
         let value = if column == "smb1_enabled" {
-            "1 - compliant"
+            format!(
+                "CASE WHEN max(CASE WHEN {applicable} THEN 1 - compliant END) = 1 THEN 1
+                      WHEN count(DISTINCT CASE WHEN {applicable} AND compliant = 1
+                          THEN configuration_id END) = 2 THEN 0 END"
+            )
         } else {
-            "compliant"
+            format!("min(CASE WHEN {applicable} THEN compliant END)")
         };
         pivot.push_str(&format!(
-            ", max(CASE WHEN applicable = 1 AND configuration_id IN ({}) THEN {value} END) AS {column}",
-            ids.join(", ")
+            ", {value} AS {column},
+             max(configuration_id IN ({ids})) AS {column}_assessed"
         ));
     }
     pivot.push_str(" FROM temp.secure_config_rows GROUP BY device_id");
@@ -331,24 +370,46 @@ fn merge_configuration(
     ))?;
     let t_new = store::endpoint_table(id);
     let t_old = store::endpoint_table(old.id);
+    // Assessed devices the snapshot does not hold: said, not silently dropped; none
+    // matched at all is a file for another estate.
+    let (assessed, matched): (i64, i64) = tx.query_row(
+        &format!(
+            "SELECT count(*), count(e.device_id) FROM temp.secure_config_pivot p
+             LEFT JOIN (SELECT DISTINCT device_id FROM {t_old}) e ON e.device_id = p.device_id"
+        ),
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if assessed > 0 && matched == 0 {
+        return Ok(Err(Refusal {
+            bad_rows: vec![BadRow {
+                line: 1,
+                reason: format!(
+                    "none of the {assessed} devices assessed is in the endpoint snapshot for {}: \
+                     an assessment of another estate or day",
+                    req.as_of
+                ),
+            }],
+            bad_row_count: 1,
+            stopped_early: false,
+        }));
+    }
+    let merged: Vec<String> = columns
+        .iter()
+        .map(|c| format!("CASE WHEN p.{c}_assessed = 1 THEN p.{c} ELSE e.{c} END"))
+        .collect();
     tx.execute_batch(&format!(
         "INSERT INTO {t_new} SELECT e.line, e.trust, e.site, e.device_id, e.device_name,
             e.hostname_lower, e.os_platform, e.os_version, e.os_build, e.first_seen,
             e.last_seen, e.onboarding_status, e.health_status, e.exposure_level,
-            e.missing_security_updates,
-            coalesce(p.smb1_enabled, e.smb1_enabled),
-            coalesce(p.bitlocker_on, e.bitlocker_on),
-            coalesce(p.firewall_domain, e.firewall_domain),
-            coalesce(p.firewall_private, e.firewall_private),
-            coalesce(p.firewall_public, e.firewall_public),
-            coalesce(p.credential_guard_running, e.credential_guard_running),
-            coalesce(p.secure_boot_on, e.secure_boot_on),
+            e.missing_security_updates, {},
             e.is_medical_device, e.os_edition, e.risk_score, e.last_ip_address,
             e.last_external_ip_address, e.rbac_group_name, e.aad_device_id, e.machine_tags
          FROM {t_old} e LEFT JOIN temp.secure_config_pivot p ON p.device_id = e.device_id
          ORDER BY e.rowid;
          DROP TABLE temp.secure_config_pivot;
-         DELETE FROM temp.secure_config_rows;"
+         DELETE FROM temp.secure_config_rows;",
+        merged.join(",\n            ")
     ))?;
     store::index_endpoint_table(tx, id)?;
     tx.execute_batch(&store::count_endpoints_sql(id))?;
@@ -361,7 +422,14 @@ fn merge_configuration(
         "DELETE FROM telemetry_snapshots WHERE id = ?1",
         params![old.id],
     )?;
-    Ok(Ok(()))
+    Ok(Ok((assessed > matched).then(|| {
+        format!(
+            "{} of the {assessed} devices assessed are not in the endpoint snapshot for {}: \
+             their assessment was not kept",
+            assessed - matched,
+            req.as_of
+        )
+    })))
 }
 
 /// The snapshot of the request's kind and day, if any.

@@ -441,14 +441,18 @@ fn json_text<'a>(name: &str, v: &'a serde_json::Value) -> Result<Cow<'a, str>, S
         Value::Null => Cow::Borrowed(""),
         Value::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
         Value::Number(n) => Cow::Owned(n.to_string()),
-        // A list of plain values (the machine export's `machineTags`): `;`-separated.
-        Value::Array(items) if items.iter().all(|i| matches!(i, Value::String(_))) => Cow::Owned(
-            items
-                .iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(";"),
-        ),
+        // The machine export's `machineTags`, a list of strings: `;`-separated.
+        Value::Array(items)
+            if name == "machine_tags" && items.iter().all(|i| matches!(i, Value::String(_))) =>
+        {
+            Cow::Owned(
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(";"),
+            )
+        }
         Value::Array(_) | Value::Object(_) => {
             return Err(format!("{name}: a list or object where a value belongs"));
         }
@@ -561,19 +565,42 @@ fn read_json_document<R: Read>(
                     }),
                 }
             }
-            self.state.limit.set(u64::MAX);
             Ok(())
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let state = self.state.clone();
+            // Every key is read whole: a key (or a value read whole) is bounded as a
+            // record is.
+            let bound = || {
+                state.limit.set(
+                    state.read.get() + limits::MAX_TELEMETRY_RECORD as u64 + 2 * CSV_BUFFER as u64,
+                )
+            };
             let mut this = Some(self);
+            bound();
             while let Some(key) = map.next_key::<String>()? {
-                match (key.as_str(), this.take()) {
-                    ("value", Some(v)) => map.next_value_seed(v)?,
-                    (_, keep) => {
-                        this = keep;
+                match key.as_str() {
+                    "value" => match this.take() {
+                        Some(v) => map.next_value_seed(v)?,
+                        None => {
+                            return Err(serde::de::Error::custom(
+                                "\"value\" appears twice: which list is the day's?",
+                            ));
+                        }
+                    },
+                    // The API pages its results: a document that names a next page is
+                    // one page, not the day's estate.
+                    "@odata.nextLink" => {
+                        return Err(serde::de::Error::custom(
+                            "the document is one page of several (it has @odata.nextLink): \
+                             fetch every page and import them as one file",
+                        ));
+                    }
+                    _ => {
                         map.next_value::<IgnoredAny>()?;
                     }
                 }
+                bound();
             }
             Ok(())
         }
@@ -585,6 +612,11 @@ fn read_json_document<R: Read>(
         }
     }
 
+    // The whole document is read under a bound that moves with each record and key; a
+    // scalar or key larger than a record stops the reading.
+    state
+        .limit
+        .set(state.read.get() + limits::MAX_TELEMETRY_RECORD as u64 + 2 * CSV_BUFFER as u64);
     let mut failed = None;
     let mut seen = false;
     let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(CSV_BUFFER, input));
@@ -597,6 +629,8 @@ fn read_json_document<R: Read>(
     }
     .deserialize(&mut de)
     .and_then(|()| de.end());
+    let too_long = state.read.get() >= state.limit.get();
+    state.limit.set(u64::MAX);
     if let Some(e) = failed {
         return Err(e);
     }
@@ -610,8 +644,6 @@ fn read_json_document<R: Read>(
             Ok(true)
         }
         Err(e) => {
-            let too_long = state.read.get() >= state.limit.get();
-            state.limit.set(u64::MAX);
             sink.bad(BadRow {
                 line: 1,
                 reason: if too_long {

@@ -310,20 +310,51 @@ impl Endpoint {
         let tags: Vec<&str> = machine_tags
             .as_deref()
             .map(|t| {
-                t.split([';', ','])
+                t.split(';')
                     .map(str::trim)
                     .filter(|t| !t.is_empty())
                     .collect()
             })
             .unwrap_or_default();
-        let tag = |prefix: &str| {
-            tags.iter().find_map(|t| {
-                t.get(..prefix.len())
-                    .filter(|p| p.eq_ignore_ascii_case(prefix))
-                    .map(|_| t[prefix.len()..].trim().to_owned())
-            })
+        // Every tag with a prefix, its value after it.
+        let tagged_values = |prefix: &str| -> Vec<String> {
+            let mut found: Vec<String> = tags
+                .iter()
+                .filter_map(|t| {
+                    t.get(..prefix.len())
+                        .filter(|p| p.eq_ignore_ascii_case(prefix))
+                        .map(|_| t[prefix.len()..].trim().to_owned())
+                })
+                .collect();
+            found.dedup();
+            found
         };
-        let site_tag = tag("site:");
+        let tag = |prefix: &str| tagged_values(prefix).into_iter().next();
+        let site_tags = tagged_values("site:");
+        if site_tags.len() > 1 {
+            c.problem(
+                27,
+                format!(
+                    "machine tags name {} sites ({}): which is the device's?",
+                    site_tags.len(),
+                    site_tags.join(", ")
+                ),
+            );
+        }
+        let site_tag = site_tags.first().cloned();
+        // A site tag that disagrees with the site column: which one is right?
+        if let Some(t) = &site_tag
+            && !values[20].is_empty()
+            && !t.eq_ignore_ascii_case(values[20])
+        {
+            c.problem(
+                27,
+                format!(
+                    "the machine tag site:{t} disagrees with the site column {}",
+                    values[20]
+                ),
+            );
+        }
         let is_medical_device = if values[18].is_empty() && machine_tags.is_some() {
             Some(
                 tags.iter()
