@@ -82,14 +82,10 @@ impl Sensor {
         }
     }
 
-    /// From a device row's onboarding and health status (as `telemetry::counts::sensor`).
+    /// From a device row's onboarding and health status (`telemetry::sensor_of`, the
+    /// definition the counts use).
     pub fn of(onboarding: &str, health: &str) -> Sensor {
-        match (onboarding, health) {
-            ("onboarded", "Active") => Sensor::Reporting,
-            ("onboarded", _) => Sensor::Inactive,
-            ("CanBeOnboarded", _) => Sensor::CanOnboard,
-            _ => Sensor::Discovered,
-        }
+        Sensor::from_name(crate::telemetry::sensor_of(onboarding, health))
     }
 }
 

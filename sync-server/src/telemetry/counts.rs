@@ -65,10 +65,17 @@ pub(crate) fn kind(e: &Endpoint) -> &'static str {
 
 /// A device's sensor state.
 pub(crate) fn sensor(e: &Endpoint) -> &'static str {
-    match (e.onboarding_status, e.health_status) {
-        (OnboardingStatus::Onboarded, HealthStatus::Active) => "reporting",
-        (OnboardingStatus::Onboarded, _) => "inactive",
-        (OnboardingStatus::CanBeOnboarded, _) => "can-onboard",
+    sensor_of(e.onboarding_status.as_str(), e.health_status.as_str())
+}
+
+/// A device's sensor state from its onboarding and health status as stored: one
+/// definition for the counts and for a sampled device's own record (the join).
+pub fn sensor_of(onboarding: &str, health: &str) -> &'static str {
+    let onboarded = OnboardingStatus::Onboarded.as_str();
+    match (onboarding, health) {
+        (o, h) if o == onboarded && h == HealthStatus::Active.as_str() => "reporting",
+        (o, _) if o == onboarded => "inactive",
+        (o, _) if o == OnboardingStatus::CanBeOnboarded.as_str() => "can-onboard",
         _ => "discovered",
     }
 }

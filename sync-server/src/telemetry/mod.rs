@@ -150,6 +150,7 @@
 //! co-routine (measured: 0.49 s against 0.74 s for 500,000 rows).
 
 mod counts;
+pub use counts::sensor_of;
 mod fields;
 mod import;
 mod read;
