@@ -194,6 +194,7 @@ fn import(
                 )?;
             }
             println!("{}", report.summary());
+            println!("  steps: {}", report.steps_line());
             Ok(())
         }
         Outcome::AlreadyImported { .. } => {

@@ -210,6 +210,7 @@ async fn upload(
         Outcome::Refused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "bad_rows"),
     };
     audit(&state, Some(&caller), "telemetry_import", &target, outcome).await;
+    tracing::info!(outcome, steps = %report.steps_line(), "{}", report.summary());
     let mut body = serde_json::to_value(&report).map_err(AppError::internal)?;
     body["message"] = report.summary().into();
     if let Outcome::Refused(_) = report.outcome {
