@@ -28,6 +28,7 @@ use rand::RngExt;
 use sha2::{Digest, Sha256};
 
 use crate::AppState;
+use crate::activity::Refusal;
 use crate::error::AppError;
 use crate::limits;
 use crate::storage::{AuditEvent, Device, User};
@@ -158,44 +159,44 @@ impl FromRequestParts<AppState> for Caller {
             } else {
                 None
             };
-            if let Some(d) = to_wipe {
+            // Audited at once the first time a minute per address (per device for a wiped
+            // one), and counted after that (`activity.rs`): a flood of bad tokens costs
+            // no write each.
+            let refusal = Refusal {
+                actor: to_wipe.as_ref().map_or("-".into(), |d| d.user_name.clone()),
+                device: to_wipe.as_ref().map(|d| d.id),
+                target: parts.uri.path().to_owned(),
+                from: from.clone(),
+                outcome: if to_wipe.is_some() { "wipe" } else { "denied" },
+            };
+            let now = chrono::Utc::now();
+            if state.activity.refused(&refusal, now) {
                 state
                     .audit(AuditEvent {
-                        at: chrono::Utc::now(),
-                        actor: d.user_name.clone(),
-                        device: Some(d.id),
+                        at: now,
+                        actor: refusal.actor,
+                        device: refusal.device,
                         action: "token_rejected".into(),
-                        target: parts.uri.path().to_owned(),
-                        from: from.clone(),
-                        outcome: "wipe".into(),
+                        target: refusal.target,
+                        from: refusal.from,
+                        outcome: refusal.outcome.into(),
                         detail: None,
                     })
                     .await;
+            }
+            if to_wipe.is_some() {
                 return Err(AppError::new(
                     axum::http::StatusCode::UNAUTHORIZED,
                     "device_wiped",
                     "this device was reported lost or retired: Wardcheck deletes its data on it",
                 ));
             }
-            state
-                .audit(AuditEvent {
-                    at: chrono::Utc::now(),
-                    actor: "-".into(),
-                    device: None,
-                    action: "token_rejected".into(),
-                    target: parts.uri.path().to_owned(),
-                    from: from.clone(),
-                    outcome: "denied".into(),
-                    detail: None,
-                })
-                .await;
             return Err(AppError::unauthorized(
                 "the device token is not valid: it may have been revoked; sign in again",
             ));
         };
-        let storage = state.storage.clone();
-        let id = device.id;
-        tokio::task::spawn_blocking(move || storage.touch_device(id, chrono::Utc::now())).await??;
+        // Written in batches (`activity.rs`), not once a request.
+        state.activity.seen(device.id, chrono::Utc::now());
         Ok(Caller { user, device, from })
     }
 }
@@ -227,7 +228,7 @@ fn user_key(user: &str) -> String {
 
 /// The per-address key. An IPv6 client usually holds a whole /64, so its addresses
 /// share one budget; anything that is not an IP address is used as it is.
-fn addr_key(addr: &str) -> String {
+pub(crate) fn addr_key(addr: &str) -> String {
     match addr.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
             let s = v6.segments();

@@ -17,6 +17,7 @@
 //! Tests bind `127.0.0.1:0` and start the real binary.
 
 pub mod access;
+pub mod activity;
 pub mod auth;
 pub mod error;
 pub mod limits;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub docs: Arc<sync::Documents>,
     /// Open sync connections per user ([`limits::MAX_CONNECTIONS_PER_USER`]).
     pub connections: Arc<sync::ConnectionCounts>,
+    /// Last-seen times and refused tokens, written in batches ([`activity`]).
+    pub activity: Arc<activity::Activity>,
 }
 
 impl AppState {
@@ -59,6 +62,35 @@ impl AppState {
             storage,
             logins: Arc::new(auth::LoginLimiter::default()),
             connections: Arc::default(),
+            activity: Arc::default(),
+        }
+    }
+
+    /// Writes what [`activity`] holds: last-seen times, and the counts of refused tokens
+    /// of minutes gone by (of every minute, the current one too, when `all`). What a
+    /// failed write took is put back for the next.
+    pub async fn flush_activity(&self, all: bool) {
+        let (seen, rows) = self.activity.take(chrono::Utc::now(), all);
+        if seen.is_empty() && rows.is_empty() {
+            return;
+        }
+        let storage = self.storage.clone();
+        let res = tokio::task::spawn_blocking(move || {
+            let written = storage
+                .touch_devices(&seen)
+                .and_then(|()| storage.audit_batch(&rows));
+            (written, seen, rows)
+        })
+        .await;
+        match res {
+            Ok((Ok(()), _, _)) => {}
+            Ok((Err(e), seen, rows)) => {
+                tracing::error!(error = %e, "writing last-seen times and refused-token counts failed");
+                self.activity.put_back(seen, rows);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "writing last-seen times and refused-token counts failed")
+            }
         }
     }
 
@@ -143,10 +175,51 @@ pub async fn serve_with_dashboard(
             prune_partial_uploads(&storage).await;
         }
     });
+    let flushing = state.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(limits::ACTIVITY_FLUSH_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            flushing.flush_activity(false).await;
+        }
+    });
+    // Stopped with SIGTERM or Ctrl-C: what is held in memory is written, then the
+    // process ends (open connections are cut; every change acknowledged is stored).
+    let stopping = state.clone();
+    tokio::spawn(async move {
+        stopped().await;
+        stopping.flush_activity(true).await;
+        tracing::info!("stopping: last-seen times and refused-token counts written");
+        std::process::exit(0);
+    });
     axum::serve(
         listener,
         app_with_dashboard(state, ui.as_deref())
             .into_make_service_with_connect_info::<SocketAddr>(),
     )
     .await
+}
+
+/// Resolves when the process is asked to stop (SIGTERM, or Ctrl-C).
+async fn stopped() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await,
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await;
 }

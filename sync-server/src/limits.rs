@@ -139,3 +139,10 @@ pub const TELEMETRY_SUMMARY_OS_GROUPS: usize = 12;
 pub const PARTIAL_UPLOAD_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How often the server looks for such uploads (and once at start).
 pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// How often devices' last-seen times and the counts of refused tokens are written
+/// (`activity.rs`): each request costs no write of its own.
+pub const ACTIVITY_FLUSH_EVERY: Duration = Duration::from_secs(10);
+/// Addresses whose refused tokens are counted apart in a minute; refusals from further
+/// addresses are counted together (`activity.rs`). Bounds the memory and the audit rows
+/// a flood from many addresses can make: at most this many rows a minute.
+pub const MAX_TALLIED_ADDRESSES: usize = 10_000;

@@ -87,6 +87,29 @@ impl Server {
         self.child.as_ref().map(Child::id)
     }
 
+    /// Asks the server to stop with SIGTERM (it writes the last-seen times and the
+    /// refused-token counts it holds, then exits) and waits up to 30 s for it; returns
+    /// whether it exited of itself, successfully (else it is killed).
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut c) = self.child.take() else {
+            return false;
+        };
+        let sent = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while sent && Instant::now() < deadline {
+            if let Ok(Some(status)) = c.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        false
+    }
+
     /// Kills the server with SIGKILL and waits for it.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -324,7 +324,9 @@ pub trait Storage:
     ) -> Result<i64>;
     /// The live (not revoked) device and its enabled user for a token hash.
     fn device_by_token(&self, token_hash: &[u8; 32]) -> Result<Option<(Device, User)>>;
-    fn touch_device(&self, id: i64, now: DateTime<Utc>) -> Result<()>;
+    /// Sets each device's last-seen time, all in one transaction (the server keeps them
+    /// in memory and writes them in batches: `activity.rs`).
+    fn touch_devices(&self, seen: &[(i64, DateTime<Utc>)]) -> Result<()>;
     fn list_devices(&self) -> Result<Vec<Device>>;
     fn revoke_device(&self, id: i64) -> Result<()>;
     /// Revokes a device and asks its app to delete its data at its next contact.
@@ -455,6 +457,8 @@ pub trait Storage:
 
     // audit
     fn audit(&self, event: &AuditEvent) -> Result<()>;
+    /// Appends every event, in order, in one transaction.
+    fn audit_batch(&self, events: &[AuditEvent]) -> Result<()>;
     fn audit_tail(&self, n: usize) -> Result<Vec<AuditEvent>>;
     /// The audit rows about `target` with one of `actions`, oldest first, with their
     /// `seq`.

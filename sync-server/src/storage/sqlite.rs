@@ -483,11 +483,23 @@ impl Storage for SqliteStorage {
         Ok(Some((device, user)))
     }
 
-    fn touch_device(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
-        self.conn().execute(
-            "UPDATE devices SET last_seen = ?2 WHERE id = ?1",
-            params![id, ts(now)],
-        )?;
+    fn touch_devices(&self, seen: &[(i64, DateTime<Utc>)]) -> Result<()> {
+        if seen.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
+            // Never back in time: a batch may hold a time older than one a CLI wrote.
+            let mut update = tx.prepare(
+                "UPDATE devices SET last_seen = ?2
+                 WHERE id = ?1 AND (last_seen IS NULL OR last_seen < ?2)",
+            )?;
+            for (id, at) in seen {
+                update.execute(params![id, ts(*at)])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -1348,48 +1360,20 @@ impl Storage for SqliteStorage {
     }
 
     fn audit(&self, e: &AuditEvent) -> Result<()> {
+        self.audit_batch(std::slice::from_ref(e))
+    }
+
+    fn audit_batch(&self, events: &[AuditEvent]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
         let mut conn = self.conn();
         // The previous link is read in the same write transaction: the CLI beside the
         // server appends to the same log.
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let last: Option<(i64, Option<Vec<u8>>)> = tx
-            .query_row(
-                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let (seq, prev) = match last {
-            Some((s, h)) => (s + 1, link_of(h)?),
-            None => (1, [0; 32]),
-        };
-        let row = AuditRow {
-            seq,
-            at: ts(e.at),
-            actor: e.actor.clone(),
-            device: e.device,
-            action: e.action.clone(),
-            target: e.target.clone(),
-            origin: e.from.clone(),
-            outcome: e.outcome.clone(),
-            detail: e.detail.clone(),
-        };
-        tx.execute(
-            "INSERT INTO audit (seq, at, actor, device, action, target, origin, outcome, detail, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
-                row.seq,
-                row.at,
-                row.actor,
-                row.device,
-                row.action,
-                row.target,
-                row.origin,
-                row.outcome,
-                row.detail,
-                audit_link(&prev, &row).to_vec()
-            ],
-        )?;
+        for e in events {
+            append_audit(&tx, e)?;
+        }
         tx.commit()?;
         Ok(())
     }
@@ -1609,4 +1593,47 @@ fn checklist_row(r: &Row<'_>) -> rusqlite::Result<PublishedChecklist> {
         sha256: r.get(2)?,
         files: serde_json::from_str(&r.get::<_, String>(3)?).map_err(bad)?,
     })
+}
+
+/// Appends `e` to the audit log, linked to the row before it, in `tx`.
+fn append_audit(tx: &rusqlite::Transaction<'_>, e: &AuditEvent) -> Result<()> {
+    let last: Option<(i64, Option<Vec<u8>>)> = tx
+        .query_row(
+            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let (seq, prev) = match last {
+        Some((s, h)) => (s + 1, link_of(h)?),
+        None => (1, [0; 32]),
+    };
+    let row = AuditRow {
+        seq,
+        at: ts(e.at),
+        actor: e.actor.clone(),
+        device: e.device,
+        action: e.action.clone(),
+        target: e.target.clone(),
+        origin: e.from.clone(),
+        outcome: e.outcome.clone(),
+        detail: e.detail.clone(),
+    };
+    tx.execute(
+        "INSERT INTO audit (seq, at, actor, device, action, target, origin, outcome, detail, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            row.seq,
+            row.at,
+            row.actor,
+            row.device,
+            row.action,
+            row.target,
+            row.origin,
+            row.outcome,
+            row.detail,
+            audit_link(&prev, &row).to_vec()
+        ],
+    )?;
+    Ok(())
 }

@@ -86,17 +86,23 @@ pub(crate) fn import(
     // (and without waiting for the write lock). A file no snapshot of the day matches in
     // size cannot be one already imported: it is hashed as it is read, which saves
     // reading it twice.
-    let day = day_snapshot(&conn, req)?;
-    let sha = match req.sha256 {
-        Some(s) => Some(s),
-        None if day.as_ref().is_some_and(|s| s.bytes == total) => {
-            Some(hash_file(req.path, total, progress)?)
-        }
-        None => None,
+    let mut sha = req.sha256;
+    let mut hash_if_same_size =
+        |day: &Option<Snapshot>, sha: &mut Option<[u8; 32]>, steps: &mut Steps| {
+            if sha.is_none() && day.as_ref().is_some_and(|s| s.bytes == total) {
+                *sha = Some(hash_file(req.path, total, progress)?);
+                steps.done("hash");
+            }
+            Ok::<_, TelemetryError>(())
+        };
+    let same_file = |day: &Option<Snapshot>, sha: Option<[u8; 32]>| {
+        let sha = sha.map(hex::encode)?;
+        day.clone().filter(|s| s.sha256 == sha)
     };
-    steps.done("hash");
-    let mut sha_hex = sha.map(hex::encode).unwrap_or_default();
-    if let Some(snapshot) = day.filter(|s| s.sha256 == sha_hex) {
+    let day = day_snapshot(&conn, req)?;
+    hash_if_same_size(&day, &mut sha, &mut steps)?;
+    if let Some(snapshot) = same_file(&day, sha) {
+        let sha_hex = snapshot.sha256.clone();
         return Ok(report(
             Outcome::AlreadyImported { snapshot },
             &steps,
@@ -105,15 +111,21 @@ pub(crate) fn import(
     }
 
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    // Again under the lock: another import of the same file may have just finished.
+    // Again under the lock: another import of the same file may have finished while
+    // this one waited for it.
     let previous = day_snapshot(&tx, req)?;
-    if let Some(snapshot) = previous.clone().filter(|s| s.sha256 == sha_hex) {
+    hash_if_same_size(&previous, &mut sha, &mut steps)?;
+    if let Some(snapshot) = same_file(&previous, sha) {
+        let sha_hex = snapshot.sha256.clone();
         return Ok(report(
             Outcome::AlreadyImported { snapshot },
             &steps,
             &sha_hex,
         ));
     }
+    // Not known yet: the file is hashed as it is read, and the hash recorded at the end
+    // (this placeholder never leaves the transaction).
+    let mut sha_hex = sha.map(hex::encode).unwrap_or_default();
     tx.execute(
         "INSERT INTO telemetry_snapshots (kind, as_of, sha256, rows, bytes, imported_at, imported_by)
          VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6)",
@@ -193,7 +205,7 @@ pub(crate) fn import(
                 stopped_early: false,
             }),
             &steps,
-            &hex::encode(end.sha256),
+            &whole_file_hash(sha, &end, req.path, total)?,
         ));
     }
     if bad.count > 0 {
@@ -201,7 +213,7 @@ pub(crate) fn import(
         return Ok(report(
             Outcome::Refused(bad.refusal(end.stopped_early)),
             &steps,
-            &hex::encode(end.sha256),
+            &whole_file_hash(sha, &end, req.path, total)?,
         ));
     }
     if sha.is_some_and(|s| s != end.sha256) || end.bytes != total {
@@ -210,15 +222,9 @@ pub(crate) fn import(
     if sha.is_none() {
         // Hashed as it was read: the snapshot records the hash of exactly the bytes
         // whose rows it holds.
+        // (The day's snapshot, read under the lock, differs in size: it cannot be this
+        // file.)
         sha_hex = hex::encode(end.sha256);
-        if let Some(snapshot) = previous.clone().filter(|s| s.sha256 == sha_hex) {
-            // Another import of the same file finished while this one read it.
-            return Ok(report(
-                Outcome::AlreadyImported { snapshot },
-                &steps,
-                &sha_hex,
-            ));
-        }
         tx.execute(
             "UPDATE telemetry_snapshots SET sha256 = ?2 WHERE id = ?1",
             params![id, sha_hex],
@@ -528,6 +534,22 @@ fn day_snapshot(conn: &Connection, req: &ImportRequest<'_>) -> rusqlite::Result<
         snapshot_row,
     )
     .optional()
+}
+
+/// The whole file's hash for a refusal's report: known before reading, or taken as it was
+/// read when every byte was read; else (reading stopped at a record too long, say) taken
+/// now.
+fn whole_file_hash(
+    known: Option<[u8; 32]>,
+    end: &ReadEnd,
+    path: &std::path::Path,
+    total: u64,
+) -> Result<String, TelemetryError> {
+    Ok(hex::encode(match known {
+        Some(h) => h,
+        None if !end.stopped_early && end.bytes == total => end.sha256,
+        None => hash_file(path, total, &mut |_| {})?,
+    }))
 }
 
 fn hash_file(
