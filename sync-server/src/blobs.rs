@@ -286,6 +286,27 @@ async fn upload(
                 "Content-Length differs from the length Content-Range gives",
             ));
         }
+        // Every chunk but the last carries at least the minimum: each is a row and a
+        // commit, so tiny ones would cost the server writes out of proportion.
+        if r.end + 1 < r.total && r.end - r.start + 1 < limits::MIN_PHOTO_CHUNK {
+            audit(
+                &state,
+                Some(&caller),
+                "photo_write",
+                &sha,
+                "chunk_too_small",
+            )
+            .await;
+            return Err(AppError::bad_request(
+                "chunk_too_small",
+                format!(
+                    "a chunk of a photo other than its last must carry at least {} bytes; \
+                     this one carries {}",
+                    limits::MIN_PHOTO_CHUNK,
+                    r.end - r.start + 1
+                ),
+            ));
+        }
     }
 
     let storage = state.storage.clone();
@@ -361,10 +382,26 @@ async fn upload(
 
     let storage = state.storage.clone();
     let key = sha.clone();
+    let by = caller.user.name.clone();
     let appended =
-        tokio::task::spawn_blocking(move || storage.append_blob(&key, start, &bytes)).await?;
+        tokio::task::spawn_blocking(move || storage.append_blob(&key, start, &bytes, &by)).await?;
     let received = match appended {
         Ok(n) => n,
+        Err(StorageError::Limit(why)) => {
+            audit(
+                &state,
+                Some(&caller),
+                "photo_write",
+                &sha,
+                "too_many_uploads",
+            )
+            .await;
+            return Err(AppError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_uploads",
+                why,
+            ));
+        }
         Err(StorageError::Exists(_)) => {
             // Completed by a concurrent request meanwhile.
             let storage = state.storage.clone();

@@ -10,6 +10,13 @@ pub const MAX_JSON_BODY: usize = 1024 * 1024;
 pub const MAX_PHOTO_BYTES: u64 = 40 * 1024 * 1024;
 /// Largest body of one PUT of a photo chunk.
 pub const MAX_PHOTO_CHUNK: usize = 8 * 1024 * 1024;
+/// The smallest chunk of a photo a request may carry, but the last: each chunk is a row
+/// and a commit, so a 40 MiB photo is then at most 10,240 of them, not 40 million (the
+/// field app sends 256 KiB).
+pub const MIN_PHOTO_CHUNK: u64 = 4 * 1024;
+/// Photo uploads one user may have in progress at once (each holds its bytes until it
+/// completes or is dropped after `PARTIAL_UPLOAD_TTL`).
+pub const MAX_PARTIAL_UPLOADS_PER_USER: i64 = 64;
 /// Largest WebSocket message (one automerge-repo message). A first sync of a large
 /// inspection carries the whole document: inspections are well under 8 MiB.
 pub const MAX_WS_MESSAGE: usize = 16 * 1024 * 1024;

@@ -806,3 +806,162 @@ async fn a_reference_made_before_the_upload_counts_only_once_its_author_uploads(
         "readable through bob's inspection once he uploaded it"
     );
 }
+
+/// `PUT` one chunk of photo `id` (bytes `start..start+body.len()` of `total`).
+async fn put_chunk(
+    c: &reqwest::Client,
+    s: &Server,
+    who: &str,
+    id: &str,
+    start: usize,
+    body: Vec<u8>,
+    total: usize,
+) -> reqwest::Response {
+    c.put(s.url(&format!("/api/v1/blobs/{id}")))
+        .bearer_auth(who)
+        .header(
+            header::CONTENT_RANGE,
+            format!("bytes {start}-{}/{total}", start + body.len() - 1),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Issue 13 §4, as an attacker: tiny chunks and endless uploads in progress are refused,
+/// audited, and leave nothing stored; a chunk is appended as a row of its own, never by
+/// rewriting what came before; the last chunk may be small.
+#[tokio::test]
+async fn tiny_chunks_and_too_many_uploads_in_progress_are_refused() {
+    const MIN_CHUNK: usize = 4 * 1024;
+    const MAX_IN_PROGRESS: usize = 64;
+    let s = server_with_users();
+    let c = client();
+    let ann = token(&c, &s, "ann").await;
+    let bob = token(&c, &s, "bob").await;
+    let db = || rusqlite::Connection::open(s.data().join("wardcheck.db")).unwrap();
+    let chunks_held = |id: &str| -> i64 {
+        db().query_row(
+            "SELECT count(*) FROM blob_chunks WHERE sha256 = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+
+    // 1-byte chunks, as a client that wants to make the server write a row and commit
+    // for every byte: refused before the body is read.
+    let fake = sha256(b"one byte at a time");
+    let (code, _) = error(
+        put_chunk(&c, &s, &ann, &fake, 0, vec![0xff], 100_000).await,
+        StatusCode::BAD_REQUEST,
+        "a 1-byte chunk",
+    )
+    .await;
+    assert_eq!(code, "chunk_too_small");
+    let head = c
+        .head(s.url(&format!("/api/v1/blobs/{fake}")))
+        .bearer_auth(&ann)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::NOT_FOUND, "nothing is held");
+    assert_eq!(chunks_held(&fake), 0);
+
+    // A real photo in a minimum chunk and a small last one: accepted, two rows, then
+    // one complete photo and no chunk left.
+    let photo = jpeg(1600, 1200, 7);
+    assert!(
+        photo.len() > MIN_CHUNK + 1,
+        "the test photo is larger than a chunk"
+    );
+    let id = sha256(&photo);
+    let n = photo.len();
+    let first = json_ok(
+        put_chunk(&c, &s, &ann, &id, 0, photo[..MIN_CHUNK].to_vec(), n).await,
+        StatusCode::OK,
+        "a minimum chunk",
+    )
+    .await;
+    assert_eq!(first["received"], MIN_CHUNK as u64);
+    assert_eq!(chunks_held(&id), 1, "the chunk is a row of its own");
+    let (code, _) = error(
+        put_chunk(
+            &c,
+            &s,
+            &ann,
+            &id,
+            MIN_CHUNK,
+            photo[MIN_CHUNK..MIN_CHUNK + 10].to_vec(),
+            n,
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "a small chunk that is not the last",
+    )
+    .await;
+    assert_eq!(code, "chunk_too_small");
+    assert_eq!(chunks_held(&id), 1, "the refused chunk left nothing");
+    let last = json_ok(
+        put_chunk(&c, &s, &ann, &id, MIN_CHUNK, photo[MIN_CHUNK..].to_vec(), n).await,
+        StatusCode::CREATED,
+        "the last chunk",
+    )
+    .await;
+    assert_eq!(last["complete"], true);
+    assert_eq!(chunks_held(&id), 0, "a complete photo keeps no chunks");
+    let served = c
+        .get(s.url(&format!("/api/v1/blobs/{id}")))
+        .bearer_auth(&ann)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), StatusCode::OK);
+    assert!(image::load_from_memory(&served.bytes().await.unwrap()).is_ok());
+
+    // Uploads begun and never finished: at most 64 in progress for one user.
+    let junk = |i: usize| {
+        let mut b = vec![0u8; MIN_CHUNK];
+        b[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        b
+    };
+    for i in 0..MAX_IN_PROGRESS {
+        let body = junk(i);
+        let fake = sha256(&[b"never finished ".as_slice(), &body].concat());
+        json_ok(
+            put_chunk(&c, &s, &ann, &fake, 0, body, 4 * MIN_CHUNK).await,
+            StatusCode::OK,
+            &format!("upload {i} begun"),
+        )
+        .await;
+    }
+    let body = junk(MAX_IN_PROGRESS);
+    let one_more = sha256(&[b"never finished ".as_slice(), &body].concat());
+    let (code, msg) = error(
+        put_chunk(&c, &s, &ann, &one_more, 0, body.clone(), 4 * MIN_CHUNK).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "upload 65 begun",
+    )
+    .await;
+    assert_eq!(code, "too_many_uploads");
+    assert!(msg.contains("64"), "{msg}");
+    assert_eq!(chunks_held(&one_more), 0, "nothing of it is stored");
+    // Another inspector is not held back by ann's uploads.
+    json_ok(
+        put_chunk(&c, &s, &bob, &one_more, 0, body, 4 * MIN_CHUNK).await,
+        StatusCode::OK,
+        "bob begins the same upload",
+    )
+    .await;
+
+    let audit = s.cli(&["audit", "tail", "-n", "300"], "");
+    for outcome in ["chunk_too_small", "too_many_uploads"] {
+        assert!(
+            audit.lines().any(|l| l.contains("\tann\t")
+                && l.contains("\tphoto_write\t")
+                && l.ends_with(outcome)),
+            "the refusal {outcome} is audited:\n{audit}"
+        );
+    }
+}

@@ -389,11 +389,11 @@ fn store_photo(storage: &dyn Storage, p: &photo::ProcessedPhoto) -> Result<()> {
         Some(s) if s.complete => {}
         Some(_) => {
             storage.discard_blob(&p.id)?;
-            storage.append_blob(&p.id, 0, &p.bytes)?;
+            storage.append_blob(&p.id, 0, &p.bytes, "ann")?;
             storage.complete_blob(&p.id, &p.bytes, p.mime)?;
         }
         None => {
-            storage.append_blob(&p.id, 0, &p.bytes)?;
+            storage.append_blob(&p.id, 0, &p.bytes, "ann")?;
             storage.complete_blob(&p.id, &p.bytes, p.mime)?;
         }
     }

@@ -421,9 +421,11 @@ pub trait Storage:
 
     // photos
     fn blob_status(&self, sha256: &str) -> Result<Option<BlobStatus>>;
-    /// Appends bytes at `offset` (which must equal what was received); returns the
-    /// new received length.
-    fn append_blob(&self, sha256: &str, offset: u64, bytes: &[u8]) -> Result<u64>;
+    /// Appends bytes at `offset` (which must equal what was received), as a chunk of its
+    /// own; returns the new received length. Starting an upload counts against `by`'s
+    /// uploads in progress ([`crate::limits::MAX_PARTIAL_UPLOADS_PER_USER`]:
+    /// [`StorageError::Limit`] past it).
+    fn append_blob(&self, sha256: &str, offset: u64, bytes: &[u8], by: &str) -> Result<u64>;
     /// The bytes received so far for an incomplete upload.
     fn partial_blob(&self, sha256: &str) -> Result<Vec<u8>>;
     /// Drops incomplete uploads that received nothing since `untouched_since` (given up

@@ -203,6 +203,26 @@ CREATE INDEX audit_target ON audit(target);
 ALTER TABLE devices ADD COLUMN wipe_requested TEXT;
 ALTER TABLE devices ADD COLUMN wiped_at TEXT;
 ",
+    "
+-- A photo upload in progress is kept as its chunks, each appended as a row of its own
+-- (before, each chunk rewrote the whole partial photo, so small chunks cost quadratic
+-- writes). `received` is how many bytes have come; `started_by` the user who began it
+-- (a user has at most `limits::MAX_PARTIAL_UPLOADS_PER_USER` in progress). A complete
+-- photo's bytes stay in `blobs.bytes`.
+CREATE TABLE blob_chunks (
+    sha256 TEXT NOT NULL,
+    at_byte INTEGER NOT NULL,
+    bytes BLOB NOT NULL,
+    PRIMARY KEY (sha256, at_byte)
+);
+ALTER TABLE blobs ADD COLUMN received INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE blobs ADD COLUMN started_by TEXT;
+CREATE INDEX blobs_in_progress ON blobs(started_by) WHERE complete = 0;
+INSERT INTO blob_chunks (sha256, at_byte, bytes)
+    SELECT sha256, 0, bytes FROM blobs WHERE complete = 0 AND length(bytes) > 0;
+UPDATE blobs SET received = length(bytes);
+UPDATE blobs SET bytes = x'' WHERE complete = 0;
+",
 ];
 
 #[derive(Debug)]
@@ -1163,7 +1183,8 @@ impl Storage for SqliteStorage {
         Ok(self
             .conn()
             .query_row(
-                "SELECT length(bytes), complete, mime FROM blobs WHERE sha256 = ?1",
+                "SELECT CASE WHEN complete = 1 THEN length(bytes) ELSE received END, complete, mime
+                 FROM blobs WHERE sha256 = ?1",
                 params![sha256],
                 |r| {
                     Ok(BlobStatus {
@@ -1177,21 +1198,32 @@ impl Storage for SqliteStorage {
             .optional()?)
     }
 
-    fn append_blob(&self, sha256: &str, offset: u64, bytes: &[u8]) -> Result<u64> {
+    fn append_blob(&self, sha256: &str, offset: u64, bytes: &[u8], by: &str) -> Result<u64> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let current: Option<(i64, bool)> = tx
             .query_row(
-                "SELECT length(bytes), complete FROM blobs WHERE sha256 = ?1",
+                "SELECT received, complete FROM blobs WHERE sha256 = ?1",
                 params![sha256],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
         let received = match current {
             None => {
+                let in_progress: i64 = tx.query_row(
+                    "SELECT count(*) FROM blobs WHERE complete = 0 AND started_by = ?1",
+                    params![by],
+                    |r| r.get(0),
+                )?;
+                if in_progress >= crate::limits::MAX_PARTIAL_UPLOADS_PER_USER {
+                    return Err(StorageError::Limit(format!(
+                        "{by} has {in_progress} photo uploads in progress, the most a user may: \
+                         finish or give up one first (one untouched for 7 days is dropped)"
+                    )));
+                }
                 tx.execute(
-                    "INSERT INTO blobs (sha256, bytes) VALUES (?1, x'')",
-                    params![sha256],
+                    "INSERT INTO blobs (sha256, bytes, received, started_by) VALUES (?1, x'', 0, ?2)",
+                    params![sha256, by],
                 )?;
                 0
             }
@@ -1203,51 +1235,96 @@ impl Storage for SqliteStorage {
                 "upload of {sha256} continues at byte {received}, not {offset}"
             )));
         }
+        // Appended as a row of its own: what came before is not rewritten.
         tx.execute(
-            // `||` concatenates as TEXT, whose length() stops at the first NUL: cast the
-            // result back to a BLOB so every byte counts (and reads back as bytes).
-            "UPDATE blobs SET bytes = CAST(bytes || ?2 AS BLOB), touched_at = ?3 WHERE sha256 = ?1",
-            params![sha256, bytes, ts(Utc::now())],
+            "INSERT INTO blob_chunks (sha256, at_byte, bytes) VALUES (?1, ?2, ?3)",
+            params![sha256, offset as i64, bytes],
+        )?;
+        let now = received + bytes.len() as u64;
+        tx.execute(
+            "UPDATE blobs SET received = ?2, touched_at = ?3 WHERE sha256 = ?1",
+            params![sha256, now as i64, ts(Utc::now())],
         )?;
         tx.commit()?;
-        Ok(received + bytes.len() as u64)
+        Ok(now)
     }
 
     fn prune_partial_blobs(&self, untouched_since: DateTime<Utc>) -> Result<u64> {
-        let n = self.conn().execute(
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let gone = "SELECT sha256 FROM blobs WHERE complete = 0 AND (touched_at IS NULL OR touched_at < ?1)";
+        tx.execute(
+            &format!("DELETE FROM blob_chunks WHERE sha256 IN ({gone})"),
+            params![ts(untouched_since)],
+        )?;
+        let n = tx.execute(
             "DELETE FROM blobs WHERE complete = 0 AND (touched_at IS NULL OR touched_at < ?1)",
             params![ts(untouched_since)],
         )?;
+        tx.commit()?;
         Ok(n as u64)
     }
 
     fn partial_blob(&self, sha256: &str) -> Result<Vec<u8>> {
-        self.conn()
+        let conn = self.conn();
+        let received: i64 = conn
             .query_row(
-                "SELECT bytes FROM blobs WHERE sha256 = ?1",
+                "SELECT received FROM blobs WHERE sha256 = ?1 AND complete = 0",
                 params![sha256],
                 |r| r.get(0),
             )
             .optional()?
-            .ok_or_else(|| not_found(format!("photo {sha256}")))
+            .ok_or_else(|| not_found(format!("photo {sha256}")))?;
+        let mut bytes = Vec::with_capacity(received.max(0) as usize);
+        let mut stmt = conn
+            .prepare("SELECT at_byte, bytes FROM blob_chunks WHERE sha256 = ?1 ORDER BY at_byte")?;
+        let mut rows = stmt.query(params![sha256])?;
+        while let Some(r) = rows.next()? {
+            let at: i64 = r.get(0)?;
+            if at as usize != bytes.len() {
+                return Err(StorageError::Corrupt(format!(
+                    "photo {sha256}: a chunk at byte {at} follows {} bytes",
+                    bytes.len()
+                )));
+            }
+            bytes.extend_from_slice(r.get_ref(1)?.as_blob().map_err(bad)?);
+        }
+        if bytes.len() as i64 != received {
+            return Err(StorageError::Corrupt(format!(
+                "photo {sha256}: {} bytes in its chunks, {received} received",
+                bytes.len()
+            )));
+        }
+        Ok(bytes)
     }
 
     fn complete_blob(&self, sha256: &str, bytes: &[u8], mime: &str) -> Result<()> {
-        let n = self.conn().execute(
-            "UPDATE blobs SET bytes = ?2, mime = ?3, complete = 1 WHERE sha256 = ?1",
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE blobs SET bytes = ?2, mime = ?3, complete = 1, received = length(?2)
+             WHERE sha256 = ?1",
             params![sha256, bytes, mime],
         )?;
         if n == 0 {
             return Err(not_found(format!("photo {sha256}")));
         }
+        tx.execute("DELETE FROM blob_chunks WHERE sha256 = ?1", params![sha256])?;
+        tx.commit()?;
         Ok(())
     }
 
     fn discard_blob(&self, sha256: &str) -> Result<()> {
-        self.conn().execute(
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let n = tx.execute(
             "DELETE FROM blobs WHERE sha256 = ?1 AND complete = 0",
             params![sha256],
         )?;
+        if n > 0 {
+            tx.execute("DELETE FROM blob_chunks WHERE sha256 = ?1", params![sha256])?;
+        }
+        tx.commit()?;
         Ok(())
     }
 
