@@ -1714,3 +1714,55 @@ fn append_audit(tx: &rusqlite::Transaction<'_>, e: &AuditEvent) -> Result<()> {
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A data folder from before migration 8 (partial photos held whole in
+    /// `blobs.bytes`): its upload in progress resumes where it was, and a complete photo
+    /// is untouched.
+    #[test]
+    fn uploads_in_progress_survive_the_move_to_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join("wardcheck.db")).unwrap();
+            for sql in &MIGRATIONS[..7] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.execute_batch(
+                "PRAGMA user_version = 7;
+                 INSERT INTO blobs (sha256, bytes, complete, touched_at)
+                     VALUES ('partial', CAST(x'00010203' AS BLOB), 0, '2026-12-06T10:00:00Z');
+                 INSERT INTO blobs (sha256, bytes, complete, mime)
+                     VALUES ('whole', x'ffd8ffd9', 1, 'image/jpeg');",
+            )
+            .unwrap();
+        }
+        let s = SqliteStorage::open(dir.path()).unwrap();
+        let partial = s.blob_status("partial").unwrap().unwrap();
+        assert_eq!((partial.received, partial.complete), (4, false));
+        assert_eq!(s.partial_blob("partial").unwrap(), vec![0, 1, 2, 3]);
+        assert_eq!(s.append_blob("partial", 4, &[4, 5], "ann").unwrap(), 6);
+        assert_eq!(s.partial_blob("partial").unwrap(), vec![0, 1, 2, 3, 4, 5]);
+        let whole = s.blob_status("whole").unwrap().unwrap();
+        assert_eq!((whole.received, whole.complete), (4, true));
+        assert_eq!(
+            s.blob("whole").unwrap(),
+            Some((vec![0xff, 0xd8, 0xff, 0xd9], "image/jpeg".to_owned()))
+        );
+        // A chunk at the wrong offset is refused and changes nothing.
+        assert!(matches!(
+            s.append_blob("partial", 3, &[9], "ann"),
+            Err(StorageError::Corrupt(_))
+        ));
+        assert_eq!(s.partial_blob("partial").unwrap().len(), 6);
+        s.discard_blob("partial").unwrap();
+        assert!(s.blob_status("partial").unwrap().is_none());
+        let left: i64 = s
+            .conn()
+            .query_row("SELECT count(*) FROM blob_chunks", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0, "a discarded upload leaves no chunk");
+    }
+}
