@@ -28,7 +28,6 @@ use rand::RngExt;
 use sha2::{Digest, Sha256};
 
 use crate::AppState;
-use crate::activity::Refusal;
 use crate::error::AppError;
 use crate::limits;
 use crate::storage::{AuditEvent, Device, User};
@@ -162,28 +161,18 @@ impl FromRequestParts<AppState> for Caller {
             // Audited at once the first time a minute per address (per device for a wiped
             // one), and counted after that (`activity.rs`): a flood of bad tokens costs
             // no write each.
-            let refusal = Refusal {
-                actor: to_wipe.as_ref().map_or("-".into(), |d| d.user_name.clone()),
-                device: to_wipe.as_ref().map(|d| d.id),
-                target: parts.uri.path().to_owned(),
-                from: from.clone(),
-                outcome: if to_wipe.is_some() { "wipe" } else { "denied" },
-            };
-            let now = chrono::Utc::now();
-            if state.activity.refused(&refusal, now) {
-                state
-                    .audit(AuditEvent {
-                        at: now,
-                        actor: refusal.actor,
-                        device: refusal.device,
-                        action: "token_rejected".into(),
-                        target: refusal.target,
-                        from: refusal.from,
-                        outcome: refusal.outcome.into(),
-                        detail: None,
-                    })
-                    .await;
-            }
+            state
+                .audit_refusal(AuditEvent {
+                    at: chrono::Utc::now(),
+                    actor: to_wipe.as_ref().map_or("-".into(), |d| d.user_name.clone()),
+                    device: to_wipe.as_ref().map(|d| d.id),
+                    action: "token_rejected".into(),
+                    target: parts.uri.path().to_owned(),
+                    from: from.clone(),
+                    outcome: if to_wipe.is_some() { "wipe" } else { "denied" }.into(),
+                    detail: None,
+                })
+                .await;
             if to_wipe.is_some() {
                 return Err(AppError::new(
                     axum::http::StatusCode::UNAUTHORIZED,
@@ -195,8 +184,14 @@ impl FromRequestParts<AppState> for Caller {
                 "the device token is not valid: it may have been revoked; sign in again",
             ));
         };
-        // Written in batches (`activity.rs`), not once a request.
-        state.activity.seen(device.id, chrono::Utc::now());
+        // Written at once the first time since the server started, then in batches
+        // (`activity.rs`), not once a request.
+        let now = chrono::Utc::now();
+        if state.activity.seen(device.id, now) {
+            let storage = state.storage.clone();
+            let id = device.id;
+            tokio::task::spawn_blocking(move || storage.touch_devices(&[(id, now)])).await??;
+        }
         Ok(Caller { user, device, from })
     }
 }

@@ -66,14 +66,24 @@ impl AppState {
         }
     }
 
-    /// Writes what [`activity`] holds: last-seen times, and the counts of refused tokens
-    /// of minutes gone by (of every minute, the current one too, when `all`). What a
-    /// failed write took is put back for the next.
+    /// Audits a refusal anyone can cause without signing in, at once or counted
+    /// ([`activity`]): a flood of them writes a bounded number of rows a minute.
+    pub async fn audit_refusal(&self, mut event: AuditEvent) {
+        if self.activity.refused(&mut event) {
+            self.audit(event).await;
+        }
+    }
+
+    /// Writes what [`activity`] holds: last-seen times, and the counts of refusals of
+    /// minutes gone by (of every minute, the current one too, when `all`). What a
+    /// failed write took is put back for the next; one flush at a time.
     pub async fn flush_activity(&self, all: bool) {
+        let _one_at_a_time = self.activity.flushing.lock().await;
         let (seen, rows) = self.activity.take(chrono::Utc::now(), all);
         if seen.is_empty() && rows.is_empty() {
             return;
         }
+        let count = rows.len();
         let storage = self.storage.clone();
         let res = tokio::task::spawn_blocking(move || {
             let written = storage
@@ -85,11 +95,11 @@ impl AppState {
         match res {
             Ok((Ok(()), _, _)) => {}
             Ok((Err(e), seen, rows)) => {
-                tracing::error!(error = %e, "writing last-seen times and refused-token counts failed");
+                tracing::error!(error = %e, rows = count, "writing last-seen times and refusal counts failed: kept for the next flush");
                 self.activity.put_back(seen, rows);
             }
             Err(e) => {
-                tracing::error!(error = %e, "writing last-seen times and refused-token counts failed")
+                tracing::error!(error = %e, rows = count, "writing last-seen times and refusal counts failed: they are lost")
             }
         }
     }
@@ -189,8 +199,15 @@ pub async fn serve_with_dashboard(
     let stopping = state.clone();
     tokio::spawn(async move {
         stopped().await;
-        stopping.flush_activity(true).await;
-        tracing::info!("stopping: last-seen times and refused-token counts written");
+        // Bounded: a stuck disk does not keep the process from stopping.
+        let flushed =
+            tokio::time::timeout(limits::ACTIVITY_FLUSH_EVERY, stopping.flush_activity(true)).await;
+        match flushed {
+            Ok(()) => tracing::info!("stopping: last-seen times and refusal counts written"),
+            Err(_) => {
+                tracing::error!("stopping: writing last-seen times and refusal counts timed out")
+            }
+        }
         std::process::exit(0);
     });
     axum::serve(

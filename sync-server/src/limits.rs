@@ -149,7 +149,11 @@ pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// How often devices' last-seen times and the counts of refused tokens are written
 /// (`activity.rs`): each request costs no write of its own.
 pub const ACTIVITY_FLUSH_EVERY: Duration = Duration::from_secs(10);
-/// Addresses whose refused tokens are counted apart in a minute; refusals from further
-/// addresses are counted together (`activity.rs`). Bounds the memory and the audit rows
-/// a flood from many addresses can make: at most this many rows a minute.
+/// Addresses (and kinds of refusal) told apart in a minute; refusals past that are
+/// counted together (`activity.rs`). Bounds the memory a flood from many addresses
+/// takes, and the count rows written at the end of its minute, to about this many.
 pub const MAX_TALLIED_ADDRESSES: usize = 10_000;
+/// Refusals audited at once in a minute, in all (`activity.rs`): past this, the first
+/// of a kind from a new address is counted too, so a flood from rotating addresses
+/// cannot make a write a request.
+pub const MAX_IMMEDIATE_REFUSAL_AUDITS: usize = 120;

@@ -118,8 +118,9 @@ async fn login(
         {
             // Refused before any password check, but still recorded: a user name with
             // CR/LF in it is someone probing the logs.
+            // Counted past the first from an address in a minute (`activity.rs`).
             state
-                .audit(event(&req.user, None, "login", &from, "bad_request"))
+                .audit_refusal(event(&req.user, None, "login", &from, "bad_request"))
                 .await;
             return Err(AppError::bad_request(
                 "bad_request",
@@ -147,7 +148,7 @@ async fn login(
         Ok(a) => a,
         Err(wait) => {
             state
-                .audit(event(&req.user, None, "login", &from, "rate_limited"))
+                .audit_refusal(event(&req.user, None, "login", &from, "rate_limited"))
                 .await;
             return Err(AppError::rate_limited(wait));
         }
@@ -394,7 +395,7 @@ async fn wiped(
     };
     let Some(device) = device else {
         state
-            .audit(AuditEvent {
+            .audit_refusal(AuditEvent {
                 target: "device:?".into(),
                 ..event("-", None, "device_wiped", &from, "denied")
             })

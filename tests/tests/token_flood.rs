@@ -108,11 +108,11 @@ async fn a_flood_of_bad_tokens_is_counted_not_written_one_by_one() {
         "the valid client is served during the flood: {served:?}"
     );
 
-    // While the server runs, the flood made one audit row (two if a minute turned
-    // during it), not 600.
+    // While the server runs, the flood made one audit row (up to three if a minute
+    // turned during it and a flush wrote the first minute's count), not 600.
     let now = rejections(&s);
     assert!(
-        (1..=2).contains(&now.len()),
+        (1..=3).contains(&now.len()),
         "the first refusal of the minute is audited at once, the rest counted: {now:?}"
     );
 
