@@ -33,7 +33,7 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use crate::auth::addr_key;
 use crate::limits;
-use crate::storage::AuditEvent;
+use crate::storage::{AuditEvent, audit_target};
 
 /// The origin recorded for refusals from addresses past the per-minute limit.
 pub const OTHER_ADDRESSES: &str = "other addresses";
@@ -84,10 +84,7 @@ impl Activity {
         if seen.written.insert(id) {
             return true;
         }
-        let t = seen.latest.entry(id).or_insert(at);
-        if *t < at {
-            *t = at;
-        }
+        seen.keep_latest(id, at);
         false
     }
 
@@ -95,12 +92,7 @@ impl Activity {
     /// audited at once (the first of its kind from its address, or wiped device, this
     /// minute, within the minute's budget); otherwise it is counted.
     pub fn refused(&self, e: &mut AuditEvent) -> bool {
-        e.target = e
-            .target
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(200)
-            .collect();
+        e.target = audit_target(&e.target);
         // A refused sign-in's actor is the name it gave, which may be long: cut too (its
         // control characters are kept, as given; the CLI shows them neutralised).
         if e.actor.chars().count() > 200 {
@@ -179,16 +171,23 @@ impl Activity {
         {
             let mut s = self.seen.lock().unwrap_or_else(|p| p.into_inner());
             for (id, at) in seen {
-                let t = s.latest.entry(id).or_insert(at);
-                if *t < at {
-                    *t = at;
-                }
+                s.keep_latest(id, at);
             }
         }
         let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
         let mut rows = rows;
         rows.append(&mut refused.done);
         refused.done = rows;
+    }
+}
+
+impl Seen {
+    /// Keeps `at` for device `id` unless a later time is already held.
+    fn keep_latest(&mut self, id: i64, at: DateTime<Utc>) {
+        let t = self.latest.entry(id).or_insert(at);
+        if *t < at {
+            *t = at;
+        }
     }
 }
 

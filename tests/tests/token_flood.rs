@@ -4,8 +4,9 @@
 //! written as one row per address and minute, at the next flush or when the server is
 //! stopped with SIGTERM. A valid client is served throughout, its device's last-seen
 //! time is written in a batch, and the audit log's chain stays whole.
-use std::time::Duration;
+mod api_support;
 
+use api_support::client;
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use reqwest::{Client, StatusCode};
@@ -13,14 +14,6 @@ use serde_json::{Value, json};
 use wardcheck_tests::server::{PASSWORD, Server};
 
 const FLOOD: usize = 600;
-
-fn client() -> Client {
-    Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("an HTTP client")
-}
 
 async fn me(c: &Client, s: &Server, token: &str) -> StatusCode {
     c.get(s.url("/api/v1/me"))

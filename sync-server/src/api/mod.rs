@@ -188,11 +188,7 @@ pub(crate) async fn audit(
             action: action.to_owned(),
             // Targets are ids the server validated or built; control characters are
             // dropped all the same, so nothing can forge a line in the log.
-            target: target
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(200)
-                .collect(),
+            target: crate::storage::audit_target(target),
             from: caller.map_or_else(|| "-".to_owned(), |c| c.from.clone()),
             outcome: outcome.to_owned(),
             detail: None,

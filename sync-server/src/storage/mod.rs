@@ -263,6 +263,16 @@ pub struct InspectionQuery {
     pub limit: usize,
 }
 
+/// An audit event's target as stored: control characters dropped (nothing can forge a
+/// line in the log) and cut to 200 characters.
+pub(crate) fn audit_target(target: &str) -> String {
+    target
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect()
+}
+
 /// One audit event: who, what, when (UTC), from where. Never content, passwords or
 /// tokens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
