@@ -8,6 +8,11 @@
 //!   connect, fetch the inspection (first sync), then change an answer and sync,
 //!   `--edits-per-client` times, each edit waiting until the server acknowledges it.
 //!   Throughput, p50/p99 latency and failures.
+//! - **One shared inspection**: `--shared` clients all on one inspection, each making
+//!   its edits as above, while every other client's edits reach it too.
+//! - **A flood of bad tokens** (ours only, `--flood N`): N clients as in the many-clients
+//!   test, alternately without and with `--flood-tasks` connections a time presenting
+//!   tokens the server never issued, `--flood-pairs` times each, on fresh inspections.
 //!
 //! Both servers run as child processes on loopback with fresh data folders. Ours
 //! gets its users, device tokens and inspections in its data folder before it
@@ -46,8 +51,20 @@ struct Args {
     #[arg(long, default_value_t = 200)]
     edits: usize,
     /// Client counts for the many-clients test (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "100,500")]
+    #[arg(long, value_delimiter = ',', default_value = "100,500,1000")]
     clients: Vec<usize>,
+    /// Client counts for the shared test: that many clients on one inspection.
+    #[arg(long, value_delimiter = ',', default_value = "10,50")]
+    shared: Vec<usize>,
+    /// Also (ours only): this many clients with and without a flood of bad tokens.
+    #[arg(long)]
+    flood: Option<usize>,
+    /// How many times each of the two flood runs is made, alternately.
+    #[arg(long, default_value_t = 2)]
+    flood_pairs: usize,
+    /// Connection attempts with a bad token in flight at once during a flood.
+    #[arg(long, default_value_t = 8)]
+    flood_tasks: usize,
     /// Edits each client makes and syncs in the many-clients test.
     #[arg(long, default_value_t = 10)]
     edits_per_client: usize,
@@ -186,6 +203,10 @@ struct ServerResult {
     name: &'static str,
     latency: Latency,
     loads: Vec<Load>,
+    /// Clients on one shared inspection.
+    shared: Vec<Load>,
+    /// Load runs without and with a flood of bad tokens, alternately.
+    floods: Vec<Flooded>,
     peak_rss_kib: Option<u64>,
     cpu: Option<Duration>,
 }
@@ -207,6 +228,31 @@ struct Load {
     /// Edit + sync until acknowledged, per edit.
     edits: Vec<Duration>,
     failures: Vec<String>,
+}
+
+/// A load run, and the bad-token attempts made meanwhile (none: no flood).
+#[derive(Debug)]
+struct Flooded {
+    load: Load,
+    attempts: Option<u64>,
+}
+
+impl Args {
+    /// The clients our server needs an inspection and inspectors for, as groups that
+    /// share one inspection, in the order the workload takes them: two for the latency
+    /// test, one each for the many-clients and flood runs, and the shared ones.
+    fn groups(&self, ours: bool) -> Vec<usize> {
+        let single: usize = self.clients.iter().sum::<usize>()
+            + if ours {
+                self.flood.unwrap_or(0) * 2 * self.flood_pairs
+            } else {
+                0
+            };
+        let mut g = vec![2];
+        g.extend(std::iter::repeat_n(1, single));
+        g.extend(self.shared.iter().copied());
+        g
+    }
 }
 
 fn server_bin(args: &Args) -> Result<PathBuf> {
@@ -239,16 +285,16 @@ async fn run_ours(args: &Args, setup: &Setup) -> Result<ServerResult> {
     let scratch = tempfile::tempdir()?;
     let data = scratch.path().join("data");
     let log = scratch.path().join("server.log");
-    let needed: usize = 1 + args.clients.iter().sum::<usize>();
+    let groups = args.groups(true);
     let result = async {
         eprintln!(
-            "ours: creating {needed} inspections and {} device tokens",
-            needed + 1
+            "ours: creating {} inspections and {} device tokens",
+            groups.len(),
+            groups.iter().sum::<usize>()
         );
         let made = {
             let data = data.clone();
-            tokio::task::spawn_blocking(move || servers::OurData::create(&data, needed, needed + 1))
-                .await??
+            tokio::task::spawn_blocking(move || servers::OurData::create(&data, &groups)).await??
         };
         let server = servers::start_ours(&bin, &made.dir, &log)?;
         let mut tokens = made
@@ -277,7 +323,7 @@ async fn run_js(args: &Args, setup: &Setup) -> Result<ServerResult> {
     let scratch = tempfile::tempdir()?;
     let data = scratch.path().join("data");
     let log = scratch.path().join("server.log");
-    let needed: usize = 1 + args.clients.iter().sum::<usize>();
+    let needed: usize = args.groups(false).len();
     let result = async {
         eprintln!("js: pushing {needed} inspections to the JS server, then restarting it");
         let seeder = servers::start_js(&args.node, &script, &data, &log)?;
@@ -371,13 +417,114 @@ async fn run_workload(
         }
         loads.push(load(setup, targets, args.edits_per_client).await);
     }
+    let mut floods = Vec::new();
+    if let (Some(n), true) = (args.flood, name == "ours") {
+        for pair in 0..args.flood_pairs {
+            for flooding in [false, true] {
+                eprintln!(
+                    "{name}: {n} clients, {} edits each, {} bad tokens (pair {})",
+                    args.edits_per_client,
+                    if flooding { "with" } else { "without" },
+                    pair + 1
+                );
+                let mut targets = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let (token, actor, user) = tokens.next().context("a token")?;
+                    targets.push(Target {
+                        url: server.ws_url.clone(),
+                        token,
+                        actor,
+                        user,
+                        doc_id: docs.next().context("a document")?,
+                    });
+                }
+                let flood = flooding.then(|| Flood::start(&server.ws_url, args.flood_tasks));
+                let load = load(setup, targets, args.edits_per_client).await;
+                let attempts = flood.map(Flood::stop);
+                floods.push(Flooded { load, attempts });
+            }
+        }
+    }
+    let mut shared = Vec::new();
+    for &n in &args.shared {
+        eprintln!(
+            "{name}: {n} clients on one inspection, {} edits each",
+            args.edits_per_client
+        );
+        let doc = docs.next().context("a document")?;
+        let mut targets = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (token, actor, user) = tokens.next().context("a token")?;
+            targets.push(Target {
+                url: server.ws_url.clone(),
+                token,
+                actor,
+                user,
+                doc_id: doc.clone(),
+            });
+        }
+        shared.push(load(setup, targets, args.edits_per_client).await);
+    }
     Ok(ServerResult {
         name,
         latency,
         loads,
+        shared,
+        floods,
         peak_rss_kib: server.memory_kib().map(|m| m.0),
         cpu: server.cpu_time(),
     })
+}
+
+/// Connections presenting tokens the server never issued, `tasks` at a time, on a
+/// thread and runtime of their own, until stopped.
+struct Flood {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl Flood {
+    fn start(url: &str, tasks: usize) -> Flood {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let stop = Arc::new(AtomicBool::new(false));
+        let url = url.to_owned();
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let attempts = Arc::new(AtomicU64::new(0));
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the flood");
+            rt.block_on(async {
+                let mut set = tokio::task::JoinSet::new();
+                for t in 0..tasks {
+                    let (url, flag, attempts) = (url.clone(), flag.clone(), attempts.clone());
+                    set.spawn(async move {
+                        let mut k = 0u64;
+                        while !flag.load(Ordering::Relaxed) {
+                            k += 1;
+                            // Well formed (64 hex digits), so the server looks each up.
+                            let token = format!("{:032x}{:032x}", t as u128 + 1, k as u128);
+                            // Refused at the upgrade: a failure is the expected answer.
+                            if Connection::connect(&url, Some(&token)).await.is_ok() {
+                                panic!("the server took a token it never issued");
+                            }
+                            attempts.fetch_add(1, Ordering::Relaxed);
+                        }
+                    });
+                }
+                while set.join_next().await.is_some() {}
+            });
+            attempts.load(Ordering::Relaxed)
+        });
+        Flood { stop, thread }
+    }
+
+    /// Stops the flood; returns how many attempts it made.
+    fn stop(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap_or(0)
+    }
 }
 
 /// Connects and fetches the inspection: the first sync.
@@ -501,6 +648,21 @@ async fn load(setup: &Setup, targets: Vec<Target>, edits: usize) -> Load {
     out
 }
 
+/// The median of `v` (the mean of the middle two when even); NaN when empty.
+fn median(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let m = s.len() / 2;
+    if s.len() % 2 == 1 {
+        s[m]
+    } else {
+        (s[m - 1] + s[m]) / 2.0
+    }
+}
+
 /// The nearest-rank percentile `p` (0-100) of `v`, in milliseconds.
 fn pct(v: &[Duration], p: f64) -> f64 {
     if v.is_empty() {
@@ -549,26 +711,84 @@ fn report(args: &Args, results: &[ServerResult]) {
         "edit p99",
         "failures"
     );
+    let row = |name: &str, l: &Load| {
+        let syncs = l.first.len() + l.edits.len();
+        println!(
+            "  {:<6} {:>7} {:>9.2} {:>10.0} {:>11.1} {:>11.1} {:>11.1} {:>11.1} {:>9}",
+            name,
+            l.clients,
+            l.wall.as_secs_f64(),
+            syncs as f64 / l.wall.as_secs_f64(),
+            pct(&l.first, 50.0),
+            pct(&l.first, 99.0),
+            pct(&l.edits, 50.0),
+            pct(&l.edits, 99.0),
+            l.failures.len()
+        );
+    };
     for r in results {
         for l in &r.loads {
-            let syncs = l.first.len() + l.edits.len();
-            println!(
-                "  {:<6} {:>7} {:>9.2} {:>10.0} {:>11.1} {:>11.1} {:>11.1} {:>11.1} {:>9}",
-                r.name,
-                l.clients,
-                l.wall.as_secs_f64(),
-                syncs as f64 / l.wall.as_secs_f64(),
-                pct(&l.first, 50.0),
-                pct(&l.first, 99.0),
-                pct(&l.edits, 50.0),
-                pct(&l.edits, 99.0),
-                l.failures.len()
-            );
+            row(r.name, l);
         }
     }
     println!("  (latencies in ms; syncs = first syncs + acknowledged edits)");
+    if results.iter().any(|r| !r.shared.is_empty()) {
+        println!();
+        println!(
+            "All on one shared inspection, each: connect, first sync, {} edits each synced until acknowledged:",
+            args.edits_per_client
+        );
+        for r in results {
+            for l in &r.shared {
+                row(r.name, l);
+            }
+        }
+    }
+    let flooded: Vec<&Flooded> = results.iter().flat_map(|r| &r.floods).collect();
+    if !flooded.is_empty() {
+        println!();
+        println!(
+            "Ours, {} clients, without and with {} connections at a time presenting bad tokens:",
+            flooded[0].load.clients, args.flood_tasks
+        );
+        for f in &flooded {
+            let label = match f.attempts {
+                None => "quiet".to_owned(),
+                Some(n) => format!(
+                    "flood ({n} bad tokens, {:.0}/s)",
+                    n as f64 / f.load.wall.as_secs_f64()
+                ),
+            };
+            println!(
+                "  {:<34} edit p50 {:>7.1} ms, edit p99 {:>7.1} ms, failures {}",
+                label,
+                pct(&f.load.edits, 50.0),
+                pct(&f.load.edits, 99.0),
+                f.load.failures.len()
+            );
+        }
+        let p99s = |flood: bool| -> Vec<f64> {
+            flooded
+                .iter()
+                .filter(|f| f.attempts.is_some() == flood)
+                .map(|f| pct(&f.load.edits, 99.0))
+                .collect()
+        };
+        let (quiet, loud) = (p99s(false), p99s(true));
+        let ratios: Vec<f64> = quiet.iter().zip(&loud).map(|(q, l)| l / q).collect();
+        println!(
+            "  edit p99 with the flood / without, pair by pair: {}; median {:.2}",
+            ratios
+                .iter()
+                .map(|r| format!("{r:.2}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            median(&ratios)
+        );
+    }
     for r in results {
-        for l in &r.loads {
+        let floods = r.floods.iter().map(|f| &f.load);
+        for l in r.loads.iter().chain(&r.shared).chain(floods) {
             for f in l.failures.iter().take(5) {
                 println!("  {} {} clients: failure: {f}", r.name, l.clients);
             }
@@ -592,10 +812,16 @@ fn report(args: &Args, results: &[ServerResult]) {
             pct(&ours.latency.propagation, 50.0) / pct(&js.latency.propagation, 50.0),
             pct(&ours.latency.propagation, 99.0) / pct(&js.latency.propagation, 99.0)
         );
-        for (o, j) in ours.loads.iter().zip(&js.loads) {
+        let pairs = ours.loads.iter().zip(&js.loads).map(|p| ("", p));
+        let shared = ours
+            .shared
+            .iter()
+            .zip(&js.shared)
+            .map(|p| ("on one inspection, ", p));
+        for (what, (o, j)) in pairs.chain(shared) {
             let rate = |l: &Load| (l.first.len() + l.edits.len()) as f64 / l.wall.as_secs_f64();
             println!(
-                "  {} clients: throughput {:.2}, edit p50 {:.2}, edit p99 {:.2}",
+                "  {} clients {what}throughput {:.2}, edit p50 {:.2}, edit p99 {:.2}",
                 o.clients,
                 rate(o) / rate(j),
                 pct(&o.edits, 50.0) / pct(&j.edits, 50.0),

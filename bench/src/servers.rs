@@ -141,10 +141,10 @@ fn spawn(
 
 /// Our server's data: one inspector per client (each with one device token and one
 /// bound actor, as a field device has), and inspections, made in the data folder before
-/// the server starts. Inspection 0 (the latency test's) is shared by the first two
-/// inspectors; inspector `k` (from 2) has inspection `k - 1`: the order the workload takes
-/// them in. One user per client, as in the field: a user may hold only a few sync
-/// connections at once (`limits::MAX_CONNECTIONS_PER_USER`).
+/// the server starts. `groups` says how many inspectors share each inspection, in the
+/// order the workload takes them: the tokens come group by group. One user per client,
+/// as in the field: a user may hold only a few sync connections at once
+/// (`limits::MAX_CONNECTIONS_PER_USER`).
 #[derive(Debug)]
 pub struct OurData {
     pub dir: PathBuf,
@@ -154,39 +154,40 @@ pub struct OurData {
     pub actors: Vec<automerge::ActorId>,
     /// The user each token signs in as.
     pub users: Vec<String>,
+    /// One a group.
     pub inspections: Vec<Uuid>,
 }
 
 impl OurData {
-    /// Creates `inspections` inspections and `tokens` inspectors with a device each.
-    pub fn create(dir: &Path, inspections: usize, tokens: usize) -> Result<OurData> {
+    /// Creates one inspection for each group, and as many inspectors as the group
+    /// holds, each with a device, all assigned to it.
+    pub fn create(dir: &Path, groups: &[usize]) -> Result<OurData> {
         let storage: Arc<dyn Storage> = Arc::new(SqliteStorage::open(dir)?);
         let now = Utc::now();
         let hash = auth::hash_password("benchmark password, never used to sign in")?;
+        let tokens: usize = groups.iter().sum();
         let mut out = OurData {
             dir: dir.to_path_buf(),
             tokens: Vec::with_capacity(tokens),
             actors: Vec::with_capacity(tokens),
             users: Vec::with_capacity(tokens),
-            inspections: Vec::with_capacity(inspections),
+            inspections: Vec::with_capacity(groups.len()),
         };
-        for k in 0..tokens {
-            let user = format!("{USER}-{k}");
-            let uid = storage.add_user(&user, "Benchmark", &Role::Inspector, &hash)?;
-            let (token, token_hash) = auth::new_token();
-            let device = storage.add_device(uid, &format!("bench-{k}"), &token_hash, now)?;
-            let actor = automerge::ActorId::random();
-            storage.bind_actor(actor.to_bytes(), &user, Some(device), now)?;
-            out.tokens.push(token);
-            out.actors.push(actor);
-            out.users.push(user);
-        }
-        for i in 0..inspections {
-            let assign = if i == 0 {
-                out.users.iter().take(2).cloned().collect()
-            } else {
-                out.users.get(i + 1).cloned().into_iter().collect()
-            };
+        for &members in groups {
+            let mut assign = Vec::with_capacity(members);
+            for _ in 0..members {
+                let k = out.users.len();
+                let user = format!("{USER}-{k}");
+                let uid = storage.add_user(&user, "Benchmark", &Role::Inspector, &hash)?;
+                let (token, token_hash) = auth::new_token();
+                let device = storage.add_device(uid, &format!("bench-{k}"), &token_hash, now)?;
+                let actor = automerge::ActorId::random();
+                storage.bind_actor(actor.to_bytes(), &user, Some(device), now)?;
+                out.tokens.push(token);
+                out.actors.push(actor);
+                out.users.push(user.clone());
+                assign.push(user);
+            }
             let req = CreateInspection {
                 trust: TRUST.into(),
                 sites: vec![],

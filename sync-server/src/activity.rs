@@ -76,6 +76,13 @@ struct Tally {
     counted: u64,
 }
 
+impl Tally {
+    /// Every refusal it stands for: those counted, and the first if audited.
+    fn seen(&self) -> u64 {
+        self.counted + u64::from(self.audited)
+    }
+}
+
 impl Activity {
     /// Device `id` was seen at `at`: `true` when it is its first sighting since the
     /// server started, which the caller writes at once.
@@ -92,6 +99,13 @@ impl Activity {
     /// audited at once (the first of its kind from its address, or wiped device, this
     /// minute, within the minute's budget); otherwise it is counted.
     pub fn refused(&self, e: &mut AuditEvent) -> bool {
+        self.refused_counting(e).0
+    }
+
+    /// The same, with how many refusals of its kind, from its address (or wiped device),
+    /// this minute has seen so far, this one too (past [`limits::MAX_TALLIED_ADDRESSES`],
+    /// those of every other address together).
+    pub fn refused_counting(&self, e: &mut AuditEvent) -> (bool, u64) {
         e.target = audit_target(&e.target);
         // A refused sign-in's actor is the name it gave, which may be long: cut too (its
         // control characters are kept, as given; the CLI shows them neutralised).
@@ -113,7 +127,7 @@ impl Activity {
         };
         if let Some(t) = refused.tally.get_mut(&key) {
             t.counted += 1;
-            return false;
+            return (false, t.seen());
         }
         if refused.tally.len() < limits::MAX_TALLIED_ADDRESSES {
             let audited = refused.immediate < limits::MAX_IMMEDIATE_REFUSAL_AUDITS;
@@ -126,7 +140,7 @@ impl Activity {
                     counted: u64::from(!audited),
                 },
             );
-            return audited;
+            return (audited, 1);
         }
         let other = refused
             .tally
@@ -142,7 +156,7 @@ impl Activity {
                 counted: 0,
             });
         other.counted += 1;
-        false
+        (false, other.seen())
     }
 
     /// What to write now: every device's latest last-seen time, and the rows of the
@@ -260,6 +274,25 @@ mod tests {
     }
 
     const T: &str = "2026-12-06T10:00:05Z";
+
+    #[test]
+    fn each_refusal_says_how_many_its_address_has_had_this_minute() {
+        let a = Activity::default();
+        for n in 1..=5 {
+            assert_eq!(a.refused_counting(&mut refusal("10.0.0.1", T)).1, n);
+        }
+        assert_eq!(
+            a.refused_counting(&mut refusal("10.0.0.2", T)).1,
+            1,
+            "per address"
+        );
+        let next_minute = "2026-12-06T10:01:05Z";
+        assert_eq!(
+            a.refused_counting(&mut refusal("10.0.0.1", next_minute)).1,
+            1,
+            "counted afresh each minute"
+        );
+    }
 
     #[test]
     fn the_first_refusal_of_a_kind_from_an_address_in_a_minute_is_audited_the_rest_counted() {

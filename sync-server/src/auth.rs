@@ -144,25 +144,23 @@ impl FromRequestParts<AppState> for Caller {
         let well_formed = token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit());
         let hash = token_hash(&token);
         let storage = state.storage.clone();
-        let found = if well_formed {
-            tokio::task::spawn_blocking(move || storage.device_by_token(&hash)).await??
+        // A device revoked with a wipe is told so, until its app says it has deleted its
+        // data: that is how the app learns to. Both looked up in one trip to storage.
+        let (found, to_wipe) = if well_formed {
+            tokio::task::spawn_blocking(move || match storage.device_by_token(&hash)? {
+                Some(found) => Ok::<_, crate::storage::StorageError>((Some(found), None)),
+                None => Ok((None, storage.device_to_wipe(&hash)?)),
+            })
+            .await??
         } else {
-            None
+            (None, None)
         };
         let Some((device, user)) = found else {
-            // A device revoked with a wipe is told so, until its app says it has
-            // deleted its data: that is how the app learns to.
-            let storage = state.storage.clone();
-            let to_wipe = if well_formed {
-                tokio::task::spawn_blocking(move || storage.device_to_wipe(&hash)).await??
-            } else {
-                None
-            };
             // Audited at once the first time a minute per address (per device for a wiped
             // one), and counted after that (`activity.rs`): a flood of bad tokens costs
             // no write each.
-            state
-                .audit_refusal(AuditEvent {
+            let seen = state
+                .audit_refusal_counting(AuditEvent {
                     at: chrono::Utc::now(),
                     actor: to_wipe.as_ref().map_or("-".into(), |d| d.user_name.clone()),
                     device: to_wipe.as_ref().map(|d| d.id),
@@ -173,6 +171,10 @@ impl FromRequestParts<AppState> for Caller {
                     detail: None,
                 })
                 .await;
+            // A wiped device is told at once; a flood of bad tokens waits.
+            if to_wipe.is_none() {
+                state.hold_refusal(seen).await;
+            }
             if to_wipe.is_some() {
                 return Err(AppError::new(
                     axum::http::StatusCode::UNAUTHORIZED,

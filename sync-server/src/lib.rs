@@ -43,6 +43,25 @@ use tokio::net::TcpListener;
 
 use crate::storage::{AuditEvent, Storage};
 
+/// This process's limit on open files (the soft one), from `/proc/self/limits`; `None`
+/// where that cannot be read.
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// How many refused answers may be held at once: a quarter of the open-files limit (each
+/// holds a connection's socket, and valid users need the rest), at most
+/// [`limits::MAX_HELD_REFUSALS`], at least 16; 256 if the limit is unknown.
+fn held_refusals_cap(open_files: Option<u64>) -> usize {
+    open_files.map_or(256, |n| {
+        usize::try_from(n / 4)
+            .unwrap_or(usize::MAX)
+            .clamp(16, limits::MAX_HELD_REFUSALS)
+    })
+}
+
 /// What every handler shares.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -53,6 +72,10 @@ pub struct AppState {
     pub connections: Arc<sync::ConnectionCounts>,
     /// Last-seen times and refused tokens, written in batches ([`activity`]).
     pub activity: Arc<activity::Activity>,
+    /// Open event streams per user ([`limits::MAX_EVENT_STREAMS_PER_USER`]).
+    pub streams: Arc<sync::ConnectionCounts>,
+    /// Answers to refused tokens held back now ([`AppState::hold_refusal`]).
+    pub held_refusals: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -62,23 +85,59 @@ impl AppState {
             storage,
             logins: Arc::new(auth::LoginLimiter::default()),
             connections: Arc::default(),
+            streams: Arc::default(),
             activity: Arc::default(),
+            held_refusals: Arc::new(tokio::sync::Semaphore::new(held_refusals_cap(
+                open_files_limit(),
+            ))),
         }
     }
 
     /// Audits a refusal anyone can cause without signing in, at once or counted
     /// ([`activity`]): a flood of them writes a bounded number of rows a minute.
-    pub async fn audit_refusal(&self, mut event: AuditEvent) {
-        if self.activity.refused(&mut event) {
+    pub async fn audit_refusal(&self, event: AuditEvent) {
+        self.audit_refusal_counting(event).await;
+    }
+
+    /// The same; returns how many refusals of its kind its address has had this minute,
+    /// this one too.
+    pub async fn audit_refusal_counting(&self, mut event: AuditEvent) -> u64 {
+        let (audit, seen) = self.activity.refused_counting(&mut event);
+        if audit {
             self.audit(event).await;
+        }
+        seen
+    }
+
+    /// Holds back the answer to a refused token when its address has had more than
+    /// [`limits::FREE_REFUSALS_PER_MINUTE`] refusals this minute: a flood of bad tokens
+    /// from a few connections then makes a few attempts a second, not thousands. At most
+    /// a quarter of the open-files limit (and [`limits::MAX_HELD_REFUSALS`]) are held at
+    /// once, so held sockets never crowd out valid users; past that they go at once.
+    pub async fn hold_refusal(&self, seen: u64) {
+        if seen <= limits::FREE_REFUSALS_PER_MINUTE {
+            return;
+        }
+        if let Ok(_held) = self.held_refusals.clone().try_acquire_owned() {
+            tokio::time::sleep(limits::REFUSAL_DELAY).await;
         }
     }
 
-    /// Writes what [`activity`] holds: last-seen times, and the counts of refusals of
-    /// minutes gone by (of every minute, the current one too, when `all`). What a
-    /// failed write took is put back for the next; one flush at a time.
+    /// Writes what is held in memory between flushes: peers' sync states
+    /// ([`sync::Documents::flush_sync_states`]), and what [`activity`] holds: last-seen
+    /// times, and the counts of refusals of minutes gone by (of every minute, the current
+    /// one too, when `all`). What a failed write took is put back for the next; one
+    /// flush at a time.
     pub async fn flush_activity(&self, all: bool) {
         let _one_at_a_time = self.activity.flushing.lock().await;
+        let docs = self.docs.clone();
+        match tokio::task::spawn_blocking(move || docs.flush_sync_states()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "writing peers' sync states failed: kept for the next flush")
+            }
+            Err(e) => tracing::error!(error = %e, "writing peers' sync states failed"),
+        }
         let (seen, rows) = self.activity.take(chrono::Utc::now(), all);
         if seen.is_empty() && rows.is_empty() {
             return;
@@ -203,9 +262,13 @@ pub async fn serve_with_dashboard(
         let flushed =
             tokio::time::timeout(limits::ACTIVITY_FLUSH_EVERY, stopping.flush_activity(true)).await;
         match flushed {
-            Ok(()) => tracing::info!("stopping: last-seen times and refusal counts written"),
+            Ok(()) => {
+                tracing::info!("stopping: sync states, last-seen times and refusal counts written")
+            }
             Err(_) => {
-                tracing::error!("stopping: writing last-seen times and refusal counts timed out")
+                tracing::error!(
+                    "stopping: writing sync states, last-seen times and refusal counts timed out"
+                )
             }
         }
         std::process::exit(0);
@@ -239,4 +302,22 @@ async fn stopped() {
     }
     #[cfg(not(unix))]
     ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_refusals_leave_most_open_files_to_valid_users() {
+        assert_eq!(
+            held_refusals_cap(Some(1024)),
+            256,
+            "Debian's default soft limit"
+        );
+        assert_eq!(held_refusals_cap(Some(40)), 16, "never fewer than 16");
+        assert_eq!(held_refusals_cap(Some(1 << 20)), limits::MAX_HELD_REFUSALS);
+        assert_eq!(held_refusals_cap(None), 256);
+        assert!(open_files_limit().is_some_and(|n| n > 0), "read on Linux");
+    }
 }

@@ -149,6 +149,49 @@ pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// How often devices' last-seen times and the counts of refused tokens are written
 /// (`activity.rs`): each request costs no write of its own.
 pub const ACTIVITY_FLUSH_EVERY: Duration = Duration::from_secs(10);
+
+/// Most peers' sync states held in memory between two flushes (each is a few hundred
+/// bytes at most: the heads both sides share). Past it, a new peer's state is not kept,
+/// which costs it only a longer sync the next time it connects.
+pub const MAX_HELD_SYNC_STATES: usize = 100_000;
+/// Sync states written in one transaction by a flush.
+pub const SYNC_STATES_PER_WRITE: usize = 2_000;
+
+/// Refused tokens one address may present in a minute and be answered at once. Past
+/// this, each refusal is answered after [`REFUSAL_DELAY`]: a field device with a revoked
+/// token is refused once and signs in again; only a flood waits.
+pub const FREE_REFUSALS_PER_MINUTE: u64 = 30;
+/// How long the answer to a refused token waits past the free ones.
+pub const REFUSAL_DELAY: Duration = Duration::from_secs(1);
+/// Answers to refused tokens held back at once (each holds a connection open); past
+/// this they are answered at once, so a flood from many addresses cannot make the
+/// server hold connections without bound.
+pub const MAX_HELD_REFUSALS: usize = 4096;
+
+/// A sync connection pushes what others changed at once, then waits this long for each
+/// other connection following the same document, past the first, before it pushes
+/// again (what changed meanwhile goes in that one push): the work a change costs grows
+/// with the followers, and this keeps a busy shared inspection from spending it on
+/// every keystroke. Two people on one inspection hear each other at once.
+pub const PUSH_GAP_PER_FOLLOWER: Duration = Duration::from_millis(2);
+/// The longest wait between two pushes (the JavaScript server waits 100 ms always).
+pub const MAX_PUSH_GAP: Duration = Duration::from_millis(100);
+
+/// Event streams one user may hold open at once (dashboard tabs), counted apart from
+/// sync connections; past this the request is refused with 429.
+pub const MAX_EVENT_STREAMS_PER_USER: usize = 8;
+/// An event stream ends (`closed`, `expired`) after this long, and the page subscribes
+/// again: no stream holds its place for ever.
+pub const EVENTS_MAX_AGE: Duration = Duration::from_secs(3600);
+/// An event stream (`/api/v1/inspections/{id}/events`) tells changes that come closer
+/// together than this in one event: a burst of edits costs an open page one read.
+pub const EVENTS_MIN_GAP: Duration = Duration::from_millis(250);
+/// A quiet event stream checks the caller's sign-in and rights again this often (and
+/// before every event), and ends when they are gone.
+pub const EVENTS_RECHECK: Duration = Duration::from_secs(30);
+/// A comment line on a quiet event stream this often, so that proxies and browsers keep
+/// it open, and a page that went away is noticed.
+pub const EVENTS_KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Addresses (and kinds of refusal) told apart in a minute; refusals past that are
 /// counted together (`activity.rs`). Bounds the memory a flood from many addresses
 /// takes, and the count rows written at the end of its minute, to about this many.

@@ -158,6 +158,18 @@ step("the inspection page shows the contradiction beside the answer, devices and
 
 step("an edit another user makes (the trust lead's response) appears on the open page without a reload", async () => {
   await page.evaluate(() => (window.__wardcheckNotReloaded = true));
+  // The page follows the inspection's event stream: while nothing changes it reads
+  // nothing (polling would have read the inspection at least twice in this window).
+  await page.locator("[data-live=pushed]").waitFor();
+  const path = `/api/v1/inspections/${args.inspection}`;
+  const reads = [];
+  const count = (r) => {
+    const u = new URL(r.url());
+    if (u.pathname === path || u.pathname === `${path}/join`) reads.push(u.pathname);
+  };
+  page.on("request", count);
+  await page.waitForTimeout(3 * 2500);
+  assert.deepEqual(reads, [], "no reads while nothing changed");
   process.stdout.write("wardcheck-e2e: ready-for-edit\n");
   const lines = createInterface({ input: process.stdin });
   const answer = await new Promise((resolve) => lines.once("line", resolve));
@@ -168,6 +180,11 @@ step("an edit another user makes (the trust lead's response) appears on the open
   const rec = page.locator("[data-testid=trust-response]");
   await rec.filter({ hasText: args.note }).waitFor({ timeout: 15_000 });
   assert.equal(await page.evaluate(() => window.__wardcheckNotReloaded), true, "the page was not reloaded");
+  // The response changed the response document only: the inspection was read again, the
+  // join (which depends on the inspection document) was not.
+  page.off("request", count);
+  assert.ok(reads.includes(path), `the inspection was read again: ${JSON.stringify(reads)}`);
+  assert.ok(!reads.includes(`${path}/join`), `the join was not: ${JSON.stringify(reads)}`);
 });
 
 step("the CSV export neutralises formulas and quotes cells as RFC 4180 says", async () => {

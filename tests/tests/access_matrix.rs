@@ -386,6 +386,32 @@ async fn try_cell(ctx: &mut Ctx, row: &str, col: usize) -> Option<String> {
                 status(&res)
             }
         }
+        "GET /api/v1/inspections/{id}/events" => {
+            let url = |id: Uuid| ctx.url(&format!("/api/v1/inspections/{id}/events"));
+            let res = ctx.send(c.get(url(f.id)), &token).await;
+            match res.status() {
+                // The parts the stream's first event says the caller follows; the rest
+                // of the stream is let go.
+                StatusCode::OK => {
+                    let mut events = Events::new(res);
+                    let (name, data) = events
+                        .next(std::time::Duration::from_secs(30))
+                        .await
+                        .unwrap_or_else(|| panic!("{what}: the stream's first event"));
+                    assert_eq!(name, "ready", "{what}");
+                    let parts = Events::parts(&data);
+                    if parts.is_empty() {
+                        "200 none".into()
+                    } else {
+                        format!("200 {}", parts.join(" "))
+                    }
+                }
+                StatusCode::NOT_FOUND => {
+                    same_404(ctx, res, c.get(url(random)), &token, &what).await
+                }
+                _ => status(&res),
+            }
+        }
         "POST /api/v1/inspections/{id}/assign"
         | "POST /api/v1/inspections/{id}/share"
         | "POST /api/v1/inspections/{id}/state" => {

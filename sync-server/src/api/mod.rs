@@ -17,6 +17,7 @@
 //! (`AppError::not_found`), so ids cannot be probed.
 
 mod documents;
+mod events;
 mod history;
 mod inspections;
 mod join;
@@ -48,6 +49,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/v1/inspections/{id}", get(inspections::get_one))
         .route("/api/v1/inspections/{id}/join", get(join::get_join))
+        .route("/api/v1/inspections/{id}/events", get(events::events))
         .route("/api/v1/inspections/{id}/assign", post(inspections::assign))
         .route("/api/v1/inspections/{id}/share", post(inspections::share))
         .route(

@@ -8,6 +8,7 @@
 //! `synchronous=FULL`, because the sync protocol tells a peer "I have your change"
 //! only after that.
 
+pub(crate) mod group;
 pub mod sqlite;
 
 use chrono::{DateTime, Utc};
@@ -35,6 +36,9 @@ pub enum StorageError {
     NewerSchema { found: i64, known: i64 },
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A write grouped with others (`group`) whose transaction did not commit.
+    #[error("the commit failed: {0}")]
+    Commit(String),
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
@@ -418,7 +422,8 @@ pub trait Storage:
     fn without_review_doc(&self) -> Result<Vec<Uuid>>;
     fn change_rows(&self, doc: Uuid) -> Result<i64>;
     fn sync_state(&self, doc: Uuid, peer: &str) -> Result<Option<Vec<u8>>>;
-    fn put_sync_state(&self, doc: Uuid, peer: &str, state: &[u8]) -> Result<()>;
+    /// Writes peers' sync states (document, peer, state), all in one transaction.
+    fn put_sync_states(&self, states: &[(Uuid, &str, &[u8])]) -> Result<()>;
     fn reset_sync_state(&self, doc: Uuid, peer: &str) -> Result<()>;
     /// Records which photos a document refers to (replacing the previous list).
     fn set_photo_refs(&self, doc: Uuid, hashes: &[String]) -> Result<()>;

@@ -227,7 +227,15 @@ UPDATE blobs SET bytes = x'' WHERE complete = 0;
 
 #[derive(Debug)]
 pub struct SqliteStorage {
+    /// The one connection that writes (SQLite takes one writer at a time).
     conn: Mutex<Connection>,
+    /// Connections that only read: under WAL they read what is committed while the
+    /// writer commits, so a read never waits for another request's fsync.
+    readers: Readers,
+    /// Received changes waiting to be committed together ([`super::group`]).
+    appends: super::group::Group<Append>,
+    /// Audit events waiting to be committed together, each linked to the one before.
+    audits: super::group::Group<AuditEvent>,
     /// `telemetry.db` beside this file (see `crate::telemetry`).
     pub(crate) telemetry: crate::telemetry::TelemetryDb,
 }
@@ -268,7 +276,10 @@ impl SqliteStorage {
         let telemetry = crate::telemetry::TelemetryDb::open(dir)?;
         telemetry.attach(&conn)?;
         Ok(SqliteStorage {
+            readers: Readers::new(dir.join("wardcheck.db")),
             conn: Mutex::new(conn),
+            appends: Default::default(),
+            audits: Default::default(),
             telemetry,
         })
     }
@@ -278,6 +289,194 @@ impl SqliteStorage {
         // write is a transaction), so a poisoned lock is safe to take over.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// A connection for a read that needs nothing uncommitted, in a read transaction
+    /// of its own until dropped: every statement of the read sees one snapshot, taken
+    /// after every write that returned before the read began, so it sees them.
+    fn reader(&self) -> Reader<'_> {
+        let r = self.readers.take();
+        if let Err(e) = r.execute_batch("BEGIN") {
+            // The read's first statement then runs on its own: logged, not fatal.
+            tracing::warn!(error = %e, "beginning a read transaction failed");
+        }
+        r
+    }
+}
+
+/// Most connections reading at once; a read past them waits for one to be let go.
+const MAX_READERS: usize = 8;
+
+impl std::fmt::Debug for Readers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pool = self.pool();
+        f.debug_struct("Readers")
+            .field("open", &pool.open)
+            .field("idle", &pool.idle.len())
+            .finish()
+    }
+}
+
+/// The read-only connections, opened as needed up to [`MAX_READERS`] and kept.
+struct Readers {
+    path: std::path::PathBuf,
+    pool: Mutex<ReaderPool>,
+    freed: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct ReaderPool {
+    idle: Vec<Connection>,
+    open: usize,
+}
+
+impl Readers {
+    fn new(path: std::path::PathBuf) -> Self {
+        Readers {
+            path,
+            pool: Mutex::default(),
+            freed: std::sync::Condvar::new(),
+        }
+    }
+
+    fn pool(&self) -> MutexGuard<'_, ReaderPool> {
+        self.pool.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn open(&self) -> rusqlite::Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch("PRAGMA query_only = ON; PRAGMA temp_store = MEMORY;")?;
+        Ok(conn)
+    }
+
+    fn take(&self) -> Reader<'_> {
+        let mut pool = self.pool();
+        loop {
+            if let Some(conn) = pool.idle.pop() {
+                return Reader {
+                    readers: self,
+                    conn: Some(conn),
+                };
+            }
+            if pool.open < MAX_READERS {
+                pool.open += 1;
+                drop(pool);
+                let conn = self.open().unwrap_or_else(|e| {
+                    // The read then fails at its first statement with "no such table",
+                    // and the next read tries to open one again.
+                    tracing::error!(error = %e, "opening a reading connection failed");
+                    Connection::open_in_memory().expect("an empty in-memory database opens")
+                });
+                return Reader {
+                    readers: self,
+                    conn: Some(conn),
+                };
+            }
+            pool = self.freed.wait(pool).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// A reading connection, back to the pool when dropped.
+struct Reader<'a> {
+    readers: &'a Readers,
+    conn: Option<Connection>,
+}
+
+impl std::ops::Deref for Reader<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn.as_ref().expect("held until dropped")
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else { return };
+        if !conn.is_autocommit() {
+            // The read transaction `reader` began: nothing to keep, so ending it
+            // cannot lose anything; a connection where it fails is not used again.
+            let _ = conn.execute_batch("COMMIT");
+        }
+        let mut pool = self.readers.pool();
+        // Only a file's connection, with no transaction left open, is used again.
+        if conn.is_autocommit() && conn.path().is_some_and(|p| !p.is_empty()) {
+            pool.idle.push(conn);
+        } else {
+            pool.open -= 1;
+        }
+        self.readers.freed.notify_one();
+    }
+}
+
+/// Commits a batch of audit events in one transaction, in order, each linked to the one
+/// before. Nothing in one event can fail alone (no constraint it could break), so an
+/// error is the transaction's, and fails the batch.
+fn commit_audits(conn: &mut MutexGuard<'_, Connection>, events: &[AuditEvent]) -> Vec<Result<()>> {
+    match write_audits(conn, events) {
+        Ok(()) => events.iter().map(|_| Ok(())).collect(),
+        Err(e) => all_failed(events.len(), &e),
+    }
+}
+
+/// Appends audit events in one transaction, in order.
+fn write_audits(conn: &mut Connection, events: &[AuditEvent]) -> Result<()> {
+    // The previous link is read in the same write transaction: the CLI beside the
+    // server appends to the same log.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    for e in events {
+        append_audit(&tx, e)?;
+    }
+    Ok(tx.commit()?)
+}
+
+/// The same error for each of `n` grouped writes, whose transaction did not commit.
+fn all_failed(n: usize, e: &dyn std::fmt::Display) -> Vec<Result<()>> {
+    (0..n)
+        .map(|_| Err(StorageError::Commit(e.to_string())))
+        .collect()
+}
+
+/// One document's received changes, to be stored with its new heads.
+struct Append {
+    doc: Uuid,
+    changes: Vec<u8>,
+    hashes: Vec<u8>,
+    heads: Vec<u8>,
+}
+
+/// Commits a batch of appends in one transaction. The one thing that can fail for one
+/// append alone, its document missing, is found before it writes anything, and leaves
+/// the others to commit; any other error is the transaction's, and fails the batch.
+fn commit_appends(conn: &mut MutexGuard<'_, Connection>, jobs: &[Append]) -> Vec<Result<()>> {
+    let written = conn
+        .transaction()
+        .map_err(StorageError::from)
+        .and_then(|tx| {
+            let mut out = Vec::with_capacity(jobs.len());
+            for j in jobs {
+                let key = j.doc.to_string();
+                let n = tx
+                    .prepare_cached("UPDATE documents SET heads = ?2 WHERE doc_id = ?1")?
+                    .execute(params![key, j.heads])?;
+                if n == 0 {
+                    out.push(Err(not_found(format!("document {}", j.doc))));
+                    continue;
+                }
+                tx.prepare_cached(
+                    "INSERT INTO changes (doc_id, seq, bytes, hashes)
+                     VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM changes WHERE doc_id = ?1), ?2, ?3)",
+                )?
+                .execute(params![key, j.changes, j.hashes])?;
+                out.push(Ok(()));
+            }
+            tx.commit()?;
+            Ok(out)
+        });
+    written.unwrap_or_else(|e| all_failed(jobs.len(), &e))
 }
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -400,11 +599,10 @@ fn inspection_row(r: &Row<'_>) -> rusqlite::Result<InspectionRecord> {
 
 fn inspection_in(conn: &Connection, id: Uuid) -> Result<Option<InspectionRecord>> {
     Ok(conn
-        .query_row(
-            &format!("SELECT {INSPECTION_COLUMNS} FROM inspections i WHERE i.id = ?1"),
-            params![id.to_string()],
-            inspection_row,
-        )
+        .prepare_cached(&format!(
+            "SELECT {INSPECTION_COLUMNS} FROM inspections i WHERE i.id = ?1"
+        ))?
+        .query_row(params![id.to_string()], inspection_row)
         .optional()?)
 }
 
@@ -440,12 +638,9 @@ impl Storage for SqliteStorage {
 
     fn user_by_name(&self, name: &str) -> Result<Option<User>> {
         Ok(self
-            .conn()
-            .query_row(
-                "SELECT * FROM users WHERE name = ?1",
-                params![name],
-                user_row,
-            )
+            .reader()
+            .prepare_cached("SELECT * FROM users WHERE name = ?1")?
+            .query_row(params![name], user_row)
             .optional()?)
     }
 
@@ -461,7 +656,7 @@ impl Storage for SqliteStorage {
     }
 
     fn list_users(&self) -> Result<Vec<User>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare("SELECT * FROM users ORDER BY name")?;
         let users = stmt
             .query_map([], user_row)?
@@ -485,21 +680,18 @@ impl Storage for SqliteStorage {
     }
 
     fn device_by_token(&self, token_hash: &[u8; 32]) -> Result<Option<(Device, User)>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let found = conn
-            .query_row(
+            .prepare_cached(
                 "SELECT d.*, u.name AS user_name FROM devices d JOIN users u ON u.id = d.user_id
                  WHERE d.token_hash = ?1 AND d.revoked = 0 AND u.disabled = 0",
-                params![&token_hash[..]],
-                device_row,
-            )
+            )?
+            .query_row(params![&token_hash[..]], device_row)
             .optional()?;
         let Some(device) = found else { return Ok(None) };
-        let user = conn.query_row(
-            "SELECT * FROM users WHERE id = ?1",
-            params![device.user_id],
-            user_row,
-        )?;
+        let user = conn
+            .prepare_cached("SELECT * FROM users WHERE id = ?1")?
+            .query_row(params![device.user_id], user_row)?;
         Ok(Some((device, user)))
     }
 
@@ -524,7 +716,7 @@ impl Storage for SqliteStorage {
     }
 
     fn list_devices(&self) -> Result<Vec<Device>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare(
             "SELECT d.*, u.name AS user_name FROM devices d JOIN users u ON u.id = d.user_id ORDER BY d.id",
         )?;
@@ -536,13 +728,12 @@ impl Storage for SqliteStorage {
 
     fn device_live(&self, id: i64) -> Result<bool> {
         let live = self
-            .conn()
-            .query_row(
+            .reader()
+            .prepare_cached(
                 "SELECT 1 FROM devices d JOIN users u ON u.id = d.user_id
                  WHERE d.id = ?1 AND d.revoked = 0 AND u.disabled = 0",
-                params![id],
-                |_| Ok(()),
-            )
+            )?
+            .query_row(params![id], |_| Ok(()))
             .optional()?;
         Ok(live.is_some())
     }
@@ -561,7 +752,7 @@ impl Storage for SqliteStorage {
 
     fn device_to_wipe(&self, token_hash: &[u8; 32]) -> Result<Option<Device>> {
         Ok(self
-            .conn()
+            .reader()
             .query_row(
                 "SELECT d.*, u.name AS user_name FROM devices d JOIN users u ON u.id = d.user_id
                  WHERE d.token_hash = ?1 AND d.revoked = 1 AND d.wipe_requested IS NOT NULL
@@ -683,25 +874,24 @@ impl Storage for SqliteStorage {
 
     fn actor_binding(&self, actor: &[u8]) -> Result<Option<ActorBinding>> {
         Ok(self
-            .conn()
-            .query_row(
+            .reader()
+            .prepare_cached(
                 "SELECT a.user_name, a.device, a.bound_at,
                         coalesce(d.revoked, 0) OR coalesce(u.disabled, 0)
                    FROM actors a
                    LEFT JOIN devices d ON d.id = a.device
                    LEFT JOIN users u ON u.name = a.user_name
                   WHERE a.actor = ?1",
-                params![actor],
-                |r| {
-                    Ok(ActorBinding {
-                        actor: hex::encode(actor),
-                        user: r.get(0)?,
-                        device: r.get(1)?,
-                        bound_at: parse_ts(&r.get::<_, String>(2)?)?,
-                        revoked: r.get(3)?,
-                    })
-                },
-            )
+            )?
+            .query_row(params![actor], |r| {
+                Ok(ActorBinding {
+                    actor: hex::encode(actor),
+                    user: r.get(0)?,
+                    device: r.get(1)?,
+                    bound_at: parse_ts(&r.get::<_, String>(2)?)?,
+                    revoked: r.get(3)?,
+                })
+            })
             .optional()?)
     }
 
@@ -761,11 +951,11 @@ impl Storage for SqliteStorage {
     }
 
     fn inspection(&self, id: Uuid) -> Result<Option<InspectionRecord>> {
-        inspection_in(&self.conn(), id)
+        inspection_in(&self.reader(), id)
     }
 
     fn list_inspections(&self, q: &InspectionQuery) -> Result<Vec<InspectionRecord>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare(&format!(
             "SELECT {INSPECTION_COLUMNS} FROM inspections i
              WHERE (?1 IS NULL OR i.trust = ?1)
@@ -852,13 +1042,10 @@ impl Storage for SqliteStorage {
     }
 
     fn doc_access(&self, doc: Uuid) -> Result<Option<DocAccess>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let row: Option<(String, String)> = conn
-            .query_row(
-                "SELECT kind, inspection FROM documents WHERE doc_id = ?1",
-                params![doc.to_string()],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .prepare_cached("SELECT kind, inspection FROM documents WHERE doc_id = ?1")?
+            .query_row(params![doc.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         let Some((kind, inspection)) = row else {
             return Ok(None);
@@ -878,14 +1065,11 @@ impl Storage for SqliteStorage {
     }
 
     fn load_doc(&self, doc: Uuid) -> Result<Option<StoredDoc>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let key = doc.to_string();
         let found: Option<(Vec<u8>, Vec<u8>)> = conn
-            .query_row(
-                "SELECT snapshot, heads FROM documents WHERE doc_id = ?1",
-                params![key],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .prepare_cached("SELECT snapshot, heads FROM documents WHERE doc_id = ?1")?
+            .query_row(params![key], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         let Some((snapshot, heads)) = found else {
             return Ok(None);
@@ -906,23 +1090,13 @@ impl Storage for SqliteStorage {
     }
 
     fn append_changes(&self, doc: Uuid, changes: &[u8], hashes: &[u8], heads: &[u8]) -> Result<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let key = doc.to_string();
-        tx.execute(
-            "INSERT INTO changes (doc_id, seq, bytes, hashes)
-             VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM changes WHERE doc_id = ?1), ?2, ?3)",
-            params![key, changes, hashes],
-        )?;
-        let n = tx.execute(
-            "UPDATE documents SET heads = ?2 WHERE doc_id = ?1",
-            params![key, heads],
-        )?;
-        if n == 0 {
-            return Err(not_found(format!("document {doc}")));
-        }
-        tx.commit()?;
-        Ok(())
+        let job = Append {
+            doc,
+            changes: changes.to_vec(),
+            hashes: hashes.to_vec(),
+            heads: heads.to_vec(),
+        };
+        self.appends.submit(job, || self.conn(), commit_appends)
     }
 
     fn compact(&self, doc: Uuid, snapshot: &[u8], heads: &[u8]) -> Result<()> {
@@ -1020,7 +1194,7 @@ impl Storage for SqliteStorage {
 
     fn was_set_aside(&self, doc: Uuid, hash: &[u8]) -> Result<bool> {
         Ok(self
-            .conn()
+            .reader()
             .query_row(
                 "SELECT 1 FROM aside_changes WHERE doc_id = ?1 AND hash = ?2",
                 params![doc.to_string(), hash],
@@ -1031,7 +1205,7 @@ impl Storage for SqliteStorage {
     }
 
     fn set_aside(&self, doc: Uuid) -> Result<Vec<AsideRow>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare(
             "SELECT kind, seq, length(bytes), reason, at FROM set_aside WHERE doc_id = ?1 ORDER BY id",
         )?;
@@ -1084,7 +1258,7 @@ impl Storage for SqliteStorage {
     }
 
     fn without_review_doc(&self) -> Result<Vec<Uuid>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt =
             conn.prepare("SELECT id FROM inspections WHERE review_doc IS NULL ORDER BY id")?;
         let ids: Vec<String> = stmt
@@ -1099,7 +1273,7 @@ impl Storage for SqliteStorage {
     }
 
     fn change_rows(&self, doc: Uuid) -> Result<i64> {
-        Ok(self.conn().query_row(
+        Ok(self.reader().query_row(
             "SELECT count(*) FROM changes WHERE doc_id = ?1",
             params![doc.to_string()],
             |r| r.get(0),
@@ -1108,21 +1282,25 @@ impl Storage for SqliteStorage {
 
     fn sync_state(&self, doc: Uuid, peer: &str) -> Result<Option<Vec<u8>>> {
         Ok(self
-            .conn()
-            .query_row(
-                "SELECT state FROM sync_states WHERE doc_id = ?1 AND peer = ?2",
-                params![doc.to_string(), peer],
-                |r| r.get(0),
-            )
+            .reader()
+            .prepare_cached("SELECT state FROM sync_states WHERE doc_id = ?1 AND peer = ?2")?
+            .query_row(params![doc.to_string(), peer], |r| r.get(0))
             .optional()?)
     }
 
-    fn put_sync_state(&self, doc: Uuid, peer: &str, state: &[u8]) -> Result<()> {
-        self.conn().execute(
-            "INSERT INTO sync_states (doc_id, peer, state) VALUES (?1, ?2, ?3)
-             ON CONFLICT (doc_id, peer) DO UPDATE SET state = excluded.state",
-            params![doc.to_string(), peer, state],
-        )?;
+    fn put_sync_states(&self, states: &[(Uuid, &str, &[u8])]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut put = tx.prepare_cached(
+                "INSERT INTO sync_states (doc_id, peer, state) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (doc_id, peer) DO UPDATE SET state = excluded.state",
+            )?;
+            for (doc, peer, state) in states {
+                put.execute(params![doc.to_string(), peer, state])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -1152,7 +1330,7 @@ impl Storage for SqliteStorage {
     }
 
     fn photo_docs(&self, sha256: &str) -> Result<Vec<Uuid>> {
-        let conn = self.conn();
+        let conn = self.reader();
         // A document counts through an earned reference: one earned when it was made,
         // or by an author who has since uploaded the photo whole. (Documents whose
         // references were never recorded are the server's own, or older than the record.)
@@ -1181,20 +1359,19 @@ impl Storage for SqliteStorage {
 
     fn blob_status(&self, sha256: &str) -> Result<Option<BlobStatus>> {
         Ok(self
-            .conn()
-            .query_row(
+            .reader()
+            .prepare_cached(
                 "SELECT CASE WHEN complete = 1 THEN length(bytes) ELSE received END, complete, mime
                  FROM blobs WHERE sha256 = ?1",
-                params![sha256],
-                |r| {
-                    Ok(BlobStatus {
-                        sha256: sha256.to_owned(),
-                        received: r.get::<_, i64>(0)? as u64,
-                        complete: r.get(1)?,
-                        mime: r.get(2)?,
-                    })
-                },
-            )
+            )?
+            .query_row(params![sha256], |r| {
+                Ok(BlobStatus {
+                    sha256: sha256.to_owned(),
+                    received: r.get::<_, i64>(0)? as u64,
+                    complete: r.get(1)?,
+                    mime: r.get(2)?,
+                })
+            })
             .optional()?)
     }
 
@@ -1266,7 +1443,7 @@ impl Storage for SqliteStorage {
     }
 
     fn partial_blob(&self, sha256: &str) -> Result<Vec<u8>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let received: i64 = conn
             .query_row(
                 "SELECT received FROM blobs WHERE sha256 = ?1 AND complete = 0",
@@ -1330,7 +1507,7 @@ impl Storage for SqliteStorage {
 
     fn blob(&self, sha256: &str) -> Result<Option<(Vec<u8>, String)>> {
         Ok(self
-            .conn()
+            .reader()
             .query_row(
                 "SELECT bytes, mime FROM blobs WHERE sha256 = ?1 AND complete = 1",
                 params![sha256],
@@ -1363,7 +1540,7 @@ impl Storage for SqliteStorage {
 
     fn blob_uploaded_by(&self, sha256: &str, user_name: &str) -> Result<bool> {
         Ok(self
-            .conn()
+            .reader()
             .query_row(
                 "SELECT 1 FROM blob_uploaders WHERE sha256 = ?1 AND user_name = ?2",
                 params![sha256, user_name],
@@ -1397,7 +1574,7 @@ impl Storage for SqliteStorage {
 
     fn checklist(&self, id: &str, version: &str) -> Result<Option<PublishedChecklist>> {
         Ok(self
-            .conn()
+            .reader()
             .query_row(
                 "SELECT id, version, sha256, files FROM checklists WHERE id = ?1 AND version = ?2",
                 params![id, version],
@@ -1407,7 +1584,7 @@ impl Storage for SqliteStorage {
     }
 
     fn checklists(&self) -> Result<Vec<PublishedChecklist>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt =
             conn.prepare("SELECT id, version, sha256, files FROM checklists ORDER BY id, version")?;
         let rows = stmt
@@ -1437,22 +1614,14 @@ impl Storage for SqliteStorage {
     }
 
     fn audit(&self, e: &AuditEvent) -> Result<()> {
-        self.audit_batch(std::slice::from_ref(e))
+        self.audits.submit(e.clone(), || self.conn(), commit_audits)
     }
 
     fn audit_batch(&self, events: &[AuditEvent]) -> Result<()> {
         if events.is_empty() {
             return Ok(());
         }
-        let mut conn = self.conn();
-        // The previous link is read in the same write transaction: the CLI beside the
-        // server appends to the same log.
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        for e in events {
-            append_audit(&tx, e)?;
-        }
-        tx.commit()?;
-        Ok(())
+        write_audits(&mut self.conn(), events)
     }
 
     fn audit_verify(&self) -> Result<AuditVerdict> {
@@ -1498,7 +1667,7 @@ impl Storage for SqliteStorage {
     }
 
     fn audit_about(&self, target: &str, actions: &[&str]) -> Result<Vec<(i64, AuditEvent)>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare(
             "SELECT seq, at, actor, device, action, target, origin, outcome, detail FROM audit
                WHERE target = ?1 ORDER BY seq",
@@ -1527,7 +1696,7 @@ impl Storage for SqliteStorage {
     }
 
     fn audit_tail(&self, n: usize) -> Result<Vec<AuditEvent>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare(
             "SELECT at, actor, device, action, target, origin, outcome, detail FROM
                (SELECT * FROM audit ORDER BY seq DESC LIMIT ?1) ORDER BY seq",
@@ -1673,13 +1842,10 @@ fn checklist_row(r: &Row<'_>) -> rusqlite::Result<PublishedChecklist> {
 }
 
 /// Appends `e` to the audit log, linked to the row before it, in `tx`.
-fn append_audit(tx: &rusqlite::Transaction<'_>, e: &AuditEvent) -> Result<()> {
+fn append_audit(tx: &Connection, e: &AuditEvent) -> Result<()> {
     let last: Option<(i64, Option<Vec<u8>>)> = tx
-        .query_row(
-            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let (seq, prev) = match last {
         Some((s, h)) => (s + 1, link_of(h)?),
@@ -1696,22 +1862,22 @@ fn append_audit(tx: &rusqlite::Transaction<'_>, e: &AuditEvent) -> Result<()> {
         outcome: e.outcome.clone(),
         detail: e.detail.clone(),
     };
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO audit (seq, at, actor, device, action, target, origin, outcome, detail, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![
-            row.seq,
-            row.at,
-            row.actor,
-            row.device,
-            row.action,
-            row.target,
-            row.origin,
-            row.outcome,
-            row.detail,
-            audit_link(&prev, &row).to_vec()
-        ],
-    )?;
+    )?
+    .execute(params![
+        row.seq,
+        row.at,
+        row.actor,
+        row.device,
+        row.action,
+        row.target,
+        row.origin,
+        row.outcome,
+        row.detail,
+        audit_link(&prev, &row).to_vec()
+    ])?;
     Ok(())
 }
 

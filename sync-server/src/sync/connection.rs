@@ -103,13 +103,34 @@ pub(crate) async fn serve(mut socket: WebSocket, app: AppState, caller: Caller) 
     );
     keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut heard = Instant::now();
+    // Pushes to this peer of what others changed: the first at once, the next no sooner
+    // than a gap that grows with the document's followers (`Conn::push_gap`), so that
+    // on a busy shared inspection a burst of changes costs one push, not one each.
+    let mut last_push = tokio::time::Instant::now()
+        .checked_sub(limits::MAX_PUSH_GAP)
+        .unwrap_or_else(tokio::time::Instant::now);
+    let mut push_at: Option<tokio::time::Instant> = None;
     loop {
         let flow = tokio::select! {
             incoming = socket.recv() => {
                 heard = Instant::now();
                 conn.on_frame(&mut socket, incoming).await
             }
-            () = inbox.notify.notified() => conn.push(&mut socket).await,
+            () = inbox.notify.notified(), if push_at.is_none() => {
+                let due = last_push + conn.push_gap();
+                if due <= tokio::time::Instant::now() {
+                    last_push = tokio::time::Instant::now();
+                    conn.push(&mut socket).await
+                } else {
+                    push_at = Some(due);
+                    Flow::Continue
+                }
+            }
+            () = tokio::time::sleep_until(push_at.unwrap_or_else(tokio::time::Instant::now)), if push_at.is_some() => {
+                push_at = None;
+                last_push = tokio::time::Instant::now();
+                conn.push(&mut socket).await
+            }
             _ = keepalive.tick() => {
                 if let Flow::Close = conn.check_device(&mut socket).await {
                     Flow::Close
@@ -406,9 +427,10 @@ impl Conn {
                     .await;
             }
             let peer = self.peer_key.clone();
-            let stored = self
-                .storage(move |s| s.sync_state(id, &peer))
+            let docs = self.app.docs.clone();
+            let stored = tokio::task::spawn_blocking(move || docs.sync_state(id, &peer))
                 .await
+                .map_err(|e| e.to_string())
                 .and_then(|r| r.map_err(|e| e.to_string()));
             let stored = stored.unwrap_or_else(|e| {
                 tracing::warn!(doc = %id, error = %e, "reading a sync state failed; starting afresh");
@@ -537,6 +559,19 @@ impl Conn {
         flow
     }
 
+    /// How long after one push the next may go: [`limits::PUSH_GAP_PER_FOLLOWER`] for
+    /// each other follower of the busiest document this peer follows, at most
+    /// [`limits::MAX_PUSH_GAP`]. Two people on one inspection hear each other at once.
+    fn push_gap(&self) -> std::time::Duration {
+        let others = self
+            .docs
+            .values()
+            .map(|d| d.handle.followers().saturating_sub(1))
+            .max()
+            .unwrap_or(0);
+        (limits::PUSH_GAP_PER_FOLLOWER * others.saturating_sub(1) as u32).min(limits::MAX_PUSH_GAP)
+    }
+
     /// Sends what each followed document that changed elsewhere has for this peer.
     async fn push(&mut self, socket: &mut WebSocket) -> Flow {
         for id in self.inbox.take() {
@@ -648,7 +683,8 @@ impl Conn {
         tracing::warn!(doc = %id, device = self.caller.device.id, failure = ?f, "a sync exchange failed");
         self.docs.remove(&id);
         let peer = self.peer_key.clone();
-        match self.storage(move |s| s.reset_sync_state(id, &peer)).await {
+        let docs = self.app.docs.clone();
+        match tokio::task::spawn_blocking(move || docs.reset_sync_state(id, &peer)).await {
             Ok(Ok(())) => {}
             other => tracing::error!(doc = %id, result = ?other, "resetting a sync state failed"),
         }

@@ -55,7 +55,17 @@ pub struct Documents {
     entries: Mutex<HashMap<Uuid, Arc<Entry>>>,
     next_connection: AtomicU64,
     max_doc_bytes: usize,
+    /// Each peer's sync state as its last exchange left it, until written
+    /// ([`Documents::flush_sync_states`]): losing one costs that peer a longer next sync,
+    /// so it is not worth a commit of its own on every message.
+    sync_states: Arc<Mutex<HeldSyncStates>>,
+    /// Held by a flush while it writes, and by a reset: a reset never lands between a
+    /// flush's copy and its write (which would write the reset state back).
+    sync_state_writes: Mutex<()>,
 }
+
+/// Encoded sync states by (document, peer).
+type HeldSyncStates = HashMap<(Uuid, String), Vec<u8>>;
 
 impl std::fmt::Debug for Documents {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -76,6 +86,9 @@ struct Entry {
     users: AtomicUsize,
     last_used: Mutex<Instant>,
     subscribers: Mutex<HashMap<u64, Arc<Inbox>>>,
+    /// Event streams told of changes ([`Watch`]): they keep the entry, not the document,
+    /// and are not counted among its followers.
+    watchers: Mutex<HashMap<u64, Arc<Inbox>>>,
 }
 
 impl Entry {
@@ -156,6 +169,25 @@ impl std::fmt::Debug for DocHandle {
             .field("doc", &self.entry.id)
             .field("connection", &self.connection)
             .finish()
+    }
+}
+
+/// An event stream's hold on one document's changes ([`Documents::watch`]).
+pub(crate) struct Watch {
+    entry: Arc<Entry>,
+    connection: u64,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        lock(&self.entry.watchers).remove(&self.connection);
+    }
+}
+
+impl DocHandle {
+    /// How many connections follow the document now (this one too).
+    pub(crate) fn followers(&self) -> usize {
+        lock(&self.entry.subscribers).len()
     }
 }
 
@@ -545,7 +577,61 @@ impl Documents {
             entries: Mutex::new(HashMap::new()),
             next_connection: AtomicU64::new(1),
             max_doc_bytes: limits::MAX_DOC_BYTES,
+            sync_states: Arc::default(),
+            sync_state_writes: Mutex::new(()),
         }
+    }
+
+    /// The sync state kept for `peer` on document `id`: the one held in memory, else
+    /// the stored one. Blocking.
+    pub(crate) fn sync_state(
+        &self,
+        id: Uuid,
+        peer: &str,
+    ) -> Result<Option<Vec<u8>>, crate::storage::StorageError> {
+        if let Some(s) = lock(&self.sync_states).get(&(id, peer.to_owned())) {
+            return Ok(Some(s.clone()));
+        }
+        self.storage.sync_state(id, peer)
+    }
+
+    /// Forgets the sync state kept for `peer` on document `id`, held and stored: its
+    /// next sync starts afresh. Blocking.
+    pub(crate) fn reset_sync_state(
+        &self,
+        id: Uuid,
+        peer: &str,
+    ) -> Result<(), crate::storage::StorageError> {
+        let _no_flush = lock(&self.sync_state_writes);
+        lock(&self.sync_states).remove(&(id, peer.to_owned()));
+        self.storage.reset_sync_state(id, peer)
+    }
+
+    /// Writes the sync states held in memory, [`limits::SYNC_STATES_PER_WRITE`] to a
+    /// transaction (so that no one write holds the writer long), and lets go of those not
+    /// changed meanwhile. Blocking. What fails to write stays held for the next.
+    pub fn flush_sync_states(&self) -> Result<usize, crate::storage::StorageError> {
+        let _one_writer = lock(&self.sync_state_writes);
+        let held: Vec<((Uuid, String), Vec<u8>)> = lock(&self.sync_states)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut written = 0;
+        for part in held.chunks(limits::SYNC_STATES_PER_WRITE) {
+            let rows: Vec<(Uuid, &str, &[u8])> = part
+                .iter()
+                .map(|((id, peer), s)| (*id, peer.as_str(), s.as_slice()))
+                .collect();
+            self.storage.put_sync_states(&rows)?;
+            written += rows.len();
+            let mut map = lock(&self.sync_states);
+            for (k, state) in part {
+                if map.get(k) == Some(state) {
+                    map.remove(k);
+                }
+            }
+        }
+        Ok(written)
     }
 
     /// The same, refusing documents larger than `max` bytes (for tests).
@@ -571,7 +657,18 @@ impl Documents {
         let mut entries = lock(&self.entries);
         let before = entries.len();
         entries.retain(|_, e| {
-            e.users.load(Ordering::Acquire) > 0 || lock(&e.last_used).elapsed() < idle
+            if e.users.load(Ordering::Acquire) > 0 || lock(&e.last_used).elapsed() < idle {
+                return true;
+            }
+            if lock(&e.watchers).is_empty() {
+                return false;
+            }
+            // Watched: the entry stays (its watchers hear of the next change through
+            // it), the document leaves memory; the next user loads it again.
+            if let Ok(mut slot) = e.slot.try_lock() {
+                *slot = None;
+            }
+            true
         });
         before - entries.len()
     }
@@ -614,6 +711,7 @@ impl Documents {
                         users: AtomicUsize::new(0),
                         last_used: Mutex::new(Instant::now()),
                         subscribers: Mutex::new(HashMap::new()),
+                        watchers: Mutex::new(HashMap::new()),
                     })
                 })
                 .clone();
@@ -622,6 +720,26 @@ impl Documents {
         };
         lock(&entry.subscribers).insert(connection, inbox);
         DocHandle { entry, connection }
+    }
+
+    /// Tells `inbox` of every change to document `id` stored from now on, until the
+    /// [`Watch`] is dropped, without keeping the document in memory (an event stream).
+    pub(crate) fn watch(&self, id: Uuid, connection: u64, inbox: Arc<Inbox>) -> Watch {
+        let entry = lock(&self.entries)
+            .entry(id)
+            .or_insert_with(|| {
+                Arc::new(Entry {
+                    id,
+                    slot: Arc::new(tokio::sync::Mutex::new(None)),
+                    users: AtomicUsize::new(0),
+                    last_used: Mutex::new(Instant::now()),
+                    subscribers: Mutex::new(HashMap::new()),
+                    watchers: Mutex::new(HashMap::new()),
+                })
+            })
+            .clone();
+        lock(&entry.watchers).insert(connection, inbox);
+        Watch { entry, connection }
     }
 
     /// A hold on document `id` for a one-off use by the API (no connection listens).
@@ -633,12 +751,14 @@ impl Documents {
     /// Tells every other connection holding the document that it changed.
     pub(crate) fn notify_others(&self, handle: &DocHandle) {
         let id = handle.entry.id;
-        for (conn, inbox) in lock(&handle.entry.subscribers).iter() {
+        let tell = |(conn, inbox): (&u64, &Arc<Inbox>)| {
             if *conn != handle.connection {
                 lock(&inbox.dirty).insert(id);
                 inbox.notify.notify_one();
             }
-        }
+        };
+        lock(&handle.entry.subscribers).iter().for_each(tell);
+        lock(&handle.entry.watchers).iter().for_each(tell);
     }
 
     /// Runs `f` on the loaded document (loading it first) on the blocking pool, under
@@ -704,6 +824,7 @@ impl Documents {
     ) -> Result<Exchanged, Failure> {
         let max = self.max_doc_bytes;
         let id = handle.entry.id;
+        let sync_states = self.sync_states.clone();
         self.with_doc(handle, move |loaded, storage, authors| {
             // What waited is tried again only when it may now apply: this message brings
             // a change it waits for, or another connection stored one. Otherwise it keeps
@@ -775,9 +896,14 @@ impl Documents {
             };
             let mut pending = take_queued(loaded, parts);
             pending.keep(kept);
-            // Only shared heads are kept; losing them costs a longer next sync.
-            if let Err(e) = storage.put_sync_state(id, &peer, &state.encode()) {
-                tracing::warn!(doc = %id, %peer, error = %e, "saving a sync state failed");
+            // Only shared heads are kept; losing them costs a longer next sync. Held in
+            // memory, written in batches; past the bound a new peer's is not kept.
+            {
+                let mut held = lock(&sync_states);
+                let key = (id, peer);
+                if held.len() < limits::MAX_HELD_SYNC_STATES || held.contains_key(&key) {
+                    held.insert(key, state.encode());
+                }
             }
             Ok(Exchanged {
                 state,

@@ -35,7 +35,7 @@ use axum::routing::get;
 
 pub use connection::SERVER_PEER_ID;
 pub use docs::Documents;
-pub(crate) use docs::Failure;
+pub(crate) use docs::{Failure, Inbox, Watch};
 pub(crate) use guard::DocContext;
 
 use crate::auth::Caller;
@@ -58,11 +58,11 @@ pub(crate) struct Counted {
 }
 
 impl ConnectionCounts {
-    /// Counts a new connection of `user`, or `None` past the limit.
-    fn admit(self: &std::sync::Arc<Self>, user: &str) -> Option<Counted> {
+    /// Counts a new connection of `user`, or `None` past `most`.
+    pub(crate) fn admit(self: &std::sync::Arc<Self>, user: &str, most: usize) -> Option<Counted> {
         let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let n = m.entry(user.to_owned()).or_default();
-        if *n >= limits::MAX_CONNECTIONS_PER_USER {
+        if *n >= most {
             return None;
         }
         *n += 1;
@@ -99,7 +99,10 @@ async fn upgrade(
         )
         .into_response();
     };
-    let Some(counted) = state.connections.admit(&caller.user.name) else {
+    let Some(counted) = state
+        .connections
+        .admit(&caller.user.name, limits::MAX_CONNECTIONS_PER_USER)
+    else {
         crate::api::audit(
             &state,
             Some(&caller),

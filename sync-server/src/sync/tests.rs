@@ -250,11 +250,35 @@ async fn changes_are_stored_before_the_reply_that_acknowledges_them() {
         "the reply's heads acknowledge our change"
     );
     assert!(
+        docs.sync_state(f.rec.id, "device-1").unwrap().is_some(),
+        "the peer's sync state is kept"
+    );
+    assert!(
+        f.storage
+            .sync_state(f.rec.id, "device-1")
+            .unwrap()
+            .is_none(),
+        "held in memory, not written with every message"
+    );
+    assert_eq!(docs.flush_sync_states().unwrap(), 1);
+    assert!(
         f.storage
             .sync_state(f.rec.id, "device-1")
             .unwrap()
             .is_some(),
-        "the peer's sync state is kept"
+        "written by the flush"
+    );
+    assert_eq!(docs.flush_sync_states().unwrap(), 0, "and then let go");
+    // Reset: gone from memory and from storage, and no flush brings it back.
+    s.sync(&docs, &f, &mut insp).await.unwrap();
+    docs.reset_sync_state(f.rec.id, "device-1").unwrap();
+    assert!(docs.sync_state(f.rec.id, "device-1").unwrap().is_none());
+    docs.flush_sync_states().unwrap();
+    assert!(
+        f.storage
+            .sync_state(f.rec.id, "device-1")
+            .unwrap()
+            .is_none()
     );
 }
 

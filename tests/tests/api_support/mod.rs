@@ -255,3 +255,78 @@ fn methods_in(expr: &str) -> Vec<String> {
     }
     found
 }
+
+/// A stream of server-sent events (`GET /api/v1/inspections/{id}/events`), read one
+/// event at a time; keep-alive comments are skipped.
+pub struct Events {
+    res: Response,
+    buf: String,
+}
+
+impl Events {
+    pub fn new(res: Response) -> Events {
+        assert_eq!(res.status(), StatusCode::OK, "the event stream opens");
+        let kind = res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert!(kind.starts_with("text/event-stream"), "{kind}");
+        Events {
+            res,
+            buf: String::new(),
+        }
+    }
+
+    /// Opens the stream of inspection `id` as `token`, and checks it opened.
+    pub async fn open(c: &Client, s: &Server, token: &str, id: impl std::fmt::Display) -> Events {
+        Events::new(
+            c.get(s.url(&format!("/api/v1/inspections/{id}/events")))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("the server answers"),
+        )
+    }
+
+    /// The next event's name and data, or `None` if the stream ended or `limit` passed
+    /// first (a bound on a failure, not a measure of speed).
+    pub async fn next(&mut self, limit: Duration) -> Option<(String, Value)> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            while let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let (mut name, mut data) = (None, String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        name = Some(v.trim().to_owned());
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim());
+                    }
+                }
+                if let Some(name) = name {
+                    let data = serde_json::from_str(&data)
+                        .unwrap_or_else(|e| panic!("event {name}'s data is JSON: {data:?}: {e}"));
+                    return Some((name, data));
+                }
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.res.chunk()).await;
+            match chunk {
+                Ok(Ok(Some(bytes))) => self.buf.push_str(&String::from_utf8_lossy(&bytes)),
+                _ => return None,
+            }
+        }
+    }
+
+    /// The parts an event names.
+    pub fn parts(data: &Value) -> Vec<String> {
+        data["parts"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| p.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
