@@ -29,6 +29,7 @@ pub fn crash_items(checklist: &Checklist) -> Vec<String> {
 
 pub mod app_driver;
 pub mod client;
+pub mod fault_proxy;
 pub mod hostile;
 pub mod process_group;
 pub mod server;
