@@ -404,17 +404,7 @@ async fn run_workload(
     let mut loads = Vec::new();
     for &n in &args.clients {
         eprintln!("{name}: {n} clients, {} edits each", args.edits_per_client);
-        let mut targets = Vec::with_capacity(n);
-        for _ in 0..n {
-            let (token, actor, user) = tokens.next().context("a token")?;
-            targets.push(Target {
-                url: server.ws_url.clone(),
-                token,
-                actor,
-                user,
-                doc_id: docs.next().context("a document")?,
-            });
-        }
+        let targets = targets(&server.ws_url, n, tokens, || docs.next())?;
         loads.push(load(setup, targets, args.edits_per_client).await);
     }
     let mut floods = Vec::new();
@@ -427,17 +417,7 @@ async fn run_workload(
                     if flooding { "with" } else { "without" },
                     pair + 1
                 );
-                let mut targets = Vec::with_capacity(n);
-                for _ in 0..n {
-                    let (token, actor, user) = tokens.next().context("a token")?;
-                    targets.push(Target {
-                        url: server.ws_url.clone(),
-                        token,
-                        actor,
-                        user,
-                        doc_id: docs.next().context("a document")?,
-                    });
-                }
+                let targets = targets(&server.ws_url, n, tokens, || docs.next())?;
                 let flood = flooding.then(|| Flood::start(&server.ws_url, args.flood_tasks));
                 let load = load(setup, targets, args.edits_per_client).await;
                 let attempts = flood.map(Flood::stop);
@@ -452,17 +432,7 @@ async fn run_workload(
             args.edits_per_client
         );
         let doc = docs.next().context("a document")?;
-        let mut targets = Vec::with_capacity(n);
-        for _ in 0..n {
-            let (token, actor, user) = tokens.next().context("a token")?;
-            targets.push(Target {
-                url: server.ws_url.clone(),
-                token,
-                actor,
-                user,
-                doc_id: doc.clone(),
-            });
-        }
+        let targets = targets(&server.ws_url, n, tokens, || Some(doc.clone()))?;
         shared.push(load(setup, targets, args.edits_per_client).await);
     }
     Ok(ServerResult {
@@ -474,6 +444,27 @@ async fn run_workload(
         peak_rss_kib: server.memory_kib().map(|m| m.0),
         cpu: server.cpu_time(),
     })
+}
+
+/// `n` clients of `url`, each with the next token and the document `doc` gives.
+fn targets(
+    url: &str,
+    n: usize,
+    tokens: &mut dyn Iterator<Item = (Option<String>, Option<ActorId>, String)>,
+    mut doc: impl FnMut() -> Option<String>,
+) -> Result<Vec<Target>> {
+    (0..n)
+        .map(|_| {
+            let (token, actor, user) = tokens.next().context("a token")?;
+            Ok(Target {
+                url: url.to_owned(),
+                token,
+                actor,
+                user,
+                doc_id: doc().context("a document")?,
+            })
+        })
+        .collect()
 }
 
 /// Connections presenting tokens the server never issued, `tasks` at a time, on a

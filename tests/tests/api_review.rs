@@ -20,8 +20,7 @@ use api_support::*;
 use reqwest::{Client, StatusCode, header};
 use serde_json::{Value, json};
 use uuid::Uuid;
-use wardcheck_core::checklist::Severity;
-use wardcheck_core::inspection::{Inspection, NewFinding, Stamp};
+use wardcheck_core::inspection::{Inspection, Stamp};
 use wardcheck_core::review::Review;
 use wardcheck_core::sync::WireMessage;
 use wardcheck_server::demo::{CONTRADICTION_INSPECTION, DEMO_PASSWORD};
@@ -152,29 +151,7 @@ impl Setup {
 
     /// Adds a finding as ann, through sync; returns its id.
     async fn finding(&self, id: Uuid) -> Uuid {
-        let mut client = SyncClient::connect(&self.s.ws_url(), Some(&self.ann))
-            .await
-            .unwrap();
-        let doc = client.fetch(id).await.unwrap();
-        let cl = checklist();
-        let item = wardcheck_tests::crash_items(&cl)[0].clone();
-        let mut insp =
-            Inspection::from_doc(doc.with_actor(self.ann_login.actor.clone()), cl).unwrap();
-        let finding = Uuid::new_v4();
-        insp.add_finding(
-            NewFinding {
-                id: finding,
-                severity: Severity::High,
-                text: "Windows 7 on the imaging workstations.".into(),
-                items: vec![item],
-                recommendation: "Replace or isolate them.".into(),
-            },
-            &Stamp::new("ann", chrono::Utc::now()),
-        )
-        .unwrap();
-        client.sync(id, &mut insp).await.unwrap();
-        client.close().await;
-        finding
+        finding_by_sync(&self.s, &self.ann_login, "ann", id).await
     }
 
     /// Signs the submitted inspection off as ann, its lead inspector, through sync.

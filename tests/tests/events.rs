@@ -8,15 +8,12 @@
 
 mod api_support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use api_support::*;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
-use wardcheck_core::checklist::Severity;
-use wardcheck_core::inspection::{Inspection, NewFinding, Stamp};
 use wardcheck_tests::client::{Login, SyncClient, sign_in};
 use wardcheck_tests::server::Server;
 
@@ -78,28 +75,7 @@ impl Setup {
 
     /// Adds a finding as ann, through sync; returns its id.
     async fn finding(&self, id: Uuid) -> Uuid {
-        let mut client = SyncClient::connect(&self.s.ws_url(), Some(&self.ann.token))
-            .await
-            .unwrap();
-        let doc = client.fetch(id).await.unwrap();
-        let cl = Arc::new(wardcheck_tests::crash_checklist());
-        let item = wardcheck_tests::crash_items(&cl)[0].clone();
-        let mut insp = Inspection::from_doc(doc.with_actor(self.ann.actor.clone()), cl).unwrap();
-        let finding = Uuid::new_v4();
-        insp.add_finding(
-            NewFinding {
-                id: finding,
-                severity: Severity::High,
-                text: "Windows 7 on the imaging workstations.".into(),
-                items: vec![item],
-                recommendation: "Replace or isolate them.".into(),
-            },
-            &Stamp::new("ann", chrono::Utc::now()),
-        )
-        .unwrap();
-        client.sync(id, &mut insp).await.unwrap();
-        client.close().await;
-        finding
+        finding_by_sync(&self.s, &self.ann, "ann", id).await
     }
 
     async fn comment(&self, id: Uuid, text: &str) {

@@ -698,34 +698,9 @@ impl Documents {
         )
     }
 
-    /// Holds document `id` for `connection`, which hears of its changes in `inbox`.
-    pub(crate) fn open(&self, id: Uuid, connection: u64, inbox: Arc<Inbox>) -> DocHandle {
-        let entry = {
-            let mut entries = lock(&self.entries);
-            let entry = entries
-                .entry(id)
-                .or_insert_with(|| {
-                    Arc::new(Entry {
-                        id,
-                        slot: Arc::new(tokio::sync::Mutex::new(None)),
-                        users: AtomicUsize::new(0),
-                        last_used: Mutex::new(Instant::now()),
-                        subscribers: Mutex::new(HashMap::new()),
-                        watchers: Mutex::new(HashMap::new()),
-                    })
-                })
-                .clone();
-            entry.users.fetch_add(1, Ordering::AcqRel);
-            entry
-        };
-        lock(&entry.subscribers).insert(connection, inbox);
-        DocHandle { entry, connection }
-    }
-
-    /// Tells `inbox` of every change to document `id` stored from now on, until the
-    /// [`Watch`] is dropped, without keeping the document in memory (an event stream).
-    pub(crate) fn watch(&self, id: Uuid, connection: u64, inbox: Arc<Inbox>) -> Watch {
-        let entry = lock(&self.entries)
+    /// Document `id`'s place in memory, made if it has none.
+    fn entry(entries: &mut HashMap<Uuid, Arc<Entry>>, id: Uuid) -> Arc<Entry> {
+        entries
             .entry(id)
             .or_insert_with(|| {
                 Arc::new(Entry {
@@ -737,8 +712,32 @@ impl Documents {
                     watchers: Mutex::new(HashMap::new()),
                 })
             })
-            .clone();
-        lock(&entry.watchers).insert(connection, inbox);
+            .clone()
+    }
+
+    /// Holds document `id` for `connection`, which hears of its changes in `inbox`.
+    pub(crate) fn open(&self, id: Uuid, connection: u64, inbox: Arc<Inbox>) -> DocHandle {
+        let entry = {
+            let mut entries = lock(&self.entries);
+            let entry = Self::entry(&mut entries, id);
+            // Counted under the `entries` lock, so eviction never races with a new user.
+            entry.users.fetch_add(1, Ordering::AcqRel);
+            entry
+        };
+        lock(&entry.subscribers).insert(connection, inbox);
+        DocHandle { entry, connection }
+    }
+
+    /// Tells `inbox` of every change to document `id` stored from now on, until the
+    /// [`Watch`] is dropped, without keeping the document in memory (an event stream).
+    pub(crate) fn watch(&self, id: Uuid, connection: u64, inbox: Arc<Inbox>) -> Watch {
+        let entry = {
+            let mut entries = lock(&self.entries);
+            let entry = Self::entry(&mut entries, id);
+            // Added under the `entries` lock, so eviction sees it.
+            lock(&entry.watchers).insert(connection, inbox);
+            entry
+        };
         Watch { entry, connection }
     }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use reqwest::{Client, Response, StatusCode, header};
 use serde_json::{Value, json};
+use wardcheck_tests::client::{Login, SyncClient};
 use wardcheck_tests::server::{PASSWORD, Server};
 
 pub fn client() -> Client {
@@ -329,4 +330,33 @@ impl Events {
             })
             .unwrap_or_default()
     }
+}
+
+/// Adds a finding (on the checklist's first item) to inspection `id` as `user`, through
+/// sync from `login`'s device; returns its id.
+pub async fn finding_by_sync(s: &Server, login: &Login, user: &str, id: uuid::Uuid) -> uuid::Uuid {
+    use wardcheck_core::checklist::Severity;
+    use wardcheck_core::inspection::{Inspection, NewFinding, Stamp};
+    let mut client = SyncClient::connect(&s.ws_url(), Some(&login.token))
+        .await
+        .unwrap();
+    let doc = client.fetch(id).await.unwrap();
+    let cl = std::sync::Arc::new(wardcheck_tests::crash_checklist());
+    let item = wardcheck_tests::crash_items(&cl)[0].clone();
+    let mut insp = Inspection::from_doc(doc.with_actor(login.actor.clone()), cl).unwrap();
+    let finding = uuid::Uuid::new_v4();
+    insp.add_finding(
+        NewFinding {
+            id: finding,
+            severity: Severity::High,
+            text: "Windows 7 on the imaging workstations.".into(),
+            items: vec![item],
+            recommendation: "Replace or isolate them.".into(),
+        },
+        &Stamp::new(user, chrono::Utc::now()),
+    )
+    .unwrap();
+    client.sync(id, &mut insp).await.unwrap();
+    client.close().await;
+    finding
 }
