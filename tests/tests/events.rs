@@ -78,7 +78,8 @@ impl Setup {
         finding_by_sync(&self.s, &self.ann, "ann", id).await
     }
 
-    async fn comment(&self, id: Uuid, text: &str) {
+    /// Comments as rita; returns the comment's id.
+    async fn comment(&self, id: Uuid, text: &str) -> String {
         let res = self
             .post(
                 &self.rita,
@@ -86,7 +87,8 @@ impl Setup {
                 Some(json!({ "target": { "kind": "inspection" }, "text": text })),
             )
             .await;
-        json_ok(res, StatusCode::CREATED, "comment").await;
+        let c = json_ok(res, StatusCode::CREATED, "comment").await;
+        c["id"].as_str().unwrap().to_owned()
     }
 
     async fn status(&self, token: &str, id: impl std::fmt::Display) -> StatusCode {
@@ -133,6 +135,17 @@ async fn a_reviewers_stream_hears_a_synced_change_and_a_comment_naming_the_part(
     while !parts.contains(&"inspection".to_owned()) {
         parts = changed(&mut events).await;
     }
+
+    // A change to the team is a change to what the page shows of the inspection.
+    let res = t
+        .post(
+            &t.rita,
+            &format!("/api/v1/inspections/{id}/assign"),
+            Some(json!({ "user": "bob" })),
+        )
+        .await;
+    json_ok(res, StatusCode::OK, "assign").await;
+    assert_eq!(changed(&mut events).await, ["inspection"]);
 
     // A comment made through the API lands in the review document.
     t.comment(id, "Is the imaging network segregated?").await;
@@ -197,7 +210,8 @@ async fn a_trust_lead_follows_only_what_the_lead_may_read_and_others_get_404() {
 
     // An internal comment: the lead's stream says nothing of it. The lead's own response
     // comes next, so if the comment had been told it would come first.
-    t.comment(id, "Internal: check the segregation claim.")
+    let internal = t
+        .comment(id, "Internal: check the segregation claim.")
         .await;
     let res =
         t.c.put(t.s.url(&format!("/api/v1/inspections/{id}/responses/{finding}")))
@@ -208,6 +222,18 @@ async fn a_trust_lead_follows_only_what_the_lead_may_read_and_others_get_404() {
             .unwrap();
     assert!(res.status().is_success(), "{}", res.text().await.unwrap());
     assert_eq!(changed(&mut lead).await, ["response"]);
+
+    // Released to the trust, the comment shows in the inspection's view: the lead's
+    // page hears of it as a change to the inspection, and nothing of the review.
+    let res = t
+        .post(
+            &t.rita,
+            &format!("/api/v1/inspections/{id}/comments/{internal}/release"),
+            Some(json!({})),
+        )
+        .await;
+    json_ok(res, StatusCode::OK, "release").await;
+    assert_eq!(changed(&mut lead).await, ["inspection"]);
 }
 
 #[tokio::test]

@@ -310,6 +310,8 @@ pub(super) async fn assign(
     })
     .await?;
     audit(&state, Some(&caller), "assign", &target(id), "ok").await;
+    // Open pages show the team.
+    state.docs.tell_watchers(id);
     Ok(Json(rec))
 }
 

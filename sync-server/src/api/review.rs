@@ -318,6 +318,9 @@ pub(super) async fn release(
     })
     .await;
     audited(&state, &caller, &what, "release", result).await?;
+    // The trust's lead reads released comments through the inspection's view, and does
+    // not follow the review document: pages following the inspection hear of it.
+    state.docs.tell_watchers(rec.id);
     let view = super::documents::review_view(&state, &rec).await?;
     view.comments
         .into_iter()

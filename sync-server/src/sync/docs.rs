@@ -747,6 +747,20 @@ impl Documents {
         self.open(id, connection, inbox)
     }
 
+    /// Tells the event streams watching document `id` that what they show of it changed
+    /// although the document did not (its record did, or a comment was released, which a
+    /// trust lead reads through the inspection's view). Sync peers are not told: they
+    /// have nothing new to sync.
+    pub(crate) fn tell_watchers(&self, id: Uuid) {
+        let Some(entry) = lock(&self.entries).get(&id).cloned() else {
+            return;
+        };
+        for inbox in lock(&entry.watchers).values() {
+            lock(&inbox.dirty).insert(id);
+            inbox.notify.notify_one();
+        }
+    }
+
     /// Tells every other connection holding the document that it changed.
     pub(crate) fn notify_others(&self, handle: &DocHandle) {
         let id = handle.entry.id;
