@@ -318,6 +318,8 @@ mod tests {
         assert_eq!(held_refusals_cap(Some(40)), 16, "never fewer than 16");
         assert_eq!(held_refusals_cap(Some(1 << 20)), limits::MAX_HELD_REFUSALS);
         assert_eq!(held_refusals_cap(None), 256);
-        assert!(open_files_limit().is_some_and(|n| n > 0), "read on Linux");
+        if cfg!(target_os = "linux") {
+            assert!(open_files_limit().is_some_and(|n| n > 0), "read on Linux");
+        }
     }
 }

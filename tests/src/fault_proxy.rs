@@ -65,7 +65,8 @@ impl Drop for FaultProxy {
 
 impl FaultProxy {
     /// Listens on a free loopback port and forwards to `upstream`
-    /// (`ws://HOST:PORT/api/v1/sync`); `seed` makes its faults repeatable.
+    /// (`ws://HOST:PORT/api/v1/sync`); `seed` seeds its dice (shared by every
+    /// connection, so which message a fault strikes also depends on timing).
     pub async fn start(upstream: &str, seed: u64) -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
         let port = listener.local_addr().unwrap().port();
@@ -209,7 +210,9 @@ where
                 Ok(m) => m,
                 Err(_) => {
                     let m = held.take().expect("held");
-                    if tx.send(m).await.is_err() {
+                    if control.partitioned() {
+                        control.counts.dropped.fetch_add(1, Ordering::Relaxed);
+                    } else if tx.send(m).await.is_err() {
                         return;
                     }
                     continue;
@@ -226,6 +229,10 @@ where
         }
         if !matches!(m, Message::Binary(_)) {
             let close = matches!(m, Message::Close(_));
+            if close && held.take().is_some() {
+                // What was held back goes with the connection.
+                control.counts.dropped.fetch_add(1, Ordering::Relaxed);
+            }
             if tx.send(m).await.is_err() || close {
                 return;
             }

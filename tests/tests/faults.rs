@@ -11,8 +11,9 @@
 //! - an acknowledged change missing from storage after a SIGKILL (checked while the
 //!   server is down, before any client can send it again), or at the end, before the
 //!   clients' last sync, or from what a reviewer who took no part reads at the end;
-//! - a finding held twice (the same text under two ids), or an acknowledged finding
-//!   missing;
+//! - a change stored twice (in two change rows, or in a row and the snapshot: the proxy
+//!   duplicates messages), a finding held twice (a sanity check: each client numbers its
+//!   own), an acknowledged finding missing, or one no client made;
 //! - a replica whose heads differ from the server's.
 //!
 //! The bounded run here lasts about 40 s. A longer one, with 30-second partitions:
@@ -167,6 +168,15 @@ struct Run {
     acked_log: AckedLog,
 }
 
+/// Sets the flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Every (inspection, change) acknowledged so far, by any client.
 type AckedLog = Arc<std::sync::Mutex<Vec<(Uuid, ChangeHash)>>>;
 
@@ -201,6 +211,28 @@ fn assert_stored(data: &std::path::Path, log: &AckedLog, when: &str) {
     );
 }
 
+/// Fails on a change that storage holds twice: in two change rows, or in a change row
+/// and the snapshot.
+fn assert_stored_once(data: &std::path::Path, id: Uuid) {
+    let s = SqliteStorage::open(data)
+        .unwrap()
+        .load_doc(id)
+        .unwrap()
+        .expect("the document is stored");
+    let mut snapshot = AutoCommit::load(&s.snapshot).unwrap();
+    let mut seen = BTreeSet::new();
+    for row in s.change_hashes.iter().flatten() {
+        for h in row.chunks(32) {
+            let hash = ChangeHash::try_from(h).expect("a 32-byte hash");
+            assert!(seen.insert(hash), "change {hash} is stored in two rows");
+            assert!(
+                snapshot.get_change_by_hash(&hash).is_none(),
+                "change {hash} is stored in a row and in the snapshot"
+            );
+        }
+    }
+}
+
 fn stored_heads(data: &std::path::Path, id: Uuid) -> Vec<ChangeHash> {
     sorted(stored_doc(data, id).get_heads())
 }
@@ -230,7 +262,6 @@ async fn nothing_acknowledged_is_lost_duplicated_or_left_apart_through_faults() 
         .iter()
         .map(|n| server.create_inspection("RJ1", &[n]))
         .collect();
-    let addr = server.addr.clone();
     let direct = server.ws_url();
     let proxy = Arc::new(FaultProxy::start(&direct, seed).await);
     let checklist = Arc::new(crash_checklist());
@@ -265,6 +296,8 @@ async fn nothing_acknowledged_is_lost_duplicated_or_left_apart_through_faults() 
         let (proxy, stop, data, log) =
             (proxy.clone(), stop.clone(), data.clone(), acked_log.clone());
         tokio::task::spawn_blocking(move || {
+            // However the schedule ends (a failed check panics here), the writers stop.
+            let _stop = StopOnDrop(stop.clone());
             let pause = |ms: u64| std::thread::sleep(Duration::from_millis(ms));
             let mut rng = StdRng::seed_from_u64(seed);
             let mut kinds = [0u8, 1, 2, 3];
@@ -289,7 +322,8 @@ async fn nothing_acknowledged_is_lost_duplicated_or_left_apart_through_faults() 
                         // Down: no client can send anything again before this look.
                         assert_stored(&data, &log, &format!("after SIGKILL {kills}"));
                         pause(rng.random_range(0..800));
-                        server = Server::start_on(&data, &addr);
+                        // On the same address, retrying while the port is not free yet.
+                        server.restart();
                     }
                     1 => {
                         eprintln!("faults: partition for {partition:?}");
@@ -317,7 +351,12 @@ async fn nothing_acknowledged_is_lost_duplicated_or_left_apart_through_faults() 
             (server, kills)
         })
     };
-    let (mut writers, scheduled) = tokio::join!(futures_util::future::join_all(writers), schedule);
+    let bound = Duration::from_secs(seconds + 120);
+    let (writers, scheduled) = tokio::join!(
+        timeout(bound, futures_util::future::join_all(writers)),
+        schedule
+    );
+    let mut writers = writers.expect("the writers stop once the schedule ends");
     let (server, kills) = scheduled.expect("the schedule");
     let counts = proxy.counts();
     eprintln!(
@@ -404,6 +443,7 @@ async fn nothing_acknowledged_is_lost_duplicated_or_left_apart_through_faults() 
             server_heads,
             "storage holds what the server serves"
         );
+        assert_stored_once(&data, id);
         // No finding twice; none acknowledged missing; every one made is there.
         let view = on_server.view().unwrap();
         let mut texts = BTreeSet::new();

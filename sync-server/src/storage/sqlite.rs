@@ -293,13 +293,10 @@ impl SqliteStorage {
     /// A connection for a read that needs nothing uncommitted, in a read transaction
     /// of its own until dropped: every statement of the read sees one snapshot, taken
     /// after every write that returned before the read began, so it sees them.
-    fn reader(&self) -> Reader<'_> {
+    fn reader(&self) -> Result<Reader<'_>> {
         let r = self.readers.take();
-        if let Err(e) = r.execute_batch("BEGIN") {
-            // The read's first statement then runs on its own: logged, not fatal.
-            tracing::warn!(error = %e, "beginning a read transaction failed");
-        }
-        r
+        r.execute_batch("BEGIN")?;
+        Ok(r)
     }
 }
 
@@ -638,7 +635,7 @@ impl Storage for SqliteStorage {
 
     fn user_by_name(&self, name: &str) -> Result<Option<User>> {
         Ok(self
-            .reader()
+            .reader()?
             .prepare_cached("SELECT * FROM users WHERE name = ?1")?
             .query_row(params![name], user_row)
             .optional()?)
@@ -656,7 +653,7 @@ impl Storage for SqliteStorage {
     }
 
     fn list_users(&self) -> Result<Vec<User>> {
-        let conn = self.reader();
+        let conn = self.reader()?;
         let mut stmt = conn.prepare("SELECT * FROM users ORDER BY name")?;
         let users = stmt
             .query_map([], user_row)?
@@ -680,7 +677,7 @@ impl Storage for SqliteStorage {
     }
 
     fn device_by_token(&self, token_hash: &[u8; 32]) -> Result<Option<(Device, User)>> {
-        let conn = self.reader();
+        let conn = self.reader()?;
         let found = conn
             .prepare_cached(
                 "SELECT d.*, u.name AS user_name FROM devices d JOIN users u ON u.id = d.user_id
@@ -716,7 +713,7 @@ impl Storage for SqliteStorage {
     }
 
     fn list_devices(&self) -> Result<Vec<Device>> {
-        let conn = self.reader();
+        let conn = self.reader()?;
         let mut stmt = conn.prepare(
             "SELECT d.*, u.name AS user_name FROM devices d JOIN users u ON u.id = d.user_id ORDER BY d.id",
         )?;
@@ -728,7 +725,7 @@ impl Storage for SqliteStorage {
 
     fn device_live(&self, id: i64) -> Result<bool> {
         let live = self
-            .reader()
+            .reader()?
             .prepare_cached(
                 "SELECT 1 FROM devices d JOIN users u ON u.id = d.user_id
                  WHERE d.id = ?1 AND d.revoked = 0 AND u.disabled = 0",
@@ -752,7 +749,7 @@ impl Storage for SqliteStorage {
 
     fn device_to_wipe(&self, token_hash: &[u8; 32]) -> Result<Option<Device>> {
         Ok(self
-            .reader()
+            .reader()?
             .query_row(
                 "SELECT d.*, u.name AS user_name FROM devices d JOIN users u ON u.id = d.user_id
                  WHERE d.token_hash = ?1 AND d.revoked = 1 AND d.wipe_requested IS NOT NULL
@@ -874,7 +871,7 @@ impl Storage for SqliteStorage {
 
     fn actor_binding(&self, actor: &[u8]) -> Result<Option<ActorBinding>> {
         Ok(self
-            .reader()
+            .reader()?
             .prepare_cached(
                 "SELECT a.user_name, a.device, a.bound_at,
                         coalesce(d.revoked, 0) OR coalesce(u.disabled, 0)
@@ -951,11 +948,11 @@ impl Storage for SqliteStorage {
     }
 
     fn inspection(&self, id: Uuid) -> Result<Option<InspectionRecord>> {
-        inspection_in(&self.reader(), id)
+        inspection_in(&*self.reader()?, id)
     }
 
     fn list_inspections(&self, q: &InspectionQuery) -> Result<Vec<InspectionRecord>> {
-        let conn = self.reader();
+        let conn = self.reader()?;
         let mut stmt = conn.prepare(&format!(
             "SELECT {INSPECTION_COLUMNS} FROM inspections i
              WHERE (?1 IS NULL OR i.trust = ?1)
@@ -1042,7 +1039,7 @@ impl Storage for SqliteStorage {
     }
 
     fn doc_access(&self, doc: Uuid) -> Result<Option<DocAccess>> {
-        let conn = self.reader();
+        let conn = self.reader()?;
         let row: Option<(String, String)> = conn
             .prepare_cached("SELECT kind, inspection FROM documents WHERE doc_id = ?1")?
             .query_row(params![doc.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -1065,7 +1062,7 @@ impl Storage for SqliteStorage {
     }
 
     fn load_doc(&self, doc: Uuid) -> Result<Option<StoredDoc>> {
-        let conn = self.reader();
+        let conn = self.reader()?;
         let key = doc.to_string();
         let found: Option<(Vec<u8>, Vec<u8>)> = conn
             .prepare_cached("SELECT snapshot, heads FROM documents WHERE doc_id = ?1")?
@@ -1194,7 +1191,7 @@ impl Storage for SqliteStorage {
 
     fn was_set_aside(&self, doc: Uuid, hash: &[u8]) -> Result<bool> {
         Ok(self
-            .reader()
+            .reader()?
             .query_row(
                 "SELECT 1 FROM aside_changes WHERE doc_id = ?1 AND hash = ?2",
                 params![doc.to_string(), hash],
@@ -1205,7 +1202,7 @@ impl Storage for SqliteStorage {
     }
 
     fn set_aside(&self, doc: Uuid) -> Result<Vec<AsideRow>> {
-        let conn = self.reader();
+        let conn = self.reader()?;
         let mut stmt = conn.prepare(
             "SELECT kind, seq, length(bytes), reason, at FROM set_aside WHERE doc_id = ?1 ORDER BY id",
         )?;
@@ -1258,7 +1255,7 @@ impl Storage for SqliteStorage {
     }
 
     fn without_review_doc(&self) -> Result<Vec<Uuid>> {
-        let conn = self.reader();
+        let conn = self.reader()?;
         let mut stmt =
             conn.prepare("SELECT id FROM inspections WHERE review_doc IS NULL ORDER BY id")?;
         let ids: Vec<String> = stmt
@@ -1273,7 +1270,7 @@ impl Storage for SqliteStorage {
     }
 
     fn change_rows(&self, doc: Uuid) -> Result<i64> {
-        Ok(self.reader().query_row(
+        Ok(self.reader()?.query_row(
             "SELECT count(*) FROM changes WHERE doc_id = ?1",
             params![doc.to_string()],
             |r| r.get(0),
@@ -1282,7 +1279,7 @@ impl Storage for SqliteStorage {
 
     fn sync_state(&self, doc: Uuid, peer: &str) -> Result<Option<Vec<u8>>> {
         Ok(self
-            .reader()
+            .reader()?
             .prepare_cached("SELECT state FROM sync_states WHERE doc_id = ?1 AND peer = ?2")?
             .query_row(params![doc.to_string(), peer], |r| r.get(0))
             .optional()?)
@@ -1330,7 +1327,7 @@ impl Storage for SqliteStorage {
     }
 
     fn photo_docs(&self, sha256: &str) -> Result<Vec<Uuid>> {
-        let conn = self.reader();
+        let conn = self.reader()?;
         // A document counts through an earned reference: one earned when it was made,
         // or by an author who has since uploaded the photo whole. (Documents whose
         // references were never recorded are the server's own, or older than the record.)
@@ -1359,7 +1356,7 @@ impl Storage for SqliteStorage {
 
     fn blob_status(&self, sha256: &str) -> Result<Option<BlobStatus>> {
         Ok(self
-            .reader()
+            .reader()?
             .prepare_cached(
                 "SELECT CASE WHEN complete = 1 THEN length(bytes) ELSE received END, complete, mime
                  FROM blobs WHERE sha256 = ?1",
@@ -1443,7 +1440,7 @@ impl Storage for SqliteStorage {
     }
 
     fn partial_blob(&self, sha256: &str) -> Result<Vec<u8>> {
-        let conn = self.reader();
+        let conn = self.reader()?;
         let received: i64 = conn
             .query_row(
                 "SELECT received FROM blobs WHERE sha256 = ?1 AND complete = 0",
@@ -1507,7 +1504,7 @@ impl Storage for SqliteStorage {
 
     fn blob(&self, sha256: &str) -> Result<Option<(Vec<u8>, String)>> {
         Ok(self
-            .reader()
+            .reader()?
             .query_row(
                 "SELECT bytes, mime FROM blobs WHERE sha256 = ?1 AND complete = 1",
                 params![sha256],
@@ -1540,7 +1537,7 @@ impl Storage for SqliteStorage {
 
     fn blob_uploaded_by(&self, sha256: &str, user_name: &str) -> Result<bool> {
         Ok(self
-            .reader()
+            .reader()?
             .query_row(
                 "SELECT 1 FROM blob_uploaders WHERE sha256 = ?1 AND user_name = ?2",
                 params![sha256, user_name],
@@ -1574,7 +1571,7 @@ impl Storage for SqliteStorage {
 
     fn checklist(&self, id: &str, version: &str) -> Result<Option<PublishedChecklist>> {
         Ok(self
-            .reader()
+            .reader()?
             .query_row(
                 "SELECT id, version, sha256, files FROM checklists WHERE id = ?1 AND version = ?2",
                 params![id, version],
@@ -1584,7 +1581,7 @@ impl Storage for SqliteStorage {
     }
 
     fn checklists(&self) -> Result<Vec<PublishedChecklist>> {
-        let conn = self.reader();
+        let conn = self.reader()?;
         let mut stmt =
             conn.prepare("SELECT id, version, sha256, files FROM checklists ORDER BY id, version")?;
         let rows = stmt
@@ -1667,7 +1664,7 @@ impl Storage for SqliteStorage {
     }
 
     fn audit_about(&self, target: &str, actions: &[&str]) -> Result<Vec<(i64, AuditEvent)>> {
-        let conn = self.reader();
+        let conn = self.reader()?;
         let mut stmt = conn.prepare(
             "SELECT seq, at, actor, device, action, target, origin, outcome, detail FROM audit
                WHERE target = ?1 ORDER BY seq",
@@ -1696,7 +1693,7 @@ impl Storage for SqliteStorage {
     }
 
     fn audit_tail(&self, n: usize) -> Result<Vec<AuditEvent>> {
-        let conn = self.reader();
+        let conn = self.reader()?;
         let mut stmt = conn.prepare(
             "SELECT at, actor, device, action, target, origin, outcome, detail FROM
                (SELECT * FROM audit ORDER BY seq DESC LIMIT ?1) ORDER BY seq",

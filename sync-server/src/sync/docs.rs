@@ -654,6 +654,8 @@ impl Documents {
     /// Drops documents that no connection holds and none has touched for `idle`;
     /// returns how many.
     pub fn evict_idle(&self, idle: Duration) -> usize {
+        // Documents let go of are freed after the lock is: they may be large.
+        let mut unloaded = Vec::new();
         let mut entries = lock(&self.entries);
         let before = entries.len();
         entries.retain(|_, e| {
@@ -666,11 +668,14 @@ impl Documents {
             // Watched: the entry stays (its watchers hear of the next change through
             // it), the document leaves memory; the next user loads it again.
             if let Ok(mut slot) = e.slot.try_lock() {
-                *slot = None;
+                unloaded.extend(slot.take());
             }
             true
         });
-        before - entries.len()
+        let evicted = before - entries.len();
+        drop(entries);
+        drop(unloaded);
+        evicted
     }
 
     /// Evicts idle documents from memory, forever.
