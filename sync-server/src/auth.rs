@@ -172,9 +172,6 @@ impl FromRequestParts<AppState> for Caller {
                 })
                 .await;
             // A wiped device is told at once; a flood of bad tokens waits.
-            if to_wipe.is_none() {
-                state.hold_refusal(seen).await;
-            }
             if to_wipe.is_some() {
                 return Err(AppError::new(
                     axum::http::StatusCode::UNAUTHORIZED,
@@ -182,6 +179,7 @@ impl FromRequestParts<AppState> for Caller {
                     "this device was reported lost or retired: Wardcheck deletes its data on it",
                 ));
             }
+            state.hold_refusal(seen).await;
             return Err(AppError::unauthorized(
                 "the device token is not valid: it may have been revoked; sign in again",
             ));

@@ -294,7 +294,7 @@ impl SqliteStorage {
     /// of its own until dropped: every statement of the read sees one snapshot, taken
     /// after every write that returned before the read began, so it sees them.
     fn reader(&self) -> Result<Reader<'_>> {
-        let r = self.readers.take();
+        let r = self.readers.take()?;
         r.execute_batch("BEGIN")?;
         Ok(r)
     }
@@ -349,27 +349,29 @@ impl Readers {
         Ok(conn)
     }
 
-    fn take(&self) -> Reader<'_> {
+    fn take(&self) -> rusqlite::Result<Reader<'_>> {
         let mut pool = self.pool();
         loop {
             if let Some(conn) = pool.idle.pop() {
-                return Reader {
+                return Ok(Reader {
                     readers: self,
                     conn: Some(conn),
-                };
+                });
             }
             if pool.open < MAX_READERS {
                 pool.open += 1;
                 drop(pool);
-                let conn = self.open().unwrap_or_else(|e| {
-                    // The read then fails at its first statement with "no such table",
-                    // and the next read tries to open one again.
-                    tracing::error!(error = %e, "opening a reading connection failed");
-                    Connection::open_in_memory().expect("an empty in-memory database opens")
-                });
-                return Reader {
-                    readers: self,
-                    conn: Some(conn),
+                return match self.open() {
+                    Ok(conn) => Ok(Reader {
+                        readers: self,
+                        conn: Some(conn),
+                    }),
+                    Err(e) => {
+                        // The read fails with this error; the next one tries again.
+                        self.pool().open -= 1;
+                        self.freed.notify_one();
+                        Err(e)
+                    }
                 };
             }
             pool = self.freed.wait(pool).unwrap_or_else(|p| p.into_inner());
@@ -399,8 +401,8 @@ impl Drop for Reader<'_> {
             let _ = conn.execute_batch("COMMIT");
         }
         let mut pool = self.readers.pool();
-        // Only a file's connection, with no transaction left open, is used again.
-        if conn.is_autocommit() && conn.path().is_some_and(|p| !p.is_empty()) {
+        // Only a connection with no transaction left open is used again.
+        if conn.is_autocommit() {
             pool.idle.push(conn);
         } else {
             pool.open -= 1;
