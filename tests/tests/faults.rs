@@ -187,11 +187,13 @@ fn stored_doc(data: &std::path::Path, id: Uuid) -> AutoCommit {
         .load_doc(id)
         .unwrap()
         .expect("the document is stored");
-    let mut doc = AutoCommit::load(&s.snapshot).unwrap();
-    for c in &s.changes {
-        doc.load_incremental(c).unwrap();
-    }
-    doc
+    wardcheck_core::store::load_checked(
+        id,
+        &s.snapshot,
+        s.changes.iter().map(Vec::as_slice),
+        &s.heads,
+    )
+    .expect("the stored document loads and reaches its stored heads")
 }
 
 /// Fails on any acknowledged change that storage does not hold.
