@@ -71,6 +71,16 @@ impl AppError {
             )
         }
     }
+    /// The database cannot be reached, or has no connection free: logs the cause and
+    /// answers that the request may be tried again.
+    pub fn unavailable(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(%cause, "database unavailable");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the server cannot reach its database just now; try again shortly",
+        )
+    }
     /// Logs the cause and answers with a generic message.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(%cause, "internal error");
@@ -123,6 +133,9 @@ impl From<StorageError> for AppError {
             StorageError::Exists(what) => {
                 AppError::conflict("exists", format!("{what} already exists"))
             }
+            // PostgreSQL out of reach (SQLite is a file: never so): worth trying again.
+            StorageError::Pool(_) => AppError::unavailable(e),
+            StorageError::Postgres(ref pg) if pg.is_closed() => AppError::unavailable(e),
             other => AppError::internal(other),
         }
     }
@@ -131,5 +144,30 @@ impl From<StorageError> for AppError {
 impl From<tokio::task::JoinError> for AppError {
     fn from(e: tokio::task::JoinError) -> Self {
         AppError::internal(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database out of reach is worth trying again (503); anything else the storage
+    /// cannot explain is the server's fault (500), and says nothing of why.
+    #[test]
+    fn storage_errors_map_to_statuses() {
+        let pool = AppError::from(StorageError::Pool("timed out".into()));
+        assert_eq!(
+            (pool.status, pool.code),
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+        );
+        assert!(
+            !pool.message.contains("timed out"),
+            "no internals: {}",
+            pool.message
+        );
+        let corrupt = AppError::from(StorageError::Corrupt("bad row".into()));
+        assert_eq!(corrupt.status, StatusCode::INTERNAL_SERVER_ERROR);
+        let exists = AppError::from(StorageError::Exists("user \"ann\"".into()));
+        assert_eq!(exists.status, StatusCode::CONFLICT);
     }
 }

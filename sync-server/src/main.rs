@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use uuid::Uuid;
 use wardcheck_core::checklist;
 use wardcheck_server::storage::{
-    AuditEvent, InspectionQuery, PublishedChecklist, Role, SqliteStorage, Storage,
+    AuditEvent, InspectionQuery, PgStorage, PublishedChecklist, Role, SqliteStorage, Storage,
 };
 use wardcheck_server::{AppState, auth, inspections, limits};
 
@@ -30,6 +30,12 @@ struct Cli {
         env = "WARDCHECK_DATA"
     )]
     data: PathBuf,
+    /// Keep the record in PostgreSQL instead of the data folder's SQLite file: a libpq
+    /// connection string (`host=/run/postgresql dbname=wardcheck`, or
+    /// `postgres://user@host/db`). Several server processes may share one database.
+    /// Telemetry and uploads being spooled still live in the data folder.
+    #[arg(long, global = true, value_name = "URL", env = "WARDCHECK_DATABASE")]
+    database: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -202,16 +208,24 @@ fn main() -> ExitCode {
     }
 }
 
-fn open(data: &Path) -> Result<Arc<dyn Storage>> {
-    let s = SqliteStorage::open(data)
-        .with_context(|| format!("opening the data folder {}", data.display()))?;
+fn open(data: &Path, database: Option<&str>) -> Result<Arc<dyn Storage>> {
+    let s: Arc<dyn Storage> = match database {
+        // The connection string is never printed: it may hold a password.
+        Some(url) => {
+            Arc::new(PgStorage::open(url, data).context("opening the PostgreSQL database")?)
+        }
+        None => Arc::new(
+            SqliteStorage::open(data)
+                .with_context(|| format!("opening the data folder {}", data.display()))?,
+        ),
+    };
     // Documents from before this version are brought up to it (once).
-    inspections::migrate(&s, chrono::Utc::now()).context("migrating the documents")?;
-    Ok(Arc::new(s))
+    inspections::migrate(&*s, chrono::Utc::now()).context("migrating the documents")?;
+    Ok(s)
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let storage = open(&cli.data)?;
+    let storage = open(&cli.data, cli.database.as_deref())?;
     match cli.command {
         Command::Serve { listen, ui } => serve(storage, listen, &cli.data, ui),
         Command::User(c) => user(&*storage, c),

@@ -27,10 +27,22 @@ pub fn crash_items(checklist: &Checklist) -> Vec<String> {
         .collect()
 }
 
+/// Runs `f` on a thread of its own and returns its answer: for blocking calls (the
+/// PostgreSQL client, which starts a runtime of its own) made from an async test, whose
+/// thread drives the test's runtime and may not block on another.
+pub fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(f)
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
+}
+
 pub mod app_driver;
 pub mod client;
 pub mod fault_proxy;
 pub mod hostile;
+pub mod pg;
 pub mod process_group;
 pub mod server;
 pub mod xvfb;

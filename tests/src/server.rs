@@ -1,10 +1,19 @@
 //! The real server binary, started on a free loopback port with a fresh data folder,
 //! and its admin command line on the same folder.
+//!
+//! The record is kept in the data folder's SQLite file, or in a PostgreSQL database of
+//! the test's own ([`Server::start_postgres`]; every server a test starts, when
+//! `WARDCHECK_TEST_BACKEND=postgres`). The database's connection string is kept in the
+//! data folder ([`DATABASE_FILE`]), so that a restart and the command line on the same
+//! folder find the same database.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use wardcheck_server::storage::{PgStorage, SqliteStorage, Storage};
 
 use crate::workspace_binary;
 
@@ -21,7 +30,151 @@ pub struct Server {
     pub addr: String,
 }
 
+/// The file in a test's data folder holding its PostgreSQL connection string.
+pub const DATABASE_FILE: &str = "test-database.url";
+
+/// Set to `postgres` to start every test server on PostgreSQL.
+pub const BACKEND_ENV: &str = "WARDCHECK_TEST_BACKEND";
+
+/// The database the server on `data` keeps its record in: the one recorded in the
+/// folder, else (with [`BACKEND_ENV`] set to `postgres`) a fresh one, recorded; none
+/// for SQLite.
+pub fn database_for(data: &Path) -> Option<String> {
+    let file = data.join(DATABASE_FILE);
+    if let Ok(url) = std::fs::read_to_string(&file) {
+        let url = url.trim();
+        return (url != SQLITE).then(|| url.to_owned());
+    }
+    match std::env::var(BACKEND_ENV).as_deref() {
+        Ok("postgres") => Some(use_postgres(data)),
+        Ok("sqlite") | Ok("") | Err(_) => None,
+        Ok(other) => panic!("{BACKEND_ENV}={other:?}: say sqlite or postgres"),
+    }
+}
+
+/// Keeps the server on `data` on SQLite whatever [`BACKEND_ENV`] says: for tests of what
+/// only SQLite has (its file damaged, its schemas of old).
+pub fn use_sqlite(data: &Path) {
+    std::fs::create_dir_all(data).expect("the data folder can be made");
+    std::fs::write(data.join(DATABASE_FILE), SQLITE).expect("the backend is recorded");
+}
+
+/// What [`DATABASE_FILE`] says for a folder kept on SQLite.
+const SQLITE: &str = "sqlite";
+
+/// Gives the data folder a fresh PostgreSQL database; returns its connection string.
+pub fn use_postgres(data: &Path) -> String {
+    std::fs::create_dir_all(data).expect("the data folder can be made");
+    let url = crate::pg::fresh_database();
+    std::fs::write(data.join(DATABASE_FILE), &url).expect("the database is recorded");
+    url
+}
+
+/// The storage of the server on `data` (SQLite in the folder, or its PostgreSQL
+/// database), opened beside it.
+pub fn open_storage(data: &Path) -> Arc<dyn Storage> {
+    match database_for(data) {
+        Some(url) => Arc::new(crate::off_runtime(|| {
+            PgStorage::open(&url, data)
+                .unwrap_or_else(|e| panic!("the server's PostgreSQL database opens: {e}"))
+        })),
+        None => Arc::new(
+            SqliteStorage::open(data)
+                .unwrap_or_else(|e| panic!("the data folder {} opens: {e}", data.display())),
+        ),
+    }
+}
+
+/// `wardcheck-server` with the data folder and its database set.
+pub fn server_command(data: &Path) -> Command {
+    let mut c = Command::new(workspace_binary("wardcheck-server"));
+    c.arg("--data").arg(data).env_remove("WARDCHECK_DATABASE");
+    if let Some(url) = database_for(data) {
+        c.env("WARDCHECK_DATABASE", url);
+    }
+    c
+}
+
 impl Server {
+    /// Starts a server keeping its record in a fresh PostgreSQL database.
+    pub fn start_postgres() -> Server {
+        let scratch = tempfile::tempdir().expect("a temporary folder");
+        let data = scratch.path().join("data");
+        use_postgres(&data);
+        let mut s = Server::start_on(&data, "127.0.0.1:0");
+        s._scratch = Some(scratch);
+        s
+    }
+
+    /// Starts a server on a fresh data folder on SQLite, whatever [`BACKEND_ENV`] says.
+    pub fn start_sqlite() -> Server {
+        let scratch = tempfile::tempdir().expect("a temporary folder");
+        let data = scratch.path().join("data");
+        use_sqlite(&data);
+        let mut s = Server::start_on(&data, "127.0.0.1:0");
+        s._scratch = Some(scratch);
+        s
+    }
+
+    /// Runs one SQL statement on the server's database behind its back (an attacker
+    /// with the database, or time made to pass); returns the rows it changed. Values are
+    /// written into the statement: test data only.
+    pub fn sql(&self, sql: &str) -> u64 {
+        match self.database() {
+            Some(url) => crate::pg::execute(&url, sql).expect("the statement runs"),
+            None => rusqlite::Connection::open(self.data.join("wardcheck.db"))
+                .and_then(|db| db.execute(sql, []))
+                .expect("the statement runs") as u64,
+        }
+    }
+
+    /// `bytes` as a literal in the server's database's SQL.
+    pub fn sql_bytes(&self, bytes: &[u8]) -> String {
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        match self.database() {
+            Some(_) => format!("'\\x{hex}'::bytea"),
+            None => format!("X'{hex}'"),
+        }
+    }
+
+    /// The first row of a query on the server's database, each column as text.
+    pub fn sql_row(&self, sql: &str) -> Option<Vec<Option<String>>> {
+        match self.database() {
+            Some(url) => crate::pg::first_row(&url, sql).expect("the query runs"),
+            None => {
+                use rusqlite::types::ValueRef;
+                let db = rusqlite::Connection::open(self.data.join("wardcheck.db"))
+                    .expect("the database opens");
+                let mut stmt = db.prepare(sql).expect("the query is valid");
+                let n = stmt.column_count();
+                let mut rows = stmt.query([]).expect("the query runs");
+                let row = rows.next().expect("the query runs")?;
+                Some(
+                    (0..n)
+                        .map(|i| match row.get_ref(i).expect("a column") {
+                            ValueRef::Null => None,
+                            ValueRef::Integer(v) => Some(v.to_string()),
+                            ValueRef::Real(v) => Some(v.to_string()),
+                            ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+                            ValueRef::Blob(b) => Some(String::from_utf8_lossy(b).into_owned()),
+                        })
+                        .collect(),
+                )
+            }
+        }
+    }
+
+    /// The PostgreSQL database the server keeps its record in, if not SQLite.
+    pub fn database(&self) -> Option<String> {
+        database_for(&self.data)
+    }
+
+    /// The server's storage, opened beside it on the same backend, to check what it holds.
+    /// Its calls block: from an async test, make them in [`crate::off_runtime`].
+    pub fn storage(&self) -> Arc<dyn Storage> {
+        open_storage(&self.data)
+    }
+
     /// Starts a server on a fresh data folder.
     pub fn start() -> Server {
         let scratch = tempfile::tempdir().expect("a temporary folder");
@@ -180,9 +333,7 @@ impl Drop for Server {
 /// Starts `wardcheck-server --data DATA serve --listen LISTEN` and reads where it
 /// listens from its first line: (the process, e.g. `127.0.0.1:40123`).
 fn spawn(data: &Path, listen: &str) -> Result<(Child, String), String> {
-    let mut child = Command::new(workspace_binary("wardcheck-server"))
-        .arg("--data")
-        .arg(data)
+    let mut child = server_command(data)
         .args(["serve", "--listen", listen])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -212,9 +363,7 @@ fn spawn(data: &Path, listen: &str) -> Result<(Child, String), String> {
 
 /// Runs `wardcheck-server --data DATA ARGS` with `stdin`: (success, stdout, stderr).
 pub fn cli(data: &Path, args: &[&str], stdin: &str) -> (bool, String, String) {
-    let mut child = Command::new(workspace_binary("wardcheck-server"))
-        .arg("--data")
-        .arg(data)
+    let mut child = server_command(data)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

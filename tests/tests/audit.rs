@@ -221,7 +221,11 @@ async fn no_password_or_token_is_ever_written_down() {
         s.cli(&["device", "list"], ""),
     ]
     .concat();
-    let db = folder_bytes(s.data());
+    // The data folder's files, and the PostgreSQL database when the record is there.
+    let mut db = folder_bytes(s.data());
+    if let Some(url) = s.database() {
+        db.extend(wardcheck_tests::pg::dump(&url));
+    }
     assert!(
         contains(&db, b"ivan"),
         "the search below reads the real database"

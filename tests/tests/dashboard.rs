@@ -26,7 +26,7 @@ use wardcheck_core::inspection::{Answer, Inspection, Stamp};
 use wardcheck_server::demo::{CONTRADICTION_INSPECTION, CONTRADICTION_ITEM, DEMO_PASSWORD};
 use wardcheck_tests::client::{SyncClient, login};
 use wardcheck_tests::server::cli;
-use wardcheck_tests::{workspace_binary, workspace_root};
+use wardcheck_tests::workspace_root;
 
 /// The demo's RTH inspection: shared with RTH, so RJ1's lead must not reach it.
 const OTHER_TRUST_INSPECTION: &str = "d3e00000-0000-4000-8000-000000000002";
@@ -77,9 +77,7 @@ fn build_dashboard(ui: &Path) {
 }
 
 fn start_server(data: &Path, dist: &Path) -> (Killed, String) {
-    let mut child = Command::new(workspace_binary("wardcheck-server"))
-        .arg("--data")
-        .arg(data)
+    let mut child = wardcheck_tests::server::server_command(data)
         .args(["serve", "--listen", "127.0.0.1:0", "--ui"])
         .arg(dist)
         .stdin(Stdio::null())

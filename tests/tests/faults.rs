@@ -32,10 +32,9 @@ use tokio::time::{sleep, timeout};
 use uuid::Uuid;
 use wardcheck_core::checklist::{Checklist, Severity};
 use wardcheck_core::inspection::{Inspection, NewFinding, Stamp};
-use wardcheck_server::storage::{SqliteStorage, Storage};
 use wardcheck_tests::client::{Login, Replica, SyncClient, sign_in};
 use wardcheck_tests::fault_proxy::{FaultProxy, Faults};
-use wardcheck_tests::server::Server;
+use wardcheck_tests::server::{Server, open_storage};
 use wardcheck_tests::{crash_checklist, crash_items};
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -182,9 +181,7 @@ type AckedLog = Arc<std::sync::Mutex<Vec<(Uuid, ChangeHash)>>>;
 
 /// The document as the server's storage holds it.
 fn stored_doc(data: &std::path::Path, id: Uuid) -> AutoCommit {
-    let s = SqliteStorage::open(data)
-        .unwrap()
-        .load_doc(id)
+    let s = wardcheck_tests::off_runtime(|| open_storage(data).load_doc(id))
         .unwrap()
         .expect("the document is stored");
     wardcheck_core::store::load_checked(
@@ -216,9 +213,7 @@ fn assert_stored(data: &std::path::Path, log: &AckedLog, when: &str) {
 /// Fails on a change that storage holds twice: in two change rows, or in a change row
 /// and the snapshot.
 fn assert_stored_once(data: &std::path::Path, id: Uuid) {
-    let s = SqliteStorage::open(data)
-        .unwrap()
-        .load_doc(id)
+    let s = wardcheck_tests::off_runtime(|| open_storage(data).load_doc(id))
         .unwrap()
         .expect("the document is stored");
     let mut snapshot = AutoCommit::load(&s.snapshot).unwrap();

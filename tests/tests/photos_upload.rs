@@ -636,15 +636,10 @@ async fn a_partial_upload_given_up_on_is_pruned_and_one_in_progress_kept() {
     }
 
     s.stop();
-    let db = rusqlite::Connection::open(s.data().join("wardcheck.db")).unwrap();
-    let n = db
-        .execute(
-            "UPDATE blobs SET touched_at = '2020-01-01T00:00:00.000000Z' WHERE sha256 = ?1",
-            [&old_id],
-        )
-        .unwrap();
+    let n = s.sql(&format!(
+        "UPDATE blobs SET touched_at = '2020-01-01T00:00:00.000000Z' WHERE sha256 = '{old_id}'"
+    ));
     assert_eq!(n, 1, "the partial upload is stored with its time");
-    drop(db);
     s.restart();
 
     // A new client: the old one's pooled connections died with the server.
@@ -840,14 +835,14 @@ async fn tiny_chunks_and_too_many_uploads_in_progress_are_refused() {
     let c = client();
     let ann = token(&c, &s, "ann").await;
     let bob = token(&c, &s, "bob").await;
-    let db = || rusqlite::Connection::open(s.data().join("wardcheck.db")).unwrap();
     let chunks_held = |id: &str| -> i64 {
-        db().query_row(
-            "SELECT count(*) FROM blob_chunks WHERE sha256 = ?1",
-            [id],
-            |r| r.get(0),
-        )
-        .unwrap()
+        s.sql_row(&format!(
+            "SELECT count(*) FROM blob_chunks WHERE sha256 = '{id}'"
+        ))
+        .and_then(|r| r[0].clone())
+        .expect("a count")
+        .parse()
+        .expect("a number")
     };
 
     // 1-byte chunks, as a client that wants to make the server write a row and commit

@@ -43,7 +43,7 @@ fn db(server: &Server) -> rusqlite::Connection {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn damaged_rows_are_set_aside_and_the_inspection_opens_with_everything_that_was_good() {
-    let mut server = Server::start();
+    let mut server = Server::start_sqlite();
     server
         .add_user("ann", "inspector")
         .add_user("ian", "inspector")
@@ -240,7 +240,7 @@ async fn an_inspection_from_before_review_documents_is_migrated() {
     use automerge::{ActorId, AutoCommit};
     use wardcheck_server::inspections::encode_heads;
 
-    let mut server = Server::start();
+    let mut server = Server::start_sqlite();
     server
         .add_user("ann", "inspector")
         .add_user("rita", "reviewer")

@@ -246,24 +246,24 @@ async fn a_signed_inspection_is_frozen_reopened_with_a_reason_signed_again_and_v
     // Tampering, with the server stopped: an audit row's detail changed (the reopening's
     // record made to say another link) ...
     s.stop();
-    let db = rusqlite::Connection::open(s.data().join("wardcheck.db")).unwrap();
     let reopen_hash = chain.links[1].hash.clone().unwrap();
-    let (seq, detail): (i64, String) = db
-        .query_row(
-            "SELECT seq, detail FROM audit WHERE action = 'reopened' AND target = ?1",
-            [format!("inspection:{id}")],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let row = s
+        .sql_row(&format!(
+            "SELECT seq, detail FROM audit WHERE action = 'reopened' AND target = 'inspection:{id}'"
+        ))
+        .expect("the reopening is audited");
+    let seq: i64 = row[0].as_deref().unwrap().parse().unwrap();
+    let detail = row[1].clone().unwrap();
     assert!(
         detail.starts_with(&format!("link {reopen_hash}")),
         "{detail}"
     );
-    db.execute(
-        "UPDATE audit SET detail = ?1 WHERE seq = ?2",
-        rusqlite::params![detail.replace(&reopen_hash, &"0".repeat(64)), seq],
-    )
-    .unwrap();
+    s.sql(&format!(
+        "UPDATE audit SET detail = '{}' WHERE seq = {seq}",
+        detail
+            .replace(&reopen_hash, &"0".repeat(64))
+            .replace('\'', "''")
+    ));
     let (ok, out, err) = s.try_cli(&["audit", "verify"], "");
     assert!(!ok, "{out}");
     assert!(err.contains(&format!("broken at row {seq}")), "{err}");
@@ -274,11 +274,10 @@ async fn a_signed_inspection_is_frozen_reopened_with_a_reason_signed_again_and_v
             && err.contains("the audit log has no record of it"),
         "inspection verify names the reopening: {err}"
     );
-    db.execute(
-        "UPDATE audit SET detail = ?1 WHERE seq = ?2",
-        rusqlite::params![detail, seq],
-    )
-    .unwrap();
+    s.sql(&format!(
+        "UPDATE audit SET detail = '{}' WHERE seq = {seq}",
+        detail.replace('\'', "''")
+    ));
     let (ok, out, err) = s.try_cli(&["inspection", "verify", &id.to_string()], "");
     assert!(ok, "put back, it holds again: {out} {err}");
 
@@ -310,13 +309,11 @@ async fn a_signed_inspection_is_frozen_reopened_with_a_reason_signed_again_and_v
         )
         .unwrap();
     let bytes = forged.save();
-    db.execute(
-        "UPDATE documents SET snapshot = ?1 WHERE doc_id = ?2",
-        rusqlite::params![bytes, id.to_string()],
-    )
-    .unwrap();
-    db.execute("DELETE FROM changes WHERE doc_id = ?1", [id.to_string()])
-        .unwrap();
+    s.sql(&format!(
+        "UPDATE documents SET snapshot = {} WHERE doc_id = '{id}'",
+        s.sql_bytes(&bytes)
+    ));
+    s.sql(&format!("DELETE FROM changes WHERE doc_id = '{id}'"));
     let (ok, out, err) = s.try_cli(&["inspection", "verify", &id.to_string()], "");
     assert!(!ok, "{out}");
     assert!(

@@ -15,7 +15,6 @@ use wardcheck_core::checklist::{AnswerKind, Checklist, Scope};
 use wardcheck_core::inspection::{Answer, FieldRef, Inspection, Stamp};
 use wardcheck_core::sync::{DocMessage, WireMessage, uuid_to_doc_id};
 use wardcheck_server::inspections::encode_heads;
-use wardcheck_server::storage::{SqliteStorage, Storage};
 use wardcheck_tests::client::{ClientError, Incoming, Replica, SyncClient, sign_in};
 use wardcheck_tests::crash_checklist;
 use wardcheck_tests::server::Server;
@@ -33,9 +32,7 @@ fn compliance_items(c: &Checklist) -> Vec<String> {
 
 /// The heads the server has committed for a document, read from its storage.
 fn stored_heads(server: &Server, id: Uuid) -> Vec<u8> {
-    SqliteStorage::open(server.data())
-        .unwrap()
-        .load_doc(id)
+    wardcheck_tests::off_runtime(|| server.storage().load_doc(id))
         .unwrap()
         .expect("the document is stored")
         .heads

@@ -10,16 +10,13 @@ use automerge::{AutoCommit, ChangeHash};
 use chrono::Utc;
 use uuid::Uuid;
 use wardcheck_core::inspection::{Inspection, Stamp};
-use wardcheck_server::storage::{SqliteStorage, Storage};
 use wardcheck_tests::client::{Replica, SyncClient, sign_in};
-use wardcheck_tests::server::Server;
+use wardcheck_tests::server::{Server, open_storage};
 use wardcheck_tests::{crash_checklist, crash_items};
 
 /// The document as the server's storage holds it.
 fn stored_doc(data: &std::path::Path, id: Uuid) -> AutoCommit {
-    let s = SqliteStorage::open(data)
-        .unwrap()
-        .load_doc(id)
+    let s = wardcheck_tests::off_runtime(|| open_storage(data).load_doc(id))
         .unwrap()
         .expect("the document is stored");
     wardcheck_core::store::load_checked(

@@ -111,11 +111,7 @@ async fn a_javascript_automerge_repo_client_and_a_rust_client_see_each_others_ed
     // note and a comment; it returns once the server holds its edit.
     let browser = login(&base, "ann", PASSWORD, "browser").await.unwrap();
     let comment_id = Uuid::new_v4();
-    let review_doc = wardcheck_server::storage::SqliteStorage::open(server.data())
-        .and_then(|s| {
-            use wardcheck_server::storage::Storage;
-            s.inspection(id)
-        })
+    let review_doc = wardcheck_tests::off_runtime(|| server.storage().inspection(id))
         .unwrap()
         .unwrap()
         .review_doc;
@@ -415,11 +411,7 @@ async fn a_javascript_attackers_forbidden_changes_are_refused_audited_and_never_
             && l.contains("read_only")),
         "the lead's write is audited as refused:\n{audit}"
     );
-    let review_doc = wardcheck_server::storage::SqliteStorage::open(server.data())
-        .and_then(|s| {
-            use wardcheck_server::storage::Storage;
-            s.inspection(shared)
-        })
+    let review_doc = wardcheck_tests::off_runtime(|| server.storage().inspection(shared))
         .unwrap()
         .unwrap()
         .review_doc;

@@ -12,15 +12,12 @@ use tokio_tungstenite::tungstenite::Message as Frame;
 use uuid::Uuid;
 use wardcheck_core::inspection::{Inspection, Stamp};
 use wardcheck_core::sync::{DocMessage, WireMessage, uuid_to_doc_id};
-use wardcheck_server::storage::{SqliteStorage, Storage};
 use wardcheck_tests::client::{ClientError, Incoming, Replica, SyncClient, sign_in};
 use wardcheck_tests::server::Server;
 use wardcheck_tests::{crash_checklist, crash_items};
 
 fn stored_heads(server: &Server, id: Uuid) -> Vec<u8> {
-    SqliteStorage::open(server.data())
-        .unwrap()
-        .load_doc(id)
+    wardcheck_tests::off_runtime(|| server.storage().load_doc(id))
         .unwrap()
         .expect("the document is stored")
         .heads

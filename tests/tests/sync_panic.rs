@@ -12,16 +12,17 @@ use chrono::Utc;
 use sha2::{Digest, Sha256};
 use wardcheck_core::inspection::{Answer, Inspection, Stamp};
 use wardcheck_core::sync::{DocMessage, WireMessage, uuid_to_doc_id};
-use wardcheck_server::storage::{SqliteStorage, Storage};
+use wardcheck_server::storage::Storage;
 use wardcheck_tests::client::{Incoming, Replica, SyncClient, sign_in};
+use wardcheck_tests::off_runtime;
 use wardcheck_tests::server::Server;
 use wardcheck_tests::{crash_checklist, crash_items};
 
 /// Mutations tried before giving up on finding one that breaks Automerge.
 const TRIES: usize = 50_000;
 
-fn storage(server: &Server) -> SqliteStorage {
-    SqliteStorage::open(server.data()).unwrap()
+fn storage(server: &Server) -> std::sync::Arc<dyn Storage> {
+    server.storage()
 }
 
 /// Recomputes a chunk's checksum: the first 4 bytes of the SHA-256 of everything
@@ -135,11 +136,17 @@ async fn a_message_that_panics_automerge_closes_only_its_connection() {
     let (crafted, effect) = craft(&base, &template, &change);
     eprintln!("crafted message: Automerge {effect:?} on it");
 
-    let stored_before = storage(&server).load_doc(id).unwrap().unwrap().heads;
+    let stored_before = off_runtime(|| storage(&server).load_doc(id))
+        .unwrap()
+        .unwrap()
+        .heads;
     let peer = format!("device-{}", ann_login.device_id);
     // Held in memory and written in batches, every 10 s (a bound on a failure).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while storage(&server).sync_state(id, &peer).unwrap().is_none() {
+    while off_runtime(|| storage(&server).sync_state(id, &peer))
+        .unwrap()
+        .is_none()
+    {
         assert!(
             std::time::Instant::now() < deadline,
             "the inspector's sync state was kept after her fetch"
@@ -176,17 +183,18 @@ async fn a_message_that_panics_automerge_closes_only_its_connection() {
     );
 
     // Nothing of it was stored, and the inspector's sync state starts afresh.
-    let s = storage(&server);
+    let (now_stored, state) = off_runtime(|| {
+        let s = storage(&server);
+        (
+            s.load_doc(id).unwrap().unwrap().heads,
+            s.sync_state(id, &peer).unwrap(),
+        )
+    });
     assert_eq!(
-        s.load_doc(id).unwrap().unwrap().heads,
-        stored_before,
+        now_stored, stored_before,
         "the stored document is unchanged"
     );
-    assert_eq!(
-        s.sync_state(id, &peer).unwrap(),
-        None,
-        "the inspector's sync state was reset"
-    );
+    assert_eq!(state, None, "the inspector's sync state was reset");
     let audit = server.cli(&["audit", "tail", "-n", "20"], "");
     // Refused by the chunk walk, by the trial copy (an error or a panic), or by the
     // write policy's reading of it: whichever caught it first, it is audited.

@@ -18,8 +18,7 @@ use std::path::{Path, PathBuf};
 use api_support::*;
 use reqwest::{StatusCode, header};
 use serde_json::json;
-use wardcheck_server::storage::SqliteStorage;
-use wardcheck_server::telemetry::{Kind, Snapshot, TelemetryStore};
+use wardcheck_server::telemetry::{Kind, Snapshot};
 use wardcheck_tests::server::Server;
 
 const ENDPOINT_HEADER: &str = "device_id,device_name,os_platform,os_version,os_build,first_seen,\
@@ -99,8 +98,8 @@ fn import_ok(s: &Server, kind: &str, file: &Path, as_of: &str) -> String {
     out
 }
 
-fn storage(s: &Server) -> SqliteStorage {
-    SqliteStorage::open(s.data()).expect("the data folder opens beside the running server")
+fn storage(s: &Server) -> std::sync::Arc<dyn wardcheck_server::storage::Storage> {
+    s.storage()
 }
 
 fn rows(s: &Server, kind: Kind) -> u64 {

@@ -114,6 +114,22 @@ impl<J> Group<J> {
     }
 }
 
+/// The same error for each of `n` grouped writes, whose transaction did not commit.
+pub(crate) fn all_failed(n: usize, e: &dyn std::fmt::Display) -> Vec<Result<()>> {
+    (0..n)
+        .map(|_| Err(StorageError::Commit(e.to_string())))
+        .collect()
+}
+
+/// One document's received changes, to be stored with its new heads: the job of every
+/// backend's grouped appends.
+pub(crate) struct Append {
+    pub(crate) doc: uuid::Uuid,
+    pub(crate) changes: Vec<u8>,
+    pub(crate) hashes: Vec<u8>,
+    pub(crate) heads: Vec<u8>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

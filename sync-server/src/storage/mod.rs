@@ -2,13 +2,26 @@
 //! facts, Automerge documents (snapshot plus changes), sync states, photos and the
 //! audit log.
 //!
-//! [`Storage`] is the interface; [`sqlite::SqliteStorage`] is the one backend (one
-//! file, zero set-up). Every method is blocking: async callers run them on the
-//! blocking pool. Every write returns only after its transaction is committed with
-//! `synchronous=FULL`, because the sync protocol tells a peer "I have your change"
-//! only after that.
+//! [`Storage`] is the interface, with two backends that answer alike (one suite of
+//! tests runs against both):
+//!
+//! - [`SqliteStorage`]: one file in the data folder, zero set-up, one server process
+//!   (the command line beside it may write too).
+//! - [`PgStorage`]: a PostgreSQL database that several server processes may share, for
+//!   running more than one behind a load balancer. Telemetry stays in the data folder's
+//!   `telemetry.db` on either.
+//!
+//! Every method is blocking: async callers run them on the blocking pool. Every write
+//! returns only after its transaction is committed durably (SQLite's
+//! `synchronous=FULL`, PostgreSQL's `synchronous_commit`), because the sync protocol
+//! tells a peer "I have your change" only after that. What the backends share is here
+//! and beside them: how values are kept in columns (`columns`), the audit log's hash
+//! chain (`audit_chain`), and group commit (`group`).
 
+mod audit_chain;
+mod columns;
 pub(crate) mod group;
+pub mod postgres;
 pub mod sqlite;
 
 use chrono::{DateTime, Utc};
@@ -18,6 +31,7 @@ use wardcheck_core::inspection::{State, TeamRole};
 
 pub use wardcheck_core::policy::DocKind;
 
+pub use postgres::PgStorage;
 pub use sqlite::SqliteStorage;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,12 +50,61 @@ pub enum StorageError {
     NewerSchema { found: i64, known: i64 },
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("postgres: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    /// No connection to PostgreSQL could be had in time: every one is busy, or the
+    /// database cannot be reached.
+    #[error("no database connection: {0}")]
+    Pool(String),
     /// A write grouped with others (`group`) whose transaction did not commit.
     #[error("the commit failed: {0}")]
     Commit(String),
 }
 
+impl From<r2d2::Error> for StorageError {
+    fn from(e: r2d2::Error) -> Self {
+        StorageError::Pool(e.to_string())
+    }
+}
+
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+// The answers both backends give alike.
+
+fn not_found(what: impl std::fmt::Display) -> StorageError {
+    StorageError::NotFound(what.to_string())
+}
+
+/// [`Storage::bind_actor`] of an actor bound to another user.
+fn bound_to_another(actor: &[u8]) -> StorageError {
+    StorageError::Exists(format!(
+        "actor {} is bound to another user",
+        hex::encode(actor)
+    ))
+}
+
+/// [`Storage::bind_actor`] on a device with all the actors it may bind.
+fn too_many_actors() -> StorageError {
+    StorageError::Limit(format!(
+        "a device may bind at most {} actors",
+        crate::limits::MAX_ACTORS_PER_DEVICE
+    ))
+}
+
+/// [`Storage::append_blob`] starting an upload for a user with all they may have.
+fn too_many_uploads(by: &str, in_progress: i64) -> StorageError {
+    StorageError::Limit(format!(
+        "{by} has {in_progress} photo uploads in progress, the most a user may: \
+         finish or give up one first (one untouched for 7 days is dropped)"
+    ))
+}
+
+/// [`Storage::append_blob`] at another offset than the bytes received.
+fn wrong_offset(sha256: &str, received: u64, offset: u64) -> StorageError {
+    StorageError::Corrupt(format!(
+        "upload of {sha256} continues at byte {received}, not {offset}"
+    ))
+}
 
 /// What a user may do; see the access table in `access.rs`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -11,6 +11,9 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
 use wardcheck_core::inspection::{State, TeamRole};
 
+use super::audit_chain::{self, AuditRow, audit_link, link_of};
+use super::columns::{self, role_columns, state_name, ts};
+use super::group::{Append, all_failed};
 use super::*;
 
 /// Each runs once, in order, all pending ones in one transaction; `PRAGMA
@@ -432,21 +435,6 @@ fn write_audits(conn: &mut Connection, events: &[AuditEvent]) -> Result<()> {
     Ok(tx.commit()?)
 }
 
-/// The same error for each of `n` grouped writes, whose transaction did not commit.
-fn all_failed(n: usize, e: &dyn std::fmt::Display) -> Vec<Result<()>> {
-    (0..n)
-        .map(|_| Err(StorageError::Commit(e.to_string())))
-        .collect()
-}
-
-/// One document's received changes, to be stored with its new heads.
-struct Append {
-    doc: Uuid,
-    changes: Vec<u8>,
-    hashes: Vec<u8>,
-    heads: Vec<u8>,
-}
-
 /// Commits a batch of appends in one transaction. The one thing that can fail for one
 /// append alone, its document missing, is found before it writes anything, and leaves
 /// the others to commit; any other error is the transaction's, and fails the batch.
@@ -478,47 +466,21 @@ fn commit_appends(conn: &mut MutexGuard<'_, Connection>, jobs: &[Append]) -> Vec
     written.unwrap_or_else(|e| all_failed(jobs.len(), &e))
 }
 
-fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
-
 fn parse_ts(s: &str) -> rusqlite::Result<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-        })
+    columns::parse_ts(s).map_err(bad)
 }
 
 fn bad<E: std::error::Error + Send + Sync + 'static>(e: E) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
 }
 
-fn state_name(s: State) -> String {
-    serde_json::to_value(s)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .expect("a state serialises to a string")
-}
-
 fn parse_state(s: &str) -> rusqlite::Result<State> {
-    serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(bad)
+    columns::parse_state(s).map_err(bad)
 }
 
 fn user_row(r: &Row<'_>) -> rusqlite::Result<User> {
     let role: String = r.get("role")?;
-    let trust: Option<String> = r.get("trust")?;
-    let role = match (role.as_str(), trust) {
-        ("inspector", _) => Role::Inspector,
-        ("reviewer", _) => Role::Reviewer,
-        ("admin", _) => Role::Admin,
-        ("trust-lead", Some(t)) => Role::TrustLead(t),
-        (other, _) => {
-            return Err(bad(StorageError::Corrupt(format!(
-                "unknown role {other:?}"
-            ))));
-        }
-    };
+    let role = columns::parse_role(&role, r.get("trust")?).map_err(bad)?;
     Ok(User {
         id: r.get("id")?,
         name: r.get("name")?,
@@ -605,10 +567,6 @@ fn inspection_in(conn: &Connection, id: Uuid) -> Result<Option<InspectionRecord>
         .optional()?)
 }
 
-fn not_found(what: impl std::fmt::Display) -> StorageError {
-    StorageError::NotFound(what.to_string())
-}
-
 impl Storage for SqliteStorage {
     fn add_user(
         &self,
@@ -618,13 +576,10 @@ impl Storage for SqliteStorage {
         password_hash: &str,
     ) -> Result<i64> {
         let conn = self.conn();
-        let trust = match role {
-            Role::TrustLead(t) => Some(t.as_str()),
-            _ => None,
-        };
+        let (role, trust) = role_columns(role);
         let r = conn.execute(
             "INSERT INTO users (name, display_name, role, trust, password_hash) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![name, display_name, role.name(), trust, password_hash],
+            params![name, display_name, role, trust, password_hash],
         );
         match r {
             Ok(_) => Ok(conn.last_insert_rowid()),
@@ -815,12 +770,7 @@ impl Storage for SqliteStorage {
                 }
                 return Ok(());
             }
-            Some(_) => {
-                return Err(StorageError::Exists(format!(
-                    "actor {} is bound to another user",
-                    hex::encode(actor)
-                )));
-            }
+            Some(_) => return Err(bound_to_another(actor)),
             None => {}
         }
         if let Some(d) = device {
@@ -830,10 +780,7 @@ impl Storage for SqliteStorage {
                 |r| r.get(0),
             )?;
             if n as usize >= crate::limits::MAX_ACTORS_PER_DEVICE {
-                return Err(StorageError::Limit(format!(
-                    "a device may bind at most {} actors",
-                    crate::limits::MAX_ACTORS_PER_DEVICE
-                )));
+                return Err(too_many_actors());
             }
         }
         tx.execute(
@@ -1392,10 +1339,7 @@ impl Storage for SqliteStorage {
                     |r| r.get(0),
                 )?;
                 if in_progress >= crate::limits::MAX_PARTIAL_UPLOADS_PER_USER {
-                    return Err(StorageError::Limit(format!(
-                        "{by} has {in_progress} photo uploads in progress, the most a user may: \
-                         finish or give up one first (one untouched for 7 days is dropped)"
-                    )));
+                    return Err(too_many_uploads(by, in_progress));
                 }
                 tx.execute(
                     "INSERT INTO blobs (sha256, bytes, received, started_by) VALUES (?1, x'', 0, ?2)",
@@ -1407,9 +1351,7 @@ impl Storage for SqliteStorage {
             Some((len, false)) => len as u64,
         };
         if offset != received {
-            return Err(StorageError::Corrupt(format!(
-                "upload of {sha256} continues at byte {received}, not {offset}"
-            )));
+            return Err(wrong_offset(sha256, received, offset));
         }
         // Appended as a row of its own: what came before is not rewritten.
         tx.execute(
@@ -1626,43 +1568,8 @@ impl Storage for SqliteStorage {
     fn audit_verify(&self) -> Result<AuditVerdict> {
         let conn = self.conn();
         let mut stmt = conn.prepare(AuditRow::SELECT)?;
-        let mut rows = stmt.query([])?;
-        let mut prev = [0u8; 32];
-        let mut expected_seq = 1;
-        let mut n = 0;
-        while let Some(r) = rows.next()? {
-            let (row, stored) = AuditRow::read(r)?;
-            let want = audit_link(&prev, &row);
-            let why = if row.seq != expected_seq {
-                Some(format!(
-                    "row {} follows row {}: the rows between are gone",
-                    row.seq,
-                    expected_seq - 1
-                ))
-            } else if stored.as_deref() != Some(&want[..]) {
-                Some(format!(
-                    "row {} ({} {} {}) does not match its link: it, or a row before it, was changed, removed or inserted",
-                    row.seq, row.at, row.actor, row.action
-                ))
-            } else {
-                None
-            };
-            if let Some(why) = why {
-                return Ok(AuditVerdict {
-                    rows: n,
-                    head: hex::encode(prev),
-                    broken: Some((row.seq, why)),
-                });
-            }
-            prev = want;
-            expected_seq = row.seq + 1;
-            n += 1;
-        }
-        Ok(AuditVerdict {
-            rows: n,
-            head: hex::encode(prev),
-            broken: None,
-        })
+        let rows = stmt.query_map([], audit_row)?;
+        Ok(audit_chain::verify(rows)?)
     }
 
     fn audit_about(&self, target: &str, actions: &[&str]) -> Result<Vec<(i64, AuditEvent)>> {
@@ -1718,82 +1625,22 @@ impl Storage for SqliteStorage {
     }
 }
 
-/// One audit row as its link covers it.
-struct AuditRow {
-    seq: i64,
-    /// As stored (RFC 3339 text).
-    at: String,
-    actor: String,
-    device: Option<i64>,
-    action: String,
-    target: String,
-    origin: String,
-    outcome: String,
-    detail: Option<String>,
-}
-
-impl AuditRow {
-    /// Every row, oldest first, as [`AuditRow::read`] takes them.
-    const SELECT: &str =
-        "SELECT seq, at, actor, device, action, target, origin, outcome, detail, hash
-                            FROM audit ORDER BY seq";
-
-    /// One row of [`AuditRow::SELECT`], with its stored link.
-    fn read(r: &Row<'_>) -> rusqlite::Result<(AuditRow, Option<Vec<u8>>)> {
-        Ok((
-            AuditRow {
-                seq: r.get(0)?,
-                at: r.get(1)?,
-                actor: r.get(2)?,
-                device: r.get(3)?,
-                action: r.get(4)?,
-                target: r.get(5)?,
-                origin: r.get(6)?,
-                outcome: r.get(7)?,
-                detail: r.get(8)?,
-            },
-            r.get(9)?,
-        ))
-    }
-}
-
-/// A row's link in the audit chain: SHA-256 of the previous link and every field of the
-/// row, each length-prefixed (so no two rows serialise alike), the sequence number
-/// first (so a removed row shows).
-fn audit_link(prev: &[u8; 32], row: &AuditRow) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    h.update(b"wardcheck audit v1");
-    h.update(prev);
-    let device = row.device.map(|d| d.to_string());
-    let fields: [Option<&str>; 9] = [
-        Some(&row.seq.to_string()),
-        Some(&row.at),
-        Some(&row.actor),
-        device.as_deref(),
-        Some(&row.action),
-        Some(&row.target),
-        Some(&row.origin),
-        Some(&row.outcome),
-        row.detail.as_deref(),
-    ];
-    for f in fields {
-        match f {
-            Some(v) => {
-                h.update([1]);
-                h.update((v.len() as u64).to_be_bytes());
-                h.update(v.as_bytes());
-            }
-            None => h.update([0]),
-        }
-    }
-    h.finalize().into()
-}
-
-fn link_of(stored: Option<Vec<u8>>) -> Result<[u8; 32]> {
-    stored
-        .and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok())
-        .ok_or_else(|| StorageError::Corrupt("the audit log's last row has no link".into()))
+/// One row of [`AuditRow::SELECT`], with its stored link.
+fn audit_row(r: &Row<'_>) -> rusqlite::Result<(AuditRow, Option<Vec<u8>>)> {
+    Ok((
+        AuditRow {
+            seq: r.get(0)?,
+            at: r.get(1)?,
+            actor: r.get(2)?,
+            device: r.get(3)?,
+            action: r.get(4)?,
+            target: r.get(5)?,
+            origin: r.get(6)?,
+            outcome: r.get(7)?,
+            detail: r.get(8)?,
+        },
+        r.get(9)?,
+    ))
 }
 
 /// Links the audit rows written before rows were linked (once, at open).
@@ -1809,7 +1656,7 @@ fn link_audit(conn: &mut Connection) -> Result<()> {
     )?;
     let rows: Vec<(AuditRow, Option<Vec<u8>>)> = {
         let mut stmt = tx.prepare(AuditRow::SELECT)?;
-        stmt.query_map([], AuditRow::read)?
+        stmt.query_map([], audit_row)?
             .collect::<rusqlite::Result<_>>()?
     };
     let mut prev = [0u8; 32];
@@ -1850,17 +1697,7 @@ fn append_audit(tx: &Connection, e: &AuditEvent) -> Result<()> {
         Some((s, h)) => (s + 1, link_of(h)?),
         None => (1, [0; 32]),
     };
-    let row = AuditRow {
-        seq,
-        at: ts(e.at),
-        actor: e.actor.clone(),
-        device: e.device,
-        action: e.action.clone(),
-        target: e.target.clone(),
-        origin: e.from.clone(),
-        outcome: e.outcome.clone(),
-        detail: e.detail.clone(),
-    };
+    let row = AuditRow::new(seq, e);
     tx.prepare_cached(
         "INSERT INTO audit (seq, at, actor, device, action, target, origin, outcome, detail, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",

@@ -766,6 +766,66 @@ impl Documents {
         }
     }
 
+    /// Another server process stored changes to document `id` (several processes on one
+    /// database): if it is in memory here, it is loaded again from storage, so that the
+    /// live copy is again exactly what storage holds; then every connection and event
+    /// stream following it here is told, as after a change made here. Returns whether
+    /// anyone here was told.
+    ///
+    /// Loading again, rather than applying the new rows, also covers a compaction or a
+    /// rebuild by the other process. A document no one follows here is left alone: the
+    /// next user loads it from storage anyway.
+    pub async fn refresh(&self, id: Uuid) -> bool {
+        let Some(entry) = lock(&self.entries).get(&id).cloned() else {
+            return false;
+        };
+        let slot = entry.slot.clone().lock_owned().await;
+        if slot.is_some() {
+            let storage = self.storage.clone();
+            let reloaded = tokio::task::spawn_blocking(move || {
+                let fresh = load(&*storage, id);
+                (fresh, slot)
+            })
+            .await;
+            match reloaded {
+                Ok((Ok(fresh), mut slot)) => {
+                    let unchanged = slot
+                        .as_ref()
+                        .is_some_and(|old| old.persisted == fresh.persisted);
+                    if unchanged {
+                        // Its own change, or one already caught up with.
+                        return false;
+                    }
+                    *slot = Some(fresh);
+                }
+                Ok((Err(e), mut slot)) => {
+                    // Dropped: the next user loads it (and says why it cannot).
+                    tracing::warn!(doc = %id, failure = ?e, "reloading a document another process changed failed");
+                    *slot = None;
+                }
+                Err(e) => {
+                    tracing::error!(doc = %id, error = %e, "reloading a document another process changed panicked");
+                }
+            }
+        } else {
+            drop(slot);
+        }
+        let mut told = false;
+        let tell = |inbox: &Arc<Inbox>| {
+            lock(&inbox.dirty).insert(id);
+            inbox.notify.notify_one();
+        };
+        for inbox in lock(&entry.subscribers).values() {
+            tell(inbox);
+            told = true;
+        }
+        for inbox in lock(&entry.watchers).values() {
+            tell(inbox);
+            told = true;
+        }
+        told
+    }
+
     /// Tells every other connection holding the document that it changed.
     pub(crate) fn notify_others(&self, handle: &DocHandle) {
         let id = handle.entry.id;

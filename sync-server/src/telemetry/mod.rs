@@ -173,6 +173,7 @@ use serde::{Deserialize, Serialize};
 pub use fields::{ExposureLevel, HealthStatus, OnboardingStatus, OsPlatform, TrustType};
 pub(crate) use http::routes;
 pub use rows::{Alert, ConfigAssessment, Endpoint, NetworkDevice, Trust};
+pub(crate) use store::telemetry_in_db;
 pub use store::{TelemetryDb, endpoint_table};
 
 use crate::limits;

@@ -436,18 +436,17 @@ fn trust_row(r: &Row<'_>) -> rusqlite::Result<Trust> {
     })
 }
 
-impl TelemetryStore for SqliteStorage {
+impl TelemetryStore for TelemetryDb {
     fn import_telemetry(
         &self,
         req: &ImportRequest<'_>,
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<ImportReport, TelemetryError> {
-        super::import::import(&self.telemetry, req, progress)
+        super::import::import(self, req, progress)
     }
 
     fn latest_snapshot(&self, kind: Kind) -> Result<Option<Snapshot>, StorageError> {
         Ok(self
-            .telemetry
             .reader()
             .query_row(
                 &format!(
@@ -461,7 +460,7 @@ impl TelemetryStore for SqliteStorage {
     }
 
     fn snapshots(&self) -> Result<Vec<Snapshot>, StorageError> {
-        let conn = self.telemetry.reader();
+        let conn = self.reader();
         let mut stmt = conn.prepare(&format!(
             "SELECT {SNAPSHOT_COLUMNS} FROM telemetry_snapshots ORDER BY as_of, kind, id"
         ))?;
@@ -472,7 +471,7 @@ impl TelemetryStore for SqliteStorage {
     }
 
     fn telemetry_rows(&self, kind: Kind) -> Result<u64, StorageError> {
-        let n: i64 = self.telemetry.reader().query_row(
+        let n: i64 = self.reader().query_row(
             &format!("SELECT count(*) FROM {}", kind.table()),
             [],
             |r| r.get(0),
@@ -482,7 +481,6 @@ impl TelemetryStore for SqliteStorage {
 
     fn trust(&self, code: &str) -> Result<Option<Trust>, StorageError> {
         Ok(self
-            .telemetry
             .reader()
             .query_row(
                 "SELECT ods_code, name, trust_type, major_trauma_centre, region FROM trusts WHERE ods_code = ?1",
@@ -493,7 +491,7 @@ impl TelemetryStore for SqliteStorage {
     }
 
     fn trusts(&self) -> Result<Vec<Trust>, StorageError> {
-        let conn = self.telemetry.reader();
+        let conn = self.reader();
         let mut stmt = conn.prepare(
             "SELECT ods_code, name, trust_type, major_trauma_centre, region FROM trusts ORDER BY ods_code",
         )?;
@@ -504,9 +502,59 @@ impl TelemetryStore for SqliteStorage {
     }
 
     fn telemetry_upload_dir(&self) -> PathBuf {
-        self.telemetry.upload_dir.clone()
+        self.upload_dir.clone()
     }
 }
+
+/// Telemetry lives in `telemetry.db` beside the record, whichever backend keeps the
+/// record: every storage hands these to its [`TelemetryDb`].
+macro_rules! telemetry_in_db {
+    ($storage:ty) => {
+        impl $crate::telemetry::TelemetryStore for $storage {
+            fn import_telemetry(
+                &self,
+                req: &$crate::telemetry::ImportRequest<'_>,
+                progress: &mut dyn FnMut(&$crate::telemetry::Progress),
+            ) -> Result<$crate::telemetry::ImportReport, $crate::telemetry::TelemetryError> {
+                self.telemetry.import_telemetry(req, progress)
+            }
+            fn latest_snapshot(
+                &self,
+                kind: $crate::telemetry::Kind,
+            ) -> Result<Option<$crate::telemetry::Snapshot>, $crate::storage::StorageError> {
+                self.telemetry.latest_snapshot(kind)
+            }
+            fn snapshots(
+                &self,
+            ) -> Result<Vec<$crate::telemetry::Snapshot>, $crate::storage::StorageError> {
+                self.telemetry.snapshots()
+            }
+            fn telemetry_rows(
+                &self,
+                kind: $crate::telemetry::Kind,
+            ) -> Result<u64, $crate::storage::StorageError> {
+                self.telemetry.telemetry_rows(kind)
+            }
+            fn trust(
+                &self,
+                code: &str,
+            ) -> Result<Option<$crate::telemetry::Trust>, $crate::storage::StorageError> {
+                self.telemetry.trust(code)
+            }
+            fn trusts(
+                &self,
+            ) -> Result<Vec<$crate::telemetry::Trust>, $crate::storage::StorageError> {
+                self.telemetry.trusts()
+            }
+            fn telemetry_upload_dir(&self) -> std::path::PathBuf {
+                self.telemetry.telemetry_upload_dir()
+            }
+        }
+    };
+}
+pub(crate) use telemetry_in_db;
+
+telemetry_in_db!(SqliteStorage);
 
 #[cfg(test)]
 mod tests {
