@@ -30,7 +30,7 @@ pub async fn run(bin: &std::path::Path) -> Result<()> {
     let log = scratch.path().join("server.log");
     let made = {
         let data = data.clone();
-        tokio::task::spawn_blocking(move || servers::OurData::create(&data, &[1])).await??
+        tokio::task::spawn_blocking(move || servers::OurData::create(&data, &[1], None)).await??
     };
     let inspection = made.inspections[0];
     // The trust's lead, who reads the inspection once shared, and never writes it.
@@ -48,7 +48,7 @@ pub async fn run(bin: &std::path::Path) -> Result<()> {
         storage.share(inspection, Utc::now())?;
         token
     };
-    let server = servers::start_ours(bin, &made.dir, &log)?;
+    let server = servers::start_ours(bin, &made.dir, &log, None)?;
     let doc = doc_id(inspection);
 
     let chunk = wardcheck_tests::hostile::inflating_chunk(CHUNK_INFLATES_TO);

@@ -71,6 +71,15 @@ struct Args {
     /// Which servers to measure.
     #[arg(long, value_enum, default_value = "both")]
     servers: Which,
+    /// Our server's record in this PostgreSQL database (a libpq connection string; it
+    /// should be empty) instead of a fresh data folder's SQLite file.
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
+    /// Our server as this many processes on that database (`--database`), the clients
+    /// spread over them in turn; the latency test's two clients on the first and the
+    /// last, so that its propagation figure crosses processes.
+    #[arg(long, default_value_t = 1)]
+    processes: usize,
     /// Our server binary (default: `wardcheck-server` beside this program).
     #[arg(long)]
     server_bin: Option<PathBuf>,
@@ -294,9 +303,25 @@ async fn run_ours(args: &Args, setup: &Setup) -> Result<ServerResult> {
         );
         let made = {
             let data = data.clone();
-            tokio::task::spawn_blocking(move || servers::OurData::create(&data, &groups)).await??
+            let database = args.database.clone();
+            tokio::task::spawn_blocking(move || {
+                servers::OurData::create(&data, &groups, database.as_deref())
+            })
+            .await??
         };
-        let server = servers::start_ours(&bin, &made.dir, &log)?;
+        if args.processes > 1 && args.database.is_none() {
+            bail!("--processes needs --database: processes share a PostgreSQL database, never a SQLite file");
+        }
+        let servers = (0..args.processes.max(1))
+            .map(|i| {
+                servers::start_ours(
+                    &bin,
+                    &made.dir,
+                    &log.with_extension(format!("{i}.log")),
+                    args.database.as_deref(),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
         let mut tokens = made
             .tokens
             .into_iter()
@@ -304,11 +329,11 @@ async fn run_ours(args: &Args, setup: &Setup) -> Result<ServerResult> {
             .zip(made.users)
             .map(|((t, a), u)| (Some(t), Some(a), u));
         let mut docs = made.inspections.iter().map(|id| doc_id(*id));
-        run_workload("ours", &server, args, setup, &mut docs, &mut tokens).await
+        run_workload("ours", &servers, args, setup, &mut docs, &mut tokens).await
     }
     .await;
     if result.is_err() {
-        eprintln!("ours: server log: {}", log.display());
+        eprintln!("ours: server logs beside {}", log.display());
         let _ = scratch.keep();
     }
     result
@@ -332,7 +357,15 @@ async fn run_js(args: &Args, setup: &Setup) -> Result<ServerResult> {
         let server = servers::start_js(&args.node, &script, &data, &log)?;
         let mut tokens = std::iter::repeat((None, None, servers::USER.to_owned()));
         let mut docs = ids.iter().map(|id| doc_id(*id));
-        run_workload("js", &server, args, setup, &mut docs, &mut tokens).await
+        run_workload(
+            "js",
+            std::slice::from_ref(&server),
+            args,
+            setup,
+            &mut docs,
+            &mut tokens,
+        )
+        .await
     }
     .await;
     if result.is_err() {
@@ -377,16 +410,17 @@ async fn seed(url: &str, setup: &Setup, n: usize) -> Result<Vec<Uuid>> {
 
 async fn run_workload(
     name: &'static str,
-    server: &ServerProcess,
+    servers: &[ServerProcess],
     args: &Args,
     setup: &Setup,
     docs: &mut dyn Iterator<Item = String>,
     tokens: &mut dyn Iterator<Item = (Option<String>, Option<ActorId>, String)>,
 ) -> Result<ServerResult> {
+    let urls: Vec<String> = servers.iter().map(|s| s.ws_url.clone()).collect();
     let doc = docs.next().context("a document for the latency test")?;
     let (token, actor, user) = tokens.next().context("a token")?;
     let a = Target {
-        url: server.ws_url.clone(),
+        url: urls[0].clone(),
         token,
         actor,
         user,
@@ -397,6 +431,7 @@ async fn run_workload(
         token,
         actor,
         user,
+        url: urls[urls.len() - 1].clone(),
         ..a.clone()
     };
     eprintln!("{name}: edit latency, {} edits", args.edits);
@@ -404,7 +439,7 @@ async fn run_workload(
     let mut loads = Vec::new();
     for &n in &args.clients {
         eprintln!("{name}: {n} clients, {} edits each", args.edits_per_client);
-        let targets = targets(&server.ws_url, n, tokens, || docs.next())?;
+        let targets = targets(&urls, n, tokens, || docs.next())?;
         loads.push(load(setup, targets, args.edits_per_client).await);
     }
     let mut floods = Vec::new();
@@ -417,8 +452,8 @@ async fn run_workload(
                     if flooding { "with" } else { "without" },
                     pair + 1
                 );
-                let targets = targets(&server.ws_url, n, tokens, || docs.next())?;
-                let flood = flooding.then(|| Flood::start(&server.ws_url, args.flood_tasks));
+                let targets = targets(&urls, n, tokens, || docs.next())?;
+                let flood = flooding.then(|| Flood::start(&urls[0], args.flood_tasks));
                 let load = load(setup, targets, args.edits_per_client).await;
                 let attempts = flood.map(Flood::stop);
                 floods.push(Flooded { load, attempts });
@@ -432,7 +467,7 @@ async fn run_workload(
             args.edits_per_client
         );
         let doc = docs.next().context("a document")?;
-        let targets = targets(&server.ws_url, n, tokens, || Some(doc.clone()))?;
+        let targets = targets(&urls, n, tokens, || Some(doc.clone()))?;
         shared.push(load(setup, targets, args.edits_per_client).await);
     }
     Ok(ServerResult {
@@ -441,23 +476,25 @@ async fn run_workload(
         loads,
         shared,
         floods,
-        peak_rss_kib: server.memory_kib().map(|m| m.0),
-        cpu: server.cpu_time(),
+        // Of all the processes together.
+        peak_rss_kib: servers.iter().map(|s| s.memory_kib().map(|m| m.0)).sum(),
+        cpu: servers.iter().map(ServerProcess::cpu_time).sum(),
     })
 }
 
-/// `n` clients of `url`, each with the next token and the document `doc` gives.
+/// `n` clients of the servers at `urls` (in turn), each with the next token and the
+/// document `doc` gives.
 fn targets(
-    url: &str,
+    urls: &[String],
     n: usize,
     tokens: &mut dyn Iterator<Item = (Option<String>, Option<ActorId>, String)>,
     mut doc: impl FnMut() -> Option<String>,
 ) -> Result<Vec<Target>> {
     (0..n)
-        .map(|_| {
+        .map(|i| {
             let (token, actor, user) = tokens.next().context("a token")?;
             Ok(Target {
-                url: url.to_owned(),
+                url: urls[i % urls.len()].clone(),
                 token,
                 actor,
                 user,

@@ -13,7 +13,7 @@ use chrono::Utc;
 use uuid::Uuid;
 use wardcheck_server::auth;
 use wardcheck_server::inspections::{self, CreateInspection};
-use wardcheck_server::storage::{Role, SqliteStorage, Storage};
+use wardcheck_server::storage::{PgStorage, Role, SqliteStorage, Storage};
 
 /// The trust every benchmark inspection belongs to.
 pub const TRUST: &str = "RJ1";
@@ -161,8 +161,11 @@ pub struct OurData {
 impl OurData {
     /// Creates one inspection for each group, and as many inspectors as the group
     /// holds, each with a device, all assigned to it.
-    pub fn create(dir: &Path, groups: &[usize]) -> Result<OurData> {
-        let storage: Arc<dyn Storage> = Arc::new(SqliteStorage::open(dir)?);
+    pub fn create(dir: &Path, groups: &[usize], database: Option<&str>) -> Result<OurData> {
+        let storage: Arc<dyn Storage> = match database {
+            Some(url) => Arc::new(PgStorage::open(url, dir)?),
+            None => Arc::new(SqliteStorage::open(dir)?),
+        };
         let now = Utc::now();
         let hash = auth::hash_password("benchmark password, never used to sign in")?;
         let tokens: usize = groups.iter().sum();
@@ -202,8 +205,17 @@ impl OurData {
 }
 
 /// Starts `wardcheck-server serve` on `data`, logging warnings only (to `log`).
-pub fn start_ours(bin: &Path, data: &Path, log: &Path) -> Result<ServerProcess> {
+pub fn start_ours(
+    bin: &Path,
+    data: &Path,
+    log: &Path,
+    database: Option<&str>,
+) -> Result<ServerProcess> {
     let mut cmd = Command::new(bin);
+    cmd.env_remove("WARDCHECK_DATABASE");
+    if let Some(url) = database {
+        cmd.env("WARDCHECK_DATABASE", url);
+    }
     cmd.arg("--data")
         .arg(data)
         .args(["serve", "--listen", "127.0.0.1:0"])

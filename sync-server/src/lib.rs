@@ -222,6 +222,42 @@ async fn prune_partial_uploads(storage: &Arc<dyn Storage>) {
     }
 }
 
+/// With several server processes on one database, what the others commit reaches this
+/// one's connections and event streams as if it had been made here: a document another
+/// process changed is loaded again and pushed to the peers following it here; an
+/// inspection whose record changed is told to its event streams.
+async fn follow_other_processes(state: &AppState) {
+    let storage = state.storage.clone();
+    // Blocking: it connects.
+    let feed = match tokio::task::spawn_blocking(move || storage.changes_elsewhere()).await {
+        Ok(Some(feed)) => feed,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::error!(error = %e, "starting to follow other processes' changes failed");
+            return;
+        }
+    };
+    let docs = state.docs.clone();
+    tokio::spawn(async move {
+        let mut feed = feed;
+        while let Some(news) = feed.recv().await {
+            match news {
+                storage::Elsewhere::Document(id) => {
+                    docs.refresh(id).await;
+                }
+                storage::Elsewhere::Inspection(id) => docs.tell_watchers(id),
+                storage::Elsewhere::Missed => {
+                    let n = docs.refresh_all().await;
+                    tracing::info!(
+                        told = n,
+                        "news of other processes' changes was cut off; documents here were brought up to date"
+                    );
+                }
+            }
+        }
+    });
+}
+
 /// Serves [`app_with_dashboard`] on `listener` until the process ends.
 pub async fn serve_with_dashboard(
     listener: TcpListener,
@@ -230,6 +266,7 @@ pub async fn serve_with_dashboard(
 ) -> std::io::Result<()> {
     let docs = state.docs.clone();
     tokio::spawn(async move { docs.evict_idle_forever().await });
+    follow_other_processes(&state).await;
     // Once before taking requests (so no client sees an upload about to go), then
     // in the background.
     prune_partial_uploads(&state.storage).await;

@@ -32,9 +32,16 @@ struct Cli {
     data: PathBuf,
     /// Keep the record in PostgreSQL instead of the data folder's SQLite file: a libpq
     /// connection string (`host=/run/postgresql dbname=wardcheck`, or
-    /// `postgres://user@host/db`). Several server processes may share one database.
-    /// Telemetry and uploads being spooled still live in the data folder.
-    #[arg(long, global = true, value_name = "URL", env = "WARDCHECK_DATABASE")]
+    /// `postgres://user@host/db`). Several server processes may share one database
+    /// (docs/DEPLOY.md, "Several processes"). Telemetry and uploads being spooled still
+    /// live in the data folder.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "WARDCHECK_DATABASE",
+        hide_env_values = true
+    )]
     database: Option<String>,
     #[command(subcommand)]
     command: Command,
@@ -208,12 +215,32 @@ fn main() -> ExitCode {
     }
 }
 
+/// Left in a data folder whose record is in PostgreSQL, so that a command given the
+/// folder without the database is refused rather than run on an empty SQLite file.
+const IN_POSTGRES: &str = "RECORD-IN-POSTGRESQL";
+
 fn open(data: &Path, database: Option<&str>) -> Result<Arc<dyn Storage>> {
+    let marker = data.join(IN_POSTGRES);
     let s: Arc<dyn Storage> = match database {
         // The connection string is never printed: it may hold a password.
         Some(url) => {
-            Arc::new(PgStorage::open(url, data).context("opening the PostgreSQL database")?)
+            let s = PgStorage::open(url, data).context("opening the PostgreSQL database")?;
+            if !marker.exists() {
+                std::fs::write(
+                    &marker,
+                    "This data folder's record (users, devices, inspections, the audit log) is \
+                     in PostgreSQL: give wardcheck-server --database (or WARDCHECK_DATABASE).\n",
+                )
+                .with_context(|| format!("writing {}", marker.display()))?;
+            }
+            Arc::new(s)
         }
+        None if marker.exists() => bail!(
+            "the record of the data folder {} is in PostgreSQL ({}): give --database or \
+             WARDCHECK_DATABASE",
+            data.display(),
+            marker.display()
+        ),
         None => Arc::new(
             SqliteStorage::open(data)
                 .with_context(|| format!("opening the data folder {}", data.display()))?,

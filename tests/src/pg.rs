@@ -16,8 +16,8 @@ pub fn cluster() -> String {
         Ok(dir) if !dir.is_empty() => dir,
         _ => panic!(
             "this test needs PostgreSQL: run scripts/test, or start a throwaway cluster \
-             with `scripts/pg-cluster start /tmp/wardcheck-pg` and set \
-             {CLUSTER_ENV}=/tmp/wardcheck-pg"
+             with `d=$(mktemp -d); scripts/pg-cluster start $d/pg` and set \
+             {CLUSTER_ENV}=$d/pg (README, \"The server\")"
         ),
     }
 }

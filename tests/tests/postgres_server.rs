@@ -8,8 +8,9 @@ use std::sync::Arc;
 use chrono::Utc;
 use wardcheck_core::checklist::{AnswerKind, Scope};
 use wardcheck_core::inspection::{Answer, Inspection, Stamp};
+use wardcheck_core::sync::{WireMessage, uuid_to_doc_id};
 use wardcheck_server::inspections::encode_heads;
-use wardcheck_tests::client::{SyncClient, sign_in};
+use wardcheck_tests::client::{Incoming, Login, SyncClient, sign_in};
 use wardcheck_tests::server::Server;
 use wardcheck_tests::{crash_checklist, off_runtime};
 
@@ -82,6 +83,20 @@ async fn the_server_keeps_its_record_in_postgres_and_survives_a_sigkill() {
     let tail = server.cli(&["audit", "tail", "--lines", "200"], "");
     assert!(tail.contains("login"), "sign-ins are audited:\n{tail}");
     assert!(tail.contains("doc_write"), "writes are audited:\n{tail}");
+
+    // A command given the data folder without the database is refused, not run on an
+    // empty SQLite file (where `audit verify` would find nothing wrong).
+    let out = std::process::Command::new(wardcheck_tests::workspace_binary("wardcheck-server"))
+        .arg("--data")
+        .arg(server.data())
+        .env_remove("WARDCHECK_DATABASE")
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "refused");
+    assert!(err.contains("is in PostgreSQL"), "{err}");
+    assert!(!server.data().join("wardcheck.db").exists());
 }
 
 #[test]
@@ -102,4 +117,120 @@ fn a_bad_database_is_a_clear_error() {
         err.contains("no_such_database"),
         "says which database: {err}"
     );
+}
+
+async fn load(client: &mut SyncClient, id: uuid::Uuid, login: &Login) -> Inspection {
+    let doc = client.fetch(id).await.expect("fetching the inspection");
+    Inspection::from_doc(
+        doc.with_actor(login.actor.clone()),
+        Arc::new(crash_checklist()),
+    )
+    .expect("the fetched document is the inspection")
+}
+
+fn sorted(mut h: Vec<automerge::ChangeHash>) -> Vec<automerge::ChangeHash> {
+    h.sort();
+    h
+}
+
+/// Two server processes on one database. A change made through one reaches a peer
+/// connected to the other without the peer asking; a token issued by one works on the
+/// other; one killed with SIGKILL in the middle of an exchange loses nothing it
+/// acknowledged, and its peer carries on through the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_database_push_each_others_changes_and_survive_a_sigkill() {
+    let mut one = Server::start_postgres();
+    let two = Server::start_on(one.data(), "127.0.0.1:0");
+    one.add_user("ann", "inspector").add_user("rev", "reviewer");
+    let id = one.create_inspection("RJ1", &["ann"]);
+    let ann_login = sign_in(&one, "ann").await;
+    let rev_login = sign_in(&one, "rev").await;
+    let items: Vec<String> = crash_checklist()
+        .items()
+        .filter(|(s, i)| s.scope == Scope::Inspection && i.answer == AnswerKind::Compliance)
+        .map(|(_, i)| i.id.clone())
+        .take(12)
+        .collect();
+
+    // The reviewer follows the inspection on the second process (with a token the first
+    // issued); the inspector edits it through the first.
+    let mut rev_c = SyncClient::connect(&two.ws_url(), Some(&rev_login.token))
+        .await
+        .unwrap();
+    let mut rev = load(&mut rev_c, id, &rev_login).await;
+    let mut ann_c = SyncClient::connect(&one.ws_url(), Some(&ann_login.token))
+        .await
+        .unwrap();
+    let mut ann = load(&mut ann_c, id, &ann_login).await;
+    ann.set_answer(&items[0], Answer::NotMet, &Stamp::new("ann", Utc::now()))
+        .unwrap();
+    ann_c.sync(id, &mut ann).await.unwrap();
+    match rev_c.recv().await.expect("a pushed message") {
+        Incoming::Message(WireMessage::Sync(d)) => {
+            assert_eq!(d.document_id, uuid_to_doc_id(id));
+            rev_c.apply(&mut rev, &d).unwrap();
+        }
+        other => panic!("expected the change pushed by the second process, got {other:?}"),
+    }
+    rev_c.sync(id, &mut rev).await.unwrap();
+    assert_eq!(
+        sorted(rev.heads()),
+        sorted(ann.heads()),
+        "the reviewer has it"
+    );
+
+    // The first process is killed while the inspector edits: what it acknowledged is
+    // stored; what it did not, she sends again through the second.
+    let pid = one.pid().expect("the first process runs");
+    let mut acknowledged = ann.heads();
+    for (n, item) in items[1..].iter().enumerate() {
+        ann.set_answer(item, Answer::Met, &Stamp::new("ann", Utc::now()))
+            .unwrap();
+        if n == 5 {
+            // Killed while this exchange is on its way.
+            let (sync, ()) = tokio::join!(ann_c.sync(id, &mut ann), async {
+                std::process::Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status()
+                    .expect("kill runs");
+            });
+            if sync.is_ok() {
+                acknowledged = ann.heads();
+            }
+            ann_c = SyncClient::connect(&two.ws_url(), Some(&ann_login.token))
+                .await
+                .expect("the second process takes the inspector");
+            continue;
+        }
+        ann_c.sync(id, &mut ann).await.expect("the edit syncs");
+        acknowledged = ann.heads();
+    }
+    one.stop();
+    let stored = off_runtime(|| two.storage().load_doc(id)).unwrap().unwrap();
+    let mut stored_doc = wardcheck_core::store::load_checked(
+        id,
+        &stored.snapshot,
+        stored.changes.iter().map(Vec::as_slice),
+        &stored.heads,
+    )
+    .expect("the stored document loads and reaches its stored heads");
+    for h in &acknowledged {
+        assert!(
+            stored_doc.get_change_by_hash(h).is_some(),
+            "an acknowledged change is stored"
+        );
+    }
+    assert_eq!(
+        stored.heads,
+        encode_heads(&ann.heads()),
+        "everything the inspector made is stored, through one process or the other"
+    );
+    // The reviewer, on the second process, catches up with all of it (on a new
+    // connection: the old one holds the pushes of each edit, unread).
+    rev_c.close().await;
+    let mut rev_c = SyncClient::connect(&two.ws_url(), Some(&rev_login.token))
+        .await
+        .unwrap();
+    rev_c.sync(id, &mut rev).await.unwrap();
+    assert_eq!(sorted(rev.heads()), sorted(ann.heads()));
 }

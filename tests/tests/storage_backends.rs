@@ -563,6 +563,14 @@ fn compaction_and_rebuild_keep_what_they_replace(b: &Backend) {
     let rec = inspection(s, "RJ1", &["ann"]);
     s.append_changes(rec.id, b"c1", &[1; 32], &[2; 32]).unwrap();
     s.append_changes(rec.id, b"c2", &[2; 64], &[3; 32]).unwrap();
+    // A snapshot that does not cover what is stored (another process stored changes
+    // since it was made) waits: nothing changes.
+    s.compact(rec.id, b"stale", &[2; 32]).unwrap();
+    let loaded = s.load_doc(rec.id).unwrap().unwrap();
+    assert_eq!(
+        (loaded.snapshot.as_slice(), loaded.changes.len()),
+        (&b"snapshot"[..], 2)
+    );
     s.compact(rec.id, b"compacted", &[3; 32]).unwrap();
     let loaded = s.load_doc(rec.id).unwrap().unwrap();
     assert_eq!(
@@ -583,7 +591,12 @@ fn compaction_and_rebuild_keep_what_they_replace(b: &Backend) {
         .unwrap();
     s.append_changes(rec.id, b"good", &[8; 32], &[5; 32])
         .unwrap();
-    s.api_actor(1, "ann", b"api-old", at(0)).ok();
+    let ann = user(s, "ann", Role::Inspector);
+    let tablet = s.add_device(ann, "tablet", &[1; 32], at(0)).unwrap();
+    assert_eq!(
+        s.api_actor(tablet, "ann", b"api-old", at(0)).unwrap(),
+        b"api-old"
+    );
     let rebuilt = Rebuilt {
         snapshot: b"rebuilt".to_vec(),
         heads: vec![6; 32],
@@ -593,12 +606,25 @@ fn compaction_and_rebuild_keep_what_they_replace(b: &Backend) {
             b"bad".to_vec(),
             "does not load".into(),
         )],
+        // It read rows 1 and 2; row 3 comes after it read them (another process).
+        through_seq: Some(2),
     };
+    s.append_changes(rec.id, b"later", &[9; 32], &[7; 32])
+        .unwrap();
     s.write_rebuilt(rec.id, &rebuilt, at(10)).unwrap();
     let loaded = s.load_doc(rec.id).unwrap().unwrap();
     assert_eq!(loaded.snapshot, b"rebuilt");
     assert_eq!(loaded.heads, vec![6; 32]);
-    assert!(loaded.changes.is_empty());
+    assert_eq!(
+        loaded.changes,
+        [b"later".to_vec()],
+        "a row stored after the rebuild read the document stays"
+    );
+    // The API's actors start afresh: a change it made may be among those set aside.
+    assert_eq!(
+        s.api_actor(tablet, "ann", b"api-new", at(11)).unwrap(),
+        b"api-new"
+    );
     let aside = s.set_aside(rec.id).unwrap();
     assert_eq!(aside.len(), 1);
     assert_eq!(

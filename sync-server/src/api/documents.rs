@@ -53,6 +53,14 @@ fn failure(f: Failure) -> AppError {
         Failure::TooLarge { size, max } => AppError::too_large(format!(
             "the document would grow to {size} bytes, more than the {max} the server keeps"
         )),
+        // Another server process changed the document at the same moment: nothing was
+        // stored, and the same request again goes through.
+        Failure::Stale(_) => AppError::new(
+            StatusCode::CONFLICT,
+            "changed_elsewhere",
+            "the inspection changed at the same moment through another server; nothing was \
+             stored: send the request again",
+        ),
         other => AppError::internal(format!("{other:?}")),
     }
 }

@@ -128,6 +128,9 @@ pub(crate) struct Append {
     pub(crate) changes: Vec<u8>,
     pub(crate) hashes: Vec<u8>,
     pub(crate) heads: Vec<u8>,
+    /// The heads storage must hold for the append to go ahead (the caller's copy was
+    /// loaded or last stored at them); none for an append whatever it holds.
+    pub(crate) after: Option<Vec<u8>>,
 }
 
 #[cfg(test)]

@@ -42,6 +42,10 @@ pub enum StorageError {
     Limit(String),
     #[error("{0} not found")]
     NotFound(String),
+    /// A conditional write found that another process had written first
+    /// ([`Storage::append_changes_after`]); nothing was written.
+    #[error("{0} changed elsewhere since it was read")]
+    Stale(String),
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
     #[error(
@@ -50,7 +54,7 @@ pub enum StorageError {
     NewerSchema { found: i64, known: i64 },
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("postgres: {0}")]
+    #[error("postgres: {}", postgres_detail(.0))]
     Postgres(#[from] ::postgres::Error),
     /// No connection to PostgreSQL could be had in time: every one is busy, or the
     /// database cannot be reached.
@@ -68,6 +72,18 @@ impl From<r2d2::Error> for StorageError {
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// A PostgreSQL error with what the database said (its code and message; never the
+/// connection string): `postgres::Error` alone says only "db error".
+fn postgres_detail(e: &::postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({}): {}", db.severity(), db.code().code(), db.message()),
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
+    }
+}
 
 // The answers both backends give alike.
 
@@ -294,6 +310,10 @@ pub struct Rebuilt {
     pub heads: Vec<u8>,
     /// Rows that no longer load, moved aside: (kind, seq, bytes, why).
     pub aside: Vec<(String, Option<i64>, Vec<u8>, String)>,
+    /// The last change row the rebuild read (none if it read none): rows after it were
+    /// stored since (by another process on the same database), are not in the rebuilt
+    /// snapshot, and stay.
+    pub through_seq: Option<i64>,
 }
 
 /// A reference to a photo in a document, as a change made it: by whom, and whether
@@ -458,9 +478,23 @@ pub trait Storage:
     /// Appends change chunks (with the hashes of the changes they hold) and records the
     /// new heads, in one transaction.
     fn append_changes(&self, doc: Uuid, changes: &[u8], hashes: &[u8], heads: &[u8]) -> Result<()>;
+    /// The same, only if the document's stored heads are still `after` (the heads the
+    /// caller's copy holds): with several processes on one database another may have
+    /// stored changes since, and then nothing is written ([`StorageError::Stale`]). The
+    /// stored heads are then always those of everything stored.
+    fn append_changes_after(
+        &self,
+        doc: Uuid,
+        after: &[u8],
+        changes: &[u8],
+        hashes: &[u8],
+        heads: &[u8],
+    ) -> Result<()>;
     /// Replaces the snapshot with one that covers the changes, in one transaction: the
     /// old snapshot and those changes are kept as the previous ones ([`PreviousDoc`]),
-    /// replacing what was kept before.
+    /// replacing what was kept before. Only if the stored heads are `heads` (nothing was
+    /// stored since the snapshot was made, by another process on the same database);
+    /// otherwise nothing changes, and the next compaction takes it all.
     fn compact(&self, doc: Uuid, snapshot: &[u8], heads: &[u8]) -> Result<()>;
     fn previous_doc(&self, doc: Uuid) -> Result<PreviousDoc>;
     /// Writes a rebuilt document and sets aside the rows that no longer load.
@@ -547,4 +581,24 @@ pub trait Storage:
     /// does: each row is linked to the one before (the SHA-256 of that row's link and
     /// its own fields).
     fn audit_verify(&self) -> Result<AuditVerdict>;
+
+    // several processes
+    /// What other processes commit to the same database, told as they commit it
+    /// ([`Elsewhere`]): for a backend that several server processes share. `None` for
+    /// one that only this process writes (SQLite's file). Called once, by the server as
+    /// it starts; blocking.
+    fn changes_elsewhere(&self) -> Option<tokio::sync::mpsc::Receiver<Elsewhere>> {
+        None
+    }
+}
+
+/// Something another process committed ([`Storage::changes_elsewhere`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Elsewhere {
+    /// Changes to a document were stored (its heads moved, or it was rebuilt).
+    Document(Uuid),
+    /// An inspection's record changed: its team, state or sharing.
+    Inspection(Uuid),
+    /// The feed was cut and is back: anything may have changed meanwhile.
+    Missed,
 }

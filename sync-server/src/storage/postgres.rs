@@ -69,7 +69,7 @@
 //! - Numbers from a `BIGSERIAL` (users, devices) may skip one that a failed insert took;
 //!   SQLite's do not. Nothing relies on them being dense.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -295,6 +295,8 @@ pub struct PgStorage {
     audit_writer: Writer,
     /// `telemetry.db` in the data folder (see `crate::telemetry`).
     pub(crate) telemetry: crate::telemetry::TelemetryDb,
+    /// How to connect: for the listener ([`Storage::changes_elsewhere`]).
+    config: Config,
 }
 
 impl std::fmt::Debug for PgStorage {
@@ -380,6 +382,21 @@ impl PgStorage {
         if config.get_application_name().is_none() {
             config.application_name("wardcheck-server");
         }
+        // A process that stops answering (paused, cut off) while it holds a lock every
+        // other process needs (the audit log's, a document's row) would hold it until its
+        // connection is found dead: the database ends a transaction left idle for
+        // `IDLE_IN_TRANSACTION`, and finds a silent peer by keepalives within a minute.
+        config.keepalives_idle(Duration::from_secs(30));
+        let session = format!(
+            "-c idle_in_transaction_session_timeout={}s -c tcp_keepalives_idle=30 \
+             -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3",
+            IDLE_IN_TRANSACTION.as_secs()
+        );
+        let options = match config.get_options() {
+            Some(o) => format!("{o} {session}"),
+            None => session,
+        };
+        config.options(&options);
         // The first connection says at once, with PostgreSQL's own words, when the
         // database cannot be reached (the pool would only time out).
         let mut first = config.connect(NoTls)?;
@@ -408,8 +425,9 @@ impl PgStorage {
             appends: Group::default(),
             append_writer: Writer::new(config.clone(), Some(first)),
             audits: Group::default(),
-            audit_writer: Writer::new(config, None),
+            audit_writer: Writer::new(config.clone(), None),
             telemetry,
+            config,
         })
     }
 
@@ -635,6 +653,108 @@ fn checklist_row(r: &Row) -> Result<PublishedChecklist> {
     })
 }
 
+/// The channel on which processes tell each other what they committed
+/// ([`Storage::changes_elsewhere`]).
+const FEED: &str = "wardcheck_changes";
+
+/// How long the listener waits for a notification before it checks its connection.
+const FEED_CHECK: Duration = Duration::from_secs(10);
+
+/// The longest a transaction may sit idle holding its locks before the database ends it
+/// (a process paused or cut off mid-transaction): no transaction of this server waits
+/// on anything but the database while open.
+const IDLE_IN_TRANSACTION: Duration = Duration::from_secs(30);
+
+/// Notifications waiting for the server to take them; past this the listener waits.
+const FEED_QUEUE: usize = 4096;
+
+/// This process, as its notifications name it: it skips its own.
+fn origin() -> &'static str {
+    static ORIGIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ORIGIN.get_or_init(|| format!("{:016x}", rand::random::<u64>()))
+}
+
+/// Tells every process listening, when the transaction commits (and not if it does
+/// not), that `id` changed: `kind` is `d` for a document's changes, `i` for an
+/// inspection's record.
+fn tell(tx: &mut impl GenericClient, kind: char, id: &str) -> Result<()> {
+    let payload = format!("{} {kind} {id}", origin());
+    tx.execute("SELECT pg_notify($1, $2)", &[&FEED, &payload])?;
+    Ok(())
+}
+
+/// What a notification says, unless it is this process's own or not understood.
+fn heard(payload: &str) -> Option<Elsewhere> {
+    let mut parts = payload.split(' ');
+    let (from, kind, id) = (parts.next()?, parts.next()?, parts.next()?);
+    if from == origin() || parts.next().is_some() {
+        return None;
+    }
+    let id: Uuid = id.parse().ok()?;
+    match kind {
+        "d" => Some(Elsewhere::Document(id)),
+        "i" => Some(Elsewhere::Inspection(id)),
+        _ => None,
+    }
+}
+
+/// Listens on [`FEED`] on a connection of its own, for as long as the server takes what
+/// it hears. A lost connection is made again (every second until it is), and the
+/// server is told it may have missed something.
+fn listen(config: Config, feed: tokio::sync::mpsc::Sender<Elsewhere>) {
+    let mut first = true;
+    loop {
+        let mut client = match config.connect(NoTls) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "listening for other processes' changes: cannot connect; trying again");
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
+        if let Err(e) = client.batch_execute(&format!("LISTEN {FEED}")) {
+            tracing::warn!(error = %e, "listening for other processes' changes failed; trying again");
+            std::thread::sleep(Duration::from_secs(1));
+            continue;
+        }
+        if !first && feed.blocking_send(Elsewhere::Missed).is_err() {
+            return;
+        }
+        first = false;
+        loop {
+            let mut lost = false;
+            {
+                let mut notes = client.notifications();
+                let mut iter = notes.timeout_iter(FEED_CHECK);
+                loop {
+                    match iter.next() {
+                        Ok(Some(n)) => {
+                            if let Some(e) = heard(n.payload())
+                                && feed.blocking_send(e).is_err()
+                            {
+                                return;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "the connection listening for other processes' changes failed");
+                            lost = true;
+                            break;
+                        }
+                    }
+                }
+            }
+            // Quiet for a while: is the connection still there?
+            if lost || feed.is_closed() || client.simple_query("").is_err() {
+                break;
+            }
+        }
+        if feed.is_closed() {
+            return;
+        }
+    }
+}
+
 /// Locks a document's row until the transaction ends; false if there is no such
 /// document. Every write to a document's changes takes this lock (an append takes it by
 /// updating the heads), so each sees the changes of every one before it.
@@ -658,14 +778,17 @@ fn write_appends(client: &mut Client, jobs: &[Append]) -> Result<Vec<Result<()>>
     let mut keys: Vec<String> = jobs.iter().map(|j| j.doc.to_string()).collect();
     keys.sort_unstable();
     keys.dedup();
-    let found: HashSet<String> = tx
+    // With their stored heads: a conditional append goes ahead only if no other process
+    // stored changes since its copy was read (updated below as the batch writes).
+    let mut stored: HashMap<String, Vec<u8>> = tx
         .query(
-            "SELECT doc_id FROM documents WHERE doc_id = ANY($1) ORDER BY doc_id FOR NO KEY UPDATE",
+            "SELECT doc_id, heads FROM documents WHERE doc_id = ANY($1) ORDER BY doc_id
+               FOR NO KEY UPDATE",
             &[&keys],
         )?
         .iter()
-        .map(|r| r.try_get(0))
-        .collect::<Result<_, _>>()?;
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<_, ::postgres::Error>>()?;
     let heads = tx.prepare("UPDATE documents SET heads = $2 WHERE doc_id = $1")?;
     // Read after the lock: every earlier append of this document has committed, and
     // this statement sees it.
@@ -674,14 +797,23 @@ fn write_appends(client: &mut Client, jobs: &[Append]) -> Result<Vec<Result<()>>
          VALUES ($1, (SELECT coalesce(max(seq), 0) + 1 FROM changes WHERE doc_id = $1), $2, $3)",
     )?;
     let mut out = Vec::with_capacity(jobs.len());
+    let mut told = HashSet::new();
     for j in jobs {
         let key = j.doc.to_string();
-        if !found.contains(&key) {
+        let Some(now) = stored.get_mut(&key) else {
             out.push(Err(not_found(format!("document {}", j.doc))));
+            continue;
+        };
+        if j.after.as_ref().is_some_and(|after| after != now) {
+            out.push(Err(StorageError::Stale(format!("document {}", j.doc))));
             continue;
         }
         tx.execute(&heads, &[&key, &j.heads])?;
         tx.execute(&insert, &[&key, &j.changes, &j.hashes])?;
+        now.clone_from(&j.heads);
+        if told.insert(key.clone()) {
+            tell(&mut tx, 'd', &key)?;
+        }
         out.push(Ok(()));
     }
     tx.commit()?;
@@ -1211,19 +1343,23 @@ impl Storage for PgStorage {
                                ELSE assignments.role END",
                 &[&id, &user_name, &role],
             )?;
+            tell(tx, 'i', &id)?;
             Ok(())
         })
     }
 
     fn share(&self, inspection: Uuid, now: DateTime<Utc>) -> Result<()> {
-        let n = self.conn()?.execute(
-            "UPDATE inspections SET shared_at = coalesce(shared_at, $2) WHERE id = $1",
-            &[&inspection.to_string(), &ts(now)],
-        )?;
-        if n == 0 {
-            return Err(not_found(format!("inspection {inspection}")));
-        }
-        Ok(())
+        self.write(|tx| {
+            let id = inspection.to_string();
+            let n = tx.execute(
+                "UPDATE inspections SET shared_at = coalesce(shared_at, $2) WHERE id = $1",
+                &[&id, &ts(now)],
+            )?;
+            if n == 0 {
+                return Err(not_found(format!("inspection {inspection}")));
+            }
+            tell(tx, 'i', &id)
+        })
     }
 
     fn set_state(&self, inspection: Uuid, state: State) -> Result<()> {
@@ -1231,22 +1367,20 @@ impl Storage for PgStorage {
         // trust keeps what it was shown once the inspection closes). Only that move
         // shares: an inspection closed without ever being shared stays unshared.
         let shared = state == State::SharedWithTrust;
-        let n = self.conn()?.execute(
-            "UPDATE inspections SET state = $2,
-                    shared_at = CASE WHEN $3::boolean AND shared_at IS NULL THEN $4::text
-                                     ELSE shared_at END
-              WHERE id = $1",
-            &[
-                &inspection.to_string(),
-                &state_name(state),
-                &shared,
-                &ts(Utc::now()),
-            ],
-        )?;
-        if n == 0 {
-            return Err(not_found(format!("inspection {inspection}")));
-        }
-        Ok(())
+        self.write(|tx| {
+            let id = inspection.to_string();
+            let n = tx.execute(
+                "UPDATE inspections SET state = $2,
+                        shared_at = CASE WHEN $3::boolean AND shared_at IS NULL THEN $4::text
+                                         ELSE shared_at END
+                  WHERE id = $1",
+                &[&id, &state_name(state), &shared, &ts(Utc::now())],
+            )?;
+            if n == 0 {
+                return Err(not_found(format!("inspection {inspection}")));
+            }
+            tell(tx, 'i', &id)
+        })
     }
 
     fn doc_access(&self, doc: Uuid) -> Result<Option<DocAccess>> {
@@ -1301,6 +1435,25 @@ impl Storage for PgStorage {
             changes: changes.to_vec(),
             hashes: hashes.to_vec(),
             heads: heads.to_vec(),
+            after: None,
+        };
+        self.append_writer.submit(&self.appends, job, write_appends)
+    }
+
+    fn append_changes_after(
+        &self,
+        doc: Uuid,
+        after: &[u8],
+        changes: &[u8],
+        hashes: &[u8],
+        heads: &[u8],
+    ) -> Result<()> {
+        let job = Append {
+            doc,
+            changes: changes.to_vec(),
+            hashes: hashes.to_vec(),
+            heads: heads.to_vec(),
+            after: Some(after.to_vec()),
         };
         self.append_writer.submit(&self.appends, job, write_appends)
     }
@@ -1312,6 +1465,15 @@ impl Storage for PgStorage {
             // deleting them would be in neither.
             if !lock_doc(tx, &key)? {
                 return Err(not_found(format!("document {doc}")));
+            }
+            // Only over what the snapshot covers: if another process stored changes since
+            // (the heads moved), this snapshot lacks them, and compaction waits for a
+            // later turn; nothing is lost by waiting.
+            let now: Vec<u8> = tx
+                .query_one("SELECT heads FROM documents WHERE doc_id = $1", &[&key])?
+                .try_get(0)?;
+            if now != heads {
+                return Ok(());
             }
             tx.execute("DELETE FROM compacted WHERE doc_id = $1", &[&key])?;
             tx.execute(
@@ -1396,13 +1558,17 @@ impl Storage for PgStorage {
                 // sequence number (peers would refuse the document for good).
                 tx.execute("UPDATE actors SET api = false WHERE api", &[])?;
             }
-            // Everything that still loaded is inside the rebuilt snapshot.
-            tx.execute("DELETE FROM changes WHERE doc_id = $1", &[&key])?;
+            // Everything that still loaded of the rows it read is inside the rebuilt
+            // snapshot; rows another process appended since stay, on top of it.
+            tx.execute(
+                "DELETE FROM changes WHERE doc_id = $1 AND seq <= $2",
+                &[&key, &rebuilt.through_seq.unwrap_or(0)],
+            )?;
             tx.execute(
                 "UPDATE documents SET snapshot = $2, heads = $3 WHERE doc_id = $1",
                 &[&key, &rebuilt.snapshot, &rebuilt.heads],
             )?;
-            Ok(())
+            tell(tx, 'd', &key)
         })
     }
 
@@ -1468,7 +1634,8 @@ impl Storage for PgStorage {
                 "UPDATE inspections SET review_doc = $2, history_holds_comments = $3 WHERE id = $1",
                 &[&id, &review.to_string(), &history_holds_comments],
             )?;
-            Ok(())
+            tell(tx, 'd', &id)?;
+            tell(tx, 'i', &id)
         })
     }
 
@@ -1887,6 +2054,21 @@ impl Storage for PgStorage {
             .map(|r| r.map_err(StorageError::from).and_then(|r| audit_row(&r)));
         audit_chain::verify(rows)
     }
+
+    fn changes_elsewhere(&self) -> Option<tokio::sync::mpsc::Receiver<Elsewhere>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(FEED_QUEUE);
+        let config = self.config.clone();
+        let started = std::thread::Builder::new()
+            .name("wardcheck-pg-listen".into())
+            .spawn(move || listen(config, tx));
+        match started {
+            Ok(_) => Some(rx),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start listening for other processes' changes");
+                None
+            }
+        }
+    }
 }
 
 /// One row of [`AuditRow::SELECT`], with its stored link.
@@ -1914,7 +2096,7 @@ fn audit_row(r: &Row) -> Result<(AuditRow, Option<Vec<u8>>)> {
 ///
 /// They need PostgreSQL, and say how to get one when there is none: `scripts/test` starts
 /// a throwaway cluster and sets `WARDCHECK_TEST_PG`; by hand, `scripts/pg-cluster start
-/// /tmp/wardcheck-pg`, then `WARDCHECK_TEST_PG=/tmp/wardcheck-pg cargo test -p
+/// $d/pg` (README, "The server"), then `WARDCHECK_TEST_PG=$d/pg cargo test -p
 /// wardcheck-server --lib storage::postgres`. Each test makes a database of its own in
 /// that cluster (as `tests/src/pg.rs` does).
 #[cfg(test)]

@@ -447,10 +447,22 @@ fn commit_appends(conn: &mut MutexGuard<'_, Connection>, jobs: &[Append]) -> Vec
             for j in jobs {
                 let key = j.doc.to_string();
                 let n = tx
-                    .prepare_cached("UPDATE documents SET heads = ?2 WHERE doc_id = ?1")?
-                    .execute(params![key, j.heads])?;
+                    .prepare_cached(
+                        "UPDATE documents SET heads = ?2
+                          WHERE doc_id = ?1 AND (?3 IS NULL OR heads = ?3)",
+                    )?
+                    .execute(params![key, j.heads, j.after])?;
                 if n == 0 {
-                    out.push(Err(not_found(format!("document {}", j.doc))));
+                    let exists = tx
+                        .prepare_cached("SELECT 1 FROM documents WHERE doc_id = ?1")?
+                        .query_row(params![key], |_| Ok(()))
+                        .optional()?
+                        .is_some();
+                    out.push(Err(if exists {
+                        StorageError::Stale(format!("document {}", j.doc))
+                    } else {
+                        not_found(format!("document {}", j.doc))
+                    }));
                     continue;
                 }
                 tx.prepare_cached(
@@ -1041,6 +1053,25 @@ impl Storage for SqliteStorage {
             changes: changes.to_vec(),
             hashes: hashes.to_vec(),
             heads: heads.to_vec(),
+            after: None,
+        };
+        self.appends.submit(job, || self.conn(), commit_appends)
+    }
+
+    fn append_changes_after(
+        &self,
+        doc: Uuid,
+        after: &[u8],
+        changes: &[u8],
+        hashes: &[u8],
+        heads: &[u8],
+    ) -> Result<()> {
+        let job = Append {
+            doc,
+            changes: changes.to_vec(),
+            hashes: hashes.to_vec(),
+            heads: heads.to_vec(),
+            after: Some(after.to_vec()),
         };
         self.appends.submit(job, || self.conn(), commit_appends)
     }
@@ -1049,6 +1080,20 @@ impl Storage for SqliteStorage {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let key = doc.to_string();
+        // Only over what the snapshot covers (the stored heads are its heads), as on
+        // PostgreSQL, where another process may have stored changes since.
+        let now: Option<Vec<u8>> = tx
+            .query_row(
+                "SELECT heads FROM documents WHERE doc_id = ?1",
+                params![key],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match now {
+            None => return Err(not_found(format!("document {doc}"))),
+            Some(now) if now != heads => return Ok(()),
+            Some(_) => {}
+        }
         tx.execute("DELETE FROM compacted WHERE doc_id = ?1", params![key])?;
         tx.execute(
             "INSERT INTO compacted (doc_id, seq, bytes, hashes) SELECT doc_id, seq, bytes, hashes FROM changes WHERE doc_id = ?1",
@@ -1125,8 +1170,11 @@ impl Storage for SqliteStorage {
             // number (peers would refuse the document for good).
             tx.execute("UPDATE actors SET api = 0 WHERE api = 1", [])?;
         }
-        // Everything that still loaded is inside the rebuilt snapshot.
-        tx.execute("DELETE FROM changes WHERE doc_id = ?1", params![key])?;
+        // Everything that still loaded of the rows it read is inside the rebuilt snapshot.
+        tx.execute(
+            "DELETE FROM changes WHERE doc_id = ?1 AND seq <= ?2",
+            params![key, rebuilt.through_seq.unwrap_or(0)],
+        )?;
         let n = tx.execute(
             "UPDATE documents SET snapshot = ?2, heads = ?3 WHERE doc_id = ?1",
             params![key, rebuilt.snapshot, rebuilt.heads],

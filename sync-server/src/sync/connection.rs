@@ -692,7 +692,7 @@ impl Conn {
             Failure::TooLarge { .. } | Failure::Limit(_) | Failure::Waiting(_) => close_code::SIZE,
             Failure::Refused(_) | Failure::Panicked(_) | Failure::Policy(_) => close_code::POLICY,
             Failure::Unstorable(_) => close_code::POLICY,
-            Failure::Load(_) | Failure::Storage(_) => close_code::ERROR,
+            Failure::Load(_) | Failure::Storage(_) | Failure::Stale(_) => close_code::ERROR,
         };
         let flow = self
             .fail_about(

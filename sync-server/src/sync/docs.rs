@@ -45,7 +45,7 @@ use wardcheck_core::store::load_checked;
 use super::guard::{self, DocContext, Refused};
 use crate::inspections::encode_heads;
 use crate::limits;
-use crate::storage::{AuditEvent, Rebuilt, Storage, StoredDoc};
+use crate::storage::{AuditEvent, Rebuilt, Storage, StorageError, StoredDoc};
 
 /// The documents in memory, each with the connections subscribed to it.
 pub struct Documents {
@@ -221,6 +221,10 @@ pub(crate) enum Failure {
     Load(String),
     /// Storage could not commit the changes.
     Storage(String),
+    /// Another server process stored changes to the document since this one's copy was
+    /// read: nothing was stored, and the copy left memory ([`Documents::exchange`]
+    /// tries again on a fresh one).
+    Stale(String),
 }
 
 impl Failure {
@@ -249,7 +253,7 @@ impl Failure {
             Failure::Unstorable(_) => format!(
                 "the changes to document {doc_id} do not load back from the form the server stores; they were not stored"
             ),
-            Failure::Load(_) | Failure::Storage(_) => {
+            Failure::Load(_) | Failure::Storage(_) | Failure::Stale(_) => {
                 format!("the server could not store or load document {doc_id}; try again later")
             }
         }
@@ -266,12 +270,16 @@ impl Failure {
             Failure::Unstorable(_) => "unstorable",
             Failure::Load(_) => "load_failed",
             Failure::Storage(_) => "storage_failed",
+            Failure::Stale(_) => "changed_elsewhere",
         }
     }
 
     /// Whether a peer's change was refused (as opposed to the server failing).
     pub(crate) fn is_refusal(&self) -> bool {
-        !matches!(self, Failure::Load(_) | Failure::Storage(_))
+        !matches!(
+            self,
+            Failure::Load(_) | Failure::Storage(_) | Failure::Stale(_)
+        )
     }
 }
 
@@ -518,6 +526,7 @@ fn rebuild(
         heads: encode_heads(&heads),
         snapshot: snapshot.clone(),
         aside,
+        through_seq: stored.change_seqs.iter().max().copied(),
     };
     storage
         .write_rebuilt(id, &rebuilt, chrono::Utc::now())
@@ -826,6 +835,17 @@ impl Documents {
         told
     }
 
+    /// [`Documents::refresh`] for every document in memory or watched here: after the
+    /// news of other processes' changes was cut off for a while.
+    pub async fn refresh_all(&self) -> usize {
+        let ids: Vec<Uuid> = lock(&self.entries).keys().copied().collect();
+        let mut told = 0;
+        for id in ids {
+            told += usize::from(self.refresh(id).await);
+        }
+        told
+    }
+
     /// Tells every other connection holding the document that it changed.
     pub(crate) fn notify_others(&self, handle: &DocHandle) {
         let id = handle.entry.id;
@@ -891,7 +911,52 @@ impl Documents {
     /// missing), then the trial copy is dropped, and the queued changes go back to this
     /// connection as `pending`, to be given back with its next message: bounded there by
     /// [`limits::MAX_PENDING_INFLATED`].
+    ///
+    /// With several server processes on one database, another may store changes to the
+    /// document between this one's copy being read and the peer's changes being stored:
+    /// then nothing is stored ([`Failure::Stale`]), the copy leaves memory, and the
+    /// exchange is made again, from the start, on a copy loaded afresh (at most
+    /// [`STALE_RETRIES`] times), so the peer never hears of it.
     pub(crate) async fn exchange(
+        &self,
+        handle: &DocHandle,
+        peer: String,
+        state: sync::State,
+        message: sync::Message,
+        ctx: DocContext,
+        pending: Waiting,
+    ) -> Result<Exchanged, Failure> {
+        let mut tries = 0;
+        loop {
+            let attempt = self
+                .exchange_once(
+                    handle,
+                    peer.clone(),
+                    state.clone(),
+                    message.clone(),
+                    ctx.clone(),
+                    pending.clone(),
+                )
+                .await;
+            match attempt {
+                Err(Failure::Stale(what)) if tries < STALE_RETRIES => {
+                    tries += 1;
+                    tracing::debug!(doc = %handle.entry.id, %what, tries, "changed by another process meanwhile: exchanging again on a fresh copy");
+                    // A pause of a few milliseconds, different each time, so that two
+                    // processes busy with one document do not keep meeting.
+                    let pause = rand::random_range(1..=4 * tries as u64);
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                }
+                Err(Failure::Stale(what)) => {
+                    tracing::warn!(doc = %handle.entry.id, %what, tries, "changed by another process each time it was exchanged: the peer is told to try again");
+                    return Err(Failure::Stale(what));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn exchange_once(
         &self,
         handle: &DocHandle,
         peer: String,
@@ -1107,8 +1172,12 @@ fn take_queued(loaded: &mut Loaded, parts: Vec<Vec<u8>>) -> Waiting {
     waiting
 }
 
+/// How many times an exchange is made again after another server process stored
+/// changes to its document meanwhile ([`Documents::exchange`]).
+const STALE_RETRIES: usize = 8;
+
 /// A peer's changes that wait for changes they depend on.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Waiting {
     /// One change a part.
     pub parts: Vec<Vec<u8>>,
@@ -1246,9 +1315,16 @@ fn accept(
     }
     let heads = encode_heads(&after);
     let hashes: Vec<u8> = new.iter().flat_map(|c| c.hash().0).collect();
-    if let Err(e) = storage.append_changes(id, &bytes, &hashes, &heads) {
+    // Only on top of what this copy was stored at: another process on the same database
+    // may have stored changes since (then nothing is stored, the copy leaves memory, and
+    // the peer, told to try again, syncs with one that holds them).
+    let stored_at = encode_heads(&loaded.persisted);
+    if let Err(e) = storage.append_changes_after(id, &stored_at, &bytes, &hashes, &heads) {
         loaded.damaged = true;
-        return Err(Failure::Storage(e.to_string()));
+        return Err(match e {
+            StorageError::Stale(what) => Failure::Stale(what),
+            e => Failure::Storage(e.to_string()),
+        });
     }
     loaded.persisted = after;
     loaded.stored_bytes = size;
