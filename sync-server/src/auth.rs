@@ -217,7 +217,7 @@ pub struct Attempt {
     at: Instant,
 }
 
-fn user_key(user: &str) -> String {
+pub(crate) fn user_key(user: &str) -> String {
     format!("u:{user}")
 }
 

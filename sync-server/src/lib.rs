@@ -243,15 +243,21 @@ async fn follow_other_processes(state: &AppState) {
         while let Some(news) = feed.recv().await {
             match news {
                 storage::Elsewhere::Document(id) => {
-                    docs.refresh(id).await;
+                    // Each on its own: one waiting for a busy document holds up no other.
+                    let docs = docs.clone();
+                    tokio::spawn(async move { docs.refresh(id).await });
                 }
                 storage::Elsewhere::Inspection(id) => docs.tell_watchers(id),
                 storage::Elsewhere::Missed => {
+                    // At every (re)connection of the listener, and when news came faster
+                    // than it was taken.
                     let n = docs.refresh_all().await;
-                    tracing::info!(
-                        told = n,
-                        "news of other processes' changes was cut off; documents here were brought up to date"
-                    );
+                    if n > 0 {
+                        tracing::info!(
+                            told = n,
+                            "news of other processes' changes may have been missed; the documents followed here will be loaded afresh"
+                        );
+                    }
                 }
             }
         }

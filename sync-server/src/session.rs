@@ -144,7 +144,7 @@ async fn login(
         .collect::<Result<Vec<_>, _>>()?;
     // Counted as a failure from here until the password proves right, so concurrent
     // guesses cannot all slip past the limit.
-    let attempt = match state.logins.begin(&req.user, &from) {
+    let attempt = match begin_login(&state, &req.user, &from).await? {
         Ok(a) => a,
         Err(wait) => {
             state
@@ -176,7 +176,7 @@ async fn login(
             ));
         }
     };
-    state.logins.succeeded(attempt);
+    login_succeeded(&state, attempt).await?;
     let (token, hash) = auth::new_token();
     let storage = state.storage.clone();
     let (uid, device_name) = (user.id, req.device.clone());
@@ -348,6 +348,55 @@ pub(crate) fn neutralise(text: &str, max: usize) -> String {
         }
     }
     out.chars().take(max).collect()
+}
+
+/// A sign-in attempt counted as a failure until it proves right: by this process's
+/// limiter, or (several processes on one database) in storage, where every process
+/// counts alike.
+enum Counted {
+    Here(auth::Attempt),
+    Shared { user: String, records: Vec<i64> },
+}
+
+/// Counts a sign-in attempt against the user name and the address, or says how many
+/// seconds to wait.
+async fn begin_login(
+    state: &AppState,
+    user: &str,
+    from: &str,
+) -> Result<Result<Counted, u64>, AppError> {
+    if !state.storage.shares_logins() {
+        return Ok(state.logins.begin(user, from).map(Counted::Here));
+    }
+    let keys = vec![
+        (auth::user_key(user), limits::LOGIN_FAILURES_PER_USER),
+        (auth::addr_key(from), limits::LOGIN_FAILURES_PER_ADDR),
+    ];
+    let storage = state.storage.clone();
+    let counted = tokio::task::spawn_blocking(move || {
+        storage.begin_login(&keys, chrono::Utc::now(), limits::LOGIN_WINDOW)
+    })
+    .await??;
+    Ok(counted.map(|records| Counted::Shared {
+        user: user.to_owned(),
+        records,
+    }))
+}
+
+/// The attempt signed in: the user's failures are forgotten, and it no longer counts
+/// against its address.
+async fn login_succeeded(state: &AppState, counted: Counted) -> Result<(), AppError> {
+    match counted {
+        Counted::Here(attempt) => state.logins.succeeded(attempt),
+        Counted::Shared { user, records } => {
+            let storage = state.storage.clone();
+            tokio::task::spawn_blocking(move || {
+                storage.login_succeeded(&auth::user_key(&user), &records)
+            })
+            .await??;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

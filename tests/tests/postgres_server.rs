@@ -10,8 +10,8 @@ use wardcheck_core::checklist::{AnswerKind, Scope};
 use wardcheck_core::inspection::{Answer, Inspection, Stamp};
 use wardcheck_core::sync::{WireMessage, uuid_to_doc_id};
 use wardcheck_server::inspections::encode_heads;
-use wardcheck_tests::client::{Incoming, Login, SyncClient, sign_in};
-use wardcheck_tests::server::Server;
+use wardcheck_tests::client::{Incoming, Login, SyncClient, login, sign_in};
+use wardcheck_tests::server::{PASSWORD, Server};
 use wardcheck_tests::{crash_checklist, off_runtime};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,4 +233,125 @@ async fn two_processes_on_one_database_push_each_others_changes_and_survive_a_si
         .unwrap();
     rev_c.sync(id, &mut rev).await.unwrap();
     assert_eq!(sorted(rev.heads()), sorted(ann.heads()));
+}
+
+/// The limit on failed sign-ins holds across processes: guesses spread over two
+/// processes on one database count together, and a right password on either forgets
+/// them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_sign_ins_count_across_processes() {
+    let one = Server::start_postgres();
+    let two = Server::start_on(one.data(), "127.0.0.1:0");
+    one.add_user("ann", "inspector")
+        .add_user("bob", "inspector");
+    let (a, b) = (one.url(""), two.url(""));
+    let per_user = wardcheck_server::limits::LOGIN_FAILURES_PER_USER;
+    for i in 0..per_user {
+        let base = if i % 2 == 0 { &a } else { &b };
+        let err = login(base, "ann", "a wrong guess", "attacker")
+            .await
+            .expect_err("a wrong password is refused");
+        assert!(err.to_string().contains("401"), "{err}");
+    }
+    // The next guess, on either process, waits, even with the right password.
+    for base in [&a, &b] {
+        let err = login(base, "ann", PASSWORD, "tablet")
+            .await
+            .expect_err("past the limit, refused");
+        assert!(err.to_string().contains("429"), "limited on {base}: {err}");
+    }
+    // Another user is not held back by ann's failures, and a sign-in that proves right
+    // forgets that user's own.
+    for _ in 0..per_user - 1 {
+        login(&b, "bob", "a wrong guess", "attacker")
+            .await
+            .expect_err("a wrong password is refused");
+    }
+    login(&a, "bob", PASSWORD, "tablet")
+        .await
+        .expect("bob signs in on the other process");
+    for _ in 0..per_user - 1 {
+        login(&b, "bob", "a wrong guess", "attacker")
+            .await
+            .expect_err("a wrong password is refused");
+    }
+    login(&a, "bob", PASSWORD, "laptop")
+        .await
+        .expect("his failures were forgotten when he signed in");
+}
+
+/// Two inspectors write one inspection at the same time, each through a different
+/// process: every change either acknowledged is stored once, the stored heads are those
+/// of everything stored (the document loads and checks), and both end with the same
+/// document.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_on_two_processes_lose_nothing() {
+    let one = Server::start_postgres();
+    let two = Server::start_on(one.data(), "127.0.0.1:0");
+    one.add_user("ann", "inspector")
+        .add_user("ian", "inspector");
+    let id = one.create_inspection("RJ1", &["ann", "ian"]);
+    let items: Vec<String> = crash_checklist()
+        .items()
+        .filter(|(s, i)| s.scope == Scope::Inspection && i.answer == AnswerKind::Compliance)
+        .map(|(_, i)| i.id.clone())
+        .take(20)
+        .collect();
+    let writer = |server: String, login: Login, name: &'static str, items: Vec<String>| async move {
+        let mut c = SyncClient::connect(&server, Some(&login.token))
+            .await
+            .unwrap();
+        let mut doc = load(&mut c, id, &login).await;
+        let mut acknowledged = Vec::new();
+        for (n, item) in items.iter().enumerate() {
+            let answer = if n % 2 == 0 {
+                Answer::Met
+            } else {
+                Answer::NotMet
+            };
+            doc.set_answer(item, answer, &Stamp::new(name, Utc::now()))
+                .unwrap();
+            c.sync(id, &mut doc)
+                .await
+                .expect("each edit is acknowledged");
+            acknowledged.extend(doc.heads());
+        }
+        c.close().await;
+        (doc, acknowledged)
+    };
+    let (ann_login, ian_login) = (sign_in(&one, "ann").await, sign_in(&two, "ian").await);
+    let ((mut ann, ann_acked), (mut ian, ian_acked)) = tokio::join!(
+        writer(one.ws_url(), ann_login.clone(), "ann", items.clone()),
+        writer(
+            two.ws_url(),
+            ian_login.clone(),
+            "ian",
+            items.iter().rev().cloned().collect()
+        ),
+    );
+    let stored = off_runtime(|| two.storage().load_doc(id)).unwrap().unwrap();
+    let mut stored_doc = wardcheck_core::store::load_checked(
+        id,
+        &stored.snapshot,
+        stored.changes.iter().map(Vec::as_slice),
+        &stored.heads,
+    )
+    .expect("the stored document loads and reaches its stored heads");
+    for h in ann_acked.iter().chain(&ian_acked) {
+        assert!(
+            stored_doc.get_change_by_hash(h).is_some(),
+            "every acknowledged change is stored"
+        );
+    }
+    // Both catch up, one through each process, and agree.
+    let mut c = SyncClient::connect(&one.ws_url(), Some(&ann_login.token))
+        .await
+        .unwrap();
+    c.sync(id, &mut ann).await.unwrap();
+    let mut c = SyncClient::connect(&two.ws_url(), Some(&ian_login.token))
+        .await
+        .unwrap();
+    c.sync(id, &mut ian).await.unwrap();
+    assert_eq!(sorted(ann.heads()), sorted(ian.heads()));
+    assert_eq!(sorted(ann.heads()), sorted(stored_doc.get_heads()));
 }

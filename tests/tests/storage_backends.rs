@@ -506,6 +506,21 @@ fn documents_keep_every_change(b: &Backend) {
     assert_eq!(loaded.change_hashes[4], Some(vec![4; 32]));
     assert_eq!(loaded.heads, vec![14; 32]);
     assert_eq!(s.change_rows(rec.id).unwrap(), 5);
+    // A conditional append goes ahead only on top of the heads it names (what the
+    // writer's copy holds); otherwise nothing is written.
+    s.append_changes_after(rec.id, &[14; 32], b"next", &[20; 32], &[21; 32])
+        .unwrap();
+    assert!(matches!(
+        s.append_changes_after(rec.id, &[14; 32], b"stale", &[22; 32], &[23; 32]),
+        Err(StorageError::Stale(_))
+    ));
+    let after = s.load_doc(rec.id).unwrap().unwrap();
+    assert_eq!(after.changes.len(), 6);
+    assert_eq!(after.heads, vec![21; 32]);
+    assert!(matches!(
+        s.append_changes_after(Uuid::new_v4(), &[0; 32], b"x", &[0; 32], &[0; 32]),
+        Err(StorageError::NotFound(_))
+    ));
     // Another document's changes are its own.
     assert_eq!(s.change_rows(rec.review_doc).unwrap(), 0);
     assert!(matches!(
@@ -597,7 +612,7 @@ fn compaction_and_rebuild_keep_what_they_replace(b: &Backend) {
         s.api_actor(tablet, "ann", b"api-old", at(0)).unwrap(),
         b"api-old"
     );
-    let rebuilt = Rebuilt {
+    let mut rebuilt = Rebuilt {
         snapshot: b"rebuilt".to_vec(),
         heads: vec![6; 32],
         aside: vec![(
@@ -606,20 +621,29 @@ fn compaction_and_rebuild_keep_what_they_replace(b: &Backend) {
             b"bad".to_vec(),
             "does not load".into(),
         )],
-        // It read rows 1 and 2; row 3 comes after it read them (another process).
+        // What it read: rows 1 and 2, and the heads they left.
+        read_heads: vec![5; 32],
         through_seq: Some(2),
     };
+    // Another process stores a change after the rebuild read the document: the rebuilt
+    // snapshot lacks it, so nothing of the rebuild is written.
     s.append_changes(rec.id, b"later", &[9; 32], &[7; 32])
         .unwrap();
+    assert!(matches!(
+        s.write_rebuilt(rec.id, &rebuilt, at(9)),
+        Err(StorageError::Stale(_))
+    ));
+    let loaded = s.load_doc(rec.id).unwrap().unwrap();
+    assert_eq!(loaded.changes.len(), 3, "nothing was written");
+    assert!(s.set_aside(rec.id).unwrap().is_empty());
+    // Read again, with the later change in it, the rebuild is written.
+    rebuilt.read_heads = vec![7; 32];
+    rebuilt.through_seq = Some(3);
     s.write_rebuilt(rec.id, &rebuilt, at(10)).unwrap();
     let loaded = s.load_doc(rec.id).unwrap().unwrap();
     assert_eq!(loaded.snapshot, b"rebuilt");
     assert_eq!(loaded.heads, vec![6; 32]);
-    assert_eq!(
-        loaded.changes,
-        [b"later".to_vec()],
-        "a row stored after the rebuild read the document stays"
-    );
+    assert!(loaded.changes.is_empty());
     // The API's actors start afresh: a change it made may be among those set aside.
     assert_eq!(
         s.api_actor(tablet, "ann", b"api-new", at(11)).unwrap(),

@@ -310,9 +310,11 @@ pub struct Rebuilt {
     pub heads: Vec<u8>,
     /// Rows that no longer load, moved aside: (kind, seq, bytes, why).
     pub aside: Vec<(String, Option<i64>, Vec<u8>, String)>,
-    /// The last change row the rebuild read (none if it read none): rows after it were
-    /// stored since (by another process on the same database), are not in the rebuilt
-    /// snapshot, and stay.
+    /// What the rebuild read: the stored heads, and the last change row (none if it read
+    /// none). The rebuild is written only if storage still holds exactly that: another
+    /// process on the same database may have stored changes since, which the rebuilt
+    /// snapshot lacks ([`StorageError::Stale`] then, and nothing is written).
+    pub read_heads: Vec<u8>,
     pub through_seq: Option<i64>,
 }
 
@@ -583,6 +585,34 @@ pub trait Storage:
     fn audit_verify(&self) -> Result<AuditVerdict>;
 
     // several processes
+    /// Whether failed sign-ins are counted here ([`Storage::begin_login`]), for limits
+    /// that hold across the processes sharing this storage; if not, each process counts
+    /// its own (`auth::LoginLimiter`).
+    fn shares_logins(&self) -> bool {
+        false
+    }
+    /// Counts a sign-in attempt as a failure against each key (a user's, an address's)
+    /// at `now`, unless one of them has its most failures (the number beside it) within
+    /// `window` already: then the seconds until it has fewer. Returns the attempt's
+    /// records, for [`Storage::login_succeeded`]. The check and the count are one step
+    /// for every process. Only where [`Storage::shares_logins`].
+    fn begin_login(
+        &self,
+        keys: &[(String, usize)],
+        now: DateTime<Utc>,
+        window: std::time::Duration,
+    ) -> Result<std::result::Result<Vec<i64>, u64>> {
+        let _ = (keys, now, window);
+        Err(StorageError::Limit(
+            "this storage does not count sign-ins".into(),
+        ))
+    }
+    /// The attempt signed in: the failures of key `forget` (the user's) go, and the
+    /// attempt's records.
+    fn login_succeeded(&self, forget: &str, attempt: &[i64]) -> Result<()> {
+        let _ = (forget, attempt);
+        Ok(())
+    }
     /// What other processes commit to the same database, told as they commit it
     /// ([`Elsewhere`]): for a backend that several server processes share. `None` for
     /// one that only this process writes (SQLite's file). Called once, by the server as

@@ -90,7 +90,8 @@ use super::*;
 /// Each runs once, in order, all pending ones in one transaction; the one row of
 /// `wardcheck_schema` counts them. The first is the schema SQLite's migrations arrive at
 /// (see `sqlite.rs` for why each table and column is there).
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE users (
     id BIGSERIAL PRIMARY KEY,
     name TEXT COLLATE \"C\" NOT NULL UNIQUE,
@@ -249,7 +250,20 @@ CREATE TABLE audit (
     hash BYTEA NOT NULL
 );
 CREATE INDEX audit_target ON audit(target);
-"];
+",
+    "
+-- Sign-in attempts counted as failures, by key (a user name, an address), in every
+-- process's view alike: the limits on failed sign-ins hold across processes
+-- (`Storage::begin_login`). `at` is in milliseconds since 1970 (UTC).
+CREATE TABLE login_failures (
+    id BIGSERIAL PRIMARY KEY,
+    key TEXT COLLATE \"C\" NOT NULL,
+    at BIGINT NOT NULL
+);
+CREATE INDEX login_failures_key ON login_failures(key, at);
+CREATE INDEX login_failures_at ON login_failures(at);
+",
+];
 
 // Advisory lock keys. They share one space with anything else in the database that
 // takes advisory locks, so they start with "wardchk" in ASCII; the two-key form (a
@@ -257,6 +271,9 @@ CREATE INDEX audit_target ON audit(target);
 
 /// Held while migrations are applied: processes starting together apply them once.
 const MIGRATION_LOCK: i64 = 0x7761_7264_6368_6b01;
+/// With a key's hash, held while a sign-in attempt is counted against that key: two
+/// attempts at once cannot both pass a limit one of them reaches.
+const LOGIN_LOCK: i32 = 0x7764_6302;
 /// Held by every transaction that appends to the audit log, from before it reads the
 /// last row's link until it commits: the log stays one chain.
 const AUDIT_LOCK: i64 = 0x7761_7264_6368_6b02;
@@ -665,7 +682,8 @@ const FEED_CHECK: Duration = Duration::from_secs(10);
 /// on anything but the database while open.
 const IDLE_IN_TRANSACTION: Duration = Duration::from_secs(30);
 
-/// Notifications waiting for the server to take them; past this the listener waits.
+/// Notifications waiting for the server to take them; past this they are dropped and the
+/// server is told it missed some (`listen`).
 const FEED_QUEUE: usize = 4096;
 
 /// This process, as its notifications name it: it skips its own.
@@ -699,14 +717,23 @@ fn heard(payload: &str) -> Option<Elsewhere> {
 }
 
 /// Listens on [`FEED`] on a connection of its own, for as long as the server takes what
-/// it hears. A lost connection is made again (every second until it is), and the
-/// server is told it may have missed something.
+/// it hears. A lost connection is made again (every second until it is).
+///
+/// It never waits for the server: a listener that stopped reading would hold back
+/// PostgreSQL's notification queue for every process, until commits that notify fail.
+/// When the server falls behind, what does not fit is dropped and the server is told it
+/// missed something ([`Elsewhere::Missed`]), as it is after every (re)connection, since
+/// changes made before `LISTEN` took effect are not heard.
 fn listen(config: Config, feed: tokio::sync::mpsc::Sender<Elsewhere>) {
-    let mut first = true;
+    // Whether something was dropped (or may have been missed) and not yet said.
+    let mut missed;
     loop {
         let mut client = match config.connect(NoTls) {
             Ok(c) => c,
             Err(e) => {
+                if feed.is_closed() {
+                    return;
+                }
                 tracing::warn!(error = %e, "listening for other processes' changes: cannot connect; trying again");
                 std::thread::sleep(Duration::from_secs(1));
                 continue;
@@ -717,10 +744,10 @@ fn listen(config: Config, feed: tokio::sync::mpsc::Sender<Elsewhere>) {
             std::thread::sleep(Duration::from_secs(1));
             continue;
         }
-        if !first && feed.blocking_send(Elsewhere::Missed).is_err() {
+        missed = true;
+        if !pass(&feed, None, &mut missed) {
             return;
         }
-        first = false;
         loop {
             let mut lost = false;
             {
@@ -730,7 +757,7 @@ fn listen(config: Config, feed: tokio::sync::mpsc::Sender<Elsewhere>) {
                     match iter.next() {
                         Ok(Some(n)) => {
                             if let Some(e) = heard(n.payload())
-                                && feed.blocking_send(e).is_err()
+                                && !pass(&feed, Some(e), &mut missed)
                             {
                                 return;
                             }
@@ -744,7 +771,10 @@ fn listen(config: Config, feed: tokio::sync::mpsc::Sender<Elsewhere>) {
                     }
                 }
             }
-            // Quiet for a while: is the connection still there?
+            // Quiet for a while: say what was dropped, and is the connection still there?
+            if !pass(&feed, None, &mut missed) {
+                return;
+            }
             if lost || feed.is_closed() || client.simple_query("").is_err() {
                 break;
             }
@@ -752,6 +782,34 @@ fn listen(config: Config, feed: tokio::sync::mpsc::Sender<Elsewhere>) {
         if feed.is_closed() {
             return;
         }
+    }
+}
+
+/// Hands the server `news` without waiting: first that something was missed, if it was
+/// and has not been said; what does not fit is dropped and counted as missed. False once
+/// the server no longer listens.
+fn pass(
+    feed: &tokio::sync::mpsc::Sender<Elsewhere>,
+    news: Option<Elsewhere>,
+    missed: &mut bool,
+) -> bool {
+    use tokio::sync::mpsc::error::TrySendError;
+    if *missed {
+        match feed.try_send(Elsewhere::Missed) {
+            Ok(()) => *missed = false,
+            // Still full: what comes now is missed too, and said later.
+            Err(TrySendError::Full(_)) => return true,
+            Err(TrySendError::Closed(_)) => return false,
+        }
+    }
+    let Some(news) = news else { return true };
+    match feed.try_send(news) {
+        Ok(()) => true,
+        Err(TrySendError::Full(_)) => {
+            *missed = true;
+            true
+        }
+        Err(TrySendError::Closed(_)) => false,
     }
 }
 
@@ -1525,6 +1583,17 @@ impl Storage for PgStorage {
             if !lock_doc(tx, &key)? {
                 return Err(not_found(format!("document {doc}")));
             }
+            // Only over exactly what the rebuild read: another process may have stored
+            // changes since (then the rebuilt snapshot lacks them).
+            let held = tx.query_one(
+                "SELECT heads, (SELECT max(seq) FROM changes WHERE doc_id = $1)
+                   FROM documents WHERE doc_id = $1",
+                &[&key],
+            )?;
+            let (heads, last): (Vec<u8>, Option<i64>) = (held.try_get(0)?, held.try_get(1)?);
+            if heads != rebuilt.read_heads || last != rebuilt.through_seq {
+                return Err(StorageError::Stale(format!("document {doc}")));
+            }
             for (kind, seq, bytes, reason) in &rebuilt.aside {
                 tx.execute(
                     "INSERT INTO set_aside (doc_id, kind, seq, bytes, reason, at)
@@ -1558,12 +1627,8 @@ impl Storage for PgStorage {
                 // sequence number (peers would refuse the document for good).
                 tx.execute("UPDATE actors SET api = false WHERE api", &[])?;
             }
-            // Everything that still loaded of the rows it read is inside the rebuilt
-            // snapshot; rows another process appended since stay, on top of it.
-            tx.execute(
-                "DELETE FROM changes WHERE doc_id = $1 AND seq <= $2",
-                &[&key, &rebuilt.through_seq.unwrap_or(0)],
-            )?;
+            // Everything that still loaded is inside the rebuilt snapshot.
+            tx.execute("DELETE FROM changes WHERE doc_id = $1", &[&key])?;
             tx.execute(
                 "UPDATE documents SET snapshot = $2, heads = $3 WHERE doc_id = $1",
                 &[&key, &rebuilt.snapshot, &rebuilt.heads],
@@ -2055,6 +2120,70 @@ impl Storage for PgStorage {
         audit_chain::verify(rows)
     }
 
+    fn shares_logins(&self) -> bool {
+        true
+    }
+
+    fn begin_login(
+        &self,
+        keys: &[(String, usize)],
+        now: DateTime<Utc>,
+        window: Duration,
+    ) -> Result<std::result::Result<Vec<i64>, u64>> {
+        let now_ms = now.timestamp_millis();
+        let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = now_ms.saturating_sub(window_ms);
+        self.write(|tx| {
+            let mut sorted: Vec<&(String, usize)> = keys.iter().collect();
+            sorted.sort();
+            for (key, _) in &sorted {
+                tx.execute(
+                    "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+                    &[&LOGIN_LOCK, key],
+                )?;
+            }
+            // What has left the window is forgotten (every key's: none is kept longer).
+            tx.execute("DELETE FROM login_failures WHERE at < $1", &[&cutoff])?;
+            let mut wait: Option<u64> = None;
+            for (key, max) in keys {
+                let row = tx.query_one(
+                    "SELECT count(*), min(at) FROM login_failures WHERE key = $1",
+                    &[key],
+                )?;
+                let n: i64 = row.try_get(0)?;
+                let oldest: Option<i64> = row.try_get(1)?;
+                if let (true, Some(oldest)) = (n as usize >= *max, oldest) {
+                    let left_ms = (oldest + window_ms - now_ms).max(0) as u64;
+                    // Rounded up, so a client that waits exactly this long is let in.
+                    let secs = left_ms.div_ceil(1000).max(1);
+                    wait = Some(wait.unwrap_or(0).max(secs));
+                }
+            }
+            if let Some(w) = wait {
+                return Ok(Err(w));
+            }
+            let mut ids = Vec::with_capacity(keys.len());
+            for (key, _) in keys {
+                let id: i64 = tx
+                    .query_one(
+                        "INSERT INTO login_failures (key, at) VALUES ($1, $2) RETURNING id",
+                        &[key, &now_ms],
+                    )?
+                    .try_get(0)?;
+                ids.push(id);
+            }
+            Ok(Ok(ids))
+        })
+    }
+
+    fn login_succeeded(&self, forget: &str, attempt: &[i64]) -> Result<()> {
+        self.write(|tx| {
+            tx.execute("DELETE FROM login_failures WHERE key = $1", &[&forget])?;
+            tx.execute("DELETE FROM login_failures WHERE id = ANY($1)", &[&attempt])?;
+            Ok(())
+        })
+    }
+
     fn changes_elsewhere(&self) -> Option<tokio::sync::mpsc::Receiver<Elsewhere>> {
         let (tx, rx) = tokio::sync::mpsc::channel(FEED_QUEUE);
         let config = self.config.clone();
@@ -2105,6 +2234,45 @@ mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
 
     use super::*;
+
+    #[test]
+    fn notifications_are_read_strictly_and_this_process_skips_its_own() {
+        let id = Uuid::new_v4();
+        assert_eq!(
+            heard(&format!("other d {id}")),
+            Some(Elsewhere::Document(id))
+        );
+        assert_eq!(
+            heard(&format!("other i {id}")),
+            Some(Elsewhere::Inspection(id))
+        );
+        assert_eq!(heard(&format!("{} d {id}", origin())), None, "its own");
+        assert_eq!(heard(&format!("other q {id}")), None);
+        assert_eq!(heard("other d not-an-id"), None);
+        assert_eq!(heard(&format!("other d {id} more")), None);
+        assert_eq!(heard(""), None);
+    }
+
+    #[test]
+    fn the_listener_never_waits_and_says_what_it_dropped() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut missed = false;
+        assert!(pass(&tx, Some(Elsewhere::Document(a)), &mut missed));
+        // Full: dropped, not waited for, and remembered.
+        assert!(pass(&tx, Some(Elsewhere::Document(b)), &mut missed));
+        assert!(missed);
+        assert_eq!(rx.try_recv().unwrap(), Elsewhere::Document(a));
+        // Room again: the server hears that it missed something.
+        assert!(pass(&tx, None, &mut missed));
+        assert!(!missed);
+        assert_eq!(rx.try_recv().unwrap(), Elsewhere::Missed);
+        drop(rx);
+        assert!(
+            !pass(&tx, Some(Elsewhere::Document(a)), &mut missed),
+            "no one listens"
+        );
+    }
 
     /// The cluster's socket folder.
     fn cluster() -> String {
@@ -2604,14 +2772,22 @@ mod tests {
             tokio::spawn(async move { drop(storage) }).await.unwrap();
         });
         let mut c = Client::connect(&url, NoTls).unwrap();
-        let left: i64 = c
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity
-                  WHERE datname = current_database() AND pid <> pg_backend_pid()",
-                &[],
-            )
-            .unwrap()
-            .get(0);
+        // A closed connection's server process takes a moment to go.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let left = loop {
+            let left: i64 = c
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                      WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                    &[],
+                )
+                .unwrap()
+                .get(0);
+            if left == 0 || std::time::Instant::now() > deadline {
+                break left;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
         assert_eq!(left, 0, "every connection closed");
     }
 }

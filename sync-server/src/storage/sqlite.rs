@@ -1139,6 +1139,22 @@ impl Storage for SqliteStorage {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let key = doc.to_string();
+        // Only over exactly what the rebuild read.
+        let now_held: Option<(Vec<u8>, Option<i64>)> = tx
+            .query_row(
+                "SELECT heads, (SELECT max(seq) FROM changes WHERE doc_id = ?1)
+                   FROM documents WHERE doc_id = ?1",
+                params![key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        match now_held {
+            None => return Err(not_found(format!("document {doc}"))),
+            Some((heads, last)) if heads != rebuilt.read_heads || last != rebuilt.through_seq => {
+                return Err(StorageError::Stale(format!("document {doc}")));
+            }
+            Some(_) => {}
+        }
         for (kind, seq, bytes, reason) in &rebuilt.aside {
             tx.execute(
                 "INSERT INTO set_aside (doc_id, kind, seq, bytes, reason, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -1170,11 +1186,8 @@ impl Storage for SqliteStorage {
             // number (peers would refuse the document for good).
             tx.execute("UPDATE actors SET api = 0 WHERE api = 1", [])?;
         }
-        // Everything that still loaded of the rows it read is inside the rebuilt snapshot.
-        tx.execute(
-            "DELETE FROM changes WHERE doc_id = ?1 AND seq <= ?2",
-            params![key, rebuilt.through_seq.unwrap_or(0)],
-        )?;
+        // Everything that still loaded is inside the rebuilt snapshot.
+        tx.execute("DELETE FROM changes WHERE doc_id = ?1", params![key])?;
         let n = tx.execute(
             "UPDATE documents SET snapshot = ?2, heads = ?3 WHERE doc_id = ?1",
             params![key, rebuilt.snapshot, rebuilt.heads],

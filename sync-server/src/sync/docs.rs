@@ -526,11 +526,15 @@ fn rebuild(
         heads: encode_heads(&heads),
         snapshot: snapshot.clone(),
         aside,
+        read_heads: stored.heads.clone(),
         through_seq: stored.change_seqs.iter().max().copied(),
     };
     storage
         .write_rebuilt(id, &rebuilt, chrono::Utc::now())
-        .map_err(|e| Failure::Storage(e.to_string()))?;
+        .map_err(|e| match e {
+            crate::storage::StorageError::Stale(what) => Failure::Stale(what),
+            e => Failure::Storage(e.to_string()),
+        })?;
     let detail = format!(
         "set aside: {}",
         if rebuilt.aside.is_empty() {
@@ -776,49 +780,22 @@ impl Documents {
     }
 
     /// Another server process stored changes to document `id` (several processes on one
-    /// database): if it is in memory here, it is loaded again from storage, so that the
-    /// live copy is again exactly what storage holds; then every connection and event
-    /// stream following it here is told, as after a change made here. Returns whether
-    /// anyone here was told.
+    /// database): if it is in memory here, its copy leaves memory (it is no longer
+    /// exactly what storage holds), and every connection and event stream following it
+    /// here is told, as after a change made here; the next of them to use it loads it
+    /// afresh, with the other process's changes. Returns whether anyone here was told.
     ///
-    /// Loading again, rather than applying the new rows, also covers a compaction or a
-    /// rebuild by the other process. A document no one follows here is left alone: the
-    /// next user loads it from storage anyway.
+    /// Nothing is loaded here: news of many changes in a row costs one load, by the
+    /// first who needs the document, and a compaction or a rebuild by the other process
+    /// is covered alike. A document no one follows here is left alone.
     pub async fn refresh(&self, id: Uuid) -> bool {
         let Some(entry) = lock(&self.entries).get(&id).cloned() else {
             return false;
         };
-        let slot = entry.slot.clone().lock_owned().await;
-        if slot.is_some() {
-            let storage = self.storage.clone();
-            let reloaded = tokio::task::spawn_blocking(move || {
-                let fresh = load(&*storage, id);
-                (fresh, slot)
-            })
-            .await;
-            match reloaded {
-                Ok((Ok(fresh), mut slot)) => {
-                    let unchanged = slot
-                        .as_ref()
-                        .is_some_and(|old| old.persisted == fresh.persisted);
-                    if unchanged {
-                        // Its own change, or one already caught up with.
-                        return false;
-                    }
-                    *slot = Some(fresh);
-                }
-                Ok((Err(e), mut slot)) => {
-                    // Dropped: the next user loads it (and says why it cannot).
-                    tracing::warn!(doc = %id, failure = ?e, "reloading a document another process changed failed");
-                    *slot = None;
-                }
-                Err(e) => {
-                    tracing::error!(doc = %id, error = %e, "reloading a document another process changed panicked");
-                }
-            }
-        } else {
-            drop(slot);
-        }
+        // After any exchange in progress: what it stored, it stored on top of its copy
+        // (or was refused as stale and will try again on a fresh one).
+        let dropped = entry.slot.clone().lock_owned().await.take();
+        drop(dropped);
         let mut told = false;
         let tell = |inbox: &Arc<Inbox>| {
             lock(&inbox.dirty).insert(id);
@@ -942,9 +919,10 @@ impl Documents {
                 Err(Failure::Stale(what)) if tries < STALE_RETRIES => {
                     tries += 1;
                     tracing::debug!(doc = %handle.entry.id, %what, tries, "changed by another process meanwhile: exchanging again on a fresh copy");
-                    // A pause of a few milliseconds, different each time, so that two
-                    // processes busy with one document do not keep meeting.
-                    let pause = rand::random_range(1..=4 * tries as u64);
+                    // A pause drawn at random from a range that doubles with each try
+                    // (10 ms, 20 ms, ... up to 640 ms), as on a shared network: two
+                    // processes busy with one document stop meeting, whichever is slower.
+                    let pause = rand::random_range(0..=10u64 << tries.min(6));
                     tokio::time::sleep(Duration::from_millis(pause)).await;
                 }
                 Err(Failure::Stale(what)) => {
@@ -1174,7 +1152,7 @@ fn take_queued(loaded: &mut Loaded, parts: Vec<Vec<u8>>) -> Waiting {
 
 /// How many times an exchange is made again after another server process stored
 /// changes to its document meanwhile ([`Documents::exchange`]).
-const STALE_RETRIES: usize = 8;
+const STALE_RETRIES: usize = 10;
 
 /// A peer's changes that wait for changes they depend on.
 #[derive(Debug, Default, Clone)]
