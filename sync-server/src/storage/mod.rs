@@ -78,10 +78,8 @@ pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 fn postgres_detail(e: &::postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} ({}): {}", db.severity(), db.code().code(), db.message()),
-        None => match std::error::Error::source(e) {
-            Some(cause) => format!("{e}: {cause}"),
-            None => e.to_string(),
-        },
+        // Its own words already hold the cause (an I/O error, a refused connection).
+        None => e.to_string(),
     }
 }
 
