@@ -85,6 +85,21 @@ pub fn open_storage(data: &Path) -> Arc<dyn Storage> {
     }
 }
 
+/// Document `id` as the storage of the server on `data` holds it, loaded and held to its
+/// stored heads (core's one load-and-check path). Callable from async tests.
+pub fn stored_doc(data: &Path, id: uuid::Uuid) -> automerge::AutoCommit {
+    let s = crate::off_runtime(|| open_storage(data).load_doc(id))
+        .unwrap()
+        .expect("the document is stored");
+    wardcheck_core::store::load_checked(
+        id,
+        &s.snapshot,
+        s.changes.iter().map(Vec::as_slice),
+        &s.heads,
+    )
+    .expect("the stored document loads and reaches its stored heads")
+}
+
 /// `wardcheck-server` with the data folder and its database set.
 pub fn server_command(data: &Path) -> Command {
     let mut c = Command::new(workspace_binary("wardcheck-server"));

@@ -181,16 +181,7 @@ type AckedLog = Arc<std::sync::Mutex<Vec<(Uuid, ChangeHash)>>>;
 
 /// The document as the server's storage holds it.
 fn stored_doc(data: &std::path::Path, id: Uuid) -> AutoCommit {
-    let s = wardcheck_tests::off_runtime(|| open_storage(data).load_doc(id))
-        .unwrap()
-        .expect("the document is stored");
-    wardcheck_core::store::load_checked(
-        id,
-        &s.snapshot,
-        s.changes.iter().map(Vec::as_slice),
-        &s.heads,
-    )
-    .expect("the stored document loads and reaches its stored heads")
+    wardcheck_tests::server::stored_doc(data, id)
 }
 
 /// Fails on any acknowledged change that storage does not hold.

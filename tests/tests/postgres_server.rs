@@ -11,7 +11,7 @@ use wardcheck_core::inspection::{Answer, Inspection, Stamp};
 use wardcheck_core::sync::{WireMessage, uuid_to_doc_id};
 use wardcheck_server::inspections::encode_heads;
 use wardcheck_tests::client::{Incoming, Login, SyncClient, login, sign_in};
-use wardcheck_tests::server::{PASSWORD, Server};
+use wardcheck_tests::server::{PASSWORD, Server, stored_doc};
 use wardcheck_tests::{crash_checklist, off_runtime};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,14 +206,8 @@ async fn two_processes_on_one_database_push_each_others_changes_and_survive_a_si
         acknowledged = ann.heads();
     }
     one.stop();
-    let stored = off_runtime(|| two.storage().load_doc(id)).unwrap().unwrap();
-    let mut stored_doc = wardcheck_core::store::load_checked(
-        id,
-        &stored.snapshot,
-        stored.changes.iter().map(Vec::as_slice),
-        &stored.heads,
-    )
-    .expect("the stored document loads and reaches its stored heads");
+    // Loaded and held to its stored heads: those are the heads compared below.
+    let mut stored_doc = stored_doc(two.data(), id);
     for h in &acknowledged {
         assert!(
             stored_doc.get_change_by_hash(h).is_some(),
@@ -221,7 +215,7 @@ async fn two_processes_on_one_database_push_each_others_changes_and_survive_a_si
         );
     }
     assert_eq!(
-        stored.heads,
+        encode_heads(&stored_doc.get_heads()),
         encode_heads(&ann.heads()),
         "everything the inspector made is stored, through one process or the other"
     );
@@ -329,14 +323,7 @@ async fn concurrent_writers_on_two_processes_lose_nothing() {
             items.iter().rev().cloned().collect()
         ),
     );
-    let stored = off_runtime(|| two.storage().load_doc(id)).unwrap().unwrap();
-    let mut stored_doc = wardcheck_core::store::load_checked(
-        id,
-        &stored.snapshot,
-        stored.changes.iter().map(Vec::as_slice),
-        &stored.heads,
-    )
-    .expect("the stored document loads and reaches its stored heads");
+    let mut stored_doc = stored_doc(two.data(), id);
     for h in ann_acked.iter().chain(&ian_acked) {
         assert!(
             stored_doc.get_change_by_hash(h).is_some(),

@@ -11,21 +11,12 @@ use chrono::Utc;
 use uuid::Uuid;
 use wardcheck_core::inspection::{Inspection, Stamp};
 use wardcheck_tests::client::{Replica, SyncClient, sign_in};
-use wardcheck_tests::server::{Server, open_storage};
+use wardcheck_tests::server::Server;
 use wardcheck_tests::{crash_checklist, crash_items};
 
 /// The document as the server's storage holds it.
 fn stored_doc(data: &std::path::Path, id: Uuid) -> AutoCommit {
-    let s = wardcheck_tests::off_runtime(|| open_storage(data).load_doc(id))
-        .unwrap()
-        .expect("the document is stored");
-    wardcheck_core::store::load_checked(
-        id,
-        &s.snapshot,
-        s.changes.iter().map(Vec::as_slice),
-        &s.heads,
-    )
-    .expect("the stored document loads and reaches its stored heads")
+    wardcheck_tests::server::stored_doc(data, id)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
