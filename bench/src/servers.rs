@@ -14,6 +14,7 @@ use uuid::Uuid;
 use wardcheck_server::auth;
 use wardcheck_server::inspections::{self, CreateInspection};
 use wardcheck_server::storage::{PgStorage, Role, SqliteStorage, Storage};
+use wardcheck_server::telemetry::TelemetryDb;
 
 /// The trust every benchmark inspection belongs to.
 pub const TRUST: &str = "RJ1";
@@ -163,9 +164,10 @@ impl OurData {
     /// holds, each with a device, all assigned to it.
     pub fn create(dir: &Path, groups: &[usize], database: Option<&str>) -> Result<OurData> {
         let storage: Arc<dyn Storage> = match database {
-            Some(url) => Arc::new(PgStorage::open(url, dir)?),
+            Some(url) => Arc::new(PgStorage::open(url)?),
             None => Arc::new(SqliteStorage::open(dir)?),
         };
+        let telemetry = TelemetryDb::open(dir)?;
         let now = Utc::now();
         let hash = auth::hash_password("benchmark password, never used to sign in")?;
         let tokens: usize = groups.iter().sum();
@@ -197,7 +199,7 @@ impl OurData {
                 checklist: CHECKLIST.into(),
                 assign,
             };
-            let rec = inspections::create(&*storage, &req, "bench-setup", now)?;
+            let rec = inspections::create(&*storage, &telemetry, &req, "bench-setup", now)?;
             out.inspections.push(rec.id);
         }
         Ok(out)

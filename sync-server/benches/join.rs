@@ -23,9 +23,10 @@ use wardcheck_core::checklist::Checklist;
 use wardcheck_core::inspection::{Inspection, InspectionView};
 use wardcheck_server::inspections::pinned_checklist;
 use wardcheck_server::storage::{SqliteStorage, Storage};
+use wardcheck_server::telemetry::TelemetryDb;
 use wardcheck_server::{demo, join};
 
-fn data_folder() -> (Arc<SqliteStorage>, PathBuf, u64) {
+fn data_folder() -> (Arc<SqliteStorage>, TelemetryDb, PathBuf, u64) {
     let endpoints: u64 = std::env::var("JOIN_BENCH_ENDPOINTS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -40,9 +41,10 @@ fn data_folder() -> (Arc<SqliteStorage>, PathBuf, u64) {
         seed: 2017,
         as_of: chrono::Utc::now().date_naive(),
     };
-    let summary = demo::run(&storage, &dir, &opts).expect("demo data");
+    let telemetry = TelemetryDb::open(&dir).expect("the bench telemetry opens");
+    let summary = demo::run(&storage, &telemetry, &dir, &opts).expect("demo data");
     eprintln!("{summary}");
-    (Arc::new(storage), dir, endpoints)
+    (Arc::new(storage), telemetry, dir, endpoints)
 }
 
 fn load(storage: &dyn Storage, id: Uuid) -> (InspectionView, Arc<Checklist>) {
@@ -64,7 +66,10 @@ fn load(storage: &dyn Storage, id: Uuid) -> (InspectionView, Arc<Checklist>) {
 }
 
 fn bench(c: &mut Criterion) {
-    let (storage, dir, endpoints) = data_folder();
+    let (storage, telemetry, dir, endpoints) = data_folder();
+    let join_of = |view: &InspectionView, checklist: &Checklist| {
+        join::join(&telemetry.reader(), view, checklist).unwrap()
+    };
     let conn = rusqlite::Connection::open(dir.join("telemetry.db")).unwrap();
     let mut group = c.benchmark_group(format!("join, {endpoints} endpoints held"));
     group.sample_size(30);
@@ -76,7 +81,7 @@ fn bench(c: &mut Criterion) {
         ),
     ] {
         let (view, checklist) = load(&*storage, id);
-        let join = storage.join_telemetry(&view, &checklist).unwrap();
+        let join = join_of(&view, &checklist);
         let rows = join
             .items
             .iter()
@@ -94,12 +99,12 @@ fn bench(c: &mut Criterion) {
             },
         );
         group.bench_function(format!("join {trust}"), |b| {
-            b.iter(|| storage.join_telemetry(&view, &checklist).unwrap())
+            b.iter(|| join_of(&view, &checklist))
         });
         group.bench_function(format!("join + load {trust}"), |b| {
             b.iter(|| {
                 let (view, checklist) = load(&*storage, id);
-                storage.join_telemetry(&view, &checklist).unwrap()
+                join_of(&view, &checklist)
             })
         });
     }

@@ -18,9 +18,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, Utc};
-use wardcheck_server::storage::SqliteStorage;
 use wardcheck_server::telemetry::{
-    Format, ImportReport, ImportRequest, Kind, Outcome, TelemetryStore, thousands,
+    Format, ImportReport, ImportRequest, Kind, Outcome, TelemetryDb, TelemetryStore, thousands,
 };
 
 const TRUSTS: usize = 210;
@@ -357,7 +356,7 @@ fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-fn import(storage: &SqliteStorage, kind: Kind, path: &Path, as_of: NaiveDate) -> ImportReport {
+fn import(storage: &TelemetryDb, kind: Kind, path: &Path, as_of: NaiveDate) -> ImportReport {
     let report = storage
         .import_telemetry(
             &ImportRequest {
@@ -416,7 +415,7 @@ fn main() {
     let mut last = None;
     for run in 1..=runs {
         let data = tempfile::tempdir_in(scratch.path()).unwrap();
-        let storage = SqliteStorage::open(data.path()).unwrap();
+        let storage = TelemetryDb::open(data.path()).unwrap();
         import(&storage, Kind::Trusts, &trusts, as_of);
         reset_peak_rss();
         let cpu = cpu_seconds();
@@ -501,7 +500,7 @@ fn machine_shape(scratch: &Path, trusts: &Path, rows: u64, runs: u64, as_of: Nai
     for run in 1..=runs {
         let data = tempfile::tempdir_in(scratch).unwrap();
         let b = bare_insert(data.path(), &machines);
-        let storage = SqliteStorage::open(data.path()).unwrap();
+        let storage = TelemetryDb::open(data.path()).unwrap();
         import(&storage, Kind::Trusts, trusts, as_of);
         let report = import(&storage, Kind::Endpoints, &machines, as_of);
         println!(

@@ -48,11 +48,10 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use wardcheck_core::photo::{self, PhotoError};
 
-use crate::api::audit;
 use crate::auth::Caller;
-use crate::error::AppError;
+use crate::error::{AppError, is_length_limit};
 use crate::storage::{Role, StorageError};
-use crate::{AppState, access, limits};
+use crate::{AppState, access, audit, limits};
 
 /// Offset the server holds for an upload (the tus and IETF resumable-upload header name).
 pub const UPLOAD_OFFSET: &str = "upload-offset";
@@ -433,19 +432,6 @@ async fn upload(
         return Ok(answer(StatusCode::OK, &sha, received, false));
     }
     complete(&state, &caller, &sha).await
-}
-
-/// Whether reading a body failed on its length limit (`http_body_util::LengthLimitError`,
-/// which axum wraps without naming the type).
-pub(crate) fn is_length_limit(e: &axum::Error) -> bool {
-    let mut cause: Option<&dyn std::error::Error> = Some(e);
-    while let Some(c) = cause {
-        if c.to_string().contains("length limit exceeded") {
-            return true;
-        }
-        cause = c.source();
-    }
-    false
 }
 
 /// The last byte is in: check the hash and the image, then store the stripped bytes.

@@ -147,6 +147,19 @@ impl From<tokio::task::JoinError> for AppError {
     }
 }
 
+/// Whether reading a body failed on its length limit (`http_body_util::LengthLimitError`,
+/// which axum wraps without naming the type).
+pub(crate) fn is_length_limit(e: &axum::Error) -> bool {
+    let mut cause: Option<&dyn std::error::Error> = Some(e);
+    while let Some(c) = cause {
+        if c.to_string().contains("length limit exceeded") {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,7 @@ use wardcheck_core::review::Review;
 use crate::storage::{
     DocKind, InspectionRecord, LEGACY_AUTHOR, PublishedChecklist, SERVER_AUTHOR, Storage, StoredDoc,
 };
+use crate::telemetry::TelemetryStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CreateError {
@@ -157,10 +158,10 @@ pub fn keep_bundled(storage: &dyn Storage, c: &Checklist) -> Result<(), CreateEr
 /// an inspection holds (an ambulance trust's has the ambulance section, an acute trust's
 /// does not). `None` for a trust the feed does not list: every section.
 pub fn org_of(
-    storage: &dyn Storage,
+    telemetry: &dyn TelemetryStore,
     trust: &str,
 ) -> Result<Option<Org>, crate::storage::StorageError> {
-    Ok(storage.trust(trust)?.and_then(|t| {
+    Ok(telemetry.trust(trust)?.and_then(|t| {
         Some(Org {
             kind: OrgType::from_name(t.trust_type.as_str())?,
             major_trauma_centre: t.major_trauma_centre,
@@ -168,9 +169,11 @@ pub fn org_of(
     }))
 }
 
-/// Creates an inspection and its trust response document, stored in one transaction.
+/// Creates an inspection and its trust response document, stored in one transaction;
+/// the trust's type (which sections it holds) from the trusts feed in `telemetry`.
 pub fn create(
     storage: &dyn Storage,
+    telemetry: &dyn TelemetryStore,
     req: &CreateInspection,
     by: &str,
     now: DateTime<Utc>,
@@ -202,7 +205,7 @@ pub fn create(
     // The server's own actor for the documents it makes, bound to the server.
     let actor = ActorId::random();
     storage.bind_actor(actor.to_bytes(), SERVER_AUTHOR, None, now)?;
-    let org = org_of(storage, &req.trust)?;
+    let org = org_of(telemetry, &req.trust)?;
     let mut insp = Inspection::create(
         NewInspection {
             id,

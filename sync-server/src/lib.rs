@@ -5,7 +5,9 @@
 //! - [`auth`] and [`access`]: sign-in, device tokens, and who may do what.
 //! - `sync`: the automerge-repo WebSocket protocol, document by document.
 //! - `blobs`: resumable, idempotent photo uploads.
-//! - `api`: the JSON API for dashboards, and its OpenAPI document.
+//! - `service`: one method per operation of the JSON API on the server's state, each
+//!   with its access check, its work and its audit event; `api` holds the HTTP handlers
+//!   that extract, call it and convert, and the OpenAPI document.
 //! - [`telemetry`]: NHS Digital's device feeds, imported as dated snapshots for the join.
 //! - [`join`]: each telemetry check of an inspection beside the inspector's answer, and
 //!   each sampled device matched with its telemetry record.
@@ -30,6 +32,7 @@ pub mod demo;
 pub mod inspections;
 pub mod join;
 pub mod sealed;
+mod service;
 mod session;
 pub mod sync;
 pub mod telemetry;
@@ -65,7 +68,10 @@ fn held_refusals_cap(open_files: Option<u64>) -> usize {
 /// What every handler shares.
 #[derive(Debug, Clone)]
 pub struct AppState {
+    /// The record: users, devices, inspections, documents, the audit log.
     pub storage: Arc<dyn Storage>,
+    /// NHS Digital's telemetry feeds, for the join ([`telemetry`]).
+    pub telemetry: Arc<telemetry::TelemetryDb>,
     pub logins: Arc<auth::LoginLimiter>,
     pub docs: Arc<sync::Documents>,
     /// Open sync connections per user ([`limits::MAX_CONNECTIONS_PER_USER`]).
@@ -79,8 +85,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(storage: Arc<dyn Storage>) -> Self {
+    pub fn new(storage: Arc<dyn Storage>, telemetry: Arc<telemetry::TelemetryDb>) -> Self {
         AppState {
+            telemetry,
             docs: Arc::new(sync::Documents::new(storage.clone())),
             storage,
             logins: Arc::new(auth::LoginLimiter::default()),
@@ -171,6 +178,30 @@ impl AppState {
             tracing::error!(?res, "writing the audit log failed");
         }
     }
+}
+
+/// Writes one audit event for `caller` (or an unknown caller).
+pub(crate) async fn audit(
+    state: &AppState,
+    caller: Option<&auth::Caller>,
+    action: &str,
+    target: &str,
+    outcome: &str,
+) {
+    state
+        .audit(AuditEvent {
+            at: chrono::Utc::now(),
+            actor: caller.map_or_else(|| "-".to_owned(), |c| c.user.name.clone()),
+            device: caller.map(|c| c.device.id),
+            action: action.to_owned(),
+            // Targets are ids the server validated or built; control characters are
+            // dropped all the same, so nothing can forge a line in the log.
+            target: storage::audit_target(target),
+            from: caller.map_or_else(|| "-".to_owned(), |c| c.from.clone()),
+            outcome: outcome.to_owned(),
+            detail: None,
+        })
+        .await;
 }
 
 /// The whole HTTP and WebSocket surface.

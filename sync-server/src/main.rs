@@ -17,6 +17,7 @@ use wardcheck_core::checklist;
 use wardcheck_server::storage::{
     AuditEvent, InspectionQuery, PgStorage, PublishedChecklist, Role, SqliteStorage, Storage,
 };
+use wardcheck_server::telemetry::TelemetryDb;
 use wardcheck_server::{AppState, auth, inspections, limits};
 
 #[derive(Debug, Parser)]
@@ -215,16 +216,29 @@ fn main() -> ExitCode {
     }
 }
 
+/// The telemetry feeds, in `telemetry.db` in the data folder (whichever backend keeps the
+/// record).
+fn open_telemetry(data: &Path) -> Result<TelemetryDb> {
+    TelemetryDb::open(data).with_context(|| {
+        format!(
+            "opening the telemetry in the data folder {}",
+            data.display()
+        )
+    })
+}
+
 /// Left in a data folder whose record is in PostgreSQL, so that a command given the
 /// folder without the database is refused rather than run on an empty SQLite file.
 const IN_POSTGRES: &str = "RECORD-IN-POSTGRESQL";
 
 fn open(data: &Path, database: Option<&str>) -> Result<Arc<dyn Storage>> {
+    std::fs::create_dir_all(data)
+        .with_context(|| format!("making the data folder {}", data.display()))?;
     let marker = data.join(IN_POSTGRES);
     let s: Arc<dyn Storage> = match database {
         // The connection string is never printed: it may hold a password.
         Some(url) => {
-            let s = PgStorage::open(url, data).context("opening the PostgreSQL database")?;
+            let s = PgStorage::open(url).context("opening the PostgreSQL database")?;
             if !marker.exists() {
                 std::fs::write(
                     &marker,
@@ -289,12 +303,13 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Inspection(c) => inspection(&*storage, c),
+        Command::Inspection(c) => inspection(&*storage, &cli.data, c),
         Command::DemoData { endpoints, seed } => demo_data(&*storage, &cli.data, endpoints, seed),
         Command::Checklist(ChecklistCommand::Publish { file }) => publish(&*storage, &file),
         Command::Checklist(ChecklistCommand::Validate { .. }) => unreachable!("handled in main"),
         Command::Telemetry(c) => {
-            wardcheck_server::telemetry::cli::run(&*storage, c, &mut |action, target| {
+            let telemetry = open_telemetry(&cli.data)?;
+            wardcheck_server::telemetry::cli::run(&telemetry, c, &mut |action, target| {
                 audit(&*storage, action, target)
             })
         }
@@ -349,7 +364,7 @@ fn demo_data(storage: &dyn Storage, data: &Path, endpoints: u64, seed: u64) -> R
         seed,
         as_of: chrono::Utc::now().date_naive(),
     };
-    let summary = demo::run(storage, data, &opts)?;
+    let summary = demo::run(storage, &open_telemetry(data)?, data, &opts)?;
     audit(storage, "demo_data", &data.display().to_string())?;
     println!("{summary}");
     println!(
@@ -439,7 +454,8 @@ fn serve(
         );
         use std::io::Write;
         std::io::stdout().flush()?;
-        wardcheck_server::serve_with_dashboard(listener, AppState::new(storage), ui).await?;
+        let state = AppState::new(storage, Arc::new(open_telemetry(data)?));
+        wardcheck_server::serve_with_dashboard(listener, state, ui).await?;
         Ok(())
     })
 }
@@ -576,7 +592,7 @@ fn user(storage: &dyn Storage, c: UserCommand) -> Result<()> {
     Ok(())
 }
 
-fn inspection(storage: &dyn Storage, c: InspectionCommand) -> Result<()> {
+fn inspection(storage: &dyn Storage, data: &Path, c: InspectionCommand) -> Result<()> {
     match c {
         InspectionCommand::Create {
             trust,
@@ -590,7 +606,9 @@ fn inspection(storage: &dyn Storage, c: InspectionCommand) -> Result<()> {
                 checklist,
                 assign,
             };
-            let rec = inspections::create(storage, &req, "admin-cli", chrono::Utc::now())?;
+            let telemetry = open_telemetry(data)?;
+            let rec =
+                inspections::create(storage, &telemetry, &req, "admin-cli", chrono::Utc::now())?;
             audit(storage, "inspection_create", &rec.id.to_string())?;
             println!("{}", rec.id);
         }

@@ -75,7 +75,7 @@ pub fn use_postgres(data: &Path) -> String {
 pub fn open_storage(data: &Path) -> Arc<dyn Storage> {
     match database_for(data) {
         Some(url) => Arc::new(crate::off_runtime(|| {
-            PgStorage::open(&url, data)
+            PgStorage::open(&url)
                 .unwrap_or_else(|e| panic!("the server's PostgreSQL database opens: {e}"))
         })),
         None => Arc::new(

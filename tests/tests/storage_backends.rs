@@ -45,7 +45,7 @@ impl Backend {
     fn postgres() -> Backend {
         let data = tempfile::tempdir().unwrap();
         let url = wardcheck_tests::pg::fresh_database();
-        let storage = Arc::new(PgStorage::open(&url, data.path()).unwrap());
+        let storage = Arc::new(PgStorage::open(&url).unwrap());
         Backend {
             storage,
             raw: Raw::Postgres(url),

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use api_support::*;
 use reqwest::{StatusCode, header};
 use serde_json::json;
-use wardcheck_server::telemetry::{Kind, Snapshot};
+use wardcheck_server::telemetry::{Kind, Snapshot, TelemetryStore};
 use wardcheck_tests::server::Server;
 
 const ENDPOINT_HEADER: &str = "device_id,device_name,os_platform,os_version,os_build,first_seen,\
@@ -98,8 +98,10 @@ fn import_ok(s: &Server, kind: &str, file: &Path, as_of: &str) -> String {
     out
 }
 
-fn storage(s: &Server) -> std::sync::Arc<dyn wardcheck_server::storage::Storage> {
-    s.storage()
+/// The server's telemetry, opened beside it (in its data folder, whichever backend keeps
+/// the record).
+fn storage(s: &Server) -> wardcheck_server::telemetry::TelemetryDb {
+    wardcheck_server::telemetry::TelemetryDb::open(s.data()).unwrap()
 }
 
 fn rows(s: &Server, kind: Kind) -> u64 {

@@ -1,22 +1,21 @@
 //! The JSON API for dashboards: inspections listed, read, created, assigned, shared and
 //! moved through their life; reviewers' comments and sign-offs and trust leads'
-//! responses (`review`, written through `documents`, the API's one path into a document); the
-//! telemetry join and summary; and the OpenAPI document that describes every route.
+//! responses; the telemetry join and summary; history; pushed updates; and the OpenAPI
+//! document that describes every route.
 //!
-//! Each handler extracts its input, asks [`crate::access`], calls one function of
-//! [`crate::inspections`], storage or core, and converts the result. Shared here:
+//! Each handler extracts its input, calls one method of the service layer
+//! ([`crate::service::Acting`], which checks access, does the work and audits it) and
+//! converts the result. Shared here:
 //!
 //! - [`JsonBody`]: a JSON body, read under [`limits::MAX_JSON_BODY`] and parsed with
 //!   serde_json's default recursion limit (never `unbounded_depth`), every failure a 400
 //!   with a code (`bad_json`, `invalid_field`) and the parser's message, a body too large a
 //!   413 `too_large`; bodies declared larger than the limit are refused before they are
 //!   read.
-//! - [`audit`]: one audit event, built from the caller.
 //!
 //! A resource the caller may not see and one that does not exist get the same 404
 //! (`AppError::not_found`), so ids cannot be probed.
 
-mod documents;
 mod events;
 mod history;
 mod inspections;
@@ -32,9 +31,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde::de::DeserializeOwned;
 
-use crate::auth::Caller;
-use crate::error::AppError;
-use crate::storage::AuditEvent;
+use crate::error::{AppError, is_length_limit};
 use crate::{AppState, limits};
 
 /// The OpenAPI 3.1 description of every route, kept beside the routes (a test checks
@@ -150,7 +147,7 @@ where
         let bytes = axum::body::to_bytes(body, limits::MAX_JSON_BODY)
             .await
             .map_err(|e| {
-                if crate::blobs::is_length_limit(&e) {
+                if is_length_limit(&e) {
                     too_large()
                 } else {
                     AppError::bad_request("bad_request", "the request body could not be read")
@@ -172,30 +169,6 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
         };
         AppError::bad_request(code, format!("the JSON body was refused: {e}"))
     })
-}
-
-/// Writes one audit event for `caller` (or an unknown caller).
-pub(crate) async fn audit(
-    state: &AppState,
-    caller: Option<&Caller>,
-    action: &str,
-    target: &str,
-    outcome: &str,
-) {
-    state
-        .audit(AuditEvent {
-            at: chrono::Utc::now(),
-            actor: caller.map_or_else(|| "-".to_owned(), |c| c.user.name.clone()),
-            device: caller.map(|c| c.device.id),
-            action: action.to_owned(),
-            // Targets are ids the server validated or built; control characters are
-            // dropped all the same, so nothing can forge a line in the log.
-            target: crate::storage::audit_target(target),
-            from: caller.map_or_else(|| "-".to_owned(), |c| c.from.clone()),
-            outcome: outcome.to_owned(),
-            detail: None,
-        })
-        .await;
 }
 
 #[cfg(test)]
@@ -226,6 +199,42 @@ mod tests {
         let e = parse_json::<serde_json::Value>(deep.as_bytes()).unwrap_err();
         assert_eq!(e.code, "bad_json", "nesting past the recursion limit: {e}");
         assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
+    }
+
+    /// Handlers extract, call the service and convert: none grows past this many lines
+    /// (the work, the access check and the audit belong in `crate::service`).
+    const MAX_HANDLER_LINES: usize = 25;
+
+    #[test]
+    fn handlers_stay_short() {
+        let files = [
+            ("inspections.rs", include_str!("inspections.rs")),
+            ("review.rs", include_str!("review.rs")),
+            ("join.rs", include_str!("join.rs")),
+            ("history.rs", include_str!("history.rs")),
+            ("events.rs", include_str!("events.rs")),
+        ];
+        let mut handlers = 0;
+        for (file, source) in files {
+            let lines: Vec<&str> = source.lines().collect();
+            for (i, line) in lines.iter().enumerate() {
+                if !line.starts_with("pub(super) async fn ") {
+                    continue;
+                }
+                handlers += 1;
+                let end = lines[i..]
+                    .iter()
+                    .position(|l| *l == "}")
+                    .unwrap_or_else(|| panic!("{file}:{}: no end", i + 1));
+                assert!(
+                    end < MAX_HANDLER_LINES,
+                    "{file}:{}: a handler of {} lines: move its work into crate::service",
+                    i + 1,
+                    end + 1
+                );
+            }
+        }
+        assert_eq!(handlers, 15, "every route's handler is measured");
     }
 
     #[test]

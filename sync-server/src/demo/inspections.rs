@@ -30,6 +30,7 @@ use wardcheck_core::review::Review;
 use super::telemetry::anchors;
 use crate::inspections::encode_heads;
 use crate::storage::{DocKind, InspectionRecord, SERVER_AUTHOR, Storage, StoredDoc};
+use crate::telemetry::TelemetryStore;
 
 /// The checklist every demo inspection follows.
 pub const CHECKLIST: &str = "cqc-onsite-cyber";
@@ -107,7 +108,11 @@ pub struct Outcome {
 
 /// Creates each demo inspection that does not exist yet. `today` is the telemetry
 /// snapshot's date: visits are placed in the weeks before it.
-pub fn create_all(storage: &dyn Storage, today: NaiveDate) -> Result<Outcome> {
+pub fn create_all(
+    storage: &dyn Storage,
+    telemetry: &dyn TelemetryStore,
+    today: NaiveDate,
+) -> Result<Outcome> {
     let checklist = crate::inspections::resolve_checklist(storage, CHECKLIST)
         .context("finding the demo checklist")?;
     let mut out = Outcome::default();
@@ -116,7 +121,7 @@ pub fn create_all(storage: &dyn Storage, today: NaiveDate) -> Result<Outcome> {
             out.skipped.push((plan.id, plan.trust));
             continue;
         }
-        let photos = create(storage, plan, checklist.clone(), today)
+        let photos = create(storage, telemetry, plan, checklist.clone(), today)
             .with_context(|| format!("creating the demo inspection of {}", plan.trust))?;
         out.photos += photos;
         out.created.push((plan.id, plan.trust, plan.state));
@@ -269,6 +274,7 @@ impl Writer {
 
 fn create(
     storage: &dyn Storage,
+    telemetry: &dyn TelemetryStore,
     plan: &Plan,
     checklist: Arc<Checklist>,
     today: NaiveDate,
@@ -301,7 +307,7 @@ fn create(
             ],
             visit_start: Some(start),
             visit_end: Some(start + Duration::days(1)),
-            org: crate::inspections::org_of(storage, plan.trust)?,
+            org: crate::inspections::org_of(telemetry, plan.trust)?,
         },
         checklist.clone(),
         actor.clone(),

@@ -30,6 +30,7 @@ use chrono::NaiveDate;
 use crate::auth;
 use crate::join::thousands;
 use crate::storage::{Role, Storage};
+use crate::telemetry::TelemetryStore;
 
 pub use inspections::{CONTRADICTION_INSPECTION, CONTRADICTION_ITEM};
 
@@ -71,9 +72,14 @@ pub struct Options {
     pub as_of: NaiveDate,
 }
 
-/// Makes the demo data in `data` (opened as `storage`), printing what it does; returns
-/// the one-line summary.
-pub fn run(storage: &dyn Storage, data: &Path, opts: &Options) -> Result<String> {
+/// Makes the demo data in `data` (its record opened as `storage`, its telemetry as
+/// `telemetry`), printing what it does; returns the one-line summary.
+pub fn run(
+    storage: &dyn Storage,
+    telemetry: &dyn TelemetryStore,
+    data: &Path,
+    opts: &Options,
+) -> Result<String> {
     anyhow::ensure!(
         opts.endpoints <= MAX_ENDPOINTS,
         "--endpoints may be at most {}",
@@ -95,9 +101,9 @@ pub fn run(storage: &dyn Storage, data: &Path, opts: &Options) -> Result<String>
         new_users.push(name);
     }
 
-    let imported = telemetry::import_all(storage, data, opts)?;
+    let imported = self::telemetry::import_all(telemetry, data, opts)?;
 
-    let outcome = inspections::create_all(storage, opts.as_of)?;
+    let outcome = inspections::create_all(storage, telemetry, opts.as_of)?;
     for (id, trust) in &outcome.skipped {
         println!("  inspection {id} ({trust}): exists, skipped");
     }

@@ -26,7 +26,7 @@ use super::Options;
 use super::progress::Progress;
 use super::trusts::{DemoTrust, TRUSTS, TrustType};
 use crate::join::thousands;
-use crate::storage::Storage;
+use crate::telemetry::TelemetryStore;
 use crate::telemetry::{Alert, Endpoint, NetworkDevice, Trust};
 use crate::telemetry::{Format, ImportRequest, Kind, Outcome};
 
@@ -538,7 +538,7 @@ pub fn write_trusts(path: &Path) -> Result<u64> {
 /// Writes the four feeds into a scratch folder inside `data` and imports each with the
 /// telemetry importer (trusts first: the other feeds name them). A kind that already has
 /// a snapshot is skipped, so a second run adds nothing. Returns what was done, in words.
-pub fn import_all(storage: &dyn Storage, data: &Path, opts: &Options) -> Result<String> {
+pub fn import_all(storage: &dyn TelemetryStore, data: &Path, opts: &Options) -> Result<String> {
     let scratch = tempfile::Builder::new()
         .prefix("demo-telemetry-")
         .tempdir_in(data)

@@ -393,13 +393,11 @@ pub struct PublishedChecklist {
     pub files: Vec<(String, String)>,
 }
 
-/// The server's storage.
+/// The server's storage of the record.
 ///
-/// Telemetry (feeds, snapshots, trusts) is its own trait,
-/// [`crate::telemetry::TelemetryStore`], which every storage also implements.
-pub trait Storage:
-    crate::telemetry::TelemetryStore + Send + Sync + std::fmt::Debug + 'static
-{
+/// Telemetry (feeds, snapshots, trusts) is kept apart, in
+/// `crate::telemetry::TelemetryDb`, whichever backend keeps the record.
+pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     // users and devices
     fn add_user(
         &self,
@@ -558,16 +556,6 @@ pub trait Storage:
     fn publish_checklist(&self, checklist: &PublishedChecklist) -> Result<()>;
     fn checklist(&self, id: &str, version: &str) -> Result<Option<PublishedChecklist>>;
     fn checklists(&self) -> Result<Vec<PublishedChecklist>>;
-
-    // the join
-    /// An inspection's join with the latest telemetry ([`crate::join`]).
-    fn join_telemetry(
-        &self,
-        view: &wardcheck_core::inspection::InspectionView,
-        checklist: &wardcheck_core::checklist::Checklist,
-    ) -> Result<crate::join::Join>;
-    /// The figures behind a trust's telemetry charts ([`crate::join::telemetry_summary`]).
-    fn telemetry_summary(&self, trust: &str) -> Result<crate::join::TrustSummary>;
 
     // audit
     fn audit(&self, event: &AuditEvent) -> Result<()>;

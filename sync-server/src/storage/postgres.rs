@@ -70,7 +70,6 @@
 //!   SQLite's do not. Nothing relies on them being dense.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -310,8 +309,6 @@ pub struct PgStorage {
     /// Audit events waiting to be committed together, each linked to the one before.
     audits: Group<AuditEvent>,
     audit_writer: Writer,
-    /// `telemetry.db` in the data folder (see `crate::telemetry`).
-    pub(crate) telemetry: crate::telemetry::TelemetryDb,
     /// How to connect: for the listener ([`Storage::changes_elsewhere`]).
     config: Config,
 }
@@ -388,10 +385,8 @@ fn connected<'a>(slot: &'a mut Option<Client>, config: &Config) -> Result<&'a mu
 impl PgStorage {
     /// Connects to the database `url` names (a libpq connection string,
     /// `host=/run/postgresql dbname=wardcheck`, or a `postgres://` URL), brings its
-    /// schema up to date, and opens telemetry in the data folder `dir`.
-    pub fn open(url: &str, dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StorageError::Corrupt(format!("cannot create {}: {e}", dir.display())))?;
+    /// schema up to date.
+    pub fn open(url: &str) -> Result<Self> {
         let mut config: Config = url.parse()?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
@@ -436,14 +431,12 @@ impl PgStorage {
             .min_idle(Some(MIN_IDLE))
             .connection_timeout(CONNECT_TIMEOUT)
             .build(PostgresConnectionManager::new(config.clone(), NoTls))?;
-        let telemetry = crate::telemetry::TelemetryDb::open(dir)?;
         Ok(PgStorage {
             pool: Some(pool),
             appends: Group::default(),
             append_writer: Writer::new(config.clone(), Some(first)),
             audits: Group::default(),
             audit_writer: Writer::new(config.clone(), None),
-            telemetry,
             config,
         })
     }
@@ -500,8 +493,6 @@ impl Drop for PgStorage {
         }
     }
 }
-
-crate::telemetry::telemetry_in_db!(PgStorage);
 
 /// Applies the migrations this database has not had, in one transaction; refuses a
 /// database written by a newer build.
@@ -2052,25 +2043,6 @@ impl Storage for PgStorage {
             .collect()
     }
 
-    fn join_telemetry(
-        &self,
-        view: &wardcheck_core::inspection::InspectionView,
-        checklist: &wardcheck_core::checklist::Checklist,
-    ) -> Result<crate::join::Join> {
-        Ok(crate::join::join(
-            &self.telemetry.reader(),
-            view,
-            checklist,
-        )?)
-    }
-
-    fn telemetry_summary(&self, trust: &str) -> Result<crate::join::TrustSummary> {
-        Ok(crate::join::telemetry_summary(
-            &self.telemetry.reader(),
-            trust,
-        )?)
-    }
-
     fn audit(&self, e: &AuditEvent) -> Result<()> {
         self.audit_writer
             .submit(&self.audits, e.clone(), |client, events| {
@@ -2300,17 +2272,14 @@ mod tests {
         format!("host={} user=wardcheck dbname={name}", cluster())
     }
 
-    /// One server process's storage on `url`, with a data folder of its own.
+    /// One server process's storage on `url`.
     struct Process {
         storage: Arc<PgStorage>,
-        _data: tempfile::TempDir,
     }
 
     fn process(url: &str) -> Process {
-        let data = tempfile::tempdir().unwrap();
         Process {
-            storage: Arc::new(PgStorage::open(url, data.path()).unwrap()),
-            _data: data,
+            storage: Arc::new(PgStorage::open(url).unwrap()),
         }
     }
 
@@ -2671,10 +2640,7 @@ mod tests {
             let handles: Vec<_> = (0..4)
                 .map(|_| {
                     let url = &url;
-                    scope.spawn(move || {
-                        let data = tempfile::tempdir().unwrap();
-                        PgStorage::open(url, data.path()).map(drop)
-                    })
+                    scope.spawn(move || PgStorage::open(url).map(drop))
                 })
                 .collect();
             handles
@@ -2698,10 +2664,9 @@ mod tests {
         drop(p);
 
         sql(&url, "UPDATE wardcheck_schema SET version = version + 1");
-        let data = tempfile::tempdir().unwrap();
         let known = MIGRATIONS.len() as i64;
         assert!(matches!(
-            PgStorage::open(&url, data.path()),
+            PgStorage::open(&url),
             Err(StorageError::NewerSchema { found, known: k }) if found == known + 1 && k == known
         ));
     }
@@ -2767,7 +2732,7 @@ mod tests {
             .worker_threads(1)
             .build()
             .unwrap();
-        let Process { storage, _data } = p;
+        let Process { storage } = p;
         rt.block_on(async move {
             tokio::spawn(async move { drop(storage) }).await.unwrap();
         });

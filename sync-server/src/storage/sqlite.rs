@@ -239,8 +239,6 @@ pub struct SqliteStorage {
     appends: super::group::Group<Append>,
     /// Audit events waiting to be committed together, each linked to the one before.
     audits: super::group::Group<AuditEvent>,
-    /// `telemetry.db` beside this file (see `crate::telemetry`).
-    pub(crate) telemetry: crate::telemetry::TelemetryDb,
 }
 
 impl SqliteStorage {
@@ -274,16 +272,11 @@ impl SqliteStorage {
             tx.commit()?;
         }
         link_audit(&mut conn)?;
-        // Telemetry lives in a file of its own, so that a long import never holds this
-        // file's write lock; attached, its tables are visible on this connection too.
-        let telemetry = crate::telemetry::TelemetryDb::open(dir)?;
-        telemetry.attach(&conn)?;
         Ok(SqliteStorage {
             readers: Readers::new(dir.join("wardcheck.db")),
             conn: Mutex::new(conn),
             appends: Default::default(),
             audits: Default::default(),
-            telemetry,
         })
     }
 
@@ -1593,26 +1586,6 @@ impl Storage for SqliteStorage {
             .query_map([], checklist_row)?
             .collect::<rusqlite::Result<_>>()?;
         Ok(rows)
-    }
-
-    fn join_telemetry(
-        &self,
-        view: &wardcheck_core::inspection::InspectionView,
-        checklist: &wardcheck_core::checklist::Checklist,
-    ) -> Result<crate::join::Join> {
-        // On the telemetry reader: the aggregates never wait on sync's connection.
-        Ok(crate::join::join(
-            &self.telemetry.reader(),
-            view,
-            checklist,
-        )?)
-    }
-
-    fn telemetry_summary(&self, trust: &str) -> Result<crate::join::TrustSummary> {
-        Ok(crate::join::telemetry_summary(
-            &self.telemetry.reader(),
-            trust,
-        )?)
     }
 
     fn audit(&self, e: &AuditEvent) -> Result<()> {

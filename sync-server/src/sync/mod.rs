@@ -103,7 +103,7 @@ async fn upgrade(
         .connections
         .admit(&caller.user.name, limits::MAX_CONNECTIONS_PER_USER)
     else {
-        crate::api::audit(
+        crate::audit(
             &state,
             Some(&caller),
             "denied",

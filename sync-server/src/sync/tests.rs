@@ -34,8 +34,10 @@ fn fixture() -> Fixture {
     storage
         .add_user("zed", "Zed", &Role::Inspector, "x")
         .unwrap();
+    let telemetry = crate::telemetry::TelemetryDb::open(dir.path()).unwrap();
     let rec = inspections::create(
         &*storage,
+        &telemetry,
         &CreateInspection {
             trust: "RJ1".into(),
             sites: vec![],

@@ -13,9 +13,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{Subcommand, ValueEnum};
 
-use super::{Format, ImportRequest, Kind, Outcome, Phase, Progress, parse_as_of, thousands, today};
+use super::{
+    Format, ImportRequest, Kind, Outcome, Phase, Progress, TelemetryStore, parse_as_of, thousands,
+    today,
+};
 use crate::limits;
-use crate::storage::Storage;
 
 #[derive(Debug, Subcommand)]
 pub enum TelemetryCommand {
@@ -74,7 +76,7 @@ pub enum FormatArg {
 
 /// Runs a `telemetry` command. `audit(action, target)` records what was done.
 pub fn run(
-    storage: &dyn Storage,
+    storage: &dyn TelemetryStore,
     command: TelemetryCommand,
     audit: &mut dyn FnMut(&str, &str) -> Result<()>,
 ) -> Result<()> {
@@ -118,7 +120,7 @@ pub fn run(
 }
 
 fn import(
-    storage: &dyn Storage,
+    storage: &dyn TelemetryStore,
     kind: Kind,
     file: &std::path::Path,
     as_of: Option<String>,

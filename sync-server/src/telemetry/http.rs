@@ -27,8 +27,10 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
-use super::{Format, ImportRequest, Kind, Outcome, TelemetryError, parse_as_of, today};
-use crate::api::audit;
+use super::{
+    Format, ImportRequest, Kind, Outcome, TelemetryError, TelemetryStore, parse_as_of, today,
+};
+use crate::audit;
 use crate::auth::Caller;
 use crate::error::AppError;
 use crate::storage::Role;
@@ -160,7 +162,7 @@ async fn upload(
         return Err(body_too_large());
     }
 
-    let spooled = spool(body, state.storage.telemetry_upload_dir()).await;
+    let spooled = spool(body, state.telemetry.telemetry_upload_dir()).await;
     let (file, sha256) = match spooled {
         Ok(s) => s,
         Err(e) => {
@@ -169,10 +171,10 @@ async fn upload(
         }
     };
     let _turn = IMPORTS.acquire().await.map_err(AppError::internal)?;
-    let storage = state.storage.clone();
+    let telemetry = state.telemetry.clone();
     let by = caller.user.name.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let report = storage.import_telemetry(
+        let report = telemetry.import_telemetry(
             &ImportRequest {
                 kind,
                 as_of,

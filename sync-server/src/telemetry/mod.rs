@@ -173,7 +173,6 @@ use serde::{Deserialize, Serialize};
 pub use fields::{ExposureLevel, HealthStatus, OnboardingStatus, OsPlatform, TrustType};
 pub(crate) use http::routes;
 pub use rows::{Alert, ConfigAssessment, Endpoint, NetworkDevice, Trust};
-pub(crate) use store::telemetry_in_db;
 pub use store::{TelemetryDb, endpoint_table};
 
 use crate::limits;
@@ -540,8 +539,9 @@ impl From<rusqlite::Error> for TelemetryError {
     }
 }
 
-/// The telemetry part of the server's storage (a supertrait of
-/// [`crate::storage::Storage`]). Every method blocks.
+/// The server's telemetry ([`TelemetryDb`], `telemetry.db` in the data folder), kept
+/// apart from the record ([`crate::storage::Storage`]) whichever backend keeps that.
+/// Every method blocks.
 pub trait TelemetryStore: Send + Sync {
     /// Imports one file as the snapshot of its kind for its day; see the module doc.
     /// `progress` is called every few thousand rows.

@@ -12,7 +12,7 @@ use super::fields::TrustType;
 use super::{
     ImportReport, ImportRequest, Kind, Progress, Snapshot, TelemetryError, TelemetryStore, Trust,
 };
-use crate::storage::{SqliteStorage, StorageError};
+use crate::storage::StorageError;
 
 /// The file, in the data folder.
 pub(crate) const DB_FILE: &str = "telemetry.db";
@@ -505,56 +505,6 @@ impl TelemetryStore for TelemetryDb {
         self.upload_dir.clone()
     }
 }
-
-/// Telemetry lives in `telemetry.db` beside the record, whichever backend keeps the
-/// record: every storage hands these to its [`TelemetryDb`].
-macro_rules! telemetry_in_db {
-    ($storage:ty) => {
-        impl $crate::telemetry::TelemetryStore for $storage {
-            fn import_telemetry(
-                &self,
-                req: &$crate::telemetry::ImportRequest<'_>,
-                progress: &mut dyn FnMut(&$crate::telemetry::Progress),
-            ) -> Result<$crate::telemetry::ImportReport, $crate::telemetry::TelemetryError> {
-                self.telemetry.import_telemetry(req, progress)
-            }
-            fn latest_snapshot(
-                &self,
-                kind: $crate::telemetry::Kind,
-            ) -> Result<Option<$crate::telemetry::Snapshot>, $crate::storage::StorageError> {
-                self.telemetry.latest_snapshot(kind)
-            }
-            fn snapshots(
-                &self,
-            ) -> Result<Vec<$crate::telemetry::Snapshot>, $crate::storage::StorageError> {
-                self.telemetry.snapshots()
-            }
-            fn telemetry_rows(
-                &self,
-                kind: $crate::telemetry::Kind,
-            ) -> Result<u64, $crate::storage::StorageError> {
-                self.telemetry.telemetry_rows(kind)
-            }
-            fn trust(
-                &self,
-                code: &str,
-            ) -> Result<Option<$crate::telemetry::Trust>, $crate::storage::StorageError> {
-                self.telemetry.trust(code)
-            }
-            fn trusts(
-                &self,
-            ) -> Result<Vec<$crate::telemetry::Trust>, $crate::storage::StorageError> {
-                self.telemetry.trusts()
-            }
-            fn telemetry_upload_dir(&self) -> std::path::PathBuf {
-                self.telemetry.telemetry_upload_dir()
-            }
-        }
-    };
-}
-pub(crate) use telemetry_in_db;
-
-telemetry_in_db!(SqliteStorage);
 
 #[cfg(test)]
 mod tests {
