@@ -102,6 +102,7 @@ both!(
     sync_states,
     photo_uploads_in_chunks,
     photo_references_and_claims,
+    the_index_follows_only_the_stored_heads,
     checklists,
     audit_log_is_one_chain,
     concurrent_audit_stays_one_chain,
@@ -844,6 +845,55 @@ fn photo_references_and_claims(b: &Backend) {
     )
     .unwrap();
     assert_eq!(s.photo_docs(&sha2).unwrap(), [rec.id]);
+}
+
+/// What the record indexes of an inspection (its state, its photo references) is
+/// written only from a copy at the document's stored heads: a process behind another
+/// never writes over what the other indexed from later changes.
+fn the_index_follows_only_the_stored_heads(b: &Backend) {
+    let s = &*b.storage;
+    let rec = inspection(s, "RJ1", &["ann"]);
+    let sha = "ee".repeat(32);
+    let refs = || s.photo_docs(&sha).unwrap();
+    // At the stored heads: written, the state and the references together.
+    assert!(
+        s.index_at(
+            rec.id,
+            &[1; 32],
+            Some(State::Submitted),
+            Some(std::slice::from_ref(&sha))
+        )
+        .unwrap()
+    );
+    assert_eq!(
+        s.inspection(rec.id).unwrap().unwrap().state,
+        State::Submitted
+    );
+    assert_eq!(refs(), [rec.id]);
+    // Another process stores later changes; this copy's heads are now behind.
+    s.append_changes_after(rec.id, &[1; 32], b"later", &[2; 32], &[3; 32])
+        .unwrap();
+    assert!(
+        !s.index_at(rec.id, &[1; 32], Some(State::Draft), Some(&[]))
+            .unwrap(),
+        "a copy behind the stored heads writes nothing"
+    );
+    let got = s.inspection(rec.id).unwrap().unwrap();
+    assert_eq!((got.state, got.shared_at), (State::Submitted, None));
+    assert_eq!(refs(), [rec.id], "the references stay as they were");
+    // The process that is ahead writes; given only the state, the references stay.
+    assert!(
+        s.index_at(rec.id, &[3; 32], Some(State::SharedWithTrust), None)
+            .unwrap()
+    );
+    let got = s.inspection(rec.id).unwrap().unwrap();
+    assert_eq!(got.state, State::SharedWithTrust);
+    assert!(got.shared_at.is_some(), "the move to the trust shares");
+    assert_eq!(refs(), [rec.id]);
+    assert!(matches!(
+        s.index_at(Uuid::new_v4(), &[1; 32], Some(State::Closed), None),
+        Err(StorageError::NotFound(_))
+    ));
 }
 
 fn checklists(b: &Backend) {

@@ -471,6 +471,18 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     fn share(&self, inspection: Uuid, now: DateTime<Utc>) -> Result<()>;
     /// Keeps the state column in step with the document.
     fn set_state(&self, inspection: Uuid, state: State) -> Result<()>;
+    /// Writes what the record indexes of an inspection, as read from its document at
+    /// `heads` (its state, its photo references; each only if given), only if `heads` are
+    /// still the document's stored heads, in one transaction that holds the document as
+    /// an append does. So a process whose copy is behind another's never writes over
+    /// what the other indexed from later changes. Returns whether it wrote.
+    fn index_at(
+        &self,
+        inspection: Uuid,
+        heads: &[u8],
+        state: Option<State>,
+        photos: Option<&[String]>,
+    ) -> Result<bool>;
     fn doc_access(&self, doc: Uuid) -> Result<Option<DocAccess>>;
     fn load_doc(&self, doc: Uuid) -> Result<Option<StoredDoc>>;
     /// Appends change chunks (with the hashes of the changes they hold) and records the

@@ -804,6 +804,38 @@ fn pass(
     }
 }
 
+/// Sets an inspection's state column, and tells the other processes. Shared with the
+/// trust from the moment the state moves there (and for good: the trust keeps what it
+/// was shown once the inspection closes). Only that move shares: an inspection closed
+/// without ever being shared stays unshared.
+fn write_state(tx: &mut Transaction<'_>, inspection: Uuid, state: State) -> Result<()> {
+    let shared = state == State::SharedWithTrust;
+    let id = inspection.to_string();
+    let n = tx.execute(
+        "UPDATE inspections SET state = $2,
+                shared_at = CASE WHEN $3::boolean AND shared_at IS NULL THEN $4::text
+                                 ELSE shared_at END
+          WHERE id = $1",
+        &[&id, &state_name(state), &shared, &ts(Utc::now())],
+    )?;
+    if n == 0 {
+        return Err(not_found(format!("inspection {inspection}")));
+    }
+    tell(tx, 'i', &id)
+}
+
+/// Replaces the photos document `key` refers to (its row held by the caller).
+fn write_photo_refs(tx: &mut Transaction<'_>, key: &str, hashes: &[String]) -> Result<()> {
+    tx.execute("DELETE FROM photo_refs WHERE doc_id = $1", &[&key])?;
+    let insert = tx.prepare(
+        "INSERT INTO photo_refs (doc_id, sha256) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )?;
+    for h in hashes {
+        tx.execute(&insert, &[&key, h])?;
+    }
+    Ok(())
+}
+
 /// Locks a document's row until the transaction ends; false if there is no such
 /// document. Every write to a document's changes takes this lock (an append takes it by
 /// updating the heads), so each sees the changes of every one before it.
@@ -1412,23 +1444,37 @@ impl Storage for PgStorage {
     }
 
     fn set_state(&self, inspection: Uuid, state: State) -> Result<()> {
-        // Shared with the trust from the moment the state moves there (and for good: the
-        // trust keeps what it was shown once the inspection closes). Only that move
-        // shares: an inspection closed without ever being shared stays unshared.
-        let shared = state == State::SharedWithTrust;
+        self.write(|tx| write_state(tx, inspection, state))
+    }
+
+    fn index_at(
+        &self,
+        inspection: Uuid,
+        heads: &[u8],
+        state: Option<State>,
+        photos: Option<&[String]>,
+    ) -> Result<bool> {
         self.write(|tx| {
-            let id = inspection.to_string();
-            let n = tx.execute(
-                "UPDATE inspections SET state = $2,
-                        shared_at = CASE WHEN $3::boolean AND shared_at IS NULL THEN $4::text
-                                         ELSE shared_at END
-                  WHERE id = $1",
-                &[&id, &state_name(state), &shared, &ts(Utc::now())],
-            )?;
-            if n == 0 {
-                return Err(not_found(format!("inspection {inspection}")));
+            let key = inspection.to_string();
+            // Held as an append holds it: no append commits between the check and the
+            // writes.
+            let stored: Vec<u8> = tx
+                .query_opt(
+                    "SELECT heads FROM documents WHERE doc_id = $1 FOR NO KEY UPDATE",
+                    &[&key],
+                )?
+                .ok_or_else(|| not_found(format!("document {inspection}")))?
+                .get(0);
+            if stored != heads {
+                return Ok(false);
             }
-            tell(tx, 'i', &id)
+            if let Some(state) = state {
+                write_state(tx, inspection, state)?;
+            }
+            if let Some(photos) = photos {
+                write_photo_refs(tx, &key, photos)?;
+            }
+            Ok(true)
         })
     }
 
@@ -1761,14 +1807,7 @@ impl Storage for PgStorage {
             // (No document: nothing to lock, and an insert fails on its foreign key, as
             // with SQLite.)
             lock_doc(tx, &key)?;
-            tx.execute("DELETE FROM photo_refs WHERE doc_id = $1", &[&key])?;
-            let insert = tx.prepare(
-                "INSERT INTO photo_refs (doc_id, sha256) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            )?;
-            for h in hashes {
-                tx.execute(&insert, &[&key, h])?;
-            }
-            Ok(())
+            write_photo_refs(tx, &key, hashes)
         })
     }
 

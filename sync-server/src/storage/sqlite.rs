@@ -971,25 +971,39 @@ impl Storage for SqliteStorage {
     }
 
     fn set_state(&self, inspection: Uuid, state: State) -> Result<()> {
-        // Shared with the trust from the moment the state moves there (and for good: the
-        // trust keeps what it was shown once the inspection closes). Only that move
-        // shares: an inspection closed without ever being shared stays unshared.
-        let shared = state == State::SharedWithTrust;
-        let n = self.conn().execute(
-            "UPDATE inspections SET state = ?2,
-                    shared_at = CASE WHEN ?3 AND shared_at IS NULL THEN ?4 ELSE shared_at END
-              WHERE id = ?1",
-            params![
-                inspection.to_string(),
-                state_name(state),
-                shared,
-                ts(Utc::now())
-            ],
-        )?;
-        if n == 0 {
-            return Err(not_found(format!("inspection {inspection}")));
+        write_state(&self.conn(), inspection, state)
+    }
+
+    fn index_at(
+        &self,
+        inspection: Uuid,
+        heads: &[u8],
+        state: Option<State>,
+        photos: Option<&[String]>,
+    ) -> Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let stored: Option<Vec<u8>> = tx
+            .query_row(
+                "SELECT heads FROM documents WHERE doc_id = ?1",
+                params![inspection.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(stored) = stored else {
+            return Err(not_found(format!("document {inspection}")));
+        };
+        if stored != heads {
+            return Ok(false);
         }
-        Ok(())
+        if let Some(state) = state {
+            write_state(&tx, inspection, state)?;
+        }
+        if let Some(photos) = photos {
+            write_photo_refs(&tx, inspection, photos)?;
+        }
+        tx.commit()?;
+        Ok(true)
     }
 
     fn doc_access(&self, doc: Uuid) -> Result<Option<DocAccess>> {
@@ -1315,16 +1329,7 @@ impl Storage for SqliteStorage {
     fn set_photo_refs(&self, doc: Uuid, hashes: &[String]) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        tx.execute(
-            "DELETE FROM photo_refs WHERE doc_id = ?1",
-            params![doc.to_string()],
-        )?;
-        for h in hashes {
-            tx.execute(
-                "INSERT OR IGNORE INTO photo_refs (doc_id, sha256) VALUES (?1, ?2)",
-                params![doc.to_string(), h],
-            )?;
-        }
+        write_photo_refs(&tx, doc, hashes)?;
         tx.commit()?;
         Ok(())
     }
@@ -1748,6 +1753,44 @@ fn append_audit(tx: &Connection, e: &AuditEvent) -> Result<()> {
         row.detail,
         audit_link(&prev, &row).to_vec()
     ])?;
+    Ok(())
+}
+
+/// Sets an inspection's state column. Shared with the trust from the moment the state
+/// moves there (and for good: the trust keeps what it was shown once the inspection
+/// closes). Only that move shares: an inspection closed without ever being shared stays
+/// unshared.
+fn write_state(conn: &Connection, inspection: Uuid, state: State) -> Result<()> {
+    let shared = state == State::SharedWithTrust;
+    let n = conn.execute(
+        "UPDATE inspections SET state = ?2,
+                shared_at = CASE WHEN ?3 AND shared_at IS NULL THEN ?4 ELSE shared_at END
+          WHERE id = ?1",
+        params![
+            inspection.to_string(),
+            state_name(state),
+            shared,
+            ts(Utc::now())
+        ],
+    )?;
+    if n == 0 {
+        return Err(not_found(format!("inspection {inspection}")));
+    }
+    Ok(())
+}
+
+/// Replaces the photos a document refers to.
+fn write_photo_refs(conn: &Connection, doc: Uuid, hashes: &[String]) -> Result<()> {
+    conn.execute(
+        "DELETE FROM photo_refs WHERE doc_id = ?1",
+        params![doc.to_string()],
+    )?;
+    for h in hashes {
+        conn.execute(
+            "INSERT OR IGNORE INTO photo_refs (doc_id, sha256) VALUES (?1, ?2)",
+            params![doc.to_string(), h],
+        )?;
+    }
     Ok(())
 }
 

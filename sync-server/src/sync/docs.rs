@@ -1391,18 +1391,25 @@ fn update_index(
     // Only the state and the photo hashes are needed: read them directly rather than
     // building the whole typed view on every received change.
     let facts = index_facts(&loaded.doc).map_err(|e| Failure::Load(e.to_string()))?;
-    if loaded.indexed_state.unwrap_or(column) != facts.state {
-        storage
-            .set_state(id, facts.state)
-            .map_err(|e| Failure::Storage(e.to_string()))?;
+    let state = (loaded.indexed_state.unwrap_or(column) != facts.state).then_some(facts.state);
+    let photos = (loaded.photo_refs.as_ref() != Some(&facts.photos)).then_some(&facts.photos);
+    if state.is_none() && photos.is_none() {
+        loaded.indexed_state = Some(facts.state);
+        return Ok(());
     }
-    loaded.indexed_state = Some(facts.state);
-    let photos = facts.photos;
-    if loaded.photo_refs.as_ref() != Some(&photos) {
-        storage
-            .set_photo_refs(id, &photos)
-            .map_err(|e| Failure::Storage(e.to_string()))?;
-        loaded.photo_refs = Some(photos);
+    // Written only over the heads this copy read them from: when another process has
+    // stored later changes meanwhile, it indexes them, and this copy (about to be
+    // dropped on its news) writes nothing.
+    let heads = encode_heads(&loaded.persisted);
+    let written = storage
+        .index_at(id, &heads, state, photos.map(Vec::as_slice))
+        .map_err(|e| Failure::Storage(e.to_string()))?;
+    if written {
+        loaded.indexed_state = Some(facts.state);
+        loaded.photo_refs = Some(facts.photos);
+    } else {
+        loaded.indexed_state = None;
+        loaded.photo_refs = None;
     }
     Ok(())
 }
