@@ -16,11 +16,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use automerge::AutoCommit;
 use criterion::{Criterion, criterion_group, criterion_main};
 use uuid::Uuid;
 use wardcheck_core::checklist::Checklist;
 use wardcheck_core::inspection::{Inspection, InspectionView};
+use wardcheck_core::store::load_checked;
 use wardcheck_server::inspections::pinned_checklist;
 use wardcheck_server::storage::{SqliteStorage, Storage};
 use wardcheck_server::telemetry::TelemetryDb;
@@ -53,10 +53,8 @@ fn load(storage: &dyn Storage, id: Uuid) -> (InspectionView, Arc<Checklist>) {
         .unwrap()
         .expect("the demo inspection");
     let stored = storage.load_doc(id).unwrap().expect("its document");
-    let mut doc = AutoCommit::load(&stored.snapshot).unwrap();
-    for c in &stored.changes {
-        doc.load_incremental(c).unwrap();
-    }
+    let changes = stored.changes.iter().map(Vec::as_slice);
+    let doc = load_checked(id, &stored.snapshot, changes, &stored.heads).unwrap();
     let checklist = pinned_checklist(storage, &rec).unwrap();
     let view = Inspection::from_doc(doc, checklist.clone())
         .unwrap()
