@@ -269,10 +269,12 @@ async fn follow_other_processes(state: &AppState) {
         }
     };
     let docs = state.docs.clone();
+    let telemetry = follow_telemetry(state);
     tokio::spawn(async move {
         let mut feed = feed;
         while let Some(news) = feed.recv().await {
             match news {
+                storage::Elsewhere::Telemetry => telemetry.notify_one(),
                 storage::Elsewhere::Document(id) => {
                     // Each on its own: one waiting for a busy document holds up no other.
                     let docs = docs.clone();
@@ -282,6 +284,7 @@ async fn follow_other_processes(state: &AppState) {
                 storage::Elsewhere::Missed => {
                     // At every (re)connection of the listener, and when news came faster
                     // than it was taken.
+                    telemetry.notify_one();
                     let n = docs.refresh_all().await;
                     if n > 0 {
                         tracing::info!(
@@ -293,6 +296,38 @@ async fn follow_other_processes(state: &AppState) {
             }
         }
     });
+}
+
+/// Imports the telemetry feeds other processes imported ([`telemetry::TelemetryDb::catch_up`])
+/// now, and again each time the returned signal is given: one catch-up at a time, news
+/// that comes during one bringing one more after it. Nothing when telemetry is not shared.
+fn follow_telemetry(state: &AppState) -> Arc<tokio::sync::Notify> {
+    let signal = Arc::new(tokio::sync::Notify::new());
+    if !state.telemetry.is_shared() {
+        return signal;
+    }
+    let telemetry = state.telemetry.clone();
+    let waiting = signal.clone();
+    tokio::spawn(async move {
+        loop {
+            let t = telemetry.clone();
+            match tokio::task::spawn_blocking(move || t.catch_up()).await {
+                Ok(Ok(done)) if !done.is_empty() => {
+                    tracing::info!(
+                        imports = done.len(),
+                        "telemetry caught up with other processes' imports"
+                    )
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "catching up with other processes' telemetry imports failed: tried again at the next news")
+                }
+                Err(e) => tracing::error!(error = %e, "catching up with telemetry imports failed"),
+            }
+            waiting.notified().await;
+        }
+    });
+    signal
 }
 
 /// Serves [`app_with_dashboard`] on `listener` until the process ends.

@@ -216,6 +216,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// [`open_telemetry`], shared with the other processes of `storage` when it keeps feeds
+/// for them (PostgreSQL): what is imported here reaches them.
+fn shared_telemetry(data: &Path, storage: &Arc<dyn Storage>) -> Result<TelemetryDb> {
+    let telemetry = open_telemetry(data)?;
+    telemetry.share_feeds_through(storage.clone());
+    Ok(telemetry)
+}
+
 /// The telemetry feeds, in `telemetry.db` in the data folder (whichever backend keeps the
 /// record).
 fn open_telemetry(data: &Path) -> Result<TelemetryDb> {
@@ -304,11 +312,11 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Inspection(c) => inspection(&*storage, &cli.data, c),
-        Command::DemoData { endpoints, seed } => demo_data(&*storage, &cli.data, endpoints, seed),
+        Command::DemoData { endpoints, seed } => demo_data(&storage, &cli.data, endpoints, seed),
         Command::Checklist(ChecklistCommand::Publish { file }) => publish(&*storage, &file),
         Command::Checklist(ChecklistCommand::Validate { .. }) => unreachable!("handled in main"),
         Command::Telemetry(c) => {
-            let telemetry = open_telemetry(&cli.data)?;
+            let telemetry = shared_telemetry(&cli.data, &storage)?;
             wardcheck_server::telemetry::cli::run(&telemetry, c, &mut |action, target| {
                 audit(&*storage, action, target)
             })
@@ -357,15 +365,16 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 /// `demo-data`: makes the demo, then prints who can sign in.
-fn demo_data(storage: &dyn Storage, data: &Path, endpoints: u64, seed: u64) -> Result<()> {
+fn demo_data(storage: &Arc<dyn Storage>, data: &Path, endpoints: u64, seed: u64) -> Result<()> {
     use wardcheck_server::demo;
     let opts = demo::Options {
         endpoints,
         seed,
         as_of: chrono::Utc::now().date_naive(),
     };
-    let summary = demo::run(storage, &open_telemetry(data)?, data, &opts)?;
-    audit(storage, "demo_data", &data.display().to_string())?;
+    let telemetry = shared_telemetry(data, storage)?;
+    let summary = demo::run(&**storage, &telemetry, data, &opts)?;
+    audit(&**storage, "demo_data", &data.display().to_string())?;
     println!("{summary}");
     println!(
         "demo users (password {:?}, demo only): {}",
@@ -454,7 +463,8 @@ fn serve(
         );
         use std::io::Write;
         std::io::stdout().flush()?;
-        let state = AppState::new(storage, Arc::new(open_telemetry(data)?));
+        let telemetry = Arc::new(shared_telemetry(data, &storage)?);
+        let state = AppState::new(storage, telemetry);
         wardcheck_server::serve_with_dashboard(listener, state, ui).await?;
         Ok(())
     })

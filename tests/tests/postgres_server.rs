@@ -342,3 +342,152 @@ async fn concurrent_writers_on_two_processes_lose_nothing() {
     assert_eq!(sorted(ann.heads()), sorted(ian.heads()));
     assert_eq!(sorted(ann.heads()), sorted(stored_doc.get_heads()));
 }
+
+/// A data folder of its own on the database of `server`.
+fn folder_on(server: &Server, dir: &std::path::Path) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join(wardcheck_tests::server::DATABASE_FILE),
+        server.database().unwrap(),
+    )
+    .unwrap();
+    dir.to_path_buf()
+}
+
+/// The telemetry snapshots the process on `data` holds: (kind, day, SHA-256).
+fn held(data: &std::path::Path) -> Vec<(String, String, String)> {
+    use wardcheck_server::telemetry::{TelemetryDb, TelemetryStore};
+    TelemetryDb::open(data)
+        .unwrap()
+        .snapshots()
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.kind.name().to_owned(), s.as_of.to_string(), s.sha256))
+        .collect()
+}
+
+/// Waits (up to 30 s) until the process on `data` holds `want`.
+async fn until_held(data: &std::path::Path, want: &[(String, String, String)]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let now = held(data);
+        if want.iter().all(|w| now.contains(w)) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never held {want:?}; it holds {now:?}",
+            data.display()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// One telemetry import reaches every process, each with `telemetry.db` in a data folder
+/// of its own (as on machines of their own): a running process takes it when it hears of
+/// it, one started later when it starts; a replacement for the same day replaces it
+/// everywhere; and bytes changed in the database behind the servers' backs are not
+/// imported anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_telemetry_import_reaches_every_process() {
+    let one = Server::start_postgres();
+    let scratch = tempfile::tempdir().unwrap();
+    let two = Server::start_on(&folder_on(&one, &scratch.path().join("two")), "127.0.0.1:0");
+    let day = Utc::now().date_naive().to_string();
+    let files = tempfile::tempdir().unwrap();
+    let import = |server: &Server, kind: &str, name: &str, body: &str| {
+        let path = files.path().join(name);
+        std::fs::write(&path, body).unwrap();
+        server.cli(
+            &[
+                "telemetry",
+                "import",
+                "--kind",
+                kind,
+                path.to_str().unwrap(),
+                "--as-of",
+                &day,
+            ],
+            "",
+        );
+        (kind.to_owned(), day.clone(), sha256_hex(body.as_bytes()))
+    };
+    let trusts = "ods_code,name,trust_type,major_trauma_centre,region\n\
+                  RJ1,Guy's and St Thomas' NHS Foundation Trust,acute,no,London\n";
+    let endpoints = "device_id,device_name,os_platform,os_version,os_build,first_seen,last_seen,\
+         onboarding_status,health_status,exposure_level,missing_security_updates,\
+         smb1_enabled,bitlocker_on,firewall_domain,firewall_private,firewall_public,\
+         credential_guard_running,secure_boot_on,is_medical_device,trust,site,os_edition\n\
+         d1,RJ1-WS-0001,Windows10,10.0,19045,2026-01-01T00:00:00Z,2026-12-01T00:00:00Z,\
+         Onboarded,Active,Low,0,false,true,true,true,true,true,true,false,RJ1,RJ121,Enterprise\n";
+
+    // Imported through the first process's data folder: the second, running, takes both.
+    let t = import(&one, "trusts", "trusts.csv", trusts);
+    let e = import(&one, "endpoints", "endpoints.csv", endpoints);
+    until_held(two.data(), &[t.clone(), e.clone()]).await;
+
+    // A third process, started later, takes them as it starts.
+    let three = Server::start_on(
+        &folder_on(&one, &scratch.path().join("three")),
+        "127.0.0.1:0",
+    );
+    until_held(three.data(), &[t.clone(), e.clone()]).await;
+
+    // A second file for the same day, imported through the second: it replaces the
+    // first everywhere.
+    let trusts2 = format!(
+        "{trusts}RX2,Sussex Partnership NHS Foundation Trust,mental-health,no,South East\n"
+    );
+    let t2 = import(&two, "trusts", "trusts2.csv", &trusts2);
+    until_held(one.data(), std::slice::from_ref(&t2)).await;
+    until_held(three.data(), std::slice::from_ref(&t2)).await;
+    assert!(
+        !held(three.data()).contains(&t),
+        "the day holds one trusts file"
+    );
+
+    // Bytes changed in the database: a fourth process, started on it, does not import
+    // them (the network feed is kept, then its bytes altered behind the servers' backs).
+    let network = format!(
+        "{}\nrj1-fw-01,RJ1,RJ121,Fortinet,FG-100F,7.4.8,true,,false\n",
+        wardcheck_server::telemetry::NetworkDevice::COLUMNS.join(",")
+    );
+    let n = import(&one, "network", "network.csv", &network);
+    let alerts = "alert_id,trust,issued,acknowledged,closed\n\
+                  CC-4401,RJ1,2026-11-01T10:00:00Z,2026-11-01T12:00:00Z,\n";
+    let a = import(&one, "alerts", "alerts.csv", alerts);
+    until_held(two.data(), &[n.clone(), a.clone()]).await;
+    // The same length, one byte changed: only the hash tells.
+    let altered = one.sql(
+        "UPDATE telemetry_feed_chunks SET data = overlay(data placing '\\x46'::bytea from 1 for 1) \
+         WHERE feed = (SELECT id FROM telemetry_feeds WHERE kind = 'network')",
+    );
+    assert_eq!(altered, 1);
+    let four = Server::start_on(
+        &folder_on(&one, &scratch.path().join("four")),
+        "127.0.0.1:0",
+    );
+    // What comes after the altered feed is taken all the same.
+    until_held(four.data(), &[t2.clone(), e.clone(), a.clone()]).await;
+    assert!(
+        !held(four.data())
+            .iter()
+            .any(|(kind, _, _)| kind == "network"),
+        "altered bytes are never imported"
+    );
+    let audited = one
+        .sql_row(
+            "SELECT count(*) FROM audit WHERE action = 'telemetry_feed_refused' \
+             AND outcome = 'hash_mismatch' AND target LIKE 'feed:% network %'",
+        )
+        .unwrap();
+    assert_ne!(audited[0].as_deref(), Some("0"), "the refusal is audited");
+}

@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use uuid::Uuid;
 use wardcheck_core::inspection::{State, TeamRole};
 use wardcheck_server::storage::{
-    AuditEvent, DocKind, InspectionQuery, InspectionRecord, PgStorage, PhotoClaim,
+    AuditEvent, DocKind, Feed, InspectionQuery, InspectionRecord, PgStorage, PhotoClaim,
     PublishedChecklist, Rebuilt, Role, SqliteStorage, Storage, StorageError, StoredDoc,
 };
 
@@ -103,6 +103,7 @@ both!(
     photo_uploads_in_chunks,
     photo_references_and_claims,
     the_index_follows_only_the_stored_heads,
+    telemetry_feeds_are_kept_where_shared,
     checklists,
     audit_log_is_one_chain,
     concurrent_audit_stays_one_chain,
@@ -894,6 +895,81 @@ fn the_index_follows_only_the_stored_heads(b: &Backend) {
         s.index_at(Uuid::new_v4(), &[1; 32], Some(State::Closed), None),
         Err(StorageError::NotFound(_))
     ));
+}
+
+/// Telemetry feed files kept for every process: where the storage is shared
+/// (PostgreSQL), one file per kind and day, the same file kept once, a replacement
+/// replacing it, a file that is not the one named refused; elsewhere, none kept.
+fn telemetry_feeds_are_kept_where_shared(b: &Backend) {
+    use sha2::{Digest, Sha256};
+    let s = &*b.storage;
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, body: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, body).unwrap();
+        path
+    };
+    let feed = |body: &[u8]| Feed {
+        id: 0,
+        kind: "trusts".into(),
+        format: "csv".into(),
+        as_of: chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+        sha256: Sha256::digest(body)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+        bytes: body.len() as u64,
+        by: "admin".into(),
+        at: at(5),
+    };
+    // Larger than one chunk, so that it is kept in several.
+    let first: Vec<u8> = (0..9_000_000u32).map(|i| (i % 251) as u8).collect();
+    let first_file = file("first.csv", &first);
+    if !s.shares_feeds() {
+        assert!(matches!(
+            s.put_feed(&feed(&first), &first_file),
+            Err(StorageError::Limit(_))
+        ));
+        assert!(s.feeds().unwrap().is_empty());
+        return;
+    }
+    let id = s.put_feed(&feed(&first), &first_file).unwrap();
+    assert_eq!(
+        s.put_feed(&feed(&first), &first_file).unwrap(),
+        id,
+        "kept once"
+    );
+    let kept = s.feeds().unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!((kept[0].id, &kept[0].sha256), (id, &feed(&first).sha256));
+    let back = dir.path().join("back");
+    s.fetch_feed(id, &back).unwrap();
+    assert!(
+        std::fs::read(&back).unwrap() == first,
+        "the bytes come back whole"
+    );
+
+    // A file that is not the one named is not kept, and the kept one stays.
+    let other = b"ods_code,name\nRJ1,Guy's\n".to_vec();
+    let other_file = file("other.csv", &other);
+    assert!(matches!(
+        s.put_feed(&feed(&other), &first_file),
+        Err(StorageError::Corrupt(_))
+    ));
+    assert_eq!(s.feeds().unwrap()[0].id, id);
+
+    // Another file for the same kind and day replaces it.
+    let newer = s.put_feed(&feed(&other), &other_file).unwrap();
+    assert_ne!(newer, id);
+    let kept = s.feeds().unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].sha256, feed(&other).sha256);
+    assert!(matches!(
+        s.fetch_feed(id, &back),
+        Err(StorageError::NotFound(_))
+    ));
+    s.fetch_feed(newer, &back).unwrap();
+    assert_eq!(std::fs::read(&back).unwrap(), other);
 }
 
 fn checklists(b: &Backend) {

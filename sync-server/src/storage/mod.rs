@@ -618,6 +618,50 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     fn changes_elsewhere(&self) -> Option<tokio::sync::mpsc::Receiver<Elsewhere>> {
         None
     }
+
+    // telemetry feeds shared between processes
+    /// Whether telemetry feed files are kept here for every process sharing this storage
+    /// to import ([`Storage::put_feed`]); if not, each process's telemetry is its own.
+    fn shares_feeds(&self) -> bool {
+        false
+    }
+    /// Keeps the file at `file` as the feed `feed` describes (its `id` is ignored), in
+    /// one transaction, replacing any other file kept for the same kind and day, and
+    /// tells the other processes. The same file again (kind, day and SHA-256) is kept
+    /// once. Returns the feed's id. Only where [`Storage::shares_feeds`].
+    fn put_feed(&self, feed: &Feed, file: &std::path::Path) -> Result<i64> {
+        let _ = (feed, file);
+        Err(StorageError::Limit(
+            "this storage does not keep telemetry feeds".into(),
+        ))
+    }
+    /// Every feed kept, by kind and then day.
+    fn feeds(&self) -> Result<Vec<Feed>> {
+        Ok(Vec::new())
+    }
+    /// Writes the bytes of feed `id` to `to` (created or truncated); `NotFound` if it is
+    /// no longer kept.
+    fn fetch_feed(&self, id: i64, to: &std::path::Path) -> Result<()> {
+        let _ = (id, to);
+        Err(not_found(format!("feed {id}")))
+    }
+}
+
+/// A telemetry feed file kept in a storage several processes share
+/// ([`Storage::shares_feeds`]), so that one import reaches every process's telemetry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Feed {
+    pub id: i64,
+    /// The feed's kind and format, as `crate::telemetry` names them (`endpoints`, `csv`).
+    pub kind: String,
+    pub format: String,
+    /// The day the file is the snapshot of.
+    pub as_of: chrono::NaiveDate,
+    /// SHA-256 of the file's bytes, lowercase hex.
+    pub sha256: String,
+    pub bytes: u64,
+    pub by: String,
+    pub at: DateTime<Utc>,
 }
 
 /// Something another process committed ([`Storage::changes_elsewhere`]).
@@ -627,6 +671,8 @@ pub enum Elsewhere {
     Document(Uuid),
     /// An inspection's record changed: its team, state or sharing.
     Inspection(Uuid),
+    /// A telemetry feed was kept ([`Storage::put_feed`]).
+    Telemetry,
     /// The feed was cut and is back: anything may have changed meanwhile.
     Missed,
 }

@@ -58,7 +58,9 @@
 //! applied at open in one transaction under the advisory lock `MIGRATION_LOCK`, so
 //! that processes starting together apply them once.
 //!
-//! Telemetry stays in `telemetry.db` in the data folder, as with SQLite.
+//! Telemetry stays in `telemetry.db` in each data folder, as with SQLite; the feed files
+//! imported are kept here too (`telemetry_feeds`), so that every process imports what
+//! one imported (`crate::telemetry`, `shared.rs`).
 //!
 //! # Where it differs
 //!
@@ -262,6 +264,28 @@ CREATE TABLE login_failures (
 CREATE INDEX login_failures_key ON login_failures(key, at);
 CREATE INDEX login_failures_at ON login_failures(at);
 ",
+    "
+-- Telemetry feed files, kept so that every process imports into its own telemetry what
+-- one of them imported (`Storage::put_feed`): one file for each kind and day (a second
+-- replaces the first), its bytes in chunks.
+CREATE TABLE telemetry_feeds (
+    id BIGSERIAL PRIMARY KEY,
+    kind TEXT COLLATE \"C\" NOT NULL,
+    format TEXT NOT NULL,
+    as_of TEXT COLLATE \"C\" NOT NULL,
+    sha256 TEXT NOT NULL,
+    bytes BIGINT NOT NULL,
+    imported_by TEXT NOT NULL,
+    imported_at TEXT NOT NULL,
+    UNIQUE (kind, as_of)
+);
+CREATE TABLE telemetry_feed_chunks (
+    feed BIGINT NOT NULL REFERENCES telemetry_feeds(id) ON DELETE CASCADE,
+    n INTEGER NOT NULL,
+    data BYTEA NOT NULL,
+    PRIMARY KEY (feed, n)
+);
+",
 ];
 
 // Advisory lock keys. They share one space with anything else in the database that
@@ -276,6 +300,11 @@ const LOGIN_LOCK: i32 = 0x7764_6302;
 /// Held by every transaction that appends to the audit log, from before it reads the
 /// last row's link until it commits: the log stays one chain.
 const AUDIT_LOCK: i64 = 0x7761_7264_6368_6b02;
+/// Held while a telemetry feed is kept: one file for a kind and day at a time.
+const FEEDS_LOCK: i64 = 0x7761_7264_6368_6b03;
+/// Bytes of a feed file in one row of `telemetry_feed_chunks`.
+const FEED_CHUNK: usize = 4 << 20;
+
 /// The class of the locks on a user's uploads (keyed by a hash of their name), held
 /// while one is started: the count of their uploads in progress holds.
 const UPLOADS_LOCK: i32 = 0x7764_6301;
@@ -677,6 +706,24 @@ const IDLE_IN_TRANSACTION: Duration = Duration::from_secs(30);
 /// server is told it missed some (`listen`).
 const FEED_QUEUE: usize = 4096;
 
+fn feed_row(r: &Row) -> Result<Feed> {
+    let as_of: String = r.get(3);
+    let at: String = r.get(7);
+    Ok(Feed {
+        id: r.get(0),
+        kind: r.get(1),
+        format: r.get(2),
+        as_of: as_of
+            .parse()
+            .map_err(|e| StorageError::Corrupt(format!("feed day {as_of:?}: {e}")))?,
+        sha256: r.get(4),
+        bytes: u64::try_from(r.get::<_, i64>(5)).unwrap_or(0),
+        by: r.get(6),
+        at: columns::parse_ts(&at)
+            .map_err(|e| StorageError::Corrupt(format!("feed time {at:?}: {e}")))?,
+    })
+}
+
 /// This process, as its notifications name it: it skips its own.
 fn origin() -> &'static str {
     static ORIGIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -698,6 +745,9 @@ fn heard(payload: &str) -> Option<Elsewhere> {
     let (from, kind, id) = (parts.next()?, parts.next()?, parts.next()?);
     if from == origin() || parts.next().is_some() {
         return None;
+    }
+    if kind == "t" {
+        return Some(Elsewhere::Telemetry);
     }
     let id: Uuid = id.parse().ok()?;
     match kind {
@@ -2133,6 +2183,120 @@ impl Storage for PgStorage {
 
     fn shares_logins(&self) -> bool {
         true
+    }
+
+    fn shares_feeds(&self) -> bool {
+        true
+    }
+
+    fn put_feed(&self, feed: &Feed, file: &std::path::Path) -> Result<i64> {
+        use sha2::{Digest, Sha256};
+        use std::io::Read;
+        let io = |e: std::io::Error| StorageError::Corrupt(format!("reading the feed file: {e}"));
+        let mut reader = std::fs::File::open(file).map_err(io)?;
+        let as_of = feed.as_of.to_string();
+        self.write(|tx| {
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&FEEDS_LOCK])?;
+            let kept = tx.query_opt(
+                "SELECT id, sha256 FROM telemetry_feeds WHERE kind = $1 AND as_of = $2",
+                &[&feed.kind, &as_of],
+            )?;
+            if let Some(row) = kept {
+                let (id, sha256): (i64, String) = (row.get(0), row.get(1));
+                if sha256 == feed.sha256 {
+                    return Ok(id);
+                }
+                tx.execute("DELETE FROM telemetry_feeds WHERE id = $1", &[&id])?;
+            }
+            let id: i64 = tx
+                .query_one(
+                    "INSERT INTO telemetry_feeds
+                         (kind, format, as_of, sha256, bytes, imported_by, imported_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                    &[
+                        &feed.kind,
+                        &feed.format,
+                        &as_of,
+                        &feed.sha256,
+                        &i64::try_from(feed.bytes).unwrap_or(i64::MAX),
+                        &feed.by,
+                        &ts(feed.at),
+                    ],
+                )?
+                .get(0);
+            let insert = tx
+                .prepare("INSERT INTO telemetry_feed_chunks (feed, n, data) VALUES ($1, $2, $3)")?;
+            let (mut hash, mut total, mut n) = (Sha256::new(), 0u64, 0i32);
+            let mut chunk = vec![0u8; FEED_CHUNK];
+            loop {
+                let mut filled = 0;
+                while filled < chunk.len() {
+                    match reader.read(&mut chunk[filled..]).map_err(io)? {
+                        0 => break,
+                        k => filled += k,
+                    }
+                }
+                if filled == 0 {
+                    break;
+                }
+                hash.update(&chunk[..filled]);
+                total += filled as u64;
+                tx.execute(&insert, &[&id, &n, &&chunk[..filled]])?;
+                n += 1;
+            }
+            // The file must be the one the feed names: nothing else is kept under it.
+            if hex::encode(hash.finalize()) != feed.sha256 || total != feed.bytes {
+                return Err(StorageError::Corrupt(format!(
+                    "the {} feed of {as_of} changed while it was kept: not kept",
+                    feed.kind
+                )));
+            }
+            tell(tx, 't', &id.to_string())?;
+            Ok(id)
+        })
+    }
+
+    fn feeds(&self) -> Result<Vec<Feed>> {
+        self.conn()?
+            .query(
+                "SELECT id, kind, format, as_of, sha256, bytes, imported_by, imported_at
+                   FROM telemetry_feeds ORDER BY kind, as_of",
+                &[],
+            )?
+            .iter()
+            .map(feed_row)
+            .collect()
+    }
+
+    fn fetch_feed(&self, id: i64, to: &std::path::Path) -> Result<()> {
+        use std::io::Write;
+        let io = |e: std::io::Error| StorageError::Corrupt(format!("writing the feed file: {e}"));
+        // One snapshot of the database: a feed replaced meanwhile is read whole or not
+        // at all.
+        self.read(|tx| {
+            let bytes: i64 = tx
+                .query_opt("SELECT bytes FROM telemetry_feeds WHERE id = $1", &[&id])?
+                .ok_or_else(|| not_found(format!("feed {id}")))?
+                .get(0);
+            let mut out = std::io::BufWriter::new(std::fs::File::create(to).map_err(io)?);
+            let mut rows = tx.query_raw(
+                "SELECT data FROM telemetry_feed_chunks WHERE feed = $1 ORDER BY n",
+                [id],
+            )?;
+            let mut total = 0i64;
+            while let Some(row) = rows.next()? {
+                let data: &[u8] = row.get(0);
+                total += data.len() as i64;
+                out.write_all(data).map_err(io)?;
+            }
+            out.flush().map_err(io)?;
+            if total != bytes {
+                return Err(StorageError::Corrupt(format!(
+                    "feed {id} holds {total} bytes of its {bytes}"
+                )));
+            }
+            Ok(())
+        })
     }
 
     fn begin_login(

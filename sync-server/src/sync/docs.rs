@@ -569,11 +569,12 @@ fn rebuild(
         tracing::error!(error = %e, "writing the audit log failed");
     }
     // What the record indexes follows what the rebuilt inspection says (a rebuild may
-    // have lost a state change); other documents have no such facts.
+    // have lost a state change); other documents have no such facts. Only over the
+    // heads just written: a process that has stored changes on top of the rebuilt
+    // document since indexes them itself.
     if let Ok(facts) = guarded(|| index_facts(&doc).map_err(|e| Failure::Load(e.to_string()))) {
-        let refreshed = storage
-            .set_state(id, facts.state)
-            .and_then(|()| storage.set_photo_refs(id, &facts.photos));
+        let heads = encode_heads(&doc.get_heads());
+        let refreshed = storage.index_at(id, &heads, Some(facts.state), Some(&facts.photos));
         if let Err(e) = refreshed {
             tracing::warn!(doc = %id, error = %e, "refreshing a rebuilt inspection's record failed");
         }

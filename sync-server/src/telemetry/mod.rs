@@ -71,6 +71,13 @@
 //! Imports are serialised: one writes at a time (others wait up to
 //! [`limits::TELEMETRY_IMPORT_WAIT`]).
 //!
+//! # Several processes
+//!
+//! Each process reads its own `telemetry.db`. Where the record is in PostgreSQL, every
+//! file imported through one process is kept there too and imported by the others
+//! (`shared.rs`, [`TelemetryDb::catch_up`]), so the join answers alike whichever process
+//! serves it.
+//!
 //! # Where it is kept (for the join)
 //!
 //! In `telemetry.db`, a SQLite file of its own beside `wardcheck.db` in the data folder
@@ -159,6 +166,7 @@ mod fields;
 mod import;
 mod read;
 mod rows;
+mod shared;
 mod store;
 
 pub mod cli;
@@ -286,6 +294,20 @@ pub enum Format {
 }
 
 impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Jsonl => "jsonl",
+            Format::Json => "json",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Format> {
+        [Format::Csv, Format::Jsonl, Format::Json]
+            .into_iter()
+            .find(|f| f.name() == s)
+    }
+
     /// From the file name's extension: `.csv` or `.jsonl` (any case).
     pub fn from_path(path: &Path) -> Option<Format> {
         let ext = path.extension()?.to_str()?;

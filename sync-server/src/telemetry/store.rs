@@ -294,8 +294,12 @@ pub(crate) fn rebuild_endpoints_view(conn: &Connection) -> rusqlite::Result<()> 
 #[derive(Debug)]
 pub struct TelemetryDb {
     path: PathBuf,
-    upload_dir: PathBuf,
+    pub(super) upload_dir: PathBuf,
     read: Mutex<Connection>,
+    /// The record's storage, when it keeps feeds for every process (`shared.rs`).
+    pub(super) shared: std::sync::OnceLock<std::sync::Arc<dyn crate::storage::Storage>>,
+    /// Held while catching up with the feeds kept there: one at a time.
+    pub(super) catching_up: Mutex<()>,
 }
 
 /// Opens a connection to `telemetry.db` with the pragmas every connection to it uses.
@@ -371,6 +375,8 @@ impl TelemetryDb {
             path,
             upload_dir,
             read: Mutex::new(conn),
+            shared: std::sync::OnceLock::new(),
+            catching_up: Mutex::new(()),
         })
     }
 
@@ -442,7 +448,9 @@ impl TelemetryStore for TelemetryDb {
         req: &ImportRequest<'_>,
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<ImportReport, TelemetryError> {
-        super::import::import(self, req, progress)
+        let report = super::import::import(self, req, progress)?;
+        self.publish(req, &report)?;
+        Ok(report)
     }
 
     fn latest_snapshot(&self, kind: Kind) -> Result<Option<Snapshot>, StorageError> {
