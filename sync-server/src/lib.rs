@@ -170,6 +170,41 @@ impl AppState {
         }
     }
 
+    /// Counts a new connection of `caller` of `kind` in `counts`, at most `most` in this
+    /// process; and where the storage holds slots for every process, at most `most`
+    /// across them all. `None` past either. Should the storage fail to answer, the count
+    /// of this process alone holds (a user is not locked out by the database's trouble).
+    pub(crate) async fn admit(
+        &self,
+        counts: &Arc<sync::ConnectionCounts>,
+        caller: &auth::Caller,
+        kind: storage::SlotKind,
+        most: usize,
+    ) -> Option<sync::Counted> {
+        let counted = counts.admit(&caller.user.name, most)?;
+        if !self.storage.shares_slots() {
+            return Some(counted);
+        }
+        let (storage, user) = (self.storage.clone(), caller.user.id);
+        match tokio::task::spawn_blocking(move || storage.take_slot(kind, user, most)).await {
+            Ok(Ok(Some(slot))) => Some(counted.with_slot(sync::SharedSlot {
+                storage: self.storage.clone(),
+                kind,
+                user,
+                slot,
+            })),
+            Ok(Ok(None)) => None,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, ?kind, "counting a connection across processes failed: counted here only");
+                Some(counted)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, ?kind, "counting a connection across processes failed: counted here only");
+                Some(counted)
+            }
+        }
+    }
+
     /// Writes an audit event; a failure to write is logged, never shown to a client.
     pub async fn audit(&self, event: AuditEvent) {
         let storage = self.storage.clone();

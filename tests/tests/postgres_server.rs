@@ -491,3 +491,73 @@ async fn one_telemetry_import_reaches_every_process() {
         .unwrap();
     assert_ne!(audited[0].as_deref(), Some("0"), "the refusal is audited");
 }
+
+/// A user's sync connections are capped across processes, not per process: past the cap
+/// on one, another refuses too (429, audited); the cap's places of a process killed with
+/// SIGKILL are let go by the database, and the other then admits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_user_are_capped_across_processes() {
+    use wardcheck_tests::client::ClientError;
+    const MAX_CONNECTIONS: usize = 16; // limits::MAX_CONNECTIONS_PER_USER
+    let mut one = Server::start_postgres();
+    let two = Server::start_on(one.data(), "127.0.0.1:0");
+    one.add_user("rita", "reviewer");
+    let rita = sign_in(&one, "rita").await;
+    let mut open = Vec::new();
+    for i in 0..MAX_CONNECTIONS {
+        // Half through each process.
+        let url = if i % 2 == 0 {
+            one.ws_url()
+        } else {
+            two.ws_url()
+        };
+        open.push(
+            SyncClient::connect(&url, Some(&rita.token))
+                .await
+                .expect("a connection within the cap"),
+        );
+    }
+    for server in [&one, &two] {
+        match SyncClient::connect(&server.ws_url(), Some(&rita.token)).await {
+            Err(ClientError::Refused { status, body }) => {
+                assert_eq!(status, 429, "{body}");
+                assert!(body.contains("too_many_connections"), "{body}");
+            }
+            other => panic!(
+                "a connection past the cap is refused by every process, got {:?}",
+                other.map(|_| ())
+            ),
+        }
+    }
+    // The first process dies: its eight places are the database's to let go.
+    one.kill();
+    let mut admitted = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while admitted.len() < MAX_CONNECTIONS / 2 {
+        match SyncClient::connect(&two.ws_url(), Some(&rita.token)).await {
+            Ok(c) => admitted.push(c),
+            Err(_) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the places of a killed process are let go ({} taken again)",
+                    admitted.len()
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+    assert!(
+        SyncClient::connect(&two.ws_url(), Some(&rita.token))
+            .await
+            .is_err(),
+        "and no more than the cap"
+    );
+    let audit = two.cli(&["audit", "tail", "-n", "50"], "");
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\trita\t") && l.contains("too_many_connections")),
+        "the refusals are audited:\n{audit}"
+    );
+    drop(open);
+}

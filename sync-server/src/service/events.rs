@@ -100,8 +100,13 @@ impl Acting<'_> {
         let state = self.state;
         let record = self.visible(id).await?;
         let Some(counted) = state
-            .streams
-            .admit(&self.caller.user.name, limits::MAX_EVENT_STREAMS_PER_USER)
+            .admit(
+                &state.streams,
+                self.caller,
+                crate::storage::SlotKind::Events,
+                limits::MAX_EVENT_STREAMS_PER_USER,
+            )
+            .await
         else {
             let what = format!("events:{}", record.id);
             self.audit("denied", &what, "too_many_connections").await;
