@@ -186,13 +186,19 @@ impl AppState {
             return Some(counted);
         }
         let (storage, user) = (self.storage.clone(), caller.user.id);
-        match tokio::task::spawn_blocking(move || storage.take_slot(kind, user, most)).await {
-            Ok(Ok(Some(slot))) => Some(counted.with_slot(sync::SharedSlot {
-                storage: self.storage.clone(),
+        // The slot is held by its guard from the moment it is taken: a request given up
+        // while it waits (the client gone) drops the guard, and the slot goes back.
+        let taken = tokio::task::spawn_blocking(move || {
+            let slot = storage.take_slot(kind, user, most)?;
+            Ok::<_, storage::StorageError>(slot.map(|slot| sync::SharedSlot {
+                storage,
                 kind,
                 user,
                 slot,
-            })),
+            }))
+        });
+        match taken.await {
+            Ok(Ok(Some(slot))) => Some(counted.with_slot(slot)),
             Ok(Ok(None)) => None,
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, ?kind, "counting a connection across processes failed: counted here only");
@@ -359,7 +365,10 @@ fn follow_telemetry(state: &AppState) -> Arc<tokio::sync::Notify> {
                 }
                 Err(e) => tracing::error!(error = %e, "catching up with telemetry imports failed"),
             }
-            waiting.notified().await;
+            tokio::select! {
+                () = waiting.notified() => {}
+                () = tokio::time::sleep(telemetry::CATCH_UP_EVERY) => {}
+            }
         }
     });
     signal

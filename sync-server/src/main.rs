@@ -372,7 +372,9 @@ fn demo_data(storage: &Arc<dyn Storage>, data: &Path, endpoints: u64, seed: u64)
         seed,
         as_of: chrono::Utc::now().date_naive(),
     };
-    let telemetry = shared_telemetry(data, storage)?;
+    // Demo feeds stay in the folder they are made in: made beside a database that other
+    // processes share, they never replace its real feeds.
+    let telemetry = open_telemetry(data)?;
     let summary = demo::run(&**storage, &telemetry, data, &opts)?;
     audit(&**storage, "demo_data", &data.display().to_string())?;
     println!("{summary}");

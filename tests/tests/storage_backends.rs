@@ -970,6 +970,34 @@ fn telemetry_feeds_are_kept_where_shared(b: &Backend) {
     ));
     s.fetch_feed(newer, &back).unwrap();
     assert_eq!(std::fs::read(&back).unwrap(), other);
+
+    // Of every kind but trusts, the newest days only; of trusts, every day.
+    let days = wardcheck_server::storage::FEED_DAYS_KEPT + 2;
+    for kind in ["alerts", "trusts"] {
+        for d in 0..days {
+            let body = format!("{kind} {d}\n").into_bytes();
+            let f = Feed {
+                kind: kind.into(),
+                as_of: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()
+                    + chrono::Days::new(d as u64),
+                ..feed(&body)
+            };
+            s.put_feed(&f, &file("day.csv", &body)).unwrap();
+        }
+    }
+    let kept = s.feeds().unwrap();
+    let alerts: Vec<_> = kept.iter().filter(|f| f.kind == "alerts").collect();
+    assert_eq!(alerts.len() as i64, days - 2);
+    assert_eq!(
+        alerts[0].as_of,
+        chrono::NaiveDate::from_ymd_opt(2026, 1, 3).unwrap(),
+        "the oldest days went"
+    );
+    // The first trusts file of 2026-12-01 above, and every day here.
+    assert_eq!(
+        kept.iter().filter(|f| f.kind == "trusts").count() as i64,
+        days + 1
+    );
 }
 
 fn checklists(b: &Backend) {

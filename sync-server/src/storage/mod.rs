@@ -63,6 +63,10 @@ pub enum StorageError {
     /// A write grouped with others (`group`) whose transaction did not commit.
     #[error("the commit failed: {0}")]
     Commit(String),
+    /// A file of this machine's could not be read or written (a feed file,
+    /// [`Storage::put_feed`]): not the database's fault.
+    #[error("a local file: {0}")]
+    Io(String),
 }
 
 impl From<r2d2::Error> for StorageError {
@@ -650,7 +654,8 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     /// Keeps the file at `file` as the feed `feed` describes (its `id` is ignored), in
     /// one transaction, replacing any other file kept for the same kind and day, and
     /// tells the other processes. The same file again (kind, day and SHA-256) is kept
-    /// once. Returns the feed's id. Only where [`Storage::shares_feeds`].
+    /// once. Of every kind but trusts, only the [`FEED_DAYS_KEPT`] newest days are kept.
+    /// Returns the feed's id. Only where [`Storage::shares_feeds`].
     fn put_feed(&self, feed: &Feed, file: &std::path::Path) -> Result<i64> {
         let _ = (feed, file);
         Err(StorageError::Limit(
@@ -668,6 +673,11 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
         Err(not_found(format!("feed {id}")))
     }
 }
+
+/// Days of each kind of feed kept for other processes ([`Storage::put_feed`]): a process
+/// takes the newest day and those after its own latest; trusts are all kept (they are
+/// small, and the other feeds name trusts of every day).
+pub const FEED_DAYS_KEPT: i64 = 31;
 
 /// What a connection slot is for ([`Storage::take_slot`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -300,8 +300,9 @@ const LOGIN_LOCK: i32 = 0x7764_6302;
 /// Held by every transaction that appends to the audit log, from before it reads the
 /// last row's link until it commits: the log stays one chain.
 const AUDIT_LOCK: i64 = 0x7761_7264_6368_6b02;
-/// Held while a telemetry feed is kept: one file for a kind and day at a time.
-const FEEDS_LOCK: i64 = 0x7761_7264_6368_6b03;
+/// The class of the locks held while a telemetry feed is kept, keyed by a hash of its
+/// kind and day: one file for a kind and day at a time.
+const FEEDS_CLASS: i32 = 0x7764_6303;
 /// Bytes of a feed file in one row of `telemetry_feed_chunks`.
 const FEED_CHUNK: usize = 4 << 20;
 
@@ -732,7 +733,17 @@ enum SlotCall {
         class: i32,
         key: i32,
     },
+    /// The caller of a `Take` stopped waiting: whatever it was given goes back.
+    Abandon {
+        answer: std::sync::mpsc::Receiver<Result<Option<u32>>>,
+        class: i32,
+        key: i32,
+    },
 }
+
+/// After a failed connection, how long the keeper answers at once (with an error, so
+/// each process counts its own) before it tries to connect again.
+const SLOTS_RETRY: Duration = Duration::from_secs(2);
 
 /// The lock class and key of slot 0 of `kind` for `user`.
 fn slot_lock(kind: SlotKind, user: i64) -> (i32, i32) {
@@ -773,9 +784,12 @@ fn keep_slots(config: &Config, calls: &std::sync::mpsc::Receiver<SlotCall>) {
     // Every lock held, so that they are taken again on a new connection (the old one's
     // were let go when it was lost).
     let mut held: HashSet<(i32, i32)> = HashSet::new();
+    let mut failed_at: Option<std::time::Instant> = None;
     while let Ok(call) = calls.recv() {
-        if client.as_ref().is_none_or(Client::is_closed) {
+        let may_try = failed_at.is_none_or(|t| t.elapsed() >= SLOTS_RETRY);
+        if client.as_ref().is_none_or(Client::is_closed) && may_try {
             client = config.connect(NoTls).ok();
+            failed_at = client.is_none().then(std::time::Instant::now);
             if let Some(c) = client.as_mut() {
                 for (class, key) in &held {
                     let again: std::result::Result<bool, _> = c
@@ -825,6 +839,16 @@ fn keep_slots(config: &Config, calls: &std::sync::mpsc::Receiver<SlotCall>) {
                         .is_err()
                 {
                     client = None;
+                }
+            }
+            SlotCall::Abandon { answer, class, key } => {
+                // Its `Take` came first, so its answer, if any, is here now.
+                if let Ok(Ok(Some(slot))) = answer.try_recv() {
+                    let class = class + slot as i32;
+                    held.remove(&(class, key));
+                    if let Some(c) = client.as_mut() {
+                        let _ = c.execute("SELECT pg_advisory_unlock($1, $2)", &[&class, &key]);
+                    }
                 }
             }
         }
@@ -2357,9 +2381,16 @@ impl Storage for PgStorage {
                 "the connection slot keeper stopped".into(),
             ));
         }
-        answer
-            .recv_timeout(CONNECT_TIMEOUT)
-            .map_err(|_| StorageError::Pool("no answer from the connection slot keeper".into()))?
+        match answer.recv_timeout(CONNECT_TIMEOUT) {
+            Ok(taken) => taken,
+            Err(_) => {
+                // An answer sent after this gave up goes back to the keeper.
+                self.slots.call(SlotCall::Abandon { answer, class, key });
+                Err(StorageError::Pool(
+                    "no answer from the connection slot keeper".into(),
+                ))
+            }
+        }
     }
 
     fn release_slot(&self, kind: SlotKind, user: i64, slot: u32) {
@@ -2371,22 +2402,37 @@ impl Storage for PgStorage {
     fn put_feed(&self, feed: &Feed, file: &std::path::Path) -> Result<i64> {
         use sha2::{Digest, Sha256};
         use std::io::Read;
-        let io = |e: std::io::Error| StorageError::Corrupt(format!("reading the feed file: {e}"));
-        let mut reader = std::fs::File::open(file).map_err(io)?;
+        let io = |e: std::io::Error| StorageError::Io(format!("reading the feed file: {e}"));
         let as_of = feed.as_of.to_string();
+        let same = "SELECT id FROM telemetry_feeds WHERE kind = $1 AND as_of = $2 AND sha256 = $3";
+        // Already kept: answered without a lock or a read of the file.
+        if let Some(row) = self
+            .conn()?
+            .query_opt(same, &[&feed.kind, &as_of, &feed.sha256])?
+        {
+            return Ok(row.get(0));
+        }
+        let mut reader = std::fs::File::open(file).map_err(io)?;
         self.write(|tx| {
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&FEEDS_LOCK])?;
-            let kept = tx.query_opt(
-                "SELECT id, sha256 FROM telemetry_feeds WHERE kind = $1 AND as_of = $2",
+            // One file for a kind and day at a time; other kinds and days go ahead. A
+            // wait longer than a large upload takes is an error, not a hang.
+            tx.batch_execute("SET LOCAL lock_timeout = '300s'")?;
+            let lock = i32::from_ne_bytes(
+                Sha256::digest(format!("{} {as_of}", feed.kind).as_bytes())[..4]
+                    .try_into()
+                    .expect("four bytes"),
+            );
+            tx.execute(
+                "SELECT pg_advisory_xact_lock($1, $2)",
+                &[&FEEDS_CLASS, &lock],
+            )?;
+            if let Some(row) = tx.query_opt(same, &[&feed.kind, &as_of, &feed.sha256])? {
+                return Ok(row.get(0));
+            }
+            tx.execute(
+                "DELETE FROM telemetry_feeds WHERE kind = $1 AND as_of = $2",
                 &[&feed.kind, &as_of],
             )?;
-            if let Some(row) = kept {
-                let (id, sha256): (i64, String) = (row.get(0), row.get(1));
-                if sha256 == feed.sha256 {
-                    return Ok(id);
-                }
-                tx.execute("DELETE FROM telemetry_feeds WHERE id = $1", &[&id])?;
-            }
             let id: i64 = tx
                 .query_one(
                     "INSERT INTO telemetry_feeds
@@ -2430,6 +2476,15 @@ impl Storage for PgStorage {
                     feed.kind
                 )));
             }
+            // Of every kind but trusts, the newest days only.
+            if feed.kind != "trusts" {
+                tx.execute(
+                    "DELETE FROM telemetry_feeds WHERE kind = $1 AND as_of NOT IN
+                       (SELECT as_of FROM telemetry_feeds WHERE kind = $1
+                         ORDER BY as_of DESC LIMIT $2)",
+                    &[&feed.kind, &FEED_DAYS_KEPT],
+                )?;
+            }
             tell(tx, 't', &id.to_string())?;
             Ok(id)
         })
@@ -2449,7 +2504,7 @@ impl Storage for PgStorage {
 
     fn fetch_feed(&self, id: i64, to: &std::path::Path) -> Result<()> {
         use std::io::Write;
-        let io = |e: std::io::Error| StorageError::Corrupt(format!("writing the feed file: {e}"));
+        let io = |e: std::io::Error| StorageError::Io(format!("writing the feed file: {e}"));
         // One snapshot of the database: a feed replaced meanwhile is read whole or not
         // at all.
         self.read(|tx| {

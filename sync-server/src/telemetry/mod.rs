@@ -167,6 +167,7 @@ mod import;
 mod read;
 mod rows;
 mod shared;
+pub use shared::CATCH_UP_EVERY;
 mod store;
 
 pub mod cli;

@@ -6,11 +6,24 @@
 //! telemetry.
 //!
 //! What a process takes, for each kind (trusts first: the other feeds name them; the
-//! secure configuration assessment after the endpoints it is merged into): each day it
-//! lacks, or holds in another version, from its own latest day on; a process that holds
-//! nothing of a kind takes the latest day kept. Days older than what it holds (a late
-//! backfill of history) it leaves: the join reads the latest day, which every process
-//! holds alike. The database keeps one file per kind and day, the last imported.
+//! secure configuration assessment after the endpoints it is merged into): of trusts,
+//! every day kept that it lacks or holds in another version (the files are small, and
+//! the other feeds name trusts of every day); of every other kind, each such day from its
+//! own latest on, and a process that holds nothing of a kind takes the latest day kept.
+//! Older days (a late backfill of history) it leaves: the join reads the latest day,
+//! which every process holds alike. A day it imported itself after the file kept was
+//! (a publish that failed) it keeps. The database keeps one file per kind and day, the
+//! last imported, and of every kind but trusts the newest
+//! [`crate::storage::FEED_DAYS_KEPT`] days.
+//!
+//! A file refused here (bad rows, or bytes that no longer match the SHA-256 recorded
+//! beside them) is audited and not fetched again by this process. The SHA-256 catches
+//! bytes changed or lost in the database by accident, or by anyone who did not change
+//! the recorded hash too; what the database says of a feed (its kind, day, format,
+//! importer) is the database's, trusted as the record in it is.
+//!
+//! Catching up runs when news of a kept feed comes, when the news was cut, at start, and
+//! every [`CATCH_UP_EVERY`] whatever happens, so that one that failed is tried again.
 
 use std::sync::Arc;
 
@@ -19,6 +32,9 @@ use chrono::Utc;
 use super::store::TelemetryDb;
 use super::{Format, ImportReport, ImportRequest, Kind, Outcome, TelemetryError, TelemetryStore};
 use crate::storage::{Feed, Storage};
+
+/// How often a process catches up even with no news.
+pub const CATCH_UP_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// The order feeds are taken in.
 const ORDER: [Kind; 5] = [
@@ -76,40 +92,69 @@ impl TelemetryDb {
     /// Imports what other processes imported and this telemetry lacks (see the module
     /// doc); returns the imports made. One at a time; nothing when not shared. A feed
     /// that another replaced meanwhile is skipped (the news of its successor follows); a
-    /// file refused here is reported in the log and left.
+    /// file refused here is audited and left; a feed that fails for another reason is
+    /// logged, and the rest taken all the same (the first such error is returned).
     pub fn catch_up(&self) -> Result<Vec<ImportReport>, TelemetryError> {
         let Some(storage) = self.shared.get() else {
             return Ok(Vec::new());
         };
         let _one_at_a_time = self.catching_up.lock().unwrap_or_else(|p| p.into_inner());
         let kept = storage.feeds()?;
-        let held = self.snapshots()?;
         let mut done = Vec::new();
+        let mut first_error = None;
         for kind in ORDER {
+            // Read afresh for each kind: an endpoint day imported sets aside that day's
+            // secure configuration, taken again below.
+            let held = self.snapshots()?;
             let mine: Vec<_> = held.iter().filter(|s| s.kind == kind).collect();
             let latest_here = mine.iter().map(|s| s.as_of).max();
             let theirs: Vec<&Feed> = kept.iter().filter(|f| f.kind == kind.name()).collect();
-            let wanted: Vec<&Feed> = match latest_here {
-                Some(day) => theirs.into_iter().filter(|f| f.as_of >= day).collect(),
-                None => theirs
+            let wanted: Vec<&Feed> = match (kind, latest_here) {
+                (Kind::Trusts, _) => theirs,
+                (_, Some(day)) => theirs.into_iter().filter(|f| f.as_of >= day).collect(),
+                (_, None) => theirs
                     .into_iter()
                     .max_by_key(|f| f.as_of)
                     .into_iter()
                     .collect(),
             };
             for feed in wanted {
-                if mine
-                    .iter()
-                    .any(|s| s.as_of == feed.as_of && s.sha256 == feed.sha256)
-                {
+                let here = mine.iter().find(|s| s.as_of == feed.as_of);
+                // The same file, or one imported here after it was kept (its publish
+                // failed): left as it is.
+                if here.is_some_and(|s| s.sha256 == feed.sha256 || s.imported_at > feed.at) {
                     continue;
                 }
-                if let Some(report) = self.take(&**storage, kind, feed)? {
-                    done.push(report);
+                if self.was_refused(feed.id) {
+                    continue;
+                }
+                match self.take(&**storage, kind, feed) {
+                    Ok(Some(report)) => done.push(report),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!(feed = feed.id, kind = %kind, as_of = %feed.as_of, error = %e, "taking a kept feed failed: tried again later");
+                        first_error.get_or_insert(e);
+                    }
                 }
             }
         }
-        Ok(done)
+        match first_error {
+            Some(e) if done.is_empty() => Err(e),
+            _ => Ok(done),
+        }
+    }
+
+    fn was_refused(&self, feed: i64) -> bool {
+        let refused = self.refused_feeds.lock().unwrap_or_else(|p| p.into_inner());
+        refused.contains(&feed)
+    }
+
+    /// Audits feed `feed` as refused here, and does not fetch it again.
+    fn refuse(&self, storage: &dyn Storage, feed: &Feed, why: &str) {
+        let mut refused = self.refused_feeds.lock().unwrap_or_else(|p| p.into_inner());
+        refused.insert(feed.id);
+        drop(refused);
+        audit_refused(storage, feed, why);
     }
 
     /// Fetches feed `feed` into the spool folder and imports it here (not kept again).
@@ -131,7 +176,7 @@ impl TelemetryDb {
             // One damaged feed holds up no other.
             Err(e @ crate::storage::StorageError::Corrupt(_)) => {
                 tracing::error!(feed = feed.id, kind = %kind, as_of = %feed.as_of, error = %e, "a kept feed could not be read whole: not imported");
-                refused(storage, feed, "incomplete");
+                self.refuse(storage, feed, "incomplete");
                 return Ok(None);
             }
             Err(e) => return Err(e.into()),
@@ -146,7 +191,7 @@ impl TelemetryDb {
                 as_of = %feed.as_of,
                 "a kept feed's bytes do not match its SHA-256: not imported"
             );
-            refused(storage, feed, "hash_mismatch");
+            self.refuse(storage, feed, "hash_mismatch");
             return Ok(None);
         }
         let sha256 = Some(sha256);
@@ -157,17 +202,22 @@ impl TelemetryDb {
             path: spool.path(),
             sha256,
             by: &feed.by,
-            now: Utc::now(),
+            // Recorded as imported when it was, where it was: what is newer here than
+            // the file kept is only what was imported here since.
+            now: feed.at,
         };
         let report = super::import::import(self, &req, &mut |_| {})?;
         match &report.outcome {
-            Outcome::Refused(r) => tracing::warn!(
-                feed = feed.id,
-                kind = %kind,
-                as_of = %feed.as_of,
-                bad_rows = r.bad_row_count,
-                "a feed another process imported was refused here"
-            ),
+            Outcome::Refused(r) => {
+                tracing::warn!(
+                    feed = feed.id,
+                    kind = %kind,
+                    as_of = %feed.as_of,
+                    bad_rows = r.bad_row_count,
+                    "a feed another process imported was refused here"
+                );
+                self.refuse(storage, feed, "bad_rows");
+            }
             _ => tracing::info!(
                 feed = feed.id,
                 kind = %kind,
@@ -182,7 +232,7 @@ impl TelemetryDb {
 
 /// Audits a kept feed this process would not import: its bytes were changed or lost in
 /// the database, behind the servers' backs.
-fn refused(storage: &dyn Storage, feed: &Feed, why: &str) {
+fn audit_refused(storage: &dyn Storage, feed: &Feed, why: &str) {
     let event = crate::storage::AuditEvent {
         at: Utc::now(),
         actor: "-".into(),

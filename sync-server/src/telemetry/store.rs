@@ -300,6 +300,9 @@ pub struct TelemetryDb {
     pub(super) shared: std::sync::OnceLock<std::sync::Arc<dyn crate::storage::Storage>>,
     /// Held while catching up with the feeds kept there: one at a time.
     pub(super) catching_up: Mutex<()>,
+    /// Feeds kept there that this process refused (bad rows, bytes that do not match
+    /// their SHA-256), by id: not fetched again (a replacement has another id).
+    pub(super) refused_feeds: Mutex<std::collections::HashSet<i64>>,
 }
 
 /// Opens a connection to `telemetry.db` with the pragmas every connection to it uses.
@@ -377,6 +380,7 @@ impl TelemetryDb {
             read: Mutex::new(conn),
             shared: std::sync::OnceLock::new(),
             catching_up: Mutex::new(()),
+            refused_feeds: Mutex::default(),
         })
     }
 
