@@ -170,47 +170,6 @@ impl AppState {
         }
     }
 
-    /// Counts a new connection of `caller` of `kind` in `counts`, at most `most` in this
-    /// process; and where the storage holds slots for every process, at most `most`
-    /// across them all. `None` past either. Should the storage fail to answer, the count
-    /// of this process alone holds (a user is not locked out by the database's trouble).
-    pub(crate) async fn admit(
-        &self,
-        counts: &Arc<sync::ConnectionCounts>,
-        caller: &auth::Caller,
-        kind: storage::SlotKind,
-        most: usize,
-    ) -> Option<sync::Counted> {
-        let counted = counts.admit(&caller.user.name, most)?;
-        if !self.storage.shares_slots() {
-            return Some(counted);
-        }
-        let (storage, user) = (self.storage.clone(), caller.user.id);
-        // The slot is held by its guard from the moment it is taken: a request given up
-        // while it waits (the client gone) drops the guard, and the slot goes back.
-        let taken = tokio::task::spawn_blocking(move || {
-            let slot = storage.take_slot(kind, user, most)?;
-            Ok::<_, storage::StorageError>(slot.map(|slot| sync::SharedSlot {
-                storage,
-                kind,
-                user,
-                slot,
-            }))
-        });
-        match taken.await {
-            Ok(Ok(Some(slot))) => Some(counted.with_slot(slot)),
-            Ok(Ok(None)) => None,
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, ?kind, "counting a connection across processes failed: counted here only");
-                Some(counted)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, ?kind, "counting a connection across processes failed: counted here only");
-                Some(counted)
-            }
-        }
-    }
-
     /// Writes an audit event; a failure to write is logged, never shown to a client.
     pub async fn audit(&self, event: AuditEvent) {
         let storage = self.storage.clone();

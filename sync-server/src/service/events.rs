@@ -100,13 +100,8 @@ impl Acting<'_> {
         let state = self.state;
         let record = self.visible(id).await?;
         let Some(counted) = state
-            .admit(
-                &state.streams,
-                self.caller,
-                crate::storage::SlotKind::Events,
-                limits::MAX_EVENT_STREAMS_PER_USER,
-            )
-            .await
+            .streams
+            .admit(&self.caller.user.name, limits::MAX_EVENT_STREAMS_PER_USER)
         else {
             let what = format!("events:{}", record.id);
             self.audit("denied", &what, "too_many_connections").await;

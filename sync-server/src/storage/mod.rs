@@ -623,28 +623,6 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
         None
     }
 
-    // connections per user, counted across processes
-    /// Whether connection slots are held here for every process sharing this storage
-    /// ([`Storage::take_slot`]); if not, each process counts its own.
-    fn shares_slots(&self) -> bool {
-        false
-    }
-    /// Takes one of the `most` slots of `kind` (sync connections, event streams) of user
-    /// `user` (their id), held until [`Storage::release_slot`] or until this process
-    /// ends, however it ends; `None` when every one is held, by whichever process.
-    /// Blocking. Only where [`Storage::shares_slots`].
-    fn take_slot(&self, kind: SlotKind, user: i64, most: usize) -> Result<Option<u32>> {
-        let _ = (kind, user, most);
-        Err(StorageError::Limit(
-            "this storage does not hold connection slots".into(),
-        ))
-    }
-    /// Lets slot `slot` of [`Storage::take_slot`] go. Never blocks: callable from
-    /// anywhere, a `Drop` included.
-    fn release_slot(&self, kind: SlotKind, user: i64, slot: u32) {
-        let _ = (kind, user, slot);
-    }
-
     // telemetry feeds shared between processes
     /// Whether telemetry feed files are kept here for every process sharing this storage
     /// to import ([`Storage::put_feed`]); if not, each process's telemetry is its own.
@@ -678,15 +656,6 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
 /// takes the newest day and those after its own latest; trusts are all kept (they are
 /// small, and the other feeds name trusts of every day).
 pub const FEED_DAYS_KEPT: i64 = 31;
-
-/// What a connection slot is for ([`Storage::take_slot`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SlotKind {
-    /// A sync connection (`limits::MAX_CONNECTIONS_PER_USER`).
-    Sync,
-    /// A dashboard's event stream (`limits::MAX_EVENT_STREAMS_PER_USER`).
-    Events,
-}
 
 /// A telemetry feed file kept in a storage several processes share
 /// ([`Storage::shares_feeds`]), so that one import reaches every process's telemetry.

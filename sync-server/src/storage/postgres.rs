@@ -306,10 +306,6 @@ const FEEDS_CLASS: i32 = 0x7764_6303;
 /// Bytes of a feed file in one row of `telemetry_feed_chunks`.
 const FEED_CHUNK: usize = 4 << 20;
 
-/// The first class of the locks on connection slots (`Storage::take_slot`): slot `s` of
-/// kind `k` is class `SLOTS_CLASS + 256 k + s`, keyed by the user's id.
-const SLOTS_CLASS: i32 = 0x7764_6400;
-
 /// The class of the locks on a user's uploads (keyed by a hash of their name), held
 /// while one is started: the count of their uploads in progress holds.
 const UPLOADS_LOCK: i32 = 0x7764_6301;
@@ -345,8 +341,6 @@ pub struct PgStorage {
     audit_writer: Writer,
     /// How to connect: for the listener ([`Storage::changes_elsewhere`]).
     config: Config,
-    /// The connection slots this process holds ([`Storage::take_slot`]).
-    slots: SlotKeeper,
 }
 
 impl std::fmt::Debug for PgStorage {
@@ -473,7 +467,6 @@ impl PgStorage {
             append_writer: Writer::new(config.clone(), Some(first)),
             audits: Group::default(),
             audit_writer: Writer::new(config.clone(), None),
-            slots: SlotKeeper::start(config.clone()),
             config,
         })
     }
@@ -713,172 +706,6 @@ const IDLE_IN_TRANSACTION: Duration = Duration::from_secs(30);
 /// Notifications waiting for the server to take them; past this they are dropped and the
 /// server is told it missed some (`listen`).
 const FEED_QUEUE: usize = 4096;
-
-/// The connection slots a process holds, as session advisory locks on a connection of
-/// its own, kept by a thread of its own: held for as long as this process holds the
-/// slot, and let go by PostgreSQL itself when the process ends, however it ends (its
-/// connection closes). Calls go to the thread, so a release never blocks.
-struct SlotKeeper {
-    tell: Mutex<std::sync::mpsc::Sender<SlotCall>>,
-}
-
-enum SlotCall {
-    Take {
-        class: i32,
-        key: i32,
-        most: u32,
-        reply: std::sync::mpsc::SyncSender<Result<Option<u32>>>,
-    },
-    Release {
-        class: i32,
-        key: i32,
-    },
-    /// The caller of a `Take` stopped waiting: whatever it was given goes back.
-    Abandon {
-        answer: std::sync::mpsc::Receiver<Result<Option<u32>>>,
-        class: i32,
-        key: i32,
-    },
-}
-
-/// After a failed connection, how long the keeper answers at once (with an error, so
-/// each process counts its own) before it tries to connect again.
-const SLOTS_RETRY: Duration = Duration::from_secs(2);
-
-/// The lock class and key of slot 0 of `kind` for `user`.
-fn slot_lock(kind: SlotKind, user: i64) -> (i32, i32) {
-    let kind = match kind {
-        SlotKind::Sync => 0,
-        SlotKind::Events => 1,
-    };
-    // Ids are small; one past the range shares a key with another (it then shares a
-    // pool of slots with that user, never more than the limit between them).
-    let key = (user.rem_euclid(i64::from(i32::MAX))) as i32;
-    (SLOTS_CLASS + 256 * kind, key)
-}
-
-impl SlotKeeper {
-    fn start(config: Config) -> SlotKeeper {
-        let (tell, calls) = std::sync::mpsc::channel::<SlotCall>();
-        // If the thread cannot start, every call fails and each process counts its own.
-        let _ = std::thread::Builder::new()
-            .name("wardcheck-pg-slots".into())
-            .spawn(move || keep_slots(&config, &calls));
-        SlotKeeper {
-            tell: Mutex::new(tell),
-        }
-    }
-
-    fn call(&self, call: SlotCall) -> bool {
-        self.tell
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send(call)
-            .is_ok()
-    }
-}
-
-/// The slot keeper's thread: until the storage is dropped.
-fn keep_slots(config: &Config, calls: &std::sync::mpsc::Receiver<SlotCall>) {
-    let mut client: Option<Client> = None;
-    // Every lock held, so that they are taken again on a new connection (the old one's
-    // were let go when it was lost).
-    let mut held: HashSet<(i32, i32)> = HashSet::new();
-    let mut failed_at: Option<std::time::Instant> = None;
-    while let Ok(call) = calls.recv() {
-        let may_try = failed_at.is_none_or(|t| t.elapsed() >= SLOTS_RETRY);
-        if client.as_ref().is_none_or(Client::is_closed) && may_try {
-            client = config.connect(NoTls).ok();
-            failed_at = client.is_none().then(std::time::Instant::now);
-            if let Some(c) = client.as_mut() {
-                for (class, key) in &held {
-                    let again: std::result::Result<bool, _> = c
-                        .query_one("SELECT pg_try_advisory_lock($1, $2)", &[class, key])
-                        .map(|r| r.get(0));
-                    if !matches!(again, Ok(true)) {
-                        tracing::warn!(
-                            class,
-                            key,
-                            "a connection slot could not be taken again after the database connection was lost"
-                        );
-                    }
-                }
-            }
-        }
-        match call {
-            SlotCall::Take {
-                class,
-                key,
-                most,
-                reply,
-            } => {
-                let taken = match client.as_mut() {
-                    None => Err(StorageError::Pool(
-                        "no connection for connection slots".into(),
-                    )),
-                    Some(c) => take_one(c, &held, class, key, most),
-                };
-                if taken.is_err() {
-                    client = None;
-                }
-                let slot = taken.as_ref().ok().copied().flatten();
-                if reply.send(taken).is_err() {
-                    // The caller gave up waiting: what it did not get is let go.
-                    if let (Some(slot), Some(c)) = (slot, client.as_mut()) {
-                        let class = class + slot as i32;
-                        let _ = c.execute("SELECT pg_advisory_unlock($1, $2)", &[&class, &key]);
-                    }
-                } else if let Some(slot) = slot {
-                    held.insert((class + slot as i32, key));
-                }
-            }
-            SlotCall::Release { class, key } => {
-                held.remove(&(class, key));
-                if let Some(c) = client.as_mut()
-                    && c.execute("SELECT pg_advisory_unlock($1, $2)", &[&class, &key])
-                        .is_err()
-                {
-                    client = None;
-                }
-            }
-            SlotCall::Abandon { answer, class, key } => {
-                // Its `Take` came first, so its answer, if any, is here now.
-                if let Ok(Ok(Some(slot))) = answer.try_recv() {
-                    let class = class + slot as i32;
-                    held.remove(&(class, key));
-                    if let Some(c) = client.as_mut() {
-                        let _ = c.execute("SELECT pg_advisory_unlock($1, $2)", &[&class, &key]);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Takes the first free slot of `most` from class `class` up, one lock at a time. A
-/// session's advisory locks are its own to take again, so those this process holds
-/// (`held`) are passed over here.
-fn take_one(
-    c: &mut Client,
-    held: &HashSet<(i32, i32)>,
-    class: i32,
-    key: i32,
-    most: u32,
-) -> Result<Option<u32>> {
-    for slot in 0..most.min(256) {
-        let class = class + slot as i32;
-        if held.contains(&(class, key)) {
-            continue;
-        }
-        let got: bool = c
-            .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&class, &key])?
-            .get(0);
-        if got {
-            return Ok(Some(slot));
-        }
-    }
-    Ok(None)
-}
 
 fn feed_row(r: &Row) -> Result<Feed> {
     let as_of: String = r.get(3);
@@ -2361,42 +2188,6 @@ impl Storage for PgStorage {
 
     fn shares_feeds(&self) -> bool {
         true
-    }
-
-    fn shares_slots(&self) -> bool {
-        true
-    }
-
-    fn take_slot(&self, kind: SlotKind, user: i64, most: usize) -> Result<Option<u32>> {
-        let (class, key) = slot_lock(kind, user);
-        let (reply, answer) = std::sync::mpsc::sync_channel(1);
-        let most = u32::try_from(most).unwrap_or(u32::MAX);
-        if !self.slots.call(SlotCall::Take {
-            class,
-            key,
-            most,
-            reply,
-        }) {
-            return Err(StorageError::Pool(
-                "the connection slot keeper stopped".into(),
-            ));
-        }
-        match answer.recv_timeout(CONNECT_TIMEOUT) {
-            Ok(taken) => taken,
-            Err(_) => {
-                // An answer sent after this gave up goes back to the keeper.
-                self.slots.call(SlotCall::Abandon { answer, class, key });
-                Err(StorageError::Pool(
-                    "no answer from the connection slot keeper".into(),
-                ))
-            }
-        }
-    }
-
-    fn release_slot(&self, kind: SlotKind, user: i64, slot: u32) {
-        let (class, key) = slot_lock(kind, user);
-        let class = class + i32::try_from(slot).unwrap_or(0);
-        self.slots.call(SlotCall::Release { class, key });
     }
 
     fn put_feed(&self, feed: &Feed, file: &std::path::Path) -> Result<i64> {

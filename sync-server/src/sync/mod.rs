@@ -50,36 +50,11 @@ pub fn routes() -> Router<AppState> {
 #[derive(Debug, Default)]
 pub struct ConnectionCounts(std::sync::Mutex<std::collections::HashMap<String, usize>>);
 
-/// One open connection, counted until dropped: here, and where the storage holds
-/// slots for every process, there too.
+/// One open connection, counted until dropped.
 #[derive(Debug)]
 pub(crate) struct Counted {
     counts: std::sync::Arc<ConnectionCounts>,
     user: String,
-    shared: Option<SharedSlot>,
-}
-
-/// A connection slot held in the storage ([`crate::storage::Storage::take_slot`]).
-#[derive(Debug)]
-pub(crate) struct SharedSlot {
-    pub(crate) storage: std::sync::Arc<dyn crate::storage::Storage>,
-    pub(crate) kind: crate::storage::SlotKind,
-    pub(crate) user: i64,
-    pub(crate) slot: u32,
-}
-
-impl Drop for SharedSlot {
-    fn drop(&mut self) {
-        self.storage.release_slot(self.kind, self.user, self.slot);
-    }
-}
-
-impl Counted {
-    /// Holds `slot` for as long as this connection is counted.
-    pub(crate) fn with_slot(mut self, slot: SharedSlot) -> Counted {
-        self.shared = Some(slot);
-        self
-    }
 }
 
 impl ConnectionCounts {
@@ -94,7 +69,6 @@ impl ConnectionCounts {
         Some(Counted {
             counts: self.clone(),
             user: user.to_owned(),
-            shared: None,
         })
     }
 }
@@ -126,13 +100,8 @@ async fn upgrade(
         .into_response();
     };
     let Some(counted) = state
-        .admit(
-            &state.connections,
-            &caller,
-            crate::storage::SlotKind::Sync,
-            limits::MAX_CONNECTIONS_PER_USER,
-        )
-        .await
+        .connections
+        .admit(&caller.user.name, limits::MAX_CONNECTIONS_PER_USER)
     else {
         crate::audit(
             &state,
