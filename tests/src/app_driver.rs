@@ -449,7 +449,7 @@ impl App {
         let deadline = Instant::now() + timeout;
         let mut seen;
         loop {
-            match self.shown_text(css).await {
+            match bounded(css, deadline, self.shown_text(css)).await {
                 Ok(Some(text)) if want(&text) => return Ok(text),
                 Ok(Some(text)) => seen = format!("{text:?}"),
                 Ok(None) => seen = "nothing (not shown)".into(),
@@ -555,7 +555,7 @@ where
     let deadline = Instant::now() + timeout;
     let mut last: Option<anyhow::Error> = None;
     loop {
-        match check().await {
+        match bounded(what, deadline, check()).await {
             Ok(Some(v)) => return Ok(v),
             Ok(None) => {}
             Err(e) => {
@@ -573,6 +573,28 @@ where
             });
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The least time one attempt is given, even past the deadline.
+const ATTEMPT_AT_LEAST: Duration = Duration::from_secs(10);
+
+/// Runs one attempt of a wait that ends at `deadline`, which a WebDriver command that
+/// never answers does not outlast: it is given until the deadline (at least
+/// [`ATTEMPT_AT_LEAST`]), then reported as an error.
+async fn bounded<T>(
+    what: &str,
+    deadline: Instant,
+    attempt: impl Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    let allowed = deadline
+        .saturating_duration_since(Instant::now())
+        .max(ATTEMPT_AT_LEAST);
+    match tokio::time::timeout(allowed, attempt).await {
+        Ok(result) => result,
+        Err(_) => Err(anyhow!(
+            "a WebDriver command did not answer within {allowed:?} while waiting for {what}"
+        )),
     }
 }
 

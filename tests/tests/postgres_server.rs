@@ -454,6 +454,43 @@ async fn one_telemetry_import_reaches_every_process() {
         "the day holds one trusts file"
     );
 
+    // The day's secure configuration assessment, imported through the first: merged
+    // into the same machine export everywhere, the same snapshot made.
+    let assessment = "DeviceId,DeviceName,OSPlatform,Timestamp,ConfigurationId,\
+         ConfigurationCategory,ConfigurationSubcategory,ConfigurationImpact,IsCompliant,\
+         IsApplicable,Context,IsExpectedUserImpact\n\
+         d1,RJ1-WS-0001,Windows10,2026-12-01T06:00:00Z,scid-2090,Security controls,,9,\
+         false,true,[],false\n";
+    let c = import(&one, "secure-config", "config.csv", assessment);
+    let merged = (
+        "endpoints".to_owned(),
+        day.clone(),
+        sha256_hex(format!("{}+{}", e.2, c.2).as_bytes()),
+    );
+    assert!(held(one.data()).contains(&merged), "{:?}", held(one.data()));
+    until_held(two.data(), &[c.clone(), merged.clone()]).await;
+    until_held(three.data(), &[c.clone(), merged.clone()]).await;
+    // A new machine export of the day, through the third: the assessment merged into
+    // the one it replaces goes with it everywhere (to be imported again), and is no
+    // longer kept; no process merges it into the new export.
+    let endpoints2 = endpoints.replace("RJ1-WS-0001", "RJ1-WS-0001-renamed");
+    let e2 = import(&three, "endpoints", "endpoints2.csv", &endpoints2);
+    until_held(one.data(), std::slice::from_ref(&e2)).await;
+    until_held(two.data(), std::slice::from_ref(&e2)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    for data in [one.data(), two.data(), three.data()] {
+        let now = held(data);
+        assert!(
+            !now.iter().any(|(kind, _, _)| kind == "secure-config") && !now.contains(&merged),
+            "{}: {now:?}",
+            data.display()
+        );
+    }
+    let kept = one
+        .sql_row("SELECT count(*) FROM telemetry_feeds WHERE kind = 'secure-config'")
+        .unwrap();
+    assert_eq!(kept[0].as_deref(), Some("0"));
+
     // Bytes changed in the database: a fourth process, started on it, does not import
     // them (the network feed is kept, then its bytes altered behind the servers' backs).
     let network = format!(
@@ -476,7 +513,7 @@ async fn one_telemetry_import_reaches_every_process() {
         "127.0.0.1:0",
     );
     // What comes after the altered feed is taken all the same.
-    until_held(four.data(), &[t2.clone(), e.clone(), a.clone()]).await;
+    until_held(four.data(), &[t2.clone(), e2.clone(), a.clone()]).await;
     assert!(
         !held(four.data())
             .iter()

@@ -2267,6 +2267,15 @@ impl Storage for PgStorage {
                     feed.kind
                 )));
             }
+            // A day's assessment was merged into the machine export this replaces: it
+            // goes with it, as it does from the telemetry of the process that imported
+            // this, and is imported again (then kept again) to be merged into this one.
+            if feed.kind == "endpoints" {
+                tx.execute(
+                    "DELETE FROM telemetry_feeds WHERE kind = 'secure-config' AND as_of = $1",
+                    &[&as_of],
+                )?;
+            }
             // Of every kind but trusts, the newest days only.
             if feed.kind != "trusts" {
                 tx.execute(

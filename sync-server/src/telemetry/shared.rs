@@ -12,7 +12,11 @@
 //! own latest on, and a process that holds nothing of a kind takes the latest day kept.
 //! Older days (a late backfill of history) it leaves: the join reads the latest day,
 //! which every process holds alike. A day it imported itself after the file kept was
-//! (a publish that failed) it keeps. The database keeps one file per kind and day, the
+//! (a publish that failed) it keeps. An endpoint snapshot with the day's secure
+//! configuration assessment merged in is known by the machine export beneath it, and an
+//! assessment is merged only into the export it was kept with; a new export of the day
+//! drops the day's assessment, here, in every process and in the database, as the
+//! import does (it is imported again to be merged in). The database keeps one file per kind and day, the
 //! last imported, and of every kind but trusts the newest
 //! [`crate::storage::FEED_DAYS_KEPT`] days.
 //!
@@ -25,12 +29,15 @@
 //! Catching up runs when news of a kept feed comes, when the news was cut, at start, and
 //! every [`CATCH_UP_EVERY`] whatever happens, so that one that failed is tried again.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{NaiveDate, Utc};
 
 use super::store::TelemetryDb;
-use super::{Format, ImportReport, ImportRequest, Kind, Outcome, TelemetryError, TelemetryStore};
+use super::{
+    Format, ImportReport, ImportRequest, Kind, Outcome, Snapshot, TelemetryError, TelemetryStore,
+};
 use crate::storage::{Feed, Storage};
 
 /// How often a process catches up even with no news.
@@ -106,6 +113,7 @@ impl TelemetryDb {
             // Read afresh for each kind: an endpoint day imported sets aside that day's
             // secure configuration, taken again below.
             let held = self.snapshots()?;
+            let exports = self.endpoint_exports()?;
             let mine: Vec<_> = held.iter().filter(|s| s.kind == kind).collect();
             let latest_here = mine.iter().map(|s| s.as_of).max();
             let theirs: Vec<&Feed> = kept.iter().filter(|f| f.kind == kind.name()).collect();
@@ -120,10 +128,30 @@ impl TelemetryDb {
             };
             for feed in wanted {
                 let here = mine.iter().find(|s| s.as_of == feed.as_of);
-                // The same file, or one imported here after it was kept (its publish
-                // failed): left as it is.
-                if here.is_some_and(|s| s.sha256 == feed.sha256 || s.imported_at > feed.at) {
+                // The same file (of endpoints, the same machine export with the day's
+                // assessment merged in), or one imported here after it was kept (its
+                // publish failed): left as it is. Times are kept to the second: one
+                // imported here in the second the kept file was is taken again (a
+                // catch-up that read the kept feeds just before this process's newest
+                // import was kept is undone by the news of it).
+                let same = |s: &Snapshot| {
+                    s.sha256 == feed.sha256
+                        || exports.get(&s.as_of).is_some_and(|e| *e == feed.sha256)
+                };
+                if here.is_some_and(|s| same(s) || s.imported_at > feed.at) {
                     continue;
+                }
+                // An assessment is merged only into the machine export it was kept
+                // with: with another here (not yet caught up, or imported here since),
+                // it waits for that export's news.
+                if kind == Kind::SecureConfig {
+                    let kept_export = kept
+                        .iter()
+                        .find(|f| f.kind == Kind::Endpoints.name() && f.as_of == feed.as_of);
+                    let held_export = exports.get(&feed.as_of);
+                    if kept_export.is_none_or(|k| held_export != Some(&k.sha256)) {
+                        continue;
+                    }
                 }
                 if self.was_refused(feed.id) {
                     continue;
@@ -142,6 +170,29 @@ impl TelemetryDb {
             Some(e) if done.is_empty() => Err(e),
             _ => Ok(done),
         }
+    }
+
+    /// Per day, the SHA-256 of the machine export the endpoint snapshot held here was
+    /// imported from (its own, or of one with an assessment merged in, the export's).
+    fn endpoint_exports(&self) -> Result<HashMap<NaiveDate, String>, TelemetryError> {
+        let conn = self.reader();
+        let mut stmt = conn
+            .prepare(
+                "SELECT as_of, coalesce(export_sha256, sha256) FROM telemetry_snapshots
+                 WHERE kind = 'endpoints' ORDER BY id",
+            )
+            .map_err(crate::storage::StorageError::from)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(crate::storage::StorageError::from)?;
+        let mut exports = HashMap::new();
+        for row in rows {
+            let (day, sha) = row.map_err(crate::storage::StorageError::from)?;
+            if let Ok(day) = day.parse::<NaiveDate>() {
+                exports.insert(day, sha);
+            }
+        }
+        Ok(exports)
     }
 
     fn was_refused(&self, feed: i64) -> bool {
