@@ -2,12 +2,6 @@
 //! WebKitWebDriver under Xvfb, `wardcheck_tests::app_driver`) against the real server
 //! binary.
 //!
-//! The server keeps its record in SQLite here whatever `WARDCHECK_TEST_BACKEND` says:
-//! these tests are of the app, which speaks to either backend alike, and on PostgreSQL
-//! they were seen to hang in a WebDriver command (the app, server and database all idle)
-//! after the server's restart, cause not yet found. The server on PostgreSQL is tested
-//! by the server's own tests.
-//!
 //! - The inspector's day: sign in; the server goes away; answer 10 items, add a sampled
 //!   device, a finding and a photo; quit and restart the app (everything still there);
 //!   the server comes back on the same port and data; "Synced"; the server's API then
@@ -474,7 +468,7 @@ async fn quit(driver: &AppDriver, app: App) -> anyhow::Result<()> {
 async fn the_inspectors_day_offline_then_synced() {
     let _one = ONE_AT_A_TIME.lock().await;
     app_driver::require_tools();
-    let mut server = Server::start_sqlite();
+    let mut server = Server::start();
     server.add_user("ann", "inspector");
     let id = server.create_inspection("RJ1", &["ann"]);
     let plan = plan();
@@ -629,7 +623,7 @@ async fn the_inspectors_day_offline_then_synced() {
 async fn a_conflict_made_while_offline_is_shown_and_resolved() {
     let _one = ONE_AT_A_TIME.lock().await;
     app_driver::require_tools();
-    let mut server = Server::start_sqlite();
+    let mut server = Server::start();
     server
         .add_user("ann", "inspector")
         .add_user("rev", "inspector");
@@ -834,7 +828,7 @@ async fn a_conflict_made_while_offline_is_shown_and_resolved() {
 async fn a_change_the_server_refuses_is_shown_and_the_rest_keep_syncing() {
     let _one = ONE_AT_A_TIME.lock().await;
     app_driver::require_tools();
-    let mut server = Server::start_sqlite();
+    let mut server = Server::start();
     server.add_user("ann", "inspector");
     let id = server.create_inspection("RJ1", &["ann"]);
     let other = server.create_inspection("RJ2", &["ann"]);

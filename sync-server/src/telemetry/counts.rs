@@ -319,7 +319,8 @@ mod tests {
 
         // A folder from before `endpoint_counts` (schema 1) gets its snapshots counted
         // when it is opened.
-        // Schema 1 had neither `endpoint_counts`, the edition column nor Defender's fields.
+        // Schema 1 had neither `endpoint_counts`, the edition column, Defender's fields nor
+        // the export beneath a merged snapshot.
         conn.execute_batch(&format!(
             "DROP TABLE endpoint_counts; PRAGMA user_version = 1;
              DROP VIEW endpoints;
@@ -337,6 +338,7 @@ mod tests {
              ALTER TABLE {t} DROP COLUMN aad_device_id;
              ALTER TABLE endpoints_none DROP COLUMN machine_tags;
              ALTER TABLE {t} DROP COLUMN machine_tags;
+             ALTER TABLE telemetry_snapshots DROP COLUMN export_sha256;
              CREATE VIEW endpoints AS SELECT 1;",
             t = super::super::store::endpoint_table(snapshot.id)
         ))
