@@ -16,9 +16,12 @@
 //! - [`chunks`]: reading a peer's change chunks under byte and operation limits.
 //! - [`judge`]: how a telemetry check judges an answer (devices, tolerance, window, coverage).
 //! - [`photo`]: decoding under strict limits, stripping metadata, thumbnails, hashing.
+//! - [`actions`]: corrective actions: raised from a finding or a failed item, planned by
+//!   the trust, accepted, reported on and closed, each step by its roles only.
 //! - [`sync`]: the automerge-repo wire protocol (CBOR messages, document ids), with
 //!   no transport.
 
+pub mod actions;
 pub mod checklist;
 pub mod chunks;
 pub mod history;

@@ -30,11 +30,12 @@
 //! server guarantees that what it serves under that id carries no metadata.
 //!
 //! # Who may do what
-//! Inspectors and reviewers upload (`PUT`) and ask what the server holds (`HEAD`);
-//! trust leads and admins get 403. Reading (`GET`) is decided through the documents that
-//! refer to the photo (`photo_refs`): a caller who may read any of them may read the photo,
-//! and so may the user who uploaded it (the photo may arrive before the document that
-//! refers to it). Everyone else gets the same 404 as for a photo that does not exist.
+//! Inspectors, reviewers and trust leads (evidence of a corrective action's progress)
+//! upload (`PUT`) and ask what the server holds (`HEAD`); admins get 403. Reading (`GET`)
+//! is decided through the documents that refer to the photo (`photo_refs`) and the
+//! corrective actions whose progress names it: a caller who may read any of them may read
+//! the photo, and so may the user who uploaded it (the photo may arrive before what refers
+//! to it). Everyone else gets the same 404 as for a photo that does not exist.
 
 use std::sync::LazyLock;
 
@@ -106,9 +107,10 @@ fn check_sha(s: &str) -> Result<(), AppError> {
     }
 }
 
-/// Inspectors and reviewers take photos and upload them; trust leads and admins never do.
+/// Inspectors and reviewers take photos and upload them; trust leads upload photos as
+/// evidence of a corrective action's progress; admins never do.
 fn may_upload(role: &Role) -> bool {
-    matches!(role, Role::Inspector | Role::Reviewer)
+    matches!(role, Role::Inspector | Role::Reviewer | Role::TrustLead(_))
 }
 
 async fn refuse_role(state: &AppState, caller: &Caller, sha: &str) -> AppError {
@@ -516,7 +518,16 @@ async fn download(
                 return Ok(true);
             }
         }
-        storage.blob_uploaded_by(&key, &user.name)
+        if storage.blob_uploaded_by(&key, &user.name)? {
+            return Ok(true);
+        }
+        // Evidence of a corrective action the caller may see.
+        for action in storage.actions_naming(&key)? {
+            if crate::service::actions::may_see(&*storage, &user, &action)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     })
     .await??;
     if !allowed {

@@ -237,6 +237,27 @@ async fn add_finding(ctx: &Ctx, f: &Fixture) -> Uuid {
     id
 }
 
+/// A corrective action raised by the reviewer from a finding of the fixture's inspection
+/// (which this submits).
+async fn raise_action(ctx: &Ctx, f: &Fixture) -> Uuid {
+    let finding = add_finding(ctx, f).await;
+    submit(ctx, f).await;
+    let due = (chrono::Utc::now() + chrono::Duration::days(60)).date_naive();
+    let res = ctx
+        .c
+        .post(ctx.url(&format!("/api/v1/inspections/{}/actions", f.id)))
+        .bearer_auth(&ctx.tokens["rita"])
+        .json(
+            &json!({ "source": { "kind": "finding", "finding": finding },
+            "what": "Fit a door closer", "due": due }),
+        )
+        .send()
+        .await
+        .unwrap();
+    let a = json_ok(res, StatusCode::CREATED, "raising the fixture's action").await;
+    a["id"].as_str().unwrap().parse().unwrap()
+}
+
 /// Moves the fixture's inspection to `submitted`, as its inspector.
 async fn submit(ctx: &Ctx, f: &Fixture) {
     for to in ["in_progress", "submitted"] {
@@ -453,6 +474,55 @@ async fn try_cell(ctx: &mut Ctx, row: &str, col: usize) -> Option<String> {
                 .post(ctx.url("/api/v1/devices/wiped"))
                 .json(&json!({ "unsynced_changes": 0, "unsynced_photos": 0 }));
             status(&ctx.send(req, &token).await)
+        }
+        "POST /api/v1/inspections/{id}/actions" => {
+            let finding = add_finding(ctx, &f).await;
+            submit(ctx, &f).await;
+            let due = (chrono::Utc::now() + chrono::Duration::days(60)).date_naive();
+            let body = json!({ "source": { "kind": "finding", "finding": finding },
+                "what": "Fit a door closer", "due": due });
+            let build = |id: Uuid| {
+                c.post(ctx.url(&format!("/api/v1/inspections/{id}/actions")))
+                    .json(&body)
+            };
+            let res = ctx.send(build(f.id), &token).await;
+            if res.status() == StatusCode::NOT_FOUND {
+                same_404(ctx, res, build(random), &token, &what).await
+            } else {
+                status(&res)
+            }
+        }
+        "GET /api/v1/actions" | "GET /api/v1/actions/{id}" | "POST /api/v1/actions/{id}/steps" => {
+            let action = raise_action(ctx, &f).await;
+            let build = |id: Uuid| match row {
+                "GET /api/v1/actions" => c.get(ctx.url("/api/v1/actions?trust=RJ1")),
+                "GET /api/v1/actions/{id}" => c.get(ctx.url(&format!("/api/v1/actions/{id}"))),
+                _ => c
+                    .post(ctx.url(&format!("/api/v1/actions/{id}/steps")))
+                    .json(
+                        &json!({ "step": "propose", "steps": "Fit closers to every door",
+                        "owner_role": "Estates manager", "date": "2030-01-31" }),
+                    ),
+            };
+            let res = ctx.send(build(action), &token).await;
+            match res.status() {
+                StatusCode::NOT_FOUND => same_404(ctx, res, build(random), &token, &what).await,
+                StatusCode::OK if row == "GET /api/v1/actions" => {
+                    let list: Value = res.json().await.unwrap();
+                    let listed = list
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|a| a["id"] == action.to_string());
+                    if listed {
+                        "200 listed"
+                    } else {
+                        "200 not listed"
+                    }
+                    .into()
+                }
+                _ => status(&res),
+            }
         }
         "GET /api/v1/inspections/{id}/history" => {
             let item = wardcheck_tests::crash_items(&checklist())[0].clone();

@@ -407,7 +407,14 @@ async fn only_inspectors_and_reviewers_upload_and_others_cannot_read_what_they_m
         StatusCode::CREATED,
         "reviewers upload too"
     );
-    for who in ["lead1", "root"] {
+    // A trust lead uploads evidence of a corrective action's progress.
+    let lead1 = token(&c, &s, "lead1").await;
+    assert_eq!(
+        put_photo(&c, &s, &lead1, &jpeg(64, 64, 8)).await.status(),
+        StatusCode::CREATED,
+        "trust leads upload evidence"
+    );
+    for who in ["root"] {
         let t = token(&c, &s, who).await;
         let (code, _) = error(
             put_photo(&c, &s, &t, &jpeg(64, 64, 7)).await,

@@ -104,6 +104,7 @@ both!(
     photo_references_and_claims,
     the_index_follows_only_the_stored_heads,
     telemetry_feeds_are_kept_where_shared,
+    corrective_actions_are_kept_step_by_step,
     checklists,
     audit_log_is_one_chain,
     concurrent_audit_stays_one_chain,
@@ -997,6 +998,101 @@ fn telemetry_feeds_are_kept_where_shared(b: &Backend) {
     assert_eq!(
         kept.iter().filter(|f| f.kind == "trusts").count() as i64,
         days + 1
+    );
+}
+
+fn corrective_actions_are_kept_step_by_step(b: &Backend) {
+    use wardcheck_core::actions::{Action, Plan, Progress, Raise, Source, Status, Step};
+    use wardcheck_core::inspection::Stamp;
+    use wardcheck_core::policy::Role as Writes;
+    let s = &*b.storage;
+    let rec = inspection(s, "RJ1", &["ann"]);
+    let other = inspection(s, "RX2", &["ann"]);
+    let stamp = |by: &str, secs: i64| Stamp::new(by, at(secs));
+    let due = chrono::NaiveDate::from_ymd_opt(2030, 1, 31).unwrap();
+    let raise = |id: u128, rec: &InspectionRecord, secs: i64| {
+        Action::raise(
+            Uuid::from_u128(id),
+            &rec.trust,
+            rec.id,
+            Writes::Reviewer,
+            Raise {
+                source: Source::Finding {
+                    finding: Uuid::from_u128(99),
+                },
+                what: "Fit door closers".into(),
+                priority: wardcheck_core::actions::Priority::High,
+                due,
+            },
+            &stamp("rita", secs),
+        )
+        .unwrap()
+    };
+    let a = raise(1, &rec, 10);
+    s.add_action(&a).unwrap();
+    assert!(matches!(s.add_action(&a), Err(StorageError::Exists(_))));
+    s.add_action(&raise(2, &other, 5)).unwrap();
+    assert_eq!(s.action(a.id).unwrap().unwrap(), a);
+    assert!(s.action(Uuid::from_u128(3)).unwrap().is_none());
+
+    // A step kept on top of the one before; a second built on the same one is stale.
+    let plan = Step::Propose(Plan {
+        steps: "Order and fit".into(),
+        owner_role: "Estates".into(),
+        date: due,
+    });
+    let proposed = a
+        .take(plan.clone(), Writes::TrustLead, &stamp("lead1", 20))
+        .unwrap();
+    let racing = a
+        .take(plan, Writes::TrustLead, &stamp("lead1", 21))
+        .unwrap();
+    s.add_action_step(&proposed).unwrap();
+    assert!(matches!(
+        s.add_action_step(&racing),
+        Err(StorageError::Stale(_))
+    ));
+    assert_eq!(s.action(a.id).unwrap().unwrap(), proposed);
+    let accepted = proposed
+        .take(
+            Step::Accept { note: None },
+            Writes::Reviewer,
+            &stamp("rita", 30),
+        )
+        .unwrap();
+    s.add_action_step(&accepted).unwrap();
+    let evidence = "ab".repeat(32);
+    let reported = accepted
+        .take(
+            Step::Progress(Progress {
+                text: "Half done".into(),
+                evidence: vec![evidence.clone()],
+            }),
+            Writes::TrustLead,
+            &stamp("lead1", 40),
+        )
+        .unwrap();
+    s.add_action_step(&reported).unwrap();
+    let kept = s.action(a.id).unwrap().unwrap();
+    assert_eq!(kept.status, Status::Accepted);
+    assert_eq!(kept.steps.len(), 4);
+    let mut missing = reported.clone();
+    missing.id = Uuid::from_u128(7);
+    assert!(matches!(
+        s.add_action_step(&missing),
+        Err(StorageError::NotFound(_))
+    ));
+
+    // Listed oldest raised first, per trust or all; found by the evidence they name.
+    let ids = |v: Vec<Action>| v.into_iter().map(|a| a.id).collect::<Vec<_>>();
+    assert_eq!(ids(s.actions(None).unwrap()), [Uuid::from_u128(2), a.id]);
+    assert_eq!(ids(s.actions(Some("RJ1")).unwrap()), [a.id]);
+    assert!(s.actions(Some("RTH")).unwrap().is_empty());
+    assert_eq!(ids(s.actions_naming(&evidence).unwrap()), [a.id]);
+    assert!(s.actions_naming(&"cd".repeat(32)).unwrap().is_empty());
+    assert!(
+        s.actions_naming("%").unwrap().is_empty(),
+        "not a hash: nothing"
     );
 }
 

@@ -1,6 +1,6 @@
 //! The JSON API for dashboards: inspections listed, read, created, assigned, shared and
 //! moved through their life; reviewers' comments and sign-offs and trust leads'
-//! responses; the telemetry join and summary; history; pushed updates; and the OpenAPI
+//! responses; corrective actions; the telemetry join and summary; history; pushed updates; and the OpenAPI
 //! document that describes every route.
 //!
 //! Each handler extracts its input, calls one method of the service layer
@@ -16,6 +16,7 @@
 //! A resource the caller may not see and one that does not exist get the same 404
 //! (`AppError::not_found`), so ids cannot be probed.
 
+mod actions;
 mod events;
 mod history;
 mod inspections;
@@ -72,6 +73,10 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/inspections/{id}/responses/{finding}",
             put(review::respond),
         )
+        .route("/api/v1/inspections/{id}/actions", post(actions::raise))
+        .route("/api/v1/actions", get(actions::list))
+        .route("/api/v1/actions/{id}", get(actions::get_one))
+        .route("/api/v1/actions/{id}/steps", post(actions::step))
         .route("/api/v1/openapi.json", get(openapi))
         .route_layer(middleware::from_fn(refuse_large_bodies))
 }
@@ -213,6 +218,7 @@ mod tests {
             ("join.rs", include_str!("join.rs")),
             ("history.rs", include_str!("history.rs")),
             ("events.rs", include_str!("events.rs")),
+            ("actions.rs", include_str!("actions.rs")),
         ];
         let mut handlers = 0;
         for (file, source) in files {
@@ -234,7 +240,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(handlers, 15, "every route's handler is measured");
+        assert_eq!(handlers, 19, "every route's handler is measured");
     }
 
     #[test]

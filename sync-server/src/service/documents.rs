@@ -29,7 +29,10 @@ use crate::inspections;
 use crate::storage::{AuditEvent, InspectionRecord, Role, Storage};
 use crate::sync::{DocContext, Failure};
 
-fn checklist_of(storage: &dyn Storage, rec: &InspectionRecord) -> Result<Arc<Checklist>, AppError> {
+pub(super) fn checklist_of(
+    storage: &dyn Storage,
+    rec: &InspectionRecord,
+) -> Result<Arc<Checklist>, AppError> {
     inspections::pinned_checklist(storage, rec).map_err(AppError::internal)
 }
 

@@ -19,6 +19,7 @@
 //! probed; a role that may never do an operation gets 403 before the id is looked up, so
 //! a 403 never tells that an id exists.
 
+pub mod actions;
 mod documents;
 pub mod events;
 pub mod history;

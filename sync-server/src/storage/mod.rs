@@ -27,6 +27,7 @@ pub mod sqlite;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+use wardcheck_core::actions::{Action, Taken};
 use wardcheck_core::inspection::{State, TeamRole};
 
 pub use wardcheck_core::policy::DocKind;
@@ -569,6 +570,17 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     fn blob_uploaded_by(&self, sha256: &str, user_name: &str) -> Result<bool>;
 
     // checklists
+    /// Keeps a newly raised corrective action (its one step); `Exists` if its id is.
+    fn add_action(&self, action: &Action) -> Result<()>;
+    /// Keeps `action` with one step more than the record holds: `Stale` if the record
+    /// no longer holds one fewer (another step was kept meanwhile), `NotFound` if none.
+    fn add_action_step(&self, action: &Action) -> Result<()>;
+    fn action(&self, id: Uuid) -> Result<Option<Action>>;
+    /// The actions of `trust` (of every trust with `None`), oldest raised first.
+    fn actions(&self, trust: Option<&str>) -> Result<Vec<Action>>;
+    /// The actions whose progress reports name evidence `sha256` (a SHA-256 in hex).
+    fn actions_naming(&self, sha256: &str) -> Result<Vec<Action>>;
+
     fn publish_checklist(&self, checklist: &PublishedChecklist) -> Result<()>;
     fn checklist(&self, id: &str, version: &str) -> Result<Option<PublishedChecklist>>;
     fn checklists(&self) -> Result<Vec<PublishedChecklist>>;
@@ -685,4 +697,25 @@ pub enum Elsewhere {
     Telemetry,
     /// The feed was cut and is back: anything may have changed meanwhile.
     Missed,
+}
+
+/// An action as kept: its steps, as JSON, folded again ([`Action::fold`]).
+pub(crate) fn action_from_row(
+    id: &str,
+    trust: &str,
+    inspection: &str,
+    steps: &str,
+) -> Result<Action> {
+    let damaged = |why: String| StorageError::Corrupt(format!("action {id}: {why}"));
+    let id: Uuid = id.parse().map_err(|_| damaged("its id".into()))?;
+    let inspection: Uuid = inspection
+        .parse()
+        .map_err(|_| damaged("its inspection's id".into()))?;
+    let steps: Vec<Taken> = serde_json::from_str(steps).map_err(|e| damaged(e.to_string()))?;
+    Action::fold(id, trust, inspection, steps).map_err(|e| damaged(e.to_string()))
+}
+
+/// An action's steps as kept.
+pub(crate) fn action_steps_json(action: &Action) -> String {
+    serde_json::to_string(&action.steps).expect("steps serialise")
 }

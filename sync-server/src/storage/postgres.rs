@@ -286,6 +286,24 @@ CREATE TABLE telemetry_feed_chunks (
     PRIMARY KEY (feed, n)
 );
 ",
+    "
+-- Issue 14: corrective actions, each its steps (JSON, oldest first, never changed: a
+-- step is kept only where the record holds the steps before it, `step_count`), with
+-- what listings filter on in columns of their own.
+CREATE TABLE actions (
+    id TEXT COLLATE \"C\" PRIMARY KEY,
+    trust TEXT NOT NULL,
+    inspection TEXT COLLATE \"C\" NOT NULL REFERENCES inspections(id),
+    status TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    due TEXT NOT NULL,
+    step_count INTEGER NOT NULL,
+    steps TEXT NOT NULL,
+    raised_at TEXT COLLATE \"C\" NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX actions_trust ON actions(trust, raised_at);
+",
 ];
 
 // Advisory lock keys. They share one space with anything else in the database that
@@ -2110,6 +2128,100 @@ impl Storage for PgStorage {
             )));
         }
         Ok(())
+    }
+
+    fn add_action(&self, a: &Action) -> Result<()> {
+        let n = self.conn()?.execute(
+            "INSERT INTO actions (id, trust, inspection, status, priority, due, step_count,
+                                  steps, raised_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT DO NOTHING",
+            &[
+                &a.id.to_string(),
+                &a.trust,
+                &a.inspection.to_string(),
+                &a.status.as_str(),
+                &a.priority.as_str(),
+                &a.due.to_string(),
+                &(a.steps.len() as i32),
+                &action_steps_json(a),
+                &ts(a.raised_at),
+            ],
+        )?;
+        if n == 0 {
+            return Err(StorageError::Exists(format!("action {}", a.id)));
+        }
+        Ok(())
+    }
+
+    fn add_action_step(&self, a: &Action) -> Result<()> {
+        let last = a.steps.last().expect("an action has steps");
+        let mut conn = self.conn()?;
+        let n = conn.execute(
+            "UPDATE actions SET status = $2, step_count = $3, steps = $4, updated_at = $5
+             WHERE id = $1 AND step_count = $3 - 1",
+            &[
+                &a.id.to_string(),
+                &a.status.as_str(),
+                &(a.steps.len() as i32),
+                &action_steps_json(a),
+                &ts(last.at),
+            ],
+        )?;
+        if n == 1 {
+            return Ok(());
+        }
+        let exists: bool = conn
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM actions WHERE id = $1)",
+                &[&a.id.to_string()],
+            )?
+            .get(0);
+        Err(if exists {
+            StorageError::Stale(format!("action {}: another step was kept first", a.id))
+        } else {
+            StorageError::NotFound(format!("action {}", a.id))
+        })
+    }
+
+    fn action(&self, id: Uuid) -> Result<Option<Action>> {
+        self.conn()?
+            .query_opt(
+                "SELECT id, trust, inspection, steps FROM actions WHERE id = $1",
+                &[&id.to_string()],
+            )?
+            .map(|r| action_from_row(r.get(0), r.get(1), r.get(2), r.get(3)))
+            .transpose()
+    }
+
+    fn actions(&self, trust: Option<&str>) -> Result<Vec<Action>> {
+        self.conn()?
+            .query(
+                "SELECT id, trust, inspection, steps FROM actions
+                 WHERE $1::TEXT IS NULL OR trust = $1 ORDER BY raised_at, id",
+                &[&trust],
+            )?
+            .iter()
+            .map(|r| action_from_row(r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect()
+    }
+
+    fn actions_naming(&self, sha256: &str) -> Result<Vec<Action>> {
+        if !wardcheck_core::seal::is_hash(sha256) {
+            return Ok(Vec::new());
+        }
+        let rows = self.conn()?.query(
+            "SELECT id, trust, inspection, steps FROM actions
+             WHERE strpos(steps, $1) > 0 ORDER BY raised_at, id",
+            &[&format!("\"{sha256}\"")],
+        )?;
+        let mut naming = Vec::new();
+        for r in &rows {
+            let a = action_from_row(r.get(0), r.get(1), r.get(2), r.get(3))?;
+            if a.evidence().any(|e| e == sha256) {
+                naming.push(a);
+            }
+        }
+        Ok(naming)
     }
 
     fn checklist(&self, id: &str, version: &str) -> Result<Option<PublishedChecklist>> {

@@ -226,6 +226,24 @@ INSERT INTO blob_chunks (sha256, at_byte, bytes)
 UPDATE blobs SET received = length(bytes);
 UPDATE blobs SET bytes = x'' WHERE complete = 0;
 ",
+    "
+-- Issue 14: corrective actions, each its steps (JSON, oldest first, never changed: a
+-- step is kept only where the record holds the steps before it, `steps`), with what
+-- listings filter on in columns of their own.
+CREATE TABLE actions (
+    id TEXT PRIMARY KEY,
+    trust TEXT NOT NULL,
+    inspection TEXT NOT NULL REFERENCES inspections(id),
+    status TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    due TEXT NOT NULL,
+    step_count INTEGER NOT NULL,
+    steps TEXT NOT NULL,
+    raised_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX actions_trust ON actions(trust, raised_at);
+",
 ];
 
 #[derive(Debug)]
@@ -1550,6 +1568,93 @@ impl Storage for SqliteStorage {
             .is_some())
     }
 
+    fn add_action(&self, a: &Action) -> Result<()> {
+        let r = self.conn().execute(
+            "INSERT INTO actions (id, trust, inspection, status, priority, due, step_count,
+                                  steps, raised_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+            params![
+                a.id.to_string(),
+                a.trust,
+                a.inspection.to_string(),
+                a.status.as_str(),
+                a.priority.as_str(),
+                a.due.to_string(),
+                a.steps.len() as i64,
+                action_steps_json(a),
+                ts(a.raised_at),
+            ],
+        );
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
+                Err(StorageError::Exists(format!("action {}", a.id)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn add_action_step(&self, a: &Action) -> Result<()> {
+        let last = a.steps.last().expect("an action has steps");
+        let conn = self.conn();
+        let n = conn.execute(
+            "UPDATE actions SET status = ?2, step_count = ?3, steps = ?4, updated_at = ?5
+             WHERE id = ?1 AND step_count = ?3 - 1",
+            params![
+                a.id.to_string(),
+                a.status.as_str(),
+                a.steps.len() as i64,
+                action_steps_json(a),
+                ts(last.at),
+            ],
+        )?;
+        if n == 1 {
+            return Ok(());
+        }
+        let exists: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM actions WHERE id = ?1)",
+            params![a.id.to_string()],
+            |r| r.get(0),
+        )?;
+        Err(if exists {
+            StorageError::Stale(format!("action {}: another step was kept first", a.id))
+        } else {
+            StorageError::NotFound(format!("action {}", a.id))
+        })
+    }
+
+    fn action(&self, id: Uuid) -> Result<Option<Action>> {
+        let mut found = action_rows(
+            &*self.reader()?,
+            "SELECT id, trust, inspection, steps FROM actions WHERE id = ?1",
+            params![id.to_string()],
+        )?;
+        Ok(found.pop())
+    }
+
+    fn actions(&self, trust: Option<&str>) -> Result<Vec<Action>> {
+        action_rows(
+            &*self.reader()?,
+            "SELECT id, trust, inspection, steps FROM actions
+             WHERE ?1 IS NULL OR trust = ?1 ORDER BY raised_at, id",
+            params![trust],
+        )
+    }
+
+    fn actions_naming(&self, sha256: &str) -> Result<Vec<Action>> {
+        if !wardcheck_core::seal::is_hash(sha256) {
+            return Ok(Vec::new());
+        }
+        let mut naming = action_rows(
+            &*self.reader()?,
+            "SELECT id, trust, inspection, steps FROM actions
+             WHERE instr(steps, ?1) > 0 ORDER BY raised_at, id",
+            params![format!("\"{sha256}\"")],
+        )?;
+        naming.retain(|a| a.evidence().any(|e| e == sha256));
+        Ok(naming)
+    }
+
     fn publish_checklist(&self, c: &PublishedChecklist) -> Result<()> {
         let r = self.conn().execute(
             "INSERT INTO checklists (id, version, sha256, files) VALUES (?1, ?2, ?3, ?4)",
@@ -1792,6 +1897,24 @@ fn write_photo_refs(conn: &Connection, doc: Uuid, hashes: &[String]) -> Result<(
         )?;
     }
     Ok(())
+}
+
+/// The actions a query of `id, trust, inspection, steps` finds, folded.
+fn action_rows(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> Result<Vec<Action>> {
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt
+        .query_map(args, |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.iter()
+        .map(|(id, trust, insp, steps)| action_from_row(id, trust, insp, steps))
+        .collect()
 }
 
 #[cfg(test)]
