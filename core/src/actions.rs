@@ -37,6 +37,10 @@ use crate::policy::{Code, Refusal, Role};
 /// Most evidence files one progress report names.
 pub const MAX_EVIDENCE: usize = 20;
 
+/// Most steps one action takes (plans sent back and progress reports included): past it,
+/// raise another action.
+pub const MAX_STEPS: usize = 200;
+
 /// How soon an action must be dealt with: the severity of what it comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -429,6 +433,12 @@ impl Action {
                 "an action is closed once the trust has reported progress to verify",
             ));
         }
+        if self.steps.len() >= MAX_STEPS {
+            return Err(refuse(
+                Code::TooLong,
+                format!("an action takes at most {MAX_STEPS} steps: raise another"),
+            ));
+        }
         let mut steps = self.steps.clone();
         steps.push(Taken {
             step,
@@ -676,6 +686,28 @@ mod tests {
         )
         .unwrap_err();
         assert!(past.message.contains("has passed"), "{past:?}");
+    }
+
+    #[test]
+    fn an_action_takes_at_most_max_steps() {
+        let mut a = raised()
+            .take(plan(), Role::TrustLead, &stamp("tess", 2))
+            .unwrap()
+            .take(
+                Step::Accept { note: None },
+                Role::Reviewer,
+                &stamp("rita", 3),
+            )
+            .unwrap();
+        while a.steps.len() < MAX_STEPS {
+            a = a
+                .take(progress(), Role::TrustLead, &stamp("tess", 4))
+                .unwrap();
+        }
+        let e = a
+            .take(progress(), Role::TrustLead, &stamp("tess", 5))
+            .unwrap_err();
+        assert_eq!(e.code, Code::TooLong);
     }
 
     #[test]

@@ -521,7 +521,11 @@ async fn download(
         if storage.blob_uploaded_by(&key, &user.name)? {
             return Ok(true);
         }
-        // Evidence of a corrective action the caller may see.
+        // Evidence of a corrective action the caller may see (looked for only when
+        // the photo is held whole).
+        if !storage.blob_status(&key)?.is_some_and(|b| b.complete) {
+            return Ok(false);
+        }
         for action in storage.actions_naming(&key)? {
             if crate::service::actions::may_see(&*storage, &user, &action)? {
                 return Ok(true);

@@ -438,6 +438,99 @@ step("the trust lead writes a response to a finding, and the reviewer sees it", 
   assert.equal(await page.getByRole("button", { name: "Save response" }).count(), 0, "a reviewer cannot write the trust's response");
 });
 
+step("corrective actions: raised from two findings, planned, sent back, accepted, reported on with a photo, verified and closed", async () => {
+  const detail = await (await page.request.get(`${base}/api/v1/inspections/${args.inspection}`)).json();
+  const findings = detail.inspection.findings;
+  assert.ok(findings.length >= 2, "the demo's inspection has two findings");
+  const due = new Date(Date.now() + 90 * 86_400_000).toISOString().slice(0, 10);
+  await page.goto(`${base}/inspections/${args.inspection}`);
+  const panel = page.locator("[data-testid=actions]");
+  // The reviewer raises one from each of two findings.
+  const raised = [];
+  for (const [i, f] of findings.slice(0, 2).entries()) {
+    const form = panel.locator("[data-testid=raise-action]");
+    if ((await form.getAttribute("open")) === null) await form.locator("summary").click();
+    await panel.locator("[data-testid=raise-finding]").selectOption(f.id);
+    await panel.locator("[data-testid=raise-what]").fill(`Corrective action ${i + 1}: ${f.recommendation}`);
+    await panel.locator("[data-testid=raise-due]").fill(due);
+    await panel.locator("[data-testid=raise]").click();
+    const card = panel.locator(".wc-action").filter({ hasText: `Corrective action ${i + 1}:` });
+    await card.waitFor();
+    raised.push(await card.getAttribute("data-action"));
+  }
+  const api = async (p, id) => (await p.request.get(`${base}/api/v1/actions/${id}`)).json();
+  const first = await api(page, raised[0]);
+  assert.equal(first.priority, findings[0].severity.values[0].value, "the priority is the finding's severity");
+  assert.equal(first.raised_by, "rita");
+
+  // The trust lead proposes a plan; the reviewer sends it back; the lead proposes again.
+  const lead = await newPage();
+  const p = lead.page;
+  await signIn(p, "lead-rj1");
+  await p.goto(`${base}/inspections/${args.inspection}`);
+  const leadCard = p.locator(`[data-action="${raised[0]}"]`);
+  const propose = async (steps) => {
+    await leadCard.locator("[data-testid=plan-steps]").fill(steps);
+    await leadCard.locator("[data-testid=plan-owner]").fill("Head of IT");
+    await leadCard.locator("[data-testid=plan-date]").fill(due);
+    await leadCard.locator("[data-testid=propose]").click();
+    await p.locator(`[data-action="${raised[0]}"][data-status=proposed]`).waitFor();
+  };
+  await propose("Name a deputy; track each alert in the service desk").catch(async (e) => {
+    await p.screenshot({ path: join(shots, "dashboard-actions-lead-failure.png"), fullPage: true });
+    throw e;
+  });
+  assert.equal(await p.locator("[data-testid=raise-action]").count(), 0, "a trust lead raises nothing");
+  assert.equal(await leadCard.locator("[data-testid=accept]").count(), 0, "nor accepts");
+  await page.reload();
+  const card = page.locator(`[data-action="${raised[0]}"]`);
+  await card.locator("[data-testid=decision-note]").fill("Say who deputises at weekends");
+  await card.locator("[data-testid=send-back]").click();
+  await page.locator(`[data-action="${raised[0]}"][data-status=sent_back]`).waitFor();
+  await p.reload();
+  await propose("Name a deputy for weekdays and one for weekends; track each alert in the service desk");
+  await page.reload();
+  await card.locator("[data-testid=accept]").click();
+  await page.locator(`[data-action="${raised[0]}"][data-status=accepted]`).waitFor();
+
+  // The lead reports progress with a photo as evidence (made in the page, a PNG).
+  await p.reload();
+  const png = await p.evaluate(() => {
+    const c = document.createElement("canvas");
+    c.width = 64;
+    c.height = 48;
+    const g = c.getContext("2d");
+    g.fillStyle = "#005eb8";
+    g.fillRect(0, 0, 64, 48);
+    g.fillStyle = "#ffeb3b";
+    g.fillRect(8, 8, 24, 16);
+    return c.toDataURL("image/png").split(",")[1];
+  });
+  await leadCard.locator("[data-testid=progress-text]").fill("The rota started on 1 December; 12 alerts acknowledged in time");
+  await leadCard.locator("[data-testid=progress-evidence]").setInputFiles({ name: "rota.png", mimeType: "image/png", buffer: Buffer.from(png, "base64") });
+  await leadCard.locator("[data-testid=report-progress]").click();
+  await leadCard.locator("[data-testid=evidence]").waitFor();
+  const reported = await api(p, raised[0]);
+  const evidence = reported.steps.at(-1).evidence[0];
+  assert.match(evidence, /^[0-9a-f]{64}$/, "evidence by SHA-256");
+  await lead.context.close();
+
+  // The reviewer reads the evidence, verifies and closes the action; the other stays open.
+  const photo = await page.request.get(`${base}/api/v1/blobs/${evidence}`);
+  assert.equal(photo.status(), 200, "the reviewer reads the evidence");
+  await page.reload();
+  await card.locator("[data-testid=close-note]").fill("Saw the rota and the service desk records");
+  await card.locator("[data-testid=close]").click();
+  await page.locator(`[data-action="${raised[0]}"][data-status=closed]`).waitFor();
+  const closed = await api(page, raised[0]);
+  assert.deepEqual(
+    closed.steps.map((s) => `${s.step} ${s.by}`),
+    ["raise rita", "propose lead-rj1", "send_back rita", "propose lead-rj1", "accept rita", "progress lead-rj1", "close rita"],
+  );
+  assert.equal((await api(page, raised[1])).status, "raised", "the other action is still open");
+  await panel.screenshot({ path: join(shots, "dashboard-actions.png") });
+});
+
 step("signing out revokes the session: the page goes to sign in and the API answers 401", async () => {
   const [cookie] = (await reviewer.context.cookies(base)).filter((c) => c.name === "wardcheck_token");
   assert.ok(cookie?.value, "signed in with the HttpOnly cookie");

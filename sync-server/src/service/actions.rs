@@ -66,6 +66,9 @@ fn action_target(id: Uuid) -> String {
     format!("action:{id}")
 }
 
+/// Most corrective actions raised in one inspection.
+pub const MAX_ACTIONS_PER_INSPECTION: usize = 200;
+
 /// The inspection states after the visit, in which actions are raised.
 const AFTER_THE_VISIT: [State; 3] = [State::Submitted, State::SharedWithTrust, State::Closed];
 
@@ -89,9 +92,34 @@ impl Acting<'_> {
             (_, Some(_)) => PolicyRole::Inspector,
             (_, None) => return Err(self.hidden(rec.id).await),
         };
-        let NewAction { source, what, due } = body()?;
+        // Refusals are audited against the inspection (the action never was).
+        let what_target = super::target(rec.id);
+        let NewAction { source, what, due } = match body() {
+            Ok(b) => b,
+            Err(e) => return self.acted(&what_target, "raise", Err(e)).await,
+        };
         let action = Uuid::new_v4();
-        let what_target = action_target(action);
+        let storage = self.state.storage.clone();
+        let trust = rec.trust.clone();
+        let inspection = rec.id;
+        let raised_here = blocking(move || {
+            Ok(storage
+                .actions(Some(&trust))?
+                .iter()
+                .filter(|a| a.inspection == inspection)
+                .count())
+        })
+        .await?;
+        if raised_here >= MAX_ACTIONS_PER_INSPECTION {
+            let e = AppError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "too_many",
+                format!(
+                    "an inspection has at most {MAX_ACTIONS_PER_INSPECTION} corrective actions"
+                ),
+            );
+            return self.acted(&what_target, "raise", Err(e)).await;
+        }
         if !AFTER_THE_VISIT.contains(&rec.state) {
             let e = AppError::conflict(
                 "wrong_state",
@@ -128,6 +156,11 @@ impl Acting<'_> {
                 .await
             }
             Err(e) => Err(e),
+        };
+        // Kept: audited against the action it made.
+        let what_target = match &result {
+            Ok(_) => action_target(action),
+            Err(_) => what_target,
         };
         let a = self.acted(&what_target, "raise", result).await?;
         Ok(a.into())
@@ -180,8 +213,11 @@ impl Acting<'_> {
             return Err(self.forbidden("actions", "change corrective actions").await);
         }
         let (action, rec) = self.seen_action(id).await?;
-        let step = body()?;
         let what = action_target(action.id);
+        let step = match body() {
+            Ok(step) => step,
+            Err(e) => return self.acted(&what, "step", Err(e)).await,
+        };
         let name = step.name();
         let role = match (&user.role, rec.team_role(&user.name)) {
             (Role::Reviewer, _) => PolicyRole::Reviewer,
@@ -191,33 +227,31 @@ impl Acting<'_> {
             }
             _ => PolicyRole::Inspector,
         };
-        // The content first (a name that is not a hash is never looked up), then that
-        // each evidence file is the caller's upload.
-        if let Err(r) = step.check() {
-            return self.acted(&what, name, Err(refusal(r))).await;
-        }
-        if let Step::Progress(p) = &step
-            && let Err(e) = self.evidence_uploaded(&p.evidence).await
-        {
+        // Who may take it, from where, and its content (core's rules, in memory); then
+        // that each evidence file is the caller's upload; then kept.
+        let stamp = Stamp::new(user.name.clone(), Utc::now());
+        let evidence = match &step {
+            Step::Progress(p) => p.evidence.clone(),
+            _ => Vec::new(),
+        };
+        let next = match action.take(step, role, &stamp) {
+            Ok(next) => next,
+            Err(r) => return self.acted(&what, name, Err(refusal(r))).await,
+        };
+        if let Err(e) = self.evidence_uploaded(&evidence).await {
             return self.acted(&what, name, Err(e)).await;
         }
-        let stamp = Stamp::new(user.name.clone(), Utc::now());
-        let result = match action.take(step, role, &stamp).map_err(refusal) {
-            Ok(next) => {
-                let storage = self.state.storage.clone();
-                blocking(move || match storage.add_action_step(&next) {
-                    Ok(()) => Ok(next),
-                    Err(StorageError::Stale(_)) => Err(AppError::conflict(
-                        "changed_elsewhere",
-                        "another step of this action was taken at the same moment: nothing \
-                         was kept; read the action again",
-                    )),
-                    Err(e) => Err(e.into()),
-                })
-                .await
-            }
-            Err(e) => Err(e),
-        };
+        let storage = self.state.storage.clone();
+        let result = blocking(move || match storage.add_action_step(&next) {
+            Ok(()) => Ok(next),
+            Err(StorageError::Stale(_)) => Err(AppError::conflict(
+                "changed_elsewhere",
+                "another step of this action was taken at the same moment: nothing \
+                 was kept; read the action again",
+            )),
+            Err(e) => Err(e.into()),
+        })
+        .await;
         Ok(self.acted(&what, name, result).await?.into())
     }
 

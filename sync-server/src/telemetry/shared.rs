@@ -136,7 +136,8 @@ impl TelemetryDb {
                 // import was kept is undone by the news of it).
                 let same = |s: &Snapshot| {
                     s.sha256 == feed.sha256
-                        || exports.get(&s.as_of).is_some_and(|e| *e == feed.sha256)
+                        || (kind == Kind::Endpoints
+                            && exports.get(&s.as_of).is_some_and(|e| *e == feed.sha256))
                 };
                 if here.is_some_and(|s| same(s) || s.imported_at > feed.at) {
                     continue;

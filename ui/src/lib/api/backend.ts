@@ -3,7 +3,9 @@
 // HttpOnly cookie). The field app has its own, `FieldBackend` (field-types.ts), over the
 // Tauri commands.
 import type {
+  ActionSource,
   Comment,
+  CorrectiveAction,
   CommentTarget,
   Detail,
   History,
@@ -12,6 +14,7 @@ import type {
   Join,
   ListFilter,
   Me,
+  NewActionStep,
   Page,
   Responded,
   Signoff,
@@ -61,6 +64,14 @@ export interface Backend {
   share(id: string): Promise<InspectionRecord>;
   /** The trust lead's response to a finding (replaces an earlier one). */
   respond(id: string, finding: string, text: string): Promise<Responded>;
+  /** The corrective actions the caller may see (of one trust, if given). */
+  actions(trust?: string | null): Promise<CorrectiveAction[]>;
+  /** Raises a corrective action from a finding or a failed item of a submitted inspection. */
+  raiseAction(id: string, source: ActionSource, what: string, due: string): Promise<CorrectiveAction>;
+  /** The next step of an action. */
+  actionStep(action: string, step: NewActionStep): Promise<CorrectiveAction>;
+  /** Uploads a photo (evidence) under its SHA-256; returns the hash. */
+  uploadPhoto(bytes: ArrayBuffer): Promise<string>;
   /** The address of a stored photo (same origin, so the cookie goes with it). */
   photoUrl(sha256: string): string;
 }

@@ -3,7 +3,9 @@
 // page never holds the token, so a script injected into it could not steal one.
 import { ApiError, type Backend } from "./backend";
 import type {
+  ActionSource,
   Comment,
+  CorrectiveAction,
   CommentTarget,
   Detail,
   History,
@@ -12,6 +14,7 @@ import type {
   Join,
   ListFilter,
   Me,
+  NewActionStep,
   Page,
   Responded,
   Signoff,
@@ -159,6 +162,29 @@ export class HttpBackend implements Backend {
       `${inspectionPath(id)}/responses/${encodeURIComponent(finding)}`,
       json("PUT", { text }),
     );
+  }
+
+  actions(trust?: string | null): Promise<CorrectiveAction[]> {
+    return call<CorrectiveAction[]>(`/api/v1/actions${query({ trust })}`);
+  }
+
+  raiseAction(id: string, source: ActionSource, what: string, due: string): Promise<CorrectiveAction> {
+    return call<CorrectiveAction>(`${inspectionPath(id)}/actions`, json("POST", { source, what, due }));
+  }
+
+  actionStep(action: string, step: NewActionStep): Promise<CorrectiveAction> {
+    return call<CorrectiveAction>(`/api/v1/actions/${encodeURIComponent(action)}/steps`, json("POST", step));
+  }
+
+  async uploadPhoto(bytes: ArrayBuffer): Promise<string> {
+    const digest = await crypto.subtle.digest("SHA-256", bytes);
+    const sha = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+    await call<unknown>(this.photoUrl(sha), {
+      method: "PUT",
+      headers: { "Content-Type": "application/octet-stream" },
+      body: bytes,
+    });
+    return sha;
   }
 
   photoUrl(sha256: string): string {

@@ -327,3 +327,50 @@ export interface Responded {
   finding: string;
   trust_response: TrustResponseView;
 }
+
+/** What a corrective action was raised from. */
+export type ActionSource = { kind: "finding"; finding: string } | { kind: "item"; item: string };
+
+export type ActionStatus = "raised" | "proposed" | "sent_back" | "accepted" | "closed";
+
+/** The trust's plan for an action. */
+export interface ActionPlan {
+  steps: string;
+  owner_role: string;
+  date: string;
+}
+
+/** One step of an action's way, as the server kept it (stamped by the server). */
+export type ActionStep = (
+  | ({ step: "raise"; source: ActionSource; what: string; priority: string; due: string })
+  | ({ step: "propose" } & ActionPlan)
+  | { step: "accept"; note?: string | null }
+  | { step: "send_back"; note: string }
+  | { step: "progress"; text: string; evidence: string[] }
+  | { step: "close"; note: string }
+) & { by: string; at: string };
+
+/** A step to ask for (`POST /api/v1/actions/{id}/steps`). */
+export type NewActionStep =
+  | ({ step: "propose" } & ActionPlan)
+  | { step: "accept"; note?: string }
+  | { step: "send_back"; note: string }
+  | { step: "progress"; text: string; evidence: string[] }
+  | { step: "close"; note: string };
+
+/** A corrective action (`GET /api/v1/actions/{id}`). */
+export interface CorrectiveAction {
+  id: string;
+  trust: string;
+  inspection: string;
+  source: ActionSource;
+  what: string;
+  priority: "low" | "medium" | "high" | "critical";
+  due: string;
+  status: ActionStatus;
+  raised_by: string;
+  raised_at: string;
+  plan: ActionPlan | null;
+  steps: ActionStep[];
+  overdue: boolean;
+}
