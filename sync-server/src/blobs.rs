@@ -17,6 +17,9 @@
 //!   image under the same limits as the app ([`photo::Limits::default`]): anything else
 //!   (HTML, SVG, an executable, an image bomb) is discarded with a 422 naming what it is.
 //! - A photo already complete answers 200 and changes nothing, whatever the body.
+//! - An upload in progress is its uploader's: another user's chunk for it, or a restart
+//!   with another total, is refused (409 `upload_in_progress`, audited), so that someone
+//!   who read the photo's hash in a document cannot spoil or discard it.
 //!
 //! # Metadata, and why the id can differ from the stored bytes' hash
 //! The app strips metadata on the device ([`photo::process`]), so what arrives is
@@ -317,6 +320,28 @@ async fn upload(
         Some(s) if s.complete => {
             // Idempotent: the photo is here; the body is not even read.
             return Ok(answer(StatusCode::OK, &sha, s.received, true));
+        }
+        // Another user's upload in progress is theirs: nobody else appends to it or
+        // makes it start again (anyone who read its hash in a document could otherwise
+        // spoil or discard it).
+        Some(s)
+            if s.started_by
+                .as_ref()
+                .is_some_and(|u| *u != caller.user.name) =>
+        {
+            audit(
+                &state,
+                Some(&caller),
+                "photo_upload",
+                &format!("photo:{}", short(&sha)),
+                "in_progress_elsewhere",
+            )
+            .await;
+            return Err(AppError::conflict(
+                "upload_in_progress",
+                "another user is uploading this photo; it can be read once their upload is \
+                 whole (an abandoned upload is removed after a week)",
+            ));
         }
         Some(s) => s.received,
         None => 0,

@@ -967,3 +967,64 @@ async fn tiny_chunks_and_too_many_uploads_in_progress_are_refused() {
         );
     }
 }
+
+/// As an attacker who read a photo's hash in a document before its upload was whole
+/// (issue 14: trust leads now upload evidence): another user's upload in progress can be
+/// neither continued with other bytes nor made to start again; refused, audited, and the
+/// uploader then finishes it as if nothing happened.
+#[tokio::test]
+async fn another_users_upload_in_progress_cannot_be_spoiled() {
+    const CHUNK: usize = 4 * 1024;
+    let s = server_with_users();
+    let c = client();
+    let ann = token(&c, &s, "ann").await;
+    let photo = jpeg(800, 600, 91);
+    assert!(photo.len() > 2 * CHUNK, "a photo of several chunks");
+    let id = sha256(&photo);
+    let n = photo.len();
+    assert_eq!(
+        put_chunk(&c, &s, &ann, &id, 0, photo[..CHUNK].to_vec(), n)
+            .await
+            .status(),
+        StatusCode::OK,
+        "the first chunk is kept"
+    );
+    for who in ["lead1", "rita", "bob"] {
+        let t = token(&c, &s, who).await;
+        // Junk where ann's next bytes go, and a smaller total (which would discard it).
+        for (start, body, total) in [
+            (CHUNK, vec![0u8; CHUNK], n),
+            (0, photo[..CHUNK].to_vec(), CHUNK),
+        ] {
+            let (code, _) = error(
+                put_chunk(&c, &s, &t, &id, start, body, total).await,
+                StatusCode::CONFLICT,
+                &format!("{who} at {start}/{total}"),
+            )
+            .await;
+            assert_eq!(code, "upload_in_progress");
+        }
+    }
+    let audit = s.cli(&["audit", "tail", "-n", "50"], "");
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\tlead1\t") && l.ends_with("\tin_progress_elsewhere")),
+        "{audit}"
+    );
+    // Ann finishes: the photo is whole and hers.
+    assert_eq!(
+        put_chunk(&c, &s, &ann, &id, CHUNK, photo[CHUNK..].to_vec(), n)
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    let res = c
+        .get(s.url(&format!("/api/v1/blobs/{id}")))
+        .bearer_auth(&ann)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.bytes().await.unwrap().as_ref(), photo.as_slice());
+}

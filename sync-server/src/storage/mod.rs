@@ -339,6 +339,9 @@ pub struct BlobStatus {
     pub received: u64,
     pub complete: bool,
     pub mime: Option<String>,
+    /// Who began the upload (of a partial one; `None` for one from before this was
+    /// kept): only they continue or restart it.
+    pub started_by: Option<String>,
 }
 
 /// Filter and page for listing inspections.

@@ -1926,7 +1926,7 @@ impl Storage for PgStorage {
         self.conn()?
             .query_opt(
                 "SELECT CASE WHEN complete THEN octet_length(bytes)::bigint ELSE received END,
-                        complete, mime
+                        complete, mime, started_by
                    FROM blobs WHERE sha256 = $1",
                 &[&sha256],
             )?
@@ -1936,6 +1936,7 @@ impl Storage for PgStorage {
                     received: r.try_get::<_, i64>(0)? as u64,
                     complete: r.try_get(1)?,
                     mime: r.try_get(2)?,
+                    started_by: r.try_get(3)?,
                 })
             })
             .transpose()

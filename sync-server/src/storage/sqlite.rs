@@ -1384,7 +1384,8 @@ impl Storage for SqliteStorage {
         Ok(self
             .reader()?
             .prepare_cached(
-                "SELECT CASE WHEN complete = 1 THEN length(bytes) ELSE received END, complete, mime
+                "SELECT CASE WHEN complete = 1 THEN length(bytes) ELSE received END, complete, mime,
+                        started_by
                  FROM blobs WHERE sha256 = ?1",
             )?
             .query_row(params![sha256], |r| {
@@ -1393,6 +1394,7 @@ impl Storage for SqliteStorage {
                     received: r.get::<_, i64>(0)? as u64,
                     complete: r.get(1)?,
                     mime: r.get(2)?,
+                    started_by: r.get(3)?,
                 })
             })
             .optional()?)

@@ -339,6 +339,7 @@ mod tests {
              ALTER TABLE endpoints_none DROP COLUMN machine_tags;
              ALTER TABLE {t} DROP COLUMN machine_tags;
              ALTER TABLE telemetry_snapshots DROP COLUMN export_sha256;
+             ALTER TABLE telemetry_snapshots DROP COLUMN export_imported_at;
              CREATE VIEW endpoints AS SELECT 1;",
             t = super::super::store::endpoint_table(snapshot.id)
         ))

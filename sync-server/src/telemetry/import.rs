@@ -402,9 +402,11 @@ fn merge_configuration(
     let merged_sha = hex::encode(Sha256::digest(format!("{}+{sha_hex}", old.sha256)));
     tx.execute(
         "INSERT INTO telemetry_snapshots
-             (kind, as_of, sha256, rows, bytes, imported_at, imported_by, export_sha256)
-         VALUES ('endpoints', ?1, ?2, ?3, ?4, ?5, ?6,
-                 (SELECT coalesce(export_sha256, sha256) FROM telemetry_snapshots WHERE id = ?7))",
+             (kind, as_of, sha256, rows, bytes, imported_at, imported_by, export_sha256,
+              export_imported_at)
+         SELECT 'endpoints', ?1, ?2, ?3, ?4, ?5, ?6, coalesce(export_sha256, sha256),
+                coalesce(export_imported_at, imported_at)
+           FROM telemetry_snapshots WHERE id = ?7",
         params![
             req.as_of.to_string(),
             merged_sha,

@@ -32,7 +32,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use super::store::TelemetryDb;
 use super::{
@@ -134,12 +134,15 @@ impl TelemetryDb {
                 // imported here in the second the kept file was is taken again (a
                 // catch-up that read the kept feeds just before this process's newest
                 // import was kept is undone by the news of it).
-                let same = |s: &Snapshot| {
-                    s.sha256 == feed.sha256
-                        || (kind == Kind::Endpoints
-                            && exports.get(&s.as_of).is_some_and(|e| *e == feed.sha256))
+                // Of endpoints, the export beneath: its hash, and when it was imported.
+                let export = |s: &Snapshot| match exports.get(&s.as_of) {
+                    Some(e) if kind == Kind::Endpoints => (e.0.clone(), e.1),
+                    _ => (s.sha256.clone(), s.imported_at),
                 };
-                if here.is_some_and(|s| same(s) || s.imported_at > feed.at) {
+                if here.is_some_and(|s| {
+                    let (sha, at) = export(s);
+                    s.sha256 == feed.sha256 || sha == feed.sha256 || at > feed.at
+                }) {
                     continue;
                 }
                 // An assessment is merged only into the machine export it was kept
@@ -149,7 +152,7 @@ impl TelemetryDb {
                     let kept_export = kept
                         .iter()
                         .find(|f| f.kind == Kind::Endpoints.name() && f.as_of == feed.as_of);
-                    let held_export = exports.get(&feed.as_of);
+                    let held_export = exports.get(&feed.as_of).map(|e| &e.0);
                     if kept_export.is_none_or(|k| held_export != Some(&k.sha256)) {
                         continue;
                     }
@@ -173,24 +176,34 @@ impl TelemetryDb {
         }
     }
 
-    /// Per day, the SHA-256 of the machine export the endpoint snapshot held here was
-    /// imported from (its own, or of one with an assessment merged in, the export's).
-    fn endpoint_exports(&self) -> Result<HashMap<NaiveDate, String>, TelemetryError> {
+    /// Per day, the machine export the endpoint snapshot held here was imported from
+    /// (itself, or, with an assessment merged in, the export beneath): its SHA-256, and
+    /// when it was imported.
+    fn endpoint_exports(
+        &self,
+    ) -> Result<HashMap<NaiveDate, (String, DateTime<Utc>)>, TelemetryError> {
         let conn = self.reader();
         let mut stmt = conn
             .prepare(
-                "SELECT as_of, coalesce(export_sha256, sha256) FROM telemetry_snapshots
-                 WHERE kind = 'endpoints' ORDER BY id",
+                "SELECT as_of, coalesce(export_sha256, sha256),
+                        coalesce(export_imported_at, imported_at)
+                   FROM telemetry_snapshots WHERE kind = 'endpoints' ORDER BY id",
             )
             .map_err(crate::storage::StorageError::from)?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
             .map_err(crate::storage::StorageError::from)?;
         let mut exports = HashMap::new();
         for row in rows {
-            let (day, sha) = row.map_err(crate::storage::StorageError::from)?;
-            if let Ok(day) = day.parse::<NaiveDate>() {
-                exports.insert(day, sha);
+            let (day, sha, at) = row.map_err(crate::storage::StorageError::from)?;
+            if let (Ok(day), Ok(at)) = (day.parse::<NaiveDate>(), at.parse::<DateTime<Utc>>()) {
+                exports.insert(day, (sha, at));
             }
         }
         Ok(exports)

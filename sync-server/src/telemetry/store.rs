@@ -171,9 +171,11 @@ ALTER TABLE endpoints_none ADD COLUMN machine_tags TEXT;
 ",
     "
 -- Of an endpoint snapshot with the day's secure configuration assessment merged in, the
--- SHA-256 of the machine export beneath (NULL: the snapshot is the file of `sha256`), so
--- that a process catching up with shared feeds knows the export it holds.
+-- SHA-256 of the machine export beneath and when that was imported (NULL: the snapshot is
+-- the file of `sha256`), so that a process catching up with shared feeds knows the export
+-- it holds.
 ALTER TABLE telemetry_snapshots ADD COLUMN export_sha256 TEXT;
+ALTER TABLE telemetry_snapshots ADD COLUMN export_imported_at TEXT;
 ",
 ];
 
