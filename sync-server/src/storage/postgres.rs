@@ -81,6 +81,7 @@ use ::postgres::{Client, Config, GenericClient, IsolationLevel, NoTls, Row, Tran
 use chrono::{DateTime, Utc};
 use r2d2_postgres::PostgresConnectionManager;
 use uuid::Uuid;
+use wardcheck_core::actions::Step;
 use wardcheck_core::inspection::{State, TeamRole};
 
 use super::audit_chain::{self, AuditRow, audit_link, link_of};
@@ -303,6 +304,13 @@ CREATE TABLE actions (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX actions_trust ON actions(trust, raised_at);
+-- The evidence each action's progress reports name, so that a photo's readers are found
+-- without reading every action.
+CREATE TABLE action_evidence (
+    sha256 TEXT COLLATE \"C\" NOT NULL,
+    action TEXT COLLATE \"C\" NOT NULL REFERENCES actions(id),
+    PRIMARY KEY (sha256, action)
+);
 ",
 ];
 
@@ -2156,25 +2164,40 @@ impl Storage for PgStorage {
 
     fn add_action_step(&self, a: &Action) -> Result<()> {
         let last = a.steps.last().expect("an action has steps");
-        let mut conn = self.conn()?;
-        let n = conn.execute(
-            "UPDATE actions SET status = $2, step_count = $3, steps = $4, updated_at = $5
-             WHERE id = $1 AND step_count = $3 - 1",
-            &[
-                &a.id.to_string(),
-                &a.status.as_str(),
-                &(a.steps.len() as i32),
-                &action_steps_json(a),
-                &ts(last.at),
-            ],
-        )?;
-        if n == 1 {
+        let id = a.id.to_string();
+        let kept = self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE actions SET status = $2, step_count = $3, steps = $4, updated_at = $5
+                 WHERE id = $1 AND step_count = $3::INTEGER - 1",
+                &[
+                    &id,
+                    &a.status.as_str(),
+                    &(a.steps.len() as i32),
+                    &action_steps_json(a),
+                    &ts(last.at),
+                ],
+            )?;
+            if n == 1
+                && let Step::Progress(p) = &last.step
+            {
+                for sha in &p.evidence {
+                    tx.execute(
+                        "INSERT INTO action_evidence (sha256, action) VALUES ($1, $2)
+                         ON CONFLICT DO NOTHING",
+                        &[sha, &id],
+                    )?;
+                }
+            }
+            Ok(n == 1)
+        })?;
+        if kept {
             return Ok(());
         }
-        let exists: bool = conn
+        let exists: bool = self
+            .conn()?
             .query_one(
                 "SELECT EXISTS (SELECT 1 FROM actions WHERE id = $1)",
-                &[&a.id.to_string()],
+                &[&id],
             )?
             .get(0);
         Err(if exists {
@@ -2198,7 +2221,7 @@ impl Storage for PgStorage {
         self.conn()?
             .query(
                 "SELECT id, trust, inspection, steps FROM actions
-                 WHERE $1::TEXT IS NULL OR trust = $1 ORDER BY raised_at, id",
+                 WHERE $1::TEXT IS NULL OR trust = $1::TEXT ORDER BY raised_at, id",
                 &[&trust],
             )?
             .iter()
@@ -2211,9 +2234,10 @@ impl Storage for PgStorage {
             return Ok(Vec::new());
         }
         let rows = self.conn()?.query(
-            "SELECT id, trust, inspection, steps FROM actions
-             WHERE strpos(steps, $1) > 0 ORDER BY raised_at, id",
-            &[&format!("\"{sha256}\"")],
+            "SELECT a.id, a.trust, a.inspection, a.steps
+               FROM action_evidence e JOIN actions a ON a.id = e.action
+              WHERE e.sha256 = $1 ORDER BY a.raised_at, a.id",
+            &[&sha256],
         )?;
         let mut naming = Vec::new();
         for r in &rows {

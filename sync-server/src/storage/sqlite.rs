@@ -9,6 +9,7 @@ use std::sync::{Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
+use wardcheck_core::actions::Step;
 use wardcheck_core::inspection::{State, TeamRole};
 
 use super::audit_chain::{self, AuditRow, audit_link, link_of};
@@ -228,8 +229,8 @@ UPDATE blobs SET bytes = x'' WHERE complete = 0;
 ",
     "
 -- Issue 14: corrective actions, each its steps (JSON, oldest first, never changed: a
--- step is kept only where the record holds the steps before it, `steps`), with what
--- listings filter on in columns of their own.
+-- step is kept only where the record holds the steps before it, `step_count`), with
+-- what listings filter on in columns of their own.
 CREATE TABLE actions (
     id TEXT PRIMARY KEY,
     trust TEXT NOT NULL,
@@ -243,6 +244,13 @@ CREATE TABLE actions (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX actions_trust ON actions(trust, raised_at);
+-- The evidence each action's progress reports name, so that a photo's readers are found
+-- without reading every action.
+CREATE TABLE action_evidence (
+    sha256 TEXT NOT NULL,
+    action TEXT NOT NULL REFERENCES actions(id),
+    PRIMARY KEY (sha256, action)
+) WITHOUT ROWID;
 ",
 ];
 
@@ -1598,8 +1606,9 @@ impl Storage for SqliteStorage {
 
     fn add_action_step(&self, a: &Action) -> Result<()> {
         let last = a.steps.last().expect("an action has steps");
-        let conn = self.conn();
-        let n = conn.execute(
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let n = tx.execute(
             "UPDATE actions SET status = ?2, step_count = ?3, steps = ?4, updated_at = ?5
              WHERE id = ?1 AND step_count = ?3 - 1",
             params![
@@ -1611,9 +1620,18 @@ impl Storage for SqliteStorage {
             ],
         )?;
         if n == 1 {
+            if let Step::Progress(p) = &last.step {
+                for sha in &p.evidence {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO action_evidence (sha256, action) VALUES (?1, ?2)",
+                        params![sha, a.id.to_string()],
+                    )?;
+                }
+            }
+            tx.commit()?;
             return Ok(());
         }
-        let exists: bool = conn.query_row(
+        let exists: bool = tx.query_row(
             "SELECT EXISTS (SELECT 1 FROM actions WHERE id = ?1)",
             params![a.id.to_string()],
             |r| r.get(0),
@@ -1649,9 +1667,10 @@ impl Storage for SqliteStorage {
         }
         let mut naming = action_rows(
             &*self.reader()?,
-            "SELECT id, trust, inspection, steps FROM actions
-             WHERE instr(steps, ?1) > 0 ORDER BY raised_at, id",
-            params![format!("\"{sha256}\"")],
+            "SELECT a.id, a.trust, a.inspection, a.steps
+               FROM action_evidence e JOIN actions a ON a.id = e.action
+              WHERE e.sha256 = ?1 ORDER BY a.raised_at, a.id",
+            params![sha256],
         )?;
         naming.retain(|a| a.evidence().any(|e| e == sha256));
         Ok(naming)
