@@ -587,3 +587,70 @@ async fn an_action_past_its_due_date_is_overdue_until_closed() {
     let list = json_ok(res, StatusCode::OK, "list").await;
     assert_eq!(list[0]["overdue"], true);
 }
+
+/// Open actions carry over: an inspector sees an earlier inspection's actions only while
+/// assigned a later visit to the same trust that is not yet submitted; an inspector of an
+/// earlier visit, or of another trust, never does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inspectors_later_visit_carries_the_trusts_open_actions() {
+    let t = setup().await;
+    let earlier = t.s.create_inspection("RJ1", &["bob"]);
+    let (id, finding, _) = t.inspection().await;
+    t.to_state(id, "in_progress").await;
+    t.to_state(id, "submitted").await;
+    let res = t
+        .raise(
+            &t.rita,
+            id,
+            json!({ "kind": "finding", "finding": finding }),
+        )
+        .await;
+    let a = json_ok(res, StatusCode::CREATED, "raised").await;
+    let action = a["id"].as_str().unwrap().to_owned();
+    let sees = |token: String| {
+        let t = &t;
+        let action = action.clone();
+        async move {
+            let one = t
+                .get(&token, &format!("/api/v1/actions/{action}"))
+                .await
+                .status();
+            let list = t.get(&token, "/api/v1/actions").await;
+            let listed = json_ok(list, StatusCode::OK, "list")
+                .await
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["id"] == action.as_str());
+            (one, listed)
+        }
+    };
+    assert_eq!(
+        sees(t.bob.clone()).await,
+        (StatusCode::NOT_FOUND, false),
+        "bob's RJ1 visit came before: he does not see it"
+    );
+    let later = t.s.create_inspection("RJ1", &["bob"]);
+    assert_eq!(
+        sees(t.bob.clone()).await,
+        (StatusCode::OK, true),
+        "assigned the next visit, bob sees the open action"
+    );
+    // Bob may read it, not move it.
+    let res = t.step(&t.bob, &action, plan()).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // Once his visit is submitted, it no longer carries the action.
+    for to in ["in_progress", "submitted"] {
+        let bob = t.bob.clone();
+        let res = t
+            .post(
+                &bob,
+                &format!("/api/v1/inspections/{later}/state"),
+                json!({ "state": to }),
+            )
+            .await;
+        json_ok(res, StatusCode::OK, to).await;
+    }
+    assert_eq!(sees(t.bob.clone()).await, (StatusCode::NOT_FOUND, false));
+    let _ = earlier;
+}
