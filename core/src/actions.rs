@@ -23,6 +23,7 @@
 //! | accept, send back | reviewer | proposed |
 //! | report progress | trust lead | accepted |
 //! | close (verified) | reviewer | accepted, with a progress report |
+//! | check (on site, a later visit) | lead inspector, inspector | any but closed; the status stays |
 //!
 //! An action not closed is **overdue** the day after its due date ([`Action::overdue`]).
 
@@ -164,6 +165,15 @@ pub struct Progress {
     pub evidence: Vec<String>,
 }
 
+/// What an inspector found on site of an action carried over to the next visit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Done,
+    Partly,
+    NotDone,
+}
+
 /// One step of an action's way, as a client asks for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
@@ -182,6 +192,12 @@ pub enum Step {
         /// What the reviewer saw that verifies the work.
         note: String,
     },
+    /// An inspector's check on site, on a later visit (the action carried over): what
+    /// they found. Leaves the status as it was: a reviewer still verifies and closes.
+    Check {
+        outcome: Outcome,
+        note: String,
+    },
 }
 
 impl Step {
@@ -193,6 +209,7 @@ impl Step {
             Step::SendBack { .. } => "send_back",
             Step::Progress(_) => "progress",
             Step::Close { .. } => "close",
+            Step::Check { .. } => "check",
         }
     }
 
@@ -203,6 +220,7 @@ impl Step {
             Step::Raise(_) => &[Role::LeadInspector, Role::Inspector, Role::Reviewer],
             Step::Propose(_) | Step::Progress(_) => &[Role::TrustLead],
             Step::Accept { .. } | Step::SendBack { .. } | Step::Close { .. } => &[Role::Reviewer],
+            Step::Check { .. } => &[Role::LeadInspector, Role::Inspector],
         }
     }
 
@@ -213,17 +231,25 @@ impl Step {
             Step::Propose(_) => Some(&[Status::Raised, Status::SentBack]),
             Step::Accept { .. } | Step::SendBack { .. } => Some(&[Status::Proposed]),
             Step::Progress(_) | Step::Close { .. } => Some(&[Status::Accepted]),
+            Step::Check { .. } => Some(&[
+                Status::Raised,
+                Status::Proposed,
+                Status::SentBack,
+                Status::Accepted,
+            ]),
         }
     }
 
-    fn to(&self) -> Status {
+    /// The status after this step (`None`: as it was).
+    fn to(&self) -> Option<Status> {
         match self {
-            Step::Raise(_) => Status::Raised,
-            Step::Propose(_) => Status::Proposed,
-            Step::Accept { .. } => Status::Accepted,
-            Step::SendBack { .. } => Status::SentBack,
-            Step::Progress(_) => Status::Accepted,
-            Step::Close { .. } => Status::Closed,
+            Step::Raise(_) => Some(Status::Raised),
+            Step::Propose(_) => Some(Status::Proposed),
+            Step::Accept { .. } => Some(Status::Accepted),
+            Step::SendBack { .. } => Some(Status::SentBack),
+            Step::Progress(_) => Some(Status::Accepted),
+            Step::Close { .. } => Some(Status::Closed),
+            Step::Check { .. } => None,
         }
     }
 
@@ -240,7 +266,9 @@ impl Step {
                 Some(n) if !n.trim().is_empty() => text("note", n, MAX_TEXT_CHARS),
                 _ => Ok(()),
             },
-            Step::SendBack { note } | Step::Close { note } => text("note", note, MAX_TEXT_CHARS),
+            Step::SendBack { note } | Step::Close { note } | Step::Check { note, .. } => {
+                text("note", note, MAX_TEXT_CHARS)
+            }
             Step::Progress(p) => {
                 text("text", &p.text, MAX_TEXT_CHARS)?;
                 if p.evidence.len() > MAX_EVIDENCE {
@@ -395,7 +423,7 @@ impl Action {
             if let Step::Propose(p) = &t.step {
                 action.plan = Some(p.clone());
             }
-            action.status = t.step.to();
+            action.status = t.step.to().unwrap_or(action.status);
         }
         action.steps = steps;
         Ok(action)
@@ -471,6 +499,7 @@ fn past(step: &Step) -> &'static str {
         Step::SendBack { .. } => "sent back",
         Step::Progress(_) => "reported on",
         Step::Close { .. } => "closed",
+        Step::Check { .. } => "checked",
     }
 }
 
@@ -686,6 +715,49 @@ mod tests {
         )
         .unwrap_err();
         assert!(past.message.contains("has passed"), "{past:?}");
+    }
+
+    #[test]
+    fn an_inspector_checks_on_site_and_the_status_stays() {
+        let check = |outcome| Step::Check {
+            outcome,
+            note: "Rota seen on the wall of the SOC".into(),
+        };
+        let a = raised()
+            .take(check(Outcome::Partly), Role::Inspector, &stamp("ian", 2))
+            .unwrap();
+        assert_eq!(a.status, Status::Raised);
+        let e = a
+            .take(check(Outcome::Done), Role::Reviewer, &stamp("rita", 3))
+            .unwrap_err();
+        assert_eq!(e.code, Code::Forbidden);
+        let e = a
+            .take(check(Outcome::Done), Role::TrustLead, &stamp("tess", 3))
+            .unwrap_err();
+        assert_eq!(e.code, Code::Forbidden);
+        let closed = a
+            .take(plan(), Role::TrustLead, &stamp("tess", 3))
+            .unwrap()
+            .take(
+                Step::Accept { note: None },
+                Role::Reviewer,
+                &stamp("rita", 4),
+            )
+            .unwrap()
+            .take(progress(), Role::TrustLead, &stamp("tess", 5))
+            .unwrap()
+            .take(
+                Step::Close {
+                    note: "seen".into(),
+                },
+                Role::Reviewer,
+                &stamp("rita", 6),
+            )
+            .unwrap();
+        let e = closed
+            .take(check(Outcome::Done), Role::LeadInspector, &stamp("lin", 7))
+            .unwrap_err();
+        assert_eq!(e.code, Code::WrongState, "a closed action is not checked");
     }
 
     #[test]

@@ -636,9 +636,42 @@ async fn an_inspectors_later_visit_carries_the_trusts_open_actions() {
         (StatusCode::OK, true),
         "assigned the next visit, bob sees the open action"
     );
-    // Bob may read it, not move it.
+    // Bob may read it and check it on site, not move it.
     let res = t.step(&t.bob, &action, plan()).await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = t
+        .step(
+            &t.bob,
+            &action,
+            json!({ "step": "check", "outcome": "partly", "note": "Closers fitted on two of five doors" }),
+        )
+        .await;
+    let v = json_ok(res, StatusCode::OK, "bob checks on site").await;
+    assert_eq!(v["status"], "raised", "a check leaves the status");
+    let last = v["steps"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (
+            last["step"].as_str(),
+            last["by"].as_str(),
+            last["outcome"].as_str()
+        ),
+        (Some("check"), Some("bob"), Some("partly"))
+    );
+    // A reviewer does not check; the trust lead does not even see the action (the
+    // inspection is not shared with the trust).
+    for (who, status) in [
+        (&t.rita, StatusCode::FORBIDDEN),
+        (&t.lead1, StatusCode::NOT_FOUND),
+    ] {
+        let res = t
+            .step(
+                who,
+                &action,
+                json!({ "step": "check", "outcome": "done", "note": "x" }),
+            )
+            .await;
+        assert_eq!(res.status(), status);
+    }
     // Once his visit is submitted, it no longer carries the action.
     for to in ["in_progress", "submitted"] {
         let bob = t.bob.clone();

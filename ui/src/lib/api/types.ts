@@ -348,6 +348,7 @@ export type ActionStep = (
   | { step: "send_back"; note: string }
   | { step: "progress"; text: string; evidence: string[] }
   | { step: "close"; note: string }
+  | { step: "check"; outcome: "done" | "partly" | "not_done"; note: string }
 ) & { by: string; at: string };
 
 /** A step to ask for (`POST /api/v1/actions/{id}/steps`). */
