@@ -94,7 +94,13 @@ pub fn writer(user: &User, rec: &InspectionRecord, kind: DocKind) -> Option<Writ
     if !right.can_write() {
         return None;
     }
-    let role = match &user.role {
+    Some(Writer::new(user.name.clone(), policy_role(user, rec)?))
+}
+
+/// The role `user` has on inspection `rec` for the write policy: an inspector's from the
+/// team in the server's record (none when not assigned), every other user's their own.
+pub fn policy_role(user: &User, rec: &InspectionRecord) -> Option<policy::Role> {
+    Some(match &user.role {
         Role::Inspector => match rec.team_role(&user.name)? {
             TeamRole::LeadInspector => policy::Role::LeadInspector,
             _ => policy::Role::Inspector,
@@ -102,8 +108,7 @@ pub fn writer(user: &User, rec: &InspectionRecord, kind: DocKind) -> Option<Writ
         Role::Reviewer => policy::Role::Reviewer,
         Role::TrustLead(_) => policy::Role::TrustLead,
         Role::Admin => policy::Role::Admin,
-    };
-    Some(Writer::new(user.name.clone(), role))
+    })
 }
 
 /// The author of the server's own changes.

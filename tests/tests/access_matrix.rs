@@ -237,20 +237,23 @@ async fn add_finding(ctx: &Ctx, f: &Fixture) -> Uuid {
     id
 }
 
+/// The body that raises a corrective action from `finding`, due in 60 days.
+fn action_body(finding: Uuid) -> Value {
+    let due = (chrono::Utc::now() + chrono::Duration::days(60)).date_naive();
+    json!({ "source": { "kind": "finding", "finding": finding }, "what": "Fit a door closer",
+        "due": due })
+}
+
 /// A corrective action raised by the reviewer from a finding of the fixture's inspection
 /// (which this submits).
 async fn raise_action(ctx: &Ctx, f: &Fixture) -> Uuid {
     let finding = add_finding(ctx, f).await;
     submit(ctx, f).await;
-    let due = (chrono::Utc::now() + chrono::Duration::days(60)).date_naive();
     let res = ctx
         .c
         .post(ctx.url(&format!("/api/v1/inspections/{}/actions", f.id)))
         .bearer_auth(&ctx.tokens["rita"])
-        .json(
-            &json!({ "source": { "kind": "finding", "finding": finding },
-            "what": "Fit a door closer", "due": due }),
-        )
+        .json(&action_body(finding))
         .send()
         .await
         .unwrap();
@@ -478,9 +481,7 @@ async fn try_cell(ctx: &mut Ctx, row: &str, col: usize) -> Option<String> {
         "POST /api/v1/inspections/{id}/actions" => {
             let finding = add_finding(ctx, &f).await;
             submit(ctx, &f).await;
-            let due = (chrono::Utc::now() + chrono::Duration::days(60)).date_naive();
-            let body = json!({ "source": { "kind": "finding", "finding": finding },
-                "what": "Fit a door closer", "due": due });
+            let body = action_body(finding);
             let build = |id: Uuid| {
                 c.post(ctx.url(&format!("/api/v1/inspections/{id}/actions")))
                     .json(&body)

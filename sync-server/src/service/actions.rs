@@ -27,6 +27,7 @@ use wardcheck_core::policy::Role as PolicyRole;
 
 use super::documents::{checklist_of, refusal};
 use super::{Acting, Input, blocking};
+use crate::access;
 use crate::error::AppError;
 use crate::storage::{InspectionQuery, InspectionRecord, Role, Storage, StorageError, User};
 
@@ -84,13 +85,9 @@ impl Acting<'_> {
             return Err(self.forbidden("actions", "raise corrective actions").await);
         }
         let rec = self.visible(id).await?;
-        let role = match (&user.role, rec.team_role(&user.name)) {
-            (Role::Reviewer, _) => PolicyRole::Reviewer,
-            (_, Some(wardcheck_core::inspection::TeamRole::LeadInspector)) => {
-                PolicyRole::LeadInspector
-            }
-            (_, Some(_)) => PolicyRole::Inspector,
-            (_, None) => return Err(self.hidden(rec.id).await),
+        // An inspector not on the inspection's team gets its 404.
+        let Some(role) = access::policy_role(user, &rec) else {
+            return Err(self.hidden(rec.id).await);
         };
         // Refusals are audited against the inspection (the action never was).
         let what_target = super::target(rec.id);
@@ -219,14 +216,9 @@ impl Acting<'_> {
             Err(e) => return self.acted(&what, "step", Err(e)).await,
         };
         let name = step.name();
-        let role = match (&user.role, rec.team_role(&user.name)) {
-            (Role::Reviewer, _) => PolicyRole::Reviewer,
-            (Role::TrustLead(_), _) => PolicyRole::TrustLead,
-            (_, Some(wardcheck_core::inspection::TeamRole::LeadInspector)) => {
-                PolicyRole::LeadInspector
-            }
-            _ => PolicyRole::Inspector,
-        };
+        // An inspector who sees the action without being on its inspection's team (a
+        // later visit to the trust) acts as an inspector.
+        let role = access::policy_role(user, &rec).unwrap_or(PolicyRole::Inspector);
         // Who may take it, from where, and its content (core's rules, in memory); then
         // that each evidence file is the caller's upload; then kept.
         let stamp = Stamp::new(user.name.clone(), Utc::now());
