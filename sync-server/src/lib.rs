@@ -82,6 +82,8 @@ pub struct AppState {
     pub streams: Arc<sync::ConnectionCounts>,
     /// Answers to refused tokens held back now ([`AppState::hold_refusal`]).
     pub held_refusals: Arc<tokio::sync::Semaphore>,
+    /// The verdict counts of the national page's inspections ([`service::national`]).
+    pub verdicts: Arc<service::national::VerdictMemo>,
 }
 
 impl AppState {
@@ -94,6 +96,7 @@ impl AppState {
             connections: Arc::default(),
             streams: Arc::default(),
             activity: Arc::default(),
+            verdicts: Arc::default(),
             held_refusals: Arc::new(tokio::sync::Semaphore::new(held_refusals_cap(
                 open_files_limit(),
             ))),

@@ -200,3 +200,15 @@ pub const MAX_TALLIED_ADDRESSES: usize = 10_000;
 /// of a kind from a new address is counted too, so a flood from rotating addresses
 /// cannot make a write a request.
 pub const MAX_IMMEDIATE_REFUSAL_AUDITS: usize = 120;
+
+/// Snapshots of each feed the national page draws each trust's trend over (about a
+/// quarter of weekly snapshots: 209 trusts' points stay a few hundred KB).
+pub const NATIONAL_TREND_POINTS: usize = 12;
+/// Snapshots of each feed the trust page draws its trend over (about a year of weekly
+/// snapshots).
+pub const TRUST_TREND_POINTS: usize = 60;
+/// Most inspections whose verdict counts the server keeps in memory for the national page
+/// (one per trust's latest inspection is what it reads; beyond this the memory is cleared).
+pub const VERDICT_MEMO_MAX: usize = 10_000;
+/// Longest region filter of the national page, in characters.
+pub const NATIONAL_FILTER_MAX_CHARS: usize = 100;

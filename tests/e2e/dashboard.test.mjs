@@ -529,6 +529,83 @@ step("corrective actions: raised from two findings, planned, sent back, accepted
   );
   assert.equal((await api(page, raised[1])).status, "raised", "the other action is still open");
   await panel.screenshot({ path: join(shots, "dashboard-actions.png") });
+  openAction = raised[1];
+});
+
+/** The action left open by the step above. */
+let openAction = null;
+
+/** Asks the Rust test to do `what` behind the server's back; waits for its answer. */
+async function ask(what, want) {
+  process.stdout.write(`wardcheck-e2e: ${what}\n`);
+  const lines = createInterface({ input: process.stdin });
+  const answer = await new Promise((resolve) => lines.once("line", resolve));
+  lines.close();
+  assert.equal(answer.trim(), want);
+}
+
+step("the national picture: the open action, its due date passed, stands out as overdue; every figure is the API's; sorting, filters, the trust page; a trust lead sees only their trust", async () => {
+  assert.ok(openAction, "an open action from the step before");
+  await ask(`make-overdue ${openAction}`, "overdue");
+  await page.goto(`${base}/national`);
+  await page.getByRole("heading", { name: "National picture" }).waitFor();
+  const rows = page.locator("[data-testid=national-row]");
+  await rows.first().waitFor();
+  const national = await (await page.request.get(`${base}/api/v1/national`)).json();
+  assert.equal(await rows.count(), national.trusts.length, "a row per trust");
+  const rj1 = page.locator("[data-testid=national-row][data-trust=RJ1]");
+  const overdue = rj1.locator("[data-testid=national-overdue]");
+  assert.equal(await overdue.getAttribute("data-value"), "1", "RJ1's overdue action");
+  assert.match(await overdue.innerText(), /1 overdue/);
+  assert.equal(await overdue.locator(".nhsuk-tag--red").count(), 1, "it stands out");
+  // Every row's figures are the API's.
+  for (const t of national.trusts) {
+    const row = page.locator(`[data-testid=national-row][data-trust=${t.ods_code}]`);
+    const cell = async (id) => row.locator(`[data-testid=national-${id}]`).getAttribute("data-value");
+    assert.equal(await cell("open"), String(t.actions.open), `${t.ods_code} open`);
+    assert.equal(await cell("overdue"), String(t.actions.overdue), `${t.ods_code} overdue`);
+    assert.equal(await cell("contradicted"), String(t.latest_inspection?.contradicted ?? ""), `${t.ods_code} contradicted`);
+    assert.equal(await cell("unsupported"), String(t.endpoints?.unsupported ?? ""), `${t.ods_code} unsupported`);
+    assert.equal(await cell("smb1"), String(t.endpoints?.smb1_enabled ?? ""), `${t.ods_code} smb1`);
+    assert.equal(await cell("onboarded"), String(t.endpoints?.onboarded ?? ""), `${t.ods_code} onboarded`);
+    assert.equal(await cell("alerts"), String(t.alerts?.overdue ?? ""), `${t.ods_code} alerts`);
+  }
+  // Sorted by overdue actions first: RJ1 leads. Sorting by contradicted items puts the
+  // trust with the most first.
+  assert.equal(await rows.first().getAttribute("data-trust"), "RJ1");
+  await page.locator("[data-testid=sort-contradicted]").click();
+  const most = [...national.trusts].sort((a, b) => (b.latest_inspection?.contradicted ?? -1) - (a.latest_inspection?.contradicted ?? -1))[0];
+  assert.equal(await rows.first().locator("[data-testid=national-contradicted]").getAttribute("data-value"), String(most.latest_inspection.contradicted));
+  // Trends: a line per figure over the snapshots.
+  assert.ok(national.endpoint_days.length >= 3, "the demo's three snapshots");
+  assert.ok((await rj1.locator(".wc-spark polyline").count()) >= 3, "sparklines drawn");
+  await page.screenshot({ path: join(shots, "dashboard-national.png"), fullPage: true });
+  // The region filter, in the address.
+  await page.locator("#filter-region").selectOption("London");
+  await page.getByRole("button", { name: "Apply filters" }).click();
+  await page.waitForURL(/\/national\?region=London/);
+  await page.locator("[data-testid=national-status]").filter({ hasText: /trusts?;/ }).waitFor();
+  const london = national.trusts.filter((t) => t.region === "London").length;
+  await page.waitForFunction((n) => document.querySelectorAll("[data-testid=national-row]").length === n, london);
+  // The trust page, from its row.
+  await page.locator("[data-testid=national-row][data-trust=RJ1] a").first().click();
+  await page.waitForURL(/\/trusts\/RJ1$/);
+  await page.locator("[data-testid=trust-name]").waitFor();
+  assert.match(await page.locator("[data-testid=trust-actions-count]").innerText(), /^1 open, 1 overdue/);
+  assert.equal(await page.locator("[data-testid=trend-unsupported] tbody tr").count(), national.endpoint_days.length);
+  await page.locator("[data-testid=chart-os-support]").waitFor();
+  await page.screenshot({ path: join(shots, "dashboard-trust.png"), fullPage: true });
+
+  // RJ1's lead: only RJ1, and another trust's page is a missing one.
+  const lead = await newPage();
+  await signIn(lead.page, "lead-rj1");
+  await lead.page.goto(`${base}/national`);
+  await lead.page.locator("[data-testid=national-row]").first().waitFor();
+  assert.deepEqual(await lead.page.locator("[data-testid=national-row]").evaluateAll((rs) => rs.map((r) => r.dataset.trust)), ["RJ1"]);
+  await lead.page.goto(`${base}/trusts/RTH`);
+  await lead.page.getByRole("heading", { name: "Page not found" }).waitFor();
+  assert.equal((await lead.page.request.get(`${base}/api/v1/trusts/RTH`)).status(), 404);
+  await lead.context.close();
 });
 
 step("signing out revokes the session: the page goes to sign in and the API answers 401", async () => {

@@ -100,6 +100,68 @@ pub fn stored_doc(data: &Path, id: uuid::Uuid) -> automerge::AutoCommit {
     .expect("the stored document loads and reaches its stored heads")
 }
 
+/// [`Server::sql`] on the database of the server on `data`, whether or not it runs.
+pub fn sql_on(data: &Path, sql: &str) -> u64 {
+    match database_for(data) {
+        Some(url) => crate::pg::execute(&url, sql).expect("the statement runs"),
+        None => rusqlite::Connection::open(data.join("wardcheck.db"))
+            .and_then(|db| db.execute(sql, []))
+            .expect("the statement runs") as u64,
+    }
+}
+
+/// [`Server::sql_row`] on the database of the server on `data`.
+pub fn sql_row_on(data: &Path, sql: &str) -> Option<Vec<Option<String>>> {
+    match database_for(data) {
+        Some(url) => crate::pg::first_row(&url, sql).expect("the query runs"),
+        None => {
+            use rusqlite::types::ValueRef;
+            let db =
+                rusqlite::Connection::open(data.join("wardcheck.db")).expect("the database opens");
+            let mut stmt = db.prepare(sql).expect("the query is valid");
+            let n = stmt.column_count();
+            let mut rows = stmt.query([]).expect("the query runs");
+            let row = rows.next().expect("the query runs")?;
+            Some(
+                (0..n)
+                    .map(|i| match row.get_ref(i).expect("a column") {
+                        ValueRef::Null => None,
+                        ValueRef::Integer(v) => Some(v.to_string()),
+                        ValueRef::Real(v) => Some(v.to_string()),
+                        ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+                        ValueRef::Blob(b) => Some(String::from_utf8_lossy(b).into_owned()),
+                    })
+                    .collect(),
+            )
+        }
+    }
+}
+
+/// Moves corrective action `action`'s due date to `days_ago` days before today behind the
+/// server's back, in its row and in its raise step: the record as it would stand once the
+/// date had passed (an action cannot be raised due in the past).
+pub fn make_overdue(data: &Path, action: uuid::Uuid, days_ago: i64) {
+    let before = (chrono::Utc::now() - chrono::Duration::days(days_ago))
+        .date_naive()
+        .to_string();
+    let row = sql_row_on(
+        data,
+        &format!("SELECT steps FROM actions WHERE id = '{action}'"),
+    )
+    .expect("the action is stored");
+    let mut steps: serde_json::Value =
+        serde_json::from_str(row[0].as_deref().expect("its steps")).expect("steps are JSON");
+    steps[0]["due"] = serde_json::json!(before);
+    let changed = sql_on(
+        data,
+        &format!(
+            "UPDATE actions SET due = '{before}', steps = '{}' WHERE id = '{action}'",
+            steps.to_string().replace('\'', "''")
+        ),
+    );
+    assert_eq!(changed, 1, "one action moved");
+}
+
 /// `wardcheck-server` with the data folder and its database set.
 pub fn server_command(data: &Path) -> Command {
     let mut c = Command::new(workspace_binary("wardcheck-server"));
@@ -135,12 +197,7 @@ impl Server {
     /// with the database, or time made to pass); returns the rows it changed. Values are
     /// written into the statement: test data only.
     pub fn sql(&self, sql: &str) -> u64 {
-        match self.database() {
-            Some(url) => crate::pg::execute(&url, sql).expect("the statement runs"),
-            None => rusqlite::Connection::open(self.data.join("wardcheck.db"))
-                .and_then(|db| db.execute(sql, []))
-                .expect("the statement runs") as u64,
-        }
+        sql_on(&self.data, sql)
     }
 
     /// `bytes` as a literal in the server's database's SQL.
@@ -154,29 +211,7 @@ impl Server {
 
     /// The first row of a query on the server's database, each column as text.
     pub fn sql_row(&self, sql: &str) -> Option<Vec<Option<String>>> {
-        match self.database() {
-            Some(url) => crate::pg::first_row(&url, sql).expect("the query runs"),
-            None => {
-                use rusqlite::types::ValueRef;
-                let db = rusqlite::Connection::open(self.data.join("wardcheck.db"))
-                    .expect("the database opens");
-                let mut stmt = db.prepare(sql).expect("the query is valid");
-                let n = stmt.column_count();
-                let mut rows = stmt.query([]).expect("the query runs");
-                let row = rows.next().expect("the query runs")?;
-                Some(
-                    (0..n)
-                        .map(|i| match row.get_ref(i).expect("a column") {
-                            ValueRef::Null => None,
-                            ValueRef::Integer(v) => Some(v.to_string()),
-                            ValueRef::Real(v) => Some(v.to_string()),
-                            ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
-                            ValueRef::Blob(b) => Some(String::from_utf8_lossy(b).into_owned()),
-                        })
-                        .collect(),
-                )
-            }
-        }
+        sql_row_on(&self.data, sql)
     }
 
     /// The PostgreSQL database the server keeps its record in, if not SQLite.

@@ -525,6 +525,38 @@ async fn try_cell(ctx: &mut Ctx, row: &str, col: usize) -> Option<String> {
                 _ => status(&res),
             }
         }
+        "GET /api/v1/national" | "GET /api/v1/trusts/{code}" => {
+            let path = |code: &str| {
+                if row == "GET /api/v1/national" {
+                    "/api/v1/national".to_owned()
+                } else {
+                    format!("/api/v1/trusts/{code}")
+                }
+            };
+            let res = ctx.send(c.get(ctx.url(&path("RJ1"))), &token).await;
+            match res.status() {
+                StatusCode::NOT_FOUND => {
+                    same_404(ctx, res, c.get(ctx.url(&path("RZZ"))), &token, &what).await
+                }
+                StatusCode::OK => {
+                    let v: Value = res.json().await.unwrap();
+                    let rows = match v["trusts"].as_array() {
+                        Some(rows) => rows.clone(),
+                        None => vec![v["trust"].clone()],
+                    };
+                    let listed = rows
+                        .iter()
+                        .any(|r| r["latest_inspection"]["id"] == f.id.to_string());
+                    if listed {
+                        "200 listed"
+                    } else {
+                        "200 not listed"
+                    }
+                    .into()
+                }
+                _ => status(&res),
+            }
+        }
         "GET /api/v1/inspections/{id}/history" => {
             let item = wardcheck_tests::crash_items(&checklist())[0].clone();
             let url = |id: Uuid| ctx.url(&format!("/api/v1/inspections/{id}/history?item={item}"));

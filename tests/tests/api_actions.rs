@@ -568,19 +568,8 @@ async fn an_action_past_its_due_date_is_overdue_until_closed() {
     let a = json_ok(res, StatusCode::CREATED, "raised, due today").await;
     assert_eq!(a["overdue"], false, "due today is not overdue");
     let action = a["id"].as_str().unwrap();
-    // The record as it stands once the due date has passed: the due date moved back, as
-    // the record would read two days later.
-    let yesterday = due_in(-2);
-    let row =
-        t.s.sql_row(&format!("SELECT steps FROM actions WHERE id = '{action}'"))
-            .unwrap();
-    let mut steps: Value = serde_json::from_str(row[0].as_deref().unwrap()).unwrap();
-    steps[0]["due"] = json!(yesterday);
-    let changed = t.s.sql(&format!(
-        "UPDATE actions SET due = '{yesterday}', steps = '{}' WHERE id = '{action}'",
-        steps.to_string().replace('\'', "''")
-    ));
-    assert_eq!(changed, 1);
+    // The record as it stands once the due date has passed.
+    wardcheck_tests::server::make_overdue(t.s.data(), action.parse().unwrap(), 2);
     let v = t.action(&t.rita, action).await;
     assert_eq!(v["overdue"], true, "{v}");
     let res = t.get(&t.rita, "/api/v1/actions?trust=RJ1").await;

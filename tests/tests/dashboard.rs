@@ -11,8 +11,12 @@
 //! finding: the inspection is signed off, so its findings are frozen). Then the editing and
 //! charts: the trust's telemetry charts with the API's figures; a reviewer's comments
 //! (refused with a clear error when too long, kept after a reload); RJ1's lead writing a
-//! response to a finding, which the reviewer's open page then shows; and signing out,
-//! after which `/api/v1/me` answers 401 and the old token is refused.
+//! response to a finding, which the reviewer's open page then shows; corrective actions
+//! raised, planned, verified and closed; the national picture, where the open action,
+//! made overdue by this test behind the server's back (`make-overdue`), stands out and
+//! every figure is the API's, with sorting, filters, the trust page and a trust lead who
+//! sees only their trust; and signing out, after which `/api/v1/me` answers 401 and the
+//! old token is refused.
 //!
 //! Needs Chromium (`/usr/bin/chromium`) and the npm packages of `ui/`: `scripts/setup`
 //! installs both. Screenshots, the CSV and the PDF go to `artifacts/`.
@@ -262,6 +266,16 @@ async fn the_review_dashboard_works_in_chromium() {
                 writeln!(stdin, "edited").expect("telling the script the edit is made");
                 stdin.flush().unwrap();
                 edited = true;
+            }
+            Ok(Some(line)) if line.starts_with("wardcheck-e2e: make-overdue ") => {
+                let action = line.trim().rsplit(' ').next().unwrap_or_default();
+                wardcheck_tests::server::make_overdue(
+                    &data,
+                    action.parse().expect("an action id"),
+                    3,
+                );
+                writeln!(stdin, "overdue").expect("telling the script the action is overdue");
+                stdin.flush().unwrap();
             }
             Ok(Some(line)) => eprintln!("e2e (stdout): {line}"),
         }

@@ -75,8 +75,8 @@ async fn demo_data_fills_a_fresh_folder_once_and_shows_the_seeded_contradiction(
             .lines()
             .filter(|l| l.contains("endpoints"))
             .count(),
-        1,
-        "one endpoint snapshot: {snapshots}"
+        3,
+        "three endpoint snapshots (eight and four weeks before, and the day), once each: {snapshots}"
     );
 
     let s = Server::start_on(&data, "127.0.0.1:0");

@@ -1,6 +1,6 @@
 //! The JSON API for dashboards: inspections listed, read, created, assigned, shared and
 //! moved through their life; reviewers' comments and sign-offs and trust leads'
-//! responses; corrective actions; the telemetry join and summary; history; pushed updates; and the OpenAPI
+//! responses; corrective actions; the national picture and trust pages; the telemetry join and summary; history; pushed updates; and the OpenAPI
 //! document that describes every route.
 //!
 //! Each handler extracts its input, calls one method of the service layer
@@ -21,6 +21,7 @@ mod events;
 mod history;
 mod inspections;
 mod join;
+mod national;
 mod review;
 
 use axum::Router;
@@ -77,6 +78,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/actions", get(actions::list))
         .route("/api/v1/actions/{id}", get(actions::get_one))
         .route("/api/v1/actions/{id}/steps", post(actions::step))
+        .route("/api/v1/national", get(national::national))
+        .route("/api/v1/trusts/{code}", get(national::trust))
         .route("/api/v1/openapi.json", get(openapi))
         .route_layer(middleware::from_fn(refuse_large_bodies))
 }
@@ -219,6 +222,7 @@ mod tests {
             ("history.rs", include_str!("history.rs")),
             ("events.rs", include_str!("events.rs")),
             ("actions.rs", include_str!("actions.rs")),
+            ("national.rs", include_str!("national.rs")),
         ];
         let mut handlers = 0;
         for (file, source) in files {
@@ -240,7 +244,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(handlers, 19, "every route's handler is measured");
+        assert_eq!(handlers, 21, "every route's handler is measured");
     }
 
     #[test]

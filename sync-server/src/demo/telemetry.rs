@@ -212,8 +212,15 @@ fn device_id(rng: &mut SmallRng) -> String {
     format!("{a:016x}{b:016x}{c:08x}")
 }
 
-/// Writes the endpoint file: `total` rows over the demo trusts, as of `as_of`.
-pub fn write_endpoints(path: &Path, total: u64, seed: u64, as_of: NaiveDate) -> Result<u64> {
+/// Writes the endpoint file: `total` rows over the demo trusts, as of `as_of`, with
+/// `legacy_pct` percent of each trust's usual share of legacy devices.
+pub fn write_endpoints(
+    path: &Path,
+    total: u64,
+    seed: u64,
+    as_of: NaiveDate,
+    legacy_pct: u32,
+) -> Result<u64> {
     let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     // Our own columns up to the edition: Defender's optional machine fields are left out
@@ -232,7 +239,7 @@ pub fn write_endpoints(path: &Path, total: u64, seed: u64, as_of: NaiveDate) -> 
         let mut batch = 0;
         for i in 0..count {
             let site = trust.sites[(i as usize) % trust.sites.len()].0;
-            let legacy = rng.random_range(0..1000) < trust.legacy_per_mille;
+            let legacy = rng.random_range(0..1000) < trust.legacy_per_mille * legacy_pct / 100;
             let mut e = endpoint(&mut rng, trust, site, i, legacy, as_of);
             // The anchors take the first rows' places, so totals stay exact.
             match i {
@@ -535,6 +542,54 @@ pub fn write_trusts(path: &Path) -> Result<u64> {
     Ok(TRUSTS.len() as u64)
 }
 
+/// Largest demo estate that also gets the two earlier endpoint snapshots.
+pub const HISTORY_MAX_ENDPOINTS: u64 = 250_000;
+
+/// Imports one demo file with the telemetry importer, printing its summary.
+fn import_file(
+    storage: &dyn TelemetryStore,
+    kind: Kind,
+    as_of: NaiveDate,
+    path: &Path,
+    rows: u64,
+) -> Result<()> {
+    let mut progress = Progress::new(format!("importing {kind}"), rows);
+    let mut last = 0;
+    let report = storage
+        .import_telemetry(
+            &ImportRequest {
+                kind,
+                as_of,
+                format: Format::Csv,
+                path,
+                sha256: None,
+                by: "demo-data",
+                now: Utc::now(),
+            },
+            &mut |p| {
+                progress.add(p.rows.saturating_sub(last));
+                last = p.rows;
+            },
+        )
+        .with_context(|| format!("importing the demo {kind} feed"))?;
+    progress.finish();
+    if let Outcome::Refused(r) = &report.outcome {
+        let first: Vec<String> = r
+            .bad_rows
+            .iter()
+            .take(5)
+            .map(|b| format!("line {}: {}", b.line, b.reason))
+            .collect();
+        anyhow::bail!(
+            "the importer refused the demo {kind} feed ({}): {}",
+            report.summary(),
+            first.join("; ")
+        );
+    }
+    println!("  telemetry {kind} of {as_of}: {}", report.summary());
+    Ok(())
+}
+
 /// Writes the four feeds into a scratch folder inside `data` and imports each with the
 /// telemetry importer (trusts first: the other feeds name them). A kind that already has
 /// a snapshot is skipped, so a second run adds nothing. Returns what was done, in words.
@@ -554,50 +609,34 @@ pub fn import_all(storage: &dyn TelemetryStore, data: &Path, opts: &Options) -> 
             done.push(format!("{} {kind} (existing)", thousands(s.rows)));
             continue;
         }
-        let path = scratch.path().join(format!("{kind}.csv"));
-        let rows = match kind {
-            Kind::Trusts => write_trusts(&path)?,
-            Kind::Endpoints => write_endpoints(&path, opts.endpoints, opts.seed, opts.as_of)?,
-            Kind::Network => write_network(&path, opts.seed, opts.as_of)?,
-            Kind::Alerts => write_alerts(&path, opts.seed, opts.as_of)?,
-            // The demo's endpoint file carries its configuration itself.
-            Kind::SecureConfig => continue,
+        // Two earlier snapshots of endpoints and alerts, four and eight weeks before, so
+        // the national page has trends to draw: more legacy devices then (one and a half
+        // and one and a quarter times as many), improving since. Not for a national-size
+        // estate, whose benches measure one snapshot.
+        let history: &[(i64, u32)] = match kind {
+            Kind::Endpoints if opts.endpoints <= HISTORY_MAX_ENDPOINTS => &[(56, 150), (28, 125)],
+            Kind::Alerts => &[(56, 100), (28, 100)],
+            _ => &[],
         };
-        let mut progress = Progress::new(format!("importing {kind}"), rows);
-        let mut last = 0;
-        let report = storage
-            .import_telemetry(
-                &ImportRequest {
-                    kind,
-                    as_of: opts.as_of,
-                    format: Format::Csv,
-                    path: &path,
-                    sha256: None,
-                    by: "demo-data",
-                    now: Utc::now(),
-                },
-                &mut |p| {
-                    progress.add(p.rows.saturating_sub(last));
-                    last = p.rows;
-                },
-            )
-            .with_context(|| format!("importing the demo {kind} feed"))?;
-        progress.finish();
-        if let Outcome::Refused(r) = &report.outcome {
-            let first: Vec<String> = r
-                .bad_rows
-                .iter()
-                .take(5)
-                .map(|b| format!("line {}: {}", b.line, b.reason))
-                .collect();
-            anyhow::bail!(
-                "the importer refused the demo {kind} feed ({}): {}",
-                report.summary(),
-                first.join("; ")
-            );
+        let mut rows = 0;
+        for &(weeks_ago, legacy_pct) in history.iter().chain(&[(0, 100)]) {
+            let day = opts.as_of - Duration::days(weeks_ago);
+            let path = scratch.path().join(format!("{kind}-{day}.csv"));
+            rows = match kind {
+                Kind::Trusts => write_trusts(&path)?,
+                Kind::Endpoints => {
+                    write_endpoints(&path, opts.endpoints, opts.seed, day, legacy_pct)?
+                }
+                Kind::Network => write_network(&path, opts.seed, day)?,
+                Kind::Alerts => write_alerts(&path, opts.seed + weeks_ago as u64, day)?,
+                // The demo's endpoint file carries its configuration itself.
+                Kind::SecureConfig => continue,
+            };
+            import_file(storage, kind, day, &path, rows)?;
         }
-        println!("  telemetry {kind}: {}", report.summary());
-        done.push(format!("{} {kind}", thousands(rows)));
+        if kind != Kind::SecureConfig {
+            done.push(format!("{} {kind}", thousands(rows)));
+        }
     }
     Ok(format!("telemetry: {}", done.join(", ")))
 }
@@ -620,7 +659,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("endpoints.csv");
         let as_of = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
-        write_endpoints(&path, 50_000, 7, as_of).unwrap();
+        write_endpoints(&path, 50_000, 7, as_of, 100).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         let win7 = text

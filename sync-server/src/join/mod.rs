@@ -64,6 +64,7 @@
 //! for them, and the rest take a few milliseconds. `cargo bench -p wardcheck-server
 //! --bench join` measures both (BENCHMARKS.md, "Telemetry").
 
+mod headline;
 pub mod lifecycle;
 mod query;
 #[cfg(test)]
@@ -84,6 +85,7 @@ use wardcheck_core::judge::{DeviceKind, Judge, trim_float};
 use lifecycle::Support;
 
 pub use crate::telemetry::thousands;
+pub use headline::{AlertPoint, EndpointPoint, Headlines, Trend, headlines};
 use query::feed;
 pub use query::{
     Counts, DeviceRecord, OsGroup, Sensor, SnapshotRef, TrustTelemetry, count_checks,

@@ -91,8 +91,8 @@ impl Acting<'_> {
         let (state, caller) = (self.state, self.caller);
         let Some(writer) = access::writer(&caller.user, rec, kind) else {
             return Err(AppError::forbidden(format!(
-                "a {} may not change this document",
-                caller.user.role.name()
+                "{} may not change this document",
+                caller.user.role.with_article()
             )));
         };
         let storage = state.storage.clone();

@@ -11,7 +11,10 @@ use wardcheck_core::response::ResponseView;
 use super::{Acting, Input, blocking, target};
 use crate::error::AppError;
 use crate::inspections::{self, CreateError, CreateInspection};
-use crate::storage::{AsideRow, DocAccess, DocKind, InspectionQuery, InspectionRecord, Role};
+use crate::storage::{
+    AsideRow, DocAccess, DocKind, InspectionQuery, InspectionRecord, Role, Storage, StorageError,
+    User,
+};
 use crate::{access, limits};
 
 /// What a listing asks for (`GET /api/v1/inspections`).
@@ -65,6 +68,58 @@ pub struct ChangeState {
     state: State,
 }
 
+/// `query` narrowed to what `user` may see; none when that is nothing (a trust lead
+/// asking for another trust). The caller's scope goes into the query itself, so that a
+/// page is full of what the caller may see rather than a page of everything filtered
+/// afterwards.
+pub(super) fn scope(user: &User, mut query: InspectionQuery) -> Option<InspectionQuery> {
+    match &user.role {
+        Role::Inspector => query.assignee = Some(user.name.clone()),
+        Role::TrustLead(t) => {
+            if query.trust.as_ref().is_some_and(|asked| asked != t) {
+                return None;
+            }
+            query.trust = Some(t.clone());
+            query.shared_only = true;
+        }
+        Role::Reviewer | Role::Admin => {}
+    }
+    Some(query)
+}
+
+/// Every inspection `user` may see (of `trust` only, if given), ids ascending, read a
+/// page at a time.
+pub(super) fn all_visible(
+    storage: &dyn Storage,
+    user: &User,
+    trust: Option<String>,
+) -> Result<Vec<InspectionRecord>, StorageError> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let Some(query) = scope(
+            user,
+            InspectionQuery {
+                trust: trust.clone(),
+                state: None,
+                assignee: None,
+                shared_only: false,
+                after,
+                limit: limits::MAX_PAGE,
+            },
+        ) else {
+            return Ok(out);
+        };
+        let page = storage.list_inspections(&query)?;
+        let full = page.len() >= limits::MAX_PAGE;
+        after = page.last().map(|r| r.id);
+        out.extend(page.into_iter().filter(|r| access::can_see(user, r)));
+        if !full {
+            return Ok(out);
+        }
+    }
+}
+
 impl Acting<'_> {
     /// One page of the inspections the caller may see. `limit=1000000` is honoured as
     /// the largest page, not refused: a dashboard asking for "everything" gets a page and
@@ -75,31 +130,23 @@ impl Acting<'_> {
             .limit
             .unwrap_or(limits::DEFAULT_PAGE)
             .clamp(1, limits::MAX_PAGE);
-        let mut query = InspectionQuery {
-            trust: q.trust,
-            state: q.state,
-            assignee: None,
-            shared_only: false,
-            after: q.after,
-            // One more than the page, to know whether there is a next page.
-            limit: limit + 1,
+        let Some(query) = scope(
+            user,
+            InspectionQuery {
+                trust: q.trust,
+                state: q.state,
+                assignee: None,
+                shared_only: false,
+                after: q.after,
+                // One more than the page, to know whether there is a next page.
+                limit: limit + 1,
+            },
+        ) else {
+            return Ok(Page {
+                items: vec![],
+                next: None,
+            });
         };
-        // The caller's scope goes into the query itself, so that a page is full of what
-        // the caller may see rather than a page of everything filtered afterwards.
-        match &user.role {
-            Role::Inspector => query.assignee = Some(user.name.clone()),
-            Role::TrustLead(t) => {
-                if query.trust.as_ref().is_some_and(|asked| asked != t) {
-                    return Ok(Page {
-                        items: vec![],
-                        next: None,
-                    });
-                }
-                query.trust = Some(t.clone());
-                query.shared_only = true;
-            }
-            Role::Reviewer | Role::Admin => {}
-        }
         let storage = self.state.storage.clone();
         let mut items = blocking(move || Ok(storage.list_inspections(&query)?)).await?;
         // The query already holds the scope; this is the belt to its braces.

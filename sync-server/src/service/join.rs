@@ -9,7 +9,7 @@ use super::{Acting, blocking, target};
 use crate::error::AppError;
 use crate::inspections;
 use crate::join::{Join, TrustSummary};
-use crate::storage::StorageError;
+use crate::storage::{InspectionRecord, StorageError};
 
 impl Acting<'_> {
     /// The join of inspection `id`. The view carries the record's trust and sites: the
@@ -17,18 +17,23 @@ impl Acting<'_> {
     /// whatever its document says.
     pub async fn join(&self, id: &str) -> Result<Join, AppError> {
         let rec = self.readable(id).await?;
-        let view = self.inspection_view(&rec).await?;
+        let join = self.join_of(&rec).await?;
+        self.audit("doc_read", &target(rec.id), "join").await;
+        Ok(join)
+    }
+
+    /// The join of `rec`, which the caller may read (not audited: the caller's is).
+    pub(super) async fn join_of(&self, rec: &InspectionRecord) -> Result<Join, AppError> {
+        let view = self.inspection_view(rec).await?;
         let (storage, telemetry) = (self.state.storage.clone(), self.state.telemetry.clone());
         let r = rec.clone();
-        let join = blocking(move || {
+        blocking(move || {
             let checklist =
                 inspections::pinned_checklist(&*storage, &r).map_err(AppError::internal)?;
             Ok(crate::join::join(&telemetry.reader(), &view, &checklist)
                 .map_err(StorageError::from)?)
         })
-        .await?;
-        self.audit("doc_read", &target(rec.id), "join").await;
-        Ok(join)
+        .await
     }
 
     /// The figures behind the charts of the trust of inspection `id`

@@ -7,6 +7,7 @@
 //! - [`review`]: reviewers' comments, releases, sign-offs and reopenings; trust leads'
 //!   responses.
 //! - [`join`]: the telemetry join and the trust's summary.
+//! - [`national`]: the national picture across trusts, and one trust's page.
 //! - [`history`]: every value a field has held, with its author.
 //! - [`events`]: following an inspection's changes (the dashboard's pushed updates).
 //! - `documents`: the one path into a document, through the one owner of live
@@ -25,6 +26,7 @@ pub mod events;
 pub mod history;
 pub mod inspections;
 pub mod join;
+pub mod national;
 pub mod review;
 
 use uuid::Uuid;
@@ -100,8 +102,8 @@ impl Acting<'_> {
     async fn forbidden(&self, what: &str, action: &str) -> AppError {
         self.audit("denied", what, "role").await;
         AppError::forbidden(format!(
-            "a {} may not {action}",
-            self.caller.user.role.name()
+            "{} may not {action}",
+            self.caller.user.role.with_article()
         ))
     }
 

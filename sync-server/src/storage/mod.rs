@@ -145,6 +145,17 @@ impl Role {
             Role::Admin => "admin",
         }
     }
+
+    /// The role's name with its article, for messages: "an inspector", "a reviewer".
+    pub fn with_article(&self) -> String {
+        let name = self.name();
+        let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        };
+        format!("{article} {name}")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -536,6 +547,9 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     /// Inspections with no review document yet (from before review documents).
     fn without_review_doc(&self) -> Result<Vec<Uuid>>;
     fn change_rows(&self, doc: Uuid) -> Result<i64>;
+    /// The stored heads of each of `docs` that exists, in any order: what a figure
+    /// worked out from a document and kept depends on.
+    fn doc_heads(&self, docs: &[Uuid]) -> Result<Vec<(Uuid, Vec<u8>)>>;
     fn sync_state(&self, doc: Uuid, peer: &str) -> Result<Option<Vec<u8>>>;
     /// Writes peers' sync states (document, peer, state), all in one transaction.
     fn put_sync_states(&self, states: &[(Uuid, &str, &[u8])]) -> Result<()>;

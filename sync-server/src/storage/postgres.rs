@@ -1839,6 +1839,23 @@ impl Storage for PgStorage {
             .try_get(0)?)
     }
 
+    fn doc_heads(&self, docs: &[Uuid]) -> Result<Vec<(Uuid, Vec<u8>)>> {
+        let keys: Vec<String> = docs.iter().map(Uuid::to_string).collect();
+        let rows = self.conn()?.query(
+            "SELECT doc_id, heads FROM documents WHERE doc_id = ANY($1)",
+            &[&keys],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get(0)?;
+                let id = id
+                    .parse()
+                    .map_err(|e| StorageError::Corrupt(format!("document id {id}: {e}")))?;
+                Ok((id, r.try_get(1)?))
+            })
+            .collect()
+    }
+
     fn sync_state(&self, doc: Uuid, peer: &str) -> Result<Option<Vec<u8>>> {
         self.conn()?
             .query_opt(

@@ -1320,6 +1320,21 @@ impl Storage for SqliteStorage {
         )?)
     }
 
+    fn doc_heads(&self, docs: &[Uuid]) -> Result<Vec<(Uuid, Vec<u8>)>> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare_cached("SELECT heads FROM documents WHERE doc_id = ?1")?;
+        let mut out = Vec::with_capacity(docs.len());
+        for id in docs {
+            if let Some(h) = stmt
+                .query_row(params![id.to_string()], |r| r.get(0))
+                .optional()?
+            {
+                out.push((*id, h));
+            }
+        }
+        Ok(out)
+    }
+
     fn sync_state(&self, doc: Uuid, peer: &str) -> Result<Option<Vec<u8>>> {
         Ok(self
             .reader()?

@@ -122,8 +122,8 @@ async fn upload(
     if !matches!(caller.user.role, Role::Reviewer | Role::Admin) {
         audit(&state, Some(&caller), "denied", "telemetry", "role").await;
         return Err(AppError::forbidden(format!(
-            "a {} may not import telemetry",
-            caller.user.role.name()
+            "{} may not import telemetry",
+            caller.user.role.with_article()
         )));
     }
     let kind = Kind::from_name(&kind).ok_or_else(|| {

@@ -6,6 +6,8 @@ export type Route =
   | { name: "signin" }
   | { name: "inspection"; id: string }
   | { name: "report"; id: string }
+  | { name: "national" }
+  | { name: "trust"; code: string }
   | { name: "missing" };
 
 function parse(path: string): Route {
@@ -15,6 +17,9 @@ function parse(path: string): Route {
   if (m) return { name: "inspection", id: m[1].toLowerCase() };
   m = /^\/inspections\/([0-9a-fA-F-]{1,64})\/report\/?$/.exec(path);
   if (m) return { name: "report", id: m[1].toLowerCase() };
+  if (path === "/national" || path === "/national/") return { name: "national" };
+  m = /^\/trusts\/([A-Za-z0-9]{1,8})\/?$/.exec(path);
+  if (m) return { name: "trust", code: m[1].toUpperCase() };
   return { name: "missing" };
 }
 

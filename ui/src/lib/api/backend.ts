@@ -14,12 +14,14 @@ import type {
   Join,
   ListFilter,
   Me,
+  National,
   NewActionStep,
   Page,
   Responded,
   Signoff,
   State,
   TelemetrySummary,
+  TrustPage,
 } from "./types";
 
 /** A failed call, with the server's stable error code (`not_found`, `unauthorized`...). */
@@ -70,6 +72,10 @@ export interface Backend {
   raiseAction(id: string, source: ActionSource, what: string, due: string): Promise<CorrectiveAction>;
   /** The next step of an action. */
   actionStep(action: string, step: NewActionStep): Promise<CorrectiveAction>;
+  /** Every trust the caller sees, with its headline figures and trends (filters optional). */
+  national(region?: string | null, trustType?: string | null): Promise<National>;
+  /** One trust's page (no inspection needed). */
+  trust(code: string): Promise<TrustPage>;
   /** Uploads a photo (evidence) under its SHA-256; returns the hash. */
   uploadPhoto(bytes: ArrayBuffer): Promise<string>;
   /** The address of a stored photo (same origin, so the cookie goes with it). */

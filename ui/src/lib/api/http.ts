@@ -14,12 +14,14 @@ import type {
   Join,
   ListFilter,
   Me,
+  National,
   NewActionStep,
   Page,
   Responded,
   Signoff,
   State,
   TelemetrySummary,
+  TrustPage,
 } from "./types";
 
 /** Most pages `allInspections` reads (200 each: 10,000 inspections). */
@@ -174,6 +176,14 @@ export class HttpBackend implements Backend {
 
   actionStep(action: string, step: NewActionStep): Promise<CorrectiveAction> {
     return call<CorrectiveAction>(`/api/v1/actions/${encodeURIComponent(action)}/steps`, json("POST", step));
+  }
+
+  national(region?: string | null, trustType?: string | null): Promise<National> {
+    return call<National>(`/api/v1/national${query({ region, trust_type: trustType })}`);
+  }
+
+  trust(code: string): Promise<TrustPage> {
+    return call<TrustPage>(`/api/v1/trusts/${encodeURIComponent(code)}`);
   }
 
   async uploadPhoto(bytes: ArrayBuffer): Promise<string> {

@@ -375,3 +375,73 @@ export interface CorrectiveAction {
   steps: ActionStep[];
   overdue: boolean;
 }
+
+/** One trust's endpoint figures in one snapshot (`GET /api/v1/national`). */
+export interface EndpointPoint {
+  as_of: string;
+  devices: number;
+  unsupported: number;
+  /** 0 to 1. */
+  unsupported_share: number;
+  smb1_enabled: number;
+  onboardable: number;
+  onboarded: number;
+  onboarded_share: number | null;
+}
+
+/** One trust's NHS cyber alert figures in one snapshot. */
+export interface AlertPoint {
+  as_of: string;
+  alerts: number;
+  on_time: number;
+  overdue: number;
+  on_time_share: number | null;
+}
+
+/** A trust's points, oldest first. */
+export interface Trend {
+  endpoints: EndpointPoint[];
+  alerts: AlertPoint[];
+}
+
+/** One trust on the national page. */
+export interface TrustRow {
+  ods_code: string;
+  name: string;
+  trust_type: string | null;
+  major_trauma_centre: boolean;
+  region: string | null;
+  latest_inspection: {
+    id: string;
+    state: State;
+    created_at: string;
+    shared_at: string | null;
+    verdicts: Record<string, number> | null;
+    contradicted: number | null;
+  } | null;
+  actions: { open: number; overdue: number };
+  endpoints: EndpointPoint | null;
+  alerts: AlertPoint | null;
+  trend: Trend;
+}
+
+/** `GET /api/v1/national`. */
+export interface National {
+  endpoint_days: string[];
+  alert_days: string[];
+  regions: string[];
+  trust_types: string[];
+  today: string;
+  trusts: TrustRow[];
+}
+
+/** `GET /api/v1/trusts/{code}`. */
+export interface TrustPage {
+  today: string;
+  endpoint_days: string[];
+  alert_days: string[];
+  trust: TrustRow;
+  summary: TelemetrySummary;
+  inspections: InspectionRecord[];
+  actions: CorrectiveAction[];
+}

@@ -1,0 +1,462 @@
+//! The national picture (issue 14, item 2): every trust's latest inspection and its
+//! state, its open and overdue corrective actions, the contradicted items of that
+//! inspection's telemetry join, and its telemetry headline figures with their trend
+//! across snapshots (`GET /api/v1/national`); and one trust's page, which needs no
+//! inspection (`GET /api/v1/trusts/{code}`).
+//!
+//! Each figure counts only what the caller may see, by the rules of the routes that show
+//! the records themselves: a reviewer sees every trust and everything in it; a trust lead
+//! only their own trust (another trust's page is the 404 of a trust that does not exist),
+//! its inspections once shared and their actions; an inspector every trust's telemetry
+//! (which a visit is prepared from) but only the inspections they are assigned and the
+//! actions those show them; an admin, who holds no document rights, nothing (403).
+//!
+//! The trusts are the trusts feed's (REFERENCE §7.6), with any trust an inspection the
+//! caller sees names although the feed does not. The contradicted items are the join's
+//! (`crate::join`) of the trust's latest inspection, kept in memory by the inspection
+//! document's stored heads and the three snapshots it read ([`VerdictMemo`]): the page
+//! joins only what changed since it was last drawn.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use wardcheck_core::actions::{Action, Status};
+use wardcheck_core::inspection::State;
+
+use super::actions::{ActionView, visible_actions};
+use super::inspections::all_visible;
+use super::{Acting, Input, blocking};
+use crate::error::AppError;
+use crate::join::{
+    AlertPoint, EndpointPoint, SnapshotRef, Trend, TrustSummary, headlines, latest_snapshot,
+    telemetry_summary,
+};
+use crate::limits;
+use crate::storage::{InspectionRecord, Role, StorageError};
+use crate::telemetry::{TelemetryStore, Trust, TrustType};
+
+/// `GET /api/v1/national`: `region` (as the trusts feed spells it, any letter case) and
+/// `trust_type` (`acute`, `ambulance`, `mental-health`, `community`, or
+/// `major-trauma-centre`) narrow the trusts.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NationalQuery {
+    region: Option<String>,
+    trust_type: Option<String>,
+}
+
+/// The national page.
+#[derive(Debug, Serialize)]
+pub struct National {
+    /// The days of the endpoint and alert snapshots the trends are drawn over, oldest
+    /// first.
+    pub endpoint_days: Vec<NaiveDate>,
+    pub alert_days: Vec<NaiveDate>,
+    /// Every region and trust type among the trusts the caller sees, whatever the
+    /// filters: the filters' choices.
+    pub regions: Vec<String>,
+    pub trust_types: Vec<&'static str>,
+    /// Today (UTC), by which actions are overdue.
+    pub today: NaiveDate,
+    pub trusts: Vec<TrustRow>,
+}
+
+/// One trust on the national page.
+#[derive(Debug, Serialize)]
+pub struct TrustRow {
+    pub ods_code: String,
+    /// The trusts feed's name; the code when the feed does not list the trust.
+    pub name: String,
+    /// Null when the trusts feed does not list the trust.
+    pub trust_type: Option<&'static str>,
+    pub major_trauma_centre: bool,
+    pub region: Option<String>,
+    /// The newest inspection the caller sees, by when it was created.
+    pub latest_inspection: Option<LatestInspection>,
+    pub actions: ActionCounts,
+    /// The newest snapshots' figures, null when the trust has no rows in them.
+    pub endpoints: Option<EndpointPoint>,
+    pub alerts: Option<AlertPoint>,
+    pub trend: Trend,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LatestInspection {
+    pub id: Uuid,
+    pub state: State,
+    pub created_at: DateTime<Utc>,
+    pub shared_at: Option<DateTime<Utc>>,
+    /// The join's items by verdict (`contradicted`, `corroborated`, ...); null when the
+    /// join could not be made (the server's log says why).
+    pub verdicts: Option<BTreeMap<String, usize>>,
+    pub contradicted: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ActionCounts {
+    /// Not closed.
+    pub open: usize,
+    /// Not closed and past their due date.
+    pub overdue: usize,
+}
+
+/// One trust's page.
+#[derive(Debug, Serialize)]
+pub struct TrustPage {
+    pub today: NaiveDate,
+    pub endpoint_days: Vec<NaiveDate>,
+    pub alert_days: Vec<NaiveDate>,
+    pub trust: TrustRow,
+    /// The trust's telemetry as the inspection page charts it.
+    pub summary: TrustSummary,
+    /// The trust's inspections the caller sees, newest first.
+    pub inspections: Vec<InspectionRecord>,
+    /// The trust's actions the caller sees, oldest first.
+    pub actions: Vec<ActionView>,
+}
+
+/// The join's verdict counts of inspections, by the document's stored heads and the
+/// snapshots read (see the module doc).
+#[derive(Debug, Default)]
+pub struct VerdictMemo(Mutex<HashMap<Uuid, Memo>>);
+
+#[derive(Debug, Clone)]
+struct Memo {
+    heads: Vec<u8>,
+    snapshots: [Option<(i64, String)>; 3],
+    verdicts: BTreeMap<String, usize>,
+}
+
+/// What the two pages read in one go, on the blocking pool.
+struct Gathered {
+    trusts: Vec<Trust>,
+    inspections: Vec<InspectionRecord>,
+    actions: Vec<Action>,
+    headlines: crate::join::Headlines,
+    heads: HashMap<Uuid, Vec<u8>>,
+    snapshots: [Option<(i64, String)>; 3],
+    summary: Option<TrustSummary>,
+}
+
+fn snapshot_key(s: Option<SnapshotRef>) -> Option<(i64, String)> {
+    s.map(|s| (s.id, s.sha256))
+}
+
+/// The type filter's choices: the trusts feed's types, and major trauma centres.
+const MAJOR_TRAUMA_CENTRE: &str = "major-trauma-centre";
+
+fn parse_type(s: &str) -> Result<Option<TrustType>, AppError> {
+    if s.eq_ignore_ascii_case(MAJOR_TRAUMA_CENTRE) {
+        return Ok(None);
+    }
+    TrustType::parse(s).map(Some).map_err(|e| {
+        AppError::bad_request(
+            "bad_filter",
+            format!("trust_type: {e}, or {MAJOR_TRAUMA_CENTRE}"),
+        )
+    })
+}
+
+impl Acting<'_> {
+    /// The national page (see the module doc).
+    pub async fn national(&self, q: impl Input<NationalQuery>) -> Result<National, AppError> {
+        if matches!(self.caller.user.role, Role::Admin) {
+            return Err(self
+                .forbidden("national", "read the national picture")
+                .await);
+        }
+        let NationalQuery { region, trust_type } = q()?;
+        if region
+            .as_ref()
+            .is_some_and(|r| r.chars().count() > limits::NATIONAL_FILTER_MAX_CHARS)
+        {
+            return Err(AppError::bad_request(
+                "bad_filter",
+                format!(
+                    "region: at most {} characters",
+                    limits::NATIONAL_FILTER_MAX_CHARS
+                ),
+            ));
+        }
+        let kind = trust_type.as_deref().map(parse_type).transpose()?;
+        let g = self.gather(None, limits::NATIONAL_TREND_POINTS).await?;
+        let mut rows = self.rows(&g).await?;
+        let regions: BTreeSet<String> = rows.iter().filter_map(|r| r.region.clone()).collect();
+        let types: BTreeSet<&'static str> = rows
+            .iter()
+            .filter_map(|r| r.trust_type)
+            .chain(
+                rows.iter()
+                    .any(|r| r.major_trauma_centre)
+                    .then_some(MAJOR_TRAUMA_CENTRE),
+            )
+            .collect();
+        rows.retain(|r| {
+            region.as_ref().is_none_or(|want| {
+                r.region
+                    .as_ref()
+                    .is_some_and(|have| have.eq_ignore_ascii_case(want))
+            }) && match kind {
+                None => true,
+                Some(None) => r.major_trauma_centre,
+                Some(Some(t)) => r.trust_type == Some(t.as_str()),
+            }
+        });
+        self.audit("read", "national", &format!("{} trusts", rows.len()))
+            .await;
+        Ok(National {
+            endpoint_days: g
+                .headlines
+                .endpoint_snapshots
+                .iter()
+                .map(|s| s.as_of)
+                .collect(),
+            alert_days: g
+                .headlines
+                .alert_snapshots
+                .iter()
+                .map(|s| s.as_of)
+                .collect(),
+            regions: regions.into_iter().collect(),
+            trust_types: types.into_iter().collect(),
+            today: Utc::now().date_naive(),
+            trusts: rows,
+        })
+    }
+
+    /// One trust's page: its row of the national page with a longer trend, its telemetry
+    /// summary, and its inspections and actions the caller sees.
+    pub async fn trust_page(&self, code: &str) -> Result<TrustPage, AppError> {
+        let what = format!("trust:{}", crate::storage::audit_target(code));
+        if matches!(self.caller.user.role, Role::Admin) {
+            return Err(self.forbidden(&what, "read a trust's page").await);
+        }
+        let hidden = match &self.caller.user.role {
+            Role::TrustLead(own) => own != code,
+            _ => wardcheck_core::inspection::validate_trust(code).is_err(),
+        };
+        if hidden {
+            self.audit("denied", &what, "denied").await;
+            return Err(AppError::not_found());
+        }
+        let mut g = self
+            .gather(Some(code.to_owned()), limits::TRUST_TREND_POINTS)
+            .await?;
+        let summary = g.summary.take();
+        let mut rows = self.rows(&g).await?;
+        let (Some(trust), Some(summary)) = (rows.pop(), summary) else {
+            self.audit("denied", &what, "not_found").await;
+            return Err(AppError::not_found());
+        };
+        self.audit("read", &what, "trust_page").await;
+        let mut inspections = g.inspections;
+        inspections.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        Ok(TrustPage {
+            today: Utc::now().date_naive(),
+            endpoint_days: g
+                .headlines
+                .endpoint_snapshots
+                .iter()
+                .map(|s| s.as_of)
+                .collect(),
+            alert_days: g
+                .headlines
+                .alert_snapshots
+                .iter()
+                .map(|s| s.as_of)
+                .collect(),
+            trust,
+            summary,
+            inspections,
+            actions: g.actions.into_iter().map(ActionView::from).collect(),
+        })
+    }
+
+    /// Reads the trusts, the inspections and actions the caller sees, the telemetry
+    /// headlines, the inspections' stored heads and the newest snapshots (of `trust`
+    /// only, if given).
+    async fn gather(&self, trust: Option<String>, points: usize) -> Result<Gathered, AppError> {
+        let (storage, telemetry) = (self.state.storage.clone(), self.state.telemetry.clone());
+        let user = self.caller.user.clone();
+        blocking(move || {
+            let mut trusts = telemetry.trusts()?;
+            if let Role::TrustLead(own) = &user.role {
+                trusts.retain(|t| t.ods_code == *own);
+            }
+            if let Some(t) = &trust {
+                trusts.retain(|x| x.ods_code == *t);
+            }
+            let inspections = all_visible(&*storage, &user, trust.clone())?;
+            let actions = visible_actions(&*storage, &user, trust.clone())?;
+            let conn = telemetry.reader();
+            let headlines =
+                headlines(&conn, trust.as_deref(), points).map_err(StorageError::from)?;
+            let snapshots = ["endpoints", "network", "alerts"]
+                .map(|k| latest_snapshot(&conn, k).map(snapshot_key));
+            let [e, n, a] = snapshots;
+            let snapshots = [
+                e.map_err(StorageError::from)?,
+                n.map_err(StorageError::from)?,
+                a.map_err(StorageError::from)?,
+            ];
+            let summary = match &trust {
+                Some(t) => Some(telemetry_summary(&conn, t).map_err(StorageError::from)?),
+                None => None,
+            };
+            drop(conn);
+            let latest: Vec<Uuid> = latest_by_trust(&inspections)
+                .values()
+                .map(|r| r.id)
+                .collect();
+            let heads = storage.doc_heads(&latest)?.into_iter().collect();
+            Ok(Gathered {
+                trusts,
+                inspections,
+                actions,
+                headlines,
+                heads,
+                snapshots,
+                summary,
+            })
+        })
+        .await
+    }
+
+    /// The rows of the trusts gathered, by code: the feed's trusts, and those the
+    /// caller's inspections and actions name.
+    async fn rows(&self, g: &Gathered) -> Result<Vec<TrustRow>, AppError> {
+        let today = Utc::now().date_naive();
+        let mut codes: BTreeMap<String, Option<&Trust>> = g
+            .trusts
+            .iter()
+            .map(|t| (t.ods_code.clone(), Some(t)))
+            .collect();
+        if let Role::TrustLead(own) = &self.caller.user.role {
+            codes.entry(own.clone()).or_insert(None);
+        }
+        for t in g
+            .inspections
+            .iter()
+            .map(|r| &r.trust)
+            .chain(g.actions.iter().map(|a| &a.trust))
+        {
+            codes.entry(t.clone()).or_insert(None);
+        }
+        let latest = latest_by_trust(&g.inspections);
+        let mut counts: HashMap<&str, ActionCounts> = HashMap::new();
+        for a in &g.actions {
+            let c = counts.entry(a.trust.as_str()).or_default();
+            if a.status != Status::Closed {
+                c.open += 1;
+            }
+            if a.overdue(today) {
+                c.overdue += 1;
+            }
+        }
+        let (newest_e, newest_a) = (
+            g.headlines.endpoint_snapshots.last(),
+            g.headlines.alert_snapshots.last(),
+        );
+        let mut rows = Vec::with_capacity(codes.len());
+        for (code, trust) in codes {
+            let latest_inspection = match latest.get(code.as_str()) {
+                Some(rec) => Some(self.latest(rec, g).await?),
+                None => None,
+            };
+            let trend = g.headlines.trusts.get(&code).cloned().unwrap_or_default();
+            rows.push(TrustRow {
+                name: trust.map_or_else(|| code.clone(), |t| t.name.clone()),
+                trust_type: trust.map(|t| t.trust_type.as_str()),
+                major_trauma_centre: trust.is_some_and(|t| t.major_trauma_centre),
+                region: trust.map(|t| t.region.clone()),
+                latest_inspection,
+                actions: counts.get(code.as_str()).copied().unwrap_or_default(),
+                endpoints: trend.latest_endpoints(newest_e).copied(),
+                alerts: trend.latest_alerts(newest_a).copied(),
+                trend,
+                ods_code: code,
+            });
+        }
+        Ok(rows)
+    }
+
+    /// `rec` as the national page shows it, its verdicts from the memo or joined now.
+    async fn latest(
+        &self,
+        rec: &InspectionRecord,
+        g: &Gathered,
+    ) -> Result<LatestInspection, AppError> {
+        let heads = g.heads.get(&rec.id);
+        let memo = &self.state.verdicts.0;
+        let kept = heads.and_then(|h| {
+            let m = memo.lock().unwrap_or_else(|p| p.into_inner());
+            m.get(&rec.id)
+                .filter(|m| m.heads == *h && m.snapshots == g.snapshots)
+                .map(|m| m.verdicts.clone())
+        });
+        let verdicts = match kept {
+            Some(v) => Some(v),
+            None => {
+                let join = match self.join_of(rec).await {
+                    Ok(j) => j,
+                    Err(e) => {
+                        tracing::warn!(inspection = %rec.id, "national page: no join: {e:?}");
+                        return Ok(LatestInspection {
+                            id: rec.id,
+                            state: rec.state,
+                            created_at: rec.created_at,
+                            shared_at: rec.shared_at,
+                            verdicts: None,
+                            contradicted: None,
+                        });
+                    }
+                };
+                let verdicts: BTreeMap<String, usize> = join
+                    .totals
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), *v))
+                    .collect();
+                if let Some(h) = heads {
+                    let mut m = memo.lock().unwrap_or_else(|p| p.into_inner());
+                    if m.len() >= limits::VERDICT_MEMO_MAX {
+                        m.clear();
+                    }
+                    m.insert(
+                        rec.id,
+                        Memo {
+                            heads: h.clone(),
+                            snapshots: g.snapshots.clone(),
+                            verdicts: verdicts.clone(),
+                        },
+                    );
+                }
+                Some(verdicts)
+            }
+        };
+        Ok(LatestInspection {
+            id: rec.id,
+            state: rec.state,
+            created_at: rec.created_at,
+            shared_at: rec.shared_at,
+            contradicted: verdicts
+                .as_ref()
+                .map(|v| v.get("contradicted").copied().unwrap_or(0)),
+            verdicts,
+        })
+    }
+}
+
+/// Each trust's newest inspection by when it was created (ties: the larger id).
+fn latest_by_trust(inspections: &[InspectionRecord]) -> BTreeMap<&str, &InspectionRecord> {
+    let mut latest: BTreeMap<&str, &InspectionRecord> = BTreeMap::new();
+    for r in inspections {
+        let e = latest.entry(r.trust.as_str()).or_insert(r);
+        if (r.created_at, r.id) > (e.created_at, e.id) {
+            *e = r;
+        }
+    }
+    latest
+}
