@@ -564,7 +564,7 @@ step("the national picture: the open action, its due date passed, stands out as 
     const cell = async (id) => row.locator(`[data-testid=national-${id}]`).getAttribute("data-value");
     assert.equal(await cell("open"), String(t.actions.open), `${t.ods_code} open`);
     assert.equal(await cell("overdue"), String(t.actions.overdue), `${t.ods_code} overdue`);
-    assert.equal(await cell("contradicted"), String(t.latest_inspection?.contradicted ?? ""), `${t.ods_code} contradicted`);
+    assert.equal(await cell("contradicted"), String(t.reported_inspection?.contradicted ?? ""), `${t.ods_code} contradicted`);
     assert.equal(await cell("unsupported"), String(t.endpoints?.unsupported ?? ""), `${t.ods_code} unsupported`);
     assert.equal(await cell("smb1"), String(t.endpoints?.smb1_enabled ?? ""), `${t.ods_code} smb1`);
     assert.equal(await cell("onboarded"), String(t.endpoints?.onboarded ?? ""), `${t.ods_code} onboarded`);
@@ -574,8 +574,8 @@ step("the national picture: the open action, its due date passed, stands out as 
   // trust with the most first.
   assert.equal(await rows.first().getAttribute("data-trust"), "RJ1");
   await page.locator("[data-testid=sort-contradicted]").click();
-  const most = [...national.trusts].sort((a, b) => (b.latest_inspection?.contradicted ?? -1) - (a.latest_inspection?.contradicted ?? -1))[0];
-  assert.equal(await rows.first().locator("[data-testid=national-contradicted]").getAttribute("data-value"), String(most.latest_inspection.contradicted));
+  const most = [...national.trusts].sort((a, b) => (b.reported_inspection?.contradicted ?? -1) - (a.reported_inspection?.contradicted ?? -1))[0];
+  assert.equal(await rows.first().locator("[data-testid=national-contradicted]").getAttribute("data-value"), String(most.reported_inspection.contradicted));
   // Trends: a line per figure over the snapshots.
   assert.ok(national.endpoint_days.length >= 3, "the demo's three snapshots");
   assert.ok((await rj1.locator(".wc-spark polyline").count()) >= 3, "sparklines drawn");

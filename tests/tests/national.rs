@@ -300,19 +300,42 @@ async fn every_figure_equals_a_direct_count_in_the_databases() {
         match latest {
             None => assert!(row["latest_inspection"].is_null(), "{code}: none"),
             Some(r) => {
-                let li = &row["latest_inspection"];
+                assert_eq!(
+                    row["latest_inspection"]["id"],
+                    r[0].as_deref().unwrap(),
+                    "{code}"
+                );
+                assert_eq!(
+                    row["latest_inspection"]["state"],
+                    r[1].as_deref().unwrap(),
+                    "{code}"
+                );
+            }
+        }
+        let reported = t.s.sql_row(&format!(
+            "SELECT id FROM inspections WHERE trust = '{code}'
+             AND state IN ('submitted', 'shared_with_trust', 'closed')
+             ORDER BY created_at DESC, id DESC LIMIT 1"
+        ));
+        match reported {
+            None => assert!(
+                row["reported_inspection"].is_null(),
+                "{code}: none reported"
+            ),
+            Some(r) => {
+                let ri = &row["reported_inspection"];
                 let id = r[0].as_deref().unwrap();
-                assert_eq!(li["id"], id, "{code}: the newest inspection");
+                assert_eq!(ri["id"], id, "{code}: the newest submitted inspection");
                 let join = t.ok(&rita, &format!("/api/v1/inspections/{id}/join")).await;
-                assert_eq!(li["contradicted"], join["totals"]["contradicted"], "{code}");
-                assert_eq!(li["verdicts"], join["totals"], "{code}");
+                assert_eq!(ri["contradicted"], join["totals"]["contradicted"], "{code}");
+                assert_eq!(ri["verdicts"], join["totals"], "{code}");
             }
         }
     }
     assert_eq!(overdue_seen, 1, "the one action made overdue");
     assert_eq!(rows["RJ1"]["actions"], json!({ "open": 2, "overdue": 1 }));
     assert!(
-        rows["RJ1"]["latest_inspection"]["contradicted"]
+        rows["RJ1"]["reported_inspection"]["contradicted"]
             .as_u64()
             .unwrap()
             > 0,
@@ -430,7 +453,13 @@ async fn a_trust_lead_sees_only_their_own_trust() {
     let mut shown = 0;
     for (code, row) in &theirs {
         assert_eq!(row["endpoints"], all[code]["endpoints"], "{code}");
-        if let Some(id) = row["latest_inspection"]["id"].as_str() {
+        for id in [
+            &row["latest_inspection"]["id"],
+            &row["reported_inspection"]["id"],
+        ]
+        .into_iter()
+        .filter_map(|v| v.as_str())
+        {
             shown += 1;
             t.ok(&ann, &format!("/api/v1/inspections/{id}")).await;
         }
@@ -441,10 +470,22 @@ async fn a_trust_lead_sees_only_their_own_trust() {
         );
     }
     assert!(shown > 0, "ann is assigned demo inspections");
-    // A later visit to RJ1 that is not ann's: the reviewer's newest, not ann's.
+    // A later visit to RJ1 that is not ann's: the reviewer's newest, not ann's. Being a
+    // draft, it does not hide what the shared inspection found.
     let other = t.s.create_inspection("RJ1", &[]);
     let all = rows_by_code(&t.ok(&rita, "/api/v1/national").await);
     assert_eq!(all["RJ1"]["latest_inspection"]["id"], other.to_string());
+    assert_eq!(all["RJ1"]["latest_inspection"]["state"], "draft");
+    assert_eq!(
+        all["RJ1"]["reported_inspection"]["id"],
+        CONTRADICTION_INSPECTION.to_string()
+    );
+    let theirs_lead = rows_by_code(&t.ok(&lead, "/api/v1/national").await);
+    assert_eq!(
+        theirs_lead["RJ1"]["latest_inspection"]["id"],
+        CONTRADICTION_INSPECTION.to_string(),
+        "the trust lead does not see the unshared draft"
+    );
     let theirs = rows_by_code(&t.ok(&ann, "/api/v1/national").await);
     assert_eq!(
         theirs["RJ1"]["latest_inspection"]["id"],
@@ -524,58 +565,77 @@ async fn filters_narrow_and_bad_ones_are_refused() {
     assert_eq!(code, "bad_query");
 }
 
-/// The verdict counts are kept in memory by the document's stored heads: an answer
-/// synced into the latest inspection shows on the next read.
+/// The verdict counts are kept in memory by the document's stored heads: a submitted
+/// inspection that a reviewer returns, that its inspector changes and submits again,
+/// shows its new verdicts on the next read (and none while it is back in progress).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_change_to_the_latest_inspection_shows_at_once() {
+async fn a_change_to_the_reported_inspection_shows_at_once() {
     let t = setup().await;
-    let rita = t.token("rita").await;
-    let before = rows_by_code(&t.ok(&rita, "/api/v1/national").await);
-    let rj2 = before["RJ2"]["latest_inspection"].clone();
-    assert_eq!(rj2["state"], "in_progress", "the demo's RJ2 visit: {rj2}");
-    let id: uuid::Uuid = rj2["id"].as_str().unwrap().parse().unwrap();
-    let unanswered = rj2["verdicts"]["unanswered"].as_u64().unwrap();
-    assert!(unanswered > 0);
-
-    // The lead inspector of the visit answers one unanswered item with telemetry.
-    let join = t.ok(&rita, &format!("/api/v1/inspections/{id}/join")).await;
-    let item = join["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["verdict"] == "unanswered" && i["scope"] == "inspection")
-        .expect("an unanswered item of the whole inspection")["item"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let lead =
-        t.s.sql_row(&format!(
-            "SELECT user_name FROM assignments WHERE inspection = '{id}' LIMIT 1"
-        ))
-        .unwrap()[0]
-            .clone()
+    let (rita, ann) = (t.token("rita").await, t.token("ann").await);
+    let id = t.s.create_inspection("RYJ", &["ann"]);
+    let state = |token: &str, to: &str| {
+        let req =
+            t.c.post(t.s.url(&format!("/api/v1/inspections/{id}/state")))
+                .bearer_auth(token.to_owned())
+                .json(&json!({ "state": to }));
+        let what = format!("to {to}");
+        async move { json_ok(req.send().await.unwrap(), StatusCode::OK, &what).await }
+    };
+    // Ann answers one more item of the whole inspection, "met", through sync.
+    let answer_one = || async {
+        let join = t.ok(&rita, &format!("/api/v1/inspections/{id}/join")).await;
+        let item = join["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["verdict"] == "unanswered" && i["scope"] == "inspection")
+            .expect("an unanswered item of the whole inspection")["item"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let who = login(&t.s.url(""), "ann", DEMO_PASSWORD, "national-test")
+            .await
             .unwrap();
-    let who = login(&t.s.url(""), &lead, DEMO_PASSWORD, "national-test")
-        .await
-        .unwrap();
-    let mut client = SyncClient::connect(&t.s.ws_url(), Some(&who.token))
-        .await
-        .unwrap();
-    let doc = client.fetch(id).await.unwrap();
-    let checklist = wardcheck_tests::off_runtime(|| {
-        let storage = wardcheck_tests::server::open_storage(t.s.data());
-        let rec = storage.inspection(id).unwrap().expect("the record");
-        wardcheck_server::inspections::pinned_checklist(&*storage, &rec).unwrap()
-    });
-    let mut insp = Inspection::from_doc(doc.with_actor(who.actor.clone()), checklist).unwrap();
-    insp.set_answer(&item, Answer::Met, &Stamp::new(&lead, chrono::Utc::now()))
-        .unwrap();
-    client.sync(id, &mut insp).await.unwrap();
-    client.close().await;
+        let mut client = SyncClient::connect(&t.s.ws_url(), Some(&who.token))
+            .await
+            .unwrap();
+        let doc = client.fetch(id).await.unwrap();
+        let checklist = wardcheck_tests::off_runtime(|| {
+            let storage = wardcheck_tests::server::open_storage(t.s.data());
+            let rec = storage.inspection(id).unwrap().expect("the record");
+            wardcheck_server::inspections::pinned_checklist(&*storage, &rec).unwrap()
+        });
+        let mut insp = Inspection::from_doc(doc.with_actor(who.actor.clone()), checklist).unwrap();
+        insp.set_answer(&item, Answer::Met, &Stamp::new("ann", chrono::Utc::now()))
+            .unwrap();
+        client.sync(id, &mut insp).await.unwrap();
+        client.close().await;
+    };
+    let reported = || async { rows_by_code(&t.ok(&rita, "/api/v1/national").await)["RYJ"].clone() };
 
-    let after = rows_by_code(&t.ok(&rita, "/api/v1/national").await);
-    let now = &after["RJ2"]["latest_inspection"]["verdicts"];
+    state(&ann, "in_progress").await;
+    answer_one().await;
+    assert!(
+        reported().await["reported_inspection"].is_null(),
+        "in progress: none"
+    );
+    state(&ann, "submitted").await;
+    let first = reported().await["reported_inspection"].clone();
+    assert_eq!(first["id"], id.to_string());
+    let unanswered = first["verdicts"]["unanswered"].as_u64().unwrap();
+
+    // Returned, changed, submitted again: the new counts, not the kept ones.
+    state(&rita, "in_progress").await;
+    let back = reported().await;
+    assert!(
+        back["reported_inspection"].is_null(),
+        "back in progress: nothing reported"
+    );
+    assert_eq!(back["latest_inspection"]["state"], "in_progress");
+    answer_one().await;
+    state(&ann, "submitted").await;
+    let now = reported().await["reported_inspection"]["verdicts"].clone();
     assert_eq!(now["unanswered"].as_u64().unwrap(), unanswered - 1, "{now}");
     let joined = t.ok(&rita, &format!("/api/v1/inspections/{id}/join")).await;
-    assert_eq!(now, &joined["totals"]);
+    assert_eq!(now, joined["totals"]);
 }

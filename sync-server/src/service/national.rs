@@ -1,6 +1,7 @@
 //! The national picture (issue 14, item 2): every trust's latest inspection and its
-//! state, its open and overdue corrective actions, the contradicted items of that
-//! inspection's telemetry join, and its telemetry headline figures with their trend
+//! state, its open and overdue corrective actions, the contradicted items of the telemetry
+//! join of its newest inspection that has been submitted (a visit planned since does not
+//! hide what the last one found), and its telemetry headline figures with their trend
 //! across snapshots (`GET /api/v1/national`); and one trust's page, which needs no
 //! inspection (`GET /api/v1/trusts/{code}`).
 //!
@@ -13,7 +14,7 @@
 //!
 //! The trusts are the trusts feed's (REFERENCE §7.6), with any trust an inspection the
 //! caller sees names although the feed does not. The contradicted items are the join's
-//! (`crate::join`) of the trust's latest inspection, kept in memory by the inspection
+//! (`crate::join`) of the trust's newest submitted inspection, kept in memory by the inspection
 //! document's stored heads and the three snapshots it read ([`VerdictMemo`]): the page
 //! joins only what changed since it was last drawn.
 
@@ -74,8 +75,13 @@ pub struct TrustRow {
     pub trust_type: Option<&'static str>,
     pub major_trauma_centre: bool,
     pub region: Option<String>,
-    /// The newest inspection the caller sees, by when it was created.
-    pub latest_inspection: Option<LatestInspection>,
+    /// The newest inspection the caller sees, by when it was created, in any state (a
+    /// visit being planned or under way).
+    pub latest_inspection: Option<InspectionRef>,
+    /// The newest inspection the caller sees that has been submitted (submitted, shared
+    /// or closed), with its join's verdict counts: what the trust was last found to be.
+    /// A visit planned since does not hide it.
+    pub reported_inspection: Option<Reported>,
     pub actions: ActionCounts,
     /// The newest snapshots' figures, null when the trust has no rows in them.
     pub endpoints: Option<EndpointPoint>,
@@ -84,11 +90,28 @@ pub struct TrustRow {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct LatestInspection {
+pub struct InspectionRef {
     pub id: Uuid,
     pub state: State,
     pub created_at: DateTime<Utc>,
     pub shared_at: Option<DateTime<Utc>>,
+}
+
+impl From<&InspectionRecord> for InspectionRef {
+    fn from(r: &InspectionRecord) -> Self {
+        InspectionRef {
+            id: r.id,
+            state: r.state,
+            created_at: r.created_at,
+            shared_at: r.shared_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Reported {
+    #[serde(flatten)]
+    pub inspection: InspectionRef,
     /// The join's items by verdict (`contradicted`, `corroborated`, ...); null when the
     /// join could not be made (the server's log says why).
     pub verdicts: Option<BTreeMap<String, usize>>,
@@ -127,7 +150,9 @@ pub struct VerdictMemo(Mutex<HashMap<Uuid, Memo>>);
 struct Memo {
     heads: Vec<u8>,
     snapshots: [Option<(i64, String)>; 3],
-    verdicts: BTreeMap<String, usize>,
+    /// None: the join failed (logged once, when it did; tried again once the document
+    /// or the telemetry changes).
+    verdicts: Option<BTreeMap<String, usize>>,
 }
 
 /// What the two pages read in one go, on the blocking pool.
@@ -144,6 +169,9 @@ struct Gathered {
 fn snapshot_key(s: Option<SnapshotRef>) -> Option<(i64, String)> {
     s.map(|s| (s.id, s.sha256))
 }
+
+/// The states of an inspection whose verdicts the national page reports.
+const REPORTED: [State; 3] = [State::Submitted, State::SharedWithTrust, State::Closed];
 
 /// The type filter's choices: the trusts feed's types, and major trauma centres.
 const MAJOR_TRAUMA_CENTRE: &str = "major-trauma-centre";
@@ -169,6 +197,8 @@ impl Acting<'_> {
                 .await);
         }
         let NationalQuery { region, trust_type } = q()?;
+        let region = region.filter(|r| !r.trim().is_empty());
+        let trust_type = trust_type.filter(|t| !t.trim().is_empty());
         if region
             .as_ref()
             .is_some_and(|r| r.chars().count() > limits::NATIONAL_FILTER_MAX_CHARS)
@@ -182,7 +212,12 @@ impl Acting<'_> {
             ));
         }
         let kind = trust_type.as_deref().map(parse_type).transpose()?;
-        let g = self.gather(None, limits::NATIONAL_TREND_POINTS).await?;
+        // A trust lead's page is their trust's: nothing is read of the others.
+        let only = match &self.caller.user.role {
+            Role::TrustLead(own) => Some(own.clone()),
+            _ => None,
+        };
+        let g = self.gather(only, limits::NATIONAL_TREND_POINTS).await?;
         let mut rows = self.rows(&g).await?;
         let regions: BTreeSet<String> = rows.iter().filter_map(|r| r.region.clone()).collect();
         let types: BTreeSet<&'static str> = rows
@@ -205,8 +240,16 @@ impl Acting<'_> {
                 Some(Some(t)) => r.trust_type == Some(t.as_str()),
             }
         });
-        self.audit("read", "national", &format!("{} trusts", rows.len()))
-            .await;
+        let filters = [("region", &region), ("trust_type", &trust_type)]
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("; {k}={v}")))
+            .collect::<String>();
+        self.audit(
+            "read",
+            "national",
+            &format!("{} trusts{filters}", rows.len()),
+        )
+        .await;
         Ok(National {
             endpoint_days: g
                 .headlines
@@ -307,7 +350,7 @@ impl Acting<'_> {
                 None => None,
             };
             drop(conn);
-            let latest: Vec<Uuid> = latest_by_trust(&inspections)
+            let latest: Vec<Uuid> = newest_by_trust(&inspections, true)
                 .values()
                 .map(|r| r.id)
                 .collect();
@@ -345,7 +388,9 @@ impl Acting<'_> {
         {
             codes.entry(t.clone()).or_insert(None);
         }
-        let latest = latest_by_trust(&g.inspections);
+        let latest = newest_by_trust(&g.inspections, false);
+        let reported = newest_by_trust(&g.inspections, true);
+        self.keep_memo_to(&reported);
         let mut counts: HashMap<&str, ActionCounts> = HashMap::new();
         for a in &g.actions {
             let c = counts.entry(a.trust.as_str()).or_default();
@@ -362,8 +407,8 @@ impl Acting<'_> {
         );
         let mut rows = Vec::with_capacity(codes.len());
         for (code, trust) in codes {
-            let latest_inspection = match latest.get(code.as_str()) {
-                Some(rec) => Some(self.latest(rec, g).await?),
+            let reported_inspection = match reported.get(code.as_str()) {
+                Some(rec) => Some(self.reported(rec, g).await?),
                 None => None,
             };
             let trend = g.headlines.trusts.get(&code).cloned().unwrap_or_default();
@@ -372,7 +417,8 @@ impl Acting<'_> {
                 trust_type: trust.map(|t| t.trust_type.as_str()),
                 major_trauma_centre: trust.is_some_and(|t| t.major_trauma_centre),
                 region: trust.map(|t| t.region.clone()),
-                latest_inspection,
+                latest_inspection: latest.get(code.as_str()).map(|r| InspectionRef::from(*r)),
+                reported_inspection,
                 actions: counts.get(code.as_str()).copied().unwrap_or_default(),
                 endpoints: trend.latest_endpoints(newest_e).copied(),
                 alerts: trend.latest_alerts(newest_a).copied(),
@@ -383,12 +429,23 @@ impl Acting<'_> {
         Ok(rows)
     }
 
-    /// `rec` as the national page shows it, its verdicts from the memo or joined now.
-    async fn latest(
-        &self,
-        rec: &InspectionRecord,
-        g: &Gathered,
-    ) -> Result<LatestInspection, AppError> {
+    /// Drops from the memo every inspection not among `kept` once it is full (an
+    /// inspection no longer any trust's newest reported one is not read again).
+    fn keep_memo_to(&self, kept: &BTreeMap<&str, &InspectionRecord>) {
+        let mut m = self
+            .state
+            .verdicts
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if m.len() >= limits::VERDICT_MEMO_MAX {
+            let ids: std::collections::HashSet<Uuid> = kept.values().map(|r| r.id).collect();
+            m.retain(|id, _| ids.contains(id));
+        }
+    }
+
+    /// `rec` as the national page reports it, its verdicts from the memo or joined now.
+    async fn reported(&self, rec: &InspectionRecord, g: &Gathered) -> Result<Reported, AppError> {
         let heads = g.heads.get(&rec.id);
         let memo = &self.state.verdicts.0;
         let kept = heads.and_then(|h| {
@@ -398,27 +455,20 @@ impl Acting<'_> {
                 .map(|m| m.verdicts.clone())
         });
         let verdicts = match kept {
-            Some(v) => Some(v),
+            Some(v) => v,
             None => {
-                let join = match self.join_of(rec).await {
-                    Ok(j) => j,
+                let verdicts = match self.join_of(rec).await {
+                    Ok(join) => Some(
+                        join.totals
+                            .iter()
+                            .map(|(k, v)| ((*k).to_owned(), *v))
+                            .collect::<BTreeMap<String, usize>>(),
+                    ),
                     Err(e) => {
                         tracing::warn!(inspection = %rec.id, "national page: no join: {e:?}");
-                        return Ok(LatestInspection {
-                            id: rec.id,
-                            state: rec.state,
-                            created_at: rec.created_at,
-                            shared_at: rec.shared_at,
-                            verdicts: None,
-                            contradicted: None,
-                        });
+                        None
                     }
                 };
-                let verdicts: BTreeMap<String, usize> = join
-                    .totals
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), *v))
-                    .collect();
                 if let Some(h) = heads {
                     let mut m = memo.lock().unwrap_or_else(|p| p.into_inner());
                     if m.len() >= limits::VERDICT_MEMO_MAX {
@@ -433,14 +483,11 @@ impl Acting<'_> {
                         },
                     );
                 }
-                Some(verdicts)
+                verdicts
             }
         };
-        Ok(LatestInspection {
-            id: rec.id,
-            state: rec.state,
-            created_at: rec.created_at,
-            shared_at: rec.shared_at,
+        Ok(Reported {
+            inspection: rec.into(),
             contradicted: verdicts
                 .as_ref()
                 .map(|v| v.get("contradicted").copied().unwrap_or(0)),
@@ -449,10 +496,17 @@ impl Acting<'_> {
     }
 }
 
-/// Each trust's newest inspection by when it was created (ties: the larger id).
-fn latest_by_trust(inspections: &[InspectionRecord]) -> BTreeMap<&str, &InspectionRecord> {
+/// Each trust's newest inspection by when it was created (ties: the larger id); of those
+/// submitted or later only, if `reported`.
+fn newest_by_trust(
+    inspections: &[InspectionRecord],
+    reported: bool,
+) -> BTreeMap<&str, &InspectionRecord> {
     let mut latest: BTreeMap<&str, &InspectionRecord> = BTreeMap::new();
-    for r in inspections {
+    for r in inspections
+        .iter()
+        .filter(|r| !reported || REPORTED.contains(&r.state))
+    {
         let e = latest.entry(r.trust.as_str()).or_insert(r);
         if (r.created_at, r.id) > (e.created_at, e.id) {
             *e = r;

@@ -404,6 +404,14 @@ export interface Trend {
   alerts: AlertPoint[];
 }
 
+/** An inspection as the national page names it. */
+export interface InspectionRef {
+  id: string;
+  state: State;
+  created_at: string;
+  shared_at: string | null;
+}
+
 /** One trust on the national page. */
 export interface TrustRow {
   ods_code: string;
@@ -411,14 +419,10 @@ export interface TrustRow {
   trust_type: string | null;
   major_trauma_centre: boolean;
   region: string | null;
-  latest_inspection: {
-    id: string;
-    state: State;
-    created_at: string;
-    shared_at: string | null;
-    verdicts: Record<string, number> | null;
-    contradicted: number | null;
-  } | null;
+  /** The newest inspection, in any state. */
+  latest_inspection: InspectionRef | null;
+  /** The newest submitted (or shared, or closed) inspection, with its join's verdicts. */
+  reported_inspection: (InspectionRef & { verdicts: Record<string, number> | null; contradicted: number | null }) | null;
   actions: { open: number; overdue: number };
   endpoints: EndpointPoint | null;
   alerts: AlertPoint | null;
