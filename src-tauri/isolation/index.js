@@ -26,6 +26,8 @@ const ALLOWED = new Set([
   "sync_status",
   "sync_now",
   "take_servers_copy",
+  "carried_actions",
+  "check_action",
   "plugin:event|listen",
   "plugin:event|unlisten",
 ]);

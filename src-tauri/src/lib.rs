@@ -70,6 +70,8 @@ pub fn run() {
             commands::sync_status,
             commands::sync_now,
             commands::take_servers_copy,
+            commands::carried_actions,
+            commands::check_action,
         ])
         .setup(|app| {
             let data_dir = app.path().app_data_dir()?;

@@ -1008,3 +1008,150 @@ async fn a_change_the_server_refuses_is_shown_and_the_rest_keep_syncing() {
         "tauri-driver's group stops on SIGTERM; got {stopped:?}"
     );
 }
+
+// ----- an open action carried over to the next visit, checked offline -----
+
+/// Issue 14: an action raised after an earlier visit to the trust shows on the next
+/// visit in the field app (taken while online); the inspector checks it with the network
+/// gone; the check is kept, and reaches the server when the network is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_action_of_an_earlier_visit_is_checked_offline_and_synced() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    app_driver::require_tools();
+    let mut server = Server::start();
+    server
+        .add_user("ann", "inspector")
+        .add_user("rita", "reviewer");
+    // The earlier visit: a finding, submitted; the reviewer raises an action from it.
+    let earlier = server.create_inspection("RJ1", &["ann"]);
+    let login = sign_in(&server, "ann").await;
+    let finding = api_support::finding_by_sync(&server, &login, "ann", earlier).await;
+    let c = api_support::client();
+    let ann = api_support::token(&c, &server, "ann").await;
+    let rita = api_support::token(&c, &server, "rita").await;
+    for state in ["in_progress", "submitted"] {
+        let res = c
+            .post(server.url(&format!("/api/v1/inspections/{earlier}/state")))
+            .bearer_auth(&ann)
+            .json(&serde_json::json!({ "state": state }))
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success(), "{state}: {}", res.status());
+    }
+    let due = (Utc::now() + chrono::Duration::days(30)).date_naive();
+    let res = c
+        .post(server.url(&format!("/api/v1/inspections/{earlier}/actions")))
+        .bearer_auth(&rita)
+        .json(
+            &serde_json::json!({ "source": { "kind": "finding", "finding": finding },
+            "what": "Fit closers to the server room doors", "due": due }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    let action: Value = res.json().await.unwrap();
+    let action = action["id"].as_str().unwrap().to_owned();
+    // The next visit.
+    let later = server.create_inspection("RJ1", &["ann"]);
+
+    let mut driver = AppDriver::start(&app_driver::app_binary(), AppHome::temporary())
+        .await
+        .expect("tauri-driver starts");
+    let mut steps = Steps::new(&driver, "app-actions");
+    let app = steps.check(None, "launch", driver.launch().await).await;
+    steps
+        .check(
+            Some(&app),
+            "signed-in",
+            sign_in_app(&app, &server, "ann", later).await,
+        )
+        .await;
+    let card = format!("{}[data-action=\"{action}\"]", tid("carried-action"));
+    let r = async {
+        open_inspection(&app, later).await?;
+        app.click(&tid("tab-actions")).await?;
+        app.wait_text(&card, "the carried action", UI_TIMEOUT, |t| {
+            t.contains("Fit closers to the server room doors")
+        })
+        .await
+        .map(drop)
+    }
+    .await;
+    steps.check(Some(&app), "carried", r).await;
+
+    // The network goes; the inspector checks the action on site.
+    server.stop();
+    steps
+        .check(Some(&app), "offline", wait_offline(&app).await)
+        .await;
+    let r = async {
+        app.click(&format!("{card} {}", tid("check-partly")))
+            .await?;
+        app.fill(
+            &format!("{card} {}", tid("check-note")),
+            "Two of three doors fitted",
+        )
+        .await?;
+        app.click(&format!("{card} {}", tid("check-record")))
+            .await?;
+        app.visible(&format!(
+            "{card} {}[data-state=\"waiting\"]",
+            tid("carried-check")
+        ))
+        .await?;
+        app.wait_text(
+            &tid("pending"),
+            "the check counted as waiting",
+            UI_TIMEOUT,
+            |t| t.contains("1 action check waiting"),
+        )
+        .await
+        .map(drop)
+    }
+    .await;
+    steps.check(Some(&app), "checked-offline", r).await;
+
+    // The network is back: the check is sent, and the page says so.
+    server.restart();
+    let r = app
+        .wait_text(
+            &format!("{card} {}", tid("carried-check")),
+            "the check on the server",
+            SYNC_TIMEOUT,
+            |t| t.contains("on the server"),
+        )
+        .await
+        .map(drop);
+    steps.check(Some(&app), "check-sent", r).await;
+    let r = async {
+        let a: Value = c
+            .get(server.url(&format!("/api/v1/actions/{action}")))
+            .bearer_auth(&rita)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let last = a["steps"]
+            .as_array()
+            .and_then(|s| s.last())
+            .cloned()
+            .unwrap_or_default();
+        ensure!(
+            last["step"] == "check"
+                && last["by"] == "ann"
+                && last["outcome"] == "partly"
+                && last["note"] == "Two of three doors fitted",
+            "the server's action ends with ann's check: {a}"
+        );
+        Ok(())
+    }
+    .await;
+    steps.check(Some(&app), "server-has-check", r).await;
+
+    steps
+        .check(None, "quit-at-end", quit(&driver, app).await)
+        .await;
+    driver.stop();
+}

@@ -7,10 +7,12 @@
 use tauri::State;
 use tauri::ipc::{InvokeBody, Request};
 use uuid::Uuid;
+use wardcheck_core::actions::Outcome;
 use wardcheck_core::checklist::Severity;
 use wardcheck_core::inspection::{Answer, CommentTarget, FieldRef, InspectionView};
 
 use crate::error::AppError;
+use crate::service::actions::Carried;
 use crate::service::status::SyncStatus;
 use crate::service::views::{AppStatus, InspectionSummary, OpenInspection, PhotoAdded};
 use crate::service::{self, App};
@@ -51,6 +53,27 @@ pub async fn sign_out(app: State<'_, App>, force: Option<bool>) -> Result<AppSta
 #[tauri::command]
 pub async fn list_inspections(app: State<'_, App>) -> Result<Vec<InspectionSummary>, AppError> {
     blocking(&app, |app| app.list_inspections()).await
+}
+
+/// The open actions of earlier visits carried over to inspection `id`.
+#[tauri::command]
+pub async fn carried_actions(app: State<'_, App>, id: Uuid) -> Result<Carried, AppError> {
+    blocking(&app, move |app| app.carried_actions(id)).await
+}
+
+/// The inspector's check on site of a carried-over action, kept and sent when online.
+#[tauri::command]
+pub async fn check_action(
+    app: State<'_, App>,
+    id: Uuid,
+    action: Uuid,
+    outcome: Outcome,
+    note: String,
+) -> Result<Carried, AppError> {
+    blocking(&app, move |app| {
+        app.check_action(id, action, outcome, &note)
+    })
+    .await
 }
 
 #[tauri::command]

@@ -67,3 +67,6 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest wait for the `leave` message and close on a sign-in or sign-out: only a
 /// courtesy to the server, so it never holds up the switch.
 pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Most open actions kept for one trust (carried over to a visit): far more than a trust
+/// is ever given; past it, the server's answer is refused as not a Wardcheck server's.
+pub const MAX_CARRIED_ACTIONS: usize = 1000;

@@ -12,6 +12,7 @@
 //! `no_keychain`. The signed-in user is `settings.json` beside the store plus the device
 //! token in the keystore: both must be there.
 
+pub mod actions;
 pub mod keystore;
 pub mod limits;
 pub mod local;
@@ -310,9 +311,11 @@ impl App {
         let Ok(mut local) = self.local() else { return };
         let changes = local.pending_total(&peer);
         let (photos, bytes) = local.pending_photos();
+        let checks = actions::waiting_count(&local);
         let damaged = damage_report(&local);
         self.report_refused(&local);
         drop(local);
+        self.inner.hub.set_pending_checks(checks);
         self.inner.hub.set_damaged(damaged);
         self.report_pending(changes, photos, bytes);
     }
@@ -634,12 +637,20 @@ impl App {
         {
             let changes = local.pending_total(&peer);
             let (photos, _) = local.pending_photos();
+            let checks = actions::waiting_count(&local);
             drop(local);
             if changes > 0 || photos > 0 {
                 return Err(AppError::invalid(format!(
                     "{} and {} are not yet on the server: sync before signing out",
                     plural(changes, "change"),
                     plural(photos, "photo"),
+                )));
+            }
+            if checks > 0 {
+                return Err(AppError::invalid(format!(
+                    "{} of corrective actions {} not yet on the server: sync before signing out",
+                    plural(checks, "check"),
+                    if checks == 1 { "is" } else { "are" },
                 )));
             }
         }

@@ -380,6 +380,12 @@ pub struct Listed {
     /// The team's lead inspector.
     #[serde(default)]
     pub lead: Option<String>,
+    /// The trust inspected (absent from a server older than corrective actions).
+    #[serde(default)]
+    pub trust: Option<String>,
+    /// Its state as the server records it (`draft`, `in_progress`, ...).
+    #[serde(default)]
+    pub state: Option<String>,
 }
 
 type Record = Listed;
@@ -441,6 +447,60 @@ pub async fn inspection_ids(
         }
     }
     Ok(ids)
+}
+
+/// `GET /api/v1/actions?trust=T`: the corrective actions of trust `t` the server lets
+/// this user see (for an inspector, those carried over to a visit they are on).
+pub async fn trust_actions<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    server: &str,
+    token: &str,
+    trust: &str,
+) -> Result<Vec<T>, RemoteError> {
+    // A trust's ODS code: three letters and digits, nothing to escape in a URL.
+    if wardcheck_core::inspection::validate_trust(trust).is_err() {
+        return Err(RemoteError::BadAnswer(format!(
+            "{trust:?} is not a trust's ODS code"
+        )));
+    }
+    let res = http
+        .get(format!("{server}/api/v1/actions?trust={trust}"))
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .send()
+        .await
+        .map_err(transport)?;
+    if !res.status().is_success() {
+        return Err(refusal(res).await);
+    }
+    let list: Vec<T> = json(res, limits::MAX_JSON_ANSWER).await?;
+    if list.len() > limits::MAX_CARRIED_ACTIONS {
+        return Err(RemoteError::BadAnswer(format!(
+            "more than {} actions for one trust",
+            limits::MAX_CARRIED_ACTIONS
+        )));
+    }
+    Ok(list)
+}
+
+/// `POST /api/v1/actions/{id}/steps` with `step` (a JSON object with its `step` name).
+pub async fn action_step(
+    http: &reqwest::Client,
+    server: &str,
+    token: &str,
+    action: uuid::Uuid,
+    step: &serde_json::Value,
+) -> Result<(), RemoteError> {
+    let res = http
+        .post(format!("{server}/api/v1/actions/{action}/steps"))
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .json(step)
+        .send()
+        .await
+        .map_err(transport)?;
+    if !res.status().is_success() {
+        return Err(refusal(res).await);
+    }
+    Ok(())
 }
 
 /// What the server holds of a photo.

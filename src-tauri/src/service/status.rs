@@ -52,6 +52,8 @@ pub struct SyncStatus {
     pub pending_changes: u64,
     pub pending_photos: u64,
     pub pending_photo_bytes: u64,
+    /// Checks of carried-over corrective actions kept here, not yet on the server.
+    pub pending_checks: u64,
     pub upload: Option<UploadProgress>,
     pub message: Option<String>,
     /// Photos taken on other devices and fetched from the server since the app started:
@@ -89,6 +91,7 @@ struct Parts {
     pending_changes: u64,
     pending_photos: u64,
     pending_photo_bytes: u64,
+    pending_checks: u64,
     upload: Option<UploadProgress>,
     /// Something the uploader or the sync loop wants the inspector to know.
     note: Option<String>,
@@ -120,6 +123,7 @@ impl StatusHub {
             pending_changes: 0,
             pending_photos: 0,
             pending_photo_bytes: 0,
+            pending_checks: 0,
             upload: None,
             note: None,
             damaged: None,
@@ -165,6 +169,7 @@ impl StatusHub {
                 || old.pending_changes != status.pending_changes
                 || old.pending_photos != status.pending_photos
                 || old.pending_photo_bytes != status.pending_photo_bytes
+                || old.pending_checks != status.pending_checks
                 || old.upload != status.upload
                 || old.message != status.message
                 || old.photos_fetched != status.photos_fetched
@@ -203,6 +208,10 @@ impl StatusHub {
 
     pub fn set_pending_changes(&self, n: u64) -> bool {
         self.update(|p| p.pending_changes = n).1
+    }
+
+    pub fn set_pending_checks(&self, n: u64) -> bool {
+        self.update(|p| p.pending_checks = n).1
     }
 
     pub fn set_pending_photos(&self, photos: u64, bytes: u64) -> bool {
@@ -264,6 +273,7 @@ fn compute(p: &Parts) -> SyncStatus {
                     && p.refused.is_empty()
                     && p.pending_changes == 0
                     && p.pending_photos == 0
+                    && p.pending_checks == 0
                 {
                     (SyncState::Synced, None)
                 } else {
@@ -278,6 +288,7 @@ fn compute(p: &Parts) -> SyncStatus {
         pending_changes: p.pending_changes,
         pending_photos: p.pending_photos,
         pending_photo_bytes: p.pending_photo_bytes,
+        pending_checks: p.pending_checks,
         upload: if p.signed_in { p.upload } else { None },
         message: link_message
             .or_else(|| refusal_message(&p.refused))

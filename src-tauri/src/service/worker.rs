@@ -288,13 +288,15 @@ async fn connection(
     tracing::info!("sync: connected to {server}");
     inner.hub.set_link(Link::Connected, false);
     let first = actor.clone();
+    let kept = listed.clone();
     if let Err(e) = on_pool(app, &mut conn, move |app, conn| {
-        add_listed(app, conn, &listed, &first)
+        add_listed(app, conn, &kept, &first)
     })
     .await
     {
         return e;
     }
+    super::actions::exchange(app, &server, &token, &listed).await;
 
     let mut changed_rx = inner.changed.subscribe();
     let mut now_rx = inner.sync_now.subscribe();
@@ -381,10 +383,12 @@ async fn refresh(
     let ids: Vec<remote::Listed> =
         remote::inspection_ids(app.inner().http(), server, token).await?;
     let actor = actor.clone();
+    let kept = ids.clone();
     on_pool(app, conn, move |app, conn| {
-        add_listed(app, conn, &ids, &actor)
+        add_listed(app, conn, &kept, &actor)
     })
     .await?;
+    super::actions::exchange(app, server, token, &ids).await;
     send_all(app, conn, ws).await
 }
 

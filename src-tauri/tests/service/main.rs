@@ -6,6 +6,7 @@
 //! Waits are polling loops with generous deadlines: a slow machine makes the tests
 //! slower, not flaky.
 
+mod carried;
 mod fake_peer;
 mod hardening;
 mod support;
@@ -652,7 +653,12 @@ fn files_in(dir: &std::path::Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-async fn post_status(server: &Server, token: &str, path: &str, body: serde_json::Value) -> u16 {
+pub(crate) async fn post_status(
+    server: &Server,
+    token: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> u16 {
     reqwest::Client::new()
         .post(format!("{}{path}", server.url()))
         .header("authorization", format!("Bearer {token}"))

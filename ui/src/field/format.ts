@@ -30,8 +30,10 @@ export function syncStateText(s: SyncStatus | null): string {
 const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
 
 /** "7 changes and 3 photos not yet on the server". */
-export function pendingText(s: Pick<SyncStatus, "pending_changes" | "pending_photos">): string {
-  return `${plural(s.pending_changes, "change", "changes")} and ${plural(s.pending_photos, "photo", "photos")} not yet on the server`;
+export function pendingText(s: Pick<SyncStatus, "pending_changes" | "pending_photos" | "pending_checks">): string {
+  const base = `${plural(s.pending_changes, "change", "changes")} and ${plural(s.pending_photos, "photo", "photos")} not yet on the server`;
+  const checks = s.pending_checks ?? 0;
+  return checks ? `${base}; ${plural(checks, "action check", "action checks")} waiting` : base;
 }
 
 const MB = 1024 * 1024;

@@ -2,8 +2,8 @@
 // the Tauri shell, and the hash gives back/forward, real links (keyboard and screen
 // reader friendly) and a screen that survives a reload, with no server routes.
 
-export type Tab = "checklist" | "devices" | "findings" | "conflicts" | "submit";
-export const TABS: Tab[] = ["checklist", "devices", "findings", "conflicts", "submit"];
+export type Tab = "checklist" | "devices" | "findings" | "actions" | "conflicts" | "submit";
+export const TABS: Tab[] = ["checklist", "devices", "findings", "actions", "conflicts", "submit"];
 
 export type FieldRoute =
   | { name: "home" }

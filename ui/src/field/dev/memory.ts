@@ -8,6 +8,8 @@ import {
   photoTooLargeMessage,
   type AnswerKind,
   type AppStatus,
+  type Carried,
+  type CheckOutcome,
   type ChecklistForApp,
   type CommentTarget,
   type FieldBackend,
@@ -144,6 +146,7 @@ export class MemoryBackend implements FieldBackend {
       pending_changes: 0,
       pending_photos: 0,
       pending_photo_bytes: 0,
+      pending_checks: 0,
       upload: null,
       message: null,
       photos_fetched: 0,
@@ -327,6 +330,15 @@ export class MemoryBackend implements FieldBackend {
 
   async syncStatus(): Promise<SyncStatus> {
     return structuredClone(this.sync);
+  }
+
+  /** No earlier visits in the dev backend: nothing carried over. */
+  async carriedActions(_id: string): Promise<Carried> {
+    return { taken_at: null, actions: [] };
+  }
+
+  async checkAction(_id: string, _action: string, _outcome: CheckOutcome, _note: string): Promise<Carried> {
+    throw new AppError("not_found", "no such open action of an earlier visit to this trust");
   }
 
   /** Plays a sync: uploads the pending photos in steps, then reports synced. */

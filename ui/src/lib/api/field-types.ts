@@ -4,7 +4,7 @@
 // a fake. Shapes shared with the server (InspectionView and its parts) come from
 // types.ts, unchanged.
 import { ApiError } from "./backend";
-import type { Answer, CommentTarget, History, HistorySubject, InspectionView, Severity, State } from "./types";
+import type { Answer, CommentTarget, CorrectiveAction, History, HistorySubject, InspectionView, Severity, State } from "./types";
 
 /** Where the store's key and the device token are kept. */
 export type Keystore = "os" | "test" | "unavailable";
@@ -148,6 +148,9 @@ export interface SyncStatus {
   /** Photos not yet fully uploaded. */
   pending_photos: number;
   pending_photo_bytes: number;
+  /** Checks of carried-over corrective actions kept here, not yet on the server (absent
+   *  from an older app build: read as 0). */
+  pending_checks?: number;
   upload: UploadProgress | null;
   message: string | null;
   /** Photos from other devices fetched since the app started: when it moves, a photo
@@ -250,6 +253,26 @@ export function photoTooLargeMessage(size: number, name?: string): string {
 }
 
 /** Every command of the contract, typed. Arguments are as the contract names them. */
+/** What an inspector found on site of an action carried over from an earlier visit. */
+export type CheckOutcome = "done" | "partly" | "not_done";
+
+/** This device's check of a carried-over action. */
+export interface LocalCheck {
+  outcome: CheckOutcome;
+  note: string;
+  checked_at: string;
+  /** `waiting`: kept here, not yet on the server; `sent`; `refused` (see `message`). */
+  state: "waiting" | "sent" | "refused";
+  message: string | null;
+}
+
+/** The open actions of earlier visits carried over to an inspection (`carried_actions`). */
+export interface Carried {
+  /** When this device last took them from the server; null if never. */
+  taken_at: string | null;
+  actions: (CorrectiveAction & { check: LocalCheck | null })[];
+}
+
 export interface FieldBackend {
   appStatus(): Promise<AppStatus>;
   signIn(server: string, user: string, password: string): Promise<AppStatus>;
@@ -278,6 +301,11 @@ export interface FieldBackend {
   signOff(id: string, statement: string): Promise<InspectionView>;
   /** Every value the fields of an item, finding or device held, from this device's copy. */
   history(id: string, subject: HistorySubject): Promise<History>;
+
+  /** The open actions of earlier visits to the trust, as last taken from the server. */
+  carriedActions(id: string): Promise<Carried>;
+  /** Records a check of a carried-over action on site; kept at once, sent when online. */
+  checkAction(id: string, action: string, outcome: CheckOutcome, note: string): Promise<Carried>;
 
   syncStatus(): Promise<SyncStatus>;
   /** Wakes the sync worker; never waits for the network. */

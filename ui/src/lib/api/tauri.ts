@@ -10,6 +10,8 @@ import {
   MAX_PHOTO_BYTES,
   photoTooLargeMessage,
   type AppStatus,
+  type Carried,
+  type CheckOutcome,
   type CommentTarget,
   type FieldBackend,
   type FieldRef,
@@ -131,6 +133,14 @@ export class TauriBackend implements FieldBackend {
 
   syncNow(): Promise<SyncStatus> {
     return this.call("sync_now");
+  }
+
+  carriedActions(id: string): Promise<Carried> {
+    return this.call("carried_actions", { id });
+  }
+
+  checkAction(id: string, action: string, outcome: CheckOutcome, note: string): Promise<Carried> {
+    return this.call("check_action", { id, action, outcome, note });
   }
 
   takeServersCopy(document: string): Promise<SyncStatus> {
