@@ -602,6 +602,22 @@ step("the national picture: the open action, its due date passed, stands out as 
   await lead.page.goto(`${base}/national`);
   await lead.page.locator("[data-testid=national-row]").first().waitFor();
   assert.deepEqual(await lead.page.locator("[data-testid=national-row]").evaluateAll((rs) => rs.map((r) => r.dataset.trust)), ["RJ1"]);
+  // A follow-up visit to RJ1 (created by the Rust test, as the command line does) shows
+  // the open action, overdue, among those from other visits.
+  process.stdout.write("wardcheck-e2e: follow-up\n");
+  const followUp = await new Promise((resolve) => {
+    const lines = createInterface({ input: process.stdin });
+    lines.once("line", (l) => {
+      lines.close();
+      resolve(l.trim());
+    });
+  });
+  assert.match(followUp, /^[0-9a-f-]{36}$/, "the follow-up's id");
+  await page.goto(`${base}/inspections/${followUp}`);
+  const carried = page.locator(`[data-testid=carried-actions] [data-action="${openAction}"]`);
+  await carried.waitFor();
+  assert.equal(await carried.locator("[data-testid=overdue]").count(), 1, "overdue there too");
+  await page.locator("[data-testid=actions]").screenshot({ path: join(shots, "dashboard-follow-up.png") });
   await lead.page.goto(`${base}/trusts/RTH`);
   await lead.page.getByRole("heading", { name: "Page not found" }).waitFor();
   assert.equal((await lead.page.request.get(`${base}/api/v1/trusts/RTH`)).status(), 404);

@@ -277,6 +277,16 @@ async fn the_review_dashboard_works_in_chromium() {
                 writeln!(stdin, "overdue").expect("telling the script the action is overdue");
                 stdin.flush().unwrap();
             }
+            Ok(Some(line)) if line.trim() == "wardcheck-e2e: follow-up" => {
+                let (ok, out, err) = cli(
+                    &data,
+                    &["inspection", "create", "--trust", "RJ1", "--assign", "ann"],
+                    "",
+                );
+                assert!(ok, "a follow-up inspection: {out}\n{err}");
+                writeln!(stdin, "{}", out.trim()).expect("telling the script its id");
+                stdin.flush().unwrap();
+            }
             Ok(Some(line)) => eprintln!("e2e (stdout): {line}"),
         }
     }
