@@ -66,6 +66,9 @@ pub enum CheckState {
 /// An inspector's check of an action on site, as this device keeps it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LocalCheck {
+    /// Who made it (the user signed in then): only their own checks are sent.
+    #[serde(default)]
+    pub by: String,
     pub outcome: Outcome,
     pub note: String,
     pub checked_at: DateTime<Utc>,
@@ -164,7 +167,33 @@ impl App {
         note: &str,
     ) -> Result<Carried, AppError> {
         let session = self.signed_in()?;
+        if session.settings.role != "inspector" {
+            return Err(AppError::new(
+                ErrorCode::Invalid,
+                "only an inspector on the visit checks an action on site",
+            ));
+        }
         let mut local = self.local()?;
+        let state = local
+            .doc(id)?
+            .view()?
+            .meta
+            .state
+            .values
+            .first()
+            .map(|v| v.value.value);
+        if !matches!(
+            state,
+            Some(
+                wardcheck_core::inspection::State::Draft
+                    | wardcheck_core::inspection::State::InProgress
+            )
+        ) {
+            return Err(AppError::new(
+                ErrorCode::Invalid,
+                "actions are checked on a visit not yet submitted",
+            ));
+        }
         let now = carried(&mut local, id)?;
         let Some(a) = now.actions.iter().find(|a| a.action.id == action) else {
             return Err(AppError::new(
@@ -186,6 +215,7 @@ impl App {
             &mut local,
             action,
             &LocalCheck {
+                by: session.settings.user.clone(),
                 outcome,
                 note: note.to_owned(),
                 checked_at: stamp.at,
@@ -224,78 +254,179 @@ fn waiting(local: &Local) -> Vec<(Uuid, LocalCheck)> {
     out
 }
 
-/// Sends every waiting check, then takes again the actions of each trust the user has
-/// a visit to prepare or under way (see the module doc). Never fails the connection:
-/// what could not be done is logged and tried at the next refresh.
-pub(crate) async fn exchange(app: &App, server: &str, token: &str, listed: &[Listed]) {
+/// Most trusts whose actions one exchange takes: an inspector has a handful of visits
+/// to prepare at a time.
+const MAX_TRUSTS_PER_EXCHANGE: usize = 50;
+/// How long one exchange may take in all; what is left is tried at the next refresh.
+const EXCHANGE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Runs [`exchange`] in its own task, never in the sync connection's (which must keep
+/// reading the server's frames), one at a time: a refresh while one runs adds nothing.
+/// Only for inspectors, who are the ones to check actions on site.
+pub(crate) fn spawn(app: &App, server: &str, token: &str, listed: Vec<Listed>) {
+    let Some(session) = app.session() else { return };
+    if session.settings.role != "inspector" {
+        return;
+    }
+    let Ok(guard) = app.inner().exchanging.clone().try_lock_owned() else {
+        return;
+    };
+    let (app, server, token, user) = (
+        app.clone(),
+        server.to_owned(),
+        token.to_owned(),
+        session.settings.user,
+    );
+    tokio::spawn(async move {
+        let _guard = guard;
+        let run = exchange(&app, &server, &token, &user, &listed);
+        if tokio::time::timeout(EXCHANGE_DEADLINE, run).await.is_err() {
+            tracing::info!("actions: the exchange ran out of time; the next refresh goes on");
+        }
+    });
+}
+
+/// Marks `sent` as the server's answer made it, unless the check kept now is another
+/// one (made while this one was being sent): that one stays waiting.
+fn settle(app: &App, id: Uuid, sent: &LocalCheck) {
+    let Ok(mut local) = app.local() else { return };
+    let now = local_check(&local, id);
+    let same = now
+        .as_ref()
+        .is_some_and(|c| c.checked_at == sent.checked_at && c.state == CheckState::Waiting);
+    if same && let Err(e) = put_check(&mut local, id, sent) {
+        tracing::warn!("actions: could not record the check of {id}: {e:?}");
+    }
+    let checks = waiting_count(&local);
+    drop(local);
+    app.inner().hub.set_pending_checks(checks);
+}
+
+/// Sends every waiting check of `user`, then takes again the actions of each trust the
+/// user has a visit to prepare or under way (see the module doc). A check the server
+/// answers with a transient error, or a 409 (changed elsewhere: read again), stays
+/// waiting and the others go on; an unreachable server ends the exchange.
+async fn exchange(app: &App, server: &str, token: &str, user: &str, listed: &[Listed]) {
     let http = app.inner().http();
     let to_send = match app.local() {
         Ok(local) => waiting(&local),
         Err(_) => return,
     };
-    for (id, mut check) in to_send {
+    for (id, check) in to_send.into_iter().filter(|(_, c)| c.by == user) {
         let body = serde_json::json!({
             "step": "check",
             "outcome": check.outcome,
             "note": check.note,
         });
+        let mut done = check.clone();
         match remote::action_step(http, server, token, id, &body).await {
-            Ok(()) => check.state = CheckState::Sent,
-            Err(e) if e.is_transient() => {
-                tracing::info!("actions: check of {id} not sent yet: {e}");
+            Ok(()) => done.state = CheckState::Sent,
+            Err(RemoteError::Offline(why)) => {
+                tracing::info!("actions: not sent, the server cannot be reached: {why}");
                 return;
             }
+            Err(e) if e.is_transient() => {
+                tracing::info!("actions: check of {id} not sent yet: {e}");
+                continue;
+            }
+            // Another step was kept first (read again), or the answer is not a Wardcheck
+            // server's (a proxy's page): tried again at the next refresh.
+            Err(RemoteError::Refused {
+                status,
+                code,
+                message,
+            }) if status == 409 || code.is_empty() => {
+                tracing::info!(
+                    "actions: check of {id} answered {status} ({message}); tried again later"
+                );
+                continue;
+            }
             Err(RemoteError::Refused { message, .. }) => {
-                check.state = CheckState::Refused;
-                check.message = Some(message);
+                done.state = CheckState::Refused;
+                done.message = Some(message);
             }
             Err(e) => {
                 tracing::warn!("actions: check of {id} not sent: {e}");
-                return;
+                continue;
             }
         }
-        let Ok(mut local) = app.local() else { return };
-        if let Err(e) = put_check(&mut local, id, &check) {
-            tracing::warn!("actions: could not record the check of {id}: {e:?}");
-        }
-        let checks = waiting_count(&local);
-        drop(local);
-        app.inner().hub.set_pending_checks(checks);
+        settle(app, id, &done);
     }
-    let trusts: BTreeSet<&str> = listed
+    let open: BTreeSet<&str> = listed
         .iter()
         .filter(|l| matches!(l.state.as_deref(), Some("draft" | "in_progress")))
         .filter_map(|l| l.trust.as_deref())
         .collect();
-    for trust in trusts {
-        match remote::trust_actions::<Wire>(http, server, token, trust).await {
-            Ok(mut actions) => {
-                let Ok(mut local) = app.local() else { return };
-                // An action the server no longer lists to this user (closed, or the visit
-                // submitted) stays while this device holds a check of it not taken: its
-                // refusal is shown where the inspector made it.
-                if let Some(before) = kept(&local, trust) {
-                    for w in before.actions {
-                        let unsent =
-                            local_check(&local, w.id).is_some_and(|c| c.state != CheckState::Sent);
-                        if unsent && !actions.iter().any(|a| a.id == w.id) {
-                            actions.push(w);
-                        }
-                    }
+    // Kept lists of trusts with no visit to prepare any more are dropped, unless they
+    // hold an action with a check this device has not had taken.
+    if let Ok(mut local) = app.local() {
+        for (key, _) in local
+            .store
+            .settings_with_prefix(CARRIED)
+            .unwrap_or_default()
+        {
+            let Some(trust) = key.strip_prefix(CARRIED) else {
+                continue;
+            };
+            if open.contains(trust) {
+                continue;
+            }
+            let unsent = kept(&local, trust).is_some_and(|k| {
+                k.actions
+                    .iter()
+                    .any(|w| local_check(&local, w.id).is_some_and(|c| c.state != CheckState::Sent))
+            });
+            if !unsent && let Err(e) = local.store.delete_setting(&key) {
+                tracing::warn!("actions: could not drop {trust}'s actions: {e}");
+            }
+        }
+    }
+    for trust in open.into_iter().take(MAX_TRUSTS_PER_EXCHANGE) {
+        let answer =
+            match remote::trust_actions::<serde_json::Value>(http, server, token, trust).await {
+                Ok(a) => a,
+                Err(RemoteError::Offline(why)) => {
+                    tracing::info!("actions: the server cannot be reached: {why}");
+                    return;
                 }
-                let k = Kept {
-                    taken_at: Utc::now(),
-                    actions,
-                };
-                let bytes = serde_json::to_vec(&k).expect("actions serialise");
-                if let Err(e) = local
-                    .store
-                    .put_setting(&format!("{CARRIED}{trust}"), &bytes)
-                {
-                    tracing::warn!("actions: could not keep {trust}'s actions: {e}");
+                Err(e) => {
+                    tracing::info!("actions: {trust}'s actions not taken: {e}");
+                    continue;
+                }
+            };
+        // One action this build cannot read (a step kind a newer server knows) is left
+        // out, not the trust's whole list.
+        let mut actions: Vec<Wire> = Vec::with_capacity(answer.len());
+        for v in answer {
+            match serde_json::from_value::<Wire>(v) {
+                Ok(w) if !actions.iter().any(|a| a.id == w.id) => actions.push(w),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("actions: an action of {trust} left out: {e}"),
+            }
+        }
+        let Ok(mut local) = app.local() else { return };
+        // An action the server no longer lists to this user (closed, or the visit
+        // submitted) stays while this device holds a check of it not taken: its
+        // refusal is shown where the inspector made it.
+        let before = kept(&local, trust);
+        if let Some(before) = &before {
+            for w in &before.actions {
+                let unsent = local_check(&local, w.id).is_some_and(|c| c.state != CheckState::Sent);
+                if unsent && !actions.iter().any(|a| a.id == w.id) {
+                    actions.push(w.clone());
                 }
             }
-            Err(e) => tracing::info!("actions: {trust}'s actions not taken: {e}"),
+        }
+        let k = Kept {
+            taken_at: Utc::now(),
+            actions,
+        };
+        let bytes = serde_json::to_vec(&k).expect("actions serialise");
+        if let Err(e) = local
+            .store
+            .put_setting(&format!("{CARRIED}{trust}"), &bytes)
+        {
+            tracing::warn!("actions: could not keep {trust}'s actions: {e}");
         }
     }
 }

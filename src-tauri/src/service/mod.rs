@@ -137,6 +137,9 @@ pub(crate) struct Inner {
     /// the uploader looks for photos other devices took.
     pub received: watch::Sender<u64>,
     pub hub: StatusHub,
+    /// Held while corrective actions are exchanged with the server ([`actions::spawn`]):
+    /// one exchange at a time, in its own task.
+    pub exchanging: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// Made on first use ([`Inner::http`]), not at start: with TLS built in, making it
     /// reads the platform's trust store (OpenSSL parses every root certificate), which
     /// cost the window about 80 ms when it was done while the app opened.
@@ -222,6 +225,7 @@ impl App {
                 sync_now: watch::Sender::new(0),
                 received: watch::Sender::new(0),
                 hub,
+                exchanging: Default::default(),
                 http: std::sync::OnceLock::new(),
             }),
         };

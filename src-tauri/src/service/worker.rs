@@ -296,7 +296,7 @@ async fn connection(
     {
         return e;
     }
-    super::actions::exchange(app, &server, &token, &listed).await;
+    super::actions::spawn(app, &server, &token, listed);
 
     let mut changed_rx = inner.changed.subscribe();
     let mut now_rx = inner.sync_now.subscribe();
@@ -388,7 +388,7 @@ async fn refresh(
         add_listed(app, conn, &kept, &actor)
     })
     .await?;
-    super::actions::exchange(app, server, token, &ids).await;
+    super::actions::spawn(app, server, token, ids);
     send_all(app, conn, ws).await
 }
 

@@ -145,9 +145,13 @@ async fn an_open_action_is_checked_offline_and_reaches_the_server() {
         .unwrap_err();
     assert_eq!(
         e.code,
-        ErrorCode::NotFound,
-        "not carried to its own inspection"
+        ErrorCode::Invalid,
+        "checked on a visit not yet submitted only: {e:?}"
     );
+    let e = app
+        .check_action(later, Uuid::new_v4(), Outcome::Done, "Seen")
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::NotFound, "no such action carried: {e:?}");
     assert!(
         app.carried_actions(later).unwrap().actions[0]
             .check

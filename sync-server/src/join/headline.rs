@@ -18,7 +18,7 @@ use rusqlite::{Connection, params_from_iter};
 use serde::Serialize;
 
 use super::lifecycle::{self, Support};
-use super::query::SnapshotRef;
+use super::query::{SnapshotRef, newest_snapshots};
 
 /// One trust's endpoint figures in one snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -91,26 +91,7 @@ fn share(part: u64, whole: u64) -> Option<f64> {
 
 /// The newest `points` snapshots of `kind`, oldest first.
 fn newest(conn: &Connection, kind: &str, points: usize) -> rusqlite::Result<Vec<SnapshotRef>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, as_of, sha256 FROM telemetry_snapshots WHERE kind = ?1
-         ORDER BY as_of DESC, id DESC LIMIT ?2",
-    )?;
-    let mut out = stmt
-        .query_map(rusqlite::params![kind, points as i64], |r| {
-            let as_of: String = r.get(1)?;
-            Ok(SnapshotRef {
-                id: r.get(0)?,
-                as_of: NaiveDate::parse_from_str(&as_of, "%Y-%m-%d").map_err(|e| {
-                    rusqlite::Error::FromSqlConversionFailure(
-                        1,
-                        rusqlite::types::Type::Text,
-                        Box::new(e),
-                    )
-                })?,
-                sha256: r.get(2)?,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut out = newest_snapshots(conn, kind, points)?;
     out.reverse();
     Ok(out)
 }
@@ -259,33 +240,14 @@ mod tests {
     use super::*;
     use crate::join::telemetry_summary;
 
+    /// The trust summary's tests' data, with an older endpoint snapshot (id 3).
     fn db() -> Connection {
-        let conn = Connection::open_in_memory().unwrap();
+        let conn = crate::join::summary::tests::db();
         conn.execute_batch(
-            "CREATE TABLE telemetry_snapshots (id INTEGER PRIMARY KEY, kind TEXT, as_of TEXT,
-                 sha256 TEXT, rows INTEGER, bytes INTEGER, imported_at TEXT, imported_by TEXT);
-             INSERT INTO telemetry_snapshots VALUES
-                 (1, 'endpoints', '2026-10-01', 'a', 0, 0, '', ''),
-                 (3, 'endpoints', '2026-11-29', 'c', 0, 0, '', ''),
-                 (2, 'alerts', '2026-11-29', 'b', 0, 0, '', '');
-             CREATE TABLE endpoint_counts (snapshot, trust, site, os_platform, os_build,
-                 os_edition, kind, sensor, devices, smb1_enabled, smb1_unknown);
+            "INSERT INTO telemetry_snapshots VALUES (3, 'endpoints', '2026-10-01', 'c', 0, 0, '', '');
              INSERT INTO endpoint_counts VALUES
-                 (1, 'RJ1', 'RJ121', 'Windows10', 19045, NULL, 'end-user', 'reporting', 500, 50, 0),
-                 (1, 'RJ1', 'RJ121', 'Windows7', 7601, NULL, 'medical', 'can-onboard', 100, 30, 0),
-                 (3, 'RJ1', 'RJ121', 'Windows10', 19045, NULL, 'end-user', 'reporting', 880, 10, 5),
-                 (3, 'RJ1', 'RJ121', 'Windows10', 19045, NULL, 'end-user', 'inactive', 20, 3, 0),
-                 (3, 'RJ1', 'RJ122', 'Windows10', 19045, NULL, 'end-user', 'reporting', 100, 0, 0),
-                 (3, 'RJ1', 'RJ121', 'Windows7', 7601, NULL, 'medical', 'can-onboard', 40, 30, 0),
-                 (3, 'RJ1', 'RJ121', 'Linux', NULL, NULL, 'server', 'discovered', 3, 0, 3),
-                 (3, 'RTH', 'RTH08', 'Windows7', 7601, NULL, 'end-user', 'reporting', 999, 0, 0);
-             CREATE TABLE alerts (snapshot, trust, alert_id, issued, acknowledged, closed);
-             INSERT INTO alerts VALUES
-                 (2, 'RJ1', 'a1', '2026-11-01T00:00:00Z', '2026-11-01T02:00:00Z', NULL),
-                 (2, 'RJ1', 'a3', '2026-11-01T00:00:00Z', '2026-11-04T00:00:00Z', NULL),
-                 (2, 'RJ1', 'a4', '2026-11-01T00:00:00Z', NULL, NULL),
-                 (2, 'RJ1', 'a5', '2026-11-29T12:00:00Z', NULL, NULL),
-                 (2, 'RTH', 'b1', '2026-11-01T00:00:00Z', NULL, NULL);",
+                 (3, 'RJ1', 'RJ121', 'Windows10', 19045, NULL, 'end-user', 'reporting', 500, 50, 0),
+                 (3, 'RJ1', 'RJ121', 'Windows7', 7601, NULL, 'medical', 'can-onboard', 100, 30, 0);",
         )
         .unwrap();
         conn
@@ -339,6 +301,6 @@ mod tests {
             (a.alerts, a.on_time, a.overdue),
             (sa.alerts, sa.on_time, sa.overdue)
         );
-        assert_eq!(a.on_time_share, Some(1.0 / 3.0));
+        assert_eq!(a.on_time_share, Some(2.0 / 4.0));
     }
 }

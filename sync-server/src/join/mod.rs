@@ -69,7 +69,7 @@ pub mod lifecycle;
 mod query;
 #[cfg(test)]
 mod scenarios;
-mod summary;
+pub(crate) mod summary;
 mod verdict;
 
 use std::collections::BTreeMap;

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use serde::Serialize;
 use wardcheck_core::checklist::TelemetryCheck;
 use wardcheck_core::judge::{DeviceKind, Judge, Span, SpanUnit};
@@ -344,11 +344,20 @@ pub struct DeviceRecord {
 
 /// The latest snapshot of a feed (`endpoints`, `network`, `alerts`): the newest day.
 pub fn latest_snapshot(conn: &Connection, kind: &str) -> rusqlite::Result<Option<SnapshotRef>> {
+    Ok(newest_snapshots(conn, kind, 1)?.into_iter().next())
+}
+
+/// The newest `n` snapshots of a feed, newest first.
+pub fn newest_snapshots(
+    conn: &Connection,
+    kind: &str,
+    n: usize,
+) -> rusqlite::Result<Vec<SnapshotRef>> {
     conn.prepare_cached(
         "SELECT id, as_of, sha256 FROM telemetry_snapshots WHERE kind = ?1
-         ORDER BY as_of DESC, id DESC LIMIT 1",
+         ORDER BY as_of DESC, id DESC LIMIT ?2",
     )?
-    .query_row(params![kind], |r| {
+    .query_map(params![kind, n as i64], |r| {
         let as_of: String = r.get(1)?;
         Ok(SnapshotRef {
             id: r.get(0)?,
@@ -361,8 +370,8 @@ pub fn latest_snapshot(conn: &Connection, kind: &str) -> rusqlite::Result<Option
             })?,
             sha256: r.get(2)?,
         })
-    })
-    .optional()
+    })?
+    .collect()
 }
 
 /// The endpoint configuration checks, with the `endpoint_counts` columns holding each

@@ -320,10 +320,11 @@ fn alert_summary(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn db() -> Connection {
+    /// Two snapshots (endpoints and alerts, 2026-11-29) of RJ1 and RTH.
+    pub(crate) fn db() -> Connection {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(
             "CREATE TABLE telemetry_snapshots (id INTEGER PRIMARY KEY, kind TEXT, as_of TEXT,

@@ -251,18 +251,8 @@ impl Acting<'_> {
         )
         .await;
         Ok(National {
-            endpoint_days: g
-                .headlines
-                .endpoint_snapshots
-                .iter()
-                .map(|s| s.as_of)
-                .collect(),
-            alert_days: g
-                .headlines
-                .alert_snapshots
-                .iter()
-                .map(|s| s.as_of)
-                .collect(),
+            endpoint_days: days(&g.headlines.endpoint_snapshots),
+            alert_days: days(&g.headlines.alert_snapshots),
             regions: regions.into_iter().collect(),
             trust_types: types.into_iter().collect(),
             today: Utc::now().date_naive(),
@@ -299,18 +289,8 @@ impl Acting<'_> {
         inspections.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
         Ok(TrustPage {
             today: Utc::now().date_naive(),
-            endpoint_days: g
-                .headlines
-                .endpoint_snapshots
-                .iter()
-                .map(|s| s.as_of)
-                .collect(),
-            alert_days: g
-                .headlines
-                .alert_snapshots
-                .iter()
-                .map(|s| s.as_of)
-                .collect(),
+            endpoint_days: days(&g.headlines.endpoint_snapshots),
+            alert_days: days(&g.headlines.alert_snapshots),
             trust,
             summary,
             inspections,
@@ -494,6 +474,11 @@ impl Acting<'_> {
             verdicts,
         })
     }
+}
+
+/// The days of `snapshots`, in their order.
+fn days(snapshots: &[SnapshotRef]) -> Vec<NaiveDate> {
+    snapshots.iter().map(|s| s.as_of).collect()
 }
 
 /// Each trust's newest inspection by when it was created (ties: the larger id); of those
