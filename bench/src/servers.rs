@@ -198,6 +198,8 @@ impl OurData {
                 sites: vec![],
                 checklist: CHECKLIST.into(),
                 assign,
+                visit_start: None,
+                visit_end: None,
             };
             let rec = inspections::create(&*storage, &telemetry, &req, "bench-setup", now)?;
             out.inspections.push(rec.id);

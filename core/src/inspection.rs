@@ -112,6 +112,8 @@ pub enum InspectionError {
     InvalidPhotoHash(String),
     #[error("{0} must not be empty")]
     Empty(&'static str),
+    #[error("visit dates: {0}")]
+    InvalidDates(String),
     #[error("{field} is {len} characters, more than the {max} allowed")]
     TooLong {
         field: &'static str,
@@ -509,6 +511,7 @@ impl Inspection {
         for site in &new.sites {
             validate_site(site, &new.trust)?;
         }
+        validate_dates(new.visit_start, new.visit_end)?;
         for m in &new.team {
             check_required("team member", &m.user)?;
             check_short("team member", &m.user)?;
@@ -1676,6 +1679,29 @@ fn is_code_char(c: char) -> bool {
 
 /// A trust's ODS code: 3 characters, upper-case letters or digits, starting with a
 /// letter (e.g. `RJ1`, `RRU`).
+/// Longest visit, first day to last: an on-site inspection lasts days, not months.
+pub const MAX_VISIT_DAYS: i64 = 31;
+
+/// A visit's dates: none, a first day alone, or a first and last day in order, at most
+/// [`MAX_VISIT_DAYS`] apart.
+pub fn validate_dates(start: Option<NaiveDate>, end: Option<NaiveDate>) -> Result<()> {
+    match (start, end) {
+        (None, Some(_)) => Err(InspectionError::InvalidDates(
+            "a last day needs a first day".into(),
+        )),
+        (Some(s), Some(e)) if e < s => Err(InspectionError::InvalidDates(format!(
+            "the last day ({e}) is before the first ({s})"
+        ))),
+        (Some(s), Some(e)) if (e - s).num_days() + 1 > MAX_VISIT_DAYS => {
+            Err(InspectionError::InvalidDates(format!(
+                "a visit lasts at most {MAX_VISIT_DAYS} days, not {} ({s} to {e})",
+                (e - s).num_days() + 1
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 pub fn validate_trust(code: &str) -> Result<()> {
     let ok = code.len() == 3
         && code.chars().all(is_code_char)
@@ -1715,6 +1741,32 @@ fn validate_hash(h: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn visit_dates_are_in_order_and_at_most_a_month() {
+        let d = |s: &str| Some(NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap());
+        assert!(validate_dates(None, None).is_ok());
+        assert!(
+            validate_dates(d("2027-01-11"), None).is_ok(),
+            "a first day alone"
+        );
+        assert!(
+            validate_dates(d("2027-01-11"), d("2027-01-11")).is_ok(),
+            "one day"
+        );
+        assert!(
+            validate_dates(d("2027-01-01"), d("2027-01-31")).is_ok(),
+            "31 days"
+        );
+        for (s, e) in [
+            (d("2027-01-13"), d("2027-01-11")),
+            (d("2027-01-01"), d("2027-02-01")),
+            (None, d("2027-01-11")),
+        ] {
+            let err = validate_dates(s, e).unwrap_err();
+            assert!(matches!(err, InspectionError::InvalidDates(_)), "{err}");
+        }
+    }
     use crate::checklist::{Item, OrgType, References, Section};
     use chrono::TimeZone;
 

@@ -49,6 +49,11 @@ pub struct CreateInspection {
     /// Inspectors to assign: the first is the team's lead inspector.
     #[serde(default)]
     pub assign: Vec<String>,
+    /// The visit's first and last days, when planned (`YYYY-MM-DD`).
+    #[serde(default)]
+    pub visit_start: Option<chrono::NaiveDate>,
+    #[serde(default)]
+    pub visit_end: Option<chrono::NaiveDate>,
 }
 
 /// Finds a checklist by `id` or `id@version`, among the published ones first, then
@@ -212,8 +217,8 @@ pub fn create(
             trust: req.trust.clone(),
             sites: req.sites.clone(),
             team: team.clone(),
-            visit_start: None,
-            visit_end: None,
+            visit_start: req.visit_start,
+            visit_end: req.visit_end,
             org,
         },
         checklist.clone(),

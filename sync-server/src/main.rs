@@ -149,6 +149,12 @@ enum InspectionCommand {
         /// Inspectors to assign (repeat for several): the first is the lead inspector.
         #[arg(long = "assign")]
         assign: Vec<String>,
+        /// The visit's first day (YYYY-MM-DD).
+        #[arg(long)]
+        visit_start: Option<chrono::NaiveDate>,
+        /// The visit's last day (YYYY-MM-DD).
+        #[arg(long)]
+        visit_end: Option<chrono::NaiveDate>,
     },
     /// Assign an inspector to an inspection's team (as its lead with `--lead`, or when
     /// it has none).
@@ -611,12 +617,16 @@ fn inspection(storage: &dyn Storage, data: &Path, c: InspectionCommand) -> Resul
             sites,
             checklist,
             assign,
+            visit_start,
+            visit_end,
         } => {
             let req = inspections::CreateInspection {
                 trust,
                 sites,
                 checklist,
                 assign,
+                visit_start,
+                visit_end,
             };
             let telemetry = open_telemetry(data)?;
             let rec =

@@ -54,6 +54,8 @@ const browser = await chromium.launch({
 
 /** Every CSP violation and script error in any page, checked at the end. */
 const problems = [];
+/** Set while a step makes the server refuse something on purpose (a 422 it expects). */
+let refusalExpected = false;
 async function newPage() {
   const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
@@ -61,7 +63,7 @@ async function newPage() {
   page.on("console", (m) => {
     const t = m.text();
     if (/Content Security Policy|Refused to/i.test(t)) problems.push(`CSP: ${t}`);
-    else if (m.type() === "error" && !/status of 40[134]/.test(t)) problems.push(`console error: ${t}`);
+    else if (m.type() === "error" && !/status of 40[134]/.test(t) && !(refusalExpected && /status of 422/.test(t))) problems.push(`console error: ${t}`);
   });
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
   return { context, page };
@@ -622,6 +624,45 @@ step("the national picture: the open action, its due date passed, stands out as 
   await lead.page.getByRole("heading", { name: "Page not found" }).waitFor();
   assert.equal((await lead.page.request.get(`${base}/api/v1/trusts/RTH`)).status(), 404);
   await lead.context.close();
+});
+
+step("a reviewer plans an inspection with visit dates and a team; a mistake is refused and nothing kept; the assigned inspector's list has it", async () => {
+  const count = async () => (await (await page.request.get(`${base}/api/v1/inspections?limit=200`)).json()).items.length;
+  const before = await count();
+  await page.goto(`${base}/`);
+  await page.locator("[data-testid=nav-plan]").click();
+  await page.waitForURL(/\/plan$/);
+  const day = (n) => new Date(Date.now() + n * 86_400_000).toISOString().slice(0, 10);
+  await page.locator("[data-testid=plan-trust]").fill("RTH");
+  await page.locator("[data-testid=plan-sites]").fill("RTH08");
+  await page.locator("[data-testid=plan-start]").fill(day(14));
+  await page.locator("[data-testid=plan-end]").fill(day(16));
+  await page.locator("[data-testid=plan-lead]").fill("ann");
+  // A team member who does not exist: the server refuses, the page says why.
+  await page.locator("[data-testid=plan-team]").fill("nobody-here");
+  refusalExpected = true;
+  await page.locator("[data-testid=plan-submit]").click();
+  await page.locator("[data-testid=plan-error]").filter({ hasText: "nobody-here" }).waitFor();
+  refusalExpected = false;
+  assert.equal(await count(), before, "nothing kept of a refused plan");
+  await page.locator("[data-testid=plan-team]").fill("");
+  await page.locator("[data-testid=plan-submit]").click();
+  await page.waitForURL(/\/inspections\/[0-9a-f-]{36}$/);
+  const id = new URL(page.url()).pathname.split("/").pop();
+  await page.locator("[data-testid=visit]").filter({ hasText: "to" }).waitFor();
+  assert.match(await page.locator("[data-testid=team]").innerText(), /lead inspector/);
+  const detail = await (await page.request.get(`${base}/api/v1/inspections/${id}`)).json();
+  assert.equal(detail.inspection.meta.visit_start, day(14));
+  assert.equal(detail.inspection.meta.visit_end, day(16));
+  assert.deepEqual(detail.record.sites, ["RTH08"]);
+  // The assigned inspector's list (what the field app syncs and keeps offline) has it.
+  const ann = await newPage();
+  const login = await ann.context.request.post(`${base}/api/v1/login`, { data: { user: "ann", password: args.password, device: "planning test" } });
+  assert.equal(login.status(), 200);
+  const listed = await (await ann.context.request.get(`${base}/api/v1/inspections?limit=200`)).json();
+  assert.ok(listed.items.some((r) => r.id === id && r.lead === "ann"), "ann's list has the planned visit, ann leading");
+  await ann.context.close();
+  await page.screenshot({ path: join(shots, "dashboard-planned.png"), fullPage: true });
 });
 
 step("signing out revokes the session: the page goes to sign in and the API answers 401", async () => {

@@ -345,6 +345,82 @@ async fn create_assign_share_and_state_refuse_the_wrong_roles() {
             .0,
         "invalid"
     );
+    // A planned visit: its dates in the document; dates out of order, too long a visit, or
+    // a last day alone are refused and nothing is kept.
+    let planned = create(
+        &c,
+        &s,
+        &rita,
+        json!({ "trust": "RJ1", "checklist": "cqc-onsite-cyber", "assign": ["ann", "bob"],
+            "visit_start": "2027-01-11", "visit_end": "2027-01-13" }),
+    )
+    .await;
+    let planned = json_ok(planned, StatusCode::CREATED, "planned").await;
+    let planned_id = planned["id"].as_str().unwrap();
+    let res = c
+        .get(s.url(&format!("/api/v1/inspections/{planned_id}")))
+        .bearer_auth(&ann)
+        .send()
+        .await
+        .unwrap();
+    let detail = json_ok(res, StatusCode::OK, "the lead inspector reads it").await;
+    let meta = &detail["inspection"]["meta"];
+    assert_eq!(meta["visit_start"], "2027-01-11");
+    assert_eq!(meta["visit_end"], "2027-01-13");
+    let roles: Vec<(String, String)> = meta["team"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["user"].as_str().unwrap().into(),
+                m["role"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(
+        roles.contains(&("ann".into(), "lead_inspector".into())),
+        "{roles:?}"
+    );
+    assert!(
+        roles.contains(&("bob".into(), "inspector".into())),
+        "{roles:?}"
+    );
+    let before = s.cli(&["inspection", "list"], "").lines().count();
+    for (what, start, end) in [
+        ("out of order", Some("2027-01-13"), Some("2027-01-11")),
+        ("32 days", Some("2027-01-01"), Some("2027-02-01")),
+        ("a last day alone", None, Some("2027-01-11")),
+    ] {
+        let res = create(
+            &c,
+            &s,
+            &rita,
+            json!({ "trust": "RJ1", "checklist": "cqc-onsite-cyber",
+                "visit_start": start, "visit_end": end }),
+        )
+        .await;
+        let (code, msg) = error(res, StatusCode::UNPROCESSABLE_ENTITY, what).await;
+        assert_eq!(code, "invalid_dates", "{what}: {msg}");
+    }
+    let bad = create(
+        &c,
+        &s,
+        &rita,
+        json!({ "trust": "RJ1", "checklist": "cqc-onsite-cyber", "visit_start": "11/01/2027" }),
+    )
+    .await;
+    assert_eq!(
+        error(bad, StatusCode::BAD_REQUEST, "a date not YYYY-MM-DD")
+            .await
+            .0,
+        "invalid_field"
+    );
+    assert_eq!(
+        s.cli(&["inspection", "list"], "").lines().count(),
+        before,
+        "nothing kept of a refused plan"
+    );
     let bad = create(
         &c,
         &s,

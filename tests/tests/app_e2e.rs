@@ -1053,8 +1053,28 @@ async fn an_open_action_of_an_earlier_visit_is_checked_offline_and_synced() {
     assert_eq!(res.status().as_u16(), 201);
     let action: Value = res.json().await.unwrap();
     let action = action["id"].as_str().unwrap().to_owned();
-    // The next visit.
-    let later = server.create_inspection("RJ1", &["ann"]);
+    // The next visit, planned with its dates (issue 14, item 3): the field app lists it
+    // with its first day.
+    let first_day = (Utc::now() + chrono::Duration::days(7)).date_naive();
+    let later: Uuid = server
+        .cli(
+            &[
+                "inspection",
+                "create",
+                "--trust",
+                "RJ1",
+                "--assign",
+                "ann",
+                "--visit-start",
+                &first_day.to_string(),
+                "--visit-end",
+                &(first_day + chrono::Duration::days(1)).to_string(),
+            ],
+            "",
+        )
+        .trim()
+        .parse()
+        .expect("inspection create prints an id");
 
     let mut driver = AppDriver::start(&app_driver::app_binary(), AppHome::temporary())
         .await
@@ -1068,6 +1088,16 @@ async fn an_open_action_of_an_earlier_visit_is_checked_offline_and_synced() {
             sign_in_app(&app, &server, "ann", later).await,
         )
         .await;
+    let r = app
+        .wait_text(
+            &row_css(later),
+            "the planned visit's first day",
+            UI_TIMEOUT,
+            |t| t.contains(&first_day.format("%-d %b %Y").to_string()),
+        )
+        .await
+        .map(drop);
+    steps.check(Some(&app), "planned-visit-listed", r).await;
     let card = format!("{}[data-action=\"{action}\"]", tid("carried-action"));
     let r = async {
         open_inspection(&app, later).await?;

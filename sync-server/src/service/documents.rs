@@ -344,6 +344,7 @@ pub(super) fn inspection_error(e: InspectionError) -> AppError {
         }
         InspectionError::TooLong { .. } => unprocessable("too_long", &e),
         InspectionError::Empty(_) => unprocessable("empty", &e),
+        InspectionError::InvalidDates(_) => unprocessable("invalid_dates", &e),
         InspectionError::UnknownItem(_)
         | InspectionError::UnknownFinding(_)
         | InspectionError::UnknownDevice(_) => unprocessable("unknown_target", &e),

@@ -356,6 +356,13 @@ fn create_error(e: CreateError) -> AppError {
     match e {
         CreateError::UnknownChecklist(_) => unprocessable("unknown_checklist", &e),
         CreateError::UnknownUser(_) => unprocessable("unknown_user", &e),
+        CreateError::Inspection(wardcheck_core::inspection::InspectionError::InvalidDates(
+            ref m,
+        )) => AppError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_dates",
+            format!("visit dates: {m}"),
+        ),
         CreateError::Inspection(ref inner) => unprocessable("invalid", inner),
         CreateError::Storage(s) => s.into(),
         other => AppError::internal(other),

@@ -43,6 +43,8 @@ fn fixture() -> Fixture {
             sites: vec![],
             checklist: "cqc-onsite-cyber".into(),
             assign: vec!["ann".into()],
+            visit_start: None,
+            visit_end: None,
         },
         "test",
         Utc::now(),

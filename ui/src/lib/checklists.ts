@@ -28,6 +28,11 @@ export interface Checklist {
 
 const all = data as unknown as Record<string, Checklist>;
 
+/** Every checklist this build carries, by id and version. */
+export function allChecklists(): Checklist[] {
+  return Object.values(all).sort((a, b) => `${a.id}@${a.version}`.localeCompare(`${b.id}@${b.version}`));
+}
+
 /** The checklist `id@version`, if this build carries it. */
 export function checklist(id: string, version: string): Checklist | null {
   return all[`${id}@${version}`] ?? null;

@@ -7,6 +7,7 @@ export type Route =
   | { name: "inspection"; id: string }
   | { name: "report"; id: string }
   | { name: "national" }
+  | { name: "plan" }
   | { name: "trust"; code: string }
   | { name: "missing" };
 
@@ -18,6 +19,7 @@ function parse(path: string): Route {
   m = /^\/inspections\/([0-9a-fA-F-]{1,64})\/report\/?$/.exec(path);
   if (m) return { name: "report", id: m[1].toLowerCase() };
   if (path === "/national" || path === "/national/") return { name: "national" };
+  if (path === "/plan" || path === "/plan/") return { name: "plan" };
   m = /^\/trusts\/([A-Za-z0-9]{1,8})\/?$/.exec(path);
   if (m) return { name: "trust", code: m[1].toUpperCase() };
   return { name: "missing" };

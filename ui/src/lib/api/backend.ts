@@ -15,6 +15,7 @@ import type {
   ListFilter,
   Me,
   National,
+  NewInspection,
   NewActionStep,
   Page,
   Responded,
@@ -72,6 +73,8 @@ export interface Backend {
   raiseAction(id: string, source: ActionSource, what: string, due: string): Promise<CorrectiveAction>;
   /** The next step of an action. */
   actionStep(action: string, step: NewActionStep): Promise<CorrectiveAction>;
+  /** Creates (plans) an inspection: reviewers and admins. */
+  createInspection(plan: NewInspection): Promise<InspectionRecord>;
   /** Every trust the caller sees, with its headline figures and trends (filters optional). */
   national(region?: string | null, trustType?: string | null): Promise<National>;
   /** One trust's page (no inspection needed). */

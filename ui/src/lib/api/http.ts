@@ -15,6 +15,7 @@ import type {
   ListFilter,
   Me,
   National,
+  NewInspection,
   NewActionStep,
   Page,
   Responded,
@@ -176,6 +177,10 @@ export class HttpBackend implements Backend {
 
   actionStep(action: string, step: NewActionStep): Promise<CorrectiveAction> {
     return call<CorrectiveAction>(`/api/v1/actions/${encodeURIComponent(action)}/steps`, json("POST", step));
+  }
+
+  createInspection(plan: NewInspection): Promise<InspectionRecord> {
+    return call<InspectionRecord>("/api/v1/inspections", json("POST", plan));
   }
 
   national(region?: string | null, trustType?: string | null): Promise<National> {

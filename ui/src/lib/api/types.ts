@@ -404,6 +404,18 @@ export interface Trend {
   alerts: AlertPoint[];
 }
 
+/** `POST /api/v1/inspections`: a visit planned by a reviewer or an admin. */
+export interface NewInspection {
+  trust: string;
+  sites: string[];
+  /** `id` or `id@version`. */
+  checklist: string;
+  /** The team: the first is the lead inspector. */
+  assign: string[];
+  visit_start: string | null;
+  visit_end: string | null;
+}
+
 /** An inspection as the national page names it. */
 export interface InspectionRef {
   id: string;
