@@ -511,7 +511,7 @@ impl Inspection {
         for site in &new.sites {
             validate_site(site, &new.trust)?;
         }
-        validate_dates(new.visit_start, new.visit_end)?;
+        validate_dates(new.visit_start, new.visit_end, stamp.at.date_naive())?;
         for m in &new.team {
             check_required("team member", &m.user)?;
             check_short("team member", &m.user)?;
@@ -1677,14 +1677,34 @@ fn is_code_char(c: char) -> bool {
     c.is_ascii_uppercase() || c.is_ascii_digit()
 }
 
-/// A trust's ODS code: 3 characters, upper-case letters or digits, starting with a
-/// letter (e.g. `RJ1`, `RRU`).
 /// Longest visit, first day to last: an on-site inspection lasts days, not months.
 pub const MAX_VISIT_DAYS: i64 = 31;
 
-/// A visit's dates: none, a first day alone, or a first and last day in order, at most
-/// [`MAX_VISIT_DAYS`] apart.
-pub fn validate_dates(start: Option<NaiveDate>, end: Option<NaiveDate>) -> Result<()> {
+/// How far before `today` a visit's first day may be (a visit recorded after the fact),
+/// and how far after (planned ahead), in days.
+pub const VISIT_DAYS_BEFORE: i64 = 366;
+pub const VISIT_DAYS_AHEAD: i64 = 731;
+
+/// A visit's dates: none, a first day alone, or a first and last day in order,
+/// [`MAX_VISIT_DAYS`] in all at most; the first day within a year before `today` and two
+/// years after.
+pub fn validate_dates(
+    start: Option<NaiveDate>,
+    end: Option<NaiveDate>,
+    today: NaiveDate,
+) -> Result<()> {
+    if let Some(s) = start {
+        if (today - s).num_days() > VISIT_DAYS_BEFORE {
+            return Err(InspectionError::InvalidDates(format!(
+                "the first day ({s}) is more than {VISIT_DAYS_BEFORE} days ago"
+            )));
+        }
+        if (s - today).num_days() > VISIT_DAYS_AHEAD {
+            return Err(InspectionError::InvalidDates(format!(
+                "the first day ({s}) is more than {VISIT_DAYS_AHEAD} days ahead"
+            )));
+        }
+    }
     match (start, end) {
         (None, Some(_)) => Err(InspectionError::InvalidDates(
             "a last day needs a first day".into(),
@@ -1702,6 +1722,8 @@ pub fn validate_dates(start: Option<NaiveDate>, end: Option<NaiveDate>) -> Resul
     }
 }
 
+/// A trust's ODS code: 3 characters, upper-case letters or digits, starting with a
+/// letter (e.g. `RJ1`, `RRU`).
 pub fn validate_trust(code: &str) -> Result<()> {
     let ok = code.len() == 3
         && code.chars().all(is_code_char)
@@ -1745,25 +1767,22 @@ mod tests {
     #[test]
     fn visit_dates_are_in_order_and_at_most_a_month() {
         let d = |s: &str| Some(NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap());
-        assert!(validate_dates(None, None).is_ok());
-        assert!(
-            validate_dates(d("2027-01-11"), None).is_ok(),
-            "a first day alone"
-        );
-        assert!(
-            validate_dates(d("2027-01-11"), d("2027-01-11")).is_ok(),
-            "one day"
-        );
-        assert!(
-            validate_dates(d("2027-01-01"), d("2027-01-31")).is_ok(),
-            "31 days"
-        );
+        let today = d("2026-12-07").unwrap();
+        let ok = |s, e| validate_dates(s, e, today).is_ok();
+        assert!(ok(None, None));
+        assert!(ok(d("2027-01-11"), None), "a first day alone");
+        assert!(ok(d("2027-01-11"), d("2027-01-11")), "one day");
+        assert!(ok(d("2027-01-01"), d("2027-01-31")), "31 days");
+        assert!(ok(d("2026-01-01"), None), "recorded after the visit");
         for (s, e) in [
             (d("2027-01-13"), d("2027-01-11")),
             (d("2027-01-01"), d("2027-02-01")),
             (None, d("2027-01-11")),
+            (d("2025-12-01"), None),
+            (d("9999-01-01"), None),
+            (d("0001-01-01"), None),
         ] {
-            let err = validate_dates(s, e).unwrap_err();
+            let err = validate_dates(s, e, today).unwrap_err();
             assert!(matches!(err, InspectionError::InvalidDates(_)), "{err}");
         }
     }

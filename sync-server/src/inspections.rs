@@ -26,6 +26,8 @@ pub enum CreateError {
     BadChecklist(String, String),
     #[error("no user {0:?} to assign")]
     UnknownUser(String),
+    #[error("{0:?} is not an inspector whose account is enabled: only inspectors join a team")]
+    NotAnInspector(String),
     #[error(transparent)]
     Inspection(#[from] wardcheck_core::inspection::InspectionError),
     #[error(transparent)]
@@ -183,13 +185,21 @@ pub fn create(
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<InspectionRecord, CreateError> {
+    // Everything the caller sent is checked before anything is written.
+    wardcheck_core::inspection::validate_trust(&req.trust)?;
+    for site in &req.sites {
+        wardcheck_core::inspection::validate_site(site, &req.trust)?;
+    }
+    wardcheck_core::inspection::validate_dates(req.visit_start, req.visit_end, now.date_naive())?;
     let checklist = resolve_checklist(storage, &req.checklist)?;
-    keep_bundled(storage, &checklist)?;
     let mut team = Vec::new();
     for (i, name) in req.assign.iter().enumerate() {
         let Some(user) = storage.user_by_name(name)? else {
             return Err(CreateError::UnknownUser(name.clone()));
         };
+        if user.role != crate::storage::Role::Inspector || user.disabled {
+            return Err(CreateError::NotAnInspector(name.clone()));
+        }
         if team.iter().any(|m: &TeamMember| &m.user == name) {
             continue;
         }
@@ -203,6 +213,7 @@ pub fn create(
             },
         });
     }
+    keep_bundled(storage, &checklist)?;
     let id = Uuid::new_v4();
     let response_id = Uuid::new_v4();
     let review_id = Uuid::new_v4();

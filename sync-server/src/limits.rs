@@ -212,3 +212,12 @@ pub const TRUST_TREND_POINTS: usize = 60;
 pub const VERDICT_MEMO_MAX: usize = 10_000;
 /// Longest region filter of the national page, in characters.
 pub const NATIONAL_FILTER_MAX_CHARS: usize = 100;
+/// Longest search, in characters.
+pub const SEARCH_MAX_CHARS: usize = 100;
+/// Most inspections one search reads (the newest the caller may see): each is a document
+/// view built as the inspection page builds it.
+pub const SEARCH_INSPECTIONS: usize = 300;
+/// Most hits one search returns.
+pub const SEARCH_HITS: usize = 50;
+/// Characters of text shown around a hit.
+pub const SEARCH_SNIPPET_CHARS: usize = 160;

@@ -63,7 +63,7 @@ async function newPage() {
   page.on("console", (m) => {
     const t = m.text();
     if (/Content Security Policy|Refused to/i.test(t)) problems.push(`CSP: ${t}`);
-    else if (m.type() === "error" && !/status of 40[134]/.test(t) && !(refusalExpected && /status of 422/.test(t))) problems.push(`console error: ${t}`);
+    else if (m.type() === "error" && !/status of 40[134]/.test(t) && !(refusalExpected && /status of 4(00|22)/.test(t))) problems.push(`console error: ${t}`);
   });
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
   return { context, page };
@@ -624,6 +624,24 @@ step("the national picture: the open action, its due date passed, stands out as 
   await lead.page.getByRole("heading", { name: "Page not found" }).waitFor();
   assert.equal((await lead.page.request.get(`${base}/api/v1/trusts/RTH`)).status(), 404);
   await lead.context.close();
+});
+
+step("search finds the open action by its words, in another letter case, and leads to its inspection; too short a search is refused on the page", async () => {
+  await page.goto(`${base}/`);
+  await page.locator("[data-testid=nav-search]").click();
+  await page.waitForURL(/\/search$/);
+  await page.locator("[data-testid=search-q]").fill("CORRECTIVE ACTION 2");
+  await page.locator("[data-testid=search-go]").click();
+  await page.waitForURL(/\/search\?q=/);
+  const hit = page.locator(`[data-testid=search-hit][data-kind=action][data-target="${openAction}"]`);
+  await hit.waitFor();
+  await hit.locator("a").click();
+  await page.waitForURL(new RegExp(`/inspections/${args.inspection}$`));
+  // One character: the server's 400 is shown, not a blank page.
+  refusalExpected = true;
+  await page.goto(`${base}/search?q=x`);
+  await page.locator(".nhsuk-error-summary").filter({ hasText: "2 to 100 characters" }).waitFor();
+  refusalExpected = false;
 });
 
 step("a reviewer plans an inspection with visit dates and a team; a mistake is refused and nothing kept; the assigned inspector's list has it", async () => {

@@ -525,6 +525,26 @@ async fn try_cell(ctx: &mut Ctx, row: &str, col: usize) -> Option<String> {
                 _ => status(&res),
             }
         }
+        "GET /api/v1/search" => {
+            let res = ctx
+                .send(c.get(ctx.url("/api/v1/search?q=RJ1")), &token)
+                .await;
+            if res.status() != StatusCode::OK {
+                return Some(status(&res));
+            }
+            let v: Value = res.json().await.unwrap();
+            let listed = v["hits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|h| h["inspection"] == f.id.to_string());
+            if listed {
+                "200 listed"
+            } else {
+                "200 not listed"
+            }
+            .into()
+        }
         "GET /api/v1/national" | "GET /api/v1/trusts/{code}" => {
             let path = |code: &str| {
                 if row == "GET /api/v1/national" {

@@ -387,10 +387,27 @@ async fn create_assign_share_and_state_refuse_the_wrong_roles() {
         "{roles:?}"
     );
     let before = s.cli(&["inspection", "list"], "").lines().count();
+    let actors = s.sql_row("SELECT count(*) FROM actors").unwrap()[0].clone();
+    let checklists = s.sql_row("SELECT count(*) FROM checklists").unwrap()[0].clone();
+    // Only enabled inspectors join a team: a reviewer or a trust lead named as the lead
+    // inspector is refused.
+    for who in ["rita", "lead1"] {
+        let res = create(
+            &c,
+            &s,
+            &rita,
+            json!({ "trust": "RJ1", "checklist": "cqc-onsite-cyber", "assign": [who] }),
+        )
+        .await;
+        let (code, msg) = error(res, StatusCode::UNPROCESSABLE_ENTITY, who).await;
+        assert_eq!(code, "not_an_inspector", "{who}: {msg}");
+    }
     for (what, start, end) in [
         ("out of order", Some("2027-01-13"), Some("2027-01-11")),
         ("32 days", Some("2027-01-01"), Some("2027-02-01")),
         ("a last day alone", None, Some("2027-01-11")),
+        ("the year 9999", Some("9999-01-11"), None),
+        ("three years ago", Some("2023-12-01"), None),
     ] {
         let res = create(
             &c,
@@ -420,6 +437,23 @@ async fn create_assign_share_and_state_refuse_the_wrong_roles() {
         s.cli(&["inspection", "list"], "").lines().count(),
         before,
         "nothing kept of a refused plan"
+    );
+    assert_eq!(
+        s.sql_row("SELECT count(*) FROM actors").unwrap()[0],
+        actors,
+        "no actor bound for a refused plan"
+    );
+    assert_eq!(
+        s.sql_row("SELECT count(*) FROM checklists").unwrap()[0],
+        checklists,
+        "no checklist kept for a refused plan"
+    );
+    let audit = s.cli(&["audit", "tail", "-n", "50"], "");
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\trita\t") && l.contains("invalid_dates")),
+        "a refused plan is audited with its code:\n{audit}"
     );
     let bad = create(
         &c,

@@ -23,7 +23,7 @@ mod api_support;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail, ensure};
-use chrono::Utc;
+use chrono::{Datelike, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 use wardcheck_core::checklist::{AnswerKind, Checklist, Scope};
@@ -1093,7 +1093,19 @@ async fn an_open_action_of_an_earlier_visit_is_checked_offline_and_synced() {
             &row_css(later),
             "the planned visit's first day",
             UI_TIMEOUT,
-            |t| t.contains(&first_day.format("%-d %b %Y").to_string()),
+            // As the page writes it ("Sept", as en-GB does).
+            |t| {
+                const MONTHS: [&str; 12] = [
+                    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sept", "Oct", "Nov",
+                    "Dec",
+                ];
+                t.contains(&format!(
+                    "{} {} {}",
+                    first_day.day(),
+                    MONTHS[first_day.month0() as usize],
+                    first_day.year()
+                ))
+            },
         )
         .await
         .map(drop);

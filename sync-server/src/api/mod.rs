@@ -1,6 +1,6 @@
 //! The JSON API for dashboards: inspections listed, read, created, assigned, shared and
 //! moved through their life; reviewers' comments and sign-offs and trust leads'
-//! responses; corrective actions; the national picture and trust pages; the telemetry join and summary; history; pushed updates; and the OpenAPI
+//! responses; corrective actions; the national picture and trust pages; search; the telemetry join and summary; history; pushed updates; and the OpenAPI
 //! document that describes every route.
 //!
 //! Each handler extracts its input, calls one method of the service layer
@@ -23,6 +23,7 @@ mod inspections;
 mod join;
 mod national;
 mod review;
+mod search;
 
 use axum::Router;
 use axum::body::Body;
@@ -80,6 +81,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/actions/{id}/steps", post(actions::step))
         .route("/api/v1/national", get(national::national))
         .route("/api/v1/trusts/{code}", get(national::trust))
+        .route("/api/v1/search", get(search::search))
         .route("/api/v1/openapi.json", get(openapi))
         .route_layer(middleware::from_fn(refuse_large_bodies))
 }
@@ -223,6 +225,7 @@ mod tests {
             ("events.rs", include_str!("events.rs")),
             ("actions.rs", include_str!("actions.rs")),
             ("national.rs", include_str!("national.rs")),
+            ("search.rs", include_str!("search.rs")),
         ];
         let mut handlers = 0;
         for (file, source) in files {
@@ -244,7 +247,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(handlers, 21, "every route's handler is measured");
+        assert_eq!(handlers, 22, "every route's handler is measured");
     }
 
     #[test]

@@ -223,14 +223,22 @@ impl Acting<'_> {
         if !access::can_manage(&self.caller.user) {
             return Err(self.forbidden("inspections", "create inspections").await);
         }
-        let req = body()?;
+        let req = match body() {
+            Ok(r) => r,
+            Err(e) => return self.audited("inspections", "created", Err(e)).await,
+        };
         let (storage, telemetry) = (self.state.storage.clone(), self.state.telemetry.clone());
         let by = self.caller.user.name.clone();
-        let rec = blocking(move || {
+        let made = blocking(move || {
             inspections::create(&*storage, &*telemetry, &req, &by, chrono::Utc::now())
                 .map_err(create_error)
         })
-        .await?;
+        .await;
+        let rec = match made {
+            Ok(rec) => rec,
+            // A refused plan is audited with its code, as every refused write is.
+            Err(e) => return self.audited("inspections", "created", Err(e)).await,
+        };
         self.audit("doc_write", &target(rec.id), "created").await;
         Ok(rec)
     }
@@ -356,6 +364,7 @@ fn create_error(e: CreateError) -> AppError {
     match e {
         CreateError::UnknownChecklist(_) => unprocessable("unknown_checklist", &e),
         CreateError::UnknownUser(_) => unprocessable("unknown_user", &e),
+        CreateError::NotAnInspector(_) => unprocessable("not_an_inspector", &e),
         CreateError::Inspection(wardcheck_core::inspection::InspectionError::InvalidDates(
             ref m,
         )) => AppError::new(

@@ -8,6 +8,8 @@
 //!   responses.
 //! - [`join`]: the telemetry join and the trust's summary.
 //! - [`national`]: the national picture across trusts, and one trust's page.
+//! - [`search`]: words across inspections, findings, comments and actions the caller
+//!   may see.
 //! - [`history`]: every value a field has held, with its author.
 //! - [`events`]: following an inspection's changes (the dashboard's pushed updates).
 //! - `documents`: the one path into a document, through the one owner of live
@@ -28,6 +30,7 @@ pub mod inspections;
 pub mod join;
 pub mod national;
 pub mod review;
+pub mod search;
 
 use uuid::Uuid;
 

@@ -8,6 +8,7 @@ export type Route =
   | { name: "report"; id: string }
   | { name: "national" }
   | { name: "plan" }
+  | { name: "search" }
   | { name: "trust"; code: string }
   | { name: "missing" };
 
@@ -20,6 +21,7 @@ function parse(path: string): Route {
   if (m) return { name: "report", id: m[1].toLowerCase() };
   if (path === "/national" || path === "/national/") return { name: "national" };
   if (path === "/plan" || path === "/plan/") return { name: "plan" };
+  if (path === "/search" || path === "/search/") return { name: "search" };
   m = /^\/trusts\/([A-Za-z0-9]{1,8})\/?$/.exec(path);
   if (m) return { name: "trust", code: m[1].toUpperCase() };
   return { name: "missing" };

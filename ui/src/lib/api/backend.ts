@@ -19,6 +19,7 @@ import type {
   NewActionStep,
   Page,
   Responded,
+  SearchResults,
   Signoff,
   State,
   TelemetrySummary,
@@ -75,6 +76,8 @@ export interface Backend {
   actionStep(action: string, step: NewActionStep): Promise<CorrectiveAction>;
   /** Creates (plans) an inspection: reviewers and admins. */
   createInspection(plan: NewInspection): Promise<InspectionRecord>;
+  /** Words across inspections, findings, notes, comments and actions the caller may see. */
+  search(q: string): Promise<SearchResults>;
   /** Every trust the caller sees, with its headline figures and trends (filters optional). */
   national(region?: string | null, trustType?: string | null): Promise<National>;
   /** One trust's page (no inspection needed). */

@@ -19,6 +19,7 @@ import type {
   NewActionStep,
   Page,
   Responded,
+  SearchResults,
   Signoff,
   State,
   TelemetrySummary,
@@ -181,6 +182,10 @@ export class HttpBackend implements Backend {
 
   createInspection(plan: NewInspection): Promise<InspectionRecord> {
     return call<InspectionRecord>("/api/v1/inspections", json("POST", plan));
+  }
+
+  search(q: string): Promise<SearchResults> {
+    return call<SearchResults>(`/api/v1/search${query({ q })}`);
   }
 
   national(region?: string | null, trustType?: string | null): Promise<National> {

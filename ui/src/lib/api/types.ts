@@ -416,6 +416,23 @@ export interface NewInspection {
   visit_end: string | null;
 }
 
+/** One hit of `GET /api/v1/search`. */
+export interface SearchHit {
+  kind: "inspection" | "note" | "finding" | "comment" | "action";
+  inspection: string;
+  trust: string;
+  /** The finding, comment or action; the item of a note; null for the inspection. */
+  target: string | null;
+  snippet: string;
+  created_at: string;
+}
+
+/** `GET /api/v1/search`. */
+export interface SearchResults {
+  hits: SearchHit[];
+  truncated: boolean;
+}
+
 /** An inspection as the national page names it. */
 export interface InspectionRef {
   id: string;
