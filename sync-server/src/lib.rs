@@ -84,6 +84,8 @@ pub struct AppState {
     pub held_refusals: Arc<tokio::sync::Semaphore>,
     /// The verdict counts of the national page's inspections ([`service::national`]).
     pub verdicts: Arc<service::national::VerdictMemo>,
+    /// Searches running ([`limits::SEARCHES_AT_ONCE`]).
+    pub searches: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -97,6 +99,7 @@ impl AppState {
             streams: Arc::default(),
             activity: Arc::default(),
             verdicts: Arc::default(),
+            searches: Arc::new(tokio::sync::Semaphore::new(limits::SEARCHES_AT_ONCE)),
             held_refusals: Arc::new(tokio::sync::Semaphore::new(held_refusals_cap(
                 open_files_limit(),
             ))),

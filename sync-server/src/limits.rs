@@ -217,6 +217,14 @@ pub const SEARCH_MAX_CHARS: usize = 100;
 /// Most inspections one search reads (the newest the caller may see): each is a document
 /// view built as the inspection page builds it.
 pub const SEARCH_INSPECTIONS: usize = 300;
+/// Searches the server runs at once (each reads documents and matches text on the
+/// blocking pool); another waits up to [`SEARCH_WAIT`], then gets 429.
+pub const SEARCHES_AT_ONCE: usize = 2;
+pub const SEARCH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long one search reads documents; what is left unread sets `truncated`.
+pub const SEARCH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+/// Most corrective actions one search reads (the newest raised).
+pub const SEARCH_ACTIONS: usize = 1000;
 /// Most hits one search returns.
 pub const SEARCH_HITS: usize = 50;
 /// Characters of text shown around a hit.

@@ -225,6 +225,18 @@ async fn each_finds_only_what_they_may_see() {
         !audit.contains("quokka"),
         "the words are not written to the log"
     );
+    assert!(
+        audit.lines().any(|l| l.contains("\tdoc_read\t")
+            && l.contains(&id.to_string())
+            && l.ends_with("search")),
+        "each document a hit came from is audited as read:\n{audit}"
+    );
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains(&format!("action:{aid}")) && l.ends_with("search")),
+        "and each action:\n{audit}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

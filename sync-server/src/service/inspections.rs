@@ -270,7 +270,7 @@ impl Acting<'_> {
                 ))
             };
             match storage.user_by_name(&user)? {
-                Some(u) if u.role == Role::Inspector => {}
+                Some(u) if u.role == Role::Inspector && !u.disabled => {}
                 Some(_) => {
                     return unprocessable(
                         "not_an_inspector",

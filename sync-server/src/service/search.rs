@@ -11,8 +11,13 @@
 //! hits come back; `truncated` says when there were more (or inspections left unread).
 //!
 //! Who: reviewers, inspectors, trust leads; admins hold no document rights (403). The
-//! query is 2 to 100 characters (else 400 `bad_query`). Each search is audited
-//! (`search`, with the number of hits; the words themselves are not written to the log).
+//! query is 2 to 100 characters (else 400 `bad_query`). At most
+//! [`limits::SEARCHES_AT_ONCE`] searches run at once (another waits, then gets 429);
+//! documents are read for at most [`limits::SEARCH_DEADLINE`], the newest
+//! [`limits::SEARCH_ACTIONS`] actions at most, and the text is matched on the blocking
+//! pool. Each search is audited (`search`, with the number of hits; the words themselves
+//! are not written to the log), and so is each document a hit came from (`doc_read` or
+//! `action` with the outcome `search`), as a page's read is.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -119,10 +124,19 @@ impl Acting<'_> {
                 ),
             ));
         }
-        let needle = lower(&q);
+        // A few searches at a time, whoever asks: each reads documents.
+        let _turn = match tokio::time::timeout(
+            limits::SEARCH_WAIT,
+            self.state.searches.clone().acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(permit)) => permit,
+            _ => return Err(AppError::rate_limited(limits::SEARCH_WAIT.as_secs())),
+        };
         let (storage, telemetry) = (self.state.storage.clone(), self.state.telemetry.clone());
         let user = self.caller.user.clone();
-        let (mut inspections, actions, names) = blocking(move || {
+        let (mut inspections, mut actions, names) = blocking(move || {
             let inspections = all_visible(&*storage, &user, None)?;
             let actions = visible_actions(&*storage, &user, None)?;
             let names: std::collections::HashMap<String, String> = telemetry
@@ -134,91 +148,133 @@ impl Acting<'_> {
         })
         .await?;
         inspections.sort_by_key(|r| std::cmp::Reverse((r.created_at, r.id)));
-        let mut truncated = inspections.len() > limits::SEARCH_INSPECTIONS;
+        actions.sort_by_key(|a| std::cmp::Reverse(a.raised_at));
+        let mut truncated = inspections.len() > limits::SEARCH_INSPECTIONS
+            || actions.len() > limits::SEARCH_ACTIONS;
         inspections.truncate(limits::SEARCH_INSPECTIONS);
+        actions.truncate(limits::SEARCH_ACTIONS);
 
-        let mut hits = Vec::new();
-        let hit = |kind, rec: &InspectionRecord, target: Option<String>, snippet| Hit {
-            kind,
-            inspection: rec.id,
-            trust: rec.trust.clone(),
-            target,
-            snippet,
-            created_at: rec.created_at,
-        };
+        // The views, read within the deadline (what is left unread sets `truncated`).
+        let deadline = tokio::time::Instant::now() + limits::SEARCH_DEADLINE;
+        let mut views = Vec::with_capacity(inspections.len());
         for rec in &inspections {
-            let name = names.get(&rec.trust).cloned().unwrap_or_default();
-            let about = format!("{} {} {}", rec.trust, name, rec.sites.join(" "));
-            if let Some(s) = matched(&about, &needle) {
-                hits.push(hit(HitKind::Inspection, rec, None, s));
-            }
             if !access::can_read_view(&self.caller.user, rec) {
+                views.push(None);
                 continue;
             }
-            let view = match self.inspection_view(rec).await {
-                Ok(v) => v,
+            if tokio::time::Instant::now() > deadline {
+                truncated = true;
+                views.push(None);
+                continue;
+            }
+            match self.inspection_view(rec).await {
+                Ok(v) => views.push(Some(v)),
                 Err(e) => {
                     tracing::warn!(inspection = %rec.id, "search: not read: {e:?}");
                     truncated = true;
-                    continue;
+                    views.push(None);
                 }
+            }
+        }
+
+        // The matching, on the blocking pool.
+        let needle = lower(&q);
+        let (mut hits, more) = blocking(move || {
+            let mut hits = Vec::new();
+            let hit = |kind, rec: &InspectionRecord, target: Option<String>, snippet| Hit {
+                kind,
+                inspection: rec.id,
+                trust: rec.trust.clone(),
+                target,
+                snippet,
+                created_at: rec.created_at,
             };
-            for (item, r) in &view.responses {
-                if let Some(s) = matched(&r.note, &needle) {
-                    hits.push(hit(HitKind::Note, rec, Some(item.clone()), s));
+            for (rec, view) in inspections.iter().zip(&views) {
+                let name = names.get(&rec.trust).cloned().unwrap_or_default();
+                let about = format!("{} {} {}", rec.trust, name, rec.sites.join(" "));
+                if let Some(s) = matched(&about, &needle) {
+                    hits.push(hit(HitKind::Inspection, rec, None, s));
                 }
-            }
-            for f in &view.findings {
-                let text = format!("{} {}", f.text, f.recommendation);
-                if let Some(s) = matched(&text, &needle) {
-                    hits.push(hit(HitKind::Finding, rec, Some(f.id.to_string()), s));
-                }
-            }
-            for c in &view.comments {
-                if let Some(s) = matched(&c.text, &needle) {
-                    hits.push(hit(HitKind::Comment, rec, Some(c.id.to_string()), s));
-                }
-            }
-        }
-        for a in &actions {
-            let mut text = a.what.clone();
-            for t in &a.steps {
-                let more = match &t.step {
-                    Step::Propose(p) => Some(format!("{} {}", p.steps, p.owner_role)),
-                    Step::Progress(p) => Some(p.text.clone()),
-                    Step::Accept { note } => note.clone(),
-                    Step::SendBack { note } | Step::Close { note } | Step::Check { note, .. } => {
-                        Some(note.clone())
+                let Some(view) = view else { continue };
+                for (item, r) in &view.responses {
+                    if let Some(s) = matched(&r.note, &needle) {
+                        hits.push(hit(HitKind::Note, rec, Some(item.clone()), s));
                     }
-                    Step::Raise(_) => None,
-                };
-                if let Some(m) = more {
-                    text.push(' ');
-                    text.push_str(&m);
+                }
+                for f in &view.findings {
+                    let text = format!("{} {}", f.text, f.recommendation);
+                    if let Some(s) = matched(&text, &needle) {
+                        hits.push(hit(HitKind::Finding, rec, Some(f.id.to_string()), s));
+                    }
+                }
+                for c in &view.comments {
+                    if let Some(s) = matched(&c.text, &needle) {
+                        hits.push(hit(HitKind::Comment, rec, Some(c.id.to_string()), s));
+                    }
                 }
             }
-            if let Some(s) = matched(&text, &needle) {
-                let created_at = inspections
-                    .iter()
-                    .find(|r| r.id == a.inspection)
-                    .map_or(a.raised_at, |r| r.created_at);
-                hits.push(Hit {
-                    kind: HitKind::Action,
-                    inspection: a.inspection,
-                    trust: a.trust.clone(),
-                    target: Some(a.id.to_string()),
-                    snippet: s,
-                    created_at,
-                });
+            for a in &actions {
+                let mut text = a.what.clone();
+                for t in &a.steps {
+                    let more = match &t.step {
+                        Step::Propose(p) => Some(format!("{} {}", p.steps, p.owner_role)),
+                        Step::Progress(p) => Some(p.text.clone()),
+                        Step::Accept { note } => note.clone(),
+                        Step::SendBack { note }
+                        | Step::Close { note }
+                        | Step::Check { note, .. } => Some(note.clone()),
+                        Step::Raise(_) => None,
+                    };
+                    if let Some(m) = more {
+                        text.push(' ');
+                        text.push_str(&m);
+                    }
+                }
+                if let Some(s) = matched(&text, &needle) {
+                    let created_at = inspections
+                        .iter()
+                        .find(|r| r.id == a.inspection)
+                        .map_or(a.raised_at, |r| r.created_at);
+                    hits.push(Hit {
+                        kind: HitKind::Action,
+                        inspection: a.inspection,
+                        trust: a.trust.clone(),
+                        target: Some(a.id.to_string()),
+                        snippet: s,
+                        created_at,
+                    });
+                }
+            }
+            hits.sort_by_key(|h| std::cmp::Reverse(h.created_at));
+            let more = hits.len() > limits::SEARCH_HITS;
+            hits.truncate(limits::SEARCH_HITS);
+            Ok((hits, more))
+        })
+        .await?;
+        truncated |= more;
+        // Each document a hit came from is read, and audited as read, as a page read is.
+        let mut read: Vec<(Uuid, HitKind, Option<String>)> = Vec::new();
+        for h in &hits {
+            let key = if h.kind == HitKind::Action {
+                (h.inspection, HitKind::Action, h.target.clone())
+            } else {
+                (h.inspection, HitKind::Inspection, None)
+            };
+            if !read.contains(&key) {
+                read.push(key);
             }
         }
-        hits.sort_by_key(|h| std::cmp::Reverse(h.created_at));
-        if hits.len() > limits::SEARCH_HITS {
-            hits.truncate(limits::SEARCH_HITS);
-            truncated = true;
+        for (id, kind, target) in read {
+            match (kind, target) {
+                (HitKind::Action, Some(a)) => {
+                    self.audit("action", &format!("action:{a}"), "search").await
+                }
+                _ => self.audit("doc_read", &super::target(id), "search").await,
+            }
         }
         self.audit("search", "search", &format!("{} hits", hits.len()))
             .await;
+        hits.shrink_to_fit();
         Ok(SearchResults { hits, truncated })
     }
 }
