@@ -23,6 +23,7 @@ pub mod activity;
 pub mod auth;
 pub mod error;
 pub mod limits;
+pub mod report;
 pub mod storage;
 
 mod api;
@@ -86,6 +87,8 @@ pub struct AppState {
     pub verdicts: Arc<service::national::VerdictMemo>,
     /// Searches running ([`limits::SEARCHES_AT_ONCE`]).
     pub searches: Arc<tokio::sync::Semaphore>,
+    /// Reports and evidence packs being made ([`limits::EXPORTS_AT_ONCE`]).
+    pub exports: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -100,6 +103,7 @@ impl AppState {
             activity: Arc::default(),
             verdicts: Arc::default(),
             searches: Arc::new(tokio::sync::Semaphore::new(limits::SEARCHES_AT_ONCE)),
+            exports: Arc::new(tokio::sync::Semaphore::new(limits::EXPORTS_AT_ONCE)),
             held_refusals: Arc::new(tokio::sync::Semaphore::new(held_refusals_cap(
                 open_files_limit(),
             ))),

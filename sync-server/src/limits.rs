@@ -229,3 +229,17 @@ pub const SEARCH_ACTIONS: usize = 1000;
 pub const SEARCH_HITS: usize = 50;
 /// Characters of text shown around a hit.
 pub const SEARCH_SNIPPET_CHARS: usize = 160;
+
+/// Reports and evidence packs the server makes at once (each reads every photo of an
+/// inspection and renders on the blocking pool); another waits up to [`EXPORT_WAIT`],
+/// then gets 429.
+pub const EXPORTS_AT_ONCE: usize = 2;
+pub const EXPORT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Most bytes of stored photos and evidence one report or pack reads (a pack is built
+/// in memory). 300 photos of the app's usual 0.5-1 MB fit; past it the pack is refused
+/// with 413 `pack_too_large` before anything is read.
+pub const MAX_EXPORT_BYTES: u64 = 512 * 1024 * 1024;
+/// Most inspections in a trust's evidence pack (the newest the caller may read).
+pub const TRUST_PACK_INSPECTIONS: usize = 20;
+/// Most reports listed for one inspection (newest first).
+pub const REPORTS_LISTED: usize = 100;

@@ -10,6 +10,7 @@
 //     --inspection ID --item ITEM --other ID --password PASSWORD --note TEXT \
 //     --history-inspection ID --history-item ITEM
 
+import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
@@ -243,10 +244,43 @@ step("the printable report holds the findings, verdicts and every photo's SHA-25
     for (const f of findings) assert.ok(text.includes(f.replace(/\s+/g, " ")), `finding in the PDF: ${f}`);
     for (const h of hashes) assert.ok(text.replace(/ /g, "").includes(h), `SHA-256 in the PDF: ${h}`);
     for (const l of links) assert.ok(text.replace(/ /g, "").includes(l.hash), `sign-off link in the PDF: ${l.hash}`);
-    assert.doesNotMatch(text, /Print or save as PDF|Sign in as someone else/, "no buttons or header in print");
+    assert.doesNotMatch(text, /Print this page|Make the PDF report|Sign in as someone else/, "no buttons or header in print");
   } else {
     log("pdftotext not installed (poppler-utils): checked the page's text instead of the PDF's");
   }
+});
+
+step("the server's PDF report is made, kept and shown with its SHA-256; the evidence pack downloads with its hash", async () => {
+  const sha256 = (b) => createHash("sha256").update(b).digest("hex");
+  await page.locator("[data-testid=kept-reports]").waitFor();
+  const before = await page.locator("[data-testid=kept-report]").count();
+  await page.getByRole("button", { name: "Make the PDF report" }).click();
+  await page.waitForFunction((n) => document.querySelectorAll("[data-testid=kept-report]").length === n + 1, before);
+  const shown = (await page.locator("[data-testid=report-sha256]").first().innerText()).trim();
+  const listed = await (await page.request.get(`${base}/api/v1/inspections/${args.inspection}/reports`)).json();
+  assert.equal(shown, listed.reports[0].sha256, "the page shows the kept report's SHA-256");
+  // The link downloads the very file the hash names.
+  const [pdfDownload] = await Promise.all([page.waitForEvent("download"), page.locator("[data-testid=report-sha256]").first().click()]);
+  const pdfPath = join(shots, "server-report.pdf");
+  await pdfDownload.saveAs(pdfPath);
+  const pdf = readFileSync(pdfPath);
+  assert.equal(pdf.subarray(0, 5).toString(), "%PDF-");
+  assert.equal(sha256(pdf), shown, "the downloaded PDF hashes to what the page shows");
+  const detail = await (await page.request.get(`${base}/api/v1/inspections/${args.inspection}`)).json();
+  const text = execFileSync("/usr/bin/pdftotext", [pdfPath, "-"]).toString().replace(/\s+/g, " ");
+  for (const f of detail.inspection.findings) assert.ok(text.includes(f.text.replace(/\s+/g, " ")), `finding in the server's PDF: ${f.text}`);
+  for (const l of detail.inspection.signoffs) assert.ok(text.replace(/ /g, "").includes(l.hash), `sign-off link in the server's PDF: ${l.hash}`);
+  for (const [item, r] of Object.entries(detail.inspection.responses)) {
+    if (r.answer) assert.ok(text.includes(`${item} `), `item ${item} in the server's PDF`);
+  }
+
+  const [zip] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Download the evidence pack (ZIP)" }).click()]);
+  const zipPath = join(shots, "evidence-pack.zip");
+  await zip.saveAs(zipPath);
+  const packSha = (await page.locator("[data-testid=pack-sha256]").innerText()).trim();
+  assert.equal(sha256(readFileSync(zipPath)), packSha, "the ZIP hashes to what the page shows");
+  assert.equal(readFileSync(zipPath).subarray(0, 2).toString(), "PK");
+  await page.screenshot({ path: join(shots, "dashboard-kept-reports.png") });
 });
 
 step("a trust lead sees only their trust, and another trust's inspection is exactly a missing one", async () => {

@@ -525,6 +525,66 @@ async fn try_cell(ctx: &mut Ctx, row: &str, col: usize) -> Option<String> {
                 _ => status(&res),
             }
         }
+        "POST /api/v1/inspections/{id}/reports"
+        | "GET /api/v1/inspections/{id}/reports"
+        | "POST /api/v1/inspections/{id}/evidence-pack" => {
+            let tail = row.rsplit('/').next().unwrap();
+            let build = |id: Uuid| {
+                let url = ctx.url(&format!("/api/v1/inspections/{id}/{tail}"));
+                if row.starts_with("GET") {
+                    c.get(url)
+                } else {
+                    c.post(url)
+                }
+            };
+            let res = ctx.send(build(f.id), &token).await;
+            match res.status() {
+                StatusCode::NOT_FOUND => same_404(ctx, res, build(random), &token, &what).await,
+                _ => status(&res),
+            }
+        }
+        "GET /api/v1/reports/{sha256}" => {
+            // A report the reviewer made (under a regulator's rights: every comment).
+            let res = ctx
+                .c
+                .post(ctx.url(&format!("/api/v1/inspections/{}/reports", f.id)))
+                .bearer_auth(&ctx.tokens["rita"])
+                .send()
+                .await
+                .unwrap();
+            let made = json_ok(res, StatusCode::CREATED, "the fixture's report").await;
+            let sha = made["sha256"].as_str().unwrap().to_owned();
+            let build = |sha: &str| c.get(ctx.url(&format!("/api/v1/reports/{sha}")));
+            let res = ctx.send(build(&sha), &token).await;
+            match res.status() {
+                StatusCode::NOT_FOUND => {
+                    same_404(ctx, res, build(&"0".repeat(64)), &token, &what).await
+                }
+                _ => status(&res),
+            }
+        }
+        "POST /api/v1/trusts/{code}/evidence-pack" => {
+            let build =
+                |code: &str| c.post(ctx.url(&format!("/api/v1/trusts/{code}/evidence-pack")));
+            let res = ctx.send(build("RJ1"), &token).await;
+            match res.status() {
+                StatusCode::NOT_FOUND => same_404(ctx, res, build("RZZ"), &token, &what).await,
+                StatusCode::OK => {
+                    let bytes = res.bytes().await.unwrap();
+                    let z = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+                    let listed = z
+                        .file_names()
+                        .any(|n| n.is_ok_and(|n| n == format!("{}/report.pdf", f.id)));
+                    if listed {
+                        "200 listed"
+                    } else {
+                        "200 not listed"
+                    }
+                    .into()
+                }
+                _ => status(&res),
+            }
+        }
         "GET /api/v1/search" => {
             let res = ctx
                 .send(c.get(ctx.url("/api/v1/search?q=RJ1")), &token)

@@ -7,53 +7,19 @@
 mod api_support;
 
 use api_support::*;
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
-use wardcheck_server::demo::{CONTRADICTION_INSPECTION, DEMO_PASSWORD};
-use wardcheck_tests::server::{Server, cli};
+use wardcheck_server::demo::CONTRADICTION_INSPECTION;
+use wardcheck_tests::server::Server;
 
-struct Setup {
-    s: Server,
-    c: Client,
-    _scratch: tempfile::TempDir,
-}
+/// The demo server ([`Demo`]): demo data, a real server, a client.
+type Setup = Demo;
 
 async fn setup() -> Setup {
-    let scratch = tempfile::tempdir().unwrap();
-    let data = scratch.path().join("data");
-    let (ok, out, err) = cli(&data, &["demo-data"], "");
-    assert!(ok, "demo-data: {out}\n{err}");
-    Setup {
-        s: Server::start_on(&data, "127.0.0.1:0"),
-        c: client(),
-        _scratch: scratch,
-    }
+    Demo::start().await
 }
 
-impl Setup {
-    async fn token(&self, user: &str) -> String {
-        let res = self
-            .c
-            .post(self.s.url("/api/v1/login"))
-            .json(&json!({ "user": user, "password": DEMO_PASSWORD, "device": "test" }))
-            .send()
-            .await
-            .unwrap();
-        json_ok(res, StatusCode::OK, user).await["token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    async fn get(&self, token: &str, path: &str) -> reqwest::Response {
-        self.c
-            .get(self.s.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-    }
-
+impl Demo {
     /// The hits of `q` for `token`.
     async fn search(&self, token: &str, q: &str) -> Vec<Value> {
         let res = self

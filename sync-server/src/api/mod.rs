@@ -22,6 +22,7 @@ mod history;
 mod inspections;
 mod join;
 mod national;
+mod reports;
 mod review;
 mod search;
 
@@ -79,6 +80,19 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/actions", get(actions::list))
         .route("/api/v1/actions/{id}", get(actions::get_one))
         .route("/api/v1/actions/{id}/steps", post(actions::step))
+        .route(
+            "/api/v1/inspections/{id}/reports",
+            get(reports::list).post(reports::make),
+        )
+        .route(
+            "/api/v1/inspections/{id}/evidence-pack",
+            post(reports::inspection_pack),
+        )
+        .route("/api/v1/reports/{sha256}", get(reports::pdf))
+        .route(
+            "/api/v1/trusts/{code}/evidence-pack",
+            post(reports::trust_pack),
+        )
         .route("/api/v1/national", get(national::national))
         .route("/api/v1/trusts/{code}", get(national::trust))
         .route("/api/v1/search", get(search::search))
@@ -226,6 +240,7 @@ mod tests {
             ("actions.rs", include_str!("actions.rs")),
             ("national.rs", include_str!("national.rs")),
             ("search.rs", include_str!("search.rs")),
+            ("reports.rs", include_str!("reports.rs")),
         ];
         let mut handlers = 0;
         for (file, source) in files {
@@ -247,7 +262,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(handlers, 22, "every route's handler is measured");
+        assert_eq!(handlers, 27, "every route's handler is measured");
     }
 
     #[test]

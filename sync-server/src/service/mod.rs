@@ -8,6 +8,7 @@
 //!   responses.
 //! - [`join`]: the telemetry join and the trust's summary.
 //! - [`national`]: the national picture across trusts, and one trust's page.
+//! - [`reports`]: the PDF report, kept under its SHA-256, and evidence packs (ZIP).
 //! - [`search`]: words across inspections, findings, comments and actions the caller
 //!   may see.
 //! - [`history`]: every value a field has held, with its author.
@@ -29,6 +30,7 @@ pub mod history;
 pub mod inspections;
 pub mod join;
 pub mod national;
+pub mod reports;
 pub mod review;
 pub mod search;
 

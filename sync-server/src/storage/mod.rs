@@ -402,6 +402,20 @@ pub struct AuditEvent {
     pub detail: Option<String>,
 }
 
+/// A report (PDF) the server made and keeps (issue 14, item 5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportMeta {
+    /// The SHA-256 of the PDF: its id.
+    pub sha256: String,
+    pub inspection: Uuid,
+    /// Whose rights it was made under: `regulator` or `trust` ([`crate::report::Audience`]).
+    pub audience: String,
+    pub made_by: String,
+    pub made_at: DateTime<Utc>,
+    pub size: u64,
+    pub pages: u32,
+}
+
 /// A published checklist file, kept so inspections can pin it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishedChecklist {
@@ -598,6 +612,12 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     /// The actions whose progress reports name evidence `sha256` (a SHA-256 in hex).
     fn actions_naming(&self, sha256: &str) -> Result<Vec<Action>>;
 
+    /// Keeps a report the server made (the same PDF twice is kept once).
+    fn add_report(&self, meta: &ReportMeta, pdf: &[u8]) -> Result<()>;
+    /// An inspection's reports, newest first, at most `limit`.
+    fn reports(&self, inspection: Uuid, limit: usize) -> Result<Vec<ReportMeta>>;
+    /// A report and its PDF.
+    fn report(&self, sha256: &str) -> Result<Option<(ReportMeta, Vec<u8>)>>;
     fn publish_checklist(&self, checklist: &PublishedChecklist) -> Result<()>;
     fn checklist(&self, id: &str, version: &str) -> Result<Option<PublishedChecklist>>;
     fn checklists(&self) -> Result<Vec<PublishedChecklist>>;

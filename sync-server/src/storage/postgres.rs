@@ -312,6 +312,21 @@ CREATE TABLE action_evidence (
     PRIMARY KEY (sha256, action)
 );
 ",
+    "
+-- Issue 14: the reports (PDF) the server made, each under its SHA-256, with whose
+-- rights it was made under (what it may hold) and who made it.
+CREATE TABLE reports (
+    sha256 TEXT COLLATE \"C\" PRIMARY KEY,
+    inspection TEXT COLLATE \"C\" NOT NULL REFERENCES inspections(id),
+    audience TEXT NOT NULL,
+    made_by TEXT NOT NULL,
+    made_at TEXT COLLATE \"C\" NOT NULL,
+    size BIGINT NOT NULL,
+    pages INTEGER NOT NULL,
+    pdf BYTEA NOT NULL
+);
+CREATE INDEX reports_inspection ON reports(inspection, made_at);
+",
 ];
 
 // Advisory lock keys. They share one space with anything else in the database that
@@ -601,6 +616,18 @@ fn time_opt(r: &Row, i: usize) -> Result<Option<DateTime<Utc>>> {
     let s: Option<&str> = r.try_get(i)?;
     s.map(|s| columns::parse_ts(s).map_err(|e| corrupt(format!("time {s:?}"), e)))
         .transpose()
+}
+
+fn report_row(r: &Row) -> Result<ReportMeta> {
+    Ok(ReportMeta {
+        sha256: r.try_get(0)?,
+        inspection: parse_id(r.try_get(1)?, "report's inspection")?,
+        audience: r.try_get(2)?,
+        made_by: r.try_get(3)?,
+        made_at: time(r, 4)?,
+        size: r.try_get::<_, i64>(5)? as u64,
+        pages: r.try_get::<_, i32>(6)? as u32,
+    })
 }
 
 fn parse_id(s: &str, what: &str) -> Result<Uuid> {
@@ -2134,6 +2161,47 @@ impl Storage for PgStorage {
                 &[&sha256, &user_name],
             )?
             .is_some())
+    }
+
+    fn add_report(&self, m: &ReportMeta, pdf: &[u8]) -> Result<()> {
+        self.conn()?.execute(
+            "INSERT INTO reports (sha256, inspection, audience, made_by, made_at, size, pages, pdf)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            &[
+                &m.sha256,
+                &m.inspection.to_string(),
+                &m.audience,
+                &m.made_by,
+                &ts(m.made_at),
+                &(m.size as i64),
+                &(m.pages as i32),
+                &pdf,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn reports(&self, inspection: Uuid, n: usize) -> Result<Vec<ReportMeta>> {
+        self.conn()?
+            .query(
+                "SELECT sha256, inspection, audience, made_by, made_at, size, pages FROM reports
+                 WHERE inspection = $1 ORDER BY made_at DESC, sha256 LIMIT $2",
+                &[&inspection.to_string(), &limit(n)],
+            )?
+            .iter()
+            .map(report_row)
+            .collect()
+    }
+
+    fn report(&self, sha256: &str) -> Result<Option<(ReportMeta, Vec<u8>)>> {
+        self.conn()?
+            .query_opt(
+                "SELECT sha256, inspection, audience, made_by, made_at, size, pages, pdf
+                 FROM reports WHERE sha256 = $1",
+                &[&sha256],
+            )?
+            .map(|r| Ok((report_row(&r)?, r.try_get(7)?)))
+            .transpose()
     }
 
     fn publish_checklist(&self, c: &PublishedChecklist) -> Result<()> {

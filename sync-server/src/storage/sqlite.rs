@@ -252,6 +252,21 @@ CREATE TABLE action_evidence (
     PRIMARY KEY (sha256, action)
 ) WITHOUT ROWID;
 ",
+    "
+-- Issue 14: the reports (PDF) the server made, each under its SHA-256, with whose
+-- rights it was made under (what it may hold) and who made it.
+CREATE TABLE reports (
+    sha256 TEXT PRIMARY KEY,
+    inspection TEXT NOT NULL REFERENCES inspections(id),
+    audience TEXT NOT NULL,
+    made_by TEXT NOT NULL,
+    made_at TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    pages INTEGER NOT NULL,
+    pdf BLOB NOT NULL
+);
+CREATE INDEX reports_inspection ON reports(inspection, made_at);
+",
 ];
 
 #[derive(Debug)]
@@ -503,6 +518,18 @@ fn parse_ts(s: &str) -> rusqlite::Result<DateTime<Utc>> {
 
 fn bad<E: std::error::Error + Send + Sync + 'static>(e: E) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+}
+
+fn report_row(r: &Row<'_>) -> rusqlite::Result<ReportMeta> {
+    Ok(ReportMeta {
+        sha256: r.get(0)?,
+        inspection: r.get::<_, String>(1)?.parse().map_err(bad)?,
+        audience: r.get(2)?,
+        made_by: r.get(3)?,
+        made_at: parse_ts(&r.get::<_, String>(4)?)?,
+        size: r.get::<_, i64>(5)? as u64,
+        pages: r.get(6)?,
+    })
 }
 
 fn parse_state(s: &str) -> rusqlite::Result<State> {
@@ -1689,6 +1716,49 @@ impl Storage for SqliteStorage {
         )?;
         naming.retain(|a| a.evidence().any(|e| e == sha256));
         Ok(naming)
+    }
+
+    fn add_report(&self, m: &ReportMeta, pdf: &[u8]) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO reports (sha256, inspection, audience, made_by, made_at, size, pages, pdf)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+            params![
+                m.sha256,
+                m.inspection.to_string(),
+                m.audience,
+                m.made_by,
+                ts(m.made_at),
+                m.size as i64,
+                m.pages,
+                pdf
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn reports(&self, inspection: Uuid, limit: usize) -> Result<Vec<ReportMeta>> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT sha256, inspection, audience, made_by, made_at, size, pages FROM reports
+             WHERE inspection = ?1 ORDER BY made_at DESC, sha256 LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(
+            params![inspection.to_string(), i64::try_from(limit).unwrap_or(-1)],
+            report_row,
+        )?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn report(&self, sha256: &str) -> Result<Option<(ReportMeta, Vec<u8>)>> {
+        Ok(self
+            .reader()?
+            .query_row(
+                "SELECT sha256, inspection, audience, made_by, made_at, size, pages, pdf
+                 FROM reports WHERE sha256 = ?1",
+                params![sha256],
+                |r| Ok((report_row(r)?, r.get(7)?)),
+            )
+            .optional()?)
     }
 
     fn publish_checklist(&self, c: &PublishedChecklist) -> Result<()> {

@@ -360,3 +360,63 @@ pub async fn finding_by_sync(s: &Server, login: &Login, user: &str, id: uuid::Uu
     client.close().await;
     finding
 }
+
+/// A real server on a fresh copy of the demo data (`demo-data`), and a client.
+pub struct Demo {
+    pub s: Server,
+    pub c: Client,
+    _scratch: tempfile::TempDir,
+}
+
+impl Demo {
+    /// Loads the demo data into a scratch folder and starts the server on it (SQLite, or
+    /// PostgreSQL under `WARDCHECK_TEST_BACKEND=postgres`).
+    pub async fn start() -> Demo {
+        let scratch = tempfile::tempdir().unwrap();
+        let data = scratch.path().join("data");
+        let (ok, out, err) = wardcheck_tests::server::cli(&data, &["demo-data"], "");
+        assert!(ok, "demo-data: {out}\n{err}");
+        Demo {
+            s: Server::start_on(&data, "127.0.0.1:0"),
+            c: client(),
+            _scratch: scratch,
+        }
+    }
+
+    /// Signs a demo user in; returns the device token.
+    pub async fn token(&self, user: &str) -> String {
+        let res = self
+            .c
+            .post(self.s.url("/api/v1/login"))
+            .json(&json!({
+                "user": user,
+                "password": wardcheck_server::demo::DEMO_PASSWORD,
+                "device": "test",
+            }))
+            .send()
+            .await
+            .unwrap();
+        json_ok(res, StatusCode::OK, user).await["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> Response {
+        self.c
+            .get(self.s.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post(&self, token: &str, path: &str) -> Response {
+        self.c
+            .post(self.s.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+}

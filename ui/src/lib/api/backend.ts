@@ -6,6 +6,7 @@ import type {
   ActionSource,
   Comment,
   CorrectiveAction,
+  Download,
   CommentTarget,
   Detail,
   History,
@@ -18,6 +19,7 @@ import type {
   NewInspection,
   NewActionStep,
   Page,
+  ReportMeta,
   Responded,
   SearchResults,
   Signoff,
@@ -82,6 +84,14 @@ export interface Backend {
   national(region?: string | null, trustType?: string | null): Promise<National>;
   /** One trust's page (no inspection needed). */
   trust(code: string): Promise<TrustPage>;
+  /** Renders the inspection's PDF report on the server, which keeps it under its SHA-256. */
+  makeReport(id: string): Promise<ReportMeta>;
+  /** The reports kept for an inspection that the caller may read, newest first. */
+  reports(id: string): Promise<ReportMeta[]>;
+  /** The address of a kept report's PDF. */
+  reportUrl(sha256: string): string;
+  /** The inspection's evidence pack (ZIP with a manifest of SHA-256s). */
+  evidencePack(id: string): Promise<Download>;
   /** Uploads a photo (evidence) under its SHA-256; returns the hash. */
   uploadPhoto(bytes: ArrayBuffer): Promise<string>;
   /** The address of a stored photo (same origin, so the cookie goes with it). */

@@ -6,6 +6,7 @@ import type {
   ActionSource,
   Comment,
   CorrectiveAction,
+  Download,
   CommentTarget,
   Detail,
   History,
@@ -18,6 +19,7 @@ import type {
   NewInspection,
   NewActionStep,
   Page,
+  ReportMeta,
   Responded,
   SearchResults,
   Signoff,
@@ -29,6 +31,20 @@ import type {
 /** Most pages `allInspections` reads (200 each: 10,000 inspections). */
 const MAX_PAGES = 50;
 
+/** A refused request as an ApiError, with the server's code and message when it sent them. */
+async function failure(res: Response): Promise<ApiError> {
+  let code = "http_error";
+  let message = `${res.status} ${res.statusText}`;
+  try {
+    const body = await res.json();
+    code = body?.error?.code ?? code;
+    message = body?.error?.message ?? message;
+  } catch {
+    // Not JSON: keep the status line.
+  }
+  return new ApiError(res.status, code, message);
+}
+
 async function call<T>(path: string, init: RequestInit = {}): Promise<T> {
   const res = await fetch(path, {
     credentials: "same-origin",
@@ -36,18 +52,7 @@ async function call<T>(path: string, init: RequestInit = {}): Promise<T> {
     ...init,
     headers: { Accept: "application/json", ...(init.headers ?? {}) },
   });
-  if (!res.ok) {
-    let code = "http_error";
-    let message = `${res.status} ${res.statusText}`;
-    try {
-      const body = await res.json();
-      code = body?.error?.code ?? code;
-      message = body?.error?.message ?? message;
-    } catch {
-      // Not JSON: keep the status line.
-    }
-    throw new ApiError(res.status, code, message);
-  }
+  if (!res.ok) throw await failure(res);
   // 204: signed out, nothing to read.
   if (res.status === 204) return undefined as T;
   return (await res.json()) as T;
@@ -194,6 +199,32 @@ export class HttpBackend implements Backend {
 
   trust(code: string): Promise<TrustPage> {
     return call<TrustPage>(`/api/v1/trusts/${encodeURIComponent(code)}`);
+  }
+
+  makeReport(id: string): Promise<ReportMeta> {
+    return call<ReportMeta>(`/api/v1/inspections/${encodeURIComponent(id)}/reports`, { method: "POST" });
+  }
+
+  async reports(id: string): Promise<ReportMeta[]> {
+    return (await call<{ reports: ReportMeta[] }>(`/api/v1/inspections/${encodeURIComponent(id)}/reports`)).reports;
+  }
+
+  reportUrl(sha256: string): string {
+    return `/api/v1/reports/${encodeURIComponent(sha256)}`;
+  }
+
+  async evidencePack(id: string): Promise<Download> {
+    const res = await fetch(`/api/v1/inspections/${encodeURIComponent(id)}/evidence-pack`, {
+      method: "POST",
+      credentials: "same-origin",
+      cache: "no-store",
+    });
+    if (!res.ok) throw await failure(res);
+    return {
+      blob: await res.blob(),
+      sha256: res.headers.get("X-Content-SHA256") ?? "",
+      name: `wardcheck-evidence-${id}.zip`,
+    };
   }
 
   async uploadPhoto(bytes: ArrayBuffer): Promise<string> {

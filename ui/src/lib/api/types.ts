@@ -433,6 +433,25 @@ export interface SearchResults {
   truncated: boolean;
 }
 
+/** A PDF report the server made and keeps (`POST /api/v1/inspections/{id}/reports`). */
+export interface ReportMeta {
+  sha256: string;
+  inspection: string;
+  /** Whose rights it was made under: `regulator` (every comment) or `trust`. */
+  audience: "regulator" | "trust";
+  made_by: string;
+  made_at: string;
+  size: number;
+  pages: number;
+}
+
+/** A file the server made: an evidence pack. */
+export interface Download {
+  blob: Blob;
+  sha256: string;
+  name: string;
+}
+
 /** An inspection as the national page names it. */
 export interface InspectionRef {
   id: string;
