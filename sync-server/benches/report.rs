@@ -186,7 +186,8 @@ fn render(f: &Fixture, with_photos: bool) -> Vec<u8> {
         f.photos
             .iter()
             .map(|p| {
-                let img = report::prepare_photo(p.bytes.clone()).expect("a JPEG");
+                let mut budget = report::MAX_REENCODED_PIXELS;
+                let img = report::prepare_photo(p.bytes.clone(), &mut budget).expect("a JPEG");
                 (p.id.clone(), PhotoBytes::Image(img))
             })
             .collect()
@@ -200,6 +201,7 @@ fn render(f: &Fixture, with_photos: bool) -> Vec<u8> {
         checklist: &f.checklist,
         response: None,
         join: None,
+        join_error: None,
         actions: &[],
         made_by: "rita",
         made_at: Utc::now(),

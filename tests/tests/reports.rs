@@ -287,12 +287,18 @@ async fn the_report_holds_every_answer_and_the_sign_off_chain() {
         "admin",
     )
     .await;
-    error(
-        t.get(&other, &format!("/api/v1/reports/{sha}")).await,
+    // RJ1's lead's own report (made for the trust): still not RTH's lead's to read.
+    let other_lead = error(
+        t.get(
+            &other,
+            &format!("/api/v1/reports/{}", theirs["sha256"].as_str().unwrap()),
+        )
+        .await,
         StatusCode::NOT_FOUND,
         "another trust's lead downloads",
     )
     .await;
+    assert_eq!(other_lead, none, "the same 404");
     assert_eq!(
         t.s.sql_row("SELECT count(*) FROM reports").unwrap()[0],
         kept_before,

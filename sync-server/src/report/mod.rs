@@ -38,6 +38,9 @@ use pdf::{Image, ImageKind, Layout, Style};
 /// The longest side of a photo the report re-encodes (PNG and unusual JPEGs); JPEGs the
 /// PDF can carry as they are keep their own size.
 const MAX_REENCODED_SIDE: u32 = 1600;
+/// Most pixels one report decodes to re-encode (PNG and unusual JPEGs): 40 photos of
+/// 12 megapixels. Photos past it are listed with their hash, not drawn.
+pub const MAX_REENCODED_PIXELS: u64 = 480_000_000;
 
 /// Whose rights a report was made under: what it may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -82,6 +85,8 @@ pub struct ReportInput<'a> {
     pub checklist: &'a Checklist,
     pub response: Option<&'a ResponseView>,
     pub join: Option<&'a Join>,
+    /// Why there is no join, when it failed.
+    pub join_error: Option<&'a str>,
     /// The actions raised in this inspection.
     pub actions: &'a [Action],
     pub made_by: &'a str,
@@ -151,9 +156,11 @@ fn field_text<T>(f: &Field<T>, show: impl Fn(&T) -> String) -> String {
 }
 
 /// A photo's stored bytes made ready for the PDF: a JPEG the PDF can carry as it is
-/// (one or three components) goes in unchanged; anything else is decoded and re-encoded
-/// as pixels, at most [`MAX_REENCODED_SIDE`] on its longer side.
-pub fn prepare_photo(bytes: Vec<u8>) -> Result<Image, String> {
+/// (8-bit, one or three components, baseline or progressive) goes in unchanged; anything
+/// else is decoded under the app's photo limits and re-encoded as compressed pixels, at
+/// most [`MAX_REENCODED_SIDE`] on its longer side, while `pixels_left` (what one report
+/// may decode) lasts.
+pub fn prepare_photo(bytes: Vec<u8>, pixels_left: &mut u64) -> Result<Image, String> {
     if let Some((width, height, components)) = pdf::jpeg_frame(&bytes)
         && (components == 1 || components == 3)
         && width > 0
@@ -168,7 +175,31 @@ pub fn prepare_photo(bytes: Vec<u8>) -> Result<Image, String> {
             },
         });
     }
-    let decoded = image::load_from_memory(&bytes).map_err(|e| e.to_string())?;
+    let limits = wardcheck_core::photo::Limits::default();
+    let reader = image::ImageReader::new(std::io::Cursor::new(&bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?;
+    let (w, h) = reader.into_dimensions().map_err(|e| e.to_string())?;
+    let pixels = u64::from(w) * u64::from(h);
+    if w > limits.max_width || h > limits.max_height || pixels > limits.max_pixels {
+        return Err(format!("{w} x {h} pixels is more than a photo may have"));
+    }
+    if pixels > *pixels_left {
+        return Err(
+            "this report has decoded as many photos as one report may; the evidence pack holds it"
+                .into(),
+        );
+    }
+    *pixels_left -= pixels;
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(&bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?;
+    let mut l = image::Limits::default();
+    l.max_image_width = Some(limits.max_width);
+    l.max_image_height = Some(limits.max_height);
+    l.max_alloc = Some(limits.max_alloc);
+    reader.limits(l);
+    let decoded = reader.decode().map_err(|e| e.to_string())?;
     let decoded = if decoded.width().max(decoded.height()) > MAX_REENCODED_SIDE {
         decoded.resize(
             MAX_REENCODED_SIDE,
@@ -182,7 +213,7 @@ pub fn prepare_photo(bytes: Vec<u8>) -> Result<Image, String> {
     Ok(Image {
         width: rgb.width(),
         height: rgb.height(),
-        kind: ImageKind::Rgb(rgb.into_raw()),
+        kind: ImageKind::Flate(pdf::deflate(rgb.as_raw())),
     })
 }
 
@@ -265,7 +296,10 @@ pub fn render(input: &ReportInput<'_>, mut photos: BTreeMap<String, PhotoBytes>)
             Style::BODY,
         );
     } else {
-        l.field("Telemetry", "not joined", Style::BODY);
+        let why = input.join_error.map_or("not joined".to_string(), |e| {
+            format!("the telemetry could not be read when this report was made: {e}")
+        });
+        l.field("Telemetry", &why, Style::BODY);
     }
     l.field(
         "Report made",
@@ -701,5 +735,47 @@ fn step_text(step: &wardcheck_core::actions::Step) -> String {
         kind
     } else {
         format!("{kind}. {}", fields.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(w: u32, h: u32) -> Vec<u8> {
+        let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn pngs_are_re_encoded_within_the_report_budget() {
+        let mut left = 3_000;
+        let img = prepare_photo(png(40, 30), &mut left).unwrap();
+        assert_eq!((img.width, img.height), (40, 30));
+        assert!(matches!(img.kind, ImageKind::Flate(_)));
+        assert_eq!(left, 3_000 - 1_200);
+        // Past the budget: refused before decoding, the budget untouched.
+        let err = prepare_photo(png(60, 40), &mut left).unwrap_err();
+        assert!(err.contains("as many photos"), "{err}");
+        assert_eq!(left, 1_800);
+        assert!(prepare_photo(b"not an image".to_vec(), &mut left).is_err());
+    }
+
+    #[test]
+    fn answers_read_as_words() {
+        assert_eq!(answer_text(&Answer::PartlyMet), "Partly met");
+        assert_eq!(
+            answer_text(&Answer::NotApplicable {
+                reason: "no such system".into()
+            }),
+            "Not applicable. Reason: no such system"
+        );
+        assert_eq!(answer_text(&Answer::Number { value: 91.0 }), "91");
+        assert_eq!(
+            label(&wardcheck_core::inspection::State::InProgress),
+            "In progress"
+        );
     }
 }

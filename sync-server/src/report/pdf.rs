@@ -78,8 +78,8 @@ pub struct Image {
 pub enum ImageKind {
     /// A baseline or progressive JPEG, embedded as stored; `grey` for one component.
     Jpeg { bytes: Vec<u8>, grey: bool },
-    /// 8-bit RGB pixels, compressed here.
-    Rgb(Vec<u8>),
+    /// 8-bit RGB pixels, zlib-compressed ([`deflate`]).
+    Flate(Vec<u8>),
 }
 
 /// The pages being laid out.
@@ -369,9 +369,8 @@ impl Layout {
                     }
                     x.bits_per_component(8);
                 }
-                ImageKind::Rgb(pixels) => {
-                    let packed = deflate(pixels);
-                    let mut x = pdf.image_xobject(*id, &packed);
+                ImageKind::Flate(packed) => {
+                    let mut x = pdf.image_xobject(*id, packed);
                     x.filter(Filter::FlateDecode);
                     x.width(image.width as i32);
                     x.height(image.height as i32);
@@ -410,7 +409,8 @@ impl Layout {
     }
 }
 
-fn deflate(bytes: &[u8]) -> Vec<u8> {
+/// `bytes` zlib-compressed, as `FlateDecode` reads them.
+pub fn deflate(bytes: &[u8]) -> Vec<u8> {
     let mut z = ZlibEncoder::new(Vec::with_capacity(bytes.len() / 3), Compression::fast());
     z.write_all(bytes).expect("writing to memory");
     z.finish().expect("writing to memory")
@@ -446,9 +446,14 @@ pub fn jpeg_frame(bytes: &[u8]) -> Option<(u32, u32, u8)> {
             *bytes.get(at + 2)?,
             *bytes.get(at + 3)?,
         ]));
-        // Start of frame: any SOFn but DHT (c4), JPG (c8) and DAC (cc).
+        // Start of frame: any SOFn but DHT (c4), JPG (c8) and DAC (cc). Only baseline,
+        // extended and progressive Huffman frames of 8-bit samples (SOF0-2) are what
+        // every PDF reader's DCTDecode takes; anything else is re-encoded by the caller.
         if matches!(marker, 0xc0..=0xcf) && !matches!(marker, 0xc4 | 0xc8 | 0xcc) {
             let f = bytes.get(at + 4..at + 10)?;
+            if marker > 0xc2 || f[0] != 8 {
+                return None;
+            }
             let height = u32::from(u16::from_be_bytes([f[1], f[2]]));
             let width = u32::from(u16::from_be_bytes([f[3], f[4]]));
             return Some((width, height, f[5]));

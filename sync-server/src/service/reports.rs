@@ -34,7 +34,9 @@ use super::actions::visible_actions;
 use super::documents::checklist_of;
 use super::inspections::all_visible;
 use super::{Acting, blocking, target};
+use crate::AppState;
 use crate::access;
+use crate::auth::Caller;
 use crate::error::AppError;
 use crate::join::Join;
 use crate::limits;
@@ -69,7 +71,7 @@ struct Gathered {
     view: InspectionView,
     checklist: std::sync::Arc<Checklist>,
     response: Option<ResponseView>,
-    join: Option<Join>,
+    join: Result<Join, String>,
     actions: Vec<Action>,
     trust_name: Option<String>,
 }
@@ -107,20 +109,45 @@ impl Acting<'_> {
         }
     }
 
-    async fn export_audit(&self, target: &str, outcome: &str, detail: String) {
+    /// Writes an `export` audit event; an export whose event cannot be written is not
+    /// handed out (500).
+    async fn export_audit(
+        &self,
+        target: &str,
+        outcome: &str,
+        detail: String,
+    ) -> Result<(), AppError> {
         let c = self.caller;
-        self.state
-            .audit(AuditEvent {
-                at: Utc::now(),
-                actor: c.user.name.clone(),
-                device: Some(c.device.id),
-                action: "export".into(),
-                target: crate::storage::audit_target(target),
-                from: c.from.clone(),
-                outcome: outcome.into(),
-                detail: Some(detail),
-            })
-            .await;
+        let event = AuditEvent {
+            at: Utc::now(),
+            actor: c.user.name.clone(),
+            device: Some(c.device.id),
+            action: "export".into(),
+            target: crate::storage::audit_target(target),
+            from: c.from.clone(),
+            outcome: outcome.into(),
+            detail: Some(detail),
+        };
+        let storage = self.state.storage.clone();
+        blocking(move || Ok(storage.audit(&event)?)).await
+    }
+
+    /// Runs an export to its end in a task of its own, holding a turn: a caller that goes
+    /// away (or a request timed out) neither frees the turn while the work goes on nor
+    /// leaves a report kept without its audit event.
+    async fn detached<T, F>(&self, work: impl FnOnce(AppState, Caller) -> F) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = Result<T, AppError>> + Send + 'static,
+    {
+        let turn = self.export_turn().await?;
+        let task = work(self.state.clone(), self.caller.clone());
+        tokio::spawn(async move {
+            let out = task.await;
+            drop(turn);
+            out
+        })
+        .await?
     }
 
     /// A turn at exporting, or 429.
@@ -166,7 +193,8 @@ impl Acting<'_> {
         let (r, v) = (rec.clone(), view.clone());
         let (checklist, join, actions, trust_name) = blocking(move || {
             let checklist = checklist_of(&*storage, &r)?;
-            let join = crate::join::join(&telemetry.reader(), &v, &checklist).ok();
+            let join =
+                crate::join::join(&telemetry.reader(), &v, &checklist).map_err(|e| e.to_string());
             let actions: Vec<Action> = visible_actions(&*storage, &user, Some(r.trust.clone()))?
                 .into_iter()
                 .filter(|a| a.inspection == r.id)
@@ -218,7 +246,7 @@ impl Acting<'_> {
         let (total, sized) = sized;
         if total > budget {
             self.export_audit(what, "pack_too_large", format!("{total} bytes of evidence"))
-                .await;
+                .await?;
             return Err(AppError::new(
                 axum::http::StatusCode::PAYLOAD_TOO_LARGE,
                 "pack_too_large",
@@ -257,21 +285,28 @@ impl Acting<'_> {
         let audience = self.audience();
         let made_at = Utc::now();
         let rendered = blocking(move || {
+            // Each distinct photo once, whatever number of items name it.
+            let mut pixels_left = report::MAX_REENCODED_PIXELS;
             let photos = g2
                 .view
                 .responses
                 .values()
                 .flat_map(|r| r.photos.iter())
-                .map(|p| {
-                    let shown = match s2.get(&p.value.hash) {
-                        Some(Ok((bytes, _))) => report::prepare_photo(bytes.clone()).map_or_else(
-                            |e| PhotoBytes::Missing(format!("cannot be read: {e}")),
-                            PhotoBytes::Image,
-                        ),
+                .map(|p| p.value.hash.clone())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .map(|hash| {
+                    let shown = match s2.get(&hash) {
+                        Some(Ok((bytes, _))) => {
+                            report::prepare_photo(bytes.clone(), &mut pixels_left).map_or_else(
+                                |e| PhotoBytes::Missing(format!("cannot be drawn: {e}")),
+                                PhotoBytes::Image,
+                            )
+                        }
                         Some(Err(why)) => PhotoBytes::Missing(why.clone()),
                         None => PhotoBytes::Missing("not read".into()),
                     };
-                    (p.value.hash.clone(), shown)
+                    (hash, shown)
                 })
                 .collect();
             let input = ReportInput {
@@ -280,7 +315,8 @@ impl Acting<'_> {
                 view: &g2.view,
                 checklist: &g2.checklist,
                 response: g2.response.as_ref(),
-                join: g2.join.as_ref(),
+                join: g2.join.as_ref().ok(),
+                join_error: g2.join.as_ref().err().map(String::as_str),
                 actions: &g2.actions,
                 made_by: &made_by,
                 made_at,
@@ -313,28 +349,31 @@ impl Acting<'_> {
                 meta.sha256, meta.size, meta.pages, meta.audience
             ),
         )
-        .await;
+        .await?;
         Ok((meta, pdf))
     }
 
     /// Renders, keeps and audits the report of inspection `id`.
     pub async fn make_report(&self, id: &str) -> Result<ReportMeta, AppError> {
         let rec = self.exportable(id, "make reports").await?;
-        let _turn = self.export_turn().await?;
-        let g = self.gather_report(rec).await?;
-        let photos: Vec<String> = g
-            .view
-            .responses
-            .values()
-            .flat_map(|r| r.photos.iter().map(|p| p.value.hash.clone()))
-            .collect();
-        let stored = self
-            .read_stored(photos, &target(g.rec.id), limits::MAX_EXPORT_BYTES)
-            .await?;
-        let (meta, _) = self
-            .render_kept(&std::sync::Arc::new(g), &std::sync::Arc::new(stored))
-            .await?;
-        Ok(meta)
+        self.detached(|state, caller| async move {
+            let acting = state.acting(&caller);
+            let g = acting.gather_report(rec).await?;
+            let photos: Vec<String> = g
+                .view
+                .responses
+                .values()
+                .flat_map(|r| r.photos.iter().map(|p| p.value.hash.clone()))
+                .collect();
+            let stored = acting
+                .read_stored(photos, &target(g.rec.id), limits::MAX_EXPORT_BYTES)
+                .await?;
+            let (meta, _) = acting
+                .render_kept(&std::sync::Arc::new(g), &std::sync::Arc::new(stored))
+                .await?;
+            Ok(meta)
+        })
+        .await
     }
 
     /// Whether the caller may read a report made for `audience`.
@@ -347,13 +386,14 @@ impl Acting<'_> {
     pub async fn reports(&self, id: &str) -> Result<ReportList, AppError> {
         let rec = self.exportable(id, "read reports").await?;
         let storage = self.state.storage.clone();
-        let all = blocking(move || Ok(storage.reports(rec.id, limits::REPORTS_LISTED)?)).await?;
-        Ok(ReportList {
-            reports: all
-                .into_iter()
-                .filter(|r| self.may_read(&r.audience))
-                .collect(),
-        })
+        // A trust lead reads the reports made for the trust only (filtered before the limit).
+        let only = match self.caller.user.role {
+            Role::TrustLead(_) => Some(Audience::Trust.as_str()),
+            _ => None,
+        };
+        let reports =
+            blocking(move || Ok(storage.reports(rec.id, only, limits::REPORTS_LISTED)?)).await?;
+        Ok(ReportList { reports })
     }
 
     /// A kept report's PDF (audited).
@@ -370,7 +410,7 @@ impl Acting<'_> {
         } else {
             None
         };
-        let Some((meta, pdf)) = found else {
+        let Some(meta) = found else {
             self.audit("denied", &what, "not_found").await;
             return Err(AppError::not_found());
         };
@@ -380,12 +420,31 @@ impl Acting<'_> {
             self.audit("denied", &what, "denied").await;
             return Err(AppError::not_found());
         }
+        // Read only once access is decided; the hash recomputed, so a PDF changed where it
+        // is stored is never handed out as the one the audit names.
+        let storage = self.state.storage.clone();
+        let key = meta.sha256.clone();
+        let pdf = blocking(move || Ok(storage.report_pdf(&key)?))
+            .await?
+            .ok_or_else(AppError::not_found)?;
+        if hex::encode(Sha256::digest(&pdf)) != meta.sha256 {
+            self.export_audit(
+                &target(meta.inspection),
+                "download_refused",
+                format!("report sha256 {} no longer hashes to its id", meta.sha256),
+            )
+            .await?;
+            return Err(AppError::internal(format!(
+                "the stored report {} no longer hashes to its id",
+                meta.sha256
+            )));
+        }
         self.export_audit(
             &target(meta.inspection),
             "download",
             format!("report sha256 {}", meta.sha256),
         )
-        .await;
+        .await?;
         Ok(Download {
             file_name: format!(
                 "wardcheck-report-{}-{}.pdf",
@@ -415,6 +474,7 @@ impl Acting<'_> {
             budget.saturating_sub(stored.values().flatten().map(|(b, _)| b.len() as u64).sum());
         let (g, stored) = (std::sync::Arc::new(g), std::sync::Arc::new(stored));
         let (meta, pdf) = self.render_kept(&g, &stored).await?;
+        *budget = budget.saturating_sub(pdf.len() as u64);
         files.push(PackFile {
             path: format!("{dir}report.pdf"),
             bytes: pdf,
@@ -443,7 +503,7 @@ impl Acting<'_> {
         }
         files.push(PackFile {
             path: format!("{dir}answers.csv"),
-            bytes: pack::answers_csv(&g.view, &g.checklist, g.join.as_ref()),
+            bytes: pack::answers_csv(&g.view, &g.checklist, g.join.as_ref().ok()),
         });
         files.push(PackFile {
             path: format!("{dir}findings.csv"),
@@ -470,7 +530,13 @@ impl Acting<'_> {
     /// The evidence pack of inspection `id`.
     pub async fn inspection_pack(&self, id: &str) -> Result<Download, AppError> {
         let rec = self.exportable(id, "make evidence packs").await?;
-        let _turn = self.export_turn().await?;
+        self.detached(
+            |state, caller| async move { state.acting(&caller).inspection_pack_of(rec).await },
+        )
+        .await
+    }
+
+    async fn inspection_pack_of(&self, rec: InspectionRecord) -> Result<Download, AppError> {
         let what = target(rec.id);
         let (inspection, trust) = (rec.id, rec.trust.clone());
         let mut files = Vec::new();
@@ -516,7 +582,19 @@ impl Acting<'_> {
             self.audit("denied", &what, "not_found").await;
             return Err(AppError::not_found());
         }
-        let _turn = self.export_turn().await?;
+        let code = code.to_string();
+        self.detached(|state, caller| async move {
+            state.acting(&caller).trust_pack_of(&code, recs).await
+        })
+        .await
+    }
+
+    async fn trust_pack_of(
+        &self,
+        code: &str,
+        mut recs: Vec<InspectionRecord>,
+    ) -> Result<Download, AppError> {
+        let what = format!("trust:{code}");
         recs.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
         let left_out = recs.len().saturating_sub(limits::TRUST_PACK_INSPECTIONS);
         recs.truncate(limits::TRUST_PACK_INSPECTIONS);
@@ -566,7 +644,7 @@ impl Acting<'_> {
                 packed.files.len()
             ),
         )
-        .await;
+        .await?;
         Ok(Download {
             file_name,
             content_type: "application/zip",

@@ -614,10 +614,18 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
 
     /// Keeps a report the server made (the same PDF twice is kept once).
     fn add_report(&self, meta: &ReportMeta, pdf: &[u8]) -> Result<()>;
-    /// An inspection's reports, newest first, at most `limit`.
-    fn reports(&self, inspection: Uuid, limit: usize) -> Result<Vec<ReportMeta>>;
-    /// A report and its PDF.
-    fn report(&self, sha256: &str) -> Result<Option<(ReportMeta, Vec<u8>)>>;
+    /// An inspection's reports (made for `audience` only, if given), newest first, at
+    /// most `limit`.
+    fn reports(
+        &self,
+        inspection: Uuid,
+        audience: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ReportMeta>>;
+    /// A report's record (not its PDF).
+    fn report(&self, sha256: &str) -> Result<Option<ReportMeta>>;
+    /// A report's PDF.
+    fn report_pdf(&self, sha256: &str) -> Result<Option<Vec<u8>>>;
     fn publish_checklist(&self, checklist: &PublishedChecklist) -> Result<()>;
     fn checklist(&self, id: &str, version: &str) -> Result<Option<PublishedChecklist>>;
     fn checklists(&self) -> Result<Vec<PublishedChecklist>>;

@@ -2181,26 +2181,39 @@ impl Storage for PgStorage {
         Ok(())
     }
 
-    fn reports(&self, inspection: Uuid, n: usize) -> Result<Vec<ReportMeta>> {
+    fn reports(
+        &self,
+        inspection: Uuid,
+        audience: Option<&str>,
+        n: usize,
+    ) -> Result<Vec<ReportMeta>> {
         self.conn()?
             .query(
                 "SELECT sha256, inspection, audience, made_by, made_at, size, pages FROM reports
-                 WHERE inspection = $1 ORDER BY made_at DESC, sha256 LIMIT $2",
-                &[&inspection.to_string(), &limit(n)],
+                 WHERE inspection = $1 AND ($2::TEXT IS NULL OR audience = $2::TEXT)
+                 ORDER BY made_at DESC, sha256 LIMIT $3",
+                &[&inspection.to_string(), &audience, &limit(n)],
             )?
             .iter()
             .map(report_row)
             .collect()
     }
 
-    fn report(&self, sha256: &str) -> Result<Option<(ReportMeta, Vec<u8>)>> {
+    fn report(&self, sha256: &str) -> Result<Option<ReportMeta>> {
         self.conn()?
             .query_opt(
-                "SELECT sha256, inspection, audience, made_by, made_at, size, pages, pdf
+                "SELECT sha256, inspection, audience, made_by, made_at, size, pages
                  FROM reports WHERE sha256 = $1",
                 &[&sha256],
             )?
-            .map(|r| Ok((report_row(&r)?, r.try_get(7)?)))
+            .map(|r| report_row(&r))
+            .transpose()
+    }
+
+    fn report_pdf(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
+        self.conn()?
+            .query_opt("SELECT pdf FROM reports WHERE sha256 = $1", &[&sha256])?
+            .map(|r| Ok(r.try_get(0)?))
             .transpose()
     }
 

@@ -1736,27 +1736,48 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
-    fn reports(&self, inspection: Uuid, limit: usize) -> Result<Vec<ReportMeta>> {
+    fn reports(
+        &self,
+        inspection: Uuid,
+        audience: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ReportMeta>> {
         let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(
             "SELECT sha256, inspection, audience, made_by, made_at, size, pages FROM reports
-             WHERE inspection = ?1 ORDER BY made_at DESC, sha256 LIMIT ?2",
+             WHERE inspection = ?1 AND (?2 IS NULL OR audience = ?2)
+             ORDER BY made_at DESC, sha256 LIMIT ?3",
         )?;
         let rows = stmt.query_map(
-            params![inspection.to_string(), i64::try_from(limit).unwrap_or(-1)],
+            params![
+                inspection.to_string(),
+                audience,
+                i64::try_from(limit).unwrap_or(-1)
+            ],
             report_row,
         )?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn report(&self, sha256: &str) -> Result<Option<(ReportMeta, Vec<u8>)>> {
+    fn report(&self, sha256: &str) -> Result<Option<ReportMeta>> {
         Ok(self
             .reader()?
             .query_row(
-                "SELECT sha256, inspection, audience, made_by, made_at, size, pages, pdf
+                "SELECT sha256, inspection, audience, made_by, made_at, size, pages
                  FROM reports WHERE sha256 = ?1",
                 params![sha256],
-                |r| Ok((report_row(r)?, r.get(7)?)),
+                report_row,
+            )
+            .optional()?)
+    }
+
+    fn report_pdf(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .reader()?
+            .query_row(
+                "SELECT pdf FROM reports WHERE sha256 = ?1",
+                params![sha256],
+                |r| r.get(0),
             )
             .optional()?)
     }
