@@ -52,6 +52,57 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Why `name` cannot be a user name, if it cannot: 1 to [`limits::MAX_NAME_CHARS`]
+/// characters, no spaces or control characters, not starting with `@` (kept for the
+/// server's own names).
+pub fn bad_user_name(name: &str) -> Option<String> {
+    (name.trim().is_empty()
+        || name.chars().count() > limits::MAX_NAME_CHARS
+        || name.chars().any(|c| c.is_control() || c.is_whitespace())
+        || name.starts_with('@'))
+    .then(|| {
+        format!(
+            "a user name is 1 to {} characters with no spaces, not starting with @ (kept for \
+             the server's own names)",
+            limits::MAX_NAME_CHARS
+        )
+    })
+}
+
+/// Why `display` cannot be a display name, if it cannot.
+pub fn bad_display_name(display: &str) -> Option<String> {
+    (display.trim().is_empty()
+        || display.chars().count() > limits::MAX_NAME_CHARS
+        || display.chars().any(char::is_control))
+    .then(|| {
+        format!(
+            "a display name is 1 to {} characters, with no tabs or line breaks",
+            limits::MAX_NAME_CHARS
+        )
+    })
+}
+
+/// Why `password` cannot be a password, if it cannot.
+pub fn bad_password(password: &str) -> Option<String> {
+    if password.chars().count() < limits::MIN_PASSWORD_CHARS {
+        return Some(format!(
+            "the password must have at least {} characters",
+            limits::MIN_PASSWORD_CHARS
+        ));
+    }
+    (password.len() > limits::MAX_PASSWORD_BYTES).then(|| "the password is too long".into())
+}
+
+/// A one-time code to set a password with: 16 base58 characters (about 94 bits).
+pub fn new_password_code() -> String {
+    // Bitcoin's base58 alphabet: no 0, O, I or l to misread when a code is read out.
+    const ALPHABET: &[u8; 58] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+    let mut rng = rand::rng();
+    (0..16)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
+}
+
 /// A new device token (hex, 256 bits) and the hash that is stored.
 pub fn new_token() -> (String, [u8; 32]) {
     let bytes: [u8; 32] = rand::rng().random();

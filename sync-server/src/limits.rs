@@ -243,3 +243,12 @@ pub const MAX_EXPORT_BYTES: u64 = 512 * 1024 * 1024;
 pub const TRUST_PACK_INSPECTIONS: usize = 20;
 /// Most reports listed for one inspection (newest first).
 pub const REPORTS_LISTED: usize = 100;
+
+/// How long a one-time code for setting a password is good for (issue 14, item 4).
+pub const PASSWORD_CODE_TTL: chrono::TimeDelta = chrono::TimeDelta::hours(72);
+/// Most audit events on one page of the admin's audit log.
+pub const AUDIT_PAGE: usize = 200;
+/// Most audit events in one CSV export of the audit log.
+pub const AUDIT_EXPORT_ROWS: usize = 100_000;
+/// Most of a trust's inspections an audit search by trust looks for.
+pub const AUDIT_TRUST_INSPECTIONS: usize = 200;

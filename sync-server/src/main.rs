@@ -522,14 +522,8 @@ fn read_password() -> Result<String> {
         stdin.lock().read_line(&mut line)?;
         line.trim_end_matches(['\r', '\n']).to_owned()
     };
-    if password.chars().count() < limits::MIN_PASSWORD_CHARS {
-        bail!(
-            "the password must have at least {} characters",
-            limits::MIN_PASSWORD_CHARS
-        );
-    }
-    if password.len() > limits::MAX_PASSWORD_BYTES {
-        bail!("the password is too long");
+    if let Some(why) = auth::bad_password(&password) {
+        bail!("{why}");
     }
     Ok(password)
 }
@@ -542,16 +536,8 @@ fn user(storage: &dyn Storage, c: UserCommand) -> Result<()> {
             trust,
             display_name,
         } => {
-            if name.trim().is_empty()
-                || name.chars().count() > limits::MAX_NAME_CHARS
-                || name.chars().any(|c| c.is_control() || c.is_whitespace())
-                || name.starts_with('@')
-            {
-                bail!(
-                    "a user name is 1 to {} characters with no spaces, not starting with @ \
-                     (kept for the server's own names)",
-                    limits::MAX_NAME_CHARS
-                );
+            if let Some(why) = auth::bad_user_name(&name) {
+                bail!("{why}");
             }
             let role = match (role, trust) {
                 (RoleArg::TrustLead, Some(t)) => {
@@ -565,14 +551,8 @@ fn user(storage: &dyn Storage, c: UserCommand) -> Result<()> {
                 (RoleArg::Admin, None) => Role::Admin,
             };
             let display = display_name.unwrap_or_else(|| name.clone());
-            if display.trim().is_empty()
-                || display.chars().count() > limits::MAX_NAME_CHARS
-                || display.chars().any(char::is_control)
-            {
-                bail!(
-                    "a display name is 1 to {} characters, with no tabs or line breaks",
-                    limits::MAX_NAME_CHARS
-                );
+            if let Some(why) = auth::bad_display_name(&display) {
+                bail!("{why}");
             }
             // Before asking for a password, so nobody types one for nothing; the
             // unique name in the database still decides a race.

@@ -27,6 +27,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/logout", post(logout))
         .route("/api/v1/actors", post(bind_actor))
         .route("/api/v1/devices/wiped", post(wiped))
+        .route("/api/v1/password", post(set_password))
         .route("/api/v1/devices/{id}/revoke", post(revoke))
         .route("/healthz", get(|| async { "ok" }))
 }
@@ -91,6 +92,98 @@ fn bind_error(e: StorageError) -> AppError {
         ),
         other => other.into(),
     }
+}
+
+/// `POST /api/v1/password`: a one-time code an admin gave turns into a password.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetPassword {
+    user: String,
+    code: String,
+    password: String,
+}
+
+/// Sets a password with a one-time code (anonymous: the code is the proof). Counted
+/// against the user's and the address's failed sign-ins like a password guess, so codes
+/// cannot be guessed faster than passwords; a wrong code never spends the right one.
+/// 204, or 401 for any wrong user, code or an expired code alike.
+async fn set_password(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    body: Result<Json<SetPassword>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, AppError> {
+    let Json(req) = body.map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::too_large(e.body_text())
+        } else {
+            AppError::bad_request("bad_request", e.body_text())
+        }
+    })?;
+    let from = addr.ip().to_string();
+    if let Some(why) = auth::bad_user_name(&req.user) {
+        return Err(AppError::bad_request("bad_request", why));
+    }
+    if req.code.len() > 64 {
+        return Err(AppError::bad_request(
+            "bad_request",
+            "a code is 16 characters",
+        ));
+    }
+    if let Some(why) = auth::bad_password(&req.password) {
+        return Err(AppError::bad_request("weak_password", why));
+    }
+    let attempt = match begin_login(&state, &req.user, &from).await? {
+        Ok(a) => a,
+        Err(wait) => {
+            state
+                .audit_refusal(event(
+                    &req.user,
+                    None,
+                    "password_set",
+                    &from,
+                    "rate_limited",
+                ))
+                .await;
+            return Err(AppError::rate_limited(wait));
+        }
+    };
+    let storage = state.storage.clone();
+    let name = req.user.clone();
+    let (user, code) = tokio::task::spawn_blocking(move || {
+        Ok::<_, StorageError>((storage.user_by_name(&name)?, storage.password_code(&name)?))
+    })
+    .await??;
+    let live = code
+        .as_ref()
+        .is_some_and(|(_, expires)| *expires > chrono::Utc::now());
+    // Verify against a real hash even when there is no code, so timing does not tell.
+    let phc = code.map_or_else(|| DUMMY_HASH.clone(), |(h, _)| h);
+    let given = req.code.clone();
+    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&given, &phc)).await?;
+    let user = match user {
+        Some(u) if ok && live && !u.disabled => u,
+        _ => {
+            state
+                .audit(event(&req.user, None, "password_set", &from, "denied"))
+                .await;
+            return Err(AppError::unauthorized(
+                "wrong user name or code, the code has expired, or the account is disabled",
+            ));
+        }
+    };
+    let storage = state.storage.clone();
+    let (name, password) = (user.name.clone(), req.password.clone());
+    tokio::task::spawn_blocking(move || -> Result<(), AppError> {
+        let hash = auth::hash_password(&password).map_err(AppError::internal)?;
+        storage.set_password(&name, &hash)?;
+        Ok(storage.clear_password_code(&name)?)
+    })
+    .await??;
+    login_succeeded(&state, attempt).await?;
+    state
+        .audit(event(&user.name, None, "password_set", &from, "ok"))
+        .await;
+    Ok(axum::http::StatusCode::NO_CONTENT.into_response())
 }
 
 async fn login(

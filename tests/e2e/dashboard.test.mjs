@@ -717,6 +717,70 @@ step("a reviewer plans an inspection with visit dates and a team; a mistake is r
   await page.screenshot({ path: join(shots, "dashboard-planned.png"), fullPage: true });
 });
 
+step("an admin adds a user, who sets a password with the one-time code and signs in; the admin disables them, searches the audit log, exports it and revokes the device", async () => {
+  const admin = await newPage();
+  const a = admin.page;
+  await signIn(a, "admin");
+  await a.getByRole("link", { name: "Administration" }).click();
+  await a.getByRole("heading", { name: "Administration", level: 1 }).waitFor();
+  const add = a.locator("[data-testid=add-user]");
+  await add.getByLabel("User name").fill("nora");
+  await add.getByLabel("Display name").fill("Nora Newcomer");
+  await add.getByLabel("Role").selectOption("inspector");
+  await add.getByRole("button", { name: "Add user" }).click();
+  const code = (await a.locator("[data-testid=one-time-code]").innerText()).trim();
+  assert.match(code, /^[1-9A-HJ-NP-Za-km-z]{16}$/, "a 16-character base58 code");
+  await a.locator("[data-testid=admin-user][data-user=nora]").waitFor();
+
+  // Nora, on a browser of her own: the code turns into a password.
+  const nora = await newPage();
+  const n = nora.page;
+  await n.goto(`${base}/signin`);
+  await n.getByRole("link", { name: "Set your password with a one-time code" }).click();
+  await n.getByRole("heading", { name: "Set your password" }).waitFor();
+  await n.getByLabel("User name").fill("nora");
+  await n.getByLabel("One-time code").fill(code);
+  await n.getByLabel("New password (at least 12 characters)").fill("nora's own password");
+  await n.getByLabel("The new password again").fill("nora's own password");
+  await n.getByRole("button", { name: "Set password" }).click();
+  await n.locator("[data-testid=password-set]").waitFor();
+  await n.getByRole("link", { name: "Sign in" }).click();
+  await n.getByLabel("User name").fill("nora");
+  await n.getByLabel("Password").fill("nora's own password");
+  await n.getByLabel("Password").press("Enter");
+  await n.getByRole("heading", { name: "Inspections", level: 1 }).waitFor();
+
+  // The admin disables her: her session is refused.
+  await a.reload();
+  const row = a.locator("[data-testid=admin-user][data-user=nora]");
+  await row.getByRole("button", { name: "Disable nora" }).click();
+  await row.filter({ hasText: "Disabled" }).waitFor();
+  assert.equal((await n.request.get(`${base}/api/v1/me`)).status(), 401, "a disabled user's session is refused");
+
+  // The audit log: her password, found by user; exported as CSV with the same events.
+  const audit = a.locator("[data-testid=admin-audit]");
+  await audit.getByLabel("User", { exact: true }).fill("nora");
+  await audit.getByRole("button", { name: "Search the log" }).click();
+  await audit.locator("[data-testid=audit-event]", { hasText: "password_set" }).first().waitFor();
+  const [csv] = await Promise.all([a.waitForEvent("download"), audit.locator("[data-testid=audit-csv]").click()]);
+  const csvPath = join(shots, "audit.csv");
+  await csv.saveAs(csvPath);
+  const lines = readFileSync(csvPath, "utf8").trim().split("\r\n");
+  assert.equal(lines[0], "seq,at,actor,device,action,target,from,outcome,detail");
+  assert.ok(lines.slice(1).every((l) => l.split(",")[2] === "nora"), "only nora's events");
+  assert.ok(lines.some((l) => l.includes(",password_set,")), "her password in the export");
+
+  // Her device, with when it was last seen; revoked from the page.
+  const device = a.locator("[data-testid=admin-device]", { hasText: "nora" }).first();
+  await device.waitFor();
+  a.once("dialog", (d) => d.accept());
+  await device.getByRole("button", { name: /^Revoke device/ }).click();
+  await device.locator("[data-testid=device-state]", { hasText: "Revoked" }).waitFor();
+  await a.screenshot({ path: join(shots, "dashboard-admin.png"), fullPage: true });
+  await nora.context.close();
+  await admin.context.close();
+});
+
 step("signing out revokes the session: the page goes to sign in and the API answers 401", async () => {
   const [cookie] = (await reviewer.context.cookies(base)).filter((c) => c.name === "wardcheck_token");
   assert.ok(cookie?.value, "signed in with the HttpOnly cookie");

@@ -463,6 +463,48 @@ async fn try_cell(ctx: &mut Ctx, row: &str, col: usize) -> Option<String> {
                 status(&res)
             }
         }
+        "POST /api/v1/password" => {
+            // No token is looked at: a wrong code is 401 for everyone. A user name of its
+            // own each time, so the failures counted against a user name lock no one out.
+            let name = format!("nobody-{}", &Uuid::new_v4().simple().to_string()[..12]);
+            let req = c.post(ctx.url("/api/v1/password")).json(&json!({
+                "user": name, "code": "1111111111111111", "password": "a new password here"
+            }));
+            status(&ctx.send(req, &token).await)
+        }
+        "GET /api/v1/users"
+        | "GET /api/v1/devices"
+        | "GET /api/v1/audit"
+        | "GET /api/v1/audit.csv"
+        | "GET /api/v1/telemetry/imports" => {
+            let path = row.trim_start_matches("GET ");
+            status(&ctx.send(c.get(ctx.url(path)), &token).await)
+        }
+        "POST /api/v1/users" => {
+            let name = format!("new-{}", &Uuid::new_v4().simple().to_string()[..12]);
+            let req = c
+                .post(ctx.url("/api/v1/users"))
+                .json(&json!({ "name": name, "role": "inspector" }));
+            status(&ctx.send(req, &token).await)
+        }
+        "POST /api/v1/users/{name}/disable"
+        | "POST /api/v1/users/{name}/enable"
+        | "POST /api/v1/users/{name}/password-code" => {
+            // A user of its own, added by the admin, so the shared users outlive the row.
+            let name = format!("victim-{}", &Uuid::new_v4().simple().to_string()[..12]);
+            let res = ctx
+                .c
+                .post(ctx.url("/api/v1/users"))
+                .bearer_auth(&ctx.tokens["root"])
+                .json(&json!({ "name": name, "role": "inspector" }))
+                .send()
+                .await
+                .unwrap();
+            json_ok(res, StatusCode::CREATED, "the row's user").await;
+            let tail = row.rsplit('/').next().unwrap();
+            let req = c.post(ctx.url(&format!("/api/v1/users/{name}/{tail}")));
+            status(&ctx.send(req, &token).await)
+        }
         "POST /api/v1/devices/{id}/revoke" => {
             // A device of its own to revoke: the shared tokens must outlive this row.
             let victim = sign_in(&ctx.s, "bob").await;

@@ -17,6 +17,7 @@
 //! (`AppError::not_found`), so ids cannot be probed.
 
 mod actions;
+mod admin;
 mod events;
 mod history;
 mod inspections;
@@ -96,6 +97,17 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/national", get(national::national))
         .route("/api/v1/trusts/{code}", get(national::trust))
         .route("/api/v1/search", get(search::search))
+        .route("/api/v1/users", get(admin::users).post(admin::add_user))
+        .route("/api/v1/users/{name}/disable", post(admin::disable))
+        .route("/api/v1/users/{name}/enable", post(admin::enable))
+        .route(
+            "/api/v1/users/{name}/password-code",
+            post(admin::password_code),
+        )
+        .route("/api/v1/devices", get(admin::devices))
+        .route("/api/v1/audit", get(admin::audit))
+        .route("/api/v1/audit.csv", get(admin::audit_csv))
+        .route("/api/v1/telemetry/imports", get(admin::telemetry_imports))
         .route("/api/v1/openapi.json", get(openapi))
         .route_layer(middleware::from_fn(refuse_large_bodies))
 }
@@ -241,6 +253,7 @@ mod tests {
             ("national.rs", include_str!("national.rs")),
             ("search.rs", include_str!("search.rs")),
             ("reports.rs", include_str!("reports.rs")),
+            ("admin.rs", include_str!("admin.rs")),
         ];
         let mut handlers = 0;
         for (file, source) in files {
@@ -262,7 +275,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(handlers, 27, "every route's handler is measured");
+        assert_eq!(handlers, 36, "every route's handler is measured");
     }
 
     #[test]

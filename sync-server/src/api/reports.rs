@@ -61,7 +61,7 @@ pub(super) async fn trust_pack(
     Ok(file(state.acting(&caller).trust_pack(&code).await?))
 }
 
-fn file(d: Download) -> Response {
+pub(super) fn file(d: Download) -> Response {
     let mut r = d.bytes.into_response();
     let h = r.headers_mut();
     h.insert(

@@ -292,6 +292,32 @@ pub fn actions_csv(actions: &[Action]) -> Vec<u8> {
     )
 }
 
+/// Audit events as CSV, one row each (newest first, as given).
+pub fn audit_csv(rows: &[(i64, crate::storage::AuditEvent)]) -> Vec<u8> {
+    let rows = rows
+        .iter()
+        .map(|(seq, e)| {
+            vec![
+                seq.to_string(),
+                when(e.at),
+                e.actor.clone(),
+                e.device.map_or(String::new(), |d| d.to_string()),
+                e.action.clone(),
+                e.target.clone(),
+                e.from.clone(),
+                e.outcome.clone(),
+                e.detail.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    csv_of(
+        &[
+            "seq", "at", "actor", "device", "action", "target", "from", "outcome", "detail",
+        ],
+        rows,
+    )
+}
+
 /// The file name a stored photo or document takes in the pack.
 pub fn evidence_name(sha256: &str, mime: &str) -> String {
     let ext = match mime {

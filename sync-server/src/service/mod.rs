@@ -3,6 +3,7 @@
 //! the work and the audit event in one place. The HTTP handlers (`crate::api`) extract
 //! their input, call one method and convert what it returns.
 //!
+//! - [`admin`]: users, devices and the audit log, for admins.
 //! - [`inspections`]: list, read, create, assign, share, change state.
 //! - [`review`]: reviewers' comments, releases, sign-offs and reopenings; trust leads'
 //!   responses.
@@ -24,6 +25,7 @@
 //! a 403 never tells that an id exists.
 
 pub mod actions;
+pub mod admin;
 mod documents;
 pub mod events;
 pub mod history;

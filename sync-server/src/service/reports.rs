@@ -111,7 +111,7 @@ impl Acting<'_> {
 
     /// Writes an `export` audit event; an export whose event cannot be written is not
     /// handed out (500).
-    async fn export_audit(
+    pub(super) async fn export_audit(
         &self,
         target: &str,
         outcome: &str,

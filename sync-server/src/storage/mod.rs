@@ -402,6 +402,23 @@ pub struct AuditEvent {
     pub detail: Option<String>,
 }
 
+/// What an audit search asks for ([`Storage::audit_search`]); every filter is optional.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// The actor's user name, exactly.
+    pub actor: Option<String>,
+    /// The action, exactly (`login`, `doc_write`, `export`...).
+    pub action: Option<String>,
+    /// Events whose target holds any of these (an inspection's or a document's id, a
+    /// trust's code); empty: any target.
+    pub targets: Vec<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    /// Events before this sequence number (the next page, newest first).
+    pub before: Option<i64>,
+    pub limit: usize,
+}
+
 /// A report (PDF) the server made and keeps (issue 14, item 5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReportMeta {
@@ -442,6 +459,15 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     fn user_by_name(&self, name: &str) -> Result<Option<User>>;
     fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<()>;
     fn list_users(&self) -> Result<Vec<User>>;
+    /// Sets a user's password (its PHC hash).
+    fn set_password(&self, name: &str, password_hash: &str) -> Result<()>;
+    /// Keeps a one-time code's hash for a user (replacing any earlier one), good until
+    /// `expires`.
+    fn put_password_code(&self, name: &str, code_hash: &str, expires: DateTime<Utc>) -> Result<()>;
+    /// A user's one-time code: its hash and expiry.
+    fn password_code(&self, name: &str) -> Result<Option<(String, DateTime<Utc>)>>;
+    /// Removes a user's one-time code (used).
+    fn clear_password_code(&self, name: &str) -> Result<()>;
     /// Registers a device; only the SHA-256 of its token is stored.
     fn add_device(
         &self,
@@ -635,6 +661,8 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     /// Appends every event, in order, in one transaction.
     fn audit_batch(&self, events: &[AuditEvent]) -> Result<()>;
     fn audit_tail(&self, n: usize) -> Result<Vec<AuditEvent>>;
+    /// Audit events matching `q`, newest first, with their sequence numbers.
+    fn audit_search(&self, q: &AuditQuery) -> Result<Vec<(i64, AuditEvent)>>;
     /// The audit rows about `target` with one of `actions`, oldest first, with their
     /// `seq`.
     fn audit_about(&self, target: &str, actions: &[&str]) -> Result<Vec<(i64, AuditEvent)>>;

@@ -327,6 +327,15 @@ CREATE TABLE reports (
 );
 CREATE INDEX reports_inspection ON reports(inspection, made_at);
 ",
+    "
+-- Issue 14: one-time codes an admin gives a user to set their password (the code's
+-- argon2 hash, never the code).
+CREATE TABLE password_codes (
+    user_name TEXT PRIMARY KEY,
+    code_hash TEXT NOT NULL,
+    expires_at TEXT COLLATE \"C\" NOT NULL
+);
+",
 ];
 
 // Advisory lock keys. They share one space with anything else in the database that
@@ -1140,6 +1149,42 @@ impl Storage for PgStorage {
         if n == 0 {
             return Err(not_found(format!("user {name:?}")));
         }
+        Ok(())
+    }
+
+    fn set_password(&self, name: &str, password_hash: &str) -> Result<()> {
+        let n = self.conn()?.execute(
+            "UPDATE users SET password_hash = $2 WHERE name = $1",
+            &[&name, &password_hash],
+        )?;
+        if n == 0 {
+            return Err(not_found(format!("user {name:?}")));
+        }
+        Ok(())
+    }
+
+    fn put_password_code(&self, name: &str, code_hash: &str, expires: DateTime<Utc>) -> Result<()> {
+        self.conn()?.execute(
+            "INSERT INTO password_codes (user_name, code_hash, expires_at) VALUES ($1, $2, $3)
+             ON CONFLICT (user_name) DO UPDATE SET code_hash = $2, expires_at = $3",
+            &[&name, &code_hash, &ts(expires)],
+        )?;
+        Ok(())
+    }
+
+    fn password_code(&self, name: &str) -> Result<Option<(String, DateTime<Utc>)>> {
+        self.conn()?
+            .query_opt(
+                "SELECT code_hash, expires_at FROM password_codes WHERE user_name = $1",
+                &[&name],
+            )?
+            .map(|r| Ok((r.try_get(0)?, time(&r, 1)?)))
+            .transpose()
+    }
+
+    fn clear_password_code(&self, name: &str) -> Result<()> {
+        self.conn()?
+            .execute("DELETE FROM password_codes WHERE user_name = $1", &[&name])?;
         Ok(())
     }
 
@@ -2402,6 +2447,36 @@ impl Storage for PgStorage {
                   WHERE target = $1 AND action = ANY($2) ORDER BY seq",
                 &[&target, &actions],
             )?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, audit_event(r, 1)?)))
+            .collect()
+    }
+
+    fn audit_search(&self, q: &AuditQuery) -> Result<Vec<(i64, AuditEvent)>> {
+        let from = q.from.map(ts);
+        let to = q.to.map(ts);
+        let mut sql = String::from(
+            "SELECT seq, at, actor, device, action, target, origin, outcome, detail FROM audit
+             WHERE ($1::TEXT IS NULL OR actor = $1::TEXT) AND ($2::TEXT IS NULL OR action = $2::TEXT)
+               AND ($3::TEXT IS NULL OR at >= $3::TEXT) AND ($4::TEXT IS NULL OR at < $4::TEXT)
+               AND ($5::BIGINT IS NULL OR seq < $5::BIGINT)",
+        );
+        let mut params: Vec<&(dyn ::postgres::types::ToSql + Sync)> =
+            vec![&q.actor, &q.action, &from, &to, &q.before];
+        if !q.targets.is_empty() {
+            let any: Vec<String> = (0..q.targets.len())
+                .map(|i| format!("strpos(target, ${}) > 0", i + 6))
+                .collect();
+            sql.push_str(&format!(" AND ({})", any.join(" OR ")));
+            params.extend(
+                q.targets
+                    .iter()
+                    .map(|t| t as &(dyn ::postgres::types::ToSql + Sync)),
+            );
+        }
+        sql.push_str(&format!(" ORDER BY seq DESC LIMIT {}", limit(q.limit)));
+        self.conn()?
+            .query(&sql, &params)?
             .iter()
             .map(|r| Ok((r.try_get(0)?, audit_event(r, 1)?)))
             .collect()

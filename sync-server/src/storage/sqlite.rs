@@ -267,6 +267,15 @@ CREATE TABLE reports (
 );
 CREATE INDEX reports_inspection ON reports(inspection, made_at);
 ",
+    "
+-- Issue 14: one-time codes an admin gives a user to set their password (the code's
+-- argon2 hash, never the code).
+CREATE TABLE password_codes (
+    user_name TEXT PRIMARY KEY,
+    code_hash TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+",
 ];
 
 #[derive(Debug)]
@@ -664,6 +673,45 @@ impl Storage for SqliteStorage {
         if n == 0 {
             return Err(not_found(format!("user {name:?}")));
         }
+        Ok(())
+    }
+
+    fn set_password(&self, name: &str, password_hash: &str) -> Result<()> {
+        let n = self.conn().execute(
+            "UPDATE users SET password_hash = ?2 WHERE name = ?1",
+            params![name, password_hash],
+        )?;
+        if n == 0 {
+            return Err(not_found(format!("user {name:?}")));
+        }
+        Ok(())
+    }
+
+    fn put_password_code(&self, name: &str, code_hash: &str, expires: DateTime<Utc>) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO password_codes (user_name, code_hash, expires_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (user_name) DO UPDATE SET code_hash = ?2, expires_at = ?3",
+            params![name, code_hash, ts(expires)],
+        )?;
+        Ok(())
+    }
+
+    fn password_code(&self, name: &str) -> Result<Option<(String, DateTime<Utc>)>> {
+        Ok(self
+            .reader()?
+            .query_row(
+                "SELECT code_hash, expires_at FROM password_codes WHERE user_name = ?1",
+                params![name],
+                |r| Ok((r.get(0)?, parse_ts(&r.get::<_, String>(1)?)?)),
+            )
+            .optional()?)
+    }
+
+    fn clear_password_code(&self, name: &str) -> Result<()> {
+        self.conn().execute(
+            "DELETE FROM password_codes WHERE user_name = ?1",
+            params![name],
+        )?;
         Ok(())
     }
 
@@ -1870,6 +1918,53 @@ impl Storage for SqliteStorage {
             .into_iter()
             .filter(|(_, e)| actions.contains(&e.action.as_str()))
             .collect())
+    }
+
+    fn audit_search(&self, q: &AuditQuery) -> Result<Vec<(i64, AuditEvent)>> {
+        let mut sql = String::from(
+            "SELECT seq, at, actor, device, action, target, origin, outcome, detail FROM audit
+             WHERE (?1 IS NULL OR actor = ?1) AND (?2 IS NULL OR action = ?2)
+               AND (?3 IS NULL OR at >= ?3) AND (?4 IS NULL OR at < ?4)
+               AND (?5 IS NULL OR seq < ?5)",
+        );
+        let mut values: Vec<rusqlite::types::Value> = vec![
+            q.actor.clone().into(),
+            q.action.clone().into(),
+            q.from.map(ts).into(),
+            q.to.map(ts).into(),
+            q.before.into(),
+        ];
+        if !q.targets.is_empty() {
+            let any: Vec<String> = (0..q.targets.len())
+                .map(|i| format!("instr(target, ?{}) > 0", i + 6))
+                .collect();
+            sql.push_str(&format!(" AND ({})", any.join(" OR ")));
+            values.extend(q.targets.iter().map(|t| t.clone().into()));
+        }
+        sql.push_str(&format!(
+            " ORDER BY seq DESC LIMIT {}",
+            i64::try_from(q.limit).unwrap_or(i64::MAX)
+        ));
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(values), |r| {
+                Ok((
+                    r.get(0)?,
+                    AuditEvent {
+                        at: parse_ts(&r.get::<_, String>(1)?)?,
+                        actor: r.get(2)?,
+                        device: r.get(3)?,
+                        action: r.get(4)?,
+                        target: r.get(5)?,
+                        from: r.get(6)?,
+                        outcome: r.get(7)?,
+                        detail: r.get(8)?,
+                    },
+                ))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
     }
 
     fn audit_tail(&self, n: usize) -> Result<Vec<AuditEvent>> {

@@ -9,6 +9,8 @@ export type Route =
   | { name: "national" }
   | { name: "plan" }
   | { name: "search" }
+  | { name: "admin" }
+  | { name: "password" }
   | { name: "trust"; code: string }
   | { name: "missing" };
 
@@ -22,6 +24,8 @@ function parse(path: string): Route {
   if (path === "/national" || path === "/national/") return { name: "national" };
   if (path === "/plan" || path === "/plan/") return { name: "plan" };
   if (path === "/search" || path === "/search/") return { name: "search" };
+  if (path === "/admin" || path === "/admin/") return { name: "admin" };
+  if (path === "/password" || path === "/password/") return { name: "password" };
   m = /^\/trusts\/([A-Za-z0-9]{1,8})\/?$/.exec(path);
   if (m) return { name: "trust", code: m[1].toUpperCase() };
   return { name: "missing" };

@@ -4,6 +4,12 @@
 // Tauri commands.
 import type {
   ActionSource,
+  AdminDevice,
+  AdminUser,
+  AuditFilter,
+  AuditPage,
+  OneTimeCode,
+  TelemetryImports,
   Comment,
   CorrectiveAction,
   Download,
@@ -92,6 +98,26 @@ export interface Backend {
   reportUrl(sha256: string): string;
   /** The inspection's evidence pack (ZIP with a manifest of SHA-256s). */
   evidencePack(id: string): Promise<Download>;
+  /** Admins: every user. */
+  users(): Promise<AdminUser[]>;
+  /** Admins: adds a user; the answer's one-time code sets their password. */
+  addUser(name: string, displayName: string, role: string, trust: string | null): Promise<OneTimeCode>;
+  /** Admins: disables or re-enables a user. */
+  setUserDisabled(name: string, disabled: boolean): Promise<AdminUser>;
+  /** Admins: a new one-time code for a user (a password reset). */
+  passwordCode(name: string): Promise<OneTimeCode>;
+  /** Anyone with a one-time code: sets the password. */
+  setPassword(user: string, code: string, password: string): Promise<void>;
+  /** Admins: every device. */
+  devices(): Promise<AdminDevice[]>;
+  /** Admins: revokes a device's token, and with `wipe` has it delete its store. */
+  revokeDevice(id: number, wipe: boolean): Promise<void>;
+  /** Admins: a page of the audit log. */
+  audit(filter: AuditFilter): Promise<AuditPage>;
+  /** Admins: the address of the same search as CSV. */
+  auditCsvUrl(filter: AuditFilter): string;
+  /** Admins: telemetry snapshots imported, and import attempts with their errors. */
+  telemetryImports(): Promise<TelemetryImports>;
   /** Uploads a photo (evidence) under its SHA-256; returns the hash. */
   uploadPhoto(bytes: ArrayBuffer): Promise<string>;
   /** The address of a stored photo (same origin, so the cookie goes with it). */

@@ -4,6 +4,12 @@
 import { ApiError, type Backend } from "./backend";
 import type {
   ActionSource,
+  AdminDevice,
+  AdminUser,
+  AuditFilter,
+  AuditPage,
+  OneTimeCode,
+  TelemetryImports,
   Comment,
   CorrectiveAction,
   Download,
@@ -227,6 +233,49 @@ export class HttpBackend implements Backend {
     };
   }
 
+  users(): Promise<AdminUser[]> {
+    return call<AdminUser[]>("/api/v1/users");
+  }
+
+  addUser(name: string, displayName: string, role: string, trust: string | null): Promise<OneTimeCode> {
+    const body: Record<string, string> = { name, role };
+    if (displayName) body.display_name = displayName;
+    if (trust) body.trust = trust;
+    return call<OneTimeCode>("/api/v1/users", json("POST", body));
+  }
+
+  setUserDisabled(name: string, disabled: boolean): Promise<AdminUser> {
+    return call<AdminUser>(`/api/v1/users/${encodeURIComponent(name)}/${disabled ? "disable" : "enable"}`, { method: "POST" });
+  }
+
+  passwordCode(name: string): Promise<OneTimeCode> {
+    return call<OneTimeCode>(`/api/v1/users/${encodeURIComponent(name)}/password-code`, { method: "POST" });
+  }
+
+  async setPassword(user: string, code: string, password: string): Promise<void> {
+    await call<void>("/api/v1/password", json("POST", { user, code, password }));
+  }
+
+  devices(): Promise<AdminDevice[]> {
+    return call<AdminDevice[]>("/api/v1/devices");
+  }
+
+  async revokeDevice(id: number, wipe: boolean): Promise<void> {
+    await call<unknown>(`/api/v1/devices/${id}/revoke`, json("POST", { wipe }));
+  }
+
+  audit(filter: AuditFilter): Promise<AuditPage> {
+    return call<AuditPage>(`/api/v1/audit${auditQuery(filter)}`);
+  }
+
+  telemetryImports(): Promise<TelemetryImports> {
+    return call<TelemetryImports>("/api/v1/telemetry/imports");
+  }
+
+  auditCsvUrl(filter: AuditFilter): string {
+    return `/api/v1/audit.csv${auditQuery({ ...filter, before: null })}`;
+  }
+
   async uploadPhoto(bytes: ArrayBuffer): Promise<string> {
     const digest = await crypto.subtle.digest("SHA-256", bytes);
     const sha = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
@@ -241,4 +290,17 @@ export class HttpBackend implements Backend {
   photoUrl(sha256: string): string {
     return `/api/v1/blobs/${encodeURIComponent(sha256)}`;
   }
+}
+
+/** The audit search's query string: empty filters left out. */
+function auditQuery(f: AuditFilter): string {
+  return query({
+    user: f.user?.trim() || null,
+    action: f.action?.trim() || null,
+    inspection: f.inspection?.trim() || null,
+    trust: f.trust?.trim().toUpperCase() || null,
+    from: f.from || null,
+    to: f.to || null,
+    before: f.before == null ? null : String(f.before),
+  });
 }

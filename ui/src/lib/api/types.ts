@@ -433,6 +433,69 @@ export interface SearchResults {
   truncated: boolean;
 }
 
+/** A user as the admin pages show one. */
+export interface AdminUser {
+  name: string;
+  display_name: string;
+  role: "inspector" | "reviewer" | "trust-lead" | "admin";
+  trust: string | null;
+  disabled: boolean;
+}
+
+/** A one-time code for setting a password, shown once. */
+export interface OneTimeCode {
+  user: string;
+  code: string;
+  expires_at: string;
+}
+
+/** A device as the admin pages show one. */
+export interface AdminDevice {
+  id: number;
+  user_id: number;
+  user_name: string;
+  name: string;
+  created_at: string;
+  last_seen: string | null;
+  revoked: boolean;
+  wipe_requested: string | null;
+  wiped_at: string | null;
+}
+
+/** `GET /api/v1/audit` filters (all optional). */
+export interface AuditFilter {
+  user?: string;
+  action?: string;
+  inspection?: string;
+  trust?: string;
+  from?: string;
+  to?: string;
+  before?: number | null;
+}
+
+export interface AuditEntry {
+  seq: number;
+  at: string;
+  actor: string;
+  device: number | null;
+  action: string;
+  target: string;
+  from: string;
+  outcome: string;
+  detail?: string;
+}
+
+/** `GET /api/v1/telemetry/imports`. */
+export interface TelemetryImports {
+  snapshots: { id: number; kind: string; as_of: string; sha256: string; rows: number; bytes: number; imported_at: string; imported_by: string }[];
+  attempts: AuditEntry[];
+}
+
+export interface AuditPage {
+  events: AuditEntry[];
+  next: number | null;
+}
+
 /** A PDF report the server made and keeps (`POST /api/v1/inspections/{id}/reports`). */
 export interface ReportMeta {
   sha256: string;
