@@ -910,6 +910,27 @@ impl Inspection {
         Ok(())
     }
 
+    /// Moves a planned visit to new dates: the server's change (the visit's dates are the
+    /// server's, like its trust and team), made for a reviewer or admin who reschedules.
+    /// Only while the inspection is a draft (its visit not begun); the dates are checked
+    /// as at creation ([`validate_dates`]).
+    pub fn reschedule(
+        &mut self,
+        start: NaiveDate,
+        end: Option<NaiveDate>,
+        stamp: &Stamp,
+    ) -> Result<()> {
+        if self.state()?.current().value != State::Draft {
+            return Err(InspectionError::WrongState("rescheduling", State::Draft));
+        }
+        self.begin(Part::Meta, stamp)?;
+        validate_dates(Some(start), end, stamp.at.date_naive())?;
+        let meta = self.object(&automerge::ROOT, META)?;
+        self.doc.put(&meta, "dates", to_json(&(Some(start), end)))?;
+        self.commit("reschedule", stamp);
+        Ok(())
+    }
+
     /// Signs off a submitted inspection: a link of the sign-off chain ([`crate::seal`])
     /// that pins the document's heads and the SHA-256 of the signed content. The lead
     /// inspector's sign-off freezes answers, notes, photos, devices and findings; the

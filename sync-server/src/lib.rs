@@ -190,6 +190,30 @@ impl AppState {
     }
 }
 
+/// Writes one audit event for `caller` (or an unknown caller), with what more there is
+/// to say (never content).
+pub(crate) async fn audit_detail(
+    state: &AppState,
+    caller: Option<&auth::Caller>,
+    action: &str,
+    target: &str,
+    outcome: &str,
+    detail: Option<String>,
+) {
+    state
+        .audit(AuditEvent {
+            at: chrono::Utc::now(),
+            actor: caller.map_or_else(|| "-".to_owned(), |c| c.user.name.clone()),
+            device: caller.map(|c| c.device.id),
+            action: action.to_owned(),
+            target: storage::audit_target(target),
+            from: caller.map_or_else(|| "-".to_owned(), |c| c.from.clone()),
+            outcome: outcome.to_owned(),
+            detail,
+        })
+        .await;
+}
+
 /// Writes one audit event for `caller` (or an unknown caller).
 pub(crate) async fn audit(
     state: &AppState,
@@ -198,20 +222,9 @@ pub(crate) async fn audit(
     target: &str,
     outcome: &str,
 ) {
-    state
-        .audit(AuditEvent {
-            at: chrono::Utc::now(),
-            actor: caller.map_or_else(|| "-".to_owned(), |c| c.user.name.clone()),
-            device: caller.map(|c| c.device.id),
-            action: action.to_owned(),
-            // Targets are ids the server validated or built; control characters are
-            // dropped all the same, so nothing can forge a line in the log.
-            target: storage::audit_target(target),
-            from: caller.map_or_else(|| "-".to_owned(), |c| c.from.clone()),
-            outcome: outcome.to_owned(),
-            detail: None,
-        })
-        .await;
+    // Targets are ids the server validated or built; control characters are dropped all
+    // the same (`audit_target`), so nothing can forge a line in the log.
+    audit_detail(state, caller, action, target, outcome, None).await;
 }
 
 /// The whole HTTP and WebSocket surface.

@@ -103,9 +103,9 @@ struct SetPassword {
     password: String,
 }
 
-/// Sets a password with a one-time code (anonymous: the code is the proof). Counted
-/// against the user's and the address's failed sign-ins like a password guess, so codes
-/// cannot be guessed faster than passwords; a wrong code never spends the right one.
+/// Sets a password with a one-time code (anonymous: the code is the proof). Counted like
+/// a failed sign-in against the address, and against the user's codes (not their
+/// sign-ins); a wrong code never spends the right one; the user's devices are revoked.
 /// 204, or 401 for any wrong user, code or an expired code alike.
 async fn set_password(
     State(state): State<AppState>,
@@ -132,7 +132,9 @@ async fn set_password(
     if let Some(why) = auth::bad_password(&req.password) {
         return Err(AppError::bad_request("weak_password", why));
     }
-    let attempt = match begin_login(&state, &req.user, &from).await? {
+    // Counted against the address as sign-ins are, but under a user key of its own: a
+    // stranger's wrong codes never lock the user out of signing in with their password.
+    let attempt = match begin_login(&state, &format!("code:{}", req.user), &from).await? {
         Ok(a) => a,
         Err(wait) => {
             state
@@ -158,8 +160,8 @@ async fn set_password(
         .is_some_and(|(_, expires)| *expires > chrono::Utc::now());
     // Verify against a real hash even when there is no code, so timing does not tell.
     let phc = code.map_or_else(|| DUMMY_HASH.clone(), |(h, _)| h);
-    let given = req.code.clone();
-    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&given, &phc)).await?;
+    let (given, stored) = (req.code.clone(), phc.clone());
+    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&given, &stored)).await?;
     let user = match user {
         Some(u) if ok && live && !u.disabled => u,
         _ => {
@@ -171,14 +173,32 @@ async fn set_password(
             ));
         }
     };
+    // The code is spent and the password set in one transaction, only if the code is
+    // still the one checked (not used, replaced or expired meanwhile). Every device the
+    // user had is revoked: a reset is what follows a lost password or a break-in.
     let storage = state.storage.clone();
     let (name, password) = (user.name.clone(), req.password.clone());
-    tokio::task::spawn_blocking(move || -> Result<(), AppError> {
+    let set = tokio::task::spawn_blocking(move || -> Result<bool, AppError> {
         let hash = auth::hash_password(&password).map_err(AppError::internal)?;
-        storage.set_password(&name, &hash)?;
-        Ok(storage.clear_password_code(&name)?)
+        if !storage.use_password_code(&name, &phc, &hash, chrono::Utc::now())? {
+            return Ok(false);
+        }
+        for d in storage.list_devices()? {
+            if d.user_name == name && !d.revoked {
+                storage.revoke_device(d.id)?;
+            }
+        }
+        Ok(true)
     })
     .await??;
+    if !set {
+        state
+            .audit(event(&req.user, None, "password_set", &from, "denied"))
+            .await;
+        return Err(AppError::unauthorized(
+            "wrong user name or code, the code has expired, or the account is disabled",
+        ));
+    }
     login_succeeded(&state, attempt).await?;
     state
         .audit(event(&user.name, None, "password_set", &from, "ok"))

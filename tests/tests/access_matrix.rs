@@ -463,6 +463,18 @@ async fn try_cell(ctx: &mut Ctx, row: &str, col: usize) -> Option<String> {
                 status(&res)
             }
         }
+        "POST /api/v1/inspections/{id}/schedule" => {
+            let day = (chrono::Utc::now().date_naive() + chrono::Days::new(30)).to_string();
+            let build = |id: Uuid| {
+                c.post(ctx.url(&format!("/api/v1/inspections/{id}/schedule")))
+                    .json(&json!({ "visit_start": day }))
+            };
+            let res = ctx.send(build(f.id), &token).await;
+            match res.status() {
+                StatusCode::NOT_FOUND => same_404(ctx, res, build(random), &token, &what).await,
+                _ => status(&res),
+            }
+        }
         "POST /api/v1/password" => {
             // No token is looked at: a wrong code is 401 for everyone. A user name of its
             // own each time, so the failures counted against a user name lock no one out.

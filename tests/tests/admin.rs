@@ -226,7 +226,15 @@ async fn users_are_added_disabled_and_reset_with_one_time_codes() {
         "the old password",
     )
     .await;
-    json_ok(t.login("nina", SECOND).await, StatusCode::OK, "the new one").await;
+    // A reset cuts off every device she had: a lost password, or a break-in.
+    error(
+        t.get(&nina_token, "/api/v1/me").await,
+        StatusCode::UNAUTHORIZED,
+        "a token from before the reset",
+    )
+    .await;
+    let again = json_ok(t.login("nina", SECOND).await, StatusCode::OK, "the new one").await;
+    let nina_token = again["token"].as_str().unwrap().to_string();
     error(
         t.post(&admin, "/api/v1/users/nobody-here/password-code")
             .await,
@@ -291,11 +299,22 @@ async fn users_are_added_disabled_and_reset_with_one_time_codes() {
         .collect();
     assert_eq!(hers.len(), 4, "four sign-ins: {hers:?}");
     assert!(hers.iter().all(|d| d["name"] == "nina's tablet"));
-    let used = hers
+    let first = hers
         .iter()
         .find(|d| d["id"] == nina["device_id"])
-        .expect("the device of the token she used");
+        .expect("her first device");
+    assert_eq!(first["revoked"], true, "revoked by the reset");
+    let used = hers
+        .iter()
+        .find(|d| d["id"] == again["device_id"])
+        .expect("the device of the token she used last");
     assert!(used["last_seen"].is_string(), "last seen: {used}");
+    assert_eq!(used["revoked"], false);
+    assert_eq!(
+        hers.iter().filter(|d| d["revoked"] == true).count(),
+        2,
+        "the two from before the reset"
+    );
 
     // Audited: every step, and the refusals.
     let page = json_ok(
@@ -414,6 +433,23 @@ async fn the_audit_log_is_searched_paged_and_exported() {
             .iter()
             .any(|e| e["target"].as_str().unwrap().contains(&id.to_string()))
     );
+    // Both: the inspection's events only if it is the trust's.
+    let both = json_ok(
+        t.get(&admin, &format!("/api/v1/audit?inspection={id}&trust=RTH"))
+            .await,
+        StatusCode::OK,
+        "another trust's inspection",
+    )
+    .await;
+    assert!(both["events"].as_array().unwrap().is_empty());
+    let both = json_ok(
+        t.get(&admin, &format!("/api/v1/audit?inspection={id}&trust=RJ1"))
+            .await,
+        StatusCode::OK,
+        "its own trust's",
+    )
+    .await;
+    assert!(!both["events"].as_array().unwrap().is_empty());
     error(
         t.get(&admin, "/api/v1/audit?trust=not%20a%20code").await,
         StatusCode::BAD_REQUEST,
@@ -493,6 +529,23 @@ async fn the_audit_log_is_searched_paged_and_exported() {
         "a reviewer",
     )
     .await;
+
+    // A hostile user name in the log stays text in the export: every cell quoted.
+    let res =
+        t.c.post(t.s.url("/api/v1/login"))
+            .json(&json!({ "user": "x;=HYPERLINK(1)", "password": "wrong", "device": "d" }))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let raw = t
+        .get(&admin, "/api/v1/audit.csv?action=login")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(raw.contains("\"x;=HYPERLINK(1)\""), "{raw}");
+    assert!(raw.lines().all(|l| l.starts_with('"')), "every cell quoted");
 
     // The CSV export: every event of the search, and audited with its SHA-256.
     let res = t.get(&admin, "/api/v1/audit.csv?user=rita").await;

@@ -916,3 +916,144 @@ async fn a_state_change_goes_through_the_sync_engine_to_connected_clients() {
         "in_progress"
     );
 }
+
+/// Rescheduling a planned visit (issue 14, item 3): reviewers and admins only, a draft
+/// only, dates checked as at creation; the new dates are in the document every device
+/// syncs, and the change is audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planned_visit_is_rescheduled_and_devices_get_the_new_dates() {
+    let s = server_with_users();
+    let c = client();
+    let [ann, rita, root, lead1] = futures_tokens(&c, &s, ["ann", "rita", "root", "lead1"]).await;
+    let planned = create(
+        &c,
+        &s,
+        &rita,
+        json!({ "trust": "RJ1", "checklist": "cqc-onsite-cyber", "assign": ["ann"],
+            "visit_start": "2027-01-11", "visit_end": "2027-01-13" }),
+    )
+    .await;
+    let id = json_ok(planned, StatusCode::CREATED, "planned").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let schedule = |token: &str, body: Value| {
+        c.post(s.url(&format!("/api/v1/inspections/{id}/schedule")))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    let dates = |token: String| {
+        let (c, url) = (c.clone(), s.url(&format!("/api/v1/inspections/{id}")));
+        async move {
+            let res = c.get(url).bearer_auth(token).send().await.unwrap();
+            let v = json_ok(res, StatusCode::OK, "read").await;
+            let meta = &v["inspection"]["meta"];
+            (meta["visit_start"].clone(), meta["visit_end"].clone())
+        }
+    };
+
+    // Not theirs to move: the assigned inspector and the trust's lead.
+    for (who, t) in [("ann", &ann), ("lead1", &lead1)] {
+        let res = schedule(t, json!({ "visit_start": "2027-02-01" }))
+            .await
+            .unwrap();
+        error(res, StatusCode::FORBIDDEN, who).await;
+    }
+    // A reviewer moves it; an admin may too.
+    let res = schedule(
+        &rita,
+        json!({ "visit_start": "2027-02-01", "visit_end": "2027-02-02" }),
+    )
+    .await
+    .unwrap();
+    let moved = json_ok(res, StatusCode::OK, "rescheduled").await;
+    assert_eq!(
+        moved,
+        json!({ "visit_start": "2027-02-01", "visit_end": "2027-02-02" })
+    );
+    assert_eq!(
+        dates(ann.clone()).await,
+        (json!("2027-02-01"), json!("2027-02-02"))
+    );
+    let res = schedule(&root, json!({ "visit_start": "2027-02-08" }))
+        .await
+        .unwrap();
+    json_ok(res, StatusCode::OK, "an admin reschedules").await;
+    assert_eq!(dates(ann.clone()).await, (json!("2027-02-08"), Value::Null));
+
+    // The inspector's device gets the new dates by sync: they are in the document.
+    let mut client = wardcheck_tests::client::SyncClient::connect(&s.ws_url(), Some(&ann))
+        .await
+        .expect("ann connects");
+    let doc = client
+        .fetch(id.parse().unwrap())
+        .await
+        .expect("ann syncs it");
+    let checklist = std::sync::Arc::new(wardcheck_tests::crash_checklist());
+    let view = wardcheck_core::inspection::Inspection::from_doc(doc, checklist)
+        .unwrap()
+        .view()
+        .unwrap();
+    assert_eq!(view.meta.visit_start.unwrap().to_string(), "2027-02-08");
+    assert_eq!(view.meta.visit_end, None);
+
+    // Bad dates: refused, nothing changed.
+    for (what, body, status, code) in [
+        (
+            "out of order",
+            json!({ "visit_start": "2027-02-10", "visit_end": "2027-02-01" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_dates",
+        ),
+        (
+            "three years ago",
+            json!({ "visit_start": "2023-12-01" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_dates",
+        ),
+        (
+            "no first day",
+            json!({ "visit_end": "2027-02-01" }),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+    ] {
+        let res = schedule(&rita, body).await.unwrap();
+        let (got, msg) = error(res, status, what).await;
+        assert_eq!(got, code, "{what}: {msg}");
+    }
+    assert_eq!(dates(ann.clone()).await, (json!("2027-02-08"), Value::Null));
+
+    // Once the visit has begun, its dates are history.
+    let res = c
+        .post(s.url(&format!("/api/v1/inspections/{id}/state")))
+        .bearer_auth(&ann)
+        .json(&json!({ "state": "in_progress" }))
+        .send()
+        .await
+        .unwrap();
+    json_ok(res, StatusCode::OK, "begun").await;
+    let res = schedule(&rita, json!({ "visit_start": "2027-03-01" }))
+        .await
+        .unwrap();
+    let (got, _) = error(res, StatusCode::CONFLICT, "begun").await;
+    assert_eq!(got, "wrong_state");
+    assert_eq!(dates(ann.clone()).await, (json!("2027-02-08"), Value::Null));
+
+    let audit = s.cli(&["audit", "tail", "-n", "60"], "");
+    for (who, outcome) in [
+        ("rita", "reschedule"),
+        ("root", "reschedule"),
+        ("rita", "invalid_dates"),
+        ("rita", "wrong_state"),
+    ] {
+        assert!(
+            audit.lines().any(|l| l.contains(&format!("\t{who}\t"))
+                && l.contains("\tdoc_write\t")
+                && l.contains(&id)
+                && l.ends_with(outcome)),
+            "{who} {outcome}:\n{audit}"
+        );
+    }
+}

@@ -1,4 +1,4 @@
-//! `/api/v1/inspections`: list, read, create, assign, share, change state
+//! `/api/v1/inspections`: list, read, create, assign, reschedule, share, change state
 //! ([`crate::service::inspections`]).
 
 use axum::Json;
@@ -11,7 +11,7 @@ use super::JsonBody;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::AppError;
-use crate::service::inspections::{Detail, ListQuery, Page};
+use crate::service::inspections::{Dates, Detail, ListQuery, Page};
 use crate::storage::InspectionRecord;
 
 pub(super) async fn list(
@@ -71,4 +71,17 @@ pub(super) async fn change_state(
 ) -> Result<Json<InspectionRecord>, AppError> {
     let acting = state.acting(&caller);
     Ok(Json(acting.change_state(&id, || body.parse()).await?))
+}
+
+pub(super) async fn reschedule(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: JsonBody,
+) -> Result<Json<Dates>, AppError> {
+    let dates = state
+        .acting(&caller)
+        .reschedule(&id, || body.parse())
+        .await?;
+    Ok(Json(dates))
 }

@@ -53,6 +53,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/inspections/{id}/join", get(join::get_join))
         .route("/api/v1/inspections/{id}/events", get(events::events))
         .route("/api/v1/inspections/{id}/assign", post(inspections::assign))
+        .route(
+            "/api/v1/inspections/{id}/schedule",
+            post(inspections::reschedule),
+        )
         .route("/api/v1/inspections/{id}/share", post(inspections::share))
         .route(
             "/api/v1/inspections/{id}/state",
@@ -275,7 +279,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(handlers, 36, "every route's handler is measured");
+        assert_eq!(handlers, 37, "every route's handler is measured");
     }
 
     #[test]

@@ -124,7 +124,10 @@ fn cell(s: &str) -> String {
 }
 
 fn csv_of(header: &[&str], rows: Vec<Vec<String>>) -> Vec<u8> {
+    // Every cell quoted: a spreadsheet that splits on `;` (or another separator) never
+    // finds a formula inside an unquoted cell.
     let mut w = csv::WriterBuilder::new()
+        .quote_style(csv::QuoteStyle::Always)
         .terminator(csv::Terminator::CRLF)
         .from_writer(Vec::new());
     w.write_record(header).expect("writing to memory");
@@ -342,7 +345,7 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,
-            "a,b\r\n\"'=HYPERLINK(\"\"x\"\")\",\"plain, with comma\"\r\n"
+            "\"a\",\"b\"\r\n\"'=HYPERLINK(\"\"x\"\")\",\"plain, with comma\"\r\n"
         );
     }
 

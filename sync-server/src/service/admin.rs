@@ -36,6 +36,15 @@ pub struct UserView {
     pub disabled: bool,
 }
 
+impl std::fmt::Debug for OneTimeCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OneTimeCode")
+            .field("user", &self.user)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
 impl From<User> for UserView {
     fn from(u: User) -> Self {
         UserView {
@@ -65,8 +74,8 @@ pub struct NewUser {
     trust: Option<String>,
 }
 
-/// A one-time code, shown once.
-#[derive(Debug, Serialize)]
+/// A one-time code, shown once (never in a log: its `Debug` leaves the code out).
+#[derive(Serialize)]
 pub struct OneTimeCode {
     pub user: String,
     pub code: String,
@@ -163,6 +172,10 @@ impl Acting<'_> {
                 )));
             }
         };
+        let role_named = match &role {
+            Role::TrustLead(t) => format!("trust-lead of {t}"),
+            r => r.name().to_string(),
+        };
         // No password anyone knows: a hash of 32 random bytes, until the code is used.
         let (unguessable, _) = auth::new_token();
         let storage = self.state.storage.clone();
@@ -187,11 +200,17 @@ impl Acting<'_> {
         })
         .await;
         let what = format!("user:{}", crate::storage::audit_target(&new.name));
-        if let Err(e) = &added {
-            self.audit("user_add", &what, e.code).await;
-        }
+        let outcome = added.as_ref().map_or_else(|e| e.code, |_| "ok");
+        crate::audit_detail(
+            self.state,
+            Some(self.caller),
+            "user_add",
+            &what,
+            outcome,
+            Some(format!("role {}", role_named)),
+        )
+        .await;
         added?;
-        self.audit("user_add", &what, "ok").await;
         self.one_time_code(&new.name).await
     }
 
@@ -213,9 +232,10 @@ impl Acting<'_> {
         }
         let storage = self.state.storage.clone();
         let n = name.to_string();
-        let user = blocking(move || {
-            storage.set_user_disabled(&n, disabled)?;
-            Ok(storage.user_by_name(&n)?)
+        let user = blocking(move || match storage.set_user_disabled(&n, disabled) {
+            Ok(()) => Ok(storage.user_by_name(&n)?),
+            Err(StorageError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
         })
         .await;
         match user {
@@ -223,9 +243,13 @@ impl Acting<'_> {
                 self.audit(action, &what, "ok").await;
                 Ok(u.into())
             }
-            Ok(None) | Err(_) => {
+            Ok(None) => {
                 self.audit(action, &what, "not_found").await;
                 Err(AppError::not_found())
+            }
+            Err(e) => {
+                self.audit(action, &what, e.code).await;
+                Err(e)
             }
         }
     }
@@ -268,6 +292,9 @@ impl Acting<'_> {
 
     pub async fn devices(&self) -> Result<Vec<Device>, AppError> {
         self.admin_only("devices", "list devices").await?;
+        // Last-seen times are held in memory between flushes: written first, so the list
+        // says when each device was last seen, not when that was last written.
+        self.state.flush_activity(false).await;
         let storage = self.state.storage.clone();
         blocking(move || Ok(storage.list_devices()?)).await
     }
@@ -301,39 +328,63 @@ impl Acting<'_> {
     /// or one of its inspections or their documents.
     async fn audit_query(&self, p: AuditParams) -> Result<AuditQuery, AppError> {
         let mut targets = Vec::new();
+        let trust = match p.trust {
+            Some(t) => {
+                wardcheck_core::inspection::validate_trust(&t)
+                    .map_err(|e| AppError::bad_request("bad_query", e.to_string()))?;
+                Some(t)
+            }
+            None => None,
+        };
         if let Some(id) = p.inspection {
             let storage = self.state.storage.clone();
-            if let Some(rec) = blocking(move || Ok(storage.inspection(id)?)).await? {
-                targets.extend([rec.response_doc.to_string(), rec.review_doc.to_string()]);
+            let rec = blocking(move || Ok(storage.inspection(id)?)).await?;
+            match rec {
+                // Both filters: the inspection's events if it is the trust's, else none.
+                // (A line break: no stored target holds one, `audit_target` drops them.)
+                Some(r) if trust.as_ref().is_some_and(|t| *t != r.trust) => {
+                    targets.push("\n".into())
+                }
+                Some(r) => targets.extend([
+                    r.id.to_string(),
+                    r.response_doc.to_string(),
+                    r.review_doc.to_string(),
+                ]),
+                None => targets.push(id.to_string()),
             }
-            targets.push(id.to_string());
-        }
-        if let Some(t) = p.trust {
-            wardcheck_core::inspection::validate_trust(&t)
-                .map_err(|e| AppError::bad_request("bad_query", e.to_string()))?;
+        } else if let Some(t) = trust {
+            // Every inspection of the trust, a page at a time.
             let storage = self.state.storage.clone();
             let code = t.clone();
             let recs = blocking(move || {
-                Ok(storage.list_inspections(&crate::storage::InspectionQuery {
-                    trust: Some(code),
-                    state: None,
-                    assignee: None,
-                    shared_only: false,
-                    after: None,
-                    limit: limits::AUDIT_TRUST_INSPECTIONS,
-                })?)
+                let mut all = Vec::new();
+                let mut after = None;
+                loop {
+                    let page = storage.list_inspections(&crate::storage::InspectionQuery {
+                        trust: Some(code.clone()),
+                        state: None,
+                        assignee: None,
+                        shared_only: false,
+                        after,
+                        limit: limits::MAX_PAGE,
+                    })?;
+                    let full = page.len() >= limits::MAX_PAGE;
+                    after = page.last().map(|r| r.id);
+                    all.extend(page);
+                    if !full {
+                        return Ok(all);
+                    }
+                }
             })
             .await?;
-            if p.inspection.is_none() {
-                for r in recs {
-                    targets.extend([
-                        r.id.to_string(),
-                        r.response_doc.to_string(),
-                        r.review_doc.to_string(),
-                    ]);
-                }
-                targets.push(format!("trust:{t}"));
+            for r in recs {
+                targets.extend([
+                    r.id.to_string(),
+                    r.response_doc.to_string(),
+                    r.review_doc.to_string(),
+                ]);
             }
+            targets.push(format!("trust:{t}"));
         }
         Ok(AuditQuery {
             actor: p.user.filter(|u| !u.is_empty()),

@@ -88,24 +88,59 @@ impl Acting<'_> {
         + Send
         + 'static,
     ) -> Result<R, AppError> {
+        self.change_by(rec, kind, doc, false, make).await
+    }
+
+    /// [`Self::change`], or with `as_server` the server's own change (on an actor bound
+    /// to the server, under the server's rights), made for the caller.
+    async fn change_by<R: Send + 'static>(
+        &self,
+        rec: &InspectionRecord,
+        kind: DocKind,
+        doc: Uuid,
+        as_server: bool,
+        make: impl FnOnce(
+            AutoCommit,
+            Writer,
+            Option<Arc<Checklist>>,
+        ) -> (Option<Vec<u8>>, Result<R, AppError>)
+        + Send
+        + 'static,
+    ) -> Result<R, AppError> {
         let (state, caller) = (self.state, self.caller);
-        let Some(writer) = access::writer(&caller.user, rec, kind) else {
-            return Err(AppError::forbidden(format!(
-                "{} may not change this document",
-                caller.user.role.with_article()
-            )));
+        let writer = if as_server {
+            access::server_writer()
+        } else {
+            access::writer(&caller.user, rec, kind).ok_or_else(|| {
+                AppError::forbidden(format!(
+                    "{} may not change this document",
+                    caller.user.role.with_article()
+                ))
+            })?
         };
         let storage = state.storage.clone();
         let (r, user, device) = (rec.clone(), caller.user.name.clone(), caller.device.id);
         // The actor the API writes with for this device: one per device, so each dashboard
         // adds one actor to a document, not one per change; made at random (so no one can
         // bind it first), and used under the document's lock, so its sequence numbers never
-        // collide.
+        // collide. The server's own changes take a fresh actor bound to the server.
         let (actor, checklist) = blocking(move || {
             let fresh = ActorId::random();
-            let actor = storage
-                .api_actor(device, &user, fresh.to_bytes(), chrono::Utc::now())
-                .map_err(AppError::internal)?;
+            let actor = if as_server {
+                storage
+                    .bind_actor(
+                        fresh.to_bytes(),
+                        crate::storage::SERVER_AUTHOR,
+                        None,
+                        chrono::Utc::now(),
+                    )
+                    .map_err(AppError::internal)?;
+                fresh.to_bytes().to_vec()
+            } else {
+                storage
+                    .api_actor(device, &user, fresh.to_bytes(), chrono::Utc::now())
+                    .map_err(AppError::internal)?
+            };
             let checklist = match kind {
                 DocKind::TrustResponse => None,
                 _ => Some(checklist_of(&*storage, &r)?),
@@ -117,7 +152,11 @@ impl Acting<'_> {
             kind,
             record: rec.clone(),
             checklist: checklist.clone(),
-            sender: caller.user.name.clone(),
+            sender: if as_server {
+                crate::storage::SERVER_AUTHOR.to_owned()
+            } else {
+                caller.user.name.clone()
+            },
         };
         let handle = state.docs.hold(doc);
         let result = state
@@ -158,10 +197,30 @@ impl Acting<'_> {
         rec: &InspectionRecord,
         op: impl FnOnce(&mut Inspection) -> Result<(), InspectionError> + Send + 'static,
     ) -> Result<(), AppError> {
-        self.change(
+        self.edit_inspection_by(rec, false, op).await
+    }
+
+    /// A change to the inspection document that is the server's (its dates), made for
+    /// the caller once the service has decided they may ask for it.
+    pub(super) async fn edit_inspection_as_server(
+        &self,
+        rec: &InspectionRecord,
+        op: impl FnOnce(&mut Inspection) -> Result<(), InspectionError> + Send + 'static,
+    ) -> Result<(), AppError> {
+        self.edit_inspection_by(rec, true, op).await
+    }
+
+    async fn edit_inspection_by(
+        &self,
+        rec: &InspectionRecord,
+        as_server: bool,
+        op: impl FnOnce(&mut Inspection) -> Result<(), InspectionError> + Send + 'static,
+    ) -> Result<(), AppError> {
+        self.change_by(
             rec,
             DocKind::Inspection,
             rec.id,
+            as_server,
             move |fork, writer, checklist| {
                 let checklist = checklist.expect("inspection documents have a checklist");
                 let mut insp = match Inspection::from_doc(fork, checklist) {

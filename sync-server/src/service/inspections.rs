@@ -51,6 +51,22 @@ pub struct Detail {
     set_aside: Option<Vec<AsideRow>>,
 }
 
+/// `POST /api/v1/inspections/{id}/schedule`: a visit's new dates.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reschedule {
+    visit_start: chrono::NaiveDate,
+    #[serde(default)]
+    visit_end: Option<chrono::NaiveDate>,
+}
+
+/// A visit's dates as they now stand.
+#[derive(Debug, Serialize)]
+pub struct Dates {
+    visit_start: chrono::NaiveDate,
+    visit_end: Option<chrono::NaiveDate>,
+}
+
 /// Who joins an inspection's team.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -314,6 +330,39 @@ impl Acting<'_> {
         };
         self.audit("share", &target(id), outcome).await;
         result
+    }
+
+    /// Moves a planned visit to new dates (reviewers and admins; a draft only): the
+    /// server's change to the document, so every device that holds it gets the new dates
+    /// at its next sync. Audited (`doc_write`, `reschedule`).
+    pub async fn reschedule(
+        &self,
+        id: &str,
+        body: impl Input<Reschedule>,
+    ) -> Result<Dates, AppError> {
+        if !matches!(self.caller.user.role, Role::Reviewer | Role::Admin) {
+            return Err(self.forbidden("inspections", "reschedule visits").await);
+        }
+        let rec = self.visible(id).await?;
+        let what = target(rec.id);
+        let Reschedule {
+            visit_start,
+            visit_end,
+        } = match body() {
+            Ok(b) => b,
+            Err(e) => return self.audited(&what, "reschedule", Err(e)).await,
+        };
+        let stamp = Stamp::new(crate::storage::SERVER_AUTHOR, chrono::Utc::now());
+        let result = self
+            .edit_inspection_as_server(&rec, move |insp| {
+                insp.reschedule(visit_start, visit_end, &stamp)
+            })
+            .await
+            .map(|()| Dates {
+                visit_start,
+                visit_end,
+            });
+        self.audited(&what, "reschedule", result).await
     }
 
     /// Moves inspection `id` to another state, held to the write policy.

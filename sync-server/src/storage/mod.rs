@@ -459,15 +459,22 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     fn user_by_name(&self, name: &str) -> Result<Option<User>>;
     fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<()>;
     fn list_users(&self) -> Result<Vec<User>>;
-    /// Sets a user's password (its PHC hash).
-    fn set_password(&self, name: &str, password_hash: &str) -> Result<()>;
     /// Keeps a one-time code's hash for a user (replacing any earlier one), good until
     /// `expires`.
     fn put_password_code(&self, name: &str, code_hash: &str, expires: DateTime<Utc>) -> Result<()>;
     /// A user's one-time code: its hash and expiry.
     fn password_code(&self, name: &str) -> Result<Option<(String, DateTime<Utc>)>>;
-    /// Removes a user's one-time code (used).
-    fn clear_password_code(&self, name: &str) -> Result<()>;
+    /// Uses a user's one-time code, in one transaction: removes it if it is still the
+    /// code whose hash is `code_hash` and has not expired at `now`, and only then sets
+    /// the password. Whether it did (false: the code was used, replaced or expired
+    /// meanwhile).
+    fn use_password_code(
+        &self,
+        name: &str,
+        code_hash: &str,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
     /// Registers a device; only the SHA-256 of its token is stored.
     fn add_device(
         &self,

@@ -1152,17 +1152,6 @@ impl Storage for PgStorage {
         Ok(())
     }
 
-    fn set_password(&self, name: &str, password_hash: &str) -> Result<()> {
-        let n = self.conn()?.execute(
-            "UPDATE users SET password_hash = $2 WHERE name = $1",
-            &[&name, &password_hash],
-        )?;
-        if n == 0 {
-            return Err(not_found(format!("user {name:?}")));
-        }
-        Ok(())
-    }
-
     fn put_password_code(&self, name: &str, code_hash: &str, expires: DateTime<Utc>) -> Result<()> {
         self.conn()?.execute(
             "INSERT INTO password_codes (user_name, code_hash, expires_at) VALUES ($1, $2, $3)
@@ -1182,10 +1171,28 @@ impl Storage for PgStorage {
             .transpose()
     }
 
-    fn clear_password_code(&self, name: &str) -> Result<()> {
-        self.conn()?
-            .execute("DELETE FROM password_codes WHERE user_name = $1", &[&name])?;
-        Ok(())
+    fn use_password_code(
+        &self,
+        name: &str,
+        code_hash: &str,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction()?;
+        let used = tx.execute(
+            "DELETE FROM password_codes WHERE user_name = $1 AND code_hash = $2 AND expires_at > $3",
+            &[&name, &code_hash, &ts(now)],
+        )?;
+        if used != 1 {
+            return Ok(false);
+        }
+        tx.execute(
+            "UPDATE users SET password_hash = $2 WHERE name = $1",
+            &[&name, &password_hash],
+        )?;
+        tx.commit()?;
+        Ok(true)
     }
 
     fn list_users(&self) -> Result<Vec<User>> {
@@ -2464,15 +2471,11 @@ impl Storage for PgStorage {
         let mut params: Vec<&(dyn ::postgres::types::ToSql + Sync)> =
             vec![&q.actor, &q.action, &from, &to, &q.before];
         if !q.targets.is_empty() {
-            let any: Vec<String> = (0..q.targets.len())
-                .map(|i| format!("strpos(target, ${}) > 0", i + 6))
-                .collect();
-            sql.push_str(&format!(" AND ({})", any.join(" OR ")));
-            params.extend(
-                q.targets
-                    .iter()
-                    .map(|t| t as &(dyn ::postgres::types::ToSql + Sync)),
+            // One parameter, an array, however many targets.
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM unnest($6::TEXT[]) AS t(v) WHERE strpos(target, t.v) > 0)",
             );
+            params.push(&q.targets);
         }
         sql.push_str(&format!(" ORDER BY seq DESC LIMIT {}", limit(q.limit)));
         self.conn()?

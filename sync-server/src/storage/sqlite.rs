@@ -676,17 +676,6 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
-    fn set_password(&self, name: &str, password_hash: &str) -> Result<()> {
-        let n = self.conn().execute(
-            "UPDATE users SET password_hash = ?2 WHERE name = ?1",
-            params![name, password_hash],
-        )?;
-        if n == 0 {
-            return Err(not_found(format!("user {name:?}")));
-        }
-        Ok(())
-    }
-
     fn put_password_code(&self, name: &str, code_hash: &str, expires: DateTime<Utc>) -> Result<()> {
         self.conn().execute(
             "INSERT INTO password_codes (user_name, code_hash, expires_at) VALUES (?1, ?2, ?3)
@@ -707,12 +696,28 @@ impl Storage for SqliteStorage {
             .optional()?)
     }
 
-    fn clear_password_code(&self, name: &str) -> Result<()> {
-        self.conn().execute(
-            "DELETE FROM password_codes WHERE user_name = ?1",
-            params![name],
+    fn use_password_code(
+        &self,
+        name: &str,
+        code_hash: &str,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let used = tx.execute(
+            "DELETE FROM password_codes WHERE user_name = ?1 AND code_hash = ?2 AND expires_at > ?3",
+            params![name, code_hash, ts(now)],
         )?;
-        Ok(())
+        if used != 1 {
+            return Ok(false);
+        }
+        tx.execute(
+            "UPDATE users SET password_hash = ?2 WHERE name = ?1",
+            params![name, password_hash],
+        )?;
+        tx.commit()?;
+        Ok(true)
     }
 
     fn list_users(&self) -> Result<Vec<User>> {
@@ -1935,11 +1940,12 @@ impl Storage for SqliteStorage {
             q.before.into(),
         ];
         if !q.targets.is_empty() {
-            let any: Vec<String> = (0..q.targets.len())
-                .map(|i| format!("instr(target, ?{}) > 0", i + 6))
-                .collect();
-            sql.push_str(&format!(" AND ({})", any.join(" OR ")));
-            values.extend(q.targets.iter().map(|t| t.clone().into()));
+            // One parameter, a JSON array, however many targets: no expression grows
+            // with them.
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM json_each(?6) WHERE instr(target, json_each.value) > 0)",
+            );
+            values.push(serde_json::to_string(&q.targets).unwrap_or_default().into());
         }
         sql.push_str(&format!(
             " ORDER BY seq DESC LIMIT {}",

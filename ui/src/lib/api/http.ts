@@ -195,6 +195,10 @@ export class HttpBackend implements Backend {
     return call<InspectionRecord>("/api/v1/inspections", json("POST", plan));
   }
 
+  reschedule(id: string, start: string, end: string | null): Promise<{ visit_start: string; visit_end: string | null }> {
+    return call(`/api/v1/inspections/${encodeURIComponent(id)}/schedule`, json("POST", end ? { visit_start: start, visit_end: end } : { visit_start: start }));
+  }
+
   search(q: string): Promise<SearchResults> {
     return call<SearchResults>(`/api/v1/search${query({ q })}`);
   }
