@@ -94,6 +94,16 @@ fn bind_error(e: StorageError) -> AppError {
     }
 }
 
+/// An unreadable JSON body: 413 over the limit, like every other route; otherwise (not
+/// JSON, missing or unknown fields, wrong types) 400.
+fn json_refused(e: axum::extract::rejection::JsonRejection) -> AppError {
+    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        AppError::too_large(e.body_text())
+    } else {
+        AppError::bad_request("bad_request", e.body_text())
+    }
+}
+
 /// `POST /api/v1/password`: a one-time code an admin gave turns into a password.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -112,13 +122,7 @@ async fn set_password(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     body: Result<Json<SetPassword>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, AppError> {
-    let Json(req) = body.map_err(|e| {
-        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            AppError::too_large(e.body_text())
-        } else {
-            AppError::bad_request("bad_request", e.body_text())
-        }
-    })?;
+    let Json(req) = body.map_err(json_refused)?;
     let from = addr.ip().to_string();
     if let Some(why) = auth::bad_user_name(&req.user) {
         return Err(AppError::bad_request("bad_request", why));
@@ -211,15 +215,7 @@ async fn login(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     body: Result<Json<Login>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, AppError> {
-    let Json(req) = body.map_err(|e| {
-        // A body over the limit is 413, like every other route; any other unreadable
-        // body (not JSON, missing or unknown fields, wrong types) is 400.
-        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            AppError::too_large(e.body_text())
-        } else {
-            AppError::bad_request("bad_request", e.body_text())
-        }
-    })?;
+    let Json(req) = body.map_err(json_refused)?;
     let from = addr.ip().to_string();
     for (field, value, max) in [
         ("user", &req.user, limits::MAX_NAME_CHARS),

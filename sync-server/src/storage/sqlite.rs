@@ -529,6 +529,21 @@ fn bad<E: std::error::Error + Send + Sync + 'static>(e: E) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
 }
 
+/// The audit event in columns `at..at+8` of a row (at, actor, device, action, target,
+/// origin, outcome, detail).
+fn audit_event_at(r: &Row<'_>, at: usize) -> rusqlite::Result<AuditEvent> {
+    Ok(AuditEvent {
+        at: parse_ts(&r.get::<_, String>(at)?)?,
+        actor: r.get(at + 1)?,
+        device: r.get(at + 2)?,
+        action: r.get(at + 3)?,
+        target: r.get(at + 4)?,
+        from: r.get(at + 5)?,
+        outcome: r.get(at + 6)?,
+        detail: r.get(at + 7)?,
+    })
+}
+
 fn report_row(r: &Row<'_>) -> rusqlite::Result<ReportMeta> {
     Ok(ReportMeta {
         sha256: r.get(0)?,
@@ -1903,21 +1918,7 @@ impl Storage for SqliteStorage {
                WHERE target = ?1 ORDER BY seq",
         )?;
         let rows: Vec<(i64, AuditEvent)> = stmt
-            .query_map(params![target], |r| {
-                Ok((
-                    r.get(0)?,
-                    AuditEvent {
-                        at: parse_ts(&r.get::<_, String>(1)?)?,
-                        actor: r.get(2)?,
-                        device: r.get(3)?,
-                        action: r.get(4)?,
-                        target: r.get(5)?,
-                        from: r.get(6)?,
-                        outcome: r.get(7)?,
-                        detail: r.get(8)?,
-                    },
-                ))
-            })?
+            .query_map(params![target], |r| Ok((r.get(0)?, audit_event_at(r, 1)?)))?
             .collect::<rusqlite::Result<_>>()?;
         Ok(rows
             .into_iter()
@@ -1955,19 +1956,7 @@ impl Storage for SqliteStorage {
         let mut stmt = conn.prepare(&sql)?;
         let rows = stmt
             .query_map(rusqlite::params_from_iter(values), |r| {
-                Ok((
-                    r.get(0)?,
-                    AuditEvent {
-                        at: parse_ts(&r.get::<_, String>(1)?)?,
-                        actor: r.get(2)?,
-                        device: r.get(3)?,
-                        action: r.get(4)?,
-                        target: r.get(5)?,
-                        from: r.get(6)?,
-                        outcome: r.get(7)?,
-                        detail: r.get(8)?,
-                    },
-                ))
+                Ok((r.get(0)?, audit_event_at(r, 1)?))
             })?
             .collect::<rusqlite::Result<_>>()?;
         Ok(rows)
