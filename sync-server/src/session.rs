@@ -182,30 +182,25 @@ async fn set_password(
     // user had is revoked: a reset is what follows a lost password or a break-in.
     let storage = state.storage.clone();
     let (name, password) = (user.name.clone(), req.password.clone());
-    let set = tokio::task::spawn_blocking(move || -> Result<bool, AppError> {
+    let set = tokio::task::spawn_blocking(move || -> Result<Option<u64>, AppError> {
         let hash = auth::hash_password(&password).map_err(AppError::internal)?;
-        if !storage.use_password_code(&name, &phc, &hash, chrono::Utc::now())? {
-            return Ok(false);
-        }
-        for d in storage.list_devices()? {
-            if d.user_name == name && !d.revoked {
-                storage.revoke_device(d.id)?;
-            }
-        }
-        Ok(true)
+        Ok(storage.use_password_code(&name, &phc, &hash, chrono::Utc::now())?)
     })
     .await??;
-    if !set {
+    let Some(revoked) = set else {
         state
             .audit(event(&req.user, None, "password_set", &from, "denied"))
             .await;
         return Err(AppError::unauthorized(
             "wrong user name or code, the code has expired, or the account is disabled",
         ));
-    }
+    };
     login_succeeded(&state, attempt).await?;
     state
-        .audit(event(&user.name, None, "password_set", &from, "ok"))
+        .audit(AuditEvent {
+            detail: Some(format!("{revoked} devices revoked")),
+            ..event(&user.name, None, "password_set", &from, "ok")
+        })
         .await;
     Ok(axum::http::StatusCode::NO_CONTENT.into_response())
 }

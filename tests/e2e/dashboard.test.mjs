@@ -766,6 +766,7 @@ step("an admin adds a user, who sets a password with the one-time code and signs
   // The admin disables her: her session is refused.
   await a.reload();
   const row = a.locator("[data-testid=admin-user][data-user=nora]");
+  a.once("dialog", (d) => d.accept());
   await row.getByRole("button", { name: "Disable nora" }).click();
   await row.filter({ hasText: "Disabled" }).waitFor();
   assert.equal((await n.request.get(`${base}/api/v1/me`)).status(), 401, "a disabled user's session is refused");

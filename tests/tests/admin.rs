@@ -335,6 +335,14 @@ async fn users_are_added_disabled_and_reset_with_one_time_codes() {
         ["ok", "denied", "denied", "ok", "denied"],
         "newest first: set, expired, used, set, wrong"
     );
+    let details: Vec<&str> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["outcome"] == "ok")
+        .map(|e| e["detail"].as_str().unwrap())
+        .collect();
+    assert_eq!(details, ["2 devices revoked", "0 devices revoked"]);
     let adds = json_ok(
         t.get(&admin, "/api/v1/audit?user=admin").await,
         StatusCode::OK,

@@ -998,7 +998,8 @@ async fn a_planned_visit_is_rescheduled_and_devices_get_the_new_dates() {
     assert_eq!(view.meta.visit_start.unwrap().to_string(), "2027-02-08");
     assert_eq!(view.meta.visit_end, None);
 
-    // Bad dates: refused, nothing changed.
+    // Bad dates: refused, nothing changed, no actor bound for the server's change.
+    let actors = s.sql_row("SELECT count(*) FROM actors").unwrap()[0].clone();
     for (what, body, status, code) in [
         (
             "out of order",
@@ -1024,6 +1025,11 @@ async fn a_planned_visit_is_rescheduled_and_devices_get_the_new_dates() {
         assert_eq!(got, code, "{what}: {msg}");
     }
     assert_eq!(dates(ann.clone()).await, (json!("2027-02-08"), Value::Null));
+    assert_eq!(
+        s.sql_row("SELECT count(*) FROM actors").unwrap()[0],
+        actors,
+        "a refused reschedule binds no actor"
+    );
 
     // Once the visit has begun, its dates are history.
     let res = c
@@ -1034,11 +1040,17 @@ async fn a_planned_visit_is_rescheduled_and_devices_get_the_new_dates() {
         .await
         .unwrap();
     json_ok(res, StatusCode::OK, "begun").await;
+    let actors = s.sql_row("SELECT count(*) FROM actors").unwrap()[0].clone();
     let res = schedule(&rita, json!({ "visit_start": "2027-03-01" }))
         .await
         .unwrap();
     let (got, _) = error(res, StatusCode::CONFLICT, "begun").await;
     assert_eq!(got, "wrong_state");
+    assert_eq!(
+        s.sql_row("SELECT count(*) FROM actors").unwrap()[0],
+        actors,
+        "a refused reschedule binds no actor"
+    );
     assert_eq!(dates(ann.clone()).await, (json!("2027-02-08"), Value::Null));
 
     let audit = s.cli(&["audit", "tail", "-n", "60"], "");

@@ -377,6 +377,17 @@ impl Acting<'_> {
                 }
             })
             .await?;
+            if recs.len() > limits::AUDIT_TRUST_INSPECTIONS {
+                return Err(AppError::bad_request(
+                    "bad_query",
+                    format!(
+                        "{t} has {} inspections, more than a search by trust reads ({}): search \
+                         by inspection, or by time",
+                        recs.len(),
+                        limits::AUDIT_TRUST_INSPECTIONS
+                    ),
+                ));
+            }
             for r in recs {
                 targets.extend([
                     r.id.to_string(),

@@ -352,7 +352,31 @@ impl Acting<'_> {
             Ok(b) => b,
             Err(e) => return self.audited(&what, "reschedule", Err(e)).await,
         };
-        let stamp = Stamp::new(crate::storage::SERVER_AUTHOR, chrono::Utc::now());
+        let now = chrono::Utc::now();
+        // Checked before anything is written (the server binds an actor for its change):
+        // a refused reschedule leaves no trace but its audit event. The document checks
+        // both again under its lock.
+        if rec.state != State::Draft {
+            let e = AppError::conflict(
+                "wrong_state",
+                "rescheduling needs the inspection to be a draft: its visit has begun",
+            );
+            return self.audited(&what, "reschedule", Err(e)).await;
+        }
+        if let Err(e) = wardcheck_core::inspection::validate_dates(
+            Some(visit_start),
+            visit_end,
+            now.date_naive(),
+        ) {
+            return self
+                .audited(
+                    &what,
+                    "reschedule",
+                    Err(super::documents::inspection_error(e)),
+                )
+                .await;
+        }
+        let stamp = Stamp::new(crate::storage::SERVER_AUTHOR, now);
         let result = self
             .edit_inspection_as_server(&rec, move |insp| {
                 insp.reschedule(visit_start, visit_end, &stamp)

@@ -466,15 +466,15 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     fn password_code(&self, name: &str) -> Result<Option<(String, DateTime<Utc>)>>;
     /// Uses a user's one-time code, in one transaction: removes it if it is still the
     /// code whose hash is `code_hash` and has not expired at `now`, and only then sets
-    /// the password. Whether it did (false: the code was used, replaced or expired
-    /// meanwhile).
+    /// the password and revokes every device of the user. How many devices it revoked;
+    /// `None` when the code was used, replaced or expired meanwhile (nothing changed).
     fn use_password_code(
         &self,
         name: &str,
         code_hash: &str,
         password_hash: &str,
         now: DateTime<Utc>,
-    ) -> Result<bool>;
+    ) -> Result<Option<u64>>;
     /// Registers a device; only the SHA-256 of its token is stored.
     fn add_device(
         &self,

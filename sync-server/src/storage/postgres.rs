@@ -1177,7 +1177,7 @@ impl Storage for PgStorage {
         code_hash: &str,
         password_hash: &str,
         now: DateTime<Utc>,
-    ) -> Result<bool> {
+    ) -> Result<Option<u64>> {
         let mut conn = self.conn()?;
         let mut tx = conn.transaction()?;
         let used = tx.execute(
@@ -1185,14 +1185,19 @@ impl Storage for PgStorage {
             &[&name, &code_hash, &ts(now)],
         )?;
         if used != 1 {
-            return Ok(false);
+            return Ok(None);
         }
         tx.execute(
             "UPDATE users SET password_hash = $2 WHERE name = $1",
             &[&name, &password_hash],
         )?;
+        let revoked = tx.execute(
+            "UPDATE devices SET revoked = true
+             WHERE NOT revoked AND user_id = (SELECT id FROM users WHERE name = $1)",
+            &[&name],
+        )?;
         tx.commit()?;
-        Ok(true)
+        Ok(Some(revoked))
     }
 
     fn list_users(&self) -> Result<Vec<User>> {

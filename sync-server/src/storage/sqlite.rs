@@ -717,7 +717,7 @@ impl Storage for SqliteStorage {
         code_hash: &str,
         password_hash: &str,
         now: DateTime<Utc>,
-    ) -> Result<bool> {
+    ) -> Result<Option<u64>> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let used = tx.execute(
@@ -725,14 +725,19 @@ impl Storage for SqliteStorage {
             params![name, code_hash, ts(now)],
         )?;
         if used != 1 {
-            return Ok(false);
+            return Ok(None);
         }
         tx.execute(
             "UPDATE users SET password_hash = ?2 WHERE name = ?1",
             params![name, password_hash],
         )?;
+        let revoked = tx.execute(
+            "UPDATE devices SET revoked = 1
+             WHERE revoked = 0 AND user_id = (SELECT id FROM users WHERE name = ?1)",
+            params![name],
+        )?;
         tx.commit()?;
-        Ok(true)
+        Ok(Some(revoked as u64))
     }
 
     fn list_users(&self) -> Result<Vec<User>> {
