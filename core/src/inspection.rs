@@ -224,11 +224,14 @@ pub enum State {
     Submitted,
     SharedWithTrust,
     Closed,
+    /// A planned visit called off before it began: nothing in it changes any more.
+    Cancelled,
 }
 
 impl State {
-    /// The transitions allowed: forward through the life, and back from submitted to
-    /// in progress when a reviewer returns it.
+    /// The transitions allowed: forward through the life, back from submitted to in
+    /// progress when a reviewer returns it, and from draft to cancelled (the server's
+    /// move, for a reviewer or admin who calls a planned visit off).
     pub fn can_become(self, to: State) -> bool {
         use State::*;
         matches!(
@@ -238,6 +241,7 @@ impl State {
                 | (Submitted, InProgress)
                 | (Submitted, SharedWithTrust)
                 | (SharedWithTrust, Closed)
+                | (Draft, Cancelled)
         )
     }
 }
@@ -929,6 +933,15 @@ impl Inspection {
         self.doc.put(&meta, "dates", to_json(&(Some(start), end)))?;
         self.commit("reschedule", stamp);
         Ok(())
+    }
+
+    /// Calls a planned visit off: the server's move from draft to cancelled, made for a
+    /// reviewer or admin. Nothing in a cancelled inspection changes after.
+    pub fn cancel(&mut self, stamp: &Stamp) -> Result<()> {
+        if self.state()?.current().value != State::Draft {
+            return Err(InspectionError::WrongState("cancelling", State::Draft));
+        }
+        self.change_state(State::Cancelled, stamp)
     }
 
     /// Signs off a submitted inspection: a link of the sign-off chain ([`crate::seal`])

@@ -403,6 +403,7 @@ fn state_name(s: State) -> &'static str {
         State::Submitted => "submitted",
         State::SharedWithTrust => "shared with the trust",
         State::Closed => "closed",
+        State::Cancelled => "cancelled",
     }
 }
 

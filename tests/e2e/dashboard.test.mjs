@@ -728,6 +728,13 @@ step("a reviewer plans an inspection with visit dates and a team; a mistake is r
   assert.equal(moved.inspection.meta.visit_end, day(22));
   await page.waitForFunction((b) => document.querySelector("[data-testid=visit]")?.textContent !== b, shownBefore);
   assert.ok(moved.inspection.meta.visit_start > detail.inspection.meta.visit_start, "moved later");
+  // Called off: the state says so, and the page offers no more changes of the visit.
+  page.once("dialog", (d) => d.accept());
+  await page.locator("[data-testid=cancel-visit]").click();
+  await page.locator("[data-testid=state]").filter({ hasText: "Cancelled" }).waitFor();
+  await page.locator("[data-testid=reschedule]").waitFor({ state: "detached" });
+  const cancelled = await (await page.request.get(`${base}/api/v1/inspections/${id}`)).json();
+  assert.equal(cancelled.record.state, "cancelled");
 });
 
 step("an admin adds a user, who sets a password with the one-time code and signs in; the admin disables them, searches the audit log, exports it and revokes the device", async () => {

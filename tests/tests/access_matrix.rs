@@ -463,6 +463,14 @@ async fn try_cell(ctx: &mut Ctx, row: &str, col: usize) -> Option<String> {
                 status(&res)
             }
         }
+        "POST /api/v1/inspections/{id}/cancel" => {
+            let build = |id: Uuid| c.post(ctx.url(&format!("/api/v1/inspections/{id}/cancel")));
+            let res = ctx.send(build(f.id), &token).await;
+            match res.status() {
+                StatusCode::NOT_FOUND => same_404(ctx, res, build(random), &token, &what).await,
+                _ => status(&res),
+            }
+        }
         "POST /api/v1/inspections/{id}/schedule" => {
             let day = (chrono::Utc::now().date_naive() + chrono::Days::new(30)).to_string();
             let build = |id: Uuid| {

@@ -1069,3 +1069,119 @@ async fn a_planned_visit_is_rescheduled_and_devices_get_the_new_dates() {
         );
     }
 }
+
+/// Cancelling a planned visit (issue 14, item 3): reviewers and admins, a draft only;
+/// nothing in a cancelled inspection changes after, whoever tries; audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planned_visit_is_cancelled_and_nothing_in_it_changes_after() {
+    let s = server_with_users();
+    let c = client();
+    let [ann, rita, lead1] = futures_tokens(&c, &s, ["ann", "rita", "lead1"]).await;
+    let plan = |c: Client, token: String| {
+        let url = s.url("/api/v1/inspections");
+        async move {
+            let res = c
+                .post(url)
+                .bearer_auth(token)
+                .json(
+                    &json!({ "trust": "RJ1", "checklist": "cqc-onsite-cyber", "assign": ["ann"],
+                    "visit_start": "2027-01-11" }),
+                )
+                .send()
+                .await
+                .unwrap();
+            json_ok(res, StatusCode::CREATED, "planned").await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let post = |token: &str, path: String, body: Option<Value>| {
+        let req = c.post(s.url(&path)).bearer_auth(token);
+        let req = match body {
+            Some(b) => req.json(&b),
+            None => req,
+        };
+        req.send()
+    };
+    let id = plan(c.clone(), rita.clone()).await;
+    for (who, t) in [("ann", &ann), ("lead1", &lead1)] {
+        let res = post(t, format!("/api/v1/inspections/{id}/cancel"), None)
+            .await
+            .unwrap();
+        error(res, StatusCode::FORBIDDEN, who).await;
+    }
+    let res = post(&rita, format!("/api/v1/inspections/{id}/cancel"), None)
+        .await
+        .unwrap();
+    let rec = json_ok(res, StatusCode::OK, "cancelled").await;
+    assert_eq!(rec["state"], "cancelled");
+
+    // Nothing changes after: a state move by its inspector, a reschedule, a second cancel.
+    let res = post(
+        &ann,
+        format!("/api/v1/inspections/{id}/state"),
+        Some(json!({ "state": "in_progress" })),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::CONFLICT,
+        "{}",
+        res.text().await.unwrap()
+    );
+    for path in ["schedule", "cancel"] {
+        let body = (path == "schedule").then(|| json!({ "visit_start": "2027-02-01" }));
+        let res = post(&rita, format!("/api/v1/inspections/{id}/{path}"), body)
+            .await
+            .unwrap();
+        let (code, _) = error(res, StatusCode::CONFLICT, path).await;
+        assert_eq!(code, "wrong_state", "{path}");
+    }
+    // The inspector's device sees the state by sync, and nothing it sends is taken.
+    let mut client = wardcheck_tests::client::SyncClient::connect(&s.ws_url(), Some(&ann))
+        .await
+        .expect("ann connects");
+    let doc = client
+        .fetch(id.parse().unwrap())
+        .await
+        .expect("ann syncs it");
+    let checklist = std::sync::Arc::new(wardcheck_tests::crash_checklist());
+    let insp = wardcheck_core::inspection::Inspection::from_doc(doc, checklist).unwrap();
+    assert_eq!(
+        insp.view().unwrap().meta.state.current().value,
+        wardcheck_core::inspection::State::Cancelled
+    );
+
+    // A visit that has begun is not cancelled.
+    let begun = plan(c.clone(), rita.clone()).await;
+    let res = post(
+        &ann,
+        format!("/api/v1/inspections/{begun}/state"),
+        Some(json!({ "state": "in_progress" })),
+    )
+    .await
+    .unwrap();
+    json_ok(res, StatusCode::OK, "begun").await;
+    let res = post(&rita, format!("/api/v1/inspections/{begun}/cancel"), None)
+        .await
+        .unwrap();
+    let (code, _) = error(res, StatusCode::CONFLICT, "begun").await;
+    assert_eq!(code, "wrong_state");
+
+    let audit = s.cli(&["audit", "tail", "-n", "60"], "");
+    for (target, outcome) in [
+        (&id, "cancel"),
+        (&id, "wrong_state"),
+        (&begun, "wrong_state"),
+    ] {
+        assert!(
+            audit.lines().any(|l| l.contains("\trita\t")
+                && l.contains("\tdoc_write\t")
+                && l.contains(target.as_str())
+                && l.ends_with(outcome)),
+            "{target} {outcome}:\n{audit}"
+        );
+    }
+}

@@ -21,12 +21,13 @@ use wardcheck_core::policy::{self, DocKind, Part, Role, Rule};
 use wardcheck_tests::client::{ClientError, Login, SyncClient, sign_in};
 use wardcheck_tests::server::Server;
 
-const ALL_STATES: [State; 5] = [
+const ALL_STATES: [State; 6] = [
     State::Draft,
     State::InProgress,
     State::Submitted,
     State::SharedWithTrust,
     State::Closed,
+    State::Cancelled,
 ];
 
 fn user(role: Role) -> &'static str {
@@ -110,7 +111,17 @@ impl Ctx {
                 ("rita", "shared_with_trust"),
                 ("rita", "closed"),
             ],
+            // The server's move, asked for by a reviewer (below).
+            State::Cancelled => &[],
         };
+        if state == State::Cancelled {
+            self.post(
+                "rita",
+                &format!("/api/v1/inspections/{id}/cancel"),
+                json!({}),
+            )
+            .await;
+        }
         for (who, to) in moves {
             self.post(
                 who,

@@ -1,4 +1,5 @@
-//! `/api/v1/inspections`: list, read, create, assign, reschedule, share, change state
+//! `/api/v1/inspections`: list, read, create, assign, reschedule, cancel, share, change
+//! state
 //! ([`crate::service::inspections`]).
 
 use axum::Json;
@@ -84,4 +85,12 @@ pub(super) async fn reschedule(
         .reschedule(&id, || body.parse())
         .await?;
     Ok(Json(dates))
+}
+
+pub(super) async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<InspectionRecord>, AppError> {
+    Ok(Json(state.acting(&caller).cancel(&id).await?))
 }

@@ -57,6 +57,7 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/inspections/{id}/schedule",
             post(inspections::reschedule),
         )
+        .route("/api/v1/inspections/{id}/cancel", post(inspections::cancel))
         .route("/api/v1/inspections/{id}/share", post(inspections::share))
         .route(
             "/api/v1/inspections/{id}/state",
@@ -279,7 +280,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(handlers, 37, "every route's handler is measured");
+        assert_eq!(handlers, 38, "every route's handler is measured");
     }
 
     #[test]

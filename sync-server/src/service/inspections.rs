@@ -389,6 +389,37 @@ impl Acting<'_> {
         self.audited(&what, "reschedule", result).await
     }
 
+    /// Calls a planned visit off (reviewers and admins; a draft only): the server's move
+    /// of the document to `cancelled`, after which nothing in it changes; devices get the
+    /// state by sync. Audited (`doc_write`, `cancel`).
+    pub async fn cancel(&self, id: &str) -> Result<InspectionRecord, AppError> {
+        if !matches!(self.caller.user.role, Role::Reviewer | Role::Admin) {
+            return Err(self.forbidden("inspections", "cancel visits").await);
+        }
+        let rec = self.visible(id).await?;
+        let what = target(rec.id);
+        if rec.state != State::Draft {
+            let e = AppError::conflict(
+                "wrong_state",
+                "only a planned visit (a draft) is cancelled: this one has begun",
+            );
+            return self.audited(&what, "cancel", Err(e)).await;
+        }
+        let stamp = Stamp::new(crate::storage::SERVER_AUTHOR, chrono::Utc::now());
+        let id = rec.id;
+        let result = self
+            .edit_inspection_as_server(&rec, move |insp| insp.cancel(&stamp))
+            .await;
+        let result = match result {
+            Ok(()) => {
+                let storage = self.state.storage.clone();
+                blocking(move || storage.inspection(id)?.ok_or_else(AppError::not_found)).await
+            }
+            Err(e) => Err(e),
+        };
+        self.audited(&what, "cancel", result).await
+    }
+
     /// Moves inspection `id` to another state, held to the write policy.
     pub async fn change_state(
         &self,

@@ -104,6 +104,7 @@ mod tests {
             State::Submitted,
             State::SharedWithTrust,
             State::Closed,
+            State::Cancelled,
         ] {
             assert_eq!(parse_state(&state_name(s)).unwrap(), s);
         }

@@ -7,6 +7,7 @@ export const STATE_LABEL: Record<State, string> = {
   submitted: "Submitted",
   shared_with_trust: "Shared with trust",
   closed: "Closed",
+  cancelled: "Cancelled",
 };
 
 export function stateLabel(s: string): string {

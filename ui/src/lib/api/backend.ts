@@ -84,6 +84,8 @@ export interface Backend {
   actionStep(action: string, step: NewActionStep): Promise<CorrectiveAction>;
   /** Creates (plans) an inspection: reviewers and admins. */
   createInspection(plan: NewInspection): Promise<InspectionRecord>;
+  /** Calls a planned visit off (reviewers and admins, a draft only). */
+  cancelVisit(id: string): Promise<InspectionRecord>;
   /** Moves a planned visit to new dates (reviewers and admins, a draft only). */
   reschedule(id: string, start: string, end: string | null): Promise<{ visit_start: string; visit_end: string | null }>;
   /** Words across inspections, findings, notes, comments and actions the caller may see. */

@@ -195,6 +195,10 @@ export class HttpBackend implements Backend {
     return call<InspectionRecord>("/api/v1/inspections", json("POST", plan));
   }
 
+  cancelVisit(id: string): Promise<InspectionRecord> {
+    return call<InspectionRecord>(`/api/v1/inspections/${encodeURIComponent(id)}/cancel`, { method: "POST" });
+  }
+
   reschedule(id: string, start: string, end: string | null): Promise<{ visit_start: string; visit_end: string | null }> {
     return call(`/api/v1/inspections/${encodeURIComponent(id)}/schedule`, json("POST", end ? { visit_start: start, visit_end: end } : { visit_start: start }));
   }

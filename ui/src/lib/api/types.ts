@@ -13,8 +13,8 @@ export interface Me {
   device_id: number;
 }
 
-export type State = "draft" | "in_progress" | "submitted" | "shared_with_trust" | "closed";
-export const STATES: State[] = ["draft", "in_progress", "submitted", "shared_with_trust", "closed"];
+export type State = "draft" | "in_progress" | "submitted" | "shared_with_trust" | "closed" | "cancelled";
+export const STATES: State[] = ["draft", "in_progress", "submitted", "shared_with_trust", "closed", "cancelled"];
 
 export interface InspectionRecord {
   id: string;
