@@ -98,7 +98,7 @@ pub enum InspectionError {
     IllegalTransition { from: State, to: State },
     #[error("{0} needs the inspection to be {1:?}")]
     WrongState(&'static str, State),
-    #[error("the inspection is closed")]
+    #[error("the inspection is closed or cancelled: nothing in it changes")]
     Closed,
     #[error("unknown device {0}")]
     UnknownDevice(Uuid),
@@ -229,6 +229,12 @@ pub enum State {
 }
 
 impl State {
+    /// Closed or cancelled: nothing in the inspection changes any more (but the
+    /// server's own changes).
+    pub fn is_final(self) -> bool {
+        matches!(self, State::Closed | State::Cancelled)
+    }
+
     /// The transitions allowed: forward through the life, back from submitted to in
     /// progress when a reviewer returns it, and from draft to cancelled (the server's
     /// move, for a reviewer or admin who calls a planned visit off).
@@ -1387,7 +1393,7 @@ impl Inspection {
                 let frozen = policy::FROZEN.contains(&part) && self.chain()?.seal().frozen;
                 policy::permits_sealed(w.role, part, state, frozen)?;
             }
-            None if state == State::Closed => return Err(InspectionError::Closed),
+            None if state.is_final() => return Err(InspectionError::Closed),
             None => {
                 if policy::FROZEN.contains(&part) && self.chain()?.seal().frozen {
                     return Err(policy::frozen(part).into());

@@ -427,7 +427,9 @@ pub fn permits(role: Role, part: Part, state: State) -> Result<(), Refusal> {
         )),
         Rule::In(states) if states.contains(&state) => Ok(()),
         Rule::In(_) => Err(wrong_state()),
-        Rule::Moves(_) if state == State::Closed => Err(wrong_state()),
+        // A closed or cancelled inspection takes no state change, not even the pick of
+        // the value it holds.
+        Rule::Moves(_) if state.is_final() => Err(wrong_state()),
         Rule::Moves(_) => Ok(()),
     }
 }
@@ -1446,15 +1448,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_closed_inspection_takes_no_change_from_anyone_but_the_server() {
-        for role in Role::USERS {
-            for (_, part) in Part::ALL {
-                assert!(
-                    permits(role, part, State::Closed).is_err(),
-                    "{role:?} may change {part:?} of a closed inspection"
-                );
+    fn a_closed_or_cancelled_inspection_takes_no_change_from_anyone_but_the_server() {
+        for state in [State::Closed, State::Cancelled] {
+            for role in Role::USERS {
+                for (_, part) in Part::ALL {
+                    assert!(
+                        permits(role, part, state).is_err(),
+                        "{role:?} may change {part:?} of a {state:?} inspection"
+                    );
+                }
+                // No one but the server cancels, and nothing leaves `cancelled`.
+                assert!(permits_move(role, State::Draft, State::Cancelled).is_err());
+                for to in [State::Draft, State::InProgress, State::Closed] {
+                    assert!(permits_move(role, State::Cancelled, to).is_err());
+                }
             }
+            assert!(permits(Role::Server, Part::State, state).is_ok());
         }
+        assert!(permits_move(Role::Server, State::Draft, State::Cancelled).is_ok());
+        assert!(permits_move(Role::Server, State::Cancelled, State::Draft).is_err());
     }
 
     #[test]

@@ -1139,7 +1139,8 @@ async fn a_planned_visit_is_cancelled_and_nothing_in_it_changes_after() {
         let (code, _) = error(res, StatusCode::CONFLICT, path).await;
         assert_eq!(code, "wrong_state", "{path}");
     }
-    // The inspector's device sees the state by sync, and nothing it sends is taken.
+    // The inspector's device sees the state by sync (what it may send after is the
+    // write-policy test's: every part in a cancelled inspection, refused).
     let mut client = wardcheck_tests::client::SyncClient::connect(&s.ws_url(), Some(&ann))
         .await
         .expect("ann connects");

@@ -330,6 +330,8 @@ fn tries(role: Role, part: Part) -> Vec<(State, State)> {
             if let Some(no) = ALL_STATES.iter().find(|s| !states.contains(s)) {
                 t.push((*no, *no));
             }
+            // And in a cancelled inspection, where nothing is open to anyone.
+            t.push((State::Cancelled, State::Cancelled));
             t
         }
         Rule::Moves(moves) => {
@@ -340,7 +342,8 @@ fn tries(role: Role, part: Part) -> Vec<(State, State)> {
             } else {
                 (State::Submitted, State::SharedWithTrust)
             };
-            vec![(from, to), wrong]
+            // And the pick of the value a cancelled inspection holds.
+            vec![(from, to), wrong, (State::Cancelled, State::Cancelled)]
         }
         Rule::Never if part == Part::Signoff => vec![(State::Submitted, State::Submitted)],
         Rule::Never | Rule::Always => vec![(State::Draft, State::InProgress)],

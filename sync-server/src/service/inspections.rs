@@ -411,9 +411,15 @@ impl Acting<'_> {
             .edit_inspection_as_server(&rec, move |insp| insp.cancel(&stamp))
             .await;
         let result = match result {
+            // The record follows the document when the change is indexed; set here too, so
+            // the record never says draft of a cancelled document if that update failed.
             Ok(()) => {
                 let storage = self.state.storage.clone();
-                blocking(move || storage.inspection(id)?.ok_or_else(AppError::not_found)).await
+                blocking(move || {
+                    storage.set_state(id, State::Cancelled)?;
+                    storage.inspection(id)?.ok_or_else(AppError::not_found)
+                })
+                .await
             }
             Err(e) => Err(e),
         };

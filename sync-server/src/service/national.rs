@@ -481,8 +481,8 @@ fn days(snapshots: &[SnapshotRef]) -> Vec<NaiveDate> {
     snapshots.iter().map(|s| s.as_of).collect()
 }
 
-/// Each trust's newest inspection by when it was created (ties: the larger id); of those
-/// submitted or later only, if `reported`.
+/// Each trust's newest inspection by when it was created (ties: the larger id), a
+/// cancelled visit never; of those submitted or later only, if `reported`.
 fn newest_by_trust(
     inspections: &[InspectionRecord],
     reported: bool,
@@ -490,7 +490,7 @@ fn newest_by_trust(
     let mut latest: BTreeMap<&str, &InspectionRecord> = BTreeMap::new();
     for r in inspections
         .iter()
-        .filter(|r| !reported || REPORTED.contains(&r.state))
+        .filter(|r| r.state != State::Cancelled && (!reported || REPORTED.contains(&r.state)))
     {
         let e = latest.entry(r.trust.as_str()).or_insert(r);
         if (r.created_at, r.id) > (e.created_at, e.id) {
