@@ -190,10 +190,10 @@ step("an edit another user makes (the trust lead's response) appears on the open
   assert.ok(!reads.includes(`${path}/join`), `the join was not: ${JSON.stringify(reads)}`);
 });
 
-step("the CSV export neutralises formulas and quotes cells as RFC 4180 says", async () => {
+step("the CSV export (made and audited by the server) neutralises formulas and quotes cells as RFC 4180 says", async () => {
   const [download] = await Promise.all([
     page.waitForEvent("download"),
-    page.getByRole("button", { name: "Download CSV" }).click(),
+    page.getByRole("link", { name: "Download CSV" }).click(),
   ]);
   const file = join(shots, "dashboard-export.csv");
   await download.saveAs(file);

@@ -589,7 +589,8 @@ async fn try_cell(ctx: &mut Ctx, row: &str, col: usize) -> Option<String> {
         }
         "POST /api/v1/inspections/{id}/reports"
         | "GET /api/v1/inspections/{id}/reports"
-        | "POST /api/v1/inspections/{id}/evidence-pack" => {
+        | "POST /api/v1/inspections/{id}/evidence-pack"
+        | "GET /api/v1/inspections/{id}/export.csv" => {
             let tail = row.rsplit('/').next().unwrap();
             let build = |id: Uuid| {
                 let url = ctx.url(&format!("/api/v1/inspections/{id}/{tail}"));

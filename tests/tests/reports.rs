@@ -499,3 +499,170 @@ async fn the_evidence_pack_manifest_verifies() {
     )
     .await;
 }
+
+/// The rows of a CSV, each a list of cells (rows may differ in length).
+fn csv_rows(bytes: &[u8]) -> Vec<Vec<String>> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes)
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_csv_export_is_made_by_the_server_and_audited() {
+    let t = Demo::start().await;
+    let (rita, lead, other, admin) = (
+        t.token("rita").await,
+        t.token("lead-rj1").await,
+        t.token("lead-rth").await,
+        t.token("admin").await,
+    );
+    let id = CONTRADICTION_INSPECTION.to_string();
+    let detail = json_ok(
+        t.get(&rita, &format!("/api/v1/inspections/{id}")).await,
+        StatusCode::OK,
+        "detail",
+    )
+    .await;
+    let insp = &detail["inspection"];
+    let finding = insp["findings"][0]["id"].as_str().unwrap().to_string();
+
+    // The trust lead answers a finding with what a spreadsheet would run as a formula.
+    let formula = r#"=HYPERLINK("http://evil.example","open")"#;
+    let res =
+        t.c.put(t.s.url(&format!("/api/v1/inspections/{id}/responses/{finding}")))
+            .bearer_auth(&lead)
+            .json(&serde_json::json!({ "text": formula }))
+            .send()
+            .await
+            .unwrap();
+    assert!(res.status().is_success(), "the response: {}", res.status());
+
+    let path = format!("/api/v1/inspections/{id}/export.csv");
+    let res = t.get(&rita, &path).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "text/csv; charset=utf-8");
+    assert!(
+        res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment;")
+    );
+    let sha = res.headers()["x-content-sha256"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let bytes = res.bytes().await.unwrap().to_vec();
+    assert_eq!(sha256(&bytes), sha, "the header names the file's hash");
+    let body = bytes
+        .strip_prefix("\u{feff}".as_bytes())
+        .expect("a byte order mark, for Excel");
+    let rows = csv_rows(body);
+    assert_eq!(rows[0][..3], ["record", "section", "item"]);
+
+    // Every inspection-scope answer, on its item's row.
+    let mut checked = 0;
+    for (item, r) in insp["responses"].as_object().unwrap() {
+        let Some(first) = r["answer"]["values"][0]["value"].as_object() else {
+            continue;
+        };
+        let row = rows
+            .iter()
+            .find(|row| row[0] == "answer" && row[2] == *item && row[4].is_empty())
+            .unwrap_or_else(|| panic!("a row for {item}"));
+        let words = answer_words(&Value::Object(first.clone()));
+        assert!(row[5].contains(&words), "{item}: {words:?} in {row:?}");
+        checked += 1;
+    }
+    assert!(checked > 10, "the demo answers many items ({checked})");
+    // The verdict of the demo's contradiction is in the file.
+    assert!(
+        rows.iter()
+            .any(|r| r[0] == "answer" && r.iter().any(|c| c == "Contradicted")),
+        "a contradicted verdict"
+    );
+    // The findings' table, the trust's response neutralised: text, never a formula.
+    let header = rows
+        .iter()
+        .find(|r| r[0] == "record" && r.iter().any(|c| c == "trust_response"))
+        .expect("the findings' header");
+    let col = header.iter().position(|c| c == "trust_response").unwrap();
+    let row = rows
+        .iter()
+        .find(|r| r[0] == "finding" && r[1] == finding)
+        .expect("the finding's row");
+    assert_eq!(row[col], format!("'{formula}"));
+    for r in &rows {
+        for c in r {
+            assert!(
+                !c.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "a live formula: {c:?}"
+            );
+        }
+    }
+
+    // The trust lead exports too (what the trust lead reads); the hash of each is audited.
+    let theirs = t.get(&lead, &path).await;
+    assert_eq!(theirs.status(), StatusCode::OK);
+    let their_sha = theirs.headers()["x-content-sha256"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let audit = t.s.cli(&["audit", "tail", "-n", "300"], "");
+    for (who, sha, audience) in [
+        ("rita", &sha, "regulator"),
+        ("lead-rj1", &their_sha, "trust"),
+    ] {
+        assert!(
+            audit.lines().any(|l| l.starts_with_user(who)
+                && l.contains("\texport\t")
+                && l.contains(&id)
+                && l.contains("\tcsv\t")
+                && l.contains(sha.as_str())
+                && l.contains(audience)),
+            "{who}'s export is audited with its SHA-256:\n{audit}"
+        );
+    }
+
+    // Refused: another trust's lead (the same 404 as no inspection), admins (403); both
+    // audited, and neither gets a file.
+    let refused = error(
+        t.get(&other, &path).await,
+        StatusCode::NOT_FOUND,
+        "another trust",
+    )
+    .await;
+    let nowhere = error(
+        t.get(
+            &other,
+            &format!("/api/v1/inspections/{}/export.csv", uuid::Uuid::new_v4()),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "no such inspection",
+    )
+    .await;
+    assert_eq!(refused, nowhere, "the same 404");
+    error(t.get(&admin, &path).await, StatusCode::FORBIDDEN, "admin").await;
+    let res = t.get("not-a-token", &path).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let audit = t.s.cli(&["audit", "tail", "-n", "300"], "");
+    for who in ["lead-rth", "admin"] {
+        assert!(
+            audit
+                .lines()
+                .any(|l| l.starts_with_user(who) && l.contains("\tdenied\t") && l.contains(&id)),
+            "{who}'s refusal is audited:\n{audit}"
+        );
+    }
+    assert!(
+        !audit.lines().any(
+            |l| (l.starts_with_user("lead-rth") || l.starts_with_user("admin"))
+                && l.contains("\texport\t")
+        ),
+        "no export for a refusal"
+    );
+}

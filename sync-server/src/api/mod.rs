@@ -94,6 +94,7 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/inspections/{id}/evidence-pack",
             post(reports::inspection_pack),
         )
+        .route("/api/v1/inspections/{id}/export.csv", get(reports::csv))
         .route("/api/v1/reports/{sha256}", get(reports::pdf))
         .route(
             "/api/v1/trusts/{code}/evidence-pack",
@@ -280,7 +281,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(handlers, 38, "every route's handler is measured");
+        assert_eq!(handlers, 39, "every route's handler is measured");
     }
 
     #[test]

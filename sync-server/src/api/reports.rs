@@ -3,6 +3,8 @@
 //! - `POST /api/v1/inspections/{id}/reports`: render and keep the PDF report;
 //! - `GET /api/v1/inspections/{id}/reports`: the reports kept;
 //! - `GET /api/v1/reports/{sha256}`: one report's PDF;
+//! - `GET /api/v1/inspections/{id}/export.csv`: the inspection's answers and findings as
+//!   one CSV (audited);
 //! - `POST /api/v1/inspections/{id}/evidence-pack`, `POST /api/v1/trusts/{code}/evidence-pack`:
 //!   a ZIP with a manifest of SHA-256s.
 //!
@@ -43,6 +45,14 @@ pub(super) async fn pdf(
     Path(sha256): Path<String>,
 ) -> Result<Response, AppError> {
     Ok(file(state.acting(&caller).report_pdf(&sha256).await?))
+}
+
+pub(super) async fn csv(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    Ok(file(state.acting(&caller).inspection_csv(&id).await?))
 }
 
 pub(super) async fn inspection_pack(

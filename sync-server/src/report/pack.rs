@@ -3,9 +3,12 @@
 //! file's SHA-256 (`SHA256SUMS`, which `sha256sum -c` checks, and `manifest.json`).
 //! A trust's pack holds one folder per inspection, each laid out the same.
 //!
+//! The same CSVs make the inspection page's "Download CSV" ([`inspection_csv`]: answers
+//! and findings in one file).
+//!
 //! CSV cells that a spreadsheet would run as a formula (starting with `=`, `+`, `-`,
-//! `@`, tab or CR) get a leading `'`, as the dashboard's CSV does (OWASP's advice); the
-//! `csv` crate quotes the rest as RFC 4180 says.
+//! `@`, tab or CR) get a leading `'` (OWASP's advice); the `csv` crate quotes every cell
+//! as RFC 4180 says.
 
 use std::collections::BTreeMap;
 use std::io::{Cursor, Write};
@@ -129,6 +132,8 @@ fn csv_of(header: &[&str], rows: Vec<Vec<String>>) -> Vec<u8> {
     let mut w = csv::WriterBuilder::new()
         .quote_style(csv::QuoteStyle::Always)
         .terminator(csv::Terminator::CRLF)
+        // Rows of one file may differ in length (`inspection_csv`'s two tables).
+        .flexible(true)
         .from_writer(Vec::new());
     w.write_record(header).expect("writing to memory");
     for row in rows {
@@ -146,9 +151,87 @@ fn values<T>(f: &Field<T>, show: impl Fn(&T) -> String) -> (String, String, Stri
     (v.join(" | "), by.join(" | "), at.join(" | "))
 }
 
+/// The columns of [`answers_csv`].
+const ANSWER_COLUMNS: [&str; 11] = [
+    "section",
+    "item",
+    "prompt",
+    "device",
+    "answer",
+    "answered_by",
+    "answered_at",
+    "note",
+    "photos_sha256",
+    "verdict",
+    "telemetry",
+];
+
+/// The columns of [`findings_csv`].
+const FINDING_COLUMNS: [&str; 8] = [
+    "finding",
+    "severity",
+    "text",
+    "recommendation",
+    "items",
+    "recorded_by",
+    "recorded_at",
+    "trust_response",
+];
+
 /// Every item (device-scope items: a row per sampled device that answered), with its
 /// answers, note, photos and telemetry verdict.
 pub fn answers_csv(view: &InspectionView, checklist: &Checklist, join: Option<&Join>) -> Vec<u8> {
+    csv_of(&ANSWER_COLUMNS, answer_rows(view, checklist, join))
+}
+
+/// Every finding, with the items it names and the trust's response.
+pub fn findings_csv(view: &InspectionView, response: Option<&ResponseView>) -> Vec<u8> {
+    csv_of(&FINDING_COLUMNS, finding_rows(view, response))
+}
+
+/// One CSV of an inspection, for a spreadsheet: the answers (rows whose `record` is
+/// `answer`), then a blank row, then the findings under a header of their own (`finding`).
+pub fn inspection_csv(
+    view: &InspectionView,
+    checklist: &Checklist,
+    join: Option<&Join>,
+    response: Option<&ResponseView>,
+) -> Vec<u8> {
+    let header = |cols: &[&str]| {
+        std::iter::once("record".to_string())
+            .chain(cols.iter().map(|c| c.to_string()))
+            .collect::<Vec<_>>()
+    };
+    let tagged = |tag: &str, rows: Vec<Vec<String>>| {
+        rows.into_iter()
+            .map(|r| {
+                std::iter::once(tag.to_string())
+                    .chain(r)
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut rows = tagged("answer", answer_rows(view, checklist, join));
+    rows.push(Vec::new());
+    rows.push(header(&FINDING_COLUMNS));
+    rows.extend(tagged("finding", finding_rows(view, response)));
+    // A byte order mark first, so that Excel reads the file as UTF-8.
+    let mut out = "\u{feff}".as_bytes().to_vec();
+    out.extend(csv_of(
+        &header(&ANSWER_COLUMNS)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        rows,
+    ));
+    out
+}
+
+fn answer_rows(
+    view: &InspectionView,
+    checklist: &Checklist,
+    join: Option<&Join>,
+) -> Vec<Vec<String>> {
     let verdicts: BTreeMap<&str, &crate::join::ItemJoin> = join
         .map(|j| j.items.iter().map(|i| (i.item.as_str(), i)).collect())
         .unwrap_or_default();
@@ -215,28 +298,11 @@ pub fn answers_csv(view: &InspectionView, checklist: &Checklist, join: Option<&J
             }
         }
     }
-    csv_of(
-        &[
-            "section",
-            "item",
-            "prompt",
-            "device",
-            "answer",
-            "answered_by",
-            "answered_at",
-            "note",
-            "photos_sha256",
-            "verdict",
-            "telemetry",
-        ],
-        rows,
-    )
+    rows
 }
 
-/// Every finding, with the items it names and the trust's response.
-pub fn findings_csv(view: &InspectionView, response: Option<&ResponseView>) -> Vec<u8> {
-    let rows = view
-        .findings
+fn finding_rows(view: &InspectionView, response: Option<&ResponseView>) -> Vec<Vec<String>> {
+    view.findings
         .iter()
         .map(|f| {
             let (severity, _, _) = values(&f.severity, label);
@@ -254,20 +320,7 @@ pub fn findings_csv(view: &InspectionView, response: Option<&ResponseView>) -> V
                 answer,
             ]
         })
-        .collect();
-    csv_of(
-        &[
-            "finding",
-            "severity",
-            "text",
-            "recommendation",
-            "items",
-            "recorded_by",
-            "recorded_at",
-            "trust_response",
-        ],
-        rows,
-    )
+        .collect()
 }
 
 /// Every action, one row per step.

@@ -98,6 +98,8 @@ export interface Backend {
   makeReport(id: string): Promise<ReportMeta>;
   /** The reports kept for an inspection that the caller may read, newest first. */
   reports(id: string): Promise<ReportMeta[]>;
+  /** The address of the inspection's CSV (answers and findings), made and audited by the server. */
+  inspectionCsvUrl(id: string): string;
   /** The address of a kept report's PDF. */
   reportUrl(sha256: string): string;
   /** The inspection's evidence pack (ZIP with a manifest of SHA-256s). */

@@ -223,6 +223,10 @@ export class HttpBackend implements Backend {
     return (await call<{ reports: ReportMeta[] }>(`/api/v1/inspections/${encodeURIComponent(id)}/reports`)).reports;
   }
 
+  inspectionCsvUrl(id: string): string {
+    return `/api/v1/inspections/${encodeURIComponent(id)}/export.csv`;
+  }
+
   reportUrl(sha256: string): string {
     return `/api/v1/reports/${encodeURIComponent(sha256)}`;
   }
