@@ -31,8 +31,8 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use crate::auth::addr_key;
 use crate::limits;
+use crate::logins::addr_key;
 use crate::storage::{AuditEvent, audit_target};
 
 /// The origin recorded for refusals from addresses past the per-minute limit.

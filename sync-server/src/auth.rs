@@ -13,10 +13,7 @@
 //!   Node): `?access_token=<token>` on the upgrade URL only. Query strings are never
 //!   logged.
 
-use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::Mutex;
-use std::time::Instant;
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
@@ -31,8 +28,6 @@ use crate::AppState;
 use crate::error::AppError;
 use crate::limits;
 use crate::storage::{AuditEvent, Device, User};
-
-pub const TOKEN_COOKIE: &str = "wardcheck_token";
 
 /// Hashes a password with Argon2id and a random salt (PHC string).
 pub fn hash_password(password: &str) -> anyhow::Result<String> {
@@ -123,8 +118,12 @@ pub struct Caller {
     pub from: String,
 }
 
-/// The remote address, as text for the audit log.
+/// The client's address ([`crate::web::front`] decides it, behind a trusted proxy too),
+/// as text for the audit log.
 pub fn remote(parts: &Parts) -> String {
+    if let Some(c) = parts.extensions.get::<crate::web::ClientAddr>() {
+        return c.0.to_string();
+    }
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -132,9 +131,9 @@ pub fn remote(parts: &Parts) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-/// The token a request carries, from the header, the cookie, or (upgrade only) the
-/// query.
-pub(crate) fn presented_token(parts: &Parts) -> Option<String> {
+/// The token a request carries, from the header, the cookie named `cookie` (the one the
+/// server sets: [`crate::web::Web::cookie_name`]), or (upgrade only) the query.
+pub(crate) fn presented_token(parts: &Parts, cookie: &str) -> Option<String> {
     if let Some(v) = parts.headers.get(header::AUTHORIZATION) {
         // The scheme name is case-insensitive (RFC 9110 §11.1).
         return v.to_str().ok().and_then(|s| {
@@ -149,7 +148,7 @@ pub(crate) fn presented_token(parts: &Parts) -> Option<String> {
             for c in s.split(';') {
                 if let Some(t) = c
                     .trim()
-                    .strip_prefix(TOKEN_COOKIE)
+                    .strip_prefix(cookie)
                     .and_then(|r| r.strip_prefix('='))
                 {
                     return Some(t.to_owned());
@@ -186,7 +185,7 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         let from = remote(parts);
-        let Some(token) = presented_token(parts) else {
+        let Some(token) = presented_token(parts, state.web.cookie_name()) else {
             return Err(AppError::unauthorized(
                 "sign in first: no device token was presented",
             ));
@@ -235,143 +234,47 @@ impl FromRequestParts<AppState> for Caller {
                 "the device token is not valid: it may have been revoked; sign in again",
             ));
         };
+        let now = chrono::Utc::now();
+        // A token unused for longer than TOKEN_IDLE has expired: the device is signed out
+        // (revoked, so the token never works again) and told to sign in. Each use renews
+        // it (its last-seen time).
+        let idle_since = device.last_seen.unwrap_or(device.created_at);
+        if now.signed_duration_since(idle_since)
+            > chrono::Duration::from_std(limits::TOKEN_IDLE).unwrap_or(chrono::TimeDelta::MAX)
+        {
+            let storage = state.storage.clone();
+            let id = device.id;
+            tokio::task::spawn_blocking(move || storage.revoke_device(id)).await??;
+            state
+                .audit(AuditEvent {
+                    at: now,
+                    actor: user.name.clone(),
+                    device: Some(device.id),
+                    action: "token_expired".into(),
+                    target: parts.uri.path().to_owned(),
+                    from: from.clone(),
+                    outcome: "revoked".into(),
+                    detail: Some(format!("last used {}", idle_since.to_rfc3339())),
+                })
+                .await;
+            return Err(AppError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "token_expired",
+                format!(
+                    "this device's sign-in expired: it was not used for {} days; sign in again \
+                     (changes made on the device are kept and sent once signed in)",
+                    limits::TOKEN_IDLE.as_secs() / 86_400
+                ),
+            ));
+        }
         // Written at once the first time since the server started, then in batches
         // (`activity.rs`), not once a request.
-        let now = chrono::Utc::now();
         if state.activity.seen(device.id, now) {
             let storage = state.storage.clone();
             let id = device.id;
             tokio::task::spawn_blocking(move || storage.touch_devices(&[(id, now)])).await??;
         }
         Ok(Caller { user, device, from })
-    }
-}
-
-/// Failed sign-ins in a sliding window, per user name and per address.
-///
-/// [`LoginLimiter::begin`] counts an attempt as a failure *before* its password is
-/// checked, and [`LoginLimiter::succeeded`] takes it back: checking first and recording
-/// after the (slow, by design) Argon2 verification would let a burst of concurrent
-/// guesses all pass the check before any failure was recorded.
-#[derive(Debug, Default)]
-pub struct LoginLimiter {
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
-}
-
-/// A sign-in attempt that [`LoginLimiter::begin`] let through, counted as a failure
-/// until [`LoginLimiter::succeeded`].
-#[derive(Debug)]
-#[must_use = "a successful sign-in must be reported with LoginLimiter::succeeded"]
-pub struct Attempt {
-    user: String,
-    addr: String,
-    at: Instant,
-}
-
-pub(crate) fn user_key(user: &str) -> String {
-    format!("u:{user}")
-}
-
-/// The per-address key. An IPv6 client usually holds a whole /64, so its addresses
-/// share one budget; anything that is not an IP address is used as it is.
-pub(crate) fn addr_key(addr: &str) -> String {
-    match addr.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
-            let s = v6.segments();
-            format!("a:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-        }
-        Ok(std::net::IpAddr::V6(v6)) => format!("a:{}", v6.to_ipv4_mapped().expect("mapped")),
-        _ => format!("a:{addr}"),
-    }
-}
-
-impl LoginLimiter {
-    /// Seconds to wait if `user` or `addr` has failed too often, else `None`.
-    pub fn check(&self, user: &str, addr: &str) -> Option<u64> {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        Self::wait(&mut map, user, addr, Instant::now())
-    }
-
-    fn wait(
-        map: &mut HashMap<String, VecDeque<Instant>>,
-        user: &str,
-        addr: &str,
-        now: Instant,
-    ) -> Option<u64> {
-        let mut wait = None;
-        for (key, max) in [
-            (user_key(user), limits::LOGIN_FAILURES_PER_USER),
-            (addr_key(addr), limits::LOGIN_FAILURES_PER_ADDR),
-        ] {
-            if let Some(q) = map.get_mut(&key) {
-                while q
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) > limits::LOGIN_WINDOW)
-                {
-                    q.pop_front();
-                }
-                if q.len() >= max {
-                    let oldest = *q.front().expect("non-empty");
-                    let left = limits::LOGIN_WINDOW.saturating_sub(now.duration_since(oldest));
-                    // Rounded up, so a client that waits exactly this long is let in.
-                    let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-                    wait = Some(wait.unwrap_or(0).max(secs.max(1)));
-                }
-            }
-        }
-        wait
-    }
-
-    /// Lets an attempt go ahead, counted as a failure until it is reported as a
-    /// success; or the seconds to wait if `user` or `addr` has failed too often.
-    /// The check and the count happen under one lock.
-    pub fn begin(&self, user: &str, addr: &str) -> Result<Attempt, u64> {
-        let now = Instant::now();
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(wait) = Self::wait(&mut map, user, addr, now) {
-            return Err(wait);
-        }
-        Self::push(&mut map, user, addr, now);
-        Ok(Attempt {
-            user: user.to_owned(),
-            addr: addr.to_owned(),
-            at: now,
-        })
-    }
-
-    /// The attempt signed in: the user's failures are forgotten, and the attempt no
-    /// longer counts against its address.
-    pub fn succeeded(&self, attempt: Attempt) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(&user_key(&attempt.user));
-        if let Some(q) = map.get_mut(&addr_key(&attempt.addr))
-            && let Some(i) = q.iter().position(|t| *t == attempt.at)
-        {
-            q.remove(i);
-        }
-    }
-
-    pub fn record_failure(&self, user: &str, addr: &str) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        Self::push(&mut map, user, addr, Instant::now());
-    }
-
-    fn push(map: &mut HashMap<String, VecDeque<Instant>>, user: &str, addr: &str, now: Instant) {
-        // Bound memory: forget everything stale when the map grows large.
-        if map.len() > 100_000 {
-            map.retain(|_, q| {
-                q.back()
-                    .is_some_and(|t| now.duration_since(*t) < limits::LOGIN_WINDOW)
-            });
-        }
-        for key in [user_key(user), addr_key(addr)] {
-            map.entry(key).or_default().push_back(now);
-        }
-    }
-
-    pub fn record_success(&self, user: &str) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(&user_key(user));
     }
 }
 
@@ -395,77 +298,5 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.len(), 64);
         assert_eq!(token_hash(&a), ha);
-    }
-
-    #[test]
-    fn the_limiter_blocks_after_too_many_failures_per_user() {
-        let l = LoginLimiter::default();
-        for _ in 0..limits::LOGIN_FAILURES_PER_USER {
-            assert_eq!(l.check("ann", "1.2.3.4"), None);
-            l.record_failure("ann", "1.2.3.4");
-        }
-        assert!(
-            l.check("ann", "5.6.7.8").is_some(),
-            "per user, whatever the address"
-        );
-        assert_eq!(
-            l.check("bob", "5.6.7.8"),
-            None,
-            "other users are unaffected"
-        );
-    }
-
-    #[test]
-    fn begin_counts_an_attempt_before_it_is_judged() {
-        let l = LoginLimiter::default();
-        // Attempts in flight at once: only the allowed number get through.
-        let through: Vec<Attempt> = (0..limits::LOGIN_FAILURES_PER_USER * 2)
-            .filter_map(|_| l.begin("ann", "1.2.3.4").ok())
-            .collect();
-        assert_eq!(through.len(), limits::LOGIN_FAILURES_PER_USER);
-        let wait = l.begin("ann", "1.2.3.4").unwrap_err();
-        assert!(
-            wait > 0 && wait <= limits::LOGIN_WINDOW.as_secs(),
-            "wait {wait}"
-        );
-        // One of them turns out to be right: the user's budget comes back.
-        let mut through = through.into_iter();
-        l.succeeded(through.next().unwrap());
-        assert!(l.begin("ann", "1.2.3.4").is_ok());
-    }
-
-    #[test]
-    fn a_success_gives_back_only_its_own_count_on_the_address() {
-        let l = LoginLimiter::default();
-        let a = l.begin("ann", "1.2.3.4").unwrap();
-        for i in 0..limits::LOGIN_FAILURES_PER_ADDR - 1 {
-            let _ = l.begin(&format!("u{i}"), "1.2.3.4").unwrap();
-        }
-        assert!(
-            l.begin("zed", "1.2.3.4").is_err(),
-            "the address is at its limit"
-        );
-        l.succeeded(a);
-        assert!(
-            l.begin("zed", "1.2.3.4").is_ok(),
-            "ann's success no longer counts against the address"
-        );
-        assert!(l.begin("zed2", "1.2.3.4").is_err(), "the others still do");
-    }
-
-    #[test]
-    fn ipv6_addresses_in_one_slash_64_share_a_budget() {
-        let l = LoginLimiter::default();
-        for i in 0..limits::LOGIN_FAILURES_PER_ADDR {
-            let _ = l
-                .begin(&format!("u{i}"), &format!("2001:db8:1:2::{i:x}"))
-                .unwrap();
-        }
-        assert!(l.begin("zed", "2001:db8:1:2:ffff::1").is_err());
-        assert!(
-            l.begin("zed", "2001:db8:1:3::1").is_ok(),
-            "another /64 is another client"
-        );
-        assert_eq!(addr_key("::ffff:10.0.0.1"), "a:10.0.0.1");
     }
 }

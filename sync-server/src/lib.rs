@@ -21,8 +21,10 @@
 pub mod access;
 pub mod activity;
 pub mod auth;
+pub mod backup;
 pub mod error;
 pub mod limits;
+pub mod logins;
 pub mod report;
 pub mod storage;
 
@@ -37,6 +39,7 @@ mod service;
 mod session;
 pub mod sync;
 pub mod telemetry;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -73,7 +76,7 @@ pub struct AppState {
     pub storage: Arc<dyn Storage>,
     /// NHS Digital's telemetry feeds, for the join ([`telemetry`]).
     pub telemetry: Arc<telemetry::TelemetryDb>,
-    pub logins: Arc<auth::LoginLimiter>,
+    pub logins: Arc<logins::LoginLimiter>,
     pub docs: Arc<sync::Documents>,
     /// Open sync connections per user ([`limits::MAX_CONNECTIONS_PER_USER`]).
     pub connections: Arc<sync::ConnectionCounts>,
@@ -89,6 +92,14 @@ pub struct AppState {
     pub searches: Arc<tokio::sync::Semaphore>,
     /// Reports and evidence packs being made ([`limits::EXPORTS_AT_ONCE`]).
     pub exports: Arc<tokio::sync::Semaphore>,
+    /// How the server is reached: trusted proxies, its public address ([`web`]).
+    pub web: Arc<web::Web>,
+    /// Set once the process is asked to stop: sync connections close with a reason and
+    /// event streams end ([`serve_with_dashboard`]).
+    pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Sync connections open now: axum's graceful shutdown does not wait for upgraded
+    /// connections, so a stopping server waits for this to reach zero.
+    pub live_sync: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl AppState {
@@ -97,17 +108,26 @@ impl AppState {
             telemetry,
             docs: Arc::new(sync::Documents::new(storage.clone())),
             storage,
-            logins: Arc::new(auth::LoginLimiter::default()),
+            logins: Arc::new(logins::LoginLimiter::default()),
             connections: Arc::default(),
             streams: Arc::default(),
             activity: Arc::default(),
             verdicts: Arc::default(),
             searches: Arc::new(tokio::sync::Semaphore::new(limits::SEARCHES_AT_ONCE)),
             exports: Arc::new(tokio::sync::Semaphore::new(limits::EXPORTS_AT_ONCE)),
+            web: Arc::default(),
+            stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
+            live_sync: Arc::default(),
             held_refusals: Arc::new(tokio::sync::Semaphore::new(held_refusals_cap(
                 open_files_limit(),
             ))),
         }
+    }
+
+    /// The same, reached as `web` says (trusted proxies, public address).
+    pub fn with_web(mut self, web: web::Web) -> Self {
+        self.web = Arc::new(web);
+        self
     }
 
     /// Audits a refusal anyone can cause without signing in, at once or counted
@@ -229,6 +249,10 @@ pub(crate) async fn audit(
 
 /// The whole HTTP and WebSocket surface.
 pub fn app(state: AppState) -> Router {
+    app_with_dashboard(state, None)
+}
+
+fn routes(state: AppState) -> Router {
     Router::new()
         .merge(session::routes())
         .merge(api::routes())
@@ -256,11 +280,13 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
 /// [`app`], with the review dashboard's files from `ui` (a built `ui/dist`) for every
 /// path no route takes: [`dashboard::service`].
 pub fn app_with_dashboard(state: AppState, ui: Option<&std::path::Path>) -> Router {
-    let app = app(state);
-    match ui {
+    let app = routes(state.clone());
+    let app = match ui {
         Some(dir) => app.fallback_service(dashboard::service(dir)),
         None => app,
-    }
+    };
+    // Outermost: every request, the dashboard's files too ([`web::front`]).
+    app.layer(axum::middleware::from_fn_with_state(state, web::front))
 }
 
 /// Drops photo uploads given up on: nothing received for [`limits::PARTIAL_UPLOAD_TTL`].
@@ -388,32 +414,62 @@ pub async fn serve_with_dashboard(
             flushing.flush_activity(false).await;
         }
     });
-    // Stopped with SIGTERM or Ctrl-C: what is held in memory is written, then the
-    // process ends (open connections are cut; every change acknowledged is stored).
-    let stopping = state.clone();
-    tokio::spawn(async move {
+    // Stopped with SIGTERM or Ctrl-C: no new connection is taken; requests being
+    // answered finish (a change being stored is committed and acknowledged); sync
+    // connections are closed with a reason between messages (1001, "going away") and
+    // event streams end; then what is held in memory is written and the process ends.
+    // What is still open after STOP_GRACE is cut off.
+    let asked = state.clone();
+    let shutdown = async move {
         stopped().await;
-        // Bounded: a stuck disk does not keep the process from stopping.
-        let flushed =
-            tokio::time::timeout(limits::ACTIVITY_FLUSH_EVERY, stopping.flush_activity(true)).await;
-        match flushed {
-            Ok(()) => {
-                tracing::info!("stopping: sync states, last-seen times and refusal counts written")
-            }
-            Err(_) => {
-                tracing::error!(
-                    "stopping: writing sync states, last-seen times and refusal counts timed out"
-                )
-            }
+        tracing::info!(
+            "stopping: taking no new connections, finishing requests, closing sync connections"
+        );
+        asked.stopping.send_replace(true);
+    };
+    let watchdog = state.clone();
+    tokio::spawn(async move {
+        let mut stop = watchdog.stopping.subscribe();
+        if stop.wait_for(|s| *s).await.is_ok() {
+            tokio::time::sleep(limits::STOP_GRACE).await;
+            tracing::warn!(
+                grace = ?limits::STOP_GRACE,
+                "stopping: connections still open after the grace period are cut off"
+            );
+            finish(&watchdog).await;
         }
-        std::process::exit(0);
     });
     axum::serve(
         listener,
-        app_with_dashboard(state, ui.as_deref())
+        app_with_dashboard(state.clone(), ui.as_deref())
             .into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .await
+    .with_graceful_shutdown(shutdown)
+    .await?;
+    // The HTTP side is done; sync connections (upgraded, so not waited for above) close
+    // between messages once told: wait for the last (the watchdog bounds the wait).
+    while state.live_sync.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    finish(&state).await
+}
+
+/// Writes what is held in memory (bounded: a stuck disk does not keep the process from
+/// stopping), then ends the process.
+async fn finish(state: &AppState) -> ! {
+    let flushed =
+        tokio::time::timeout(limits::ACTIVITY_FLUSH_EVERY, state.flush_activity(true)).await;
+    match flushed {
+        Ok(()) => {
+            tracing::info!("stopped: sync states, last-seen times and refusal counts written")
+        }
+        Err(_) => {
+            tracing::error!(
+                "stopping: writing sync states, last-seen times and refusal counts timed out"
+            )
+        }
+    }
+    std::process::exit(0)
 }
 
 /// Resolves when the process is asked to stop (SIGTERM, or Ctrl-C).

@@ -29,11 +29,24 @@ pub const MAX_DOC_BYTES: usize = 32 * 1024 * 1024;
 /// Page size for listings when none is asked for, and the most a page may hold.
 pub const DEFAULT_PAGE: usize = 50;
 pub const MAX_PAGE: usize = 200;
-/// Failed logins allowed per user name, and per address, in LOGIN_WINDOW, before
-/// answering 429. Per-user stops guessing one password; per-address stops spraying.
-pub const LOGIN_FAILURES_PER_USER: usize = 5;
+/// Sign-in throttling ([`crate::logins`]), each in LOGIN_WINDOW. An address's failures
+/// at one user name: the first LOGIN_FREE_FAILURES are free, then each next attempt
+/// waits 1 s, 2 s, ..., and at LOGIN_FAILURES_PER_PAIR the pair is locked. An address's
+/// failures at any names: locked at LOGIN_FAILURES_PER_ADDR (spraying). A user's
+/// failures from every address: at LOGIN_FAILURES_PER_USER attempts from addresses the
+/// user has not signed in from within LOGIN_KNOWN_FOR are held back (guessing spread
+/// over many addresses); their known addresses still sign in.
+pub const LOGIN_FREE_FAILURES: usize = 3;
+pub const LOGIN_FAILURES_PER_PAIR: usize = 5;
 pub const LOGIN_FAILURES_PER_ADDR: usize = 20;
+pub const LOGIN_FAILURES_PER_USER: usize = 20;
 pub const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
+pub const LOGIN_KNOWN_FOR: Duration = Duration::from_secs(90 * 24 * 60 * 60);
+
+/// A device token not used for this long has expired: the device must sign in again
+/// (its unsent changes stay on it and go once it has). Every use renews it; a sync
+/// connection renews it while it stays open.
+pub const TOKEN_IDLE: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 /// Longest user name, device name and password accepted.
 pub const MAX_NAME_CHARS: usize = 100;
 pub const MAX_PASSWORD_BYTES: usize = 1024;
@@ -149,6 +162,11 @@ pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// How often devices' last-seen times and the counts of refused tokens are written
 /// (`activity.rs`): each request costs no write of its own.
 pub const ACTIVITY_FLUSH_EVERY: Duration = Duration::from_secs(10);
+
+/// How long a stopping server (SIGTERM) lets open requests finish before it cuts them
+/// off and exits: well inside systemd's default `TimeoutStopSec` (90 s). Sync
+/// connections and event streams are closed at once, between messages.
+pub const STOP_GRACE: Duration = Duration::from_secs(20);
 
 /// Most peers' sync states held in memory between two flushes (each is a few hundred
 /// bytes at most: the heads both sides share). Past it, a new peer's state is not kept,

@@ -52,8 +52,25 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve {
-        #[arg(long, default_value = "127.0.0.1:8080")]
+        /// Where to listen: loopback or a private address behind a TLS proxy
+        /// (docs/DEPLOY.md).
+        #[arg(long, default_value = "127.0.0.1:8080", env = "WARDCHECK_LISTEN")]
         listen: SocketAddr,
+        /// A reverse proxy whose `X-Forwarded-For` gives the client's address (sign-in
+        /// limits and the audit log use it); from any other peer the header is ignored.
+        /// Repeat, or separate by commas in the variable.
+        #[arg(
+            long = "trusted-proxy",
+            value_name = "IP",
+            env = "WARDCHECK_TRUSTED_PROXY",
+            value_delimiter = ','
+        )]
+        trusted_proxies: Vec<std::net::IpAddr>,
+        /// The address users reach the server at, e.g. `https://wardcheck.example.nhs.uk`:
+        /// only pages from it may write, and over https the cookie is `Secure` and
+        /// `__Host-` and answers carry HSTS. Without it, the request's own host.
+        #[arg(long, value_name = "URL", env = "WARDCHECK_PUBLIC_URL")]
+        public_url: Option<String>,
         /// The built review dashboard (`npm run build` in `ui/` makes `ui/dist`), served
         /// at every path the API does not take. Default: `ui/dist` in the current
         /// folder, when it holds a build.
@@ -78,6 +95,14 @@ enum Command {
     /// Import telemetry feeds (endpoints, network devices, alerts, trusts) and list them.
     #[command(subcommand)]
     Telemetry(wardcheck_server::telemetry::cli::TelemetryCommand),
+    /// Back the data folder up into DEST (a new folder), while the server runs: a
+    /// consistent copy of the record and the telemetry, and SHA256SUMS. Audited. A record
+    /// in PostgreSQL is backed up with pg_dump (docs/DEPLOY.md): then only the telemetry.
+    Backup { dest: PathBuf },
+    /// Restore a backup into the data folder, which must hold no record yet: checks every
+    /// file's SHA-256 and integrity and the audit log's chain; then start the server on
+    /// the folder.
+    Restore { src: PathBuf },
     /// Fill the data folder with demo data: telemetry for 20 trusts (imported through the
     /// telemetry importer), demo users and sample inspections. Skips what exists.
     DemoData {
@@ -213,6 +238,16 @@ fn main() -> ExitCode {
     if let Command::Checklist(ChecklistCommand::Validate { files }) = &cli.command {
         return validate(files);
     }
+    // Before the data folder is opened (which would make a record in it).
+    if let Command::Restore { src } = &cli.command {
+        return match restore(src, &cli.data, cli.database.is_some()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -239,6 +274,26 @@ fn open_telemetry(data: &Path) -> Result<TelemetryDb> {
             data.display()
         )
     })
+}
+
+/// `restore SRC` into `data` (the record in SQLite only).
+fn restore(src: &Path, data: &Path, postgres: bool) -> Result<()> {
+    if postgres {
+        bail!(
+            "the record is in PostgreSQL: restore it with pg_restore (docs/DEPLOY.md); this \
+             command restores a data folder's SQLite record"
+        );
+    }
+    let (files, rows) = wardcheck_server::backup::restore(src, data)?;
+    for c in &files {
+        println!("{}\t{} bytes\t{}", c.file, c.bytes, c.sha256);
+    }
+    println!(
+        "restored into {}: every file matches SHA256SUMS and SQLite's integrity check; the \
+         audit log's chain holds ({rows} rows)",
+        data.display()
+    );
+    Ok(())
 }
 
 /// Left in a data folder whose record is in PostgreSQL, so that a command given the
@@ -282,7 +337,23 @@ fn open(data: &Path, database: Option<&str>) -> Result<Arc<dyn Storage>> {
 fn run(cli: Cli) -> Result<()> {
     let storage = open(&cli.data, cli.database.as_deref())?;
     match cli.command {
-        Command::Serve { listen, ui } => serve(storage, listen, &cli.data, ui),
+        Command::Serve {
+            listen,
+            ui,
+            trusted_proxies,
+            public_url,
+        } => {
+            let web = wardcheck_server::web::Web::new(trusted_proxies, public_url.as_deref())
+                .map_err(anyhow::Error::msg)?;
+            if web.public_origin.is_none() && !listen.ip().is_loopback() {
+                eprintln!(
+                    "warning: listening on {listen} without --public-url: a page's origin is \
+                     checked against the Host it sends, and the cookie is not Secure; give the \
+                     address users reach (docs/DEPLOY.md)"
+                );
+            }
+            serve(storage, listen, &cli.data, ui, web)
+        }
         Command::User(c) => user(&*storage, c),
         Command::Device(DeviceCommand::List) => {
             for d in storage.list_devices()? {
@@ -321,6 +392,33 @@ fn run(cli: Cli) -> Result<()> {
         Command::DemoData { endpoints, seed } => demo_data(&storage, &cli.data, endpoints, seed),
         Command::Checklist(ChecklistCommand::Publish { file }) => publish(&*storage, &file),
         Command::Checklist(ChecklistCommand::Validate { .. }) => unreachable!("handled in main"),
+        Command::Restore { .. } => unreachable!("handled in main"),
+        Command::Backup { dest } => {
+            let record = cli.database.is_none();
+            let copied = wardcheck_server::backup::backup(&cli.data, &dest, record)?;
+            for c in &copied {
+                println!("{}\t{} bytes\t{}", c.file, c.bytes, c.sha256);
+            }
+            if !record {
+                println!(
+                    "the record is in PostgreSQL: back it up with pg_dump --format=custom \
+                     (docs/DEPLOY.md); only the telemetry was copied"
+                );
+            }
+            println!(
+                "backup in {} (sha256sum -c SHA256SUMS checks it)",
+                dest.display()
+            );
+            let summary: Vec<String> = copied
+                .iter()
+                .map(|c| format!("{} {}", c.file, c.sha256))
+                .collect();
+            audit(
+                &*storage,
+                "backup",
+                &format!("{}: {}", dest.display(), summary.join(", ")),
+            )
+        }
         Command::Telemetry(c) => {
             let telemetry = shared_telemetry(&cli.data, &storage)?;
             wardcheck_server::telemetry::cli::run(&telemetry, c, &mut |action, target| {
@@ -446,14 +544,17 @@ fn serve(
     listen: SocketAddr,
     data: &Path,
     ui: Option<PathBuf>,
+    web: wardcheck_server::web::Web,
 ) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "wardcheck_server=info,warn".into()),
         )
-        // Logs go to stderr; stdout carries only the "listening on" line.
+        // Logs go to stderr; stdout carries only the "listening on" line. Colours only
+        // on a terminal: never escape codes in journald or a log file.
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let ui = dashboard_dir(ui)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -472,7 +573,7 @@ fn serve(
         use std::io::Write;
         std::io::stdout().flush()?;
         let telemetry = Arc::new(shared_telemetry(data, &storage)?);
-        let state = AppState::new(storage, telemetry);
+        let state = AppState::new(storage, telemetry).with_web(web);
         wardcheck_server::serve_with_dashboard(listener, state, ui).await?;
         Ok(())
     })
@@ -818,5 +919,93 @@ fn validate(files: &[PathBuf]) -> ExitCode {
     } else {
         eprintln!("{failed} of {} file(s) failed validation", files.len());
         ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::Cli;
+
+    /// Every flag of `serve`, and every global one, can be set from the environment too
+    /// (a systemd unit or a container sets variables, not arguments).
+    #[test]
+    fn every_serve_flag_is_also_an_environment_variable() {
+        let cli = Cli::command();
+        let serve = cli
+            .get_subcommands()
+            .find(|c| c.get_name() == "serve")
+            .expect("serve");
+        let mut seen = 0;
+        for arg in cli.get_arguments().chain(serve.get_arguments()) {
+            if arg.get_long().is_none() || ["help", "version"].contains(&arg.get_id().as_str()) {
+                continue;
+            }
+            let env = arg.get_env().unwrap_or_else(|| {
+                panic!("--{} has no environment variable", arg.get_long().unwrap())
+            });
+            assert!(env.to_string_lossy().starts_with("WARDCHECK_"));
+            seen += 1;
+        }
+        assert!(seen >= 6, "{seen} flags");
+    }
+
+    /// The systemd unit in `deploy/` starts the server as written: its variables name
+    /// real flags, and with its `ExecStart` they parse.
+    #[test]
+    fn the_systemd_unit_parses() {
+        let unit = include_str!("../../deploy/wardcheck-server.service");
+        let cli = Cli::command();
+        let serve = cli
+            .get_subcommands()
+            .find(|c| c.get_name() == "serve")
+            .expect("serve");
+        let flags: Vec<(String, String)> = cli
+            .get_arguments()
+            .chain(serve.get_arguments())
+            .filter_map(|a| {
+                Some((
+                    a.get_env()?.to_string_lossy().into_owned(),
+                    a.get_long()?.to_owned(),
+                ))
+            })
+            .collect();
+        let mut argv = vec!["wardcheck-server".to_owned()];
+        let exec = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("ExecStart="))
+            .expect("ExecStart");
+        argv.extend(exec.split_whitespace().skip(1).map(str::to_owned));
+        let mut set = 0;
+        for line in unit.lines() {
+            let Some((name, value)) = line
+                .strip_prefix("Environment=")
+                .and_then(|kv| kv.split_once('='))
+            else {
+                continue;
+            };
+            if name == "RUST_LOG" {
+                continue;
+            }
+            let (_, long) = flags
+                .iter()
+                .find(|(env, _)| env == name)
+                .unwrap_or_else(|| panic!("{name} is no flag's variable"));
+            argv.extend([format!("--{long}"), value.to_owned()]);
+            set += 1;
+        }
+        assert!(set >= 5);
+        let parsed = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+        let super::Command::Serve {
+            trusted_proxies,
+            public_url,
+            ..
+        } = parsed.command
+        else {
+            panic!("the unit runs serve")
+        };
+        let web = wardcheck_server::web::Web::new(trusted_proxies, public_url.as_deref()).unwrap();
+        assert!(web.https(), "the unit's public address is https");
     }
 }

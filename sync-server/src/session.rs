@@ -7,17 +7,18 @@
 //! change the server takes is attributed to its actor's binding, never to what the
 //! change says (`sync::guard`).
 
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{Extension, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
 
-use crate::auth::{self, Caller, TOKEN_COOKIE};
+use crate::auth::{self, Caller};
 use crate::error::AppError;
+use crate::logins;
 use crate::storage::{AuditEvent, Role, StorageError};
+use crate::web::ClientAddr;
 use crate::{AppState, limits};
 
 pub fn routes() -> Router<AppState> {
@@ -119,11 +120,11 @@ struct SetPassword {
 /// 204, or 401 for any wrong user, code or an expired code alike.
 async fn set_password(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Extension(ClientAddr(addr)): Extension<ClientAddr>,
     body: Result<Json<SetPassword>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, AppError> {
     let Json(req) = body.map_err(json_refused)?;
-    let from = addr.ip().to_string();
+    let from = addr.to_string();
     if let Some(why) = auth::bad_user_name(&req.user) {
         return Err(AppError::bad_request("bad_request", why));
     }
@@ -138,21 +139,22 @@ async fn set_password(
     }
     // Counted against the address as sign-ins are, but under a user key of its own: a
     // stranger's wrong codes never lock the user out of signing in with their password.
-    let attempt = match begin_login(&state, &format!("code:{}", req.user), &from).await? {
-        Ok(a) => a,
-        Err(wait) => {
-            state
-                .audit_refusal(event(
-                    &req.user,
-                    None,
-                    "password_set",
-                    &from,
-                    "rate_limited",
-                ))
-                .await;
-            return Err(AppError::rate_limited(wait));
-        }
-    };
+    let attempt =
+        match begin_login(&state, logins::Attempted::Code, &req.user, &from, false).await? {
+            Ok(a) => a,
+            Err(wait) => {
+                state
+                    .audit_refusal(event(
+                        &req.user,
+                        None,
+                        "password_set",
+                        &from,
+                        "rate_limited",
+                    ))
+                    .await;
+                return Err(AppError::rate_limited(wait));
+            }
+        };
     let storage = state.storage.clone();
     let name = req.user.clone();
     let (user, code) = tokio::task::spawn_blocking(move || {
@@ -169,6 +171,7 @@ async fn set_password(
     let user = match user {
         Some(u) if ok && live && !u.disabled => u,
         _ => {
+            login_failed(&state, attempt).await;
             state
                 .audit(event(&req.user, None, "password_set", &from, "denied"))
                 .await;
@@ -188,6 +191,7 @@ async fn set_password(
     })
     .await??;
     let Some(revoked) = set else {
+        login_failed(&state, attempt).await;
         state
             .audit(event(&req.user, None, "password_set", &from, "denied"))
             .await;
@@ -207,11 +211,11 @@ async fn set_password(
 
 async fn login(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Extension(ClientAddr(addr)): Extension<ClientAddr>,
     body: Result<Json<Login>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, AppError> {
     let Json(req) = body.map_err(json_refused)?;
-    let from = addr.ip().to_string();
+    let from = addr.to_string();
     for (field, value, max) in [
         ("user", &req.user, limits::MAX_NAME_CHARS),
         ("device", &req.device, limits::MAX_NAME_CHARS),
@@ -248,15 +252,17 @@ async fn login(
         .collect::<Result<Vec<_>, _>>()?;
     // Counted as a failure from here until the password proves right, so concurrent
     // guesses cannot all slip past the limit.
-    let attempt = match begin_login(&state, &req.user, &from).await? {
-        Ok(a) => a,
-        Err(wait) => {
-            state
-                .audit_refusal(event(&req.user, None, "login", &from, "rate_limited"))
-                .await;
-            return Err(AppError::rate_limited(wait));
-        }
-    };
+    let known = known_address(&state, &req.user, &from).await?;
+    let attempt =
+        match begin_login(&state, logins::Attempted::Password, &req.user, &from, known).await? {
+            Ok(a) => a,
+            Err(wait) => {
+                state
+                    .audit_refusal(event(&req.user, None, "login", &from, "rate_limited"))
+                    .await;
+                return Err(AppError::rate_limited(wait));
+            }
+        };
     let storage = state.storage.clone();
     let name = req.user.clone();
     let user = tokio::task::spawn_blocking(move || storage.user_by_name(&name)).await??;
@@ -270,8 +276,9 @@ async fn login(
     let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &phc)).await?;
     let user = match user {
         Some(u) if ok && !u.disabled => u,
-        // The attempt stays counted as a failure.
+        // The attempt stays counted as a failure, dated now.
         _ => {
+            login_failed(&state, attempt).await;
             state
                 .audit(event(&req.user, None, "login", &from, "denied"))
                 .await;
@@ -281,6 +288,11 @@ async fn login(
         }
     };
     login_succeeded(&state, attempt).await?;
+    // From here on, this address is one the user signs in from.
+    let storage = state.storage.clone();
+    let (name, addr) = (user.name.clone(), logins::addr_key(&from));
+    tokio::task::spawn_blocking(move || storage.remember_login(&name, &addr, chrono::Utc::now()))
+        .await??;
     let (token, hash) = auth::new_token();
     let storage = state.storage.clone();
     let (uid, device_name) = (user.id, req.device.clone());
@@ -312,7 +324,7 @@ async fn login(
     state
         .audit(event(&user.name, Some(device_id), "login", &from, "ok"))
         .await;
-    let cookie = format!("{TOKEN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
+    let cookie = state.web.cookie(&token);
     let mut res = Json(LoginOk {
         token,
         device_id,
@@ -406,9 +418,7 @@ async fn logout(State(state): State<AppState>, caller: Caller) -> Result<Respons
     let mut res = axum::http::StatusCode::NO_CONTENT.into_response();
     res.headers_mut().insert(
         header::SET_COOKIE,
-        HeaderValue::from_static(
-            "wardcheck_token=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
-        ),
+        HeaderValue::from_str(&state.web.cookie("")).map_err(AppError::internal)?,
     );
     Ok(res)
 }
@@ -456,48 +466,71 @@ pub(crate) fn neutralise(text: &str, max: usize) -> String {
 
 /// A sign-in attempt counted as a failure until it proves right: by this process's
 /// limiter, or (several processes on one database) in storage, where every process
-/// counts alike.
+/// counts alike. With the keys a right password forgets.
 enum Counted {
-    Here(auth::Attempt),
-    Shared { user: String, records: Vec<i64> },
+    Here(logins::Attempt, Vec<String>),
+    Shared(Vec<i64>, Vec<String>),
 }
 
-/// Counts a sign-in attempt against the user name and the address, or says how many
-/// seconds to wait.
+/// Counts an attempt at `name` (a password or a code: `what`) from `from` on its keys
+/// ([`logins::keys`]), or says how many seconds to wait. `known`: the user has signed
+/// in from that address before.
 async fn begin_login(
     state: &AppState,
-    user: &str,
+    what: logins::Attempted,
+    name: &str,
     from: &str,
+    known: bool,
 ) -> Result<Result<Counted, u64>, AppError> {
+    let keys = logins::keys(what, name, from, known);
+    let forget = logins::forgotten_on_success(what, name, from);
     if !state.storage.shares_logins() {
-        return Ok(state.logins.begin(user, from).map(Counted::Here));
+        return Ok(state.logins.begin(&keys).map(|a| Counted::Here(a, forget)));
     }
-    let keys = vec![
-        (auth::user_key(user), limits::LOGIN_FAILURES_PER_USER),
-        (auth::addr_key(from), limits::LOGIN_FAILURES_PER_ADDR),
-    ];
     let storage = state.storage.clone();
     let counted = tokio::task::spawn_blocking(move || {
         storage.begin_login(&keys, chrono::Utc::now(), limits::LOGIN_WINDOW)
     })
     .await??;
-    Ok(counted.map(|records| Counted::Shared {
-        user: user.to_owned(),
-        records,
-    }))
+    Ok(counted.map(|records| Counted::Shared(records, forget)))
 }
 
-/// The attempt signed in: the user's failures are forgotten, and it no longer counts
-/// against its address.
+/// Whether `user` signed in from `from` within [`limits::LOGIN_KNOWN_FOR`].
+async fn known_address(state: &AppState, user: &str, from: &str) -> Result<bool, AppError> {
+    let storage = state.storage.clone();
+    let (user, addr) = (user.to_owned(), logins::addr_key(from));
+    let since = chrono::Utc::now()
+        - chrono::Duration::from_std(limits::LOGIN_KNOWN_FOR).unwrap_or_default();
+    Ok(tokio::task::spawn_blocking(move || storage.login_known(&user, &addr, since)).await??)
+}
+
+/// The attempt proved wrong: its failure is dated now ([`logins::LoginLimiter::failed`]).
+/// A failure to do so is logged: the attempt stays counted either way.
+async fn login_failed(state: &AppState, counted: Counted) {
+    match counted {
+        Counted::Here(attempt, _) => state.logins.failed(attempt),
+        Counted::Shared(records, _) => {
+            let storage = state.storage.clone();
+            let done = tokio::task::spawn_blocking(move || {
+                storage.login_failed(&records, chrono::Utc::now())
+            })
+            .await;
+            if !matches!(done, Ok(Ok(()))) {
+                tracing::warn!(?done, "dating a failed sign-in failed");
+            }
+        }
+    }
+}
+
+/// The attempt proved right: the pair's failures are forgotten, and it no longer counts
+/// against the others.
 async fn login_succeeded(state: &AppState, counted: Counted) -> Result<(), AppError> {
     match counted {
-        Counted::Here(attempt) => state.logins.succeeded(attempt),
-        Counted::Shared { user, records } => {
+        Counted::Here(attempt, forget) => state.logins.succeeded(attempt, &forget),
+        Counted::Shared(records, forget) => {
             let storage = state.storage.clone();
-            tokio::task::spawn_blocking(move || {
-                storage.login_succeeded(&auth::user_key(&user), &records)
-            })
-            .await??;
+            tokio::task::spawn_blocking(move || storage.login_succeeded(&forget, &records))
+                .await??;
         }
     }
     Ok(())
@@ -537,7 +570,7 @@ async fn wiped(
     body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
     let from = auth::remote(&parts);
-    let token = auth::presented_token(&parts).unwrap_or_default();
+    let token = auth::presented_token(&parts, state.web.cookie_name()).unwrap_or_default();
     let well_formed = token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit());
     let hash = auth::token_hash(&token);
     let storage = state.storage.clone();

@@ -423,7 +423,9 @@ step("a reviewer shares a submitted inspection with its trust from the page; a d
   // Sharing a draft is refused by the server, whatever a page offers.
   const draft = list.items.find((r) => r.state === "draft");
   assert.ok(draft, "the demo holds a draft");
-  const refused = await page.request.post(`${base}/api/v1/inspections/${draft.id}/share`);
+  // Sent as the page would (a browser says where a write comes from: the server refuses
+  // a cookie-signed write without it).
+  const refused = await page.request.post(`${base}/api/v1/inspections/${draft.id}/share`, { headers: { origin: base } });
   assert.equal(refused.status(), 409, "a draft is never shared");
   assert.equal((await refused.json()).error.code, "illegal_transition");
   await page.goto(`${base}/inspections/${draft.id}`);
@@ -440,7 +442,7 @@ step("the trust lead writes a response to a finding, and the reviewer sees it", 
   // the demo left it unshared.
   const before = await (await page.request.get(`${base}/api/v1/inspections/${args.inspection}`)).json();
   if (!before.record.shared_at) {
-    const shared = await page.request.post(`${base}/api/v1/inspections/${args.inspection}/share`);
+    const shared = await page.request.post(`${base}/api/v1/inspections/${args.inspection}/share`, { headers: { origin: base } });
     assert.equal(shared.status(), 200, "the reviewer shares the inspection");
   }
   respondedFinding = before.inspection.findings[0].id;
@@ -709,7 +711,7 @@ step("a reviewer plans an inspection with visit dates and a team; a mistake is r
   assert.deepEqual(detail.record.sites, ["RTH08"]);
   // The assigned inspector's list (what the field app syncs and keeps offline) has it.
   const ann = await newPage();
-  const login = await ann.context.request.post(`${base}/api/v1/login`, { data: { user: "ann", password: args.password, device: "planning test" } });
+  const login = await ann.context.request.post(`${base}/api/v1/login`, { data: { user: "ann", password: args.password, device: "planning test" }, headers: { origin: base } });
   assert.equal(login.status(), 200);
   const listed = await (await ann.context.request.get(`${base}/api/v1/inspections?limit=200`)).json();
   assert.ok(listed.items.some((r) => r.id === id && r.lead === "ann"), "ann's list has the planned visit, ann leading");

@@ -26,8 +26,21 @@ pub struct Server {
     child: Option<Child>,
     data: PathBuf,
     _scratch: Option<tempfile::TempDir>,
+    /// What `serve` is started with besides `--listen` ([`Server::start_with`]).
+    options: ServeOptions,
     /// e.g. `127.0.0.1:40123`.
     pub addr: String,
+}
+
+/// What a test server is started with besides its data folder and address.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// More arguments of `serve` (e.g. `--trusted-proxy 127.0.0.1`).
+    pub args: Vec<String>,
+    /// Environment variables set for it.
+    pub env: Vec<(String, String)>,
+    /// Where its standard error (its log) goes; the test's own by default.
+    pub log: Option<PathBuf>,
 }
 
 /// The file in a test's data folder holding its PostgreSQL connection string.
@@ -236,11 +249,28 @@ impl Server {
 
     /// Starts a server on `data` (kept by the caller) listening on `listen`.
     pub fn start_on(data: &Path, listen: &str) -> Server {
-        let (child, addr) = spawn(data, listen).unwrap_or_else(|e| panic!("{e}"));
+        Server::start_on_with(data, listen, ServeOptions::default())
+    }
+
+    /// Starts a server on a fresh data folder (on the backend [`BACKEND_ENV`] says) with
+    /// `options`.
+    pub fn start_with(options: ServeOptions) -> Server {
+        let scratch = tempfile::tempdir().expect("a temporary folder");
+        let data = scratch.path().join("data");
+        let mut s = Server::start_on_with(&data, "127.0.0.1:0", options);
+        s._scratch = Some(scratch);
+        s
+    }
+
+    /// Starts a server on `data` (kept by the caller) listening on `listen`, with
+    /// `options`.
+    pub fn start_on_with(data: &Path, listen: &str, options: ServeOptions) -> Server {
+        let (child, addr) = spawn(data, listen, &options).unwrap_or_else(|e| panic!("{e}"));
         Server {
             child: Some(child),
             data: data.to_path_buf(),
             _scratch: None,
+            options,
             addr,
         }
     }
@@ -259,7 +289,7 @@ impl Server {
         self.kill();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            match spawn(&self.data, &self.addr) {
+            match spawn(&self.data, &self.addr, &self.options) {
                 Ok((child, addr)) => {
                     assert_eq!(addr, self.addr, "the restarted server listens where it did");
                     self.child = Some(child);
@@ -382,12 +412,24 @@ impl Drop for Server {
 
 /// Starts `wardcheck-server --data DATA serve --listen LISTEN` and reads where it
 /// listens from its first line: (the process, e.g. `127.0.0.1:40123`).
-fn spawn(data: &Path, listen: &str) -> Result<(Child, String), String> {
+fn spawn(data: &Path, listen: &str, options: &ServeOptions) -> Result<(Child, String), String> {
+    let stderr = match &options.log {
+        Some(path) => Stdio::from(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("opening the log {}: {e}", path.display()))?,
+        ),
+        None => Stdio::inherit(),
+    };
     let mut child = server_command(data)
         .args(["serve", "--listen", listen])
+        .args(&options.args)
+        .envs(options.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .map_err(|e| format!("starting wardcheck-server: {e}"))?;
     let stdout = child.stdout.take().expect("stdout");

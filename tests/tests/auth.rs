@@ -567,41 +567,130 @@ fn retry_after(res: &Response) -> u64 {
     secs
 }
 
-#[tokio::test]
-async fn five_failures_lock_that_user_out_even_with_the_right_password_and_no_one_else() {
-    let s = Server::start();
+/// A sign-in from `address` (behind the trusted proxy the test server names).
+async fn login_via(c: &Client, s: &Server, address: &str, user: &str, password: &str) -> Response {
+    c.post(s.url("/api/v1/login"))
+        .header("x-forwarded-for", address)
+        .json(&json!({ "user": user, "password": password, "device": "x" }))
+        .send()
+        .await
+        .expect("the server answers a login")
+}
+
+/// A server that believes `X-Forwarded-For` from the test (its loopback peer), so that
+/// one test can sign in from many addresses.
+fn behind_a_proxy() -> Server {
+    Server::start_with(wardcheck_tests::server::ServeOptions {
+        args: vec!["--trusted-proxy".into(), "127.0.0.1".into()],
+        ..Default::default()
+    })
+}
+
+/// Guessing one user's password from one address: three free failures, then growing
+/// pauses (429 with Retry-After until each is over), then that address is locked out of
+/// that account, even with the right password. The user signs in from where they
+/// always do, and from a new address; others sign in from the guessing address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guessing_address_slows_then_is_locked_out_of_that_account_and_no_one_else() {
+    let s = behind_a_proxy();
     s.add_user("ivan", "inspector");
     s.add_user("rita", "reviewer");
     let c = client();
+    let (home, guesser) = ("10.20.30.40", "203.0.113.66");
+    assert_eq!(
+        login_via(&c, &s, home, "ivan", PASSWORD).await.status(),
+        StatusCode::OK,
+        "ivan's usual address"
+    );
     let ivan_token = token(&c, &s, "ivan", "tablet").await;
 
-    for i in 1..=5 {
-        let res = login(&c, &s, "ivan", &format!("guess number {i}"), "x").await;
+    let free = wardcheck_server::limits::LOGIN_FREE_FAILURES;
+    for i in 1..=free {
+        let res = login_via(&c, &s, guesser, "ivan", &format!("guess {i}")).await;
         assert_eq!(
             res.status(),
             StatusCode::UNAUTHORIZED,
-            "guess {i} of 5 is judged, not limited"
+            "guess {i} is judged"
         );
     }
-    let res = login(&c, &s, "ivan", PASSWORD, "tablet").await;
-    assert_eq!(
-        res.status(),
-        StatusCode::TOO_MANY_REQUESTS,
-        "after 5 failures even the right password waits"
-    );
+    // Then each guess waits longer: 1 s, then 2 s.
+    for pause in [1, 2] {
+        let res = login_via(&c, &s, guesser, "ivan", "too soon").await;
+        assert_eq!(
+            res.status(),
+            StatusCode::TOO_MANY_REQUESTS,
+            "held {pause} s"
+        );
+        assert!(retry_after(&res) <= pause);
+        tokio::time::sleep(Duration::from_secs(pause)).await;
+        let res = login_via(&c, &s, guesser, "ivan", "after the pause").await;
+        assert_eq!(
+            res.status(),
+            StatusCode::UNAUTHORIZED,
+            "judged after {pause} s"
+        );
+    }
+    // Locked: the right password from the guessing address waits the window out.
+    let res = login_via(&c, &s, guesser, "ivan", PASSWORD).await;
     let wait = retry_after(&res);
+    assert!(wait > 60, "locked for the window, not a pause: {wait} s");
     let (code, message) = error(res, StatusCode::TOO_MANY_REQUESTS, "locked").await;
     assert_eq!(code, "rate_limited");
     assert!(
         message.contains(&wait.to_string()),
-        "the message says how long: {message}"
+        "says how long: {message}"
     );
 
-    sign_in(&c, &s, "rita", "laptop").await;
+    // Ivan signs in from home and from somewhere new; Rita from the guessing address.
+    for (address, user) in [(home, "ivan"), ("198.51.100.23", "ivan"), (guesser, "rita")] {
+        assert_eq!(
+            login_via(&c, &s, address, user, PASSWORD).await.status(),
+            StatusCode::OK,
+            "{user} from {address}"
+        );
+    }
     assert_eq!(
         me(&c, &s, &ivan_token).await.status(),
         StatusCode::OK,
         "a lock on signing in does not end ivan's existing device"
+    );
+}
+
+/// Guesses at one user spread over many addresses (each under its own limits) hold the
+/// user's name back from addresses they never signed in from, never from their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guesses_from_many_addresses_never_lock_the_user_out_of_their_own() {
+    let s = behind_a_proxy();
+    s.add_user("ivan", "inspector");
+    let c = client();
+    let home = "10.20.30.40";
+    assert_eq!(
+        login_via(&c, &s, home, "ivan", PASSWORD).await.status(),
+        StatusCode::OK
+    );
+    for i in 0..wardcheck_server::limits::LOGIN_FAILURES_PER_USER {
+        let res = login_via(&c, &s, &format!("203.0.113.{i}"), "ivan", "a guess").await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "guess {i}");
+    }
+    let res = login_via(&c, &s, "198.51.100.23", "ivan", PASSWORD).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "from an address ivan never used, held back"
+    );
+    retry_after(&res);
+    assert_eq!(
+        login_via(&c, &s, home, "ivan", PASSWORD).await.status(),
+        StatusCode::OK,
+        "from his own, he signs in"
+    );
+    // The refusals name the real addresses.
+    let audit = s.cli(&["audit", "tail", "-n", "100"], "");
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\t198.51.100.23\t") && l.contains("rate_limited")),
+        "{audit}"
     );
 }
 
@@ -632,14 +721,11 @@ async fn concurrent_guesses_cannot_get_past_the_limit() {
             other => panic!("a guess gets 401 or 429, not {other}"),
         }
     }
+    let free = wardcheck_server::limits::LOGIN_FREE_FAILURES;
     assert!(
-        judged <= 5,
-        "at most 5 guesses may have their password checked, however they are timed; \
-         {judged} were (and {limited} limited)"
-    );
-    assert_eq!(
-        login(&c, &s, "ivan", PASSWORD, "tablet").await.status(),
-        StatusCode::TOO_MANY_REQUESTS
+        judged <= free,
+        "at most {free} guesses may have their password checked before the pauses, \
+         however they are timed; {judged} were (and {limited} limited)"
     );
 }
 
@@ -649,11 +735,11 @@ async fn twenty_failures_from_one_address_lock_the_address() {
     s.add_user("ivan", "inspector");
     s.add_user("rita", "reviewer");
     let c = client();
-    // Four guesses each at five names: under the per-user limit every time, so only
-    // the per-address limit can stop this spray.
+    // Two guesses each at ten names: never slowed at any one name, so only the
+    // per-address limit can stop this spray.
     let mut failures = 0;
-    for n in 0..5 {
-        for i in 0..4 {
+    for n in 0..10 {
+        for i in 0..2 {
             if failures == 19 {
                 // One short of the limit, a real sign-in still works, and does not
                 // count against the address.
@@ -723,10 +809,12 @@ async fn signing_out_with_the_cookie_revokes_that_device_and_shows_in_the_device
     let token = browser["token"].as_str().unwrap();
     let cookie = format!("wardcheck_token={token}");
 
-    // A browser signs out with its cookie, as the dashboard's button does.
+    // A browser signs out with its cookie, as the dashboard's button does (a browser
+    // says where a write comes from).
     let res = c
         .post(s.url("/api/v1/logout"))
         .header(header::COOKIE, &cookie)
+        .header(header::ORIGIN, s.url(""))
         .send()
         .await
         .unwrap();
@@ -767,4 +855,76 @@ async fn signing_out_with_the_cookie_revokes_that_device_and_shows_in_the_device
     // Without a token there is nothing to sign out.
     let res = c.post(s.url("/api/v1/logout")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// A device token unused for longer than the idle limit (30 days) has expired: the
+/// device is refused with `token_expired`, revoked, and the expiry audited; one used
+/// within it works, and its use renews it. Time is made to pass in the database.
+#[tokio::test]
+async fn an_idle_token_expires_and_a_used_one_is_renewed() {
+    let s = Server::start();
+    s.add_user("ivan", "inspector");
+    let c = client();
+    let drawer = sign_in(&c, &s, "ivan", "tablet in a drawer").await;
+    let daily = sign_in(&c, &s, "ivan", "tablet in use").await;
+    let ago = |days: i64| (chrono::Utc::now() - chrono::Duration::days(days)).to_rfc3339();
+    for (device, days) in [(&drawer, 31), (&daily, 29)] {
+        let id = device["device_id"].as_i64().unwrap();
+        let set = s.sql(&format!(
+            "UPDATE devices SET created_at = '{}', last_seen = '{}' WHERE id = {id}",
+            ago(40),
+            ago(days)
+        ));
+        assert_eq!(set, 1);
+    }
+
+    let (code, message) = error(
+        me(&c, &s, drawer["token"].as_str().unwrap()).await,
+        StatusCode::UNAUTHORIZED,
+        "an idle token",
+    )
+    .await;
+    assert_eq!(code, "token_expired");
+    assert!(
+        message.contains("30 days") && message.contains("sign in"),
+        "{message}"
+    );
+    assert_eq!(
+        me(&c, &s, daily["token"].as_str().unwrap()).await.status(),
+        StatusCode::OK,
+        "a token used within the limit"
+    );
+
+    let list = devices(&s);
+    let row = |name: &str| list.iter().find(|r| r[2] == name).unwrap().clone();
+    assert_eq!(
+        row("tablet in a drawer")[4],
+        "revoked",
+        "the idle device is signed out"
+    );
+    let renewed = chrono::DateTime::parse_from_rfc3339(&row("tablet in use")[3]).unwrap();
+    assert!(
+        chrono::Utc::now().signed_duration_since(renewed) < chrono::Duration::minutes(5),
+        "its use renewed it: {renewed}"
+    );
+    // Expired stays expired, even were its time put back.
+    s.sql(&format!(
+        "UPDATE devices SET last_seen = '{}' WHERE id = {}",
+        ago(0),
+        drawer["device_id"]
+    ));
+    refused(
+        &c,
+        &s,
+        drawer["token"].as_str().unwrap(),
+        "an expired token",
+    )
+    .await;
+    let audit = s.cli(&["audit", "tail", "-n", "50"], "");
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\ttoken_expired\t") && l.contains("revoked")),
+        "the expiry is audited:\n{audit}"
+    );
 }

@@ -239,15 +239,28 @@ async fn failed_sign_ins_count_across_processes() {
     one.add_user("ann", "inspector")
         .add_user("bob", "inspector");
     let (a, b) = (one.url(""), two.url(""));
-    let per_user = wardcheck_server::limits::LOGIN_FAILURES_PER_USER;
-    for i in 0..per_user {
+    // Guesses at ann from one address, alternating processes: the free ones, then each
+    // after its pause, until the pair is locked; the pauses and the lock hold on both.
+    let free = wardcheck_server::limits::LOGIN_FREE_FAILURES;
+    let per_pair = wardcheck_server::limits::LOGIN_FAILURES_PER_PAIR;
+    for i in 0..per_pair {
         let base = if i % 2 == 0 { &a } else { &b };
+        if i >= free {
+            // Too soon, on the other process: held back by the pause the first set.
+            let other = if i % 2 == 0 { &b } else { &a };
+            let err = login(other, "ann", "too soon", "attacker")
+                .await
+                .expect_err("within the pause, refused");
+            assert!(err.to_string().contains("429"), "paused on {other}: {err}");
+            let pause = wardcheck_server::logins::pause_after(i);
+            tokio::time::sleep(pause).await;
+        }
         let err = login(base, "ann", "a wrong guess", "attacker")
             .await
             .expect_err("a wrong password is refused");
-        assert!(err.to_string().contains("401"), "{err}");
+        assert!(err.to_string().contains("401"), "guess {i}: {err}");
     }
-    // The next guess, on either process, waits, even with the right password.
+    // Locked, on either process, even with the right password.
     for base in [&a, &b] {
         let err = login(base, "ann", PASSWORD, "tablet")
             .await
@@ -255,8 +268,8 @@ async fn failed_sign_ins_count_across_processes() {
         assert!(err.to_string().contains("429"), "limited on {base}: {err}");
     }
     // Another user is not held back by ann's failures, and a sign-in that proves right
-    // forgets that user's own.
-    for _ in 0..per_user - 1 {
+    // forgets that user's own from that address.
+    for _ in 0..free - 1 {
         login(&b, "bob", "a wrong guess", "attacker")
             .await
             .expect_err("a wrong password is refused");
@@ -264,7 +277,7 @@ async fn failed_sign_ins_count_across_processes() {
     login(&a, "bob", PASSWORD, "tablet")
         .await
         .expect("bob signs in on the other process");
-    for _ in 0..per_user - 1 {
+    for _ in 0..free - 1 {
         login(&b, "bob", "a wrong guess", "attacker")
             .await
             .expect_err("a wrong password is refused");

@@ -109,7 +109,34 @@ both!(
     audit_log_is_one_chain,
     concurrent_audit_stays_one_chain,
     damage_to_the_audit_log_shows,
+    sign_in_addresses_are_remembered,
 );
+
+/// Where a user signed in from, and when last (`logins.rs`): known from then on, never
+/// moved back, per user and address.
+fn sign_in_addresses_are_remembered(b: &Backend) {
+    let s = &*b.storage;
+    assert!(!s.login_known("ann", "a:10.0.0.1", at(0)).unwrap());
+    s.remember_login("ann", "a:10.0.0.1", at(1_000)).unwrap();
+    assert!(s.login_known("ann", "a:10.0.0.1", at(1_000)).unwrap());
+    assert!(
+        !s.login_known("ann", "a:10.0.0.1", at(1_001)).unwrap(),
+        "too long ago"
+    );
+    assert!(
+        !s.login_known("bob", "a:10.0.0.1", at(0)).unwrap(),
+        "another user"
+    );
+    assert!(
+        !s.login_known("ann", "a:10.0.0.2", at(0)).unwrap(),
+        "another address"
+    );
+    // An older sign-in arriving late does not move it back; a newer one moves it on.
+    s.remember_login("ann", "a:10.0.0.1", at(500)).unwrap();
+    assert!(s.login_known("ann", "a:10.0.0.1", at(1_000)).unwrap());
+    s.remember_login("ann", "a:10.0.0.1", at(2_000)).unwrap();
+    assert!(s.login_known("ann", "a:10.0.0.1", at(2_000)).unwrap());
+}
 
 fn at(secs: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(1_780_000_000 + secs, 0).unwrap()

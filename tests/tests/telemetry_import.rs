@@ -1224,3 +1224,90 @@ fn the_secure_configuration_assessment_is_merged_into_its_days_endpoints() {
         "m2 is gone from the new export: {err}"
     );
 }
+
+/// `telemetry prune --keep-days N`: the snapshots of days more than N days ago go, with
+/// their rows and endpoint tables, except the newest of each kind; trusts stay; audited.
+#[test]
+fn prune_removes_old_snapshots_but_never_the_newest_of_a_kind() {
+    let (s, dir) = server();
+    let today = chrono::Utc::now().date_naive();
+    let day = |ago: u64| (today - chrono::Days::new(ago)).to_string();
+    for (i, ago) in [200u64, 100, 1].into_iter().enumerate() {
+        let rows: Vec<String> = (0..=i)
+            .map(|n| ep(&format!("dev-{ago}-{n}"), &format!("PC{n}"), "RJ1", "RJ121"))
+            .collect();
+        import_ok(
+            &s,
+            "endpoints",
+            &write(dir.path(), &format!("e{ago}.csv"), csv(&rows)),
+            &day(ago),
+        );
+    }
+    let net = "device_id,trust,site,vendor,model,firmware,vendor_supported,last_rule_review,\
+               admin_interface_exposed\n\
+               fw-1,RJ1,RJ121,Palo Alto,PA-5220,10.2.4,true,2026-03-01,no\n";
+    import_ok(&s, "network", &write(dir.path(), "n.csv", net), &day(200));
+    let before = snapshots(&s);
+    let old: Vec<i64> = before
+        .iter()
+        .filter(|x| x.kind == Kind::Endpoints && x.as_of < today - chrono::Days::new(90))
+        .map(|x| x.id)
+        .collect();
+    assert_eq!(old.len(), 2);
+
+    let out = s.cli(&["telemetry", "prune", "--keep-days", "90"], "");
+    assert!(
+        out.contains("2 snapshots older than 90 days removed"),
+        "{out}"
+    );
+    let after = snapshots(&s);
+    let kinds: Vec<(Kind, String)> = after
+        .iter()
+        .map(|x| (x.kind, x.as_of.to_string()))
+        .collect();
+    assert!(kinds.contains(&(Kind::Endpoints, day(1))), "{kinds:?}");
+    assert!(
+        kinds.contains(&(Kind::Network, day(200))),
+        "the only network snapshot stays, however old: {kinds:?}"
+    );
+    assert!(kinds.iter().any(|(k, _)| *k == Kind::Trusts));
+    assert_eq!(after.len(), before.len() - 2);
+    // Their rows and tables are gone; the view reads the newest only.
+    let db = rusqlite::Connection::open(s.data().join("telemetry.db")).unwrap();
+    for id in old {
+        let tables: i64 = db
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = ?1",
+                [format!("endpoints_{id}")],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 0, "endpoints_{id} dropped");
+        let counts: i64 = db
+            .query_row(
+                "SELECT count(*) FROM endpoint_counts WHERE snapshot = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(counts, 0);
+    }
+    assert_eq!(
+        rows(&s, Kind::Endpoints),
+        3,
+        "the newest snapshot's three rows"
+    );
+    let audit = s.cli(&["audit", "tail", "-n", "20"], "");
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("telemetry_prune") && l.contains("2 snapshots")),
+        "{audit}"
+    );
+    // Again: nothing left to remove.
+    let out = s.cli(&["telemetry", "prune"], "");
+    assert!(
+        out.contains("0 snapshots older than 90 days removed"),
+        "{out}"
+    );
+}

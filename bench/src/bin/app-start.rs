@@ -114,8 +114,8 @@ fn binary(given: Option<PathBuf>, here: &Path, name: &str) -> Result<PathBuf> {
     let path = given.unwrap_or_else(|| here.join(name));
     ensure!(
         path.is_file(),
-        "{} not found: build it first (cargo build --profile app -p wardcheck-app && cargo \
-         build --release -p wardcheck-server -p wardcheck-bench), or pass --app / --server",
+        "{} not found: build it first (cargo build --profile app -p wardcheck-app --features test-keystore && \
+         cargo build --release -p wardcheck-server -p wardcheck-bench), or pass --app / --server",
         path.display()
     );
     Ok(path)

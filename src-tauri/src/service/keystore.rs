@@ -22,6 +22,11 @@ use rand::RngExt;
 use serde::Serialize;
 use wardcheck_core::store::StoreKey;
 
+/// Whether this build honours [`TEST_KEYSTORE_ENV`]: debug builds (tests), and builds
+/// made with the `test-keystore` feature (the start-up benchmark's, on a machine with no
+/// keychain). Release builds as shipped do not.
+pub const TEST_KEYSTORE_ALLOWED: bool = cfg!(any(debug_assertions, feature = "test-keystore"));
+
 /// The environment variable that selects the test keystore (a folder).
 pub const TEST_KEYSTORE_ENV: &str = "WARDCHECK_TEST_KEYSTORE";
 /// The keychain service name the app's entries are filed under.
@@ -80,11 +85,26 @@ pub enum KeystoreChoice {
 }
 
 impl KeystoreChoice {
-    /// `WARDCHECK_TEST_KEYSTORE=<folder>` selects the test keystore; otherwise the OS
-    /// keychain.
+    /// `WARDCHECK_TEST_KEYSTORE=<folder>` selects the test keystore, in builds that allow
+    /// it ([`TEST_KEYSTORE_ALLOWED`]); otherwise the OS keychain.
     pub fn from_env() -> Self {
-        match std::env::var_os(TEST_KEYSTORE_ENV) {
-            Some(dir) if !dir.is_empty() => KeystoreChoice::TestDir(PathBuf::from(dir)),
+        Self::choose(std::env::var_os(TEST_KEYSTORE_ENV), TEST_KEYSTORE_ALLOWED)
+    }
+
+    /// The choice for the variable's value `given` in a build that does (or does not)
+    /// allow the test keystore. A release build refuses it: the variable is ignored
+    /// (said in the log) and the OS keychain is used, so that no one can have an installed
+    /// app keep its key in a file beside the data it protects.
+    pub fn choose(given: Option<std::ffi::OsString>, allowed: bool) -> Self {
+        match given {
+            Some(dir) if !dir.is_empty() && allowed => KeystoreChoice::TestDir(PathBuf::from(dir)),
+            Some(dir) if !dir.is_empty() => {
+                tracing::warn!(
+                    "{TEST_KEYSTORE_ENV} is set, but this is a release build: the test keystore \
+                     is refused and the OS keychain is used"
+                );
+                KeystoreChoice::Os
+            }
             _ => KeystoreChoice::Os,
         }
     }
@@ -305,6 +325,21 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_release_build_refuses_the_test_keystore() {
+        let dir = Some(std::ffi::OsString::from("/tmp/keys"));
+        assert_eq!(
+            KeystoreChoice::choose(dir.clone(), true),
+            KeystoreChoice::TestDir(PathBuf::from("/tmp/keys"))
+        );
+        assert_eq!(KeystoreChoice::choose(dir, false), KeystoreChoice::Os);
+        assert_eq!(
+            KeystoreChoice::choose(Some("".into()), true),
+            KeystoreChoice::Os
+        );
+        assert_eq!(KeystoreChoice::choose(None, true), KeystoreChoice::Os);
+    }
 
     #[test]
     fn test_keystore_makes_a_key_once_and_keeps_files_private() {

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderValue;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream;
+use futures_util::{StreamExt, stream};
 
 use crate::auth::Caller;
 use crate::error::AppError;
@@ -19,10 +19,15 @@ pub(super) async fn events(
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let following = state.acting(&caller).follow(&id).await?;
+    let mut stopping = state.stopping.subscribe();
     let events = stream::unfold(following, |mut f| async move {
         let (name, data) = f.next().await?;
         let event = Event::default().event(name).data(data.to_string());
         Some((Ok::<_, Infallible>(event), f))
+    })
+    // Ends when the server stops; the browser's EventSource connects again by itself.
+    .take_until(async move {
+        let _ = stopping.wait_for(|s| *s).await;
     });
     let keep_alive = KeepAlive::new().interval(limits::EVENTS_KEEP_ALIVE);
     let mut res = Sse::new(events).keep_alive(keep_alive).into_response();

@@ -380,31 +380,37 @@ impl Acting<'_> {
     /// rights (a trust lead's holds what the trust lead reads), and audited.
     pub async fn inspection_csv(&self, id: &str) -> Result<Download, AppError> {
         let rec = self.exportable(id, "export").await?;
-        let g = self.gather_report(rec).await?;
-        let csv = pack::inspection_csv(
-            &g.view,
-            &g.checklist,
-            g.join.as_ref().ok(),
-            g.response.as_ref(),
-        );
-        let download = Download {
-            file_name: format!("wardcheck-{}-{}.csv", g.rec.trust, g.rec.id),
-            content_type: "text/csv; charset=utf-8",
-            sha256: hex::encode(Sha256::digest(&csv)),
-            bytes: csv,
-        };
-        self.export_audit(
-            &target(g.rec.id),
-            "csv",
-            format!(
-                "sha256 {}, {} bytes, audience {}",
-                download.sha256,
-                download.bytes.len(),
-                self.audience().as_str()
-            ),
-        )
-        .await?;
-        Ok(download)
+        // A turn like any export: it reads the documents and runs the join.
+        self.detached(|state, caller| async move {
+            let acting = state.acting(&caller);
+            let g = acting.gather_report(rec).await?;
+            let csv = pack::inspection_csv(
+                &g.view,
+                &g.checklist,
+                g.join.as_ref().ok(),
+                g.response.as_ref(),
+            );
+            let download = Download {
+                file_name: format!("wardcheck-{}-{}.csv", g.rec.trust, g.rec.id),
+                content_type: "text/csv; charset=utf-8",
+                sha256: hex::encode(Sha256::digest(&csv)),
+                bytes: csv,
+            };
+            acting
+                .export_audit(
+                    &target(g.rec.id),
+                    "csv",
+                    format!(
+                        "sha256 {}, {} bytes, audience {}",
+                        download.sha256,
+                        download.bytes.len(),
+                        acting.audience().as_str()
+                    ),
+                )
+                .await?;
+            Ok(download)
+        })
+        .await
     }
 
     /// Whether the caller may read a report made for `audience`.

@@ -466,7 +466,8 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     fn password_code(&self, name: &str) -> Result<Option<(String, DateTime<Utc>)>>;
     /// Uses a user's one-time code, in one transaction: removes it if it is still the
     /// code whose hash is `code_hash` and has not expired at `now`, and only then sets
-    /// the password and revokes every device of the user. How many devices it revoked;
+    /// the password, revokes every device of the user and forgets the addresses they
+    /// signed in from ([`Storage::login_known`]). How many devices it revoked;
     /// `None` when the code was used, replaced or expired meanwhile (nothing changed).
     fn use_password_code(
         &self,
@@ -681,18 +682,18 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     // several processes
     /// Whether failed sign-ins are counted here ([`Storage::begin_login`]), for limits
     /// that hold across the processes sharing this storage; if not, each process counts
-    /// its own (`auth::LoginLimiter`).
+    /// its own (`logins::LoginLimiter`).
     fn shares_logins(&self) -> bool {
         false
     }
-    /// Counts a sign-in attempt as a failure against each key (a user's, an address's)
-    /// at `now`, unless one of them has its most failures (the number beside it) within
-    /// `window` already: then the seconds until it has fewer. Returns the attempt's
-    /// records, for [`Storage::login_succeeded`]. The check and the count are one step
-    /// for every process. Only where [`Storage::shares_logins`].
+    /// Counts a sign-in attempt as a failure against each key at `now`, unless one of
+    /// them holds it back ([`crate::logins::LoginKey::holds_back`], its failures within
+    /// `window`): then the seconds to wait. Returns the attempt's records, for
+    /// [`Storage::login_succeeded`]. The check and the count are one step for every
+    /// process. Only where [`Storage::shares_logins`].
     fn begin_login(
         &self,
-        keys: &[(String, usize)],
+        keys: &[crate::logins::LoginKey],
         now: DateTime<Utc>,
         window: std::time::Duration,
     ) -> Result<std::result::Result<Vec<i64>, u64>> {
@@ -701,12 +702,22 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
             "this storage does not count sign-ins".into(),
         ))
     }
-    /// The attempt signed in: the failures of key `forget` (the user's) go, and the
-    /// attempt's records.
-    fn login_succeeded(&self, forget: &str, attempt: &[i64]) -> Result<()> {
+    /// The attempt signed in: the failures of the keys `forget` go, and the attempt's
+    /// records.
+    fn login_succeeded(&self, forget: &[String], attempt: &[i64]) -> Result<()> {
         let _ = (forget, attempt);
         Ok(())
     }
+    /// The attempt proved wrong: its records are dated `now` (when its answer goes out).
+    fn login_failed(&self, attempt: &[i64], now: DateTime<Utc>) -> Result<()> {
+        let _ = (attempt, now);
+        Ok(())
+    }
+    /// Whether `user` signed in from `addr` (a [`crate::logins::addr_key`]) at or after
+    /// `since`.
+    fn login_known(&self, user: &str, addr: &str, since: DateTime<Utc>) -> Result<bool>;
+    /// Remembers that `user` signed in from `addr` at `at`.
+    fn remember_login(&self, user: &str, addr: &str, at: DateTime<Utc>) -> Result<()>;
     /// What other processes commit to the same database, told as they commit it
     /// ([`Elsewhere`]): for a backend that several server processes share. `None` for
     /// one that only this process writes (SQLite's file). Called once, by the server as

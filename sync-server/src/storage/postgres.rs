@@ -336,6 +336,17 @@ CREATE TABLE password_codes (
     expires_at TEXT COLLATE \"C\" NOT NULL
 );
 ",
+    "
+-- Issue 15: where each user has signed in from (an address, or an IPv6 /64), and when
+-- last: from those, a user's right password works even while guesses from elsewhere
+-- hold their name back (`logins.rs`).
+CREATE TABLE login_addresses (
+    user_name TEXT COLLATE \"C\" NOT NULL,
+    addr TEXT COLLATE \"C\" NOT NULL,
+    last_ok TEXT COLLATE \"C\" NOT NULL,
+    PRIMARY KEY (user_name, addr)
+);
+",
 ];
 
 // Advisory lock keys. They share one space with anything else in the database that
@@ -1196,6 +1207,9 @@ impl Storage for PgStorage {
              WHERE NOT revoked AND user_id = (SELECT id FROM users WHERE name = $1)",
             &[&name],
         )?;
+        // Where the user signed in from is forgotten: after a break-in, the intruder's
+        // address is not one the user signs in from.
+        tx.execute("DELETE FROM login_addresses WHERE user_name = $1", &[&name])?;
         tx.commit()?;
         Ok(Some(revoked))
     }
@@ -2653,17 +2667,18 @@ impl Storage for PgStorage {
 
     fn begin_login(
         &self,
-        keys: &[(String, usize)],
+        keys: &[crate::logins::LoginKey],
         now: DateTime<Utc>,
         window: Duration,
     ) -> Result<std::result::Result<Vec<i64>, u64>> {
         let now_ms = now.timestamp_millis();
         let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
         let cutoff = now_ms.saturating_sub(window_ms);
+        let ago = |at: i64| Duration::from_millis(u64::try_from(now_ms - at).unwrap_or(0));
         self.write(|tx| {
-            let mut sorted: Vec<&(String, usize)> = keys.iter().collect();
-            sorted.sort();
-            for (key, _) in &sorted {
+            let mut sorted: Vec<&str> = keys.iter().map(|k| k.key.as_str()).collect();
+            sorted.sort_unstable();
+            for key in &sorted {
                 tx.execute(
                     "SELECT pg_advisory_xact_lock($1, hashtext($2))",
                     &[&LOGIN_LOCK, key],
@@ -2671,30 +2686,31 @@ impl Storage for PgStorage {
             }
             // What has left the window is forgotten (every key's: none is kept longer).
             tx.execute("DELETE FROM login_failures WHERE at < $1", &[&cutoff])?;
-            let mut wait: Option<u64> = None;
-            for (key, max) in keys {
+            let mut wait: Option<Duration> = None;
+            for k in keys {
                 let row = tx.query_one(
-                    "SELECT count(*), min(at) FROM login_failures WHERE key = $1",
-                    &[key],
+                    "SELECT count(*), min(at), max(at) FROM login_failures WHERE key = $1",
+                    &[&k.key],
                 )?;
                 let n: i64 = row.try_get(0)?;
-                let oldest: Option<i64> = row.try_get(1)?;
-                if let (true, Some(oldest)) = (n as usize >= *max, oldest) {
-                    let left_ms = (oldest + window_ms - now_ms).max(0) as u64;
-                    // Rounded up, so a client that waits exactly this long is let in.
-                    let secs = left_ms.div_ceil(1000).max(1);
-                    wait = Some(wait.unwrap_or(0).max(secs));
+                let (oldest, latest): (Option<i64>, Option<i64>) =
+                    (row.try_get(1)?, row.try_get(2)?);
+                if let (Some(oldest), Some(latest)) = (oldest, latest)
+                    && let Some(w) =
+                        k.holds_back(usize::try_from(n).unwrap_or(0), ago(oldest), ago(latest))
+                {
+                    wait = Some(wait.map_or(w, |x| x.max(w)));
                 }
             }
             if let Some(w) = wait {
-                return Ok(Err(w));
+                return Ok(Err(crate::logins::whole_seconds(w)));
             }
             let mut ids = Vec::with_capacity(keys.len());
-            for (key, _) in keys {
+            for k in keys {
                 let id: i64 = tx
                     .query_one(
                         "INSERT INTO login_failures (key, at) VALUES ($1, $2) RETURNING id",
-                        &[key, &now_ms],
+                        &[&k.key, &now_ms],
                     )?
                     .try_get(0)?;
                 ids.push(id);
@@ -2703,10 +2719,41 @@ impl Storage for PgStorage {
         })
     }
 
-    fn login_succeeded(&self, forget: &str, attempt: &[i64]) -> Result<()> {
+    fn login_succeeded(&self, forget: &[String], attempt: &[i64]) -> Result<()> {
         self.write(|tx| {
-            tx.execute("DELETE FROM login_failures WHERE key = $1", &[&forget])?;
+            tx.execute("DELETE FROM login_failures WHERE key = ANY($1)", &[&forget])?;
             tx.execute("DELETE FROM login_failures WHERE id = ANY($1)", &[&attempt])?;
+            Ok(())
+        })
+    }
+
+    fn login_failed(&self, attempt: &[i64], now: DateTime<Utc>) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE login_failures SET at = $2 WHERE id = ANY($1)",
+                &[&attempt, &now.timestamp_millis()],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn login_known(&self, user: &str, addr: &str, since: DateTime<Utc>) -> Result<bool> {
+        Ok(self
+            .conn()?
+            .query_opt(
+                "SELECT 1 FROM login_addresses WHERE user_name = $1 AND addr = $2 AND last_ok >= $3",
+                &[&user, &addr, &ts(since)],
+            )?
+            .is_some())
+    }
+
+    fn remember_login(&self, user: &str, addr: &str, at: DateTime<Utc>) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO login_addresses (user_name, addr, last_ok) VALUES ($1, $2, $3)
+                 ON CONFLICT (user_name, addr) DO UPDATE SET last_ok = GREATEST(login_addresses.last_ok, $3)",
+                &[&user, &addr, &ts(at)],
+            )?;
             Ok(())
         })
     }

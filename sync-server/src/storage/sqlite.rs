@@ -276,6 +276,17 @@ CREATE TABLE password_codes (
     expires_at TEXT NOT NULL
 );
 ",
+    "
+-- Issue 15: where each user has signed in from (an address, or an IPv6 /64), and when
+-- last: from those, a user's right password works even while guesses from elsewhere
+-- hold their name back (`logins.rs`).
+CREATE TABLE login_addresses (
+    user_name TEXT NOT NULL,
+    addr TEXT NOT NULL,
+    last_ok TEXT NOT NULL,
+    PRIMARY KEY (user_name, addr)
+) WITHOUT ROWID;
+",
 ];
 
 #[derive(Debug)]
@@ -700,6 +711,27 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
+    fn login_known(&self, user: &str, addr: &str, since: DateTime<Utc>) -> Result<bool> {
+        Ok(self
+            .reader()?
+            .query_row(
+                "SELECT 1 FROM login_addresses WHERE user_name = ?1 AND addr = ?2 AND last_ok >= ?3",
+                params![user, addr, ts(since)],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    fn remember_login(&self, user: &str, addr: &str, at: DateTime<Utc>) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO login_addresses (user_name, addr, last_ok) VALUES (?1, ?2, ?3)
+             ON CONFLICT (user_name, addr) DO UPDATE SET last_ok = max(last_ok, ?3)",
+            params![user, addr, ts(at)],
+        )?;
+        Ok(())
+    }
+
     fn password_code(&self, name: &str) -> Result<Option<(String, DateTime<Utc>)>> {
         Ok(self
             .reader()?
@@ -734,6 +766,12 @@ impl Storage for SqliteStorage {
         let revoked = tx.execute(
             "UPDATE devices SET revoked = 1
              WHERE revoked = 0 AND user_id = (SELECT id FROM users WHERE name = ?1)",
+            params![name],
+        )?;
+        // Where the user signed in from is forgotten: after a break-in, the intruder's
+        // address is not one the user signs in from.
+        tx.execute(
+            "DELETE FROM login_addresses WHERE user_name = ?1",
             params![name],
         )?;
         tx.commit()?;

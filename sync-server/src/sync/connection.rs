@@ -82,6 +82,13 @@ struct Conn {
     heavy: Arc<tokio::sync::Semaphore>,
 }
 
+/// Resolves once the server is stopping ([`AppState::stopping`]).
+async fn stopped(stopping: &mut tokio::sync::watch::Receiver<bool>) {
+    if stopping.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Serves one upgraded connection until it closes.
 pub(crate) async fn serve(mut socket: WebSocket, app: AppState, caller: Caller) {
     let (id, inbox) = app.docs.connection();
@@ -110,8 +117,21 @@ pub(crate) async fn serve(mut socket: WebSocket, app: AppState, caller: Caller) 
         .checked_sub(limits::MAX_PUSH_GAP)
         .unwrap_or_else(tokio::time::Instant::now);
     let mut push_at: Option<tokio::time::Instant> = None;
+    let mut stopping = conn.app.stopping.subscribe();
     loop {
         let flow = tokio::select! {
+            // The server is stopping: closed between messages (a change being stored has
+            // been committed and answered), with a reason the app shows and retries on.
+            () = stopped(&mut stopping) => {
+                tracing::debug!(connection = conn.id, "the server is stopping; closing");
+                let _ = socket
+                    .send(Message::Close(Some(CloseFrame {
+                        code: close_code::AWAY,
+                        reason: "the server is restarting: reconnect in a moment".into(),
+                    })))
+                    .await;
+                Flow::Close
+            }
             incoming = socket.recv() => {
                 heard = Instant::now();
                 conn.on_frame(&mut socket, incoming).await
@@ -225,6 +245,11 @@ impl Conn {
         match self.storage(move |s| s.device_live(id)).await {
             Ok(Ok(true)) => {
                 self.device_checked = Instant::now();
+                // An open connection is a device in use: its token stays renewed.
+                let now = chrono::Utc::now();
+                if self.app.activity.seen(id, now) {
+                    let _ = self.storage(move |s| s.touch_devices(&[(id, now)])).await;
+                }
                 Flow::Continue
             }
             Ok(Ok(false)) => {

@@ -124,7 +124,11 @@ async fn upgrade(
     ws.max_message_size(limits::MAX_WS_MESSAGE)
         .max_frame_size(limits::MAX_WS_FRAME)
         .on_upgrade(move |socket| async move {
+            // Counted while it lives: a stopping server waits for it to close.
+            let live = state.live_sync.clone();
+            live.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             connection::serve(socket, state, caller).await;
+            live.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
             drop(counted);
         })
 }

@@ -40,6 +40,13 @@ pub enum TelemetryCommand {
     },
     /// List the snapshots held, oldest day first.
     Snapshots,
+    /// Retention: remove the snapshots of days more than N days ago (their rows and
+    /// counts), keeping the newest of each kind whatever its age (the join reads it).
+    /// Trusts are never removed. Audited.
+    Prune {
+        #[arg(long, default_value_t = 90)]
+        keep_days: u32,
+    },
     /// List the trusts that telemetry rows may name.
     Trusts,
 }
@@ -101,6 +108,24 @@ pub fn run(
                     s.imported_by
                 );
             }
+            Ok(())
+        }
+        TelemetryCommand::Prune { keep_days } => {
+            let gone = storage.prune_snapshots(keep_days, today())?;
+            for s in &gone {
+                println!(
+                    "removed\t{}\t{}\t{}\t{} rows\t{}",
+                    s.id, s.kind, s.as_of, s.rows, s.sha256
+                );
+            }
+            println!(
+                "{} snapshots older than {keep_days} days removed (the newest of each kind kept)",
+                gone.len()
+            );
+            audit(
+                "telemetry_prune",
+                &format!("{} snapshots, keep {keep_days} days", gone.len()),
+            )?;
             Ok(())
         }
         TelemetryCommand::Trusts => {

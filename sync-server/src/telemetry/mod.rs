@@ -164,6 +164,7 @@ mod counts;
 pub use counts::sensor_of;
 mod fields;
 mod import;
+mod prune;
 mod read;
 mod rows;
 mod shared;
@@ -585,6 +586,13 @@ pub trait TelemetryStore: Send + Sync {
     /// Where uploads are spooled before they are imported: on the data folder's disk,
     /// not in a temporary folder that may be memory.
     fn telemetry_upload_dir(&self) -> PathBuf;
+    /// Removes snapshots older than `keep_days` before `today`, keeping the newest of
+    /// each kind (`telemetry prune`); returns those removed.
+    fn prune_snapshots(
+        &self,
+        keep_days: u32,
+        today: NaiveDate,
+    ) -> Result<Vec<Snapshot>, TelemetryError>;
 }
 
 /// Today in UTC: the default `as_of`.

@@ -455,6 +455,14 @@ fn trust_row(r: &Row<'_>) -> rusqlite::Result<Trust> {
 }
 
 impl TelemetryStore for TelemetryDb {
+    fn prune_snapshots(
+        &self,
+        keep_days: u32,
+        today: NaiveDate,
+    ) -> Result<Vec<Snapshot>, TelemetryError> {
+        self.prune(keep_days, today)
+    }
+
     fn import_telemetry(
         &self,
         req: &ImportRequest<'_>,
