@@ -17,6 +17,7 @@
 
 mod commands;
 pub mod error;
+pub mod instance;
 pub mod service;
 pub mod webview;
 
@@ -75,6 +76,33 @@ pub fn run() {
         ])
         .setup(|app| {
             let data_dir = app.path().app_data_dir()?;
+            // One app per data folder: a second start shows the first's window and
+            // ends, before it opens the store or starts a sync worker.
+            match instance::claim(&data_dir)? {
+                instance::Claim::First(first) => {
+                    let handle = app.handle().clone();
+                    first.serve(move || {
+                        if let Some(w) = handle.get_webview_window("main") {
+                            let _ = w.unminimize();
+                            let _ = w.show();
+                            let _ = w.set_focus();
+                        }
+                    });
+                }
+                instance::Claim::Running(asked) => {
+                    match asked {
+                        Ok(()) => eprintln!(
+                            "Wardcheck is already running on this account: its window was \
+                             brought to the front"
+                        ),
+                        Err(why) => eprintln!(
+                            "Wardcheck is already running on this account (its window could \
+                             not be brought to the front: {why})"
+                        ),
+                    }
+                    std::process::exit(0);
+                }
+            }
             let service = App::open(Config::new(data_dir, KeystoreChoice::from_env()));
             app.manage(service.clone());
 

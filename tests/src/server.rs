@@ -423,7 +423,16 @@ fn spawn(data: &Path, listen: &str, options: &ServeOptions) -> Result<(Child, St
         ),
         None => Stdio::inherit(),
     };
-    let mut child = server_command(data)
+    let mut command = server_command(data);
+    // The access log (a line per request) only where a test reads the log: in the test's
+    // own output it would bury what matters.
+    if options.log.is_none() && std::env::var_os("RUST_LOG").is_none() {
+        command.env(
+            "RUST_LOG",
+            "wardcheck_server=info,wardcheck_server::access=off,warn",
+        );
+    }
+    let mut child = command
         .args(["serve", "--listen", listen])
         .args(&options.args)
         .envs(options.env.iter().map(|(k, v)| (k, v)))

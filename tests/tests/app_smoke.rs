@@ -128,6 +128,50 @@ fn app_starts_renders_and_stops_cleanly() {
     }
     display.screenshot("app-smoke.png");
 
+    // 3b. A second start on the same data folder hands over to the first and ends at
+    //     once: it opens no store and starts no second sync worker. The first runs on.
+    let second_log = scratch.path().join("second.log");
+    let mut second = Command::new(&app_path);
+    second
+        .env("DISPLAY", &display.name)
+        .env_remove("WAYLAND_DISPLAY")
+        .env("GDK_BACKEND", "x11")
+        .env("NO_AT_BRIDGE", "1")
+        .env("XDG_DATA_HOME", scratch.path().join("data"))
+        .env("XDG_CONFIG_HOME", scratch.path().join("config"))
+        .env("XDG_CACHE_HOME", scratch.path().join("cache"))
+        .env("WARDCHECK_TEST_KEYSTORE", scratch.path().join("keys"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(&second_log).expect("the second start's log"));
+    let mut second = Group::spawn("wardcheck-app (second)", second);
+    let deadline = Instant::now() + WINDOW_TIMEOUT;
+    let ended = loop {
+        if let Some(status) = second.exited() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            second.stop();
+            failed(&mut app, "a second start did not end");
+        }
+        thread::sleep(POLL);
+    };
+    let said = fs::read_to_string(&second_log).unwrap_or_default();
+    assert!(
+        ended.success(),
+        "the second start ends successfully: {ended:?}\n{said}"
+    );
+    assert!(
+        said.contains("already running") && said.contains("brought to the front"),
+        "it says it handed over: {said}"
+    );
+    if let Some(status) = app.exited() {
+        failed(
+            &mut app,
+            &format!("the first start exited ({status}) when a second came"),
+        );
+    }
+
     // 4. It stops on SIGTERM, and nothing of it is left running.
     let stopped = app.stop();
     assert!(

@@ -135,13 +135,24 @@ pub(crate) fn is_certificate_refusal(text: &str) -> bool {
     text.contains("certificate") || text.contains("cert_") || text.contains("x509")
 }
 
-/// An HTTP client with the app's timeouts.
+/// An HTTP client with the app's timeouts, TLS 1.2 or later, and no redirects followed:
+/// a redirect could take the password or the device token to another address (or from
+/// https to http), so a 3xx is an answer the app refuses, never a hop it takes.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .connect_timeout(limits::CONNECT_TIMEOUT)
         .timeout(limits::REQUEST_TIMEOUT)
+        .min_tls_version(reqwest::tls::Version::TLS_1_2)
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("an HTTP client with timeouts builds")
+}
+
+/// The WebSocket's TLS: the platform's trust store, TLS 1.2 or later.
+pub fn ws_tls() -> Result<native_tls::TlsConnector, native_tls::Error> {
+    native_tls::TlsConnector::builder()
+        .min_protocol_version(Some(native_tls::Protocol::Tlsv12))
+        .build()
 }
 
 /// The server address as typed, checked and normalised: `https://host[:port]`, or
@@ -633,6 +644,31 @@ pub async fn report_wiped(
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn a_redirect_is_never_followed() {
+        // A server that answers every request with a redirect to another address.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            if let Ok((mut s, _)) = listener.accept() {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(
+                    b"HTTP/1.1 307 Temporary Redirect\r\nLocation: http://203.0.113.9/steal\r\n\
+                      Content-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+        let res = client()
+            .post(format!("http://{addr}/api/v1/login"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 307, "answered, not followed");
+    }
+
     use super::*;
 
     #[test]

@@ -85,12 +85,16 @@ impl Default for Backoff {
 }
 
 impl Backoff {
-    /// The wait before the next attempt; each call doubles the one after, up to
-    /// [`limits::BACKOFF_MAX`].
+    /// The wait before the next attempt: between half and all of a step that doubles on
+    /// each call, up to [`limits::BACKOFF_MAX`]. The random part ("equal jitter") spreads
+    /// out the tablets that lost the server at the same moment (a restart), so that they
+    /// do not all come back in the same second.
     pub fn next_wait(&mut self) -> Duration {
-        let wait = self.next;
+        use rand::RngExt;
+        let step = self.next;
         self.next = (self.next * 2).min(limits::BACKOFF_MAX);
-        wait
+        let half = step / 2;
+        half + step.mul_f64(rand::rng().random_range(0.0..=0.5))
     }
 
     pub fn reset(&mut self) {
@@ -405,7 +409,14 @@ async fn open(server: &str, token: &str) -> Result<Ws, End> {
     let config = tungstenite::protocol::WebSocketConfig::default()
         .max_message_size(Some(wardcheck_core::sync::MAX_MESSAGE_BYTES))
         .max_frame_size(Some(wardcheck_core::sync::MAX_MESSAGE_BYTES));
-    let connect = tokio_tungstenite::connect_async_with_config(req, Some(config), false);
+    let tls = remote::ws_tls()
+        .map_err(|e| End::Refused(format!("the platform's TLS cannot be set up: {e}")))?;
+    let connect = tokio_tungstenite::connect_async_tls_with_config(
+        req,
+        Some(config),
+        false,
+        Some(tokio_tungstenite::Connector::NativeTls(tls)),
+    );
     match tokio::time::timeout(limits::CONNECT_TIMEOUT, connect).await {
         Err(_) => Err(End::Offline("connecting timed out".into())),
         Ok(Ok((ws, _))) => Ok(ws),
@@ -1092,11 +1103,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_up_to_the_cap_and_resets() {
-        let mut b = Backoff::default();
-        let waits: Vec<u64> = (0..7).map(|_| b.next_wait().as_secs()).collect();
-        assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30]);
-        b.reset();
-        assert_eq!(b.next_wait().as_secs(), 1);
+    fn backoff_doubles_up_to_the_cap_with_jitter_and_resets() {
+        let steps = [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0];
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..20 {
+            let mut b = Backoff::default();
+            for step in steps {
+                let w = b.next_wait().as_secs_f64();
+                assert!(w >= step / 2.0 && w <= step, "{w} s for a {step} s step");
+                seen.insert(w.to_bits());
+            }
+            b.reset();
+            assert!(b.next_wait().as_secs_f64() <= 1.0);
+        }
+        assert!(seen.len() > steps.len(), "the waits vary");
     }
 }
