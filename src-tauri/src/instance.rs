@@ -16,18 +16,25 @@
 //! (which the OS releases when the process ends) and a loopback socket.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::RngExt;
 
-/// The lock file in the data folder.
+/// The lock file in the data folder (locked, never read: on Windows a locked file
+/// cannot be read by another process).
 pub const LOCK_FILE: &str = "instance.lock";
-/// How long a second start waits for the first to answer.
+/// Where the first start says how to reach it: `PORT TOKEN`.
+pub const PORT_FILE: &str = "instance.port";
+/// How long a second start waits for the first to answer (and a first start for a
+/// request to arrive whole).
 const HANDOVER_TIMEOUT: Duration = Duration::from_secs(5);
-/// The most a request may be (a token and a word).
+/// How long a second start waits for the first to write where it listens (two starts
+/// at the same moment).
+const PORT_FILE_WAIT: Duration = Duration::from_secs(3);
+/// The most a request may be (a word and a token).
 const MAX_REQUEST: u64 = 256;
 
 /// This start's place.
@@ -35,8 +42,8 @@ const MAX_REQUEST: u64 = 256;
 pub enum Claim {
     /// The first: it holds the lock, and `listener` hears later starts.
     First(First),
-    /// Another start runs on this data folder; it was asked to show its window
-    /// (`Ok`), or could not be reached (`Err`, why).
+    /// Another start runs on this data folder; it showed its window (`Ok`), or could
+    /// not be reached (`Err`, why).
     Running(Result<(), String>),
 }
 
@@ -50,81 +57,117 @@ pub struct First {
 }
 
 impl First {
-    /// Calls `show` for each later start that asks (a thread of its own, for the app's
-    /// life).
-    pub fn serve(self, show: impl Fn() + Send + 'static) {
+    /// Calls `show` for each later start that asks with the token, and tells it so (a
+    /// thread of its own for the app's life; each request on its own thread, with a
+    /// deadline, so that a slow or silent local connection holds up nobody).
+    pub fn serve(self, show: impl Fn() + Send + Sync + 'static) {
+        let show = std::sync::Arc::new(show);
         std::thread::Builder::new()
             .name("wardcheck-instance".into())
             .spawn(move || {
                 let _lock = self._lock;
                 for stream in self.listener.incoming() {
                     let Ok(stream) = stream else { continue };
-                    if asked_to_show(stream, &self.token) {
-                        tracing::info!("another start of the app asked for the window");
-                        show();
-                    }
+                    let (token, show) = (self.token.clone(), show.clone());
+                    let _ = std::thread::Builder::new()
+                        .name("wardcheck-instance-request".into())
+                        .spawn(move || {
+                            if let Some(mut stream) = asked_to_show(stream, &token) {
+                                tracing::info!("another start of the app asked for the window");
+                                show();
+                                let _ = stream.write_all(b"ok\n");
+                            }
+                        });
                 }
             })
             .expect("a thread for the instance listener");
     }
 }
 
-/// Whether `stream` carries `show TOKEN` with the right token.
-fn asked_to_show(stream: TcpStream, token: &str) -> bool {
+/// The stream back, if it carried `show TOKEN` with the right token within the deadline.
+fn asked_to_show(stream: TcpStream, token: &str) -> Option<TcpStream> {
+    let deadline = Instant::now() + HANDOVER_TIMEOUT;
     let _ = stream.set_read_timeout(Some(HANDOVER_TIMEOUT));
+    let reply = stream.try_clone().ok()?;
+    let mut reader = BufReader::new(stream.take(MAX_REQUEST));
     let mut line = String::new();
-    let read = BufReader::new(stream.take(MAX_REQUEST)).read_line(&mut line);
-    read.is_ok() && line.trim_end() == format!("show {token}")
+    // read_line returns once a whole line (or the cap) is in; a trickle that outlasts
+    // the deadline is dropped.
+    reader.read_line(&mut line).ok()?;
+    (Instant::now() <= deadline && line.trim_end() == format!("show {token}")).then_some(reply)
+}
+
+/// Opens `path` for reading and writing, made readable by this user only.
+fn private_file(path: &Path, truncate: bool) -> std::io::Result<File> {
+    let mut o = OpenOptions::new();
+    o.read(true).write(true).create(true).truncate(truncate);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o.open(path)
 }
 
 /// Claims `data_dir` for this start, or hands over to the start that holds it.
 pub fn claim(data_dir: &Path) -> std::io::Result<Claim> {
-    std::fs::create_dir_all(data_dir)?;
-    let path = data_dir.join(LOCK_FILE);
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)?;
-    match file.try_lock() {
+    let mut dir = std::fs::DirBuilder::new();
+    dir.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut dir, 0o700);
+    dir.create(data_dir)?;
+    let lock = private_file(&data_dir.join(LOCK_FILE), false)?;
+    match lock.try_lock() {
         Ok(()) => {
             let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
             let token: String = {
                 let bytes: [u8; 16] = rand::rng().random();
                 bytes.iter().map(|b| format!("{b:02x}")).collect()
             };
-            file.set_len(0)?;
-            file.seek(SeekFrom::Start(0))?;
-            writeln!(file, "{} {token}", listener.local_addr()?.port())?;
-            file.sync_all()?;
+            let mut port = private_file(&data_dir.join(PORT_FILE), true)?;
+            writeln!(port, "{} {token}", listener.local_addr()?.port())?;
+            port.sync_all()?;
             Ok(Claim::First(First {
-                _lock: file,
+                _lock: lock,
                 listener,
                 token,
             }))
         }
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let mut text = String::new();
-            file.read_to_string(&mut text)?;
-            Ok(Claim::Running(hand_over(&text)))
-        }
+        Err(std::fs::TryLockError::WouldBlock) => Ok(Claim::Running(hand_over(data_dir))),
         Err(std::fs::TryLockError::Error(e)) => Err(e),
     }
 }
 
-/// Asks the start whose lock file says `text` (`PORT TOKEN`) to show its window.
-fn hand_over(text: &str) -> Result<(), String> {
+/// Asks the start holding `data_dir` to show its window, and waits for its "ok".
+fn hand_over(data_dir: &Path) -> Result<(), String> {
+    // The first start writes where it listens right after it takes the lock: two
+    // starts at the same moment wait for it a little.
+    let deadline = Instant::now() + PORT_FILE_WAIT;
+    let text = loop {
+        let text = std::fs::read_to_string(data_dir.join(PORT_FILE)).unwrap_or_default();
+        if text.ends_with('\n') || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let (port, token) = text
         .trim()
         .split_once(' ')
-        .ok_or("the running app's lock file says nothing yet")?;
-    let port: u16 = port.parse().map_err(|_| "the lock file is damaged")?;
+        .ok_or("the running app has not said where it listens")?;
+    let port: u16 = port.parse().map_err(|_| "its port file is damaged")?;
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut s = TcpStream::connect_timeout(&addr, HANDOVER_TIMEOUT).map_err(|e| e.to_string())?;
     s.set_write_timeout(Some(HANDOVER_TIMEOUT))
         .map_err(|e| e.to_string())?;
-    writeln!(s, "show {token}").map_err(|e| e.to_string())
+    s.set_read_timeout(Some(HANDOVER_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    writeln!(s, "show {token}").map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    BufReader::new(s.take(16))
+        .read_line(&mut answer)
+        .map_err(|e| e.to_string())?;
+    if answer.trim_end() == "ok" {
+        Ok(())
+    } else {
+        Err("the running app did not answer".into())
+    }
 }
 
 #[cfg(test)]
@@ -160,6 +203,17 @@ mod tests {
             panic!("first");
         };
         let port = first.listener.local_addr().unwrap().port();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            for f in [LOCK_FILE, PORT_FILE] {
+                let mode = std::fs::metadata(dir.path().join(f))
+                    .unwrap()
+                    .permissions()
+                    .mode();
+                assert_eq!(mode & 0o077, 0, "{f} is this user's only");
+            }
+        }
         let (tx, rx) = mpsc::channel();
         first.serve(move || {
             let _ = tx.send(());

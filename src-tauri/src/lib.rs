@@ -95,10 +95,13 @@ pub fn run() {
                             "Wardcheck is already running on this account: its window was \
                              brought to the front"
                         ),
-                        Err(why) => eprintln!(
-                            "Wardcheck is already running on this account (its window could \
-                             not be brought to the front: {why})"
-                        ),
+                        Err(why) => {
+                            eprintln!(
+                                "Wardcheck is already running on this account, but its window \
+                                 could not be brought to the front: {why}"
+                            );
+                            std::process::exit(1);
+                        }
                     }
                     std::process::exit(0);
                 }

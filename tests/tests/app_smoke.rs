@@ -45,20 +45,8 @@ fn app_starts_renders_and_stops_cleanly() {
 
     let log_path = scratch.path().join("app.log");
     let log = File::create(&log_path).expect("creating the app's log file");
-    let mut command = Command::new(&app_path);
+    let mut command = app_command(&app_path, &display.name, scratch.path());
     command
-        .env("DISPLAY", &display.name)
-        // Always X11 on the private display, even on a developer's Wayland session.
-        .env_remove("WAYLAND_DISPLAY")
-        .env("GDK_BACKEND", "x11")
-        .env("NO_AT_BRIDGE", "1")
-        // Keep WebKit's caches and the app's data out of the real home folder.
-        .env("XDG_DATA_HOME", scratch.path().join("data"))
-        .env("XDG_CONFIG_HOME", scratch.path().join("config"))
-        .env("XDG_CACHE_HOME", scratch.path().join("cache"))
-        // No keychain on a test machine: the test-only keystore (README), so the app
-        // opens its store and shows its sign-in page.
-        .env("WARDCHECK_TEST_KEYSTORE", scratch.path().join("keys"))
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("cloning the log handle"))
         .stderr(log);
@@ -131,16 +119,8 @@ fn app_starts_renders_and_stops_cleanly() {
     // 3b. A second start on the same data folder hands over to the first and ends at
     //     once: it opens no store and starts no second sync worker. The first runs on.
     let second_log = scratch.path().join("second.log");
-    let mut second = Command::new(&app_path);
+    let mut second = app_command(&app_path, &display.name, scratch.path());
     second
-        .env("DISPLAY", &display.name)
-        .env_remove("WAYLAND_DISPLAY")
-        .env("GDK_BACKEND", "x11")
-        .env("NO_AT_BRIDGE", "1")
-        .env("XDG_DATA_HOME", scratch.path().join("data"))
-        .env("XDG_CONFIG_HOME", scratch.path().join("config"))
-        .env("XDG_CACHE_HOME", scratch.path().join("cache"))
-        .env("WARDCHECK_TEST_KEYSTORE", scratch.path().join("keys"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(File::create(&second_log).expect("the second start's log"));
@@ -178,6 +158,25 @@ fn app_starts_renders_and_stops_cleanly() {
         matches!(stopped, Stopped::OnTerm(_)),
         "the app should stop on SIGTERM within {STOP_TIMEOUT:?} with no process left in its group; got {stopped:?}"
     );
+}
+
+/// The app on `display`, its data, settings and caches in `scratch`.
+fn app_command(app_path: &std::path::Path, display: &str, scratch: &std::path::Path) -> Command {
+    let mut command = Command::new(app_path);
+    command
+        .env("DISPLAY", display)
+        // Always X11 on the private display, even on a developer's Wayland session.
+        .env_remove("WAYLAND_DISPLAY")
+        .env("GDK_BACKEND", "x11")
+        .env("NO_AT_BRIDGE", "1")
+        // Keep WebKit's caches and the app's data out of the real home folder.
+        .env("XDG_DATA_HOME", scratch.join("data"))
+        .env("XDG_CONFIG_HOME", scratch.join("config"))
+        .env("XDG_CACHE_HOME", scratch.join("cache"))
+        // No keychain on a test machine: the test-only keystore (README), so the app
+        // opens its store and shows its sign-in page.
+        .env("WARDCHECK_TEST_KEYSTORE", scratch.join("keys"));
+    command
 }
 
 fn build_app() -> PathBuf {

@@ -124,7 +124,8 @@ async fn the_documented_nginx_front_carries_https_the_client_address_and_the_web
     }
     let d = dir.display();
     let conf = format!(
-        "daemon off;\nuser root;\nworker_processes 1;\npid {d}/nginx.pid;\n\
+        // One process (no master and worker), so that stopping the child stops nginx.
+        "daemon off;\nmaster_process off;\nuser root;\npid {d}/nginx.pid;\n\
          error_log {d}/error.log;\nevents {{ worker_connections 128; }}\n\
          http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n\
          proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n\

@@ -238,28 +238,7 @@ pub(crate) fn import(
         steps.done("counts");
     }
     if let Some(old) = &previous {
-        match req.kind {
-            Kind::Endpoints => {
-                tx.execute_batch(&format!("DROP TABLE {}", store::endpoint_table(old.id)))?;
-                tx.execute(
-                    "DELETE FROM endpoint_counts WHERE snapshot = ?1",
-                    params![old.id],
-                )?;
-            }
-            Kind::Network | Kind::Alerts => {
-                tx.execute(
-                    &format!("DELETE FROM {} WHERE snapshot = ?1", req.kind.table()),
-                    params![old.id],
-                )?;
-            }
-            // Trusts are merged, never removed (see the module doc); an assessment's rows
-            // live only in the endpoint snapshot it was merged into.
-            Kind::Trusts | Kind::SecureConfig => {}
-        }
-        tx.execute(
-            "DELETE FROM telemetry_snapshots WHERE id = ?1",
-            params![old.id],
-        )?;
+        store::remove_snapshot(&tx, old.id, req.kind)?;
     }
     let mut warnings = warnings;
     if req.kind == Kind::SecureConfig {

@@ -35,29 +35,7 @@ impl TelemetryDb {
                 .collect::<rusqlite::Result<_>>()?
         };
         for s in &gone {
-            match s.kind {
-                Kind::Endpoints => {
-                    tx.execute_batch(&format!(
-                        "DROP TABLE IF EXISTS {}",
-                        store::endpoint_table(s.id)
-                    ))?;
-                    tx.execute(
-                        "DELETE FROM endpoint_counts WHERE snapshot = ?1",
-                        params![s.id],
-                    )?;
-                }
-                Kind::Network | Kind::Alerts => {
-                    tx.execute(
-                        &format!("DELETE FROM {} WHERE snapshot = ?1", s.kind.table()),
-                        params![s.id],
-                    )?;
-                }
-                Kind::Trusts | Kind::SecureConfig => {}
-            }
-            tx.execute(
-                "DELETE FROM telemetry_snapshots WHERE id = ?1",
-                params![s.id],
-            )?;
+            store::remove_snapshot(&tx, s.id, s.kind)?;
         }
         if gone.iter().any(|s| s.kind == Kind::Endpoints) {
             store::rebuild_endpoints_view(&tx)?;

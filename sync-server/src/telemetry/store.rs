@@ -229,6 +229,31 @@ pub(crate) fn create_endpoint_table(conn: &Connection, snapshot: i64) -> rusqlit
     ))
 }
 
+/// Removes snapshot `id` of `kind`: its rows (an endpoint snapshot's table and counts)
+/// and its record. Trusts are merged, never removed (their rows stay); an assessment's
+/// rows live only in the endpoint snapshot it was merged into. The endpoints view is the
+/// caller's to rebuild. Used by an import replacing a day, and by `telemetry prune`.
+pub(crate) fn remove_snapshot(conn: &Connection, id: i64, kind: Kind) -> rusqlite::Result<()> {
+    match kind {
+        Kind::Endpoints => {
+            conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", endpoint_table(id)))?;
+            conn.execute(
+                "DELETE FROM endpoint_counts WHERE snapshot = ?1",
+                params![id],
+            )?;
+        }
+        Kind::Network | Kind::Alerts => {
+            conn.execute(
+                &format!("DELETE FROM {} WHERE snapshot = ?1", kind.table()),
+                params![id],
+            )?;
+        }
+        Kind::Trusts | Kind::SecureConfig => {}
+    }
+    conn.execute("DELETE FROM telemetry_snapshots WHERE id = ?1", params![id])?;
+    Ok(())
+}
+
 /// The table that holds endpoint snapshot `snapshot`'s rows (the view `endpoints` reads
 /// through all of them; a query that scans many rows of one snapshot is faster here).
 pub fn endpoint_table(snapshot: i64) -> String {
