@@ -42,6 +42,11 @@ pub struct Login {
     /// The Automerge actors (hex) the device writes with, bound to the user at sign-in.
     #[serde(default)]
     pub actors: Vec<String>,
+    /// The token this device held before (revoked, expired, or still good): a device
+    /// that signed in as this user before is known, like an address they signed in
+    /// from (`logins.rs`). Never a way in by itself.
+    #[serde(default)]
+    pub previous_token: Option<String>,
 }
 
 // By hand, so that no `{:?}` of a request can ever print the password.
@@ -52,6 +57,10 @@ impl std::fmt::Debug for Login {
             .field("password", &"<redacted>")
             .field("device", &self.device)
             .field("actors", &self.actors)
+            .field(
+                "previous_token",
+                &self.previous_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -252,7 +261,8 @@ async fn login(
         .collect::<Result<Vec<_>, _>>()?;
     // Counted as a failure from here until the password proves right, so concurrent
     // guesses cannot all slip past the limit.
-    let known = known_address(&state, &req.user, &from).await?;
+    let known = known_address(&state, &req.user, &from).await?
+        || known_device(&state, &req.user, req.previous_token.as_deref()).await?;
     let attempt =
         match begin_login(&state, logins::Attempted::Password, &req.user, &from, known).await? {
             Ok(a) => a,
@@ -502,6 +512,23 @@ async fn known_address(state: &AppState, user: &str, from: &str) -> Result<bool,
     let since = chrono::Utc::now()
         - chrono::Duration::from_std(limits::LOGIN_KNOWN_FOR).unwrap_or_default();
     Ok(tokio::task::spawn_blocking(move || storage.login_known(&user, &addr, since)).await??)
+}
+
+/// Whether `previous` is a token once issued to `user` (on any device, revoked or not).
+async fn known_device(
+    state: &AppState,
+    user: &str,
+    previous: Option<&str>,
+) -> Result<bool, AppError> {
+    let Some(token) =
+        previous.filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+    else {
+        return Ok(false);
+    };
+    let hash = auth::token_hash(token);
+    let storage = state.storage.clone();
+    let owner = tokio::task::spawn_blocking(move || storage.token_owner(&hash)).await??;
+    Ok(owner.as_deref() == Some(user))
 }
 
 /// The attempt proved wrong: its failure is dated now ([`logins::LoginLimiter::failed`]).

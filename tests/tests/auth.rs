@@ -684,6 +684,57 @@ async fn guesses_from_many_addresses_never_lock_the_user_out_of_their_own() {
         StatusCode::OK,
         "from his own, he signs in"
     );
+    // From a new address, his tablet signs in too: it shows the token it held before
+    // (signed out since, so worth nothing by itself). Another user's token is no proof.
+    let tablet = login_via(&c, &s, home, "ivan", PASSWORD)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = c
+        .post(s.url("/api/v1/logout"))
+        .bearer_auth(&tablet)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    s.add_user("rita", "reviewer");
+    let ritas = login_via(&c, &s, "10.9.9.9", "rita", PASSWORD)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let with_token = |previous: String| {
+        let (c, url) = (c.clone(), s.url("/api/v1/login"));
+        async move {
+            c.post(url)
+                .header("x-forwarded-for", "192.0.2.44")
+                .json(
+                    &json!({ "user": "ivan", "password": PASSWORD, "device": "tablet",
+                               "previous_token": previous }),
+                )
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(
+        with_token(ritas).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "another user's token proves nothing"
+    );
+    assert_eq!(
+        with_token(tablet).await,
+        StatusCode::OK,
+        "his own device, from a new address, signs in"
+    );
     // The refusals name the real addresses.
     let audit = s.cli(&["audit", "tail", "-n", "100"], "");
     assert!(

@@ -550,6 +550,9 @@ impl App {
         self.check_owner(&server, user, false)?;
         // The actor this device writes with, bound to the user as it signs in.
         let actor = self.local()?.store.actor().to_hex_string();
+        // The token this device held before, if any: it proves this device signed in
+        // before (the server's throttling never holds a known device back).
+        let previous = keystore.token().ok().flatten();
         let ok = remote::login(
             self.inner.http(),
             &server,
@@ -557,6 +560,7 @@ impl App {
             password,
             &self.inner.device_name,
             &actor,
+            previous.as_deref(),
         )
         .await?;
         self.check_owner(&server, &ok.user, true)?;

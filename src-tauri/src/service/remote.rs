@@ -343,7 +343,10 @@ pub struct RoleAnswer {
 }
 
 /// `POST /api/v1/login`, binding `actor` (hex: the Automerge actor this device writes
-/// with) to the user: the server takes changes only from bound actors.
+/// with) to the user: the server takes changes only from bound actors. `previous` is
+/// the token this device held before, if any (even revoked or expired): it tells the
+/// server this device signed in as the user before, so guesses at the user's password
+/// from elsewhere never hold this device back.
 pub async fn login(
     http: &reqwest::Client,
     server: &str,
@@ -351,12 +354,13 @@ pub async fn login(
     password: &str,
     device: &str,
     actor: &str,
+    previous: Option<&str>,
 ) -> Result<LoginOk, RemoteError> {
     let res = http
         .post(format!("{server}/api/v1/login"))
         .json(
             &serde_json::json!({ "user": user, "password": password, "device": device,
-            "actors": [actor] }),
+            "actors": [actor], "previous_token": previous }),
         )
         .send()
         .await

@@ -496,6 +496,9 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     /// The device holding this token, if it is revoked with a wipe not yet done, and its
     /// user's name.
     fn device_to_wipe(&self, token_hash: &[u8; 32]) -> Result<Option<Device>>;
+    /// The user a device token was issued to, whatever became of the device since
+    /// (revoked, expired): proof that a device signed in as that user before.
+    fn token_owner(&self, token_hash: &[u8; 32]) -> Result<Option<String>>;
     /// Records that the device deleted its data; false if it was not waiting for a wipe.
     fn mark_wiped(&self, id: i64, now: DateTime<Utc>) -> Result<bool>;
     /// Binds an Automerge actor to the user it writes for (and the device that binds it,

@@ -1331,6 +1331,17 @@ impl Storage for PgStorage {
             .transpose()
     }
 
+    fn token_owner(&self, token_hash: &[u8; 32]) -> Result<Option<String>> {
+        Ok(self
+            .conn()?
+            .query_opt(
+                "SELECT u.name FROM devices d JOIN users u ON u.id = d.user_id
+                  WHERE d.token_hash = $1",
+                &[&&token_hash[..]],
+            )?
+            .map(|r| r.get(0)))
+    }
+
     fn mark_wiped(&self, id: i64, now: DateTime<Utc>) -> Result<bool> {
         let n = self.conn()?.execute(
             "UPDATE devices SET wiped_at = $2

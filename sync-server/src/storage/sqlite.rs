@@ -886,6 +886,18 @@ impl Storage for SqliteStorage {
             .optional()?)
     }
 
+    fn token_owner(&self, token_hash: &[u8; 32]) -> Result<Option<String>> {
+        Ok(self
+            .reader()?
+            .query_row(
+                "SELECT u.name FROM devices d JOIN users u ON u.id = d.user_id
+                 WHERE d.token_hash = ?1",
+                params![&token_hash[..]],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     fn mark_wiped(&self, id: i64, now: DateTime<Utc>) -> Result<bool> {
         let n = self.conn().execute(
             "UPDATE devices SET wiped_at = ?2
