@@ -330,6 +330,21 @@ async fn try_cell(ctx: &mut Ctx, row: &str, col: usize) -> Option<String> {
                 .await,
         ),
         "GET /api/v1/me" => status(&ctx.send(c.get(ctx.url("/api/v1/me")), &token).await),
+        "GET /api/v1/checklists" => {
+            status(&ctx.send(c.get(ctx.url("/api/v1/checklists")), &token).await)
+        }
+        "GET /api/v1/checklists/{id}/{version}" => {
+            // The checklist the fixture's inspection pins (stored on the server with it).
+            let pinned = wardcheck_core::checklist::bundled()
+                .into_iter()
+                .find(|c| c.id == "cqc-onsite-cyber")
+                .expect("bundled");
+            let url = ctx.url(&format!(
+                "/api/v1/checklists/{}/{}",
+                pinned.id, pinned.version
+            ));
+            status(&ctx.send(c.get(url), &token).await)
+        }
         "POST /api/v1/login" => {
             // Anonymous: someone without valid credentials.
             let (name, password) = match user {

@@ -18,6 +18,7 @@
 
 mod actions;
 mod admin;
+mod checklists;
 mod events;
 mod history;
 mod inspections;
@@ -100,6 +101,8 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/trusts/{code}/evidence-pack",
             post(reports::trust_pack),
         )
+        .route("/api/v1/checklists", get(checklists::list))
+        .route("/api/v1/checklists/{id}/{version}", get(checklists::files))
         .route("/api/v1/national", get(national::national))
         .route("/api/v1/trusts/{code}", get(national::trust))
         .route("/api/v1/search", get(search::search))
@@ -259,6 +262,7 @@ mod tests {
             ("national.rs", include_str!("national.rs")),
             ("search.rs", include_str!("search.rs")),
             ("reports.rs", include_str!("reports.rs")),
+            ("checklists.rs", include_str!("checklists.rs")),
             ("admin.rs", include_str!("admin.rs")),
         ];
         let mut handlers = 0;
@@ -281,7 +285,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(handlers, 39, "every route's handler is measured");
+        assert_eq!(handlers, 41, "every route's handler is measured");
     }
 
     #[test]

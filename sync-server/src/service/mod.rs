@@ -26,6 +26,7 @@
 
 pub mod actions;
 pub mod admin;
+pub mod checklists;
 mod documents;
 pub mod events;
 pub mod history;
