@@ -48,6 +48,8 @@ pub const MAX_JSON_ANSWER: usize = 8 * 1024 * 1024;
 /// Pages of the inspections list read at most (200 per page): an inspector has about
 /// 50 inspections; this only stops a server that never ends its pages.
 pub const MAX_LIST_PAGES: usize = 50;
+/// The most checklists a server's list may name (each fetched only when missing).
+pub const MAX_HELD_CHECKLISTS: usize = 500;
 /// Largest sign-in answer read (a token, a few names: well under 1 KiB).
 pub const MAX_LOGIN_ANSWER: usize = 64 * 1024;
 /// Largest error body read from the server (its `{"error": {...}}` is a few hundred

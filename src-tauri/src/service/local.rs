@@ -26,18 +26,50 @@ use crate::error::{AppError, ErrorCode};
 static BUNDLED: LazyLock<Vec<Arc<Checklist>>> =
     LazyLock::new(|| checklist::bundled().into_iter().map(Arc::new).collect());
 
-/// The bundled checklist an inspection pins, or an error that says which is missing.
+/// Checklists this device fetched from the server and keeps in its store
+/// ([`super::checklists`]), loaded when the store opens and as they arrive.
+static FETCHED: LazyLock<std::sync::RwLock<Vec<Arc<Checklist>>>> = LazyLock::new(Default::default);
+
+/// Makes a fetched (and checked) checklist available to [`checklist_for`].
+pub fn register_fetched(c: Checklist) {
+    let mut f = FETCHED.write().unwrap_or_else(|p| p.into_inner());
+    if !f.iter().any(|k| k.pin == c.pin) {
+        f.push(Arc::new(c));
+    }
+}
+
+/// Whether this device has the checklist `pin` names (bundled or fetched).
+pub fn has_checklist(pin: &ChecklistPin) -> bool {
+    BUNDLED.iter().any(|c| c.pin == *pin)
+        || FETCHED
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|c| c.pin == *pin)
+}
+
+/// The checklist an inspection pins (bundled, or fetched from the server and kept), or
+/// an error that says which is missing.
 pub fn checklist_for(pin: &ChecklistPin) -> Result<Arc<Checklist>, AppError> {
+    let fetched = || {
+        FETCHED
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|c| c.pin == *pin)
+            .cloned()
+    };
     BUNDLED
         .iter()
         .find(|c| c.pin == *pin)
         .cloned()
+        .or_else(fetched)
         .ok_or_else(|| {
             AppError::new(
                 ErrorCode::NotFound,
                 format!(
-                    "This inspection follows checklist {}@{}, which this version of the app \
-                     does not include: update the app to open it",
+                    "This inspection follows checklist {}@{}, which is not on this device \
+                     yet: it is fetched from the server at the next sync",
                     pin.id, pin.version
                 ),
             )

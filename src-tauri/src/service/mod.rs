@@ -13,6 +13,7 @@
 //! token in the keystore: both must be there.
 
 pub mod actions;
+pub mod checklists;
 pub mod keystore;
 pub mod limits;
 pub mod local;
@@ -137,6 +138,12 @@ pub(crate) struct Inner {
     /// the uploader looks for photos other devices took.
     pub received: watch::Sender<u64>,
     pub hub: StatusHub,
+    /// Inspections the server lists that this device cannot open yet (their checklist
+    /// could not be had), with why: listed, never left off silently.
+    pub unavailable: Mutex<std::collections::BTreeMap<Uuid, views::Unavailable>>,
+    /// Checklists the server holds that this device could not have, by `id@version`,
+    /// with why (the last time it tried).
+    pub checklist_problems: Mutex<std::collections::BTreeMap<String, String>>,
     /// Held while corrective actions are exchanged with the server ([`actions::spawn`]):
     /// one exchange at a time, in its own task.
     pub exchanging: std::sync::Arc<tokio::sync::Mutex<()>>,
@@ -144,6 +151,26 @@ pub(crate) struct Inner {
     /// reads the platform's trust store (OpenSSL parses every root certificate), which
     /// cost the window about 80 ms when it was done while the app opened.
     http: std::sync::OnceLock<reqwest::Client>,
+}
+
+impl Inner {
+    /// Why inspection `id` cannot be opened here, if the worker found it so.
+    pub fn unavailable_of(&self, id: Uuid) -> Option<views::Unavailable> {
+        self.unavailable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
+    pub fn unavailable_all(&self) -> Vec<(Uuid, views::Unavailable)> {
+        self.unavailable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect()
+    }
 }
 
 impl Inner {
@@ -193,7 +220,10 @@ impl App {
                         })
                         .and_then(|()| Store::open(&store_path, &key).map_err(AppError::from));
                     match opened {
-                        Ok(store) => (Some(keystore), kind, None, Some(Local::new(store)), None),
+                        Ok(store) => {
+                            checklists::load_kept(&store);
+                            (Some(keystore), kind, None, Some(Local::new(store)), None)
+                        }
                         Err(e) => (Some(keystore), kind, None, None, Some(e)),
                     }
                 }
@@ -225,6 +255,8 @@ impl App {
                 sync_now: watch::Sender::new(0),
                 received: watch::Sender::new(0),
                 hub,
+                unavailable: Mutex::default(),
+                checklist_problems: Mutex::default(),
                 exchanging: Default::default(),
                 http: std::sync::OnceLock::new(),
             }),
@@ -690,9 +722,17 @@ impl App {
                     let view = insp.view()?;
                     out.push(InspectionSummary::of(&view, insp.checklist()));
                 }
-                // Listed only once it can be opened (a checklist this build lacks).
+                // Stored, but its checklist is not on this device: shown, with why.
                 Err(Unopenable::Checklist(e)) => {
-                    tracing::warn!("inspection {id} is not listed: {}", e.message);
+                    tracing::warn!("inspection {id} cannot be opened: {}", e.message);
+                    let known = self.inner.unavailable_of(id);
+                    let u = known.unwrap_or(views::Unavailable {
+                        trust: String::new(),
+                        state: wardcheck_core::inspection::State::Draft,
+                        checklist: "?".into(),
+                        why: e.message.clone(),
+                    });
+                    out.push(views::InspectionSummary::unavailable(id, &u));
                 }
                 // Gone since the ids were read.
                 Err(Unopenable::Missing(_)) => {}
@@ -703,6 +743,12 @@ impl App {
         }
         self.report_damaged(&local);
         drop(local);
+        // Listed by the server, never stored here: its checklist could not be had.
+        for (id, u) in self.inner.unavailable_all() {
+            if !out.iter().any(|s| s.id == id) {
+                out.push(views::InspectionSummary::unavailable(id, &u));
+            }
+        }
         out.sort_by(|a, b| {
             (b.visit_start, b.created_at, b.id).cmp(&(a.visit_start, a.created_at, a.id))
         });

@@ -464,6 +464,88 @@ pub async fn inspection_ids(
     Ok(ids)
 }
 
+/// A checklist the server holds, by its pin.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HeldChecklist {
+    pub id: String,
+    pub version: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct HeldChecklists {
+    checklists: Vec<HeldChecklist>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChecklistFile {
+    name: String,
+    text: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChecklistFiles {
+    files: Vec<ChecklistFile>,
+}
+
+/// `GET /api/v1/checklists`: the checklists the server holds.
+pub async fn checklists(
+    http: &reqwest::Client,
+    server: &str,
+    token: &str,
+) -> Result<Vec<HeldChecklist>, RemoteError> {
+    let res = http
+        .get(format!("{server}/api/v1/checklists"))
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .send()
+        .await
+        .map_err(transport)?;
+    if !res.status().is_success() {
+        return Err(refusal(res).await);
+    }
+    let held: HeldChecklists = json(res, limits::MAX_JSON_ANSWER).await?;
+    if held.checklists.len() > limits::MAX_HELD_CHECKLISTS {
+        return Err(RemoteError::BadAnswer(format!(
+            "more than {} checklists",
+            limits::MAX_HELD_CHECKLISTS
+        )));
+    }
+    Ok(held.checklists)
+}
+
+/// `GET /api/v1/checklists/{id}/{version}`: a checklist's files, in the order its pin
+/// hashes them. The caller checks that they hash to the pin it wants.
+pub async fn checklist_files(
+    http: &reqwest::Client,
+    server: &str,
+    token: &str,
+    id: &str,
+    version: &str,
+) -> Result<Vec<(String, String)>, RemoteError> {
+    let clean = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 100
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    };
+    if !clean(id) || !clean(version) {
+        return Err(RemoteError::BadAnswer(format!(
+            "{id:?}@{version:?} is not a checklist's id and version"
+        )));
+    }
+    let res = http
+        .get(format!("{server}/api/v1/checklists/{id}/{version}"))
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .send()
+        .await
+        .map_err(transport)?;
+    if !res.status().is_success() {
+        return Err(refusal(res).await);
+    }
+    let got: ChecklistFiles = json(res, limits::MAX_JSON_ANSWER).await?;
+    Ok(got.files.into_iter().map(|f| (f.name, f.text)).collect())
+}
+
 /// `GET /api/v1/actions?trust=T`: the corrective actions of trust `t` the server lets
 /// this user see (for an inspector, those carried over to a visit they are on).
 pub async fn trust_actions<T: serde::de::DeserializeOwned>(

@@ -60,9 +60,43 @@ pub struct InspectionSummary {
     pub answered: usize,
     pub total: usize,
     pub conflicts: usize,
+    /// Set when this device cannot open it yet: which checklist it needs, and why that
+    /// cannot be had (the row is shown, not opened).
+    pub unavailable: Option<String>,
+}
+
+/// An inspection the server lists that this device cannot open: its checklist could
+/// not be had.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unavailable {
+    pub trust: String,
+    pub state: State,
+    /// `id@version` of the checklist it pins.
+    pub checklist: String,
+    pub why: String,
 }
 
 impl InspectionSummary {
+    /// The row of an inspection this device cannot open yet.
+    pub fn unavailable(id: Uuid, u: &Unavailable) -> Self {
+        InspectionSummary {
+            id,
+            trust: u.trust.clone(),
+            sites: Vec::new(),
+            state: u.state,
+            checklist_title: u.checklist.clone(),
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+            visit_start: None,
+            answered: 0,
+            total: 0,
+            conflicts: 0,
+            unavailable: Some(format!(
+                "It needs checklist {}, which this device does not have: {}",
+                u.checklist, u.why
+            )),
+        }
+    }
+
     pub fn of(view: &InspectionView, checklist: &Checklist) -> Self {
         InspectionSummary {
             id: view.id,
@@ -75,6 +109,7 @@ impl InspectionSummary {
             answered: view.progress.iter().map(|p| p.answered).sum(),
             total: view.progress.iter().map(|p| p.total).sum(),
             conflicts: view.conflicts.len(),
+            unavailable: None,
         }
     }
 }

@@ -230,6 +230,9 @@ struct Conn {
     /// The documents whose exchange failed, and why: the status is never `synced`
     /// while any is.
     failed: BTreeMap<Uuid, String>,
+    /// What the server's list said of each inspection (its trust and state), to show
+    /// one this device cannot open.
+    listed: HashMap<Uuid, remote::Listed>,
 }
 
 impl Conn {
@@ -242,6 +245,7 @@ impl Conn {
             fetching: HashMap::new(),
             skipped: HashSet::new(),
             failed: BTreeMap::new(),
+            listed: HashMap::new(),
         }
     }
 }
@@ -276,6 +280,9 @@ async fn connection(
             e => e.into(),
         };
     }
+    // The checklists the server holds that this device lacks, before the inspections
+    // that pin them.
+    sync_checklists(app, &server, &token).await;
     let listed = match remote::inspection_ids(inner.http(), &server, &token).await {
         Ok(ids) => ids,
         Err(e) => return e.into(),
@@ -384,6 +391,11 @@ async fn refresh(
     (server, token): (&str, &str),
     actor: &automerge::ActorId,
 ) -> Result<(), End> {
+    // A new inspection may pin a checklist this device lacks: fetched first; one that
+    // arrived lets the inspections left out for want of it be fetched again.
+    if sync_checklists(app, server, token).await {
+        conn.skipped.clear();
+    }
     let ids: Vec<remote::Listed> =
         remote::inspection_ids(app.inner().http(), server, token).await?;
     let actor = actor.clone();
@@ -394,6 +406,60 @@ async fn refresh(
     .await?;
     super::actions::spawn(app, server, token, ids);
     send_all(app, conn, ws).await
+}
+
+/// Fetches each checklist the server holds that this device lacks, checks it against its
+/// pin and keeps it ([`super::checklists`]); one that cannot be had is said in the sync
+/// status. Whether any arrived. A server without the route (older) changes nothing.
+async fn sync_checklists(app: &App, server: &str, token: &str) -> bool {
+    let http = app.inner().http();
+    let held = match remote::checklists(http, server, token).await {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!("sync: the server's checklists could not be listed: {e}");
+            return false;
+        }
+    };
+    let mut arrived = false;
+    let mut problems = BTreeMap::new();
+    for pin in super::checklists::missing(&held) {
+        match super::checklists::fetch(http, server, token, &pin).await {
+            Ok((c, files)) => {
+                let kept = app
+                    .local()
+                    .map_err(|e| e.message)
+                    .and_then(|mut local| super::checklists::keep(&mut local.store, c, files));
+                match kept {
+                    Ok(()) => {
+                        tracing::info!(
+                            "sync: checklist {}@{} fetched and kept",
+                            pin.id,
+                            pin.version
+                        );
+                        arrived = true;
+                    }
+                    Err(e) => {
+                        problems.insert(format!("{}@{}", pin.id, pin.version), e);
+                    }
+                }
+            }
+            Err(why) => {
+                problems.insert(format!("{}@{}", pin.id, pin.version), why);
+            }
+        }
+    }
+    if !problems.is_empty() {
+        let said: Vec<String> = problems.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        app.inner().hub.set_note(Some(format!(
+            "Checklists that could not be had from the server: {}",
+            said.join("; ")
+        )));
+    }
+    *app.inner()
+        .checklist_problems
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = problems;
+    arrived
 }
 
 /// Opens the WebSocket with the device token as a bearer token (a header: tungstenite
@@ -529,6 +595,7 @@ fn add_listed(app: &App, conn: &mut Conn, listed: &[remote::Listed], actor: &aut
     let stored: HashSet<Uuid> = local.synced_ids().unwrap_or_default().into_iter().collect();
     let refused = local.refusals();
     for l in listed {
+        conn.listed.insert(l.id, l.clone());
         let record = local::Record {
             review_doc: l.review_doc,
             lead: l.lead.clone(),
@@ -909,6 +976,7 @@ fn receive_new(
     if kind == DocKind::Review {
         return store_review(app, conn, id, doc);
     }
+    let pinned = Inspection::pin_of_doc(&doc).ok();
     let opened = guarded(|| {
         Inspection::pin_of_doc(&doc)
             .map_err(AppError::from)
@@ -917,14 +985,51 @@ fn receive_new(
     });
     let mut local = app.local().map_err(|e| End::Refused(e.message))?;
     let insp = match opened {
-        Ok(Ok(insp)) => insp,
+        Ok(Ok(insp)) => {
+            app.inner()
+                .unavailable
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            insp
+        }
         Ok(Err(e)) => {
             tracing::warn!("sync: inspection {id} cannot be opened here: {}", e.message);
             conn.skipped.insert(id);
             conn.states.remove(&id);
             if e.code == ErrorCode::NotFound {
-                // A checklist this build lacks: not a sync failure.
-                app.inner().hub.set_note(Some(e.message));
+                // A checklist this device lacks (and could not fetch): not a sync
+                // failure, but the inspection is listed with why.
+                let listed = conn.listed.get(&id);
+                let state = listed
+                    .and_then(|l| l.state.clone())
+                    .and_then(|s| serde_json::from_value(serde_json::Value::String(s)).ok())
+                    .unwrap_or(wardcheck_core::inspection::State::Draft);
+                let checklist = pinned
+                    .as_ref()
+                    .map_or("?".into(), |p| format!("{}@{}", p.id, p.version));
+                let why = app
+                    .inner()
+                    .checklist_problems
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&checklist)
+                    .cloned()
+                    .unwrap_or_else(|| "the server does not hold it".into());
+                let unavailable = super::views::Unavailable {
+                    trust: listed.and_then(|l| l.trust.clone()).unwrap_or_default(),
+                    state,
+                    checklist,
+                    why: why.clone(),
+                };
+                app.inner()
+                    .unavailable
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id, unavailable);
+                app.inner()
+                    .hub
+                    .set_note(Some(format!("{} It cannot be had: {why}.", e.message)));
             } else {
                 conn.failed.insert(id, e.message);
             }

@@ -883,3 +883,141 @@ async fn a_change_from_another_device_is_announced_while_synced() {
     worker_a.kill().await;
     worker_b.kill().await;
 }
+
+/// `inspection create` with a checklist `id@version`; the new id.
+fn create_with(server: &Server, checklist: &str) -> Uuid {
+    server
+        .cli(
+            &[
+                "inspection",
+                "create",
+                "--trust",
+                "RJ1",
+                "--checklist",
+                checklist,
+                "--assign",
+                "ann",
+            ],
+            "",
+        )
+        .trim()
+        .parse()
+        .expect("an inspection id")
+}
+
+/// Issue 15, item 3: a version of a checklist this build does not carry reaches the
+/// device with the inspection that pins it, beside one pinned to the bundled version;
+/// it is kept (both open offline after a restart); and one whose files the server can
+/// no longer give as pinned is listed with why, never left off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checklist_version_the_build_lacks_comes_with_its_inspection_and_stays() {
+    let scratch = tempfile::tempdir().unwrap();
+    let server_data = scratch.path().join("server");
+    let mut server = Server::start_on(&server_data, "127.0.0.1:0");
+    server.add_inspector("ann");
+    let bundled = std::fs::read_to_string(
+        support::workspace_root().join("checklists/firewall-boundary.toml"),
+    )
+    .unwrap();
+    let publish = |version: &str| {
+        let text = bundled.replacen(
+            "version = \"2026.1\"",
+            &format!("version = \"{version}\""),
+            1,
+        );
+        let file = scratch
+            .path()
+            .join(format!("firewall-boundary-{version}.toml"));
+        std::fs::write(&file, text).unwrap();
+        server.cli(&["checklist", "publish", file.to_str().unwrap()], "");
+    };
+    publish("2026.2");
+    let old = create_with(&server, "firewall-boundary@2026.1");
+    let new = create_with(&server, "firewall-boundary@2026.2");
+
+    let dirs = AppDirs::new();
+    let app = dirs.open();
+    let worker = Worker::start(&app);
+    sign_in_and_fetch(&app, &server, "ann", new).await;
+    let listed = app.list_inspections().unwrap();
+    for id in [old, new] {
+        let row = listed.iter().find(|s| s.id == id).expect("listed");
+        assert_eq!(row.unavailable, None, "{id} opens");
+    }
+    assert_eq!(
+        app.open_inspection(new).unwrap().checklist.version,
+        "2026.2"
+    );
+    assert_eq!(
+        app.open_inspection(old).unwrap().checklist.version,
+        "2026.1"
+    );
+
+    // Kept: with the server gone and the app started again, both still open.
+    worker.kill().await;
+    server.kill();
+    drop(app);
+    let app = dirs.open();
+    assert_eq!(
+        app.open_inspection(new).unwrap().checklist.version,
+        "2026.2"
+    );
+    assert_eq!(
+        app.open_inspection(old).unwrap().checklist.version,
+        "2026.1"
+    );
+    drop(app);
+
+    // A version the server cannot give as pinned (its stored files changed behind its
+    // back): a new device lists the inspection with why, and cannot open it.
+    let server = Server::start_on(&server_data, "127.0.0.1:0");
+    let publish = |version: &str| {
+        let text = bundled.replacen(
+            "version = \"2026.1\"",
+            &format!("version = \"{version}\""),
+            1,
+        );
+        let file = scratch
+            .path()
+            .join(format!("firewall-boundary-{version}.toml"));
+        std::fs::write(&file, text).unwrap();
+        server.cli(&["checklist", "publish", file.to_str().unwrap()], "");
+    };
+    publish("2026.3");
+    let broken = create_with(&server, "firewall-boundary@2026.3");
+    let db = rusqlite::Connection::open(server_data.join("wardcheck.db")).unwrap();
+    let changed = db
+        .execute(
+            "UPDATE checklists SET files = replace(files, 'Firewall', 'Fire wall')
+             WHERE id = 'firewall-boundary' AND version = '2026.3'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    let other = AppDirs::new();
+    let app = other.open();
+    let worker = Worker::start(&app);
+    sign_in_and_fetch(&app, &server, "ann", new).await;
+    let row = wait_for(SYNC_LIMIT, "the broken one to be listed", || {
+        let app = app.clone();
+        async move {
+            let listed = app.list_inspections().ok()?;
+            listed
+                .into_iter()
+                .find(|s| s.id == broken && s.unavailable.is_some())
+        }
+    })
+    .await;
+    let why = row.unavailable.unwrap();
+    assert!(
+        why.contains("firewall-boundary@2026.3") && why.contains("hash to"),
+        "the row says which checklist and why: {why}"
+    );
+    assert!(app.open_inspection(broken).is_err());
+    let note = app.sync_status().message.unwrap_or_default();
+    assert!(
+        note.contains("2026.3") && (note.contains("do not load") || note.contains("hash to")),
+        "the status says why: {note}"
+    );
+    worker.kill().await;
+}

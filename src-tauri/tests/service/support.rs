@@ -16,7 +16,7 @@ use wardcheck_app_lib::service::{App, Config};
 /// The password every test user gets (test data only).
 pub const PASSWORD: &str = "correct horse battery staple";
 
-fn workspace_root() -> PathBuf {
+pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("src-tauri lives inside the workspace")

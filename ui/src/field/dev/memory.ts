@@ -202,6 +202,7 @@ export class MemoryBackend implements FieldBackend {
       answered: v.progress.reduce((n, p) => n + p.answered, 0),
       total: v.progress.reduce((n, p) => n + p.total, 0),
       conflicts: v.conflicts.length,
+      unavailable: null,
     }));
   }
 

@@ -49,6 +49,9 @@ export interface InspectionSummary {
   answered: number;
   total: number;
   conflicts: number;
+  /** Set when this device cannot open it yet: which checklist it needs and why that
+   * cannot be had. Shown, not opened. */
+  unavailable: string | null;
 }
 
 export type Scope = "inspection" | "device";
