@@ -244,7 +244,7 @@ impl FromRequestParts<AppState> for Caller {
         {
             let storage = state.storage.clone();
             let id = device.id;
-            tokio::task::spawn_blocking(move || storage.revoke_device(id)).await??;
+            tokio::task::spawn_blocking(move || storage.expire_device(id, now)).await??;
             state
                 .audit(AuditEvent {
                     at: now,

@@ -684,19 +684,36 @@ async fn guesses_from_many_addresses_never_lock_the_user_out_of_their_own() {
         StatusCode::OK,
         "from his own, he signs in"
     );
-    // From a new address, his tablet signs in too: it shows the token it held before
-    // (signed out since, so worth nothing by itself). Another user's token is no proof.
-    let tablet = login_via(&c, &s, home, "ivan", PASSWORD)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    // From a new address, his tablet signs in too: it shows the token it held before,
+    // whose sign-in expired unused (worth nothing by itself). A token another user was
+    // given, or one signed out, is no proof.
+    let sign_in_at_home = || async {
+        let v: Value = login_via(&c, &s, home, "ivan", PASSWORD)
+            .await
+            .json()
+            .await
+            .unwrap();
+        (
+            v["token"].as_str().unwrap().to_owned(),
+            v["device_id"].as_i64().unwrap(),
+        )
+    };
+    let (tablet, tablet_id) = sign_in_at_home().await;
+    let long_ago = (chrono::Utc::now() - chrono::Duration::days(40)).to_rfc3339();
+    s.sql(&format!(
+        "UPDATE devices SET created_at = '{long_ago}', last_seen = '{long_ago}' WHERE id = {tablet_id}"
+    ));
+    let (code, _) = error(
+        me(&c, &s, &tablet).await,
+        StatusCode::UNAUTHORIZED,
+        "expired",
+    )
+    .await;
+    assert_eq!(code, "token_expired");
+    let (signed_out, _) = sign_in_at_home().await;
     let res = c
         .post(s.url("/api/v1/logout"))
-        .bearer_auth(&tablet)
+        .bearer_auth(&signed_out)
         .send()
         .await
         .unwrap();
@@ -731,9 +748,14 @@ async fn guesses_from_many_addresses_never_lock_the_user_out_of_their_own() {
         "another user's token proves nothing"
     );
     assert_eq!(
+        with_token(signed_out).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a signed-out token proves nothing"
+    );
+    assert_eq!(
         with_token(tablet).await,
         StatusCode::OK,
-        "his own device, from a new address, signs in"
+        "his own device, its sign-in expired, from a new address, signs in"
     );
     // The refusals name the real addresses.
     let audit = s.cli(&["audit", "tail", "-n", "100"], "");

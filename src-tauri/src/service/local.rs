@@ -38,6 +38,11 @@ pub fn register_fetched(c: Checklist) {
     }
 }
 
+/// Forgets the fetched checklists (the store that kept them was wiped).
+pub fn clear_fetched() {
+    FETCHED.write().unwrap_or_else(|p| p.into_inner()).clear();
+}
+
 /// Whether this device has the checklist `pin` names (bundled or fetched).
 pub fn has_checklist(pin: &ChecklistPin) -> bool {
     BUNDLED.iter().any(|c| c.pin == *pin)

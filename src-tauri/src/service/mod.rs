@@ -163,6 +163,19 @@ impl Inner {
             .cloned()
     }
 
+    /// Forgets what the server listed for the user signed in (sign-out, wipe): the next
+    /// user never sees the last one's rows.
+    pub fn forget_listed(&self) {
+        self.unavailable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.checklist_problems
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
     pub fn unavailable_all(&self) -> Vec<(Uuid, views::Unavailable)> {
         self.unavailable
             .lock()
@@ -493,6 +506,9 @@ impl App {
                 .await;
             self.write_wiped(&notice);
         }
+        // The fetched checklists went with the store: fetched again into the new one.
+        local::clear_fetched();
+        self.inner.forget_listed();
         self.inner.hub.set_signed_in(false);
         self.inner.session_gen.send_modify(|g| *g += 1);
     }
@@ -702,6 +718,7 @@ impl App {
             .session
             .write()
             .unwrap_or_else(|p| p.into_inner()) = None;
+        self.inner.forget_listed();
         self.inner.hub.set_signed_in(false);
         self.inner.session_gen.send_modify(|g| *g += 1);
         Ok(self.app_status())
@@ -709,9 +726,9 @@ impl App {
 
     // ----- inspections -----
 
-    /// The inspections that open. One whose checklist this build lacks is left out
-    /// quietly; a damaged one is left out too, but the sync status turns to `error`
-    /// and its message names it (so the rest stay usable).
+    /// The inspections that open, and those whose checklist this device could not have
+    /// (listed with which and why, not opened); a damaged one is left out, but the sync
+    /// status turns to `error` and its message names it (so the rest stay usable).
     pub fn list_inspections(&self) -> Result<Vec<InspectionSummary>, AppError> {
         self.signed_in()?;
         let mut local = self.local()?;

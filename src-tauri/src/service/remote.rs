@@ -526,7 +526,7 @@ pub async fn checklist_files(
         !s.is_empty()
             && s.len() <= 100
             && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b))
     };
     if !clean(id) || !clean(version) {
         return Err(RemoteError::BadAnswer(format!(

@@ -594,6 +594,12 @@ fn add_listed(app: &App, conn: &mut Conn, listed: &[remote::Listed], actor: &aut
     let Ok(mut local) = app.local() else { return };
     let stored: HashSet<Uuid> = local.synced_ids().unwrap_or_default().into_iter().collect();
     let refused = local.refusals();
+    // Rows for inspections the server no longer lists go.
+    app.inner()
+        .unavailable
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|id, _| listed.iter().any(|l| l.id == *id));
     for l in listed {
         conn.listed.insert(l.id, l.clone());
         let record = local::Record {

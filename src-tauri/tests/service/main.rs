@@ -957,6 +957,8 @@ async fn a_checklist_version_the_build_lacks_comes_with_its_inspection_and_stays
     worker.kill().await;
     server.kill();
     drop(app);
+    // As a new process would: nothing fetched in memory; the store must give it back.
+    wardcheck_app_lib::service::local::clear_fetched();
     let app = dirs.open();
     assert_eq!(
         app.open_inspection(new).unwrap().checklist.version,

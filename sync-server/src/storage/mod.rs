@@ -496,8 +496,13 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     /// The device holding this token, if it is revoked with a wipe not yet done, and its
     /// user's name.
     fn device_to_wipe(&self, token_hash: &[u8; 32]) -> Result<Option<Device>>;
-    /// The user a device token was issued to, whatever became of the device since
-    /// (revoked, expired): proof that a device signed in as that user before.
+    /// Revokes a device whose sign-in expired for want of use, saying so: its old token
+    /// still proves it signed in as its user before ([`Storage::token_owner`]). Nothing
+    /// when it is revoked already.
+    fn expire_device(&self, id: i64, at: DateTime<Utc>) -> Result<()>;
+    /// The user a device token was issued to, if the device is live or its sign-in only
+    /// expired: proof that a device signed in as that user before. A device revoked by
+    /// an admin, a sign-out or a password reset proves nothing.
     fn token_owner(&self, token_hash: &[u8; 32]) -> Result<Option<String>>;
     /// Records that the device deleted its data; false if it was not waiting for a wipe.
     fn mark_wiped(&self, id: i64, now: DateTime<Utc>) -> Result<bool>;

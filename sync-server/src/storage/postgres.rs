@@ -347,6 +347,12 @@ CREATE TABLE login_addresses (
     PRIMARY KEY (user_name, addr)
 );
 ",
+    "
+-- Issue 15: when a device's sign-in expired for want of use (it was revoked then):
+-- such a device's old token still shows it signed in as its user before; one revoked
+-- by an admin, a sign-out or a password reset does not.
+ALTER TABLE devices ADD COLUMN expired_at TEXT;
+",
 ];
 
 // Advisory lock keys. They share one space with anything else in the database that
@@ -1207,6 +1213,12 @@ impl Storage for PgStorage {
              WHERE NOT revoked AND user_id = (SELECT id FROM users WHERE name = $1)",
             &[&name],
         )?;
+        // An expired device's old token no longer shows it signed in before.
+        tx.execute(
+            "UPDATE devices SET expired_at = NULL
+             WHERE expired_at IS NOT NULL AND user_id = (SELECT id FROM users WHERE name = $1)",
+            &[&name],
+        )?;
         // Where the user signed in from is forgotten: after a break-in, the intruder's
         // address is not one the user signs in from.
         tx.execute("DELETE FROM login_addresses WHERE user_name = $1", &[&name])?;
@@ -1296,9 +1308,10 @@ impl Storage for PgStorage {
     }
 
     fn revoke_device(&self, id: i64) -> Result<()> {
-        let n = self
-            .conn()?
-            .execute("UPDATE devices SET revoked = true WHERE id = $1", &[&id])?;
+        let n = self.conn()?.execute(
+            "UPDATE devices SET revoked = true, expired_at = NULL WHERE id = $1",
+            &[&id],
+        )?;
         if n == 0 {
             return Err(not_found(format!("device {id}")));
         }
@@ -1307,7 +1320,8 @@ impl Storage for PgStorage {
 
     fn revoke_and_wipe(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
         let n = self.conn()?.execute(
-            "UPDATE devices SET revoked = true, wipe_requested = coalesce(wipe_requested, $2)
+            "UPDATE devices SET revoked = true, expired_at = NULL,
+                    wipe_requested = coalesce(wipe_requested, $2)
               WHERE id = $1",
             &[&id, &ts(now)],
         )?;
@@ -1331,12 +1345,20 @@ impl Storage for PgStorage {
             .transpose()
     }
 
+    fn expire_device(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
+        self.conn()?.execute(
+            "UPDATE devices SET revoked = true, expired_at = $2 WHERE id = $1 AND NOT revoked",
+            &[&id, &ts(at)],
+        )?;
+        Ok(())
+    }
+
     fn token_owner(&self, token_hash: &[u8; 32]) -> Result<Option<String>> {
         Ok(self
             .conn()?
             .query_opt(
                 "SELECT u.name FROM devices d JOIN users u ON u.id = d.user_id
-                  WHERE d.token_hash = $1",
+                  WHERE d.token_hash = $1 AND (NOT d.revoked OR d.expired_at IS NOT NULL)",
                 &[&&token_hash[..]],
             )?
             .map(|r| r.get(0)))

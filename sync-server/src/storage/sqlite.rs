@@ -287,6 +287,12 @@ CREATE TABLE login_addresses (
     PRIMARY KEY (user_name, addr)
 ) WITHOUT ROWID;
 ",
+    "
+-- Issue 15: when a device's sign-in expired for want of use (it was revoked then):
+-- such a device's old token still shows it signed in as its user before; one revoked
+-- by an admin, a sign-out or a password reset does not.
+ALTER TABLE devices ADD COLUMN expired_at TEXT;
+",
 ];
 
 #[derive(Debug)]
@@ -768,6 +774,12 @@ impl Storage for SqliteStorage {
              WHERE revoked = 0 AND user_id = (SELECT id FROM users WHERE name = ?1)",
             params![name],
         )?;
+        // An expired device's old token no longer shows it signed in before.
+        tx.execute(
+            "UPDATE devices SET expired_at = NULL
+             WHERE expired_at IS NOT NULL AND user_id = (SELECT id FROM users WHERE name = ?1)",
+            params![name],
+        )?;
         // Where the user signed in from is forgotten: after a break-in, the intruder's
         // address is not one the user signs in from.
         tx.execute(
@@ -863,7 +875,8 @@ impl Storage for SqliteStorage {
 
     fn revoke_and_wipe(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
         let n = self.conn().execute(
-            "UPDATE devices SET revoked = 1, wipe_requested = COALESCE(wipe_requested, ?2)
+            "UPDATE devices SET revoked = 1, expired_at = NULL,
+                    wipe_requested = COALESCE(wipe_requested, ?2)
                WHERE id = ?1",
             params![id, ts(now)],
         )?;
@@ -886,12 +899,20 @@ impl Storage for SqliteStorage {
             .optional()?)
     }
 
+    fn expire_device(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
+        self.conn().execute(
+            "UPDATE devices SET revoked = 1, expired_at = ?2 WHERE id = ?1 AND revoked = 0",
+            params![id, ts(at)],
+        )?;
+        Ok(())
+    }
+
     fn token_owner(&self, token_hash: &[u8; 32]) -> Result<Option<String>> {
         Ok(self
             .reader()?
             .query_row(
                 "SELECT u.name FROM devices d JOIN users u ON u.id = d.user_id
-                 WHERE d.token_hash = ?1",
+                 WHERE d.token_hash = ?1 AND (d.revoked = 0 OR d.expired_at IS NOT NULL)",
                 params![&token_hash[..]],
                 |r| r.get(0),
             )
@@ -908,9 +929,10 @@ impl Storage for SqliteStorage {
     }
 
     fn revoke_device(&self, id: i64) -> Result<()> {
-        let n = self
-            .conn()
-            .execute("UPDATE devices SET revoked = 1 WHERE id = ?1", params![id])?;
+        let n = self.conn().execute(
+            "UPDATE devices SET revoked = 1, expired_at = NULL WHERE id = ?1",
+            params![id],
+        )?;
         if n == 0 {
             return Err(not_found(format!("device {id}")));
         }
