@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use wardcheck_core::inspection::{Inspection, Stamp};
 use wardcheck_tests::client::{SyncClient, sign_in};
-use wardcheck_tests::server::{Server, server_command};
+use wardcheck_tests::server::{Server, server_command, use_sqlite};
 
 /// `wardcheck-server --data DATA ARGS`: (success, stdout, stderr).
 fn run(data: &std::path::Path, args: &[&str]) -> (bool, String, String) {
@@ -122,6 +122,8 @@ async fn a_backup_taken_under_load_restores_everything_acknowledged_before_it() 
 
     // Restored into a new folder, the server holds at least every acknowledged change.
     let restored = scratch.path().join("restored");
+    // A data folder's SQLite record, whatever backend the suite runs the rest on.
+    use_sqlite(&restored);
     let (ok, out, err) = run(&restored, &["restore", dest.to_str().unwrap()]);
     assert!(ok, "the restore: {err}");
     assert!(out.contains("audit log"), "{out}");
@@ -157,6 +159,7 @@ async fn a_backup_taken_under_load_restores_everything_acknowledged_before_it() 
     bytes[last] ^= 0x01;
     std::fs::write(dest.join("wardcheck.db"), bytes).unwrap();
     let elsewhere = scratch.path().join("elsewhere");
+    use_sqlite(&elsewhere);
     let (ok, _, err) = run(&elsewhere, &["restore", dest.to_str().unwrap()]);
     assert!(!ok && err.contains("does not match its SHA-256"), "{err}");
     assert!(!elsewhere.join("wardcheck.db").exists(), "nothing restored");
