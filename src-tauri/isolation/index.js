@@ -28,6 +28,8 @@ const ALLOWED = new Set([
   "take_servers_copy",
   "carried_actions",
   "check_action",
+  "update_check",
+  "update_install",
   "plugin:event|listen",
   "plugin:event|unlisten",
 ]);

@@ -28,6 +28,11 @@ pub enum ErrorCode {
     BadImage,
     /// The local store failed (disk full, damaged, locked).
     Storage,
+    /// An update of the app whose signature does not hold under the app's release key:
+    /// nothing was installed.
+    UpdateRefused,
+    /// An update that verified but could not be installed (no rights, a failed installer).
+    UpdateFailed,
     Internal,
 }
 
@@ -43,6 +48,8 @@ impl ErrorCode {
             ErrorCode::TooLarge => "too_large",
             ErrorCode::BadImage => "bad_image",
             ErrorCode::Storage => "storage",
+            ErrorCode::UpdateRefused => "update_refused",
+            ErrorCode::UpdateFailed => "update_failed",
             ErrorCode::Internal => "internal",
         }
     }
@@ -175,6 +182,8 @@ mod tests {
             ErrorCode::TooLarge,
             ErrorCode::BadImage,
             ErrorCode::Storage,
+            ErrorCode::UpdateRefused,
+            ErrorCode::UpdateFailed,
             ErrorCode::Internal,
         ] {
             assert_eq!(

@@ -10,6 +10,8 @@
 //!   the bundled UI (`ui/dist-field`) under a strict CSP and the isolation pattern,
 //!   refusing any navigation away from the app's own pages. On Linux it then sets the
 //!   webview's WebKit settings (`webview`: no GPU compositing, unused features off).
+//! - [`update`]: updates of the app from the server it is signed in to, signed with the
+//!   release key, installed only when the inspector asks.
 //!
 //! The CSP (tauri.conf.json) names no `frame-src`: Tauri adds the isolation frame's
 //! origin (a scheme with a random name per build) to `default-src` only, so an explicit
@@ -19,6 +21,7 @@ mod commands;
 pub mod error;
 pub mod instance;
 pub mod service;
+pub mod update;
 pub mod webview;
 
 use tauri::{Emitter, Manager, WebviewWindowBuilder};
@@ -73,7 +76,12 @@ pub fn run() {
             commands::take_servers_copy,
             commands::carried_actions,
             commands::check_action,
+            update::update_check,
+            update::update_install,
         ])
+        // Updates of the app, only when asked for (`update`): no endpoints in the
+        // config, the server's is set per check.
+        .plugin(tauri_plugin_updater::Builder::new().build())
         .setup(|app| {
             let data_dir = app.path().app_data_dir()?;
             // One app per data folder: a second start shows the first's window and
@@ -143,6 +151,47 @@ pub fn run() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every command registered here is one the isolation hook lets through (its list is
+    /// also where the permissions come from: build.rs) and one the window's capability
+    /// allows, and the other way round: a command missing from either would be refused
+    /// before it reached the app.
+    #[test]
+    fn every_registered_command_passes_isolation_and_is_allowed() {
+        let source = include_str!("lib.rs");
+        let start = source.find("generate_handler![").unwrap();
+        let end = start + source[start..].find("])").unwrap();
+        let mut registered: Vec<String> = source[start..end]
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.trim().trim_end_matches(',').rsplit("::").next())
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect();
+        registered.sort();
+        let hook = include_str!("../isolation/index.js");
+        let mut passed: Vec<String> = hook
+            [hook.find("new Set([").unwrap()..hook.find("]);").unwrap()]
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|n| !n.starts_with("plugin:"))
+            .map(str::to_owned)
+            .collect();
+        passed.sort();
+        assert_eq!(registered, passed, "isolation/index.js ALLOWED");
+        let capability: serde_json::Value =
+            serde_json::from_str(include_str!("../capabilities/default.json")).unwrap();
+        let mut allowed: Vec<String> = capability["permissions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p.as_str()?.strip_prefix("allow-"))
+            .map(|p| p.replace('-', "_"))
+            .collect();
+        allowed.sort();
+        assert_eq!(registered, allowed, "capabilities/default.json");
+    }
 
     #[test]
     fn only_the_apps_own_pages_load() {

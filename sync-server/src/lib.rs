@@ -39,6 +39,7 @@ mod service;
 mod session;
 pub mod sync;
 pub mod telemetry;
+pub mod updates;
 pub mod web;
 
 use std::net::SocketAddr;

@@ -92,6 +92,10 @@ enum Command {
     /// Read the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Publish signed packages of the field app as updates devices can fetch
+    /// (docs/RELEASE.md).
+    #[command(subcommand)]
+    AppUpdate(AppUpdateCommand),
     /// Import telemetry feeds (endpoints, network devices, alerts, trusts) and list them.
     #[command(subcommand)]
     Telemetry(wardcheck_server::telemetry::cli::TelemetryCommand),
@@ -218,6 +222,44 @@ enum ChecklistCommand {
     /// Publish a checklist (and, for a template, the files it includes) so inspections
     /// can pin it.
     Publish { file: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+enum AppUpdateCommand {
+    /// Keep a package and offer it to devices of its platform: only when SIGNATURE
+    /// verifies it under PUBLIC_KEY and binds VERSION (`tauri signer sign --app-version`).
+    /// A refusal is audited and keeps nothing.
+    Publish {
+        /// `{target}-{arch}-{bundle}`: linux-x86_64-deb, windows-x86_64-msi, ...
+        #[arg(long)]
+        platform: String,
+        /// The package's version (semantic, e.g. 0.2.0): newer than a device's is offered.
+        #[arg(long)]
+        version: String,
+        /// The package (.deb, .AppImage, .msi or the NSIS setup .exe).
+        #[arg(long)]
+        file: PathBuf,
+        /// Its `.sig` file (`tauri signer sign`); default: FILE.sig.
+        #[arg(long)]
+        signature: Option<PathBuf>,
+        /// The release's public key (the `.pub` file `tauri signer generate` writes; the
+        /// one in src-tauri/tauri.conf.json).
+        #[arg(long, value_name = "FILE")]
+        public_key: PathBuf,
+        /// Release notes shown on devices.
+        #[arg(long, default_value = "")]
+        notes: String,
+    },
+    /// List the packages kept, newest first per platform.
+    List,
+    /// Withdraw a package: no device is offered it again (e.g. one signed with a key
+    /// that leaked, docs/RELEASE.md). Audited.
+    Withdraw {
+        #[arg(long)]
+        platform: String,
+        #[arg(long)]
+        version: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -391,6 +433,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Inspection(c) => inspection(&*storage, &cli.data, c),
         Command::DemoData { endpoints, seed } => demo_data(&storage, &cli.data, endpoints, seed),
         Command::Checklist(ChecklistCommand::Publish { file }) => publish(&*storage, &file),
+        Command::AppUpdate(c) => app_update(&*storage, c),
         Command::Checklist(ChecklistCommand::Validate { .. }) => unreachable!("handled in main"),
         Command::Restore { .. } => unreachable!("handled in main"),
         Command::Backup { dest } => {
@@ -521,10 +564,11 @@ fn one_field(text: &str) -> String {
 /// system account that ran it (the CLI has no sign-in of its own: whoever can run it
 /// can read the data folder anyway); "where" is `cli`.
 fn audit(storage: &dyn Storage, action: &str, target: &str) -> Result<()> {
-    let who = ["SUDO_USER", "USER", "LOGNAME"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| "-".into());
+    audit_outcome(storage, action, target, "ok")
+}
+
+fn audit_outcome(storage: &dyn Storage, action: &str, target: &str, outcome: &str) -> Result<()> {
+    let who = cli_user();
     storage
         .audit(&AuditEvent {
             at: chrono::Utc::now(),
@@ -533,10 +577,18 @@ fn audit(storage: &dyn Storage, action: &str, target: &str) -> Result<()> {
             action: action.into(),
             target: one_field(target),
             from: "cli".into(),
-            outcome: "ok".into(),
+            outcome: outcome.into(),
             detail: None,
         })
         .with_context(|| format!("{action} {target} was done, but writing the audit log failed"))
+}
+
+/// Who runs this command, as the audit log names them.
+fn cli_user() -> String {
+    ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "-".into())
 }
 
 fn serve(
@@ -826,6 +878,142 @@ fn inspection(storage: &dyn Storage, data: &Path, c: InspectionCommand) -> Resul
         }
     }
     Ok(())
+}
+
+/// `app-update publish`, `list` and `withdraw` ([`wardcheck_server::updates`]).
+fn app_update(storage: &dyn Storage, c: AppUpdateCommand) -> Result<()> {
+    use wardcheck_server::storage::AppUpdateMeta;
+    use wardcheck_server::updates;
+    match c {
+        AppUpdateCommand::List => {
+            let mut kept = storage.app_updates(None)?;
+            kept.sort_by(|a, b| {
+                a.platform.cmp(&b.platform).then_with(|| {
+                    let v = |m: &AppUpdateMeta| updates::version(&m.version).ok();
+                    v(b).cmp(&v(a))
+                })
+            });
+            for m in kept {
+                println!(
+                    "{}\t{}\t{} bytes\t{}\t{}\t{}",
+                    m.platform,
+                    m.version,
+                    m.size,
+                    m.sha256,
+                    m.published_at.to_rfc3339(),
+                    m.published_by
+                );
+            }
+            Ok(())
+        }
+        AppUpdateCommand::Withdraw { platform, version } => {
+            let target = format!("app-update:{platform}@{version}");
+            if !storage.remove_app_update(&platform, &version)? {
+                bail!("{target}: no such package is published (`app-update list` shows them)");
+            }
+            audit(storage, "app_update_withdraw", &target)?;
+            println!("{platform} {version} withdrawn: no device is offered it any more");
+            Ok(())
+        }
+        AppUpdateCommand::Publish {
+            platform,
+            version,
+            file,
+            signature,
+            public_key,
+            notes,
+        } => {
+            let target = format!("app-update:{platform}@{version}");
+            let sig_path = signature.unwrap_or_else(|| {
+                let mut p = file.clone().into_os_string();
+                p.push(".sig");
+                PathBuf::from(p)
+            });
+            let checked = publish_update(
+                storage,
+                &platform,
+                &version,
+                &file,
+                &sig_path,
+                &public_key,
+                &notes,
+            );
+            match checked {
+                Ok(meta) => {
+                    audit(
+                        storage,
+                        "app_update_publish",
+                        &format!("{target} {}", meta.sha256),
+                    )?;
+                    println!(
+                        "{} {} published: {} bytes, SHA-256 {}",
+                        meta.platform, meta.version, meta.size, meta.sha256
+                    );
+                    Ok(())
+                }
+                Err(e) => {
+                    let e = e.context(format!("{target} was not published"));
+                    // The refusal first, whatever becomes of its audit event.
+                    if let Err(audit_failed) =
+                        audit_outcome(storage, "app_update_publish", &target, "refused")
+                    {
+                        eprintln!("error: {e:#}");
+                        return Err(audit_failed);
+                    }
+                    Err(e)
+                }
+            }
+        }
+    }
+}
+
+/// Checks a package for `app-update publish` and keeps it ([`wardcheck_server::updates`]).
+fn publish_update(
+    storage: &dyn Storage,
+    platform: &str,
+    version: &str,
+    file: &Path,
+    sig_path: &Path,
+    public_key: &Path,
+    notes: &str,
+) -> Result<wardcheck_server::storage::AppUpdateMeta> {
+    use sha2::Digest;
+    use wardcheck_server::storage::AppUpdateMeta;
+    use wardcheck_server::updates::{self, Platform};
+    let platform = Platform::parse(platform)?;
+    let version = updates::version(version)?;
+    if notes.chars().count() > updates::MAX_NOTES_CHARS {
+        return Err(updates::Refused::Notes.into());
+    }
+    let size = std::fs::metadata(file)
+        .with_context(|| format!("reading {}", file.display()))?
+        .len();
+    if size > updates::MAX_PACKAGE_BYTES {
+        return Err(updates::Refused::TooLarge(size).into());
+    }
+    let package = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let small = |p: &Path| -> Result<String> {
+        let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+        if bytes.len() > updates::MAX_SIGNATURE_BYTES {
+            bail!("{} is not a key or signature file: too large", p.display());
+        }
+        String::from_utf8(bytes).with_context(|| format!("{} is not text", p.display()))
+    };
+    let signature = small(sig_path)?;
+    let key = small(public_key)?;
+    let signature = updates::check(&platform, &version, &package, &signature, &key)?;
+    let meta = AppUpdateMeta {
+        platform: platform.as_str().to_owned(),
+        version: version.to_string(),
+        sha256: hex::encode(sha2::Sha256::digest(&package)),
+        size,
+        signature,
+        notes: notes.to_owned(),
+        published_by: format!("cli:{}", one_field(&cli_user())),
+        published_at: chrono::Utc::now(),
+    };
+    storage.add_app_update(&meta, &package)?;
+    Ok(meta)
 }
 
 /// Stores a checklist and the files its template includes, after validating them.

@@ -113,6 +113,8 @@ pub fn require_tools() {
 #[derive(Debug)]
 pub struct AppHome {
     root: PathBuf,
+    /// More of the app's environment (e.g. a test-only key), set after the rest.
+    env: Vec<(String, String)>,
     _temp: Option<TempDir>,
 }
 
@@ -122,6 +124,7 @@ impl AppHome {
         let temp = tempfile::tempdir().expect("a temporary folder for the app's home");
         AppHome {
             root: temp.path().to_path_buf(),
+            env: Vec::new(),
             _temp: Some(temp),
         }
     }
@@ -132,8 +135,15 @@ impl AppHome {
         fs::create_dir_all(root).unwrap_or_else(|e| panic!("creating {}: {e}", root.display()));
         AppHome {
             root: root.to_path_buf(),
+            env: Vec::new(),
             _temp: None,
         }
+    }
+
+    /// The same home, with `name=value` in the app's environment too.
+    pub fn with_env(mut self, name: &str, value: &str) -> AppHome {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -173,6 +183,9 @@ impl AppHome {
             .env("XDG_RUNTIME_DIR", self.root.join("runtime"))
             .env("WARDCHECK_TEST_KEYSTORE", self.keystore())
             .env("RUST_BACKTRACE", "1");
+        for (name, value) in &self.env {
+            command.env(name, value);
+        }
     }
 }
 

@@ -45,6 +45,7 @@ pub mod hostile;
 pub mod pg;
 pub mod process_group;
 pub mod server;
+pub mod updates;
 pub mod xvfb;
 
 use std::path::{Path, PathBuf};

@@ -345,6 +345,15 @@ async fn try_cell(ctx: &mut Ctx, row: &str, col: usize) -> Option<String> {
             ));
             status(&ctx.send(c.get(url), &token).await)
         }
+        "GET /api/v1/app/updates/{target}/{arch}/{bundle}/{current_version}" => {
+            // No package is published in the fixture: nothing newer, for anyone signed in.
+            let url = ctx.url("/api/v1/app/updates/linux/x86_64/deb/0.1.0");
+            status(&ctx.send(c.get(url), &token).await)
+        }
+        "GET /api/v1/app/packages/{sha256}" => {
+            let url = ctx.url(&format!("/api/v1/app/packages/{}", "ab".repeat(32)));
+            status(&ctx.send(c.get(url), &token).await)
+        }
         "POST /api/v1/login" => {
             // Anonymous: someone without valid credentials.
             let (name, password) = match user {

@@ -27,6 +27,7 @@ mod national;
 mod reports;
 mod review;
 mod search;
+mod updates;
 
 use axum::Router;
 use axum::body::Body;
@@ -103,6 +104,11 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/v1/checklists", get(checklists::list))
         .route("/api/v1/checklists/{id}/{version}", get(checklists::files))
+        .route(
+            "/api/v1/app/updates/{target}/{arch}/{bundle}/{current_version}",
+            get(updates::check),
+        )
+        .route("/api/v1/app/packages/{sha256}", get(updates::package))
         .route("/api/v1/national", get(national::national))
         .route("/api/v1/trusts/{code}", get(national::trust))
         .route("/api/v1/search", get(search::search))
@@ -264,6 +270,7 @@ mod tests {
             ("reports.rs", include_str!("reports.rs")),
             ("checklists.rs", include_str!("checklists.rs")),
             ("admin.rs", include_str!("admin.rs")),
+            ("updates.rs", include_str!("updates.rs")),
         ];
         let mut handlers = 0;
         for (file, source) in files {
@@ -285,7 +292,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(handlers, 41, "every route's handler is measured");
+        assert_eq!(handlers, 43, "every route's handler is measured");
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub mod national;
 pub mod reports;
 pub mod review;
 pub mod search;
+pub mod updates;
 
 use uuid::Uuid;
 

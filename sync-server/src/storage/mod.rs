@@ -433,6 +433,24 @@ pub struct ReportMeta {
     pub pages: u32,
 }
 
+/// A package of the field app the server offers as an update (issue 15, item 4;
+/// [`crate::updates`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AppUpdateMeta {
+    /// `{target}-{arch}-{bundle}`, e.g. `linux-x86_64-deb` ([`crate::updates::PLATFORMS`]).
+    pub platform: String,
+    /// A semantic version.
+    pub version: String,
+    /// The package's SHA-256 (hex): its id.
+    pub sha256: String,
+    pub size: u64,
+    /// The `.sig` file's base64 text, as the updater takes it.
+    pub signature: String,
+    pub notes: String,
+    pub published_by: String,
+    pub published_at: DateTime<Utc>,
+}
+
 /// A published checklist file, kept so inspections can pin it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishedChecklist {
@@ -668,6 +686,15 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     fn report(&self, sha256: &str) -> Result<Option<ReportMeta>>;
     /// A report's PDF.
     fn report_pdf(&self, sha256: &str) -> Result<Option<Vec<u8>>>;
+    /// Keeps an app package and its record: `Exists` if its platform already has that
+    /// version.
+    fn add_app_update(&self, meta: &AppUpdateMeta, package: &[u8]) -> Result<()>;
+    /// Every package kept for `platform` (every platform with `None`), in no set order.
+    fn app_updates(&self, platform: Option<&str>) -> Result<Vec<AppUpdateMeta>>;
+    /// A package's bytes, by its SHA-256.
+    fn app_package(&self, sha256: &str) -> Result<Option<Vec<u8>>>;
+    /// Withdraws a package (no device is offered it again): whether one was kept.
+    fn remove_app_update(&self, platform: &str, version: &str) -> Result<bool>;
     fn publish_checklist(&self, checklist: &PublishedChecklist) -> Result<()>;
     fn checklist(&self, id: &str, version: &str) -> Result<Option<PublishedChecklist>>;
     fn checklists(&self) -> Result<Vec<PublishedChecklist>>;

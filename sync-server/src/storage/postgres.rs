@@ -353,6 +353,23 @@ CREATE TABLE login_addresses (
 -- by an admin, a sign-out or a password reset does not.
 ALTER TABLE devices ADD COLUMN expired_at TEXT;
 ",
+    "
+-- Issue 15: packages of the field app offered as updates, each checked against the
+-- release's public key before it was kept (`updates.rs`).
+CREATE TABLE app_updates (
+    platform TEXT COLLATE \"C\" NOT NULL,
+    version TEXT COLLATE \"C\" NOT NULL,
+    sha256 TEXT COLLATE \"C\" NOT NULL,
+    size BIGINT NOT NULL,
+    signature TEXT NOT NULL,
+    notes TEXT NOT NULL,
+    published_by TEXT NOT NULL,
+    published_at TEXT COLLATE \"C\" NOT NULL,
+    package BYTEA NOT NULL,
+    PRIMARY KEY (platform, version)
+);
+CREATE INDEX app_updates_sha256 ON app_updates(sha256);
+",
 ];
 
 // Advisory lock keys. They share one space with anything else in the database that
@@ -2319,6 +2336,74 @@ impl Storage for PgStorage {
             .query_opt("SELECT pdf FROM reports WHERE sha256 = $1", &[&sha256])?
             .map(|r| Ok(r.try_get(0)?))
             .transpose()
+    }
+
+    fn add_app_update(&self, m: &AppUpdateMeta, package: &[u8]) -> Result<()> {
+        let n = self.conn()?.execute(
+            "INSERT INTO app_updates (platform, version, sha256, size, signature, notes,
+                                      published_by, published_at, package)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+            &[
+                &m.platform,
+                &m.version,
+                &m.sha256,
+                &(m.size as i64),
+                &m.signature,
+                &m.notes,
+                &m.published_by,
+                &ts(m.published_at),
+                &package,
+            ],
+        )?;
+        if n == 0 {
+            return Err(StorageError::Exists(format!(
+                "{} {} is already published",
+                m.platform, m.version
+            )));
+        }
+        Ok(())
+    }
+
+    fn app_updates(&self, platform: Option<&str>) -> Result<Vec<AppUpdateMeta>> {
+        self.conn()?
+            .query(
+                "SELECT platform, version, sha256, size, signature, notes, published_by,
+                        published_at
+                 FROM app_updates WHERE $1::TEXT IS NULL OR platform = $1::TEXT",
+                &[&platform],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(AppUpdateMeta {
+                    platform: r.try_get(0)?,
+                    version: r.try_get(1)?,
+                    sha256: r.try_get(2)?,
+                    size: r.try_get::<_, i64>(3)? as u64,
+                    signature: r.try_get(4)?,
+                    notes: r.try_get(5)?,
+                    published_by: r.try_get(6)?,
+                    published_at: time(r, 7)?,
+                })
+            })
+            .collect()
+    }
+
+    fn app_package(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
+        self.conn()?
+            .query_opt(
+                "SELECT package FROM app_updates WHERE sha256 = $1 LIMIT 1",
+                &[&sha256],
+            )?
+            .map(|r| Ok(r.try_get(0)?))
+            .transpose()
+    }
+
+    fn remove_app_update(&self, platform: &str, version: &str) -> Result<bool> {
+        let n = self.conn()?.execute(
+            "DELETE FROM app_updates WHERE platform = $1 AND version = $2",
+            &[&platform, &version],
+        )?;
+        Ok(n > 0)
     }
 
     fn publish_checklist(&self, c: &PublishedChecklist) -> Result<()> {

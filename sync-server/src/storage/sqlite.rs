@@ -293,6 +293,23 @@ CREATE TABLE login_addresses (
 -- by an admin, a sign-out or a password reset does not.
 ALTER TABLE devices ADD COLUMN expired_at TEXT;
 ",
+    "
+-- Issue 15: packages of the field app offered as updates, each checked against the
+-- release's public key before it was kept (`updates.rs`).
+CREATE TABLE app_updates (
+    platform TEXT NOT NULL,
+    version TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    signature TEXT NOT NULL,
+    notes TEXT NOT NULL,
+    published_by TEXT NOT NULL,
+    published_at TEXT NOT NULL,
+    package BLOB NOT NULL,
+    PRIMARY KEY (platform, version)
+);
+CREATE INDEX app_updates_sha256 ON app_updates(sha256);
+",
 ];
 
 #[derive(Debug)]
@@ -1925,6 +1942,72 @@ impl Storage for SqliteStorage {
                 |r| r.get(0),
             )
             .optional()?)
+    }
+
+    fn add_app_update(&self, m: &AppUpdateMeta, package: &[u8]) -> Result<()> {
+        let n = self.conn().execute(
+            "INSERT INTO app_updates (platform, version, sha256, size, signature, notes,
+                                      published_by, published_at, package)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
+            params![
+                m.platform,
+                m.version,
+                m.sha256,
+                m.size as i64,
+                m.signature,
+                m.notes,
+                m.published_by,
+                ts(m.published_at),
+                package
+            ],
+        )?;
+        if n == 0 {
+            return Err(StorageError::Exists(format!(
+                "{} {} is already published",
+                m.platform, m.version
+            )));
+        }
+        Ok(())
+    }
+
+    fn app_updates(&self, platform: Option<&str>) -> Result<Vec<AppUpdateMeta>> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT platform, version, sha256, size, signature, notes, published_by, published_at
+             FROM app_updates WHERE ?1 IS NULL OR platform = ?1",
+        )?;
+        let rows = stmt.query_map(params![platform], |r| {
+            Ok(AppUpdateMeta {
+                platform: r.get(0)?,
+                version: r.get(1)?,
+                sha256: r.get(2)?,
+                size: r.get::<_, i64>(3)? as u64,
+                signature: r.get(4)?,
+                notes: r.get(5)?,
+                published_by: r.get(6)?,
+                published_at: parse_ts(&r.get::<_, String>(7)?)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn app_package(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .reader()?
+            .query_row(
+                "SELECT package FROM app_updates WHERE sha256 = ?1 LIMIT 1",
+                params![sha256],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn remove_app_update(&self, platform: &str, version: &str) -> Result<bool> {
+        let n = self.conn().execute(
+            "DELETE FROM app_updates WHERE platform = ?1 AND version = ?2",
+            params![platform, version],
+        )?;
+        Ok(n > 0)
     }
 
     fn publish_checklist(&self, c: &PublishedChecklist) -> Result<()> {

@@ -18,6 +18,8 @@ import {
   type OpenInspection,
   type PhotoAdded,
   type SyncStatus,
+  type UpdateCheck,
+  type UpdateInstalled,
 } from "../../lib/api/field-types";
 import type { Answer, Candidate, Field, History, HistoryEntry, HistorySubject, InspectionView, Severity, State } from "../../lib/api/types";
 
@@ -327,6 +329,16 @@ export class MemoryBackend implements FieldBackend {
       const role = this.status.signed_in?.role === "reviewer" ? "reviewer" : "lead_inspector";
       v.signoffs.push({ id: nextId(), role, statement, by: this.user, at: now() });
     });
+  }
+
+  /** The dev backend has no server: it offers no update. */
+  async updateCheck(): Promise<UpdateCheck> {
+    if (!this.status.signed_in) throw new AppError("not_signed_in", "Sign in first.");
+    return { current: this.status.version, available: null };
+  }
+
+  async updateInstall(): Promise<UpdateInstalled> {
+    throw new AppError("not_found", "The server offers no newer version of the app now.");
   }
 
   async syncStatus(): Promise<SyncStatus> {

@@ -177,6 +177,8 @@ export type AppErrorCode =
   | "too_large"
   | "bad_image"
   | "storage"
+  | "update_refused"
+  | "update_failed"
   | "internal";
 
 const CODES: readonly AppErrorCode[] = [
@@ -189,6 +191,8 @@ const CODES: readonly AppErrorCode[] = [
   "too_large",
   "bad_image",
   "storage",
+  "update_refused",
+  "update_failed",
   "internal",
 ];
 
@@ -203,6 +207,8 @@ const STATUS: Record<AppErrorCode, number> = {
   too_large: 413,
   bad_image: 422,
   storage: 500,
+  update_refused: 422,
+  update_failed: 500,
   internal: 500,
 };
 
@@ -276,6 +282,20 @@ export interface Carried {
   actions: (CorrectiveAction & { check: LocalCheck | null })[];
 }
 
+/** `update_check`: this app's version, and a newer one the server offers. */
+export interface UpdateCheck {
+  current: string;
+  available: { version: string; notes: string; date: string | null } | null;
+}
+
+/** `update_install`: the package was verified against the app's release key and installed. */
+export interface UpdateInstalled {
+  version: string;
+  bytes: number;
+  /** Start the app again to run the new version (Linux, macOS). */
+  restart_needed: boolean;
+}
+
 export interface FieldBackend {
   appStatus(): Promise<AppStatus>;
   signIn(server: string, user: string, password: string): Promise<AppStatus>;
@@ -317,6 +337,12 @@ export interface FieldBackend {
   takeServersCopy(document: string): Promise<SyncStatus>;
   /** Calls `cb` with each `sync-status` event; resolves to a function that stops listening. */
   onSyncStatus(cb: (s: SyncStatus) => void): Promise<() => void>;
+
+  /** Asks the server whether a newer version of the app is offered (online only). */
+  updateCheck(): Promise<UpdateCheck>;
+  /** Downloads `version`, checks its signature against the app's release key and installs
+   * it; refused (`update_refused`) when the signature does not hold. */
+  updateInstall(version: string): Promise<UpdateInstalled>;
 }
 
 /** The conflicts of a view, typed (types.ts keeps them as `unknown[]`). */

@@ -15,6 +15,8 @@ import {
   type CommentTarget,
   type FieldBackend,
   type FieldRef,
+  type UpdateCheck,
+  type UpdateInstalled,
   type InspectionSummary,
   type OpenInspection,
   type PhotoAdded,
@@ -145,6 +147,14 @@ export class TauriBackend implements FieldBackend {
 
   takeServersCopy(document: string): Promise<SyncStatus> {
     return this.call("take_servers_copy", { document });
+  }
+
+  updateCheck(): Promise<UpdateCheck> {
+    return this.call("update_check");
+  }
+
+  updateInstall(version: string): Promise<UpdateInstalled> {
+    return this.call("update_install", { version });
   }
 
   async onSyncStatus(cb: (s: SyncStatus) => void): Promise<() => void> {
