@@ -249,6 +249,10 @@ enum AppUpdateCommand {
         /// Release notes shown on devices.
         #[arg(long, default_value = "")]
         notes: String,
+        /// The release key was rotated: take a package signed with another key than the
+        /// packages kept (docs/RELEASE.md). Without it, such a package is refused.
+        #[arg(long)]
+        new_key: bool,
     },
     /// List the packages kept, newest first per platform.
     List,
@@ -922,6 +926,7 @@ fn app_update(storage: &dyn Storage, c: AppUpdateCommand) -> Result<()> {
             signature,
             public_key,
             notes,
+            new_key,
         } => {
             let target = format!("app-update:{platform}@{version}");
             let sig_path = signature.unwrap_or_else(|| {
@@ -931,12 +936,15 @@ fn app_update(storage: &dyn Storage, c: AppUpdateCommand) -> Result<()> {
             });
             let checked = publish_update(
                 storage,
-                &platform,
-                &version,
-                &file,
-                &sig_path,
-                &public_key,
-                &notes,
+                &Publishing {
+                    platform: &platform,
+                    version: &version,
+                    file: &file,
+                    sig_path: &sig_path,
+                    public_key: &public_key,
+                    notes: &notes,
+                    new_key,
+                },
             );
             match checked {
                 Ok(meta) => {
@@ -967,16 +975,32 @@ fn app_update(storage: &dyn Storage, c: AppUpdateCommand) -> Result<()> {
     }
 }
 
+/// What `app-update publish` was given.
+#[derive(Debug, Clone, Copy)]
+struct Publishing<'a> {
+    platform: &'a str,
+    version: &'a str,
+    file: &'a Path,
+    sig_path: &'a Path,
+    public_key: &'a Path,
+    notes: &'a str,
+    new_key: bool,
+}
+
 /// Checks a package for `app-update publish` and keeps it ([`wardcheck_server::updates`]).
 fn publish_update(
     storage: &dyn Storage,
-    platform: &str,
-    version: &str,
-    file: &Path,
-    sig_path: &Path,
-    public_key: &Path,
-    notes: &str,
+    p: &Publishing<'_>,
 ) -> Result<wardcheck_server::storage::AppUpdateMeta> {
+    let Publishing {
+        platform,
+        version,
+        file,
+        sig_path,
+        public_key,
+        notes,
+        new_key,
+    } = *p;
     use sha2::Digest;
     use wardcheck_server::storage::AppUpdateMeta;
     use wardcheck_server::updates::{self, Platform};
@@ -1002,6 +1026,10 @@ fn publish_update(
     let signature = small(sig_path)?;
     let key = small(public_key)?;
     let signature = updates::check(&platform, &version, &package, &signature, &key)?;
+    if !new_key {
+        let kept = storage.app_updates(None)?;
+        updates::same_key(&signature, kept.iter().map(|m| m.signature.as_str()))?;
+    }
     let meta = AppUpdateMeta {
         platform: platform.as_str().to_owned(),
         version: version.to_string(),

@@ -72,6 +72,10 @@ pub enum Refused {
     TooLarge(u64),
     #[error("the notes are over {MAX_NOTES_CHARS} characters")]
     Notes,
+    #[error(
+        "the package is signed with key {new}, but the packages kept are signed with {kept}: devices trust one key; if the release key was rotated (docs/RELEASE.md), publish with --new-key"
+    )]
+    OtherKey { new: String, kept: String },
 }
 
 /// A parsed platform name.
@@ -194,6 +198,36 @@ pub fn check(
     })
 }
 
+/// The id of the key that made a signature (the `.sig` file's base64 text): minisign's
+/// 8-byte key id, in hex as `minisign` prints it (most significant byte first), or
+/// `None` when the text is not a signature.
+pub fn signing_key_id(signature: &str) -> Option<String> {
+    let text = minisign_text(signature)?;
+    let line = text.lines().nth(1)?;
+    let blob = base64::engine::general_purpose::STANDARD
+        .decode(line.trim())
+        .ok()?;
+    // Two bytes of algorithm, eight of key id, 64 of signature.
+    let id = blob.get(2..10)?;
+    Some(id.iter().rev().map(|b| format!("{b:02X}")).collect())
+}
+
+/// Refuses a package signed with another key than every package kept (unless the key
+/// was rotated on purpose): `kept` are the kept packages' signatures.
+pub fn same_key<'a>(
+    signature: &str,
+    kept: impl IntoIterator<Item = &'a str>,
+) -> Result<(), Refused> {
+    let new = signing_key_id(signature).unwrap_or_default();
+    for k in kept {
+        let old = signing_key_id(k).unwrap_or_default();
+        if old != new {
+            return Err(Refused::OtherKey { new, kept: old });
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,6 +270,22 @@ mod tests {
             Some("1.2.3")
         );
         assert_eq!(signed_version("timestamp:1700000000\tfile:app.deb"), None);
+    }
+
+    /// A signature made by `tauri signer sign` with a throwaway key whose `.pub` reads
+    /// "minisign public key: 99B9D970E2A656B5".
+    const SIG: &str = "dW50cnVzdGVkIGNvbW1lbnQ6IHNpZ25hdHVyZSBmcm9tIHRhdXJpIHNlY3JldCBrZXkKUlVTMVZxYmljTm01bWZaeXFnMzg4b2J6UFdlaVN4c1hIUmNHL2gwSGNpOS9lYlFLRURKaUJWWHpadnpEeUVJQUhKZGJnNnRLTHVFS1RMb0oxMmZEQUV5V3lTSTN3UVBNRFE0PQp0cnVzdGVkIGNvbW1lbnQ6IHRpbWVzdGFtcDoxNzk2NjU1NTI5CWZpbGU6Zi5iaW4JdmVyc2lvbjowLjEuMQo2Z3VEUnVJeGdXcE4wOXVDekJaQkJxaXVsb2JKcVRSeWZwbVZscHVPQWtycXgvdzd6K1Z1ejkxbCtPNjZMZFAydWRDZTh2ajNwNmdLZkRVTzVlS0hBdz09Cg==";
+
+    #[test]
+    fn a_signatures_key_id_is_the_one_its_public_key_names() {
+        assert_eq!(signing_key_id(SIG).as_deref(), Some("99B9D970E2A656B5"));
+        assert_eq!(signing_key_id("not a signature"), None);
+        assert!(same_key(SIG, [SIG, SIG]).is_ok());
+        assert!(same_key(SIG, []).is_ok());
+        assert!(matches!(
+            same_key(SIG, ["c2ln"]),
+            Err(Refused::OtherKey { .. })
+        ));
     }
 
     #[test]

@@ -258,6 +258,14 @@ async fn only_packages_signed_for_their_version_are_kept_and_offered() {
         "{listed}"
     );
 
+    // A newer package signed (properly) with another key than the one kept: refused
+    // unless the key was rotated on purpose (--new-key).
+    let newer = tiny_deb(dir.path(), "wardcheck", "0.3.0");
+    let newer_sig = other.sign(&newer, "0.3.0");
+    let (ok, _, err) = publish(&s, "0.3.0", &newer, &newer_sig, &other.public);
+    assert!(!ok && err.contains("publish with --new-key"), "{err}");
+    assert_eq!(kept(&s), 1);
+
     // Withdrawn (a leaked key, a bad release): offered to no one, its package gone;
     // audited; withdrawing what is not there says so.
     s.cli(
