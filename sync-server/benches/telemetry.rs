@@ -356,7 +356,12 @@ fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-fn import(storage: &TelemetryDb, kind: Kind, path: &Path, as_of: NaiveDate) -> ImportReport {
+fn import(
+    storage: &TelemetryDb,
+    kind: Kind,
+    path: &Path,
+    as_of: NaiveDate,
+) -> (ImportReport, Duration) {
     let report = storage
         .import_telemetry(
             &ImportRequest {
@@ -377,7 +382,11 @@ fn import(storage: &TelemetryDb, kind: Kind, path: &Path, as_of: NaiveDate) -> I
             &r.bad_rows[..r.bad_rows.len().min(5)]
         );
     }
-    report
+    // The import returns once its rows are durable in the write-ahead log; the copy
+    // into the database runs after, on a thread of its own. Waited for here, so that
+    // it does not run into the next measurement, and printed.
+    let checkpoint = storage.wait_for_checkpoint().unwrap_or_default();
+    (report, checkpoint)
 }
 
 fn env_number(name: &str, default: u64) -> u64 {
@@ -419,13 +428,15 @@ fn main() {
         import(&storage, Kind::Trusts, &trusts, as_of);
         reset_peak_rss();
         let cpu = cpu_seconds();
-        let report = import(&storage, Kind::Endpoints, &endpoints, as_of);
+        let (report, checkpoint) = import(&storage, Kind::Endpoints, &endpoints, as_of);
         let cpu = cpu_seconds() - cpu;
         let peak = peak_rss_mib();
         println!(
-            "  run {run}: {:.2} s, {} rows/s, peak RSS {peak:.0} MiB, CPU {cpu:.1} s (both threads)",
+            "  run {run}: {:.2} s, {} rows/s, peak RSS {peak:.0} MiB, CPU {cpu:.1} s (both threads, \
+             with the checkpoint after: {:.2} s)",
             report.elapsed.as_secs_f64(),
-            thousands((rows as f64 / report.elapsed.as_secs_f64()) as u64)
+            thousands((rows as f64 / report.elapsed.as_secs_f64()) as u64),
+            checkpoint.as_secs_f64()
         );
         println!("    steps: {}", report.steps_line());
         times.push(report.elapsed);
@@ -445,7 +456,7 @@ fn main() {
     machine_shape(scratch.path(), &trusts, rows, runs, as_of);
 
     let (_data, storage) = last.expect("at least one run");
-    let again = import(&storage, Kind::Endpoints, &endpoints, as_of);
+    let (again, _) = import(&storage, Kind::Endpoints, &endpoints, as_of);
     assert!(matches!(again.outcome, Outcome::AlreadyImported { .. }));
     println!(
         "same file again (already imported): {:.2} s",
@@ -455,7 +466,7 @@ fn main() {
     let other = scratch.path().join("endpoints-corrected.csv");
     write_endpoints(&other, rows - 1).unwrap();
     reset_peak_rss();
-    let replaced = import(&storage, Kind::Endpoints, &other, as_of);
+    let (replaced, _) = import(&storage, Kind::Endpoints, &other, as_of);
     assert!(matches!(
         replaced.outcome,
         Outcome::Imported {
@@ -470,7 +481,7 @@ fn main() {
     );
     reset_peak_rss();
     let next_day = as_of.succ_opt().unwrap();
-    let second = import(&storage, Kind::Endpoints, &endpoints, next_day);
+    let (second, _) = import(&storage, Kind::Endpoints, &endpoints, next_day);
     println!(
         "the next day's snapshot beside the first: {:.2} s, {} rows/s, peak RSS {:.0} MiB",
         second.elapsed.as_secs_f64(),
@@ -497,36 +508,51 @@ fn machine_shape(scratch: &Path, trusts: &Path, rows: u64, runs: u64, as_of: Nai
     let mut shaped = Vec::new();
     let mut bare = Vec::new();
     let mut ratios = Vec::new();
+    let mut whole_ratios = Vec::new();
+    let mut checkpoints = Vec::new();
     for run in 1..=runs {
         let data = tempfile::tempdir_in(scratch).unwrap();
         let b = bare_insert(data.path(), &machines);
         let storage = TelemetryDb::open(data.path()).unwrap();
         import(&storage, Kind::Trusts, trusts, as_of);
-        let report = import(&storage, Kind::Endpoints, &machines, as_of);
+        let (report, checkpoint) = import(&storage, Kind::Endpoints, &machines, as_of);
+        let (i, b_s) = (report.elapsed.as_secs_f64(), b.as_secs_f64());
+        let whole = i + checkpoint.as_secs_f64();
         println!(
-            "  run {run}: import {:.2} s ({} rows/s); bare bulk insert {:.2} s; ratio {:.2}",
-            report.elapsed.as_secs_f64(),
-            thousands((rows as f64 / report.elapsed.as_secs_f64()) as u64),
-            b.as_secs_f64(),
-            report.elapsed.as_secs_f64() / b.as_secs_f64()
+            "  run {run}: import {i:.2} s ({} rows/s); bare bulk insert {b_s:.2} s; ratio {:.2}; \
+             the checkpoint after, in the background, {:.2} s (import and checkpoint {whole:.2} s, \
+             ratio {:.2})",
+            thousands((rows as f64 / i) as u64),
+            i / b_s,
+            checkpoint.as_secs_f64(),
+            whole / b_s
         );
         println!("    steps: {}", report.steps_line());
-        ratios.push(report.elapsed.as_secs_f64() / b.as_secs_f64());
+        ratios.push(i / b_s);
+        whole_ratios.push(whole / b_s);
         shaped.push(report.elapsed);
+        checkpoints.push(checkpoint);
         bare.push(b);
     }
     shaped.sort();
     bare.sort();
+    checkpoints.sort();
     ratios.sort_by(f64::total_cmp);
+    whole_ratios.sort_by(f64::total_cmp);
     let (m, b) = (shaped[shaped.len() / 2], bare[bare.len() / 2]);
     // The ratio that matters is each run's against the bare insert beside it: this
-    // machine's speed drifts by a third between runs a minute apart.
+    // machine's speed drifts by a third between runs a minute apart. The bare insert's
+    // commit checkpoints as it commits (SQLite's default); the import's checkpoint runs
+    // after it returns, so both ratios are given.
     println!(
         "machine export median {:.2} s ({} rows/s), bare bulk insert median {:.2} s; \
-         median of the runs' ratios {:.2} (aims: under 10 s, within 2x)",
+         median of the runs' ratios {:.2} (aims: under 10 s, within 2x); the checkpoint after, \
+         median {:.2} s; with it, median ratio {:.2}",
         m.as_secs_f64(),
         thousands((rows as f64 / m.as_secs_f64()) as u64),
         b.as_secs_f64(),
-        ratios[ratios.len() / 2]
+        ratios[ratios.len() / 2],
+        checkpoints[checkpoints.len() / 2].as_secs_f64(),
+        whole_ratios[whole_ratios.len() / 2]
     );
 }

@@ -4,7 +4,11 @@
 //! one case in which it may be the same file, answered without parsing it).
 //!
 //! The transaction runs on a connection of its own to `telemetry.db`, begun `IMMEDIATE`
-//! (so a second import waits for the first).
+//! (so a second import waits for the first). The import returns once the transaction is
+//! committed to the write-ahead log and the log is synced; copying the snapshot from the
+//! log into the database file (the checkpoint, as long again as the commit) is then done
+//! on a thread of its own (`TelemetryDb::checkpoint_in_background`), readers finding the
+//! rows in the log meanwhile.
 //!
 //! Two threads share the work: one reads and checks rows ([`Checker`]: CSV or JSON,
 //! UTF-8, hashing, field parsing, trust codes, key hashes, the text forms stored) and
@@ -70,12 +74,15 @@ pub(crate) fn import(
     let mut conn = connect(db.path())?;
     conn.busy_timeout(limits::TELEMETRY_IMPORT_WAIT)?;
     // A bounded page cache; the index sorts spill to temporary files rather than
-    // memory, with one helper thread (the CSV is read on another thread meanwhile).
+    // memory, with one helper thread (the CSV is read on another thread meanwhile). No
+    // automatic checkpoint at commit: the committed rows are copied from the log into
+    // the database on a thread of its own (`TelemetryDb::checkpoint_in_background`).
     conn.execute_batch(&format!(
         "PRAGMA cache_size = -{};
          PRAGMA journal_size_limit = {};
          PRAGMA temp_store = FILE;
-         PRAGMA threads = 1;",
+         PRAGMA threads = 1;
+         PRAGMA wal_autocheckpoint = 0;",
         limits::TELEMETRY_IMPORT_CACHE_KIB,
         limits::TELEMETRY_WAL_KEEP_BYTES
     ))?;
@@ -289,6 +296,7 @@ pub(crate) fn import(
     steps.done("replace");
     tx.commit()?;
     steps.done("commit");
+    db.checkpoint_in_background();
     let warnings = warnings.refusal(false);
     Ok(report(
         Outcome::Imported {

@@ -574,6 +574,11 @@ pub trait TelemetryStore: Send + Sync {
         req: &ImportRequest<'_>,
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<ImportReport, TelemetryError>;
+    /// Waits for the copy of the last import from the write-ahead log into the database,
+    /// which runs after the import returns, and says how long it took (`None`: none was
+    /// running, or it failed, and a later checkpoint copies the rows). The command line
+    /// waits before it exits, and the benchmark before its next run.
+    fn wait_for_checkpoint(&self) -> Option<std::time::Duration>;
     /// The snapshot of `kind` with the newest `as_of`.
     fn latest_snapshot(&self, kind: Kind) -> Result<Option<Snapshot>, StorageError>;
     /// Every snapshot, oldest day first.

@@ -336,6 +336,9 @@ pub struct TelemetryDb {
     /// Feeds kept there that this process refused (bad rows, bytes that do not match
     /// their SHA-256), by id: not fetched again (a replacement has another id).
     pub(super) refused_feeds: Mutex<std::collections::HashSet<i64>>,
+    /// The checkpoint after the last import, running on a thread of its own
+    /// ([`TelemetryDb::checkpoint_in_background`]).
+    checkpoint: Mutex<Option<std::thread::JoinHandle<Option<std::time::Duration>>>>,
 }
 
 /// Opens a connection to `telemetry.db` with the pragmas every connection to it uses.
@@ -414,7 +417,68 @@ impl TelemetryDb {
             shared: std::sync::OnceLock::new(),
             catching_up: Mutex::new(()),
             refused_feeds: Mutex::default(),
+            checkpoint: Mutex::default(),
         })
+    }
+
+    /// Copies a committed import from the write-ahead log into `telemetry.db`, on a
+    /// thread of its own, so that the import returns once its rows are durable (the log
+    /// is synced at commit: `synchronous = FULL`) rather than after writing them a second
+    /// time. Imports turn SQLite's automatic checkpoint off on their connection for this.
+    /// The checkpoint is `PASSIVE`, as the automatic one is: it never waits for, or
+    /// holds up, readers or a writer; what it cannot copy while they read, a later
+    /// checkpoint does. Reads meanwhile find the rows in the log.
+    pub(crate) fn checkpoint_in_background(&self) {
+        let path = self.path.clone();
+        let mut slot = self.checkpoint.lock().unwrap_or_else(|p| p.into_inner());
+        // One after another: an earlier one still running is waited for first.
+        let earlier = slot.take();
+        let spawned = std::thread::Builder::new()
+            .name("telemetry-checkpoint".into())
+            .spawn(move || {
+                if let Some(earlier) = earlier {
+                    let _ = earlier.join();
+                }
+                let started = std::time::Instant::now();
+                let done = connect(&path).and_then(|c| {
+                    // As the import's own connection did: the log is cut back to this
+                    // size once a writer starts it again.
+                    c.execute_batch(&format!(
+                        "PRAGMA journal_size_limit = {};",
+                        crate::limits::TELEMETRY_WAL_KEEP_BYTES
+                    ))?;
+                    c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, i64>(2)?,
+                        ))
+                    })
+                });
+                match done {
+                    Ok((busy, log, copied)) => {
+                        tracing::info!(
+                            busy,
+                            log_frames = log,
+                            copied_frames = copied,
+                            seconds = started.elapsed().as_secs_f64(),
+                            "telemetry.db checkpointed after an import"
+                        );
+                        Some(started.elapsed())
+                    }
+                    Err(e) => {
+                        // Nothing is lost: the rows stay in the log, and the next
+                        // checkpoint (or the last connection's close) copies them.
+                        tracing::warn!("telemetry.db checkpoint after an import failed: {e}");
+                        None
+                    }
+                }
+            });
+        match spawned {
+            Ok(handle) => *slot = Some(handle),
+            // The rows stay in the log until a later checkpoint copies them.
+            Err(e) => tracing::warn!("no thread for the checkpoint after an import: {e}"),
+        }
     }
 
     /// Attaches `telemetry.db` to `conn` as `telemetry`: its tables are then visible on
@@ -480,6 +544,14 @@ fn trust_row(r: &Row<'_>) -> rusqlite::Result<Trust> {
 }
 
 impl TelemetryStore for TelemetryDb {
+    fn wait_for_checkpoint(&self) -> Option<std::time::Duration> {
+        let handle = self
+            .checkpoint
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()?;
+        handle.join().ok().flatten()
+    }
     fn prune_snapshots(
         &self,
         keep_days: u32,
