@@ -181,13 +181,7 @@ async fn download(update: &Update, token: &str) -> Result<Vec<u8>, AppError> {
             format!("The update could not be downloaded: {e}"),
         )
     };
-    let client = reqwest::Client::builder()
-        .connect_timeout(crate::service::limits::CONNECT_TIMEOUT)
-        .timeout(DOWNLOAD_TIMEOUT)
-        .min_tls_version(reqwest::tls::Version::TLS_1_2)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(AppError::internal)?;
+    let client = crate::service::remote::client_with(DOWNLOAD_TIMEOUT);
     let mut res = client
         .get(update.download_url.clone())
         .bearer_auth(token)

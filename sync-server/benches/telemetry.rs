@@ -385,7 +385,11 @@ fn import(
     // The import returns once its rows are durable in the write-ahead log; the copy
     // into the database runs after, on a thread of its own. Waited for here, so that
     // it does not run into the next measurement, and printed.
-    let checkpoint = storage.wait_for_checkpoint().unwrap_or_default();
+    let checkpoint = storage.wait_for_checkpoint();
+    if let Some(c) = checkpoint.filter(|c| !c.complete()) {
+        println!("    the checkpoint after: {}", c.summary());
+    }
+    let checkpoint = checkpoint.map(|c| c.took).unwrap_or_default();
     (report, checkpoint)
 }
 

@@ -139,9 +139,15 @@ pub(crate) fn is_certificate_refusal(text: &str) -> bool {
 /// a redirect could take the password or the device token to another address (or from
 /// https to http), so a 3xx is an answer the app refuses, never a hop it takes.
 pub fn client() -> reqwest::Client {
+    client_with(limits::REQUEST_TIMEOUT)
+}
+
+/// [`client`], with `timeout` for the whole of each request instead of the app's
+/// default (a package download takes longer than an API call).
+pub fn client_with(timeout: std::time::Duration) -> reqwest::Client {
     reqwest::Client::builder()
         .connect_timeout(limits::CONNECT_TIMEOUT)
-        .timeout(limits::REQUEST_TIMEOUT)
+        .timeout(timeout)
         .min_tls_version(reqwest::tls::Version::TLS_1_2)
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -282,6 +288,26 @@ async fn json<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&bytes).map_err(|e| {
         RemoteError::BadAnswer(format!("an answer that is not the expected JSON ({e})"))
     })
+}
+
+/// `GET url` with the device's token: the answer's JSON, read up to `cap` bytes; a
+/// status other than success is the server's refusal.
+async fn get_json<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    cap: usize,
+) -> Result<T, RemoteError> {
+    let res = http
+        .get(url)
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .send()
+        .await
+        .map_err(transport)?;
+    if !res.status().is_success() {
+        return Err(refusal(res).await);
+    }
+    json(res, cap).await
 }
 
 /// What a sign-in returns. Its Debug output leaves out the token.
@@ -439,16 +465,7 @@ pub async fn inspection_ids(
             Some(a) => format!("{server}/api/v1/inspections?limit=200&after={a}"),
             None => format!("{server}/api/v1/inspections?limit=200"),
         };
-        let res = http
-            .get(url)
-            .header(AUTHORIZATION, format!("Bearer {token}"))
-            .send()
-            .await
-            .map_err(transport)?;
-        if !res.status().is_success() {
-            return Err(refusal(res).await);
-        }
-        let page: Page = json(res, limits::MAX_JSON_ANSWER).await?;
+        let page: Page = get_json(http, &url, token, limits::MAX_JSON_ANSWER).await?;
         if ids.len() + page.items.len() > limits::MAX_LISTED_INSPECTIONS {
             return Err(RemoteError::BadAnswer(format!(
                 "a list of more than {} inspections",
@@ -494,16 +511,8 @@ pub async fn checklists(
     server: &str,
     token: &str,
 ) -> Result<Vec<HeldChecklist>, RemoteError> {
-    let res = http
-        .get(format!("{server}/api/v1/checklists"))
-        .header(AUTHORIZATION, format!("Bearer {token}"))
-        .send()
-        .await
-        .map_err(transport)?;
-    if !res.status().is_success() {
-        return Err(refusal(res).await);
-    }
-    let held: HeldChecklists = json(res, limits::MAX_JSON_ANSWER).await?;
+    let url = format!("{server}/api/v1/checklists");
+    let held: HeldChecklists = get_json(http, &url, token, limits::MAX_JSON_ANSWER).await?;
     if held.checklists.len() > limits::MAX_HELD_CHECKLISTS {
         return Err(RemoteError::BadAnswer(format!(
             "more than {} checklists",
@@ -533,16 +542,8 @@ pub async fn checklist_files(
             "{id:?}@{version:?} is not a checklist's id and version"
         )));
     }
-    let res = http
-        .get(format!("{server}/api/v1/checklists/{id}/{version}"))
-        .header(AUTHORIZATION, format!("Bearer {token}"))
-        .send()
-        .await
-        .map_err(transport)?;
-    if !res.status().is_success() {
-        return Err(refusal(res).await);
-    }
-    let got: ChecklistFiles = json(res, limits::MAX_JSON_ANSWER).await?;
+    let url = format!("{server}/api/v1/checklists/{id}/{version}");
+    let got: ChecklistFiles = get_json(http, &url, token, limits::MAX_JSON_ANSWER).await?;
     Ok(got.files.into_iter().map(|f| (f.name, f.text)).collect())
 }
 
@@ -560,16 +561,8 @@ pub async fn trust_actions<T: serde::de::DeserializeOwned>(
             "{trust:?} is not a trust's ODS code"
         )));
     }
-    let res = http
-        .get(format!("{server}/api/v1/actions?trust={trust}"))
-        .header(AUTHORIZATION, format!("Bearer {token}"))
-        .send()
-        .await
-        .map_err(transport)?;
-    if !res.status().is_success() {
-        return Err(refusal(res).await);
-    }
-    let list: Vec<T> = json(res, limits::MAX_JSON_ANSWER).await?;
+    let url = format!("{server}/api/v1/actions?trust={trust}");
+    let list: Vec<T> = get_json(http, &url, token, limits::MAX_JSON_ANSWER).await?;
     if list.len() > limits::MAX_CARRIED_ACTIONS {
         return Err(RemoteError::BadAnswer(format!(
             "more than {} actions for one trust",

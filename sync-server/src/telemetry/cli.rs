@@ -222,11 +222,8 @@ fn import(
             }
             println!("{}", report.summary());
             println!("  steps: {}", report.steps_line());
-            if let Some(took) = storage.wait_for_checkpoint() {
-                println!(
-                    "  then copied from the write-ahead log into telemetry.db: {:.2} s",
-                    took.as_secs_f64()
-                );
+            if let Some(done) = storage.wait_for_checkpoint() {
+                println!("  then {}", done.summary());
             }
             Ok(())
         }

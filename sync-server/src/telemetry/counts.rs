@@ -153,18 +153,14 @@ type GroupKey = (
     &'static str,
 );
 
-/// The maps counted into once per row: hashed with foldhash (seeded per map, as std's
-/// default is) rather than SipHash, which was a fifth of the writing thread's time.
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-
 /// One site's counts: its trust, and its counts by group.
-type SiteCounts = (String, FastMap<GroupKey, Counts>);
+type SiteCounts = (String, HashMap<GroupKey, Counts>);
 
 /// The counts of one snapshot as its rows are read: by site (which names its trust),
 /// then by group.
 #[derive(Debug, Default)]
 pub(crate) struct EndpointCounts {
-    by_site: FastMap<String, SiteCounts>,
+    by_site: HashMap<String, SiteCounts>,
 }
 
 impl EndpointCounts {
@@ -172,7 +168,7 @@ impl EndpointCounts {
         // Looked up by reference: a key is allocated once per site, not once per row.
         if !self.by_site.contains_key(&e.site) {
             self.by_site
-                .insert(e.site.clone(), (e.trust.clone(), FastMap::default()));
+                .insert(e.site.clone(), (e.trust.clone(), HashMap::new()));
         }
         let (_, groups) = self.by_site.get_mut(&e.site).expect("inserted above");
         groups
@@ -225,14 +221,14 @@ impl EndpointCounts {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use chrono::{NaiveDate, Utc};
 
     use super::super::store::{TelemetryDb, count_endpoints_sql};
     use super::super::{Format, ImportRequest, Kind, Outcome, import};
 
     /// Every combination of the values the counts look at, over a few groups.
-    fn endpoints_csv() -> String {
+    pub(crate) fn endpoints_csv() -> String {
         let mut out = super::super::Endpoint::COLUMNS.join(",");
         out.push('\n');
         let tri = ["true", "false", ""];
@@ -265,7 +261,7 @@ mod tests {
         out
     }
 
-    fn import_file(db: &TelemetryDb, kind: Kind, path: &std::path::Path) -> Outcome {
+    pub(crate) fn import_file(db: &TelemetryDb, kind: Kind, path: &std::path::Path) -> Outcome {
         let req = ImportRequest {
             kind,
             as_of: NaiveDate::from_ymd_opt(2026, 11, 28).unwrap(),
@@ -276,63 +272,6 @@ mod tests {
             now: Utc::now(),
         };
         import::import(db, &req, &mut |_| {}).unwrap().outcome
-    }
-
-    /// An import returns once its rows are committed to the write-ahead log (where
-    /// every connection reads them), and they are copied into the database file after,
-    /// on a thread of its own (`TelemetryDb::checkpoint_in_background`).
-    #[test]
-    fn an_imports_rows_are_read_at_once_and_copied_into_the_database_after() {
-        use super::super::TelemetryStore;
-        let dir = tempfile::tempdir().unwrap();
-        let db = TelemetryDb::open(dir.path()).unwrap();
-        let trusts = dir.path().join("t.csv");
-        std::fs::write(
-            &trusts,
-            "ods_code,name,trust_type,major_trauma_centre,region\nRJ1,G,acute,yes,London\n",
-        )
-        .unwrap();
-        import_file(&db, Kind::Trusts, &trusts);
-        db.wait_for_checkpoint()
-            .expect("the trusts' checkpoint ran");
-        let endpoints = dir.path().join("e.csv");
-        std::fs::write(&endpoints, endpoints_csv()).unwrap();
-        let Outcome::Imported { snapshot, .. } = import_file(&db, Kind::Endpoints, &endpoints)
-        else {
-            panic!("the endpoints import");
-        };
-        let path = dir.path().join(super::super::store::DB_FILE);
-        let count = |conn: &rusqlite::Connection| -> i64 {
-            conn.query_row("SELECT count(*) FROM endpoints", [], |r| r.get(0))
-                .unwrap()
-        };
-        // Read at once, by a connection the import did not use.
-        let fresh = super::super::store::connect(&path).unwrap();
-        assert_eq!(count(&fresh) as u64, snapshot.rows);
-        assert!(snapshot.rows > 40);
-        db.wait_for_checkpoint().expect("the checkpoint ran");
-        // Nothing left in the log to copy, and the database file alone (read as if no log
-        // were there) holds every row.
-        let (busy, log, copied): (i64, i64, i64) = fresh
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .unwrap();
-        assert_eq!(
-            (busy, log),
-            (0, copied),
-            "every frame of the log was copied"
-        );
-        let file_only = rusqlite::Connection::open_with_flags(
-            format!("file:{}?immutable=1", path.display()),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
-        )
-        .unwrap();
-        assert_eq!(count(&file_only) as u64, snapshot.rows);
-        assert!(
-            db.wait_for_checkpoint().is_none(),
-            "one checkpoint per import"
-        );
     }
 
     #[test]

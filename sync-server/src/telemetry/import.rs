@@ -117,6 +117,9 @@ pub(crate) fn import(
         ));
     }
 
+    // The last import's checkpoint first: begun after it, this import writes the log
+    // from its start, not after that import's frames.
+    db.finish_checkpoint();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     // Again under the lock: another import of the same file may have finished while
     // this one waited for it.

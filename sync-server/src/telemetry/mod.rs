@@ -183,7 +183,7 @@ use serde::{Deserialize, Serialize};
 pub use fields::{ExposureLevel, HealthStatus, OnboardingStatus, OsPlatform, TrustType};
 pub(crate) use http::routes;
 pub use rows::{Alert, ConfigAssessment, Endpoint, NetworkDevice, Trust};
-pub use store::{TelemetryDb, endpoint_table};
+pub use store::{Checkpoint, TelemetryDb, endpoint_table};
 
 use crate::limits;
 use crate::storage::StorageError;
@@ -575,10 +575,10 @@ pub trait TelemetryStore: Send + Sync {
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<ImportReport, TelemetryError>;
     /// Waits for the copy of the last import from the write-ahead log into the database,
-    /// which runs after the import returns, and says how long it took (`None`: none was
+    /// which runs after the import returns, and says what it did (`None`: none was
     /// running, or it failed, and a later checkpoint copies the rows). The command line
     /// waits before it exits, and the benchmark before its next run.
-    fn wait_for_checkpoint(&self) -> Option<std::time::Duration>;
+    fn wait_for_checkpoint(&self) -> Option<Checkpoint>;
     /// The snapshot of `kind` with the newest `as_of`.
     fn latest_snapshot(&self, kind: Kind) -> Result<Option<Snapshot>, StorageError>;
     /// Every snapshot, oldest day first.

@@ -338,7 +338,43 @@ pub struct TelemetryDb {
     pub(super) refused_feeds: Mutex<std::collections::HashSet<i64>>,
     /// The checkpoint after the last import, running on a thread of its own
     /// ([`TelemetryDb::checkpoint_in_background`]).
-    checkpoint: Mutex<Option<std::thread::JoinHandle<Option<std::time::Duration>>>>,
+    checkpoint: Mutex<Option<std::thread::JoinHandle<Option<Checkpoint>>>>,
+}
+
+/// What the checkpoint after an import did (`PRAGMA wal_checkpoint`'s answer, timed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub took: std::time::Duration,
+    /// Frames in the log.
+    pub log_frames: i64,
+    /// Frames of it now in the database file: all of them, unless a reader still reading
+    /// an older state held some back (a later checkpoint copies those).
+    pub copied_frames: i64,
+}
+
+impl Checkpoint {
+    /// Whether every frame of the log is in the database file.
+    pub fn complete(&self) -> bool {
+        self.copied_frames == self.log_frames
+    }
+
+    /// How it is reported, after "then".
+    pub fn summary(&self) -> String {
+        if self.complete() {
+            format!(
+                "copied from the write-ahead log into telemetry.db: {:.2} s",
+                self.took.as_secs_f64()
+            )
+        } else {
+            format!(
+                "copied {} of {} frames of the write-ahead log into telemetry.db in {:.2} s \
+                 (a reader held the rest back; the next checkpoint copies them)",
+                self.copied_frames,
+                self.log_frames,
+                self.took.as_secs_f64()
+            )
+        }
+    }
 }
 
 /// Opens a connection to `telemetry.db` with the pragmas every connection to it uses.
@@ -424,14 +460,18 @@ impl TelemetryDb {
     /// Copies a committed import from the write-ahead log into `telemetry.db`, on a
     /// thread of its own, so that the import returns once its rows are durable (the log
     /// is synced at commit: `synchronous = FULL`) rather than after writing them a second
-    /// time. Imports turn SQLite's automatic checkpoint off on their connection for this.
-    /// The checkpoint is `PASSIVE`, as the automatic one is: it never waits for, or
-    /// holds up, readers or a writer; what it cannot copy while they read, a later
-    /// checkpoint does. Reads meanwhile find the rows in the log.
+    /// time. Imports turn SQLite's automatic checkpoint off on their connection for this,
+    /// and the next import waits for this one's checkpoint before it begins
+    /// ([`TelemetryDb::finish_checkpoint`]), so that it writes the log from its start
+    /// rather than after the last import's frames (the log would grow by one snapshot
+    /// per import otherwise). The checkpoint is `PASSIVE`, as the automatic one is: it
+    /// does not wait for readers; what a reader still reading an older state holds back,
+    /// a later checkpoint copies. Reads meanwhile find the rows in the log. It competes
+    /// with the server's other work for the disk, as the automatic one did.
     pub(crate) fn checkpoint_in_background(&self) {
         let path = self.path.clone();
         let mut slot = self.checkpoint.lock().unwrap_or_else(|p| p.into_inner());
-        // One after another: an earlier one still running is waited for first.
+        // One at a time: an earlier one still running is waited for first.
         let earlier = slot.take();
         let spawned = std::thread::Builder::new()
             .name("telemetry-checkpoint".into())
@@ -440,13 +480,14 @@ impl TelemetryDb {
                     let _ = earlier.join();
                 }
                 let started = std::time::Instant::now();
-                let done = connect(&path).and_then(|c| {
-                    // As the import's own connection did: the log is cut back to this
-                    // size once a writer starts it again.
-                    c.execute_batch(&format!(
-                        "PRAGMA journal_size_limit = {};",
-                        crate::limits::TELEMETRY_WAL_KEEP_BYTES
-                    ))?;
+                // Never creates the file (a data folder being removed stays removed).
+                let done = Connection::open_with_flags(
+                    &path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .and_then(|c| {
+                    c.busy_timeout(std::time::Duration::from_secs(5))?;
                     c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
                         Ok((
                             r.get::<_, i64>(0)?,
@@ -456,15 +497,20 @@ impl TelemetryDb {
                     })
                 });
                 match done {
-                    Ok((busy, log, copied)) => {
+                    Ok((busy, log_frames, copied_frames)) => {
+                        let done = Checkpoint {
+                            took: started.elapsed(),
+                            log_frames,
+                            copied_frames,
+                        };
                         tracing::info!(
                             busy,
-                            log_frames = log,
-                            copied_frames = copied,
-                            seconds = started.elapsed().as_secs_f64(),
+                            log_frames,
+                            copied_frames,
+                            seconds = done.took.as_secs_f64(),
                             "telemetry.db checkpointed after an import"
                         );
-                        Some(started.elapsed())
+                        Some(done)
                     }
                     Err(e) => {
                         // Nothing is lost: the rows stay in the log, and the next
@@ -479,6 +525,16 @@ impl TelemetryDb {
             // The rows stay in the log until a later checkpoint copies them.
             Err(e) => tracing::warn!("no thread for the checkpoint after an import: {e}"),
         }
+    }
+
+    /// Waits for the checkpoint after the last import, if one is running.
+    pub(crate) fn finish_checkpoint(&self) -> Option<Checkpoint> {
+        let handle = self
+            .checkpoint
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()?;
+        handle.join().ok().flatten()
     }
 
     /// Attaches `telemetry.db` to `conn` as `telemetry`: its tables are then visible on
@@ -543,14 +599,17 @@ fn trust_row(r: &Row<'_>) -> rusqlite::Result<Trust> {
     })
 }
 
+impl Drop for TelemetryDb {
+    /// The checkpoint after an import ends before its data folder may be removed or
+    /// copied.
+    fn drop(&mut self) {
+        self.finish_checkpoint();
+    }
+}
+
 impl TelemetryStore for TelemetryDb {
-    fn wait_for_checkpoint(&self) -> Option<std::time::Duration> {
-        let handle = self
-            .checkpoint
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()?;
-        handle.join().ok().flatten()
+    fn wait_for_checkpoint(&self) -> Option<Checkpoint> {
+        self.finish_checkpoint()
     }
     fn prune_snapshots(
         &self,
@@ -634,6 +693,92 @@ impl TelemetryStore for TelemetryDb {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An import returns once its rows are committed to the write-ahead log, where every
+    /// connection reads them; they are copied into the database file after, on a thread
+    /// of its own; and the next import waits for that copy, so that the log does not
+    /// grow by one snapshot per import.
+    #[test]
+    fn an_imports_rows_are_copied_into_the_database_after_it_and_the_log_does_not_pile_up() {
+        use super::super::Outcome;
+        use super::super::counts::tests::{endpoints_csv, import_file};
+        let dir = tempfile::tempdir().unwrap();
+        let db = TelemetryDb::open(dir.path()).unwrap();
+        let trusts = dir.path().join("t.csv");
+        std::fs::write(
+            &trusts,
+            "ods_code,name,trust_type,major_trauma_centre,region\nRJ1,G,acute,yes,London\n",
+        )
+        .unwrap();
+        import_file(&db, Kind::Trusts, &trusts);
+        assert!(db.wait_for_checkpoint().expect("it ran").complete());
+        let endpoints = dir.path().join("e.csv");
+        std::fs::write(&endpoints, endpoints_csv()).unwrap();
+        let Outcome::Imported { snapshot, .. } = import_file(&db, Kind::Endpoints, &endpoints)
+        else {
+            panic!("the endpoints import");
+        };
+        assert!(snapshot.rows > 40);
+        let path = dir.path().join(DB_FILE);
+        let log = dir.path().join(format!("{DB_FILE}-wal"));
+        let count = |conn: &Connection| -> u64 {
+            conn.query_row(
+                &format!("SELECT count(*) FROM {}", endpoint_table(snapshot.id)),
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap() as u64
+        };
+        // Read by a connection the import did not use, whether or not copied yet.
+        assert_eq!(count(&connect(&path).unwrap()), snapshot.rows);
+        let done = db.wait_for_checkpoint().expect("the checkpoint ran");
+        assert!(done.complete() && done.log_frames > 0, "{done:?}");
+        assert!(db.wait_for_checkpoint().is_none(), "one per import");
+        // The database file alone (read as if there were no log) holds every row.
+        let file_only = || {
+            Connection::open_with_flags(
+                format!("file:{}?immutable=1", path.display()),
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+            )
+            .unwrap()
+        };
+        assert_eq!(count(&file_only()), snapshot.rows);
+        let one_import = std::fs::metadata(&log).unwrap().len();
+
+        // Three more days at once, none waited for by the caller: each import begins
+        // after the one before it is copied, and writes the log from its start.
+        for day in 1..=3 {
+            let req = ImportRequest {
+                kind: Kind::Endpoints,
+                as_of: NaiveDate::from_ymd_opt(2026, 12, day).unwrap(),
+                format: super::super::Format::Csv,
+                path: &endpoints,
+                sha256: None,
+                by: "test",
+                now: chrono::Utc::now(),
+            };
+            let report = super::super::import::import(&db, &req, &mut |_| {}).unwrap();
+            assert!(matches!(report.outcome, Outcome::Imported { .. }));
+        }
+        let after = std::fs::metadata(&log).unwrap().len();
+        assert!(
+            after < one_import * 3 / 2,
+            "the log holds one import's frames, not several: {after} bytes after four imports, \
+             {one_import} after one"
+        );
+        drop(db);
+        // Dropping the store waited for the last copy.
+        assert_eq!(
+            file_only()
+                .query_row(
+                    "SELECT count(*) FROM telemetry_snapshots WHERE kind = 'endpoints'",
+                    [],
+                    |r| r.get::<_, i64>(0)
+                )
+                .unwrap(),
+            4
+        );
+    }
 
     #[test]
     fn the_main_connection_sees_the_tables_once_attached() {
