@@ -274,17 +274,23 @@ pub(crate) mod tests {
         import::import(db, &req, &mut |_| {}).unwrap().outcome
     }
 
-    #[test]
-    fn the_counts_made_while_reading_equal_the_counts_from_the_rows() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = TelemetryDb::open(dir.path()).unwrap();
-        let trusts = dir.path().join("t.csv");
+    /// A telemetry store in `dir` that knows one trust, RJ1.
+    pub(crate) fn store_with_one_trust(dir: &std::path::Path) -> TelemetryDb {
+        let db = TelemetryDb::open(dir).unwrap();
+        let trusts = dir.join("t.csv");
         std::fs::write(
             &trusts,
             "ods_code,name,trust_type,major_trauma_centre,region\nRJ1,G,acute,yes,London\n",
         )
         .unwrap();
         import_file(&db, Kind::Trusts, &trusts);
+        db
+    }
+
+    #[test]
+    fn the_counts_made_while_reading_equal_the_counts_from_the_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = store_with_one_trust(dir.path());
         let endpoints = dir.path().join("e.csv");
         std::fs::write(&endpoints, endpoints_csv()).unwrap();
         let Outcome::Imported { snapshot, .. } = import_file(&db, Kind::Endpoints, &endpoints)

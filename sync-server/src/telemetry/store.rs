@@ -701,16 +701,9 @@ mod tests {
     #[test]
     fn an_imports_rows_are_copied_into_the_database_after_it_and_the_log_does_not_pile_up() {
         use super::super::Outcome;
-        use super::super::counts::tests::{endpoints_csv, import_file};
+        use super::super::counts::tests::{endpoints_csv, import_file, store_with_one_trust};
         let dir = tempfile::tempdir().unwrap();
-        let db = TelemetryDb::open(dir.path()).unwrap();
-        let trusts = dir.path().join("t.csv");
-        std::fs::write(
-            &trusts,
-            "ods_code,name,trust_type,major_trauma_centre,region\nRJ1,G,acute,yes,London\n",
-        )
-        .unwrap();
-        import_file(&db, Kind::Trusts, &trusts);
+        let db = store_with_one_trust(dir.path());
         assert!(db.wait_for_checkpoint().expect("it ran").complete());
         let endpoints = dir.path().join("e.csv");
         std::fs::write(&endpoints, endpoints_csv()).unwrap();
