@@ -118,7 +118,9 @@ pub(crate) fn import(
     }
 
     // The last import's checkpoint first: begun after it, this import writes the log
-    // from its start, not after that import's frames.
+    // from its start, not after that import's frames. Held until this import's own
+    // checkpoint has started, so that no other import of this process begins meanwhile.
+    let _one_at_a_time = db.one_import_at_a_time();
     db.finish_checkpoint();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     // Again under the lock: another import of the same file may have finished while

@@ -339,12 +339,20 @@ pub struct TelemetryDb {
     /// The checkpoint after the last import, running on a thread of its own
     /// ([`TelemetryDb::checkpoint_in_background`]).
     checkpoint: Mutex<Option<std::thread::JoinHandle<Option<Checkpoint>>>>,
+    /// Held by an import from just before it waits for the last import's checkpoint
+    /// until its own is started: imports in this process one at a time, each beginning
+    /// on a log the one before has been copied out of (an import from another process,
+    /// the command line's beside a running server, is not covered, and may only find
+    /// the log longer).
+    imports: Mutex<()>,
 }
 
 /// What the checkpoint after an import did (`PRAGMA wal_checkpoint`'s answer, timed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Checkpoint {
     pub took: std::time::Duration,
+    /// Another checkpoint was running (another process's): nothing was copied.
+    pub busy: bool,
     /// Frames in the log.
     pub log_frames: i64,
     /// Frames of it now in the database file: all of them, unless a reader still reading
@@ -355,12 +363,16 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// Whether every frame of the log is in the database file.
     pub fn complete(&self) -> bool {
-        self.copied_frames == self.log_frames
+        !self.busy && self.log_frames >= 0 && self.copied_frames == self.log_frames
     }
 
     /// How it is reported, after "then".
     pub fn summary(&self) -> String {
-        if self.complete() {
+        if self.busy || self.log_frames < 0 {
+            "not copied from the write-ahead log into telemetry.db: another checkpoint was \
+             running (a later one copies it)"
+                .to_owned()
+        } else if self.complete() {
             format!(
                 "copied from the write-ahead log into telemetry.db: {:.2} s",
                 self.took.as_secs_f64()
@@ -454,6 +466,7 @@ impl TelemetryDb {
             catching_up: Mutex::new(()),
             refused_feeds: Mutex::default(),
             checkpoint: Mutex::default(),
+            imports: Mutex::default(),
         })
     }
 
@@ -500,6 +513,7 @@ impl TelemetryDb {
                     Ok((busy, log_frames, copied_frames)) => {
                         let done = Checkpoint {
                             took: started.elapsed(),
+                            busy: busy != 0,
                             log_frames,
                             copied_frames,
                         };
@@ -525,6 +539,12 @@ impl TelemetryDb {
             // The rows stay in the log until a later checkpoint copies them.
             Err(e) => tracing::warn!("no thread for the checkpoint after an import: {e}"),
         }
+    }
+
+    /// Taken by an import for its whole run (see the field `imports`).
+    pub(crate) fn one_import_at_a_time(&self) -> MutexGuard<'_, ()> {
+        // An import that panicked left nothing half done that this lock guards.
+        self.imports.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Waits for the checkpoint after the last import, if one is running.
@@ -713,7 +733,6 @@ mod tests {
         };
         assert!(snapshot.rows > 40);
         let path = dir.path().join(DB_FILE);
-        let log = dir.path().join(format!("{DB_FILE}-wal"));
         let count = |conn: &Connection| -> u64 {
             conn.query_row(
                 &format!("SELECT count(*) FROM {}", endpoint_table(snapshot.id)),
@@ -736,7 +755,6 @@ mod tests {
             .unwrap()
         };
         assert_eq!(count(&file_only()), snapshot.rows);
-        let one_import = std::fs::metadata(&log).unwrap().len();
 
         // Three more days at once, none waited for by the caller: each import begins
         // after the one before it is copied, and writes the log from its start.
@@ -753,11 +771,14 @@ mod tests {
             let report = super::super::import::import(&db, &req, &mut |_| {}).unwrap();
             assert!(matches!(report.outcome, Outcome::Imported { .. }));
         }
-        let after = std::fs::metadata(&log).unwrap().len();
+        let last = db.wait_for_checkpoint().expect("the last checkpoint ran");
+        assert!(last.complete(), "{last:?}");
         assert!(
-            after < one_import * 3 / 2,
-            "the log holds one import's frames, not several: {after} bytes after four imports, \
-             {one_import} after one"
+            last.log_frames < done.log_frames * 3 / 2,
+            "the log holds the last import's frames, not several imports': {} frames after \
+             four imports, {} after one",
+            last.log_frames,
+            done.log_frames
         );
         drop(db);
         // Dropping the store waited for the last copy.
