@@ -262,9 +262,24 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn import_file(db: &TelemetryDb, kind: Kind, path: &std::path::Path) -> Outcome {
+        import_file_on(
+            db,
+            kind,
+            path,
+            NaiveDate::from_ymd_opt(2026, 11, 28).unwrap(),
+        )
+    }
+
+    /// [`import_file`] as the snapshot of day `as_of`.
+    pub(crate) fn import_file_on(
+        db: &TelemetryDb,
+        kind: Kind,
+        path: &std::path::Path,
+        as_of: NaiveDate,
+    ) -> Outcome {
         let req = ImportRequest {
             kind,
-            as_of: NaiveDate::from_ymd_opt(2026, 11, 28).unwrap(),
+            as_of,
             format: Format::Csv,
             path,
             sha256: None,

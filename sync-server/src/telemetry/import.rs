@@ -40,7 +40,7 @@ use super::rows::{Alert, ConfigAssessment, Endpoint, NetworkDevice, Trust};
 use super::store::{self, SNAPSHOT_COLUMNS, TelemetryDb, connect, snapshot_row};
 use super::{
     BadRow, Format, ImportReport, ImportRequest, Kind, Outcome, Phase, Progress, Refusal, Snapshot,
-    TelemetryError,
+    TelemetryError, TelemetryStore,
 };
 use crate::limits;
 
@@ -121,7 +121,7 @@ pub(crate) fn import(
     // from its start, not after that import's frames. Held until this import's own
     // checkpoint has started, so that no other import of this process begins meanwhile.
     let _one_at_a_time = db.one_import_at_a_time();
-    db.finish_checkpoint();
+    db.wait_for_checkpoint();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     // Again under the lock: another import of the same file may have finished while
     // this one waited for it.

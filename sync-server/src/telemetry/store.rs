@@ -475,7 +475,7 @@ impl TelemetryDb {
     /// is synced at commit: `synchronous = FULL`) rather than after writing them a second
     /// time. Imports turn SQLite's automatic checkpoint off on their connection for this,
     /// and the next import waits for this one's checkpoint before it begins
-    /// ([`TelemetryDb::finish_checkpoint`]), so that it writes the log from its start
+    /// ([`TelemetryStore::wait_for_checkpoint`]), so that it writes the log from its start
     /// rather than after the last import's frames (the log would grow by one snapshot
     /// per import otherwise). The checkpoint is `PASSIVE`, as the automatic one is: it
     /// does not wait for readers; what a reader still reading an older state holds back,
@@ -484,14 +484,15 @@ impl TelemetryDb {
     pub(crate) fn checkpoint_in_background(&self) {
         let path = self.path.clone();
         let mut slot = self.checkpoint.lock().unwrap_or_else(|p| p.into_inner());
-        // One at a time: an earlier one still running is waited for first.
-        let earlier = slot.take();
+        // Called by an import under `one_import_at_a_time`, after it waited for the last
+        // checkpoint: none is running.
+        debug_assert!(
+            slot.is_none(),
+            "a checkpoint after an import is still running"
+        );
         let spawned = std::thread::Builder::new()
             .name("telemetry-checkpoint".into())
             .spawn(move || {
-                if let Some(earlier) = earlier {
-                    let _ = earlier.join();
-                }
                 let started = std::time::Instant::now();
                 // Never creates the file (a data folder being removed stays removed).
                 let done = Connection::open_with_flags(
@@ -545,16 +546,6 @@ impl TelemetryDb {
     pub(crate) fn one_import_at_a_time(&self) -> MutexGuard<'_, ()> {
         // An import that panicked left nothing half done that this lock guards.
         self.imports.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Waits for the checkpoint after the last import, if one is running.
-    pub(crate) fn finish_checkpoint(&self) -> Option<Checkpoint> {
-        let handle = self
-            .checkpoint
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()?;
-        handle.join().ok().flatten()
     }
 
     /// Attaches `telemetry.db` to `conn` as `telemetry`: its tables are then visible on
@@ -623,13 +614,18 @@ impl Drop for TelemetryDb {
     /// The checkpoint after an import ends before its data folder may be removed or
     /// copied.
     fn drop(&mut self) {
-        self.finish_checkpoint();
+        self.wait_for_checkpoint();
     }
 }
 
 impl TelemetryStore for TelemetryDb {
     fn wait_for_checkpoint(&self) -> Option<Checkpoint> {
-        self.finish_checkpoint()
+        let handle = self
+            .checkpoint
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()?;
+        handle.join().ok().flatten()
     }
     fn prune_snapshots(
         &self,
@@ -721,7 +717,9 @@ mod tests {
     #[test]
     fn an_imports_rows_are_copied_into_the_database_after_it_and_the_log_does_not_pile_up() {
         use super::super::Outcome;
-        use super::super::counts::tests::{endpoints_csv, import_file, store_with_one_trust};
+        use super::super::counts::tests::{
+            endpoints_csv, import_file, import_file_on, store_with_one_trust,
+        };
         let dir = tempfile::tempdir().unwrap();
         let db = store_with_one_trust(dir.path());
         assert!(db.wait_for_checkpoint().expect("it ran").complete());
@@ -759,17 +757,9 @@ mod tests {
         // Three more days at once, none waited for by the caller: each import begins
         // after the one before it is copied, and writes the log from its start.
         for day in 1..=3 {
-            let req = ImportRequest {
-                kind: Kind::Endpoints,
-                as_of: NaiveDate::from_ymd_opt(2026, 12, day).unwrap(),
-                format: super::super::Format::Csv,
-                path: &endpoints,
-                sha256: None,
-                by: "test",
-                now: chrono::Utc::now(),
-            };
-            let report = super::super::import::import(&db, &req, &mut |_| {}).unwrap();
-            assert!(matches!(report.outcome, Outcome::Imported { .. }));
+            let day = NaiveDate::from_ymd_opt(2026, 12, day).unwrap();
+            let outcome = import_file_on(&db, Kind::Endpoints, &endpoints, day);
+            assert!(matches!(outcome, Outcome::Imported { .. }));
         }
         let last = db.wait_for_checkpoint().expect("the last checkpoint ran");
         assert!(last.complete(), "{last:?}");
